@@ -1,0 +1,145 @@
+import { randomUUID } from "node:crypto";
+import { createServer, type Server } from "node:http";
+import type { AddressInfo } from "node:net";
+import { GraphQLError } from "graphql";
+import { createYoga, useReadinessCheck, type YogaServerInstance } from "graphql-yoga";
+import { bearerToken, type TokenVerifier } from "./auth.js";
+import type { Db } from "./db/client.js";
+import { AppError, toGraphQLError } from "./errors.js";
+import type { Logger } from "./logger.js";
+import { createMaskError } from "./mask-error.js";
+import { useConnectionArgsGuard } from "./schema/connection-args.js";
+import type { Context } from "./schema/context.js";
+import { schema } from "./schema/index.js";
+
+export interface AppDeps {
+  db: Db;
+  logger: Logger;
+  verifier: TokenVerifier;
+  /** GraphiQL at GET /graphql; off in production. */
+  graphiql: false | { defaultHeaders?: Record<string, string> };
+  /** Milliseconds /ready waits for the database. */
+  readyTimeoutMs?: number;
+}
+
+export interface App {
+  yoga: YogaServerInstance<Record<string, unknown>, Context>;
+  server: Server;
+  /** Listens on the port (0 picks a free one) and resolves with the bound address. */
+  start(port: number, host?: string): Promise<{ port: number; url: string }>;
+  stop(): Promise<void>;
+}
+
+const REQUEST_ID = /^[\w.:-]{1,128}$/;
+
+const GRAPHIQL_HELP = `# Every operation needs a JWT: open "Headers" below and send
+#   { "Authorization": "Bearer <JWT>" }
+# \`npm start\` without auth settings prints a dev token to paste there.
+
+query MyTasks {
+  tasks(first: 10) {
+    edges { node { id title completed } }
+  }
+}
+`;
+
+export function buildApp(deps: AppDeps): App {
+  const { db, logger, verifier } = deps;
+
+  const yoga = createYoga<Record<string, unknown>, Context>({
+    schema,
+    graphqlEndpoint: "/graphql",
+    healthCheckEndpoint: "/health",
+    landingPage: false,
+    logging: false,
+    graphiql: deps.graphiql
+      ? {
+          title: "Todo assistant API",
+          defaultQuery: GRAPHIQL_HELP,
+          headers: deps.graphiql.defaultHeaders ? JSON.stringify(deps.graphiql.defaultHeaders, null, 2) : undefined,
+          subscriptionsProtocol: "WS",
+        }
+      : false,
+    maskedErrors: { maskError: createMaskError(logger) },
+    context: async ({ request }): Promise<Context> => {
+      const requestId = requestIdOf(request.headers.get("x-request-id"));
+      try {
+        const viewer = await verifier.verify(bearerToken(request.headers.get("authorization")));
+        return { viewer, db, requestId };
+      } catch (error) {
+        // 401 tells HTTP clients and proxies what happened; yoga strips `http` from the body.
+        if (error instanceof AppError) throw toGraphQLError(error, undefined, { http: { status: 401 } });
+        throw error;
+      }
+    },
+    plugins: [
+      useConnectionArgsGuard(),
+      useReadinessCheck({
+        endpoint: "/ready",
+        check: async () => {
+          await withTimeout(db.$queryRaw`SELECT 1`, deps.readyTimeoutMs ?? 2000);
+          return true;
+        },
+      }),
+      {
+        onResponse({ request, response, serverContext }) {
+          const started = (serverContext as { startedAt?: number }).startedAt;
+          logger.info(
+            {
+              method: request.method,
+              path: new URL(request.url).pathname,
+              status: response.status,
+              ms: started === undefined ? undefined : Date.now() - started,
+            },
+            "request",
+          );
+        },
+      },
+    ],
+  });
+
+  const server = createServer((req, res) => {
+    void yoga.handle(req, res, { startedAt: Date.now() });
+  });
+
+  return {
+    yoga,
+    server,
+    start: (port, host = "0.0.0.0") =>
+      new Promise((resolve, reject) => {
+        server.once("error", reject);
+        server.listen(port, host, () => {
+          server.off("error", reject);
+          const address = server.address() as AddressInfo;
+          const shownHost = host === "0.0.0.0" || host === "::" ? "localhost" : host;
+          resolve({ port: address.port, url: `http://${shownHost}:${address.port}/graphql` });
+        });
+      }),
+    stop: () =>
+      new Promise((resolve, reject) => {
+        if (!server.listening) return resolve();
+        server.close((error) => (error ? reject(error) : resolve()));
+        server.closeAllConnections();
+      }),
+  };
+}
+
+function requestIdOf(header: string | null): string {
+  return header !== null && REQUEST_ID.test(header) ? header : randomUUID();
+}
+
+function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new GraphQLError(`timed out after ${ms} ms`)), ms);
+    promise.then(
+      (value) => {
+        clearTimeout(timer);
+        resolve(value);
+      },
+      (error: unknown) => {
+        clearTimeout(timer);
+        reject(error instanceof Error ? error : new Error(String(error)));
+      },
+    );
+  });
+}

@@ -1,0 +1,85 @@
+import { randomBytes } from "node:crypto";
+import { createRemoteJWKSet, errors, jwtVerify, SignJWT, type JWTPayload, type JWTVerifyGetKey } from "jose";
+import type { Config } from "./config.js";
+import { unauthenticated } from "./errors.js";
+
+export interface Viewer {
+  userId: string;
+  /** Seconds since the epoch; subscriptions close when it passes. */
+  expiresAt: number | undefined;
+}
+
+export interface TokenVerifier {
+  verify(token: string): Promise<Viewer>;
+}
+
+/** Asymmetric algorithms a JWKS may publish; "none" and HMAC are never taken from a JWKS. */
+const JWKS_ALGORITHMS = ["RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA"];
+
+export function createVerifier(auth: Config["auth"] & { jwtSecret: string } | Config["auth"]): TokenVerifier {
+  const options = { issuer: auth.issuer, audience: auth.audience };
+  if (auth.jwtSecret !== undefined) {
+    const key = new TextEncoder().encode(auth.jwtSecret);
+    return { verify: (token) => verifyWith(token, key, { ...options, algorithms: ["HS256"] }) };
+  }
+  if (auth.jwksUrl !== undefined) {
+    const jwks = createRemoteJWKSet(new URL(auth.jwksUrl));
+    return { verify: (token) => verifyWith(token, jwks, { ...options, algorithms: JWKS_ALGORITHMS }) };
+  }
+  throw new Error("createVerifier needs AUTH_JWT_SECRET or AUTH_JWKS_URL");
+}
+
+async function verifyWith(
+  token: string,
+  key: Uint8Array | JWTVerifyGetKey,
+  options: { issuer: string | undefined; audience: string | undefined; algorithms: string[] },
+): Promise<Viewer> {
+  let payload: JWTPayload;
+  try {
+    ({ payload } =
+      typeof key === "function"
+        ? await jwtVerify(token, key, options)
+        : await jwtVerify(token, key, options));
+  } catch (error) {
+    throw unauthenticated(describeJwtFailure(error));
+  }
+  if (typeof payload.sub !== "string" || payload.sub === "") {
+    throw unauthenticated("The token has no subject (sub)");
+  }
+  return { userId: payload.sub, expiresAt: payload.exp };
+}
+
+function describeJwtFailure(error: unknown): string {
+  if (error instanceof errors.JWTExpired) return "The token has expired";
+  if (error instanceof errors.JWSSignatureVerificationFailed) return "The token's signature is invalid";
+  if (error instanceof errors.JOSEAlgNotAllowed) return "The token is signed with an algorithm that is not accepted";
+  if (error instanceof errors.JWTClaimValidationFailed) return `The token's ${error.claim} claim is invalid`;
+  if (error instanceof errors.JWKSNoMatchingKey) return "The token is signed with an unknown key";
+  return "The token is malformed";
+}
+
+/** Reads `Bearer <token>`; anything else is UNAUTHENTICATED. */
+export function bearerToken(header: string | null | undefined): string {
+  if (header === null || header === undefined || header.trim() === "") {
+    throw unauthenticated("Missing Authorization header: send `Authorization: Bearer <JWT>`");
+  }
+  const match = /^Bearer\s+(\S+)\s*$/i.exec(header);
+  if (!match?.[1]) throw unauthenticated("The Authorization header must be `Bearer <JWT>`");
+  return match[1];
+}
+
+/** A per-process HS256 secret for development; it never leaves this process except through dev tokens. */
+export function randomDevSecret(): string {
+  return randomBytes(32).toString("base64url");
+}
+
+export async function signHs256(
+  secret: string,
+  claims: { sub: string; expiresIn?: string | number; issuer?: string; audience?: string },
+): Promise<string> {
+  let jwt = new SignJWT({}).setProtectedHeader({ alg: "HS256", typ: "JWT" }).setSubject(claims.sub).setIssuedAt();
+  if (claims.expiresIn !== undefined) jwt = jwt.setExpirationTime(claims.expiresIn);
+  if (claims.issuer !== undefined) jwt = jwt.setIssuer(claims.issuer);
+  if (claims.audience !== undefined) jwt = jwt.setAudience(claims.audience);
+  return jwt.sign(new TextEncoder().encode(secret));
+}

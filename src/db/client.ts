@@ -1,0 +1,73 @@
+import { neonConfig } from "@neondatabase/serverless";
+import { PrismaNeon } from "@prisma/adapter-neon";
+import { PrismaPg } from "@prisma/adapter-pg";
+import pg from "pg";
+import { WebSocket } from "ws";
+import type { DatabaseDriver } from "../config.js";
+import { PrismaClient } from "../generated/prisma/client.js";
+
+export type Db = PrismaClient;
+
+export interface DbOptions {
+  url: string;
+  driver: DatabaseDriver;
+  poolSize: number;
+  /** An exhausted pool fails a query after this long instead of hanging. */
+  connectionTimeoutMs: number;
+  /** Called with every SQL statement Prisma sends (tests count them). */
+  onQuery?: (sql: string) => void;
+}
+
+export interface NeonTransportOverrides {
+  /** `host:port/path` of a WebSocket-to-TCP proxy, for local tests. */
+  wsProxy: string;
+  useSecureWebSocket: boolean;
+}
+
+/**
+ * Points the Neon driver at a local WebSocket proxy. The driver's settings are
+ * process-wide, so this is a separate, explicit call rather than a DbOptions field.
+ */
+export function configureNeonTransport(overrides: NeonTransportOverrides): void {
+  neonConfig.wsProxy = () => overrides.wsProxy;
+  neonConfig.useSecureWebSocket = overrides.useSecureWebSocket;
+  // Pipelining skips round trips by assuming TLS and cleartext auth; a plain
+  // local proxy speaks neither.
+  neonConfig.pipelineTLS = overrides.useSecureWebSocket;
+  neonConfig.pipelineConnect = false;
+}
+
+export function createDb(options: DbOptions): Db {
+  const adapter = options.driver === "neon" ? neonAdapter(options) : pgAdapter(options);
+  const client = new PrismaClient({
+    adapter,
+    log: options.onQuery ? [{ emit: "event", level: "query" }] : [],
+  });
+  if (options.onQuery) {
+    const onQuery = options.onQuery;
+    client.$on("query", (event) => onQuery(event.query));
+  }
+  return client;
+}
+
+function pgAdapter(options: DbOptions): PrismaPg {
+  const pool = new pg.Pool({
+    connectionString: options.url,
+    max: options.poolSize,
+    connectionTimeoutMillis: options.connectionTimeoutMs,
+    idleTimeoutMillis: 30_000,
+  });
+  // An idle client that loses its connection emits on the pool; without a
+  // listener that would crash the process. The pool discards the client itself.
+  pool.on("error", () => {});
+  return new PrismaPg(pool);
+}
+
+function neonAdapter(options: DbOptions): PrismaNeon {
+  neonConfig.webSocketConstructor ??= WebSocket;
+  return new PrismaNeon({
+    connectionString: options.url,
+    max: options.poolSize,
+    connectionTimeoutMillis: options.connectionTimeoutMs,
+  });
+}

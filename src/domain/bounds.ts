@@ -1,0 +1,36 @@
+import { badInput } from "../errors.js";
+
+/** The product's bounds, shared by GraphQL inputs, the assistant's tools and MCP. */
+export const Bounds = {
+  taskTitle: { min: 1, max: 200 },
+  taskDescription: { max: 1000 },
+  conversationTitle: { max: 200 },
+  messageContent: { min: 1, max: 5000 },
+  clientMessageId: { min: 1, max: 100 },
+} as const;
+
+/** Length in characters as Postgres counts them (code points), not UTF-16 units. */
+export function charLength(value: string): number {
+  let length = 0;
+  for (const _ of value) length += 1;
+  return length;
+}
+
+/** Trims and checks a required text; `field` names it in the error. */
+export function requiredText(field: string, value: string, bounds: { min: number; max: number }): string {
+  const trimmed = value.trim();
+  const length = charLength(trimmed);
+  if (length < bounds.min) throw badInput(field, "must not be empty");
+  if (length > bounds.max) throw badInput(field, `must be at most ${bounds.max} characters (got ${length})`);
+  return trimmed;
+}
+
+/** Trims an optional text; empty becomes null so "clear it" has one spelling. */
+export function optionalText(field: string, value: string | null, bounds: { max: number }): string | null {
+  if (value === null) return null;
+  const trimmed = value.trim();
+  if (trimmed === "") return null;
+  const length = charLength(trimmed);
+  if (length > bounds.max) throw badInput(field, `must be at most ${bounds.max} characters (got ${length})`);
+  return trimmed;
+}

@@ -1,0 +1,60 @@
+import type { Db } from "../db/client.js";
+import { notFound } from "../errors.js";
+import type { MessageRole, Prisma } from "../generated/prisma/client.js";
+
+export type MessageQuery = { select?: Prisma.MessageSelect } | { include?: Prisma.MessageInclude } | Record<string, never>;
+
+/** A client that can run statements inside an interactive transaction. */
+export type Tx = Prisma.TransactionClient;
+
+export interface NewMessage {
+  role: MessageRole;
+  content: string;
+  toolPlan?: string | null;
+  toolCalls?: Prisma.InputJsonValue | null;
+  toolCallId?: string | null;
+  clientMessageId?: string | null;
+}
+
+export async function getMessage(db: Db, userId: string, id: string, query: MessageQuery = {}) {
+  const message = await db.message.findFirst({ ...query, where: { id, userId } });
+  if (!message) throw notFound("Message");
+  return message;
+}
+
+/**
+ * Appends messages to a conversation inside the caller's transaction.
+ *
+ * Bumping `last_seq` row-locks the conversation until commit, so concurrent
+ * writers take turns: seqs are dense, and they commit in seq order. A reader
+ * that has seen seq N can never later see a smaller seq appear.
+ */
+export async function appendMessages(
+  tx: Tx,
+  userId: string,
+  conversationId: string,
+  messages: readonly NewMessage[],
+) {
+  const bumped = await tx.conversation.updateManyAndReturn({
+    where: { id: conversationId, userId },
+    data: { lastSeq: { increment: messages.length }, updatedAt: new Date() },
+    select: { lastSeq: true },
+  });
+  const conversation = bumped[0];
+  if (!conversation) throw notFound("Conversation");
+  const firstSeq = conversation.lastSeq - messages.length + 1;
+  const created = await tx.message.createManyAndReturn({
+    data: messages.map((message, index) => ({
+      conversationId,
+      userId,
+      seq: firstSeq + index,
+      role: message.role,
+      content: message.content,
+      toolPlan: message.toolPlan ?? null,
+      toolCalls: message.toolCalls ?? undefined,
+      toolCallId: message.toolCallId ?? null,
+      clientMessageId: message.clientMessageId ?? null,
+    })),
+  });
+  return created.sort((a, b) => a.seq - b.seq);
+}

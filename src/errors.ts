@@ -1,0 +1,68 @@
+import { GraphQLError } from "graphql";
+
+/**
+ * The one documented set of error codes (`extensions.code`). Anything that is
+ * not an AppError reaches clients as INTERNAL_SERVER_ERROR with a fixed message.
+ */
+export const ErrorCode = {
+  UNAUTHENTICATED: "UNAUTHENTICATED",
+  NOT_FOUND: "NOT_FOUND",
+  BAD_USER_INPUT: "BAD_USER_INPUT",
+  ASSISTANT_UNAVAILABLE: "ASSISTANT_UNAVAILABLE",
+  INTERNAL_SERVER_ERROR: "INTERNAL_SERVER_ERROR",
+} as const;
+export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
+
+export interface AppErrorOptions {
+  /** The input field at fault, as the client spelled it (e.g. "input.title"). */
+  field?: string;
+  extensions?: Record<string, unknown>;
+  cause?: unknown;
+}
+
+/** An expected failure whose message is safe to show to the client. */
+export class AppError extends Error {
+  override name = "AppError";
+  readonly code: ErrorCode;
+  readonly field: string | undefined;
+  readonly extensions: Record<string, unknown>;
+
+  constructor(code: ErrorCode, message: string, options: AppErrorOptions = {}) {
+    super(message, options.cause === undefined ? undefined : { cause: options.cause });
+    this.code = code;
+    this.field = options.field;
+    this.extensions = options.extensions ?? {};
+  }
+}
+
+/** The same answer for "does not exist" and "belongs to someone else", so existence is never revealed. */
+export function notFound(what: string): AppError {
+  return new AppError(ErrorCode.NOT_FOUND, `${what} not found`);
+}
+
+export function badInput(field: string, reason: string): AppError {
+  return new AppError(ErrorCode.BAD_USER_INPUT, `${field}: ${reason}`, { field });
+}
+
+export function unauthenticated(reason: string): AppError {
+  return new AppError(ErrorCode.UNAUTHENTICATED, reason);
+}
+
+export function toGraphQLError(
+  error: AppError,
+  base?: GraphQLError,
+  extra: Record<string, unknown> = {},
+): GraphQLError {
+  return new GraphQLError(error.message, {
+    nodes: base?.nodes,
+    source: base?.source,
+    positions: base?.positions,
+    path: base?.path,
+    extensions: {
+      ...error.extensions,
+      code: error.code,
+      ...(error.field === undefined ? {} : { field: error.field }),
+      ...extra,
+    },
+  });
+}

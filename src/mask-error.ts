@@ -1,0 +1,44 @@
+import { PothosValidationError } from "@pothos/core";
+import { GraphQLError } from "graphql";
+import { AppError, ErrorCode, toGraphQLError } from "./errors.js";
+import type { Logger } from "./logger.js";
+
+const MASKED_MESSAGE = "Unexpected error";
+
+/**
+ * Yoga's maskError: expected errors keep their message and get their code;
+ * anything else becomes INTERNAL_SERVER_ERROR with a fixed message, and the
+ * original goes to the log only. No stack, SQL or Prisma text reaches a client.
+ */
+export function createMaskError(logger: Logger) {
+  return (error: unknown): Error => {
+    const original = error instanceof GraphQLError ? (error.originalError ?? undefined) : error;
+    const base = error instanceof GraphQLError ? error : undefined;
+
+    if (original instanceof AppError) return toGraphQLError(original, base);
+    if (original instanceof GraphQLError && original.extensions.code !== undefined) return original;
+    if (original instanceof PothosValidationError) {
+      return toGraphQLError(new AppError(ErrorCode.BAD_USER_INPUT, original.message), base);
+    }
+    if (base && original === undefined) {
+      // graphql-js' own request errors: parse, validation, variable coercion.
+      if (base.extensions.code !== undefined) return base;
+      return new GraphQLError(base.message, {
+        nodes: base.nodes,
+        source: base.source,
+        positions: base.positions,
+        path: base.path,
+        extensions: { ...base.extensions, code: ErrorCode.BAD_USER_INPUT },
+      });
+    }
+
+    logger.error({ err: original ?? error, path: base?.path }, "unexpected error in a GraphQL operation");
+    return new GraphQLError(MASKED_MESSAGE, {
+      nodes: base?.nodes,
+      source: base?.source,
+      positions: base?.positions,
+      path: base?.path,
+      extensions: { code: ErrorCode.INTERNAL_SERVER_ERROR },
+    });
+  };
+}

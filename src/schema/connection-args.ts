@@ -1,0 +1,77 @@
+import {
+  getNamedType,
+  GraphQLError,
+  Kind,
+  TypeInfo,
+  visit,
+  visitWithTypeInfo,
+  type DocumentNode,
+  type GraphQLSchema,
+} from "graphql";
+import { getArgumentValues } from "graphql/execution/values.js";
+import type { Plugin } from "graphql-yoga";
+import { ErrorCode } from "../errors.js";
+import { isValidCursor } from "./ids.js";
+
+export const MAX_PAGE_SIZE = 100;
+
+/**
+ * Checks every connection's first/last/after/before, nested ones included,
+ * before execution starts. Pothos decodes a nested connection's cursor while
+ * planning its parent's SQL, so a per-field check would come too late, and its
+ * own errors do not say which argument was wrong.
+ */
+export function connectionArgsProblems(
+  schema: GraphQLSchema,
+  document: DocumentNode,
+  variables: Record<string, unknown> | undefined,
+): GraphQLError[] {
+  const problems: GraphQLError[] = [];
+  const typeInfo = new TypeInfo(schema);
+  visit(
+    document,
+    visitWithTypeInfo(typeInfo, {
+      Field(node) {
+        const field = typeInfo.getFieldDef();
+        if (!field || !getNamedType(field.type).name.endsWith("Connection")) return;
+        let args: Record<string, unknown>;
+        try {
+          args = getArgumentValues(field, node, variables ?? {});
+        } catch {
+          return; // Variable coercion errors are reported by execution itself.
+        }
+        const where = `${field.name}(…)`;
+        for (const name of ["first", "last"] as const) {
+          const value = args[name];
+          if (typeof value === "number" && (value < 0 || value > MAX_PAGE_SIZE)) {
+            problems.push(problem(node, name, `${where} ${name} must be between 0 and ${MAX_PAGE_SIZE} (got ${value})`));
+          }
+        }
+        for (const name of ["after", "before"] as const) {
+          const value = args[name];
+          if (typeof value === "string" && !isValidCursor(value)) {
+            problems.push(problem(node, name, `${where} ${name} is not a cursor from this connection`));
+          }
+        }
+      },
+    }),
+  );
+  return problems;
+}
+
+function problem(node: { kind: Kind.FIELD }, field: string, message: string): GraphQLError {
+  return new GraphQLError(message, { nodes: [node as never], extensions: { code: ErrorCode.BAD_USER_INPUT, field } });
+}
+
+export function useConnectionArgsGuard(): Plugin {
+  return {
+    onExecute({ args, setResultAndStopExecution }) {
+      const problems = connectionArgsProblems(args.schema, args.document, args.variableValues ?? undefined);
+      if (problems.length > 0) setResultAndStopExecution({ errors: problems });
+    },
+    onSubscribe({ args, setResultAndStopExecution }) {
+      const problems = connectionArgsProblems(args.schema, args.document, args.variableValues ?? undefined);
+      if (problems.length > 0) setResultAndStopExecution({ errors: problems });
+    },
+  };
+}

@@ -1,0 +1,32 @@
+import { brandWithType } from "@pothos/core";
+import { getConversation } from "../domain/conversations.js";
+import { getMessage } from "../domain/messages.js";
+import { getTask } from "../domain/tasks.js";
+import { builder } from "./builder.js";
+import { ConversationRef } from "./conversation.js";
+import { MessageRef } from "./message.js";
+import { TaskRef } from "./task.js";
+import { parseGlobalId, type NodeTypename } from "./ids.js";
+
+const types = {
+  Task: { ref: TaskRef, load: getTask },
+  Conversation: { ref: ConversationRef, load: getConversation },
+  Message: { ref: MessageRef, load: getMessage },
+} satisfies Record<NodeTypename, unknown>;
+
+builder.queryField("node", (t) =>
+  t.field({
+    type: builder.nodeInterfaceRef(),
+    nullable: true,
+    description: "Any Task, Conversation or Message of the viewer by its global ID. Others' are NOT_FOUND.",
+    args: { id: t.arg.id({ required: true }) },
+    resolve: async (_root, args, ctx) => {
+      const { typename, id } = parseGlobalId(args.id, "id", ["Task", "Conversation", "Message"]);
+      const type = types[typename];
+      const row = await type.load(ctx.db, ctx.viewer.userId, id);
+      // Lets the Node interface resolve the row's concrete type.
+      brandWithType(row, type.ref);
+      return row;
+    },
+  }),
+);
