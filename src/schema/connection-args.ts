@@ -1,4 +1,5 @@
 import {
+  getArgumentValues,
   getNamedType,
   GraphQLError,
   Kind,
@@ -8,7 +9,6 @@ import {
   type DocumentNode,
   type GraphQLSchema,
 } from "graphql";
-import { getArgumentValues } from "graphql/execution/values.js";
 import type { Plugin } from "graphql-yoga";
 import { ErrorCode } from "../errors.js";
 import { isValidCursor } from "./ids.js";

@@ -1,0 +1,75 @@
+import { pino } from "pino";
+import { buildApp, type App, type AppDeps } from "../../src/app.js";
+import { createVerifier } from "../../src/auth.js";
+import type { Db } from "../../src/db/client.js";
+import { createLogger, type Logger } from "../../src/logger.js";
+import { newUserId, testDb } from "./db.js";
+import { TEST_JWT_SECRET, tokenFor } from "./tokens.js";
+
+export interface GraphQLResponse<T = Record<string, any>> {
+  status: number;
+  data?: T | null;
+  errors?: { message: string; path?: (string | number)[]; extensions?: Record<string, any> }[];
+}
+
+export interface TestServer {
+  app: App;
+  db: Db;
+  url: string;
+  baseUrl: string;
+  /** POSTs an operation, with `token` as the Bearer (omit for none). */
+  request<T = Record<string, any>>(query: string, variables?: Record<string, unknown>, token?: string | null): Promise<GraphQLResponse<T>>;
+  close(): Promise<void>;
+}
+
+export interface TestUser {
+  id: string;
+  token: string;
+  /** request() as this user. */
+  gql<T = Record<string, any>>(query: string, variables?: Record<string, unknown>): Promise<GraphQLResponse<T>>;
+}
+
+/** A real HTTP server on a loopback port of its own, on the run's test database. */
+export async function startTestServer(options: Partial<AppDeps> & { logger?: Logger } = {}): Promise<TestServer> {
+  const ownDb = options.db === undefined;
+  const db = options.db ?? testDb();
+  const app = buildApp({
+    db,
+    logger: options.logger ?? createLogger("silent"),
+    verifier: options.verifier ?? createVerifier({ jwtSecret: TEST_JWT_SECRET, jwksUrl: undefined, issuer: undefined, audience: undefined }),
+    graphiql: options.graphiql ?? false,
+  });
+  const { port } = await app.start(0, "127.0.0.1");
+  const baseUrl = `http://127.0.0.1:${port}`;
+  const url = `${baseUrl}/graphql`;
+  return {
+    app,
+    db,
+    url,
+    baseUrl,
+    async request(query, variables, token) {
+      const headers: Record<string, string> = { "content-type": "application/json", accept: "application/graphql-response+json" };
+      if (token) headers.authorization = `Bearer ${token}`;
+      const response = await fetch(url, { method: "POST", headers, body: JSON.stringify({ query, variables }) });
+      const body = (await response.json()) as GraphQLResponse;
+      return { ...body, status: response.status } as never;
+    },
+    async close() {
+      await app.stop();
+      if (ownDb) await db.$disconnect();
+    },
+  };
+}
+
+export async function newUser(server: TestServer, label?: string): Promise<TestUser> {
+  const id = newUserId(label);
+  const token = await tokenFor(id);
+  return { id, token, gql: (query, variables) => server.request(query, variables, token) };
+}
+
+/** A logger that keeps every line, for asserting what is (not) logged. */
+export function capturingLogger(): { logger: Logger; lines: string[] } {
+  const lines: string[] = [];
+  const logger = createLogger("trace", { write: (line: string) => void lines.push(line) } as pino.DestinationStream);
+  return { logger, lines };
+}
