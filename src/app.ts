@@ -8,12 +8,17 @@ import type { Db } from "./db/client.js";
 import { AppError, toGraphQLError } from "./errors.js";
 import type { Logger } from "./logger.js";
 import { createMaskError } from "./mask-error.js";
+import type { AssistantDeps } from "./chat/turn.js";
 import { useConnectionArgsGuard } from "./schema/connection-args.js";
+import { useDeferredErrors } from "./schema/deferred-errors.js";
+import { createToolResultLoader } from "./schema/loaders.js";
 import type { Context } from "./schema/context.js";
 import { schema } from "./schema/index.js";
 
 export interface AppDeps {
   db: Db;
+  /** The chat loop's model (undefined without COHERE_API_KEY), bounds and clock. */
+  assistant: AssistantDeps;
   logger: Logger;
   verifier: TokenVerifier;
   /** GraphiQL at GET /graphql; off in production. */
@@ -65,7 +70,14 @@ export function buildApp(deps: AppDeps): App {
       const requestId = requestIdOf(request.headers.get("x-request-id"));
       try {
         const viewer = await verifier.verify(bearerToken(request.headers.get("authorization")));
-        return { viewer, db, requestId };
+        return {
+          viewer,
+          db,
+          requestId,
+          assistant: deps.assistant,
+          toolResults: createToolResultLoader(db, viewer.userId),
+          deferredErrors: [],
+        };
       } catch (error) {
         // 401 tells HTTP clients and proxies what happened; yoga strips `http` from the body.
         if (error instanceof AppError) throw toGraphQLError(error, undefined, { http: { status: 401 } });
@@ -74,11 +86,19 @@ export function buildApp(deps: AppDeps): App {
     },
     plugins: [
       useConnectionArgsGuard(),
+      useDeferredErrors(),
       useReadinessCheck({
         endpoint: "/ready",
         check: async () => {
-          await withTimeout(db.$queryRaw`SELECT 1`, deps.readyTimeoutMs ?? 2000);
-          return true;
+          try {
+            await withTimeout(db.$queryRaw`SELECT 1`, deps.readyTimeoutMs ?? 2000);
+            return true;
+          } catch (error) {
+            // Yoga would answer with the error's message, which names the database host,
+            // port and Prisma internals: a bare 503 for the client, the reason for the log.
+            logger.warn({ err: error }, "readiness check failed");
+            return false;
+          }
         },
       }),
       {

@@ -9,6 +9,10 @@ export const ErrorCode = {
   NOT_FOUND: "NOT_FOUND",
   BAD_USER_INPUT: "BAD_USER_INPUT",
   ASSISTANT_UNAVAILABLE: "ASSISTANT_UNAVAILABLE",
+  /** A chat turn ended at a bound; the payload still carries what was persisted. */
+  ASSISTANT_STEP_LIMIT: "ASSISTANT_STEP_LIMIT",
+  ASSISTANT_TIMEOUT: "ASSISTANT_TIMEOUT",
+  ASSISTANT_REPEATED_TOOL_CALL: "ASSISTANT_REPEATED_TOOL_CALL",
   INTERNAL_SERVER_ERROR: "INTERNAL_SERVER_ERROR",
 } as const;
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];

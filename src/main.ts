@@ -1,5 +1,6 @@
 import { buildApp } from "./app.js";
 import { createVerifier, randomDevSecret, signHs256 } from "./auth.js";
+import { createCohereModel } from "./chat/cohere.js";
 import { ConfigError, loadConfig } from "./config.js";
 import { createDb } from "./db/client.js";
 import { openDatabase } from "./db/open.js";
@@ -31,9 +32,22 @@ if (auth.jwtSecret === undefined && auth.jwksUrl === undefined) {
   devToken = await signHs256(auth.jwtSecret as string, { sub: "dev-user", expiresIn: "12h" });
 }
 
+if (config.cohere.apiKey === undefined) {
+  logger.warn("COHERE_API_KEY is not set: sendMessage answers ASSISTANT_UNAVAILABLE; everything else works");
+}
+
 const app = buildApp({
   db,
   logger,
+  assistant: {
+    model: config.cohere.apiKey === undefined ? undefined : createCohereModel({ apiKey: config.cohere.apiKey, baseUrl: config.cohere.baseUrl }),
+    modelName: config.cohere.model,
+    maxSteps: config.cohere.maxSteps,
+    callTimeoutMs: config.cohere.timeoutMs,
+    turnTimeoutMs: config.cohere.turnTimeoutMs,
+    clock: () => new Date(),
+    logger,
+  },
   verifier: createVerifier(auth),
   graphiql: config.isProduction ? false : { defaultHeaders: devToken ? { Authorization: `Bearer ${devToken}` } : undefined },
 });

@@ -16,13 +16,10 @@ export function createMaskError(logger: Logger) {
     const base = error instanceof GraphQLError ? error : undefined;
 
     if (original instanceof AppError) return toGraphQLError(original, base);
-    if (original instanceof GraphQLError && original.extensions.code !== undefined) return original;
-    if (original instanceof PothosValidationError) {
-      return toGraphQLError(new AppError(ErrorCode.BAD_USER_INPUT, original.message), base);
-    }
-    if (base && original === undefined) {
-      // graphql-js' own request errors: parse, validation, variable coercion.
-      if (base.extensions.code !== undefined) return base;
+    if (base && isRequestError(base)) {
+      // graphql-js' own request errors (parse, variable coercion) and Yoga's
+      // (GRAPHQL_PARSE_FAILED, BAD_REQUEST…): the client's fault, in the contract's code.
+      if (isContractCode(base.extensions.code)) return base;
       return new GraphQLError(base.message, {
         nodes: base.nodes,
         source: base.source,
@@ -30,6 +27,10 @@ export function createMaskError(logger: Logger) {
         path: base.path,
         extensions: { ...base.extensions, code: ErrorCode.BAD_USER_INPUT },
       });
+    }
+    if (original instanceof GraphQLError && original.extensions.code !== undefined) return original;
+    if (original instanceof PothosValidationError) {
+      return toGraphQLError(new AppError(ErrorCode.BAD_USER_INPUT, original.message), base);
     }
 
     logger.error({ err: original ?? error, path: base?.path }, "unexpected error in a GraphQL operation");
@@ -41,4 +42,25 @@ export function createMaskError(logger: Logger) {
       extensions: { code: ErrorCode.INTERNAL_SERVER_ERROR },
     });
   };
+}
+
+const CONTRACT_CODES: ReadonlySet<unknown> = new Set(Object.values(ErrorCode));
+
+function isContractCode(code: unknown): boolean {
+  return CONTRACT_CODES.has(code);
+}
+
+/**
+ * An error about the request itself rather than a field: it has no path, and
+ * its cause chain holds nothing but GraphQLErrors (a variable coercion error
+ * wraps the scalar's own GraphQLError). Anything a resolver throws has a path.
+ */
+function isRequestError(error: GraphQLError): boolean {
+  if (error.path !== undefined) return false;
+  let cause: unknown = error.originalError;
+  while (cause !== undefined && cause !== null) {
+    if (!(cause instanceof GraphQLError)) return false;
+    cause = cause.originalError;
+  }
+  return true;
 }

@@ -50,9 +50,17 @@ export function checksumOf(sql: string): string {
   return createHash("sha256").update(sql, "utf8").digest("hex");
 }
 
-/** Prisma accepts a checksum of the script as written or with CRLF line endings folded to LF. */
+/**
+ * Prisma accepts a checksum of the script as written, with CRLF folded to LF, or
+ * with LF expanded to CRLF (schema-engine's script_matches_checksum), so a
+ * migration applied from a Windows checkout still matches its LF file.
+ */
 function matchesChecksum(file: MigrationFile, recorded: string): boolean {
-  return file.checksum === recorded || checksumOf(file.sql.replaceAll("\r\n", "\n")) === recorded;
+  return (
+    file.checksum === recorded ||
+    checksumOf(file.sql.replaceAll("\r\n", "\n")) === recorded ||
+    checksumOf(file.sql.replaceAll("\n", "\r\n")) === recorded
+  );
 }
 
 export async function readMigrations(migrationsDir: string): Promise<MigrationFile[]> {

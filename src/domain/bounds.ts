@@ -18,6 +18,7 @@ export function charLength(value: string): number {
 
 /** Trims and checks a required text; `field` names it in the error. */
 export function requiredText(field: string, value: string, bounds: { min: number; max: number }): string {
+  rejectNul(field, value);
   const trimmed = value.trim();
   const length = charLength(trimmed);
   if (length < bounds.min) throw badInput(field, "must not be empty");
@@ -28,9 +29,15 @@ export function requiredText(field: string, value: string, bounds: { min: number
 /** Trims an optional text; empty becomes null so "clear it" has one spelling. */
 export function optionalText(field: string, value: string | null, bounds: { max: number }): string | null {
   if (value === null) return null;
+  rejectNul(field, value);
   const trimmed = value.trim();
   if (trimmed === "") return null;
   const length = charLength(trimmed);
   if (length > bounds.max) throw badInput(field, `must be at most ${bounds.max} characters (got ${length})`);
   return trimmed;
+}
+
+/** Postgres text cannot hold U+0000; without this check it fails as an internal error. */
+function rejectNul(field: string, value: string): void {
+  if (value.includes("\u0000")) throw badInput(field, "must not contain the NUL character (U+0000)");
 }

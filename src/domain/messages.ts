@@ -14,6 +14,7 @@ export interface NewMessage {
   toolCalls?: Prisma.InputJsonValue | null;
   toolCallId?: string | null;
   clientMessageId?: string | null;
+  stopCode?: string | null;
 }
 
 export async function getMessage(db: Db, userId: string, id: string, query: MessageQuery = {}) {
@@ -54,6 +55,7 @@ export async function appendMessages(
       toolCalls: message.toolCalls ?? undefined,
       toolCallId: message.toolCallId ?? null,
       clientMessageId: message.clientMessageId ?? null,
+      stopCode: message.stopCode ?? null,
     })),
   });
   return created.sort((a, b) => a.seq - b.seq);

@@ -5,5 +5,7 @@ import "./node.js";
 import "./task.js";
 import "./conversation.js";
 import "./message.js";
+import "./tool-call.js";
+import "./chat.js";
 
 export const schema = builder.toSchema({ sortSchema: true });

@@ -1,4 +1,7 @@
+import { storedToolCalls } from "../chat/history.js";
 import { builder } from "./builder.js";
+import { toolResultKey } from "./loaders.js";
+import { ToolCallRef, toolCallsOf } from "./tool-call.js";
 
 export const MessageRoleEnum = builder.enumType("MessageRole", {
   values: {
@@ -17,5 +20,20 @@ export const MessageRef = builder.prismaNode("Message", {
     seq: t.exposeInt("seq", { description: "1, 2, 3… within the conversation: the order the assistant saw." }),
     createdAt: t.expose("createdAt", { type: "DateTime" }),
     conversation: t.relation("conversation"),
+    toolCalls: t.field({
+      type: [ToolCallRef],
+      description: "On assistant messages that asked for tools: each call with its result.",
+      select: { toolCalls: true, conversationId: true },
+      resolve: async (message, _args, ctx) => {
+        const calls = storedToolCalls(message);
+        if (calls.length === 0) return [];
+        const results = await ctx.toolResults.loadMany(calls.map((call) => toolResultKey(message.conversationId, call.id)));
+        return toolCallsOf(message, results.map((r) => (r instanceof Error ? null : r)));
+      },
+    }),
+    toolCallId: t.exposeString("toolCallId", {
+      nullable: true,
+      description: "On tool messages: the id of the tool call this result answers.",
+    }),
   }),
 });

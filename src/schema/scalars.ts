@@ -22,3 +22,9 @@ builder.scalarType("DateTime", {
     return parseDateTime(ast.value);
   },
 });
+
+builder.scalarType("JSON", {
+  description: "Any JSON value.",
+  serialize: (value) => value,
+  parseValue: (value) => value,
+});

@@ -1,6 +1,7 @@
 import { pino } from "pino";
 import { buildApp, type App, type AppDeps } from "../../src/app.js";
 import { createVerifier } from "../../src/auth.js";
+import type { AssistantDeps } from "../../src/chat/turn.js";
 import type { Db } from "../../src/db/client.js";
 import { createLogger, type Logger } from "../../src/logger.js";
 import { newUserId, testDb } from "./db.js";
@@ -33,9 +34,11 @@ export interface TestUser {
 export async function startTestServer(options: Partial<AppDeps> & { logger?: Logger } = {}): Promise<TestServer> {
   const ownDb = options.db === undefined;
   const db = options.db ?? testDb();
+  const logger = options.logger ?? createLogger("silent");
   const app = buildApp({
     db,
-    logger: options.logger ?? createLogger("silent"),
+    logger,
+    assistant: options.assistant ?? testAssistant({ logger }),
     verifier: options.verifier ?? createVerifier({ jwtSecret: TEST_JWT_SECRET, jwksUrl: undefined, issuer: undefined, audience: undefined }),
     graphiql: options.graphiql ?? false,
   });
@@ -65,6 +68,21 @@ export async function newUser(server: TestServer, label?: string): Promise<TestU
   const id = newUserId(label);
   const token = await tokenFor(id);
   return { id, token, gql: (query, variables) => server.request(query, variables, token) };
+}
+
+/** Chat settings for tests: no model unless one is given (COHERE_API_KEY unset), short bounds. */
+export function testAssistant(overrides: Partial<AssistantDeps> = {}): AssistantDeps {
+  return {
+    model: undefined,
+    modelName: "command-a-03-2025",
+    maxSteps: 8,
+    callTimeoutMs: 5000,
+    turnTimeoutMs: 20_000,
+    clock: () => new Date(),
+    logger: createLogger("silent"),
+    retryPolicy: { maxRetries: 3, baseDelayMs: 10, maxDelayMs: 100 },
+    ...overrides,
+  };
 }
 
 /** A logger that keeps every line, for asserting what is (not) logged. */

@@ -1,0 +1,127 @@
+import { CohereClientV2, CohereError, CohereTimeoutError, type Cohere } from "cohere-ai";
+
+export type ChatRequest = Cohere.V2ChatRequest;
+export type ChatResponse = Cohere.V2ChatResponse;
+
+/** The slice of the SDK the loop uses, so tests and alternative providers can stand in. */
+export interface ChatModel {
+  chat(request: ChatRequest, options: { timeoutMs: number }): Promise<ChatResponse>;
+}
+
+export interface CohereSettings {
+  apiKey: string;
+  /** COHERE_BASE_URL: a proxy, or a local fake in tests. */
+  baseUrl?: string | undefined;
+}
+
+/** The real SDK client. Retries are ours (they honour Retry-After and the turn's deadline), so the SDK's are off. */
+export function createCohereModel(settings: CohereSettings): ChatModel {
+  const client = new CohereClientV2({
+    token: settings.apiKey,
+    ...(settings.baseUrl ? { environment: settings.baseUrl.replace(/\/+$/, "") } : {}),
+    maxRetries: 0,
+  });
+  return {
+    chat: (request, { timeoutMs }) => client.chat(request, { timeoutInSeconds: timeoutMs / 1000, maxRetries: 0 }),
+  };
+}
+
+/** The model did not answer within the per-call or per-turn time limit. */
+export class ModelTimeoutError extends Error {
+  override name = "ModelTimeoutError";
+}
+
+/** The model could not be reached or kept failing; `retryAfterMs` is its own hint, when it gave one. */
+export class ModelUnavailableError extends Error {
+  override name = "ModelUnavailableError";
+  constructor(
+    message: string,
+    readonly retryable: boolean,
+    readonly retryAfterMs: number | undefined,
+    options?: { cause?: unknown },
+  ) {
+    super(message, options);
+  }
+}
+
+export interface RetryPolicy {
+  /** Further attempts after the first. */
+  maxRetries: number;
+  baseDelayMs: number;
+  maxDelayMs: number;
+}
+
+export const DEFAULT_RETRY_POLICY: RetryPolicy = { maxRetries: 3, baseDelayMs: 250, maxDelayMs: 8000 };
+
+const RETRYABLE_STATUS = new Set([408, 429, 500, 502, 503, 504]);
+
+function statusOf(error: unknown): number | undefined {
+  return error instanceof CohereError ? error.statusCode : undefined;
+}
+
+/** Retry-After as seconds or an HTTP date, in milliseconds. */
+export function retryAfterMs(error: unknown, now: number = Date.now()): number | undefined {
+  if (!(error instanceof CohereError)) return undefined;
+  const header = error.rawResponse?.headers?.get?.("retry-after");
+  if (header === null || header === undefined || header === "") return undefined;
+  const seconds = Number(header);
+  if (Number.isFinite(seconds)) return Math.max(0, seconds * 1000);
+  const date = Date.parse(header);
+  return Number.isNaN(date) ? undefined : Math.max(0, date - now);
+}
+
+function isTimeout(error: unknown): boolean {
+  return error instanceof CohereTimeoutError;
+}
+
+function isRetryable(error: unknown): boolean {
+  const status = statusOf(error);
+  if (status !== undefined) return RETRYABLE_STATUS.has(status);
+  // No status: the request never got an HTTP answer (connection refused or reset).
+  return error instanceof CohereError || (error instanceof Error && !(error instanceof CohereTimeoutError));
+}
+
+export interface CallOptions {
+  timeoutMs: number;
+  /** performance.now() value after which nothing more is attempted. */
+  deadline: number;
+  policy?: RetryPolicy;
+  sleep?: (ms: number) => Promise<void>;
+  onRetry?: (info: { attempt: number; delayMs: number; status: number | undefined }) => void;
+}
+
+const defaultSleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
+
+/**
+ * One model call with bounded retries: 429 and 5xx (and connection failures)
+ * are retried with exponential backoff, or after Retry-After when the server
+ * says so, as long as the wait fits before the turn's deadline.
+ */
+export async function chatWithRetries(model: ChatModel, request: ChatRequest, options: CallOptions): Promise<ChatResponse> {
+  const policy = options.policy ?? DEFAULT_RETRY_POLICY;
+  const sleep = options.sleep ?? defaultSleep;
+  for (let attempt = 0; ; attempt += 1) {
+    const remaining = options.deadline - performance.now();
+    if (remaining <= 0) throw new ModelTimeoutError("the turn ran out of time");
+    try {
+      return await model.chat(request, { timeoutMs: Math.min(options.timeoutMs, remaining) });
+    } catch (error) {
+      if (isTimeout(error)) throw new ModelTimeoutError("the model did not answer in time", { cause: error });
+      const status = statusOf(error);
+      const hint = retryAfterMs(error);
+      if (!isRetryable(error)) {
+        throw new ModelUnavailableError(`the model answered ${status ?? "with an error"}`, false, undefined, { cause: error });
+      }
+      if (attempt >= policy.maxRetries) {
+        throw new ModelUnavailableError(`the model kept failing (${status ?? "no response"})`, true, hint, { cause: error });
+      }
+      const backoff = Math.min(policy.maxDelayMs, policy.baseDelayMs * 2 ** attempt);
+      const delayMs = hint ?? backoff * (0.5 + Math.random() / 2);
+      if (performance.now() + delayMs >= options.deadline) {
+        throw new ModelUnavailableError("the model asked to wait longer than this turn may take", true, hint, { cause: error });
+      }
+      options.onRetry?.({ attempt: attempt + 1, delayMs, status });
+      await sleep(delayMs);
+    }
+  }
+}

@@ -1,0 +1,73 @@
+import type { Cohere } from "cohere-ai";
+import type { Message } from "../generated/prisma/client.js";
+
+/** A tool call as stored on an assistant message: Cohere v2's own shape. */
+export interface StoredToolCall {
+  id: string;
+  type: "function";
+  function: { name: string; arguments: string };
+}
+
+export function storedToolCalls(message: Pick<Message, "toolCalls">): StoredToolCall[] {
+  return Array.isArray(message.toolCalls) ? (message.toolCalls as unknown as StoredToolCall[]) : [];
+}
+
+/** The JSON document a tool message carries: the result, or `{ error }`. */
+export function toolDocument(message: Pick<Message, "content">): Record<string, unknown> {
+  try {
+    const value: unknown = JSON.parse(message.content);
+    if (value !== null && typeof value === "object" && !Array.isArray(value)) return value as Record<string, unknown>;
+  } catch {
+    // Stored by something other than this loop: hand the model the raw text.
+  }
+  return { text: message.content };
+}
+
+export function systemPreamble(now: Date): string {
+  return [
+    "You are a helpful assistant that manages the user's todo list.",
+    "Use the tools to add, list, complete, delete and update tasks; never claim to have changed a task without calling a tool.",
+    "Refer to tasks by the ids the tools return. If a request is ambiguous, list the tasks first.",
+    "When a tool returns an error, explain it plainly or try a corrected call.",
+    "Answer briefly.",
+    `Today is ${now.toISOString().slice(0, 10)}.`,
+  ].join(" ");
+}
+
+/**
+ * Turns the stored conversation into Cohere v2 messages. Every tool call gets
+ * its result: Cohere answers 400 when one is missing. A call without a stored
+ * result (never the case for this loop's own writes, which commit together)
+ * is answered with an error document rather than dropped.
+ */
+export function buildHistory(messages: readonly Message[], now: Date): Cohere.ChatMessageV2[] {
+  const history: Cohere.ChatMessageV2[] = [{ role: "system", content: systemPreamble(now) }];
+  const answered = new Set(messages.filter((m) => m.role === "tool" && m.toolCallId).map((m) => m.toolCallId));
+  for (const message of messages) {
+    if (message.role === "user") {
+      history.push({ role: "user", content: message.content });
+    } else if (message.role === "assistant") {
+      const calls = storedToolCalls(message);
+      if (calls.length === 0) {
+        history.push({ role: "assistant", content: message.content });
+        continue;
+      }
+      history.push({
+        role: "assistant",
+        ...(message.toolPlan ? { toolPlan: message.toolPlan } : {}),
+        toolCalls: calls.map((call) => ({ id: call.id, type: "function", function: { ...call.function } })),
+      });
+      for (const call of calls) {
+        if (answered.has(call.id)) continue;
+        history.push({ role: "tool", toolCallId: call.id, content: [toolContent({ error: "This tool call was not executed." })] });
+      }
+    } else if (message.toolCallId) {
+      history.push({ role: "tool", toolCallId: message.toolCallId, content: [toolContent(toolDocument(message))] });
+    }
+  }
+  return history;
+}
+
+function toolContent(data: Record<string, unknown>): Cohere.ToolContent {
+  return { type: "document", document: { data } };
+}

@@ -1,0 +1,216 @@
+import { z } from "zod";
+import type { Db } from "../db/client.js";
+import { Bounds, charLength } from "../domain/bounds.js";
+import { addTask, deleteTask, listTasks, updateTask, type TaskStatus } from "../domain/tasks.js";
+import { AppError } from "../errors.js";
+import type { Tx } from "../domain/messages.js";
+import { parseId, toGlobalId } from "../schema/ids.js";
+
+/**
+ * The one registry of task tools, shared by the chat loop and the MCP server.
+ * The user id is never a parameter: it comes from the authenticated caller.
+ */
+
+export interface ToolContext {
+  db: Db | Tx;
+  userId: string;
+}
+
+export interface ToolAnnotations {
+  readOnlyHint?: boolean;
+  destructiveHint?: boolean;
+  idempotentHint?: boolean;
+}
+
+export interface ToolDefinition<Input extends z.ZodType = z.ZodType, Output = unknown> {
+  name: string;
+  description: string;
+  input: Input;
+  output: z.ZodType<Output>;
+  annotations: ToolAnnotations;
+  run(context: ToolContext, input: z.infer<Input>): Promise<Output>;
+}
+
+/** What a tool call produced: a result for the model, or an error message it can read and recover from. */
+export type ToolOutcome = { ok: true; result: Record<string, unknown> } | { ok: false; error: string };
+
+const MAX_LISTED = 50;
+
+/** Keeps each tool's input type for its `run` while the registry holds them all alike. */
+function defineTool<Input extends z.ZodType, Output>(tool: ToolDefinition<Input, Output>): ToolDefinition<Input, Output> {
+  return tool;
+}
+
+function boundedText(bounds: { min?: number; max: number }, what: string) {
+  const min = bounds.min ?? 0;
+  return z
+    .string()
+    .refine((value) => charLength(value.trim()) >= min, { message: `${what} must not be empty` })
+    .refine((value) => charLength(value.trim()) <= bounds.max, {
+      message: `${what} must be at most ${bounds.max} characters`,
+    })
+    .meta({ minLength: min, maxLength: bounds.max });
+}
+
+const taskIdSchema = z
+  .string()
+  .min(1)
+  .describe("The task's id, exactly as add_task or list_tasks returned it.");
+
+const TaskOutput = z.object({
+  id: z.string(),
+  title: z.string(),
+  description: z.string().nullable(),
+  completed: z.boolean(),
+  created_at: z.string(),
+});
+type TaskOutput = z.infer<typeof TaskOutput>;
+
+function taskOutput(task: { id: string; title: string; description: string | null; completed: boolean; createdAt: Date }): TaskOutput {
+  return {
+    id: toGlobalId("Task", task.id),
+    title: task.title,
+    description: task.description,
+    completed: task.completed,
+    created_at: task.createdAt.toISOString(),
+  };
+}
+
+function taskIdOf(value: string): string {
+  try {
+    return parseId(value, "task_id", "Task");
+  } catch {
+    throw new AppError("BAD_USER_INPUT", `task_id "${value}" is not a task id; use an id that add_task or list_tasks returned`);
+  }
+}
+
+const addTaskTool = defineTool({
+  name: "add_task",
+  description: "Create a new task for the user.",
+  input: z.object({
+    title: boundedText(Bounds.taskTitle, "title").describe("Short title, 1–200 characters."),
+    description: boundedText(Bounds.taskDescription, "description").optional().describe("Optional details, at most 1000 characters."),
+  }),
+  output: TaskOutput,
+  annotations: { readOnlyHint: false, destructiveHint: false, idempotentHint: false },
+  run: async ({ db, userId }, input) => taskOutput(await addTask(db as Db, userId, input)),
+});
+
+const listTasksTool = defineTool({
+  name: "list_tasks",
+  description: `List the user's tasks, newest first (at most ${MAX_LISTED}).`,
+  input: z.object({
+    status: z.enum(["all", "pending", "completed"]).default("all").describe("Which tasks to list."),
+  }),
+  output: z.object({ tasks: z.array(TaskOutput), count: z.number().int(), truncated: z.boolean() }),
+  annotations: { readOnlyHint: true, destructiveHint: false, idempotentHint: true },
+  run: async ({ db, userId }, input) => {
+    const status = input.status.toUpperCase() as TaskStatus;
+    const rows = await listTasks(db as Db, userId, status, MAX_LISTED + 1);
+    const tasks = rows.slice(0, MAX_LISTED).map(taskOutput);
+    return { tasks, count: tasks.length, truncated: rows.length > MAX_LISTED };
+  },
+});
+
+const completeTaskTool = defineTool({
+  name: "complete_task",
+  description: "Mark a task as completed.",
+  input: z.object({ task_id: taskIdSchema }),
+  output: TaskOutput,
+  annotations: { readOnlyHint: false, destructiveHint: false, idempotentHint: true },
+  run: async ({ db, userId }, input) => taskOutput(await updateTask(db as Db, userId, taskIdOf(input.task_id), { completed: true })),
+});
+
+const deleteTaskTool = defineTool({
+  name: "delete_task",
+  description: "Delete a task permanently.",
+  input: z.object({ task_id: taskIdSchema }),
+  output: z.object({ deleted: TaskOutput }),
+  annotations: { readOnlyHint: false, destructiveHint: true, idempotentHint: false },
+  run: async ({ db, userId }, input) => ({ deleted: taskOutput(await deleteTask(db as Db, userId, taskIdOf(input.task_id))) }),
+});
+
+const updateTaskTool = defineTool({
+  name: "update_task",
+  description: "Change a task's title and/or description.",
+  input: z.object({
+    task_id: taskIdSchema,
+    title: boundedText(Bounds.taskTitle, "title").optional().describe("New title, 1–200 characters."),
+    description: boundedText(Bounds.taskDescription, "description").optional().describe("New description, at most 1000 characters; empty clears it."),
+  }),
+  output: TaskOutput,
+  annotations: { readOnlyHint: false, destructiveHint: false, idempotentHint: true },
+  run: async ({ db, userId }, input) =>
+    taskOutput(
+      await updateTask(db as Db, userId, taskIdOf(input.task_id), {
+        title: input.title,
+        description: input.description,
+      }),
+    ),
+});
+
+export const TOOLS: readonly ToolDefinition[] = [addTaskTool, listTasksTool, completeTaskTool, deleteTaskTool, updateTaskTool];
+
+const byName = new Map(TOOLS.map((tool) => [tool.name, tool]));
+
+export function findTool(name: string): ToolDefinition | undefined {
+  return byName.get(name);
+}
+
+/** True for tools that change data; a repeated read after a write is not a loop. */
+export function isWriteTool(name: string): boolean {
+  return findTool(name)?.annotations.readOnlyHint !== true;
+}
+
+/** JSON Schema of a tool's input, as Cohere and MCP take it. */
+export function inputJsonSchema(tool: ToolDefinition): Record<string, unknown> {
+  const { $schema: _ignored, ...schema } = z.toJSONSchema(tool.input, { io: "input" }) as Record<string, unknown>;
+  return schema;
+}
+
+export function outputJsonSchema(tool: ToolDefinition): Record<string, unknown> {
+  const { $schema: _ignored, ...schema } = z.toJSONSchema(tool.output) as Record<string, unknown>;
+  return schema;
+}
+
+function describeIssues(error: z.ZodError): string {
+  return error.issues
+    .map((issue) => (issue.path.length > 0 ? `${issue.path.join(".")}: ${issue.message}` : issue.message))
+    .join("; ");
+}
+
+/** Parses a JSON-encoded argument string (Cohere's wire format) into an object, or explains why not. */
+export function parseArguments(raw: string): { ok: true; value: unknown } | { ok: false; error: string } {
+  try {
+    const value: unknown = raw.trim() === "" ? {} : JSON.parse(raw);
+    if (value === null || typeof value !== "object" || Array.isArray(value)) {
+      return { ok: false, error: "arguments must be a JSON object" };
+    }
+    return { ok: true, value };
+  } catch (error) {
+    return { ok: false, error: `arguments are not valid JSON (${(error as Error).message})` };
+  }
+}
+
+/**
+ * Runs one tool call. Every failure the model could cause (unknown tool, bad
+ * arguments, unknown or foreign task) becomes an error outcome it can read;
+ * only unexpected failures (the database down) throw.
+ */
+export async function runTool(context: ToolContext, name: string, args: unknown): Promise<ToolOutcome> {
+  const tool = findTool(name);
+  if (!tool) {
+    return { ok: false, error: `Unknown tool "${name}". Available tools: ${TOOLS.map((t) => t.name).join(", ")}.` };
+  }
+  const parsed = tool.input.safeParse(args);
+  if (!parsed.success) return { ok: false, error: `Invalid arguments for ${name}: ${describeIssues(parsed.error)}` };
+  try {
+    const result = await tool.run(context, parsed.data);
+    return { ok: true, result: result as Record<string, unknown> };
+  } catch (error) {
+    if (error instanceof AppError && (error.code === "NOT_FOUND" || error.code === "BAD_USER_INPUT")) {
+      return { ok: false, error: error.code === "NOT_FOUND" ? "Task not found. List the tasks to get valid ids." : error.message };
+    }
+    throw error;
+  }
+}

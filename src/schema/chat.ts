@@ -1,0 +1,76 @@
+import { GraphQLError, responsePathAsArray } from "graphql";
+import { storedToolCalls } from "../chat/history.js";
+import { sendMessage, type TurnResult } from "../chat/turn.js";
+import { toGraphQLError, AppError, type ErrorCode } from "../errors.js";
+import { builder } from "./builder.js";
+import { ConversationRef } from "./conversation.js";
+import { parseId } from "./ids.js";
+import { MessageRef } from "./message.js";
+import { ToolCallRef, toolCallsOf } from "./tool-call.js";
+
+const SendMessageInput = builder.inputType("SendMessageInput", {
+  fields: (t) => ({
+    conversationId: t.id({ description: "Omit to start a new conversation, titled from this message." }),
+    content: t.string({ required: true, description: "1–5000 characters." }),
+    clientMessageId: t.string({
+      description:
+        "An idempotency key (at most 100 characters, unique per user). Sending it again never stores the message twice: a finished turn is returned as it was, a failed one is resumed.",
+    }),
+  }),
+});
+
+const SendMessagePayload = builder.objectRef<TurnResult>("SendMessagePayload").implement({
+  fields: (t) => ({
+    conversation: t.field({ type: ConversationRef, resolve: (turn) => turn.conversation }),
+    userMessage: t.field({ type: MessageRef, resolve: (turn) => turn.userMessage }),
+    reply: t.field({
+      type: MessageRef,
+      nullable: true,
+      description: "The assistant's final message for this turn.",
+      resolve: (turn) => turn.reply,
+    }),
+    messages: t.field({
+      type: [MessageRef],
+      description: "Everything persisted in this turn, in seq order: the user message, each assistant step, each tool result, the reply.",
+      resolve: (turn) => turn.messages,
+    }),
+    toolCalls: t.field({
+      type: [ToolCallRef],
+      description: "Every tool call of this turn, in order, with its result or error.",
+      resolve: (turn) => {
+        const results = new Map(turn.messages.filter((m) => m.role === "tool").map((m) => [m.toolCallId, m]));
+        return turn.messages.flatMap((message) =>
+          toolCallsOf(message, storedToolCalls(message).map((call) => results.get(call.id))),
+        );
+      },
+    }),
+  }),
+});
+
+builder.mutationField("sendMessage", (t) =>
+  t.field({
+    type: SendMessagePayload,
+    description:
+      "Sends a message to the assistant, which may call task tools before it replies. Every step is stored. A turn that ends at a bound (steps, time, a repeated call) returns its payload together with an error whose code says which.",
+    args: { input: t.arg({ type: SendMessageInput, required: true }) },
+    resolve: async (_root, { input }, ctx, info) => {
+      const conversationId =
+        input.conversationId === null || input.conversationId === undefined
+          ? undefined
+          : parseId(input.conversationId, "input.conversationId", "Conversation");
+      const turn = await sendMessage(ctx.db, ctx.assistant, ctx.viewer.userId, {
+        conversationId,
+        content: input.content,
+        clientMessageId: input.clientMessageId,
+      });
+      if (turn.stopCode !== null) {
+        const error = new AppError(turn.stopCode as ErrorCode, turn.reply?.content ?? "The assistant stopped before finishing", {
+          extensions: { retryable: true },
+        });
+        const base = new GraphQLError(error.message, { nodes: info.fieldNodes, path: responsePathAsArray(info.path) });
+        ctx.deferredErrors.push(toGraphQLError(error, base));
+      }
+      return turn;
+    },
+  }),
+);

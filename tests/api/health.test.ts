@@ -1,0 +1,92 @@
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { createDb, type Db } from "../../src/db/client.js";
+import { freePort } from "../../src/db/embedded.js";
+import { capturingLogger, startTestServer, type TestServer } from "../helpers/server.js";
+
+describe("health and readiness", () => {
+  let server: TestServer;
+  let unreachable: TestServer;
+  let unreachableDb: Db;
+  let unreachablePort: number;
+  const captured = capturingLogger();
+
+  beforeAll(async () => {
+    server = await startTestServer();
+    // A loopback port nothing listens on: connecting is refused at once.
+    unreachablePort = await freePort();
+    unreachableDb = createDb({
+      url: `postgresql://app:not-the-password@127.0.0.1:${unreachablePort}/nowhere`,
+      driver: "pg",
+      poolSize: 1,
+      connectionTimeoutMs: 500,
+    });
+    unreachable = await startTestServer({ db: unreachableDb, logger: captured.logger });
+  });
+
+  afterAll(async () => {
+    await server?.close();
+    await unreachable?.close();
+    await unreachableDb?.$disconnect();
+  });
+
+  it("should answer GET /health with 200", async () => {
+    const response = await fetch(`${server.baseUrl}/health`);
+    expect(response.status).toBe(200);
+  });
+
+  it("should answer GET /ready with 200 when the database is reachable", async () => {
+    const response = await fetch(`${server.baseUrl}/ready`);
+    expect(response.status).toBe(200);
+  });
+
+  it("should answer GET /health with 200 even when the database is unreachable", async () => {
+    const response = await fetch(`${unreachable.baseUrl}/health`);
+    expect(response.status).toBe(200);
+  });
+
+  it("should answer GET /ready with 503 and no internal detail when the database is unreachable", async () => {
+    const response = await fetch(`${unreachable.baseUrl}/ready`);
+    expect(response.status).toBe(503);
+    const body = await response.text();
+    for (const detail of ["prisma", "queryRaw", "127.0.0.1", String(unreachablePort), "ECONNREFUSED", "reach", "nowhere"]) {
+      expect(body.toLowerCase()).not.toContain(detail.toLowerCase());
+    }
+    // The reason is in the log instead.
+    const logged = captured.lines.map((line) => JSON.parse(line) as { msg: string; err?: { message?: string } });
+    const failure = logged.find((entry) => entry.msg === "readiness check failed");
+    expect(failure?.err?.message).toContain(`127.0.0.1:${unreachablePort}`);
+  });
+});
+
+describe("GraphiQL", () => {
+  let withGraphiql: TestServer;
+  let withoutGraphiql: TestServer;
+
+  beforeAll(async () => {
+    withGraphiql = await startTestServer({ graphiql: {} });
+    withoutGraphiql = await startTestServer({ graphiql: false });
+  });
+
+  afterAll(async () => {
+    await withGraphiql?.close();
+    await withoutGraphiql?.close();
+  });
+
+  it("should serve GraphiQL at GET /graphql, explaining the Authorization header, when enabled", async () => {
+    const response = await fetch(withGraphiql.url, { headers: { accept: "text/html" } });
+    expect(response.status).toBe(200);
+    expect(response.headers.get("content-type")).toMatch(/^text\/html/);
+    const body = await response.text();
+    expect(body).toMatch(/<html/i);
+    expect(body).toContain("Authorization");
+  });
+
+  it("should not serve GraphiQL when disabled", async () => {
+    const response = await fetch(withoutGraphiql.url, { headers: { accept: "text/html" } });
+    expect(response.status).not.toBe(200);
+    expect(response.headers.get("content-type") ?? "").not.toMatch(/text\/html/);
+    const body = await response.text();
+    expect(body).not.toMatch(/<html/i);
+    expect(body.toLowerCase()).not.toContain("graphiql");
+  });
+});
