@@ -7,7 +7,7 @@ import { bearerToken, type TokenVerifier } from "./auth.js";
 import type { Db } from "./db/client.js";
 import { AppError, toGraphQLError } from "./errors.js";
 import type { Logger } from "./logger.js";
-import { createMaskError } from "./mask-error.js";
+import { createMaskError, useValidationErrorCode } from "./mask-error.js";
 import type { AssistantDeps } from "./chat/turn.js";
 import { useConnectionArgsGuard } from "./schema/connection-args.js";
 import { useDeferredErrors } from "./schema/deferred-errors.js";
@@ -85,6 +85,7 @@ export function buildApp(deps: AppDeps): App {
       }
     },
     plugins: [
+      useValidationErrorCode(),
       useConnectionArgsGuard(),
       useDeferredErrors(),
       useReadinessCheck({

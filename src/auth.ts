@@ -16,7 +16,7 @@ export interface TokenVerifier {
 /** Asymmetric algorithms a JWKS may publish; "none" and HMAC are never taken from a JWKS. */
 const JWKS_ALGORITHMS = ["RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA"];
 
-export function createVerifier(auth: Config["auth"] & { jwtSecret: string } | Config["auth"]): TokenVerifier {
+export function createVerifier(auth: Config["auth"]): TokenVerifier {
   const options = { issuer: auth.issuer, audience: auth.audience };
   if (auth.jwtSecret !== undefined) {
     const key = new TextEncoder().encode(auth.jwtSecret);
@@ -36,15 +36,17 @@ async function verifyWith(
 ): Promise<Viewer> {
   let payload: JWTPayload;
   try {
-    ({ payload } =
-      typeof key === "function"
-        ? await jwtVerify(token, key, options)
-        : await jwtVerify(token, key, options));
+    // Two calls only because jose's overloads take one key type each.
+    ({ payload } = typeof key === "function" ? await jwtVerify(token, key, options) : await jwtVerify(token, key, options));
   } catch (error) {
     throw unauthenticated(describeJwtFailure(error));
   }
   if (typeof payload.sub !== "string" || payload.sub === "") {
     throw unauthenticated("The token has no subject (sub)");
+  }
+  // Postgres text cannot hold NUL; such a subject could never own a row.
+  if (payload.sub.includes("\u0000") || payload.sub.length > 255) {
+    throw unauthenticated("The token's subject (sub) is not a valid user id");
   }
   return { userId: payload.sub, expiresAt: payload.exp };
 }

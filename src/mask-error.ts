@@ -1,6 +1,7 @@
 import { PothosValidationError } from "@pothos/core";
 import { GraphQLError } from "graphql";
 import { AppError, ErrorCode, toGraphQLError } from "./errors.js";
+import type { Plugin } from "graphql-yoga";
 import type { Logger } from "./logger.js";
 
 const MASKED_MESSAGE = "Unexpected error";
@@ -63,4 +64,19 @@ function isRequestError(error: GraphQLError): boolean {
     cause = cause.originalError;
   }
   return true;
+}
+
+/**
+ * Validation errors never reach maskError, and Yoga labels them
+ * GRAPHQL_VALIDATION_FAILED; the contract's code for a bad document is BAD_USER_INPUT.
+ */
+export function useValidationErrorCode(): Plugin {
+  return {
+    onValidate() {
+      return ({ valid, result }) => {
+        if (valid) return;
+        for (const error of result) error.extensions.code = ErrorCode.BAD_USER_INPUT;
+      };
+    },
+  };
 }

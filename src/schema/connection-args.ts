@@ -65,14 +65,6 @@ function problem(node: { kind: Kind.FIELD }, field: string, message: string): Gr
 
 export function useConnectionArgsGuard(): Plugin {
   return {
-    // Validation errors never reach maskError, and Yoga labels them
-    // GRAPHQL_VALIDATION_FAILED; the contract's code for them is BAD_USER_INPUT.
-    onValidate() {
-      return ({ valid, result }) => {
-        if (valid) return;
-        for (const error of result) error.extensions.code = ErrorCode.BAD_USER_INPUT;
-      };
-    },
     onExecute({ args, setResultAndStopExecution }) {
       const problems = connectionArgsProblems(args.schema, args.document, args.variableValues ?? undefined);
       if (problems.length > 0) setResultAndStopExecution({ errors: problems });
