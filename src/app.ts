@@ -3,7 +3,7 @@ import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { GraphQLError } from "graphql";
 import { createYoga, useReadinessCheck, type YogaServerInstance } from "graphql-yoga";
-import { bearerToken, type TokenVerifier } from "./auth.js";
+import { bearerToken, type TokenVerifier, type Viewer } from "./auth.js";
 import type { Db } from "./db/client.js";
 import { AppError, toGraphQLError } from "./errors.js";
 import type { Logger } from "./logger.js";
@@ -14,6 +14,9 @@ import { useDeferredErrors } from "./schema/deferred-errors.js";
 import { createToolResultLoader } from "./schema/loaders.js";
 import type { Context } from "./schema/context.js";
 import { schema } from "./schema/index.js";
+import { RealtimeHub } from "./realtime/hub.js";
+import { PgListener, type ListenerOptions } from "./realtime/listener.js";
+import { attachGraphQLWs } from "./ws.js";
 
 export interface AppDeps {
   db: Db;
@@ -25,11 +28,16 @@ export interface AppDeps {
   graphiql: false | { defaultHeaders?: Record<string, string> };
   /** Milliseconds /ready waits for the database. */
   readyTimeoutMs?: number;
+  /** The unpooled URL the LISTEN connection uses (DIRECT_URL). */
+  listenUrl: string;
+  listener?: Omit<ListenerOptions, "connectionString" | "logger">;
 }
 
 export interface App {
   yoga: YogaServerInstance<Record<string, unknown>, Context>;
   server: Server;
+  listener: PgListener;
+  realtime: RealtimeHub;
   /** Listens on the port (0 picks a free one) and resolves with the bound address. */
   start(port: number, host?: string): Promise<{ port: number; url: string }>;
   stop(): Promise<void>;
@@ -50,6 +58,8 @@ query MyTasks {
 
 export function buildApp(deps: AppDeps): App {
   const { db, logger, verifier } = deps;
+  const listener = new PgListener({ ...deps.listener, connectionString: deps.listenUrl, logger });
+  const realtime = new RealtimeHub(db, listener, logger);
 
   const yoga = createYoga<Record<string, unknown>, Context>({
     schema,
@@ -66,15 +76,20 @@ export function buildApp(deps: AppDeps): App {
         }
       : false,
     maskedErrors: { maskError: createMaskError(logger) },
-    context: async ({ request }): Promise<Context> => {
-      const requestId = requestIdOf(request.headers.get("x-request-id"));
+    context: async (initial): Promise<Context> => {
+      const { request } = initial;
+      const requestId = requestIdOf(request?.headers.get("x-request-id") ?? null);
       try {
-        const viewer = await verifier.verify(bearerToken(request.headers.get("authorization")));
+        // graphql-ws authenticated the socket already and passes its viewer in.
+        const viewer =
+          (initial as { viewer?: Viewer }).viewer ??
+          (await verifier.verify(bearerToken(request.headers.get("authorization"))));
         return {
           viewer,
           db,
           requestId,
           assistant: deps.assistant,
+          realtime,
           toolResults: createToolResultLoader(db, viewer.userId),
           deferredErrors: [],
         };
@@ -122,12 +137,17 @@ export function buildApp(deps: AppDeps): App {
   const server = createServer((req, res) => {
     void yoga.handle(req, res, { startedAt: Date.now() });
   });
+  const ws = attachGraphQLWs({ server, yoga, verifier, logger });
 
   return {
     yoga,
     server,
-    start: (port, host = "0.0.0.0") =>
-      new Promise((resolve, reject) => {
+    listener,
+    realtime,
+    start: async (port, host = "0.0.0.0") => {
+      // Subscriptions open even while the listener is still (re)connecting: they stay open and catch up.
+      listener.start().catch((error: unknown) => logger.warn({ err: error }, "listener not connected yet; retrying"));
+      return new Promise((resolve, reject) => {
         server.once("error", reject);
         server.listen(port, host, () => {
           server.off("error", reject);
@@ -135,13 +155,17 @@ export function buildApp(deps: AppDeps): App {
           const shownHost = host === "0.0.0.0" || host === "::" ? "localhost" : host;
           resolve({ port: address.port, url: `http://${shownHost}:${address.port}/graphql` });
         });
-      }),
-    stop: () =>
-      new Promise((resolve, reject) => {
+      });
+    },
+    stop: async () => {
+      await ws.close();
+      await listener.close();
+      await new Promise<void>((resolve, reject) => {
         if (!server.listening) return resolve();
         server.close((error) => (error ? reject(error) : resolve()));
         server.closeAllConnections();
-      }),
+      });
+    },
   };
 }
 

@@ -39,6 +39,7 @@ if (config.cohere.apiKey === undefined) {
 const app = buildApp({
   db,
   logger,
+  listenUrl: database.directUrl,
   assistant: {
     model: config.cohere.apiKey === undefined ? undefined : createCohereModel({ apiKey: config.cohere.apiKey, baseUrl: config.cohere.baseUrl }),
     modelName: config.cohere.model,

@@ -71,7 +71,13 @@ export function retryAfterMs(error: unknown, now: number = Date.now()): number |
 }
 
 function isTimeout(error: unknown): boolean {
-  return error instanceof CohereTimeoutError;
+  // cohere-ai 8.x aborts a timed-out request with the string reason "timeout", which fetch
+  // rethrows as is, so the SDK reports a status-less CohereError whose cause is "timeout"
+  // rather than a CohereTimeoutError.
+  return (
+    error instanceof CohereTimeoutError ||
+    (error instanceof CohereError && error.statusCode === undefined && error.cause === "timeout")
+  );
 }
 
 function isRetryable(error: unknown): boolean {

@@ -1,3 +1,4 @@
+import { randomUUID } from "node:crypto";
 import type { Cohere } from "cohere-ai";
 import type { Db } from "../db/client.js";
 import { Bounds, charLength } from "../domain/bounds.js";
@@ -177,6 +178,13 @@ async function retryTurn(
     const turn = await loadTurn(db, original);
     const last = turn.at(-1);
     if (last && last.seq > original.seq && isFinalReply(last)) return result(db, original, turn);
+    // A later message has been sent since: its turn already showed this one to the model, and an
+    // answer made now would land after it, outside this turn (and again on every retry). Return
+    // the turn as it stands.
+    const later = await db.message.count({
+      where: { conversationId: original.conversationId, role: "user", seq: { gt: original.seq } },
+    });
+    if (later > 0) return result(db, original, turn);
     return await runTurn(db, deps, userId, original, deadline);
   } finally {
     await lease.release();
@@ -305,7 +313,8 @@ async function endAtBound(db: Db, userId: string, userMessage: Message, code: st
 
 function normaliseCalls(calls: Cohere.ToolCallV2[]): StoredToolCall[] {
   return calls.map((call, index) => ({
-    id: call.id || `call_${index}`,
+    // A fresh id when the model gave none: a reused "call_0" would match an earlier step's result and never run.
+    id: call.id || `call_${randomUUID()}_${index}`,
     type: "function",
     function: { name: call.function?.name ?? "", arguments: call.function?.arguments ?? "" },
   }));

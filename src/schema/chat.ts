@@ -67,8 +67,12 @@ builder.mutationField("sendMessage", (t) =>
         const error = new AppError(turn.stopCode as ErrorCode, turn.reply?.content ?? "The assistant stopped before finishing", {
           extensions: { retryable: true },
         });
+        // originalError keeps the AppError visible to maskError, which otherwise masks the error as INTERNAL_SERVER_ERROR.
         const base = new GraphQLError(error.message, { nodes: info.fieldNodes, path: responsePathAsArray(info.path) });
-        ctx.deferredErrors.push(toGraphQLError(error, base));
+        const coded = toGraphQLError(error, base);
+        ctx.deferredErrors.push(
+          new GraphQLError(coded.message, { nodes: coded.nodes, path: coded.path, extensions: coded.extensions, originalError: error }),
+        );
       }
       return turn;
     },

@@ -4,6 +4,7 @@ import type { Viewer } from "../auth.js";
 import type { AssistantDeps } from "../chat/turn.js";
 import type { Db } from "../db/client.js";
 import type { Message } from "../generated/prisma/client.js";
+import type { RealtimeHub } from "../realtime/hub.js";
 
 /** Per-operation context. The database is injected by buildApp, so several app instances can share one process. */
 export interface Context {
@@ -11,6 +12,7 @@ export interface Context {
   db: Db;
   requestId: string;
   assistant: AssistantDeps;
+  realtime: RealtimeHub;
   /** Tool result messages by `${conversationId}:${toolCallId}`, batched per request. */
   toolResults: DataLoader<string, Message | null>;
   /** Errors to report beside a field's data (a chat turn that ended at a bound). */

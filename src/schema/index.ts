@@ -7,5 +7,6 @@ import "./conversation.js";
 import "./message.js";
 import "./tool-call.js";
 import "./chat.js";
+import "./subscriptions.js";
 
 export const schema = builder.toSchema({ sortSchema: true });

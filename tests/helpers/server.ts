@@ -4,7 +4,7 @@ import { createVerifier } from "../../src/auth.js";
 import type { AssistantDeps } from "../../src/chat/turn.js";
 import type { Db } from "../../src/db/client.js";
 import { createLogger, type Logger } from "../../src/logger.js";
-import { newUserId, testDb } from "./db.js";
+import { databaseUrl, newUserId, testDb } from "./db.js";
 import { TEST_JWT_SECRET, tokenFor } from "./tokens.js";
 
 export interface GraphQLResponse<T = Record<string, any>> {
@@ -18,6 +18,8 @@ export interface TestServer {
   db: Db;
   url: string;
   baseUrl: string;
+  /** ws://…/graphql for graphql-ws clients. */
+  wsUrl: string;
   /** POSTs an operation, with `token` as the Bearer (omit for none). */
   request<T = Record<string, any>>(query: string, variables?: Record<string, unknown>, token?: string | null): Promise<GraphQLResponse<T>>;
   close(): Promise<void>;
@@ -38,6 +40,8 @@ export async function startTestServer(options: Partial<AppDeps> & { logger?: Log
   const app = buildApp({
     db,
     logger,
+    listenUrl: options.listenUrl ?? databaseUrl(),
+    listener: options.listener ?? { heartbeatIntervalMs: 500, heartbeatTimeoutMs: 1000, backoff: { initialMs: 50, maxMs: 500 } },
     assistant: options.assistant ?? testAssistant({ logger }),
     verifier: options.verifier ?? createVerifier({ jwtSecret: TEST_JWT_SECRET, jwksUrl: undefined, issuer: undefined, audience: undefined }),
     graphiql: options.graphiql ?? false,
@@ -50,6 +54,7 @@ export async function startTestServer(options: Partial<AppDeps> & { logger?: Log
     db,
     url,
     baseUrl,
+    wsUrl: `ws://127.0.0.1:${port}/graphql`,
     async request(query, variables, token) {
       const headers: Record<string, string> = { "content-type": "application/json", accept: "application/graphql-response+json" };
       if (token) headers.authorization = `Bearer ${token}`;
@@ -90,4 +95,13 @@ export function capturingLogger(): { logger: Logger; lines: string[] } {
   const lines: string[] = [];
   const logger = createLogger("trace", { write: (line: string) => void lines.push(line) } as pino.DestinationStream);
   return { logger, lines };
+}
+
+/** Waits until `count` more subscriptions have their LISTEN in place on this server. */
+export async function waitForSubscriptions(server: TestServer, from: number, count = 1, timeoutMs = 10_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (server.app.realtime.establishedCount < from + count) {
+    if (Date.now() > deadline) throw new Error(`only ${server.app.realtime.establishedCount - from} of ${count} subscriptions established`);
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
 }

@@ -1,0 +1,61 @@
+import { getConversation } from "../domain/conversations.js";
+import { badInput } from "../errors.js";
+import { untilExpiry } from "../realtime/expiry.js";
+import type { TaskChangeEvent } from "../realtime/hub.js";
+import { builder } from "./builder.js";
+import { parseId, toGlobalId } from "./ids.js";
+import { MessageRef } from "./message.js";
+import { TaskRef } from "./task.js";
+
+const TaskChangeKindEnum = builder.enumType("TaskChangeKind", {
+  values: ["CREATED", "UPDATED", "DELETED"] as const,
+});
+
+const TaskChangeEventRef = builder.objectRef<TaskChangeEvent>("TaskChangeEvent").implement({
+  description: "A committed change to one of the viewer's tasks, whoever made it.",
+  fields: (t) => ({
+    kind: t.field({ type: TaskChangeKindEnum, resolve: (event) => event.kind }),
+    taskId: t.field({ type: "ID", resolve: (event) => toGlobalId("Task", event.taskId) }),
+    task: t.field({
+      type: TaskRef,
+      nullable: true,
+      description: "The task as committed; for DELETED, its last state.",
+      resolve: (event) => event.task,
+    }),
+  }),
+});
+
+builder.subscriptionFields((t) => ({
+  messageAdded: t.field({
+    type: MessageRef,
+    description:
+      "New messages of one conversation, or of all the viewer's conversations when conversationId is omitted. With afterSeq (which needs conversationId), the persisted messages after that seq come first, then live ones: no gap, no duplicate.",
+    args: {
+      conversationId: t.arg.id(),
+      afterSeq: t.arg.int({ description: "Replay messages with a greater seq first. 0 replays the whole conversation." }),
+    },
+    subscribe: async (_root, args, ctx) => {
+      const userId = ctx.viewer.userId;
+      const conversationId =
+        args.conversationId === null || args.conversationId === undefined
+          ? undefined
+          : parseId(args.conversationId, "conversationId", "Conversation");
+      const afterSeq = args.afterSeq ?? undefined;
+      if (afterSeq !== undefined) {
+        if (conversationId === undefined) throw badInput("afterSeq", "needs conversationId");
+        if (afterSeq < 0) throw badInput("afterSeq", "must be 0 or more");
+      }
+      if (conversationId !== undefined) await getConversation(ctx.db, userId, conversationId, { select: { id: true } });
+      const messages = await ctx.realtime.messages(userId, { conversationId, afterSeq });
+      return untilExpiry(messages, ctx.viewer.expiresAt);
+    },
+    resolve: (message) => message,
+  }),
+  taskChanged: t.field({
+    type: TaskChangeEventRef,
+    description: "Every committed change to the viewer's tasks: from the API, the assistant, MCP, another instance or SQL.",
+    subscribe: async (_root, _args, ctx) =>
+      untilExpiry(await ctx.realtime.taskChanges(ctx.viewer.userId), ctx.viewer.expiresAt),
+    resolve: (event) => event,
+  }),
+}));

@@ -1,0 +1,92 @@
+import type { Server } from "node:http";
+import type { ExecutionArgs } from "graphql";
+import { CloseCode } from "graphql-ws";
+import { useServer } from "graphql-ws/use/ws";
+import type { YogaServerInstance } from "graphql-yoga";
+import { WebSocketServer } from "ws";
+import { bearerToken, type TokenVerifier, type Viewer } from "./auth.js";
+import type { Logger } from "./logger.js";
+import type { Context } from "./schema/context.js";
+
+type ConnectionExtra = {
+  viewer?: Viewer;
+  expiryTimer?: NodeJS.Timeout;
+};
+
+/** What Yoga's envelop needs to run one operation it did not parse itself. */
+interface EnvelopedRoot {
+  execute: (args: ExecutionArgs) => unknown;
+  subscribe: (args: ExecutionArgs) => unknown;
+}
+
+/**
+ * graphql-ws (subprotocol graphql-transport-ws) on /graphql of the same HTTP
+ * server, running operations through Yoga's envelop so masking and the other
+ * plugins apply exactly as over HTTP. The token comes from connection_init's
+ * `authorization` (or the upgrade request's header); a bad one closes the
+ * socket with 4403, and the socket closes when the token expires.
+ */
+export function attachGraphQLWs(options: {
+  server: Server;
+  yoga: YogaServerInstance<Record<string, unknown>, Context>;
+  verifier: TokenVerifier;
+  logger: Logger;
+}): { close(): Promise<void> } {
+  const wss = new WebSocketServer({ server: options.server, path: options.yoga.graphqlEndpoint });
+  const disposable = useServer<Record<string, unknown> | undefined, ConnectionExtra>(
+    {
+      onConnect: async (ctx) => {
+        const fromParams = ctx.connectionParams?.authorization ?? ctx.connectionParams?.Authorization;
+        const header = typeof fromParams === "string" ? fromParams : ctx.extra.request.headers.authorization;
+        try {
+          const viewer = await options.verifier.verify(bearerToken(header));
+          const extra = ctx.extra as ConnectionExtra & typeof ctx.extra;
+          extra.viewer = viewer;
+          if (viewer.expiresAt !== undefined) {
+            const ms = Math.max(0, viewer.expiresAt * 1000 - Date.now());
+            extra.expiryTimer = setTimeout(() => ctx.extra.socket.close(CloseCode.Forbidden, "Token expired"), ms);
+          }
+          return true;
+        } catch {
+          return false; // graphql-ws closes with 4403 Forbidden
+        }
+      },
+      onClose: (ctx) => clearTimeout((ctx.extra as ConnectionExtra).expiryTimer),
+      onSubscribe: async (ctx, _id, payload) => {
+        const { schema, execute, subscribe, contextFactory, parse, validate } = options.yoga.getEnveloped({
+          ...ctx,
+          req: ctx.extra.request,
+          socket: ctx.extra.socket,
+          params: payload,
+          viewer: (ctx.extra as ConnectionExtra).viewer,
+        });
+        let document;
+        try {
+          document = parse(payload.query);
+        } catch (error) {
+          return [error as never];
+        }
+        const errors = validate(schema, document);
+        if (errors.length > 0) return errors;
+        const rootValue: EnvelopedRoot = { execute, subscribe };
+        return {
+          schema,
+          document,
+          operationName: payload.operationName,
+          variableValues: payload.variables,
+          contextValue: await contextFactory(),
+          rootValue,
+        };
+      },
+      execute: (args) => (args.rootValue as EnvelopedRoot).execute(args) as never,
+      subscribe: (args) => (args.rootValue as EnvelopedRoot).subscribe(args) as never,
+    },
+    wss,
+  );
+  return {
+    close: async () => {
+      for (const client of wss.clients) client.terminate();
+      await disposable.dispose();
+    },
+  };
+}
