@@ -1,3 +1,4 @@
+import { existsSync } from "node:fs";
 import { buildApp } from "./app.js";
 import { createVerifier, randomDevSecret, signHs256 } from "./auth.js";
 import { createCohereModel } from "./chat/cohere.js";
@@ -5,6 +6,9 @@ import { ConfigError, loadConfig } from "./config.js";
 import { createDb } from "./db/client.js";
 import { openDatabase } from "./db/open.js";
 import { createLogger } from "./logger.js";
+
+// A local .env is a convenience; variables already in the environment win.
+if (existsSync(".env")) process.loadEnvFile(".env");
 
 let config;
 try {

@@ -623,7 +623,7 @@ describe("sendMessage reliability", () => {
       const user = await newUser(server);
       let inFlight = 0;
       let maxInFlight = 0;
-      const delayMs = 500;
+      const delayMs = 1000;
       fake.setFallback((request) => {
         inFlight += 1;
         maxInFlight = Math.max(maxInFlight, inFlight);
@@ -829,7 +829,7 @@ describe("sendMessage reliability", () => {
   describe("the API key", () => {
     it("should be sent as a Bearer token and never logged, on success or failure", async () => {
       const { logger, lines } = capturingLogger();
-      const { fake, server } = await rig({ callTimeoutMs: 300 }, { logger });
+      const { fake, server } = await rig({ callTimeoutMs: 1000 }, { logger });
       const user = await newUser(server);
       const responses: unknown[] = [];
 
@@ -846,7 +846,7 @@ describe("sendMessage reliability", () => {
       responses.push(await send(user, { content: "broken" }));
       fake.setFallback(undefined);
       // A timeout.
-      fake.enqueue(withDelay(textReply("late"), 2000));
+      fake.enqueue(withDelay(textReply("late"), 3000));
       responses.push(await send(user, { content: "timeout" }));
       // The model's host unreachable altogether.
       await fake.close();

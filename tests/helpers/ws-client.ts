@@ -1,4 +1,6 @@
-import { createClient, type Client, type FormattedExecutionResult as ExecutionResult } from "graphql-ws";
+import { createClient, type Client, type FormattedExecutionResult } from "graphql-ws";
+
+type ExecutionResult<T> = FormattedExecutionResult<T, unknown>;
 import { WebSocket } from "ws";
 
 /**
