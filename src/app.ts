@@ -17,6 +17,7 @@ import { schema } from "./schema/index.js";
 import { RealtimeHub } from "./realtime/hub.js";
 import { PgListener, type ListenerOptions } from "./realtime/listener.js";
 import { attachGraphQLWs } from "./ws.js";
+import { createMcpHandler, MCP_PATH } from "./mcp/http.js";
 
 export interface AppDeps {
   db: Db;
@@ -134,7 +135,12 @@ export function buildApp(deps: AppDeps): App {
     ],
   });
 
+  const mcp = createMcpHandler({ db, verifier, logger });
   const server = createServer((req, res) => {
+    if (req.url === MCP_PATH || req.url?.startsWith(`${MCP_PATH}?`)) {
+      void mcp(req, res);
+      return;
+    }
     void yoga.handle(req, res, { startedAt: Date.now() });
   });
   const ws = attachGraphQLWs({ server, yoga, verifier, logger });

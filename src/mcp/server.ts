@@ -1,0 +1,46 @@
+import { Server } from "@modelcontextprotocol/sdk/server/index.js";
+import { CallToolRequestSchema, ListToolsRequestSchema, type CallToolResult } from "@modelcontextprotocol/sdk/types.js";
+import { inputJsonSchema, outputJsonSchema, runTool, TOOLS } from "../chat/tools.js";
+import type { Db } from "../db/client.js";
+import type { Logger } from "../logger.js";
+
+/**
+ * The task tools as an MCP server. It is the chat assistant's registry, not a
+ * copy: the same schemas, validation, ownership rules and domain functions, so
+ * an MCP call persists exactly as a chat tool call does (and the same triggers
+ * announce it to taskChanged subscribers). One server per authenticated user.
+ */
+export function createMcpServer(options: { db: Db; userId: string; logger: Logger }): Server {
+  const server = new Server(
+    { name: "todo-assistant", version: "0.1.0" },
+    {
+      capabilities: { tools: {} },
+      instructions: "Manage the authenticated user's todo list. Task ids are the ids that add_task and list_tasks return.",
+    },
+  );
+
+  server.setRequestHandler(ListToolsRequestSchema, () => ({
+    tools: TOOLS.map((tool) => ({
+      name: tool.name,
+      description: tool.description,
+      inputSchema: inputJsonSchema(tool) as { type: "object" },
+      outputSchema: outputJsonSchema(tool) as { type: "object" },
+      annotations: { title: tool.name, ...tool.annotations },
+    })),
+  }));
+
+  server.setRequestHandler(CallToolRequestSchema, async (request): Promise<CallToolResult> => {
+    const { name, arguments: args } = request.params;
+    const outcome = await runTool({ db: options.db, userId: options.userId }, name, args ?? {});
+    if (!outcome.ok) {
+      options.logger.info({ tool: name }, "MCP tool call rejected");
+      return { isError: true, content: [{ type: "text", text: outcome.error }] };
+    }
+    return {
+      content: [{ type: "text", text: JSON.stringify(outcome.result) }],
+      structuredContent: outcome.result,
+    };
+  });
+
+  return server;
+}

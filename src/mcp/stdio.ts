@@ -1,0 +1,49 @@
+import { StdioServerTransport } from "@modelcontextprotocol/sdk/server/stdio.js";
+import { pino } from "pino";
+import { createVerifier } from "../auth.js";
+import { ConfigError, loadConfig } from "../config.js";
+import { createDb } from "../db/client.js";
+import { openDatabase } from "../db/open.js";
+import { REDACT_PATHS } from "../logger.js";
+import { createMcpServer } from "./server.js";
+
+// `npm run mcp`: the task tools over stdio for desktop assistants and IDE
+// agents. stdout carries the protocol, so logs go to stderr. The user is the
+// `sub` of MCP_AUTH_TOKEN, verified like any other token.
+
+const logger = pino({ level: process.env.LOG_LEVEL ?? "info", redact: { paths: REDACT_PATHS, censor: "[redacted]" } }, pino.destination(2));
+
+async function main(): Promise<void> {
+  const config = loadConfig();
+  const token = process.env.MCP_AUTH_TOKEN?.trim();
+  if (!token) throw new ConfigError("MCP_AUTH_TOKEN must be set to a JWT for the user whose tasks this server manages");
+  if (config.auth.jwtSecret === undefined && config.auth.jwksUrl === undefined) {
+    throw new ConfigError("Set AUTH_JWT_SECRET or AUTH_JWKS_URL so MCP_AUTH_TOKEN can be verified");
+  }
+  const { userId } = await createVerifier(config.auth).verify(token);
+  const database = await openDatabase(config.database, logger);
+  const db = createDb({
+    url: database.url,
+    driver: config.database.driver,
+    poolSize: Math.min(config.database.poolSize, 3),
+    connectionTimeoutMs: config.database.connectionTimeoutMs,
+  });
+  const server = createMcpServer({ db, userId, logger });
+  const transport = new StdioServerTransport();
+  const shutdown = async () => {
+    await server.close();
+    await db.$disconnect();
+    await database.close();
+    process.exit(0);
+  };
+  transport.onclose = () => void shutdown();
+  process.on("SIGINT", () => void shutdown());
+  process.on("SIGTERM", () => void shutdown());
+  await server.connect(transport);
+  logger.info("MCP server ready on stdio");
+}
+
+main().catch((error: unknown) => {
+  process.stderr.write(`${error instanceof Error ? error.message : String(error)}\n`);
+  process.exit(1);
+});

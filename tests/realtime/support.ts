@@ -1,0 +1,329 @@
+import { once } from "node:events";
+import { createServer, connect, type AddressInfo, type Server, type Socket } from "node:net";
+import pg from "pg";
+import { createConversation } from "../../src/domain/conversations.js";
+import { appendMessages, type NewMessage } from "../../src/domain/messages.js";
+import type { Db } from "../../src/db/client.js";
+import { toGlobalId } from "../../src/schema/ids.js";
+import type { TestServer } from "../helpers/server.js";
+import type { QueuedSubscription } from "../helpers/ws-client.js";
+
+/** Shared documents and helpers of the realtime tests. */
+
+export const TASK_CHANGED = /* GraphQL */ `
+  subscription { taskChanged { kind taskId task { id title description completed updatedAt } } }
+`;
+
+export const MESSAGE_ADDED = /* GraphQL */ `
+  subscription MessageAdded($conversationId: ID, $afterSeq: Int) {
+    messageAdded(conversationId: $conversationId, afterSeq: $afterSeq) {
+      id seq role content toolCallId conversation { id }
+    }
+  }
+`;
+
+export const ADD_TASK = /* GraphQL */ `
+  mutation AddTask($title: String!, $description: String) {
+    addTask(input: { title: $title, description: $description }) { id title description completed updatedAt }
+  }
+`;
+
+export const UPDATE_TASK = /* GraphQL */ `
+  mutation UpdateTask($input: UpdateTaskInput!) { updateTask(input: $input) { id title description completed updatedAt } }
+`;
+
+export const COMPLETE_TASK = /* GraphQL */ `
+  mutation CompleteTask($id: ID!) { completeTask(id: $id) { id title description completed updatedAt } }
+`;
+
+export const DELETE_TASK = /* GraphQL */ `
+  mutation DeleteTask($id: ID!) { deleteTask(id: $id) { id title description completed updatedAt } }
+`;
+
+export interface TaskView {
+  id: string;
+  title: string;
+  description: string | null;
+  completed: boolean;
+  updatedAt: string;
+}
+
+export interface TaskChangeView {
+  kind: "CREATED" | "UPDATED" | "DELETED";
+  taskId: string;
+  task: TaskView | null;
+}
+
+export interface MessageView {
+  id: string;
+  seq: number;
+  role: "USER" | "ASSISTANT" | "TOOL";
+  content: string;
+  toolCallId: string | null;
+  conversation: { id: string };
+}
+
+/** The next event of a taskChanged subscription; fails on an error result. */
+export async function nextTaskChange(sub: QueuedSubscription, timeoutMs?: number): Promise<TaskChangeView> {
+  const result = await sub.next(timeoutMs);
+  if (result.errors) throw new Error(`taskChanged errored: ${JSON.stringify(result.errors)}`);
+  return result.data?.taskChanged as TaskChangeView;
+}
+
+/** The next message of a messageAdded subscription; fails on an error result. */
+export async function nextMessage(sub: QueuedSubscription, timeoutMs?: number): Promise<MessageView> {
+  const result = await sub.next(timeoutMs);
+  if (result.errors) throw new Error(`messageAdded errored: ${JSON.stringify(result.errors)}`);
+  return result.data?.messageAdded as MessageView;
+}
+
+/** Messages of a subscription until (and including) the one with `lastSeq`. */
+export async function messagesUntil(sub: QueuedSubscription, lastSeq: number, timeoutMs?: number): Promise<MessageView[]> {
+  const received: MessageView[] = [];
+  for (;;) {
+    const message = await nextMessage(sub, timeoutMs);
+    received.push(message);
+    if (message.seq >= lastSeq) return received;
+  }
+}
+
+export function range(from: number, to: number): number[] {
+  return Array.from({ length: to - from + 1 }, (_, index) => from + index);
+}
+
+/** "pending", "resolved" or "rejected", without waiting: a settled promise wins the race against a resolved one. */
+export async function promiseState(promise: Promise<unknown>): Promise<"pending" | "resolved" | "rejected"> {
+  const pending = {};
+  return Promise.race([promise, Promise.resolve(pending)]).then(
+    (value) => (value === pending ? "pending" : "resolved"),
+    () => "rejected",
+  );
+}
+
+/** A conversation of the user, with its raw and global id. */
+export async function newConversation(db: Db, userId: string, title = "Realtime"): Promise<{ id: string; globalId: string }> {
+  const conversation = await createConversation(db, userId, { title });
+  return { id: conversation.id, globalId: toGlobalId("Conversation", conversation.id) };
+}
+
+/** Appends messages through the domain, in one transaction; returns them in seq order. */
+export function appendVia(db: Db, userId: string, conversationId: string, contents: readonly string[], role: NewMessage["role"] = "user") {
+  return db.$transaction((tx) =>
+    appendMessages(
+      tx,
+      userId,
+      conversationId,
+      contents.map((content) => ({ role, content })),
+    ),
+  );
+}
+
+/** Polls a condition that has no event of its own (e.g. the listener's first connect). */
+export async function waitUntil(condition: () => boolean | Promise<boolean>, what: string, timeoutMs = 15_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await condition())) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting until ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+}
+
+/** Resolves with the next `name` event of the emitter (registered now, so call it before causing the event). */
+export function nextEvent(emitter: NodeJS.EventEmitter, name: string, timeoutMs = 15_000): Promise<unknown[]> {
+  return once(emitter, name, { signal: AbortSignal.timeout(timeoutMs) });
+}
+
+/**
+ * A TCP relay in front of Postgres for the LISTEN connection only. It tells
+ * which backend is the listener (pg_stat_activity.client_port is the relay's
+ * outbound port) and can refuse new connections, which holds a killed
+ * listener down for exactly as long as a test needs.
+ */
+export interface PgGate {
+  /** The database URL with host and port replaced by the relay's. */
+  url: string;
+  /** Local ports of the relay's open connections to Postgres. */
+  upstreamPorts(): number[];
+  /** New connections are accepted and dropped at once until open() is called. */
+  shut(): void;
+  open(): void;
+  /** Connection attempts dropped while shut. */
+  readonly refused: number;
+  close(): Promise<void>;
+}
+
+export async function startPgGate(databaseUrl: string): Promise<PgGate> {
+  const target = new URL(databaseUrl);
+  const targetHost = target.hostname;
+  const targetPort = Number(target.port || 5432);
+  const pairs = new Set<{ client: Socket; upstream: Socket }>();
+  let shut = false;
+  let refused = 0;
+
+  const server: Server = createServer((client) => {
+    if (shut) {
+      refused += 1;
+      client.destroy();
+      return;
+    }
+    const upstream = connect(targetPort, targetHost);
+    const pair = { client, upstream };
+    pairs.add(pair);
+    const drop = () => {
+      pairs.delete(pair);
+      client.destroy();
+      upstream.destroy();
+    };
+    client.on("error", drop).on("close", drop);
+    upstream.on("error", drop).on("close", drop);
+    client.pipe(upstream);
+    upstream.pipe(client);
+  });
+  server.listen(0, "127.0.0.1");
+  await once(server, "listening");
+  const { port } = server.address() as AddressInfo;
+  const url = new URL(databaseUrl);
+  url.hostname = "127.0.0.1";
+  url.port = String(port);
+
+  return {
+    url: url.toString(),
+    upstreamPorts: () => [...pairs].map(({ upstream }) => upstream.localPort).filter((p): p is number => p !== undefined),
+    shut: () => {
+      shut = true;
+    },
+    open: () => {
+      shut = false;
+    },
+    get refused() {
+      return refused;
+    },
+    close: () =>
+      new Promise<void>((resolve) => {
+        for (const { client, upstream } of pairs) {
+          client.destroy();
+          upstream.destroy();
+        }
+        server.close(() => resolve());
+      }),
+  };
+}
+
+/** A test server whose LISTEN connection goes through a gate. */
+export async function startGatedServer(
+  databaseUrl: string,
+  start: (listenUrl: string) => Promise<TestServer>,
+): Promise<{ server: TestServer; gate: PgGate }> {
+  const gate = await startPgGate(databaseUrl);
+  const server = await start(gate.url);
+  return { server, gate };
+}
+
+/**
+ * Terminates the listener backend(s) behind the gate with pg_terminate_backend
+ * and returns their pids. Fails unless exactly `expected` are found.
+ */
+export async function killListenersBehind(admin: pg.Client, gate: PgGate, expected = 1): Promise<number[]> {
+  const ports = gate.upstreamPorts();
+  const { rows } = await admin.query<{ pid: number; killed: boolean }>(
+    `SELECT pid, pg_terminate_backend(pid) AS killed
+       FROM pg_stat_activity
+      WHERE application_name = 'todo-api-listener' AND datname = current_database() AND client_port = ANY($1::int[])`,
+    [ports],
+  );
+  if (rows.length !== expected || rows.some((row) => !row.killed)) {
+    throw new Error(`expected to kill ${expected} listener(s) behind the gate, found ${JSON.stringify(rows)} (ports ${ports.join(",")})`);
+  }
+  return rows.map((row) => row.pid);
+}
+
+/** The pids of the listener backends behind the gate (those relayed through it, by client port). */
+export async function listenerPidsBehind(admin: pg.Client, gate: PgGate): Promise<number[]> {
+  const { rows } = await admin.query<{ pid: number }>(
+    `SELECT pid FROM pg_stat_activity
+      WHERE application_name = 'todo-api-listener' AND datname = current_database() AND client_port = ANY($1::int[])`,
+    [gate.upstreamPorts()],
+  );
+  return rows.map((row) => row.pid);
+}
+
+export async function adminClient(databaseUrl: string): Promise<pg.Client> {
+  const client = new pg.Client({ connectionString: databaseUrl, application_name: "todo-realtime-tests" });
+  await client.connect();
+  return client;
+}
+
+/**
+ * Reads a text/event-stream response into GraphQL results: each `event: next`
+ * with its JSON `data`, and whether `event: complete` arrived.
+ */
+export interface SseReader {
+  next(timeoutMs?: number): Promise<{ data?: Record<string, any> | null; errors?: { message: string; extensions?: Record<string, any> }[] }>;
+  /** Resolves when the stream ends (complete event or end of body). */
+  ended: Promise<void>;
+  cancel(): Promise<void>;
+}
+
+export function readSse(response: Response): SseReader {
+  if (!response.body) throw new Error("the SSE response has no body");
+  const reader = response.body.pipeThrough(new TextDecoderStream()).getReader();
+  const results: Record<string, any>[] = [];
+  const waiters: ((value: Record<string, any>) => void)[] = [];
+  let buffer = "";
+  let finish: () => void = () => {};
+  const ended = new Promise<void>((resolve) => (finish = resolve));
+
+  const deliver = (value: Record<string, any>) => {
+    const waiter = waiters.shift();
+    if (waiter) waiter(value);
+    else results.push(value);
+  };
+
+  void (async () => {
+    try {
+      for (;;) {
+        const { value, done } = await reader.read();
+        if (done) break;
+        buffer += value;
+        let boundary = buffer.indexOf("\n\n");
+        while (boundary !== -1) {
+          const block = buffer.slice(0, boundary);
+          buffer = buffer.slice(boundary + 2);
+          boundary = buffer.indexOf("\n\n");
+          let event = "message";
+          const data: string[] = [];
+          for (const line of block.split("\n")) {
+            if (line.startsWith("event:")) event = line.slice(6).trim();
+            else if (line.startsWith("data:")) data.push(line.slice(5).trimStart());
+          }
+          if (event === "complete") {
+            finish();
+          } else if (data.length > 0) {
+            deliver(JSON.parse(data.join("\n")) as Record<string, any>);
+          }
+        }
+      }
+    } catch {
+      // Cancelled or reset: the stream is over either way.
+    } finally {
+      finish();
+    }
+  })();
+
+  return {
+    next: (timeoutMs = 10_000) => {
+      const queued = results.shift();
+      if (queued) return Promise.resolve(queued);
+      return new Promise((resolve, reject) => {
+        const timer = setTimeout(() => reject(new Error(`no SSE event within ${timeoutMs} ms`)), timeoutMs);
+        waiters.push((value) => {
+          clearTimeout(timer);
+          resolve(value);
+        });
+      });
+    },
+    ended,
+    cancel: async () => {
+      await reader.cancel().catch(() => {});
+    },
+  };
+}
