@@ -145,6 +145,17 @@ export function buildApp(deps: AppDeps): App {
   });
   const ws = attachGraphQLWs({ server, yoga, verifier, logger });
 
+  let stopping: Promise<void> | undefined;
+  const stopAll = async () => {
+    await ws.close();
+    await listener.close();
+    await new Promise<void>((resolve, reject) => {
+      if (!server.listening) return resolve();
+      server.close((error) => (error ? reject(error) : resolve()));
+      server.closeAllConnections();
+    });
+  };
+
   return {
     yoga,
     server,
@@ -163,15 +174,8 @@ export function buildApp(deps: AppDeps): App {
         });
       });
     },
-    stop: async () => {
-      await ws.close();
-      await listener.close();
-      await new Promise<void>((resolve, reject) => {
-        if (!server.listening) return resolve();
-        server.close((error) => (error ? reject(error) : resolve()));
-        server.closeAllConnections();
-      });
-    },
+    // Idempotent: a second stop() waits for the first instead of failing.
+    stop: () => (stopping ??= stopAll()),
   };
 }
 
