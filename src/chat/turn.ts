@@ -280,7 +280,7 @@ async function runTurn(db: Db, deps: AssistantDeps, userId: string, userMessage:
       throw error;
     }
 
-    const calls = normaliseCalls(response.message.toolCalls ?? []);
+    const calls = normaliseCalls(response.message.toolCalls ?? [], history);
     const text = textOf(response.message.content);
     if (calls.length > 0) {
       await db.$transaction((tx) =>
@@ -311,13 +311,22 @@ async function endAtBound(db: Db, userId: string, userMessage: Message, code: st
   return result(db, userMessage, await loadTurn(db, userMessage));
 }
 
-function normaliseCalls(calls: Cohere.ToolCallV2[]): StoredToolCall[] {
-  return calls.map((call, index) => ({
-    // A fresh id when the model gave none: a reused "call_0" would match an earlier step's result and never run.
-    id: call.id || `call_${randomUUID()}_${index}`,
-    type: "function",
-    function: { name: call.function?.name ?? "", arguments: call.function?.arguments ?? "" },
-  }));
+/**
+ * Tool call ids key their results, so each must be unique in the conversation:
+ * a missing id, or one an earlier step already used, would match that step's
+ * result and never run. Such calls get a fresh id; the history we send carries it.
+ */
+function normaliseCalls(calls: Cohere.ToolCallV2[], history: readonly Message[]): StoredToolCall[] {
+  const used = new Set(history.flatMap((message) => storedToolCalls(message).map((call) => call.id)));
+  return calls.map((call, index) => {
+    const id = call.id && !used.has(call.id) ? call.id : `call_${randomUUID()}_${index}`;
+    used.add(id);
+    return {
+      id,
+      type: "function",
+      function: { name: call.function?.name ?? "", arguments: call.function?.arguments ?? "" },
+    };
+  });
 }
 
 function textOf(content: Cohere.AssistantMessageResponseContentItem[] | undefined): string {

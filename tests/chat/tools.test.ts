@@ -584,6 +584,26 @@ describe("assistant task tools", () => {
     expect(wireResult(requests[2]!, secondId)).toEqual(toolTask(second));
   });
 
+  it("should give a call whose id an earlier step already used a fresh id, so it runs and is answered", async () => {
+    const user = await newUser(server);
+    fake.enqueue(
+      toolCallReply([{ id: "call_same", name: "add_task", args: { title: "First" } }], "Add the first."),
+      toolCallReply([{ id: "call_same", name: "add_task", args: { title: "Second" } }], "Add the second."),
+      textReply("Added both."),
+    );
+
+    const { response, payload, requests } = await send(user, "add first then second", { expectedCalls: 3 });
+    expect(response.errors).toBeUndefined();
+
+    const rows = await rowsOf(user.id);
+    expect(rows.map((r) => r.title)).toEqual(["First", "Second"]);
+    const ids = payload.toolCalls.map((call) => call.id);
+    expect(ids[0]).toBe("call_same");
+    expect(ids[1]).not.toBe("call_same");
+    const second = rows.find((r) => r.title === "Second")!;
+    expect(wireResult(requests[2]!, ids[1]!)).toEqual(toolTask(second));
+  });
+
   it("should chain steps: complete_task with the id the model read from list_tasks", async () => {
     const user = await newUser(server);
     const mom = await addTask(user, "Call mom");

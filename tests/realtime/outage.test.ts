@@ -1,0 +1,243 @@
+import type pg from "pg";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { databaseUrl } from "../helpers/db.js";
+import { newUser, startTestServer, waitForSubscriptions, type TestServer } from "../helpers/server.js";
+import { wsClient, type QueuedSubscription, type TestWsClient } from "../helpers/ws-client.js";
+import {
+  ADD_TASK,
+  adminClient,
+  appendVia,
+  COMPLETE_TASK,
+  DELETE_TASK,
+  killListenersBehind,
+  listenerPidsBehind,
+  MESSAGE_ADDED,
+  messagesUntil,
+  newConversation,
+  nextEvent,
+  nextMessage,
+  nextTaskChange,
+  promiseState,
+  range,
+  startPgGate,
+  TASK_CHANGED,
+  UPDATE_TASK,
+  waitUntil,
+  type PgGate,
+  type TaskChangeView,
+  type TaskView,
+} from "./support.js";
+
+/**
+ * The LISTEN connection goes through a gate: the test kills its backend with
+ * pg_terminate_backend and keeps the gate shut while it commits, so those
+ * commits certainly happen while the listener is down; opening the gate lets
+ * the listener's reconnect (50–500 ms backoff) through.
+ */
+describe("a killed LISTEN connection", () => {
+  let gate: PgGate;
+  let server: TestServer;
+  let admin: pg.Client;
+  const clients: TestWsClient[] = [];
+
+  function connect(token: string): TestWsClient {
+    const client = wsClient(server.wsUrl, token);
+    clients.push(client);
+    return client;
+  }
+
+  async function live(client: TestWsClient, query: string, variables?: Record<string, unknown>): Promise<QueuedSubscription> {
+    const before = server.app.realtime.establishedCount;
+    const sub = client.subscribe(query, variables);
+    await waitForSubscriptions(server, before);
+    return sub;
+  }
+
+  /** Kills the listener's backend and resolves once the listener knows; the gate stays shut. */
+  async function takeListenerDown(): Promise<number[]> {
+    await waitUntil(() => server.app.listener.connected, "the listener is connected");
+    gate.shut();
+    const down = nextEvent(server.app.listener, "down");
+    const killed = await killListenersBehind(admin, gate);
+    await down;
+    expect(server.app.listener.connected).toBe(false);
+    return killed;
+  }
+
+  /** Lets the listener reconnect and resolves once it has (catch-up is queued by then). */
+  async function bringListenerBack(): Promise<void> {
+    expect(server.app.listener.connected).toBe(false);
+    const reconnected = nextEvent(server.app.listener, "reconnected");
+    gate.open();
+    await reconnected;
+  }
+
+  beforeAll(async () => {
+    gate = await startPgGate(databaseUrl());
+    server = await startTestServer({ listenUrl: gate.url });
+    admin = await adminClient(databaseUrl());
+  });
+  afterAll(async () => {
+    gate.open();
+    await Promise.all(clients.map((client) => client.dispose()));
+    await server.close();
+    await gate.close();
+    await admin.end();
+  });
+
+  it("should keep subscriptions open while it is down and deliver what was committed meanwhile once it is back", async () => {
+    const user = await newUser(server);
+    const conversation = await newConversation(server.db, user.id);
+    const client = connect(user.token);
+    const messages = await live(client, MESSAGE_ADDED, { conversationId: conversation.globalId });
+    const tasks = await live(client, TASK_CHANGED);
+
+    // Before the outage: live delivery.
+    await appendVia(server.db, user.id, conversation.id, ["before 1", "before 2"]);
+    const kept = (await user.gql<{ addTask: TaskView }>(ADD_TASK, { title: "Kept", description: "v1" })).data!.addTask;
+    const doomed = (await user.gql<{ addTask: TaskView }>(ADD_TASK, { title: "Doomed", description: "last words" })).data!.addTask;
+    expect((await messagesUntil(messages, 2)).map((m) => m.seq)).toEqual([1, 2]);
+    expect(await nextTaskChange(tasks)).toMatchObject({ kind: "CREATED", taskId: kept.id });
+    expect(await nextTaskChange(tasks)).toMatchObject({ kind: "CREATED", taskId: doomed.id });
+
+    const killed = await takeListenerDown();
+
+    // Committed while the listener is down.
+    await appendVia(server.db, user.id, conversation.id, ["during 3", "during 4"]);
+    await appendVia(server.db, user.id, conversation.id, ["during 5"]);
+    await user.gql(UPDATE_TASK, { input: { id: kept.id, title: "Kept, renamed", description: "v2" } });
+    const keptFinal = (await user.gql<{ completeTask: TaskView }>(COMPLETE_TASK, { id: kept.id })).data!.completeTask;
+    const doomedLast = (await user.gql<{ deleteTask: TaskView }>(DELETE_TASK, { id: doomed.id })).data!.deleteTask;
+    const fresh = (await user.gql<{ addTask: TaskView }>(ADD_TASK, { title: "Fresh" })).data!.addTask;
+    const freshFinal = (await user.gql<{ updateTask: TaskView }>(UPDATE_TASK, { input: { id: fresh.id, title: "Fresh, edited" } })).data!
+      .updateTask;
+    const fleeting = (await user.gql<{ addTask: TaskView }>(ADD_TASK, { title: "Fleeting" })).data!.addTask;
+    const fleetingLast = (await user.gql<{ deleteTask: TaskView }>(DELETE_TASK, { id: fleeting.id })).data!.deleteTask;
+
+    // Still down, and the subscriptions and the socket are still open, with nothing delivered.
+    expect(server.app.listener.connected).toBe(false);
+    expect(await promiseState(messages.ended)).toBe("pending");
+    expect(await promiseState(tasks.ended)).toBe("pending");
+    expect(await promiseState(client.closed)).toBe("pending");
+    expect(messages.pending()).toEqual([]);
+    expect(tasks.pending()).toEqual([]);
+
+    await bringListenerBack();
+    const pids = await listenerPidsBehind(admin, gate);
+    expect(pids).toHaveLength(1);
+    expect(killed).not.toContain(pids[0]);
+
+    // Messages: by seq, no gap, no duplicate.
+    expect((await messagesUntil(messages, 5)).map((m) => [m.seq, m.content])).toEqual([
+      [3, "during 3"],
+      [4, "during 4"],
+      [5, "during 5"],
+    ]);
+    // Tasks: one event per task, with its latest state.
+    const caughtUp = new Map<string, TaskChangeView>();
+    for (let i = 0; i < 4; i += 1) {
+      const event = await nextTaskChange(tasks);
+      expect(caughtUp.has(event.taskId)).toBe(false);
+      caughtUp.set(event.taskId, event);
+    }
+    expect(caughtUp.get(kept.id)).toEqual({ kind: "UPDATED", taskId: kept.id, task: keptFinal });
+    expect(keptFinal).toMatchObject({ title: "Kept, renamed", description: "v2", completed: true });
+    expect(caughtUp.get(doomed.id)).toEqual({ kind: "DELETED", taskId: doomed.id, task: doomedLast });
+    expect(doomedLast).toMatchObject({ title: "Doomed", description: "last words" });
+    expect(caughtUp.get(fresh.id)).toEqual({ kind: "CREATED", taskId: fresh.id, task: freshFinal });
+    expect(caughtUp.get(fleeting.id)).toEqual({ kind: "DELETED", taskId: fleeting.id, task: fleetingLast });
+
+    // And live again afterwards, with nothing repeated in between.
+    await appendVia(server.db, user.id, conversation.id, ["after 6"]);
+    const after = (await user.gql<{ addTask: TaskView }>(ADD_TASK, { title: "After" })).data!.addTask;
+    expect(await nextMessage(messages)).toMatchObject({ seq: 6, content: "after 6" });
+    expect(await nextTaskChange(tasks)).toEqual({ kind: "CREATED", taskId: after.id, task: after });
+    expect(messages.pending()).toEqual([]);
+    expect(tasks.pending()).toEqual([]);
+    messages.dispose();
+    tasks.dispose();
+  });
+
+  it("should deliver to subscriptions that started while the listener was down", async () => {
+    const user = await newUser(server);
+    const conversation = await newConversation(server.db, user.id);
+    await appendVia(server.db, user.id, conversation.id, ["old"]);
+    await takeListenerDown();
+
+    const client = connect(user.token);
+    const replay = await live(client, MESSAGE_ADDED, { conversationId: conversation.globalId, afterSeq: 0 });
+    const fromNow = await live(client, MESSAGE_ADDED, { conversationId: conversation.globalId });
+    const tasks = await live(client, TASK_CHANGED);
+    await appendVia(server.db, user.id, conversation.id, ["while down"]);
+    const task = (await user.gql<{ addTask: TaskView }>(ADD_TASK, { title: "While down" })).data!.addTask;
+
+    await bringListenerBack();
+    expect((await messagesUntil(replay, 2)).map((m) => [m.seq, m.content])).toEqual([
+      [1, "old"],
+      [2, "while down"],
+    ]);
+    expect(await nextMessage(fromNow)).toMatchObject({ seq: 2, content: "while down" });
+    expect(await nextTaskChange(tasks)).toEqual({ kind: "CREATED", taskId: task.id, task });
+
+    await appendVia(server.db, user.id, conversation.id, ["live"]);
+    expect(await nextMessage(replay)).toMatchObject({ seq: 3 });
+    expect(await nextMessage(fromNow)).toMatchObject({ seq: 3 });
+    for (const sub of [replay, fromNow, tasks]) {
+      expect(sub.pending()).toEqual([]);
+      sub.dispose();
+    }
+  });
+
+  it("should not replay a deletion from before the subscription started when it catches up", async () => {
+    const user = await newUser(server);
+    const gone = (await user.gql<{ addTask: TaskView }>(ADD_TASK, { title: "Gone before" })).data!.addTask;
+    await user.gql(DELETE_TASK, { id: gone.id });
+    const tasks = await live(connect(user.token), TASK_CHANGED);
+
+    await takeListenerDown();
+    const during = (await user.gql<{ addTask: TaskView }>(ADD_TASK, { title: "During" })).data!.addTask;
+    await bringListenerBack();
+
+    expect(await nextTaskChange(tasks)).toEqual({ kind: "CREATED", taskId: during.id, task: during });
+    const sentinel = (await user.gql<{ addTask: TaskView }>(ADD_TASK, { title: "Sentinel" })).data!.addTask;
+    expect(await nextTaskChange(tasks)).toMatchObject({ kind: "CREATED", taskId: sentinel.id });
+    tasks.dispose();
+  });
+
+  it("should catch up a taskChanged subscription that started while the user's previous one was ending", async () => {
+    const user = await newUser(server);
+    const realtime = server.app.realtime;
+    const first = await realtime.taskChanges(user.id);
+    // The second starts (it reads the database time first) while the first ends.
+    const starting = realtime.taskChanges(user.id);
+    await first.return?.();
+    const second = await starting;
+
+    await takeListenerDown();
+    const during = (await user.gql<{ addTask: TaskView }>(ADD_TASK, { title: "During the outage" })).data!.addTask;
+    await bringListenerBack();
+
+    const event = await Promise.race([
+      second.next(),
+      new Promise<never>((_, reject) => setTimeout(() => reject(new Error("no catch-up within 10 s")), 10_000)),
+    ]);
+    expect(event.done).toBe(false);
+    expect(event.value).toMatchObject({ kind: "CREATED", task: { title: "During the outage" } });
+    expect(during.title).toBe("During the outage");
+    await second.return?.();
+  });
+
+  it("should recover again after repeated kills", async () => {
+    const user = await newUser(server);
+    const conversation = await newConversation(server.db, user.id);
+    const messages = await live(connect(user.token), MESSAGE_ADDED, { conversationId: conversation.globalId });
+    for (const round of range(1, 3)) {
+      await takeListenerDown();
+      await appendVia(server.db, user.id, conversation.id, [`down ${round}`]);
+      await bringListenerBack();
+      await appendVia(server.db, user.id, conversation.id, [`up ${round}`]);
+    }
+    expect((await messagesUntil(messages, 6)).map((m) => m.content)).toEqual(["down 1", "up 1", "down 2", "up 2", "down 3", "up 3"]);
+    messages.dispose();
+  });
+});
