@@ -39,6 +39,8 @@ const CATCH_UP_MARGIN_MS = 5000;
 
 interface MessageSubscriber {
   conversationId: string | undefined;
+  /** Set once its starting point is known; until then notifications pass it by (its start reads past them). */
+  ready: boolean;
   /** Highest seq delivered, per conversation. */
   delivered: Map<string, number>;
   queue: SubscriptionQueue<Message>;
@@ -107,7 +109,8 @@ class UserHub {
   /** Delivers every committed message of the conversation above each subscriber's high-water mark. */
   async syncConversation(conversationId: string, hintSeq?: number): Promise<void> {
     const interested = [...this.messageSubscribers].filter(
-      (sub) => !sub.queue.closed && (sub.conversationId === undefined || sub.conversationId === conversationId),
+      (sub) =>
+        sub.ready && !sub.queue.closed && (sub.conversationId === undefined || sub.conversationId === conversationId),
     );
     if (interested.length === 0) return;
     const floor = Math.min(...interested.map((sub) => sub.delivered.get(conversationId) ?? 0));
@@ -158,18 +161,17 @@ class UserHub {
         this.db.task.findMany({ where: { userId: this.userId, updatedAt: { gte: since } }, orderBy: { updatedAt: "asc" } }),
         this.db.deletedTask.findMany({ where: { userId: this.userId, deletedAt: { gte: since } }, orderBy: { deletedAt: "asc" } }),
       ]);
-      const events: TaskChangeEvent[] = [
-        ...changed.map((task): TaskChangeEvent => ({
-          kind: task.createdAt >= since ? "CREATED" : "UPDATED",
-          taskId: task.id,
-          task,
-        })),
-        ...deleted.map(({ deletedAt: _deletedAt, ...task }): TaskChangeEvent => ({ kind: "DELETED", taskId: task.id, task })),
-      ];
       for (const sub of this.taskSubscribers) {
-        for (const event of events) {
-          if (event.task && event.task.updatedAt < sub.startedAt && event.kind !== "DELETED") continue;
-          deliverTaskEvent(sub, event);
+        for (const task of changed) {
+          if (task.updatedAt < sub.startedAt) continue;
+          // CREATED only for a task created since this subscriber started that it has not seen yet.
+          const kind = task.createdAt >= sub.startedAt && !sub.delivered.has(task.id) ? "CREATED" : "UPDATED";
+          deliverTaskEvent(sub, { kind, taskId: task.id, task });
+        }
+        for (const { deletedAt, ...task } of deleted) {
+          // Deleted before this subscriber started: not a change it missed.
+          if (deletedAt < sub.startedAt) continue;
+          deliverTaskEvent(sub, { kind: "DELETED", taskId: task.id, task });
         }
       }
     }
@@ -220,7 +222,7 @@ export class RealtimeHub {
     return count;
   }
 
-  /** Subscriptions ever started whose LISTEN was in place: from then on none of their events can be missed. */
+  /** Subscriptions ever started whose LISTEN (and, for messages, starting point) was in place: from then on none of their events can be missed. */
   get establishedCount(): number {
     return this.established;
   }
@@ -244,6 +246,7 @@ export class RealtimeHub {
     const hub = this.hubFor(userId);
     const sub: MessageSubscriber = {
       conversationId: options.conversationId,
+      ready: false,
       delivered: new Map(),
       queue: new SubscriptionQueue<Message>(() => {
         hub.messageSubscribers.delete(sub);
@@ -252,11 +255,12 @@ export class RealtimeHub {
     };
     hub.messageSubscribers.add(sub);
     await hub.ensureListening();
-    this.established += 1;
     void hub.run(async () => {
       if (options.conversationId !== undefined) {
         if (options.afterSeq !== undefined) {
           sub.delivered.set(options.conversationId, options.afterSeq);
+          sub.ready = true;
+          this.established += 1;
           await hub.syncConversation(options.conversationId);
           return;
         }
@@ -265,18 +269,22 @@ export class RealtimeHub {
           select: { lastSeq: true },
         });
         sub.delivered.set(options.conversationId, conversation?.lastSeq ?? 0);
-        return;
+      } else {
+        const conversations = await this.db.conversation.findMany({ where: { userId }, select: { id: true, lastSeq: true } });
+        for (const { id, lastSeq } of conversations) sub.delivered.set(id, lastSeq);
       }
-      const conversations = await this.db.conversation.findMany({ where: { userId }, select: { id: true, lastSeq: true } });
-      for (const { id, lastSeq } of conversations) sub.delivered.set(id, lastSeq);
+      sub.ready = true;
+      // Counted once the starting point is read: every later commit is delivered.
+      this.established += 1;
     });
     return sub.queue;
   }
 
   /** Changes to the user's tasks, whoever made them. */
   async taskChanges(userId: string): Promise<AsyncIterableIterator<TaskChangeEvent>> {
-    const hub = this.hubFor(userId);
     const [{ now }] = await this.db.$queryRaw<[{ now: Date }]>`SELECT now() AS now`;
+    // Only after the await: the user's hub may have been released meanwhile, and a released hub gets no catch-up.
+    const hub = this.hubFor(userId);
     const sub: TaskSubscriber = {
       startedAt: now,
       delivered: new Map(),

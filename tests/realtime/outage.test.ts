@@ -23,6 +23,7 @@ import {
   TASK_CHANGED,
   UPDATE_TASK,
   waitUntil,
+  within,
   type PgGate,
   type TaskChangeView,
   type TaskView,
@@ -217,10 +218,7 @@ describe("a killed LISTEN connection", () => {
     const during = (await user.gql<{ addTask: TaskView }>(ADD_TASK, { title: "During the outage" })).data!.addTask;
     await bringListenerBack();
 
-    const event = await Promise.race([
-      second.next(),
-      new Promise<never>((_, reject) => setTimeout(() => reject(new Error("no catch-up within 10 s")), 10_000)),
-    ]);
+    const event = await within(second.next(), 10_000, "catch-up of the second subscription");
     expect(event.done).toBe(false);
     expect(event.value).toMatchObject({ kind: "CREATED", task: { title: "During the outage" } });
     expect(during.title).toBe("During the outage");

@@ -208,16 +208,6 @@ export async function startPgGate(databaseUrl: string): Promise<PgGate> {
   };
 }
 
-/** A test server whose LISTEN connection goes through a gate. */
-export async function startGatedServer(
-  databaseUrl: string,
-  start: (listenUrl: string) => Promise<TestServer>,
-): Promise<{ server: TestServer; gate: PgGate }> {
-  const gate = await startPgGate(databaseUrl);
-  const server = await start(gate.url);
-  return { server, gate };
-}
-
 /**
  * Terminates the listener backend(s) behind the gate with pg_terminate_backend
  * and returns their pids. Fails unless exactly `expected` are found.
@@ -326,4 +316,19 @@ export function readSse(response: Response): SseReader {
       await reader.cancel().catch(() => {});
     },
   };
+}
+
+/** The promise's outcome, or a rejection naming `what` after `ms` (the timer is cleared either way). */
+export async function within<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    return await Promise.race([
+      promise,
+      new Promise<never>((_, reject) => {
+        timer = setTimeout(() => reject(new Error(`${what}: nothing within ${ms} ms`)), ms);
+      }),
+    ]);
+  } finally {
+    clearTimeout(timer);
+  }
 }
