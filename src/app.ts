@@ -1,4 +1,3 @@
-import { randomUUID } from "node:crypto";
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { GraphQLError } from "graphql";
@@ -17,6 +16,7 @@ import { schema } from "./schema/index.js";
 import { RealtimeHub } from "./realtime/hub.js";
 import { PgListener, type ListenerOptions } from "./realtime/listener.js";
 import { attachGraphQLWs } from "./ws.js";
+import { currentRequestId, requestContext, requestIdFrom } from "./request-context.js";
 import { createMcpHandler, MCP_PATH } from "./mcp/http.js";
 
 export interface AppDeps {
@@ -43,8 +43,6 @@ export interface App {
   start(port: number, host?: string): Promise<{ port: number; url: string }>;
   stop(): Promise<void>;
 }
-
-const REQUEST_ID = /^[\w.:-]{1,128}$/;
 
 const GRAPHIQL_HELP = `# Every operation needs a JWT: open "Headers" below and send
 #   { "Authorization": "Bearer <JWT>" }
@@ -79,7 +77,7 @@ export function buildApp(deps: AppDeps): App {
     maskedErrors: { maskError: createMaskError(logger) },
     context: async (initial): Promise<Context> => {
       const { request } = initial;
-      const requestId = requestIdOf(request?.headers.get("x-request-id") ?? null);
+      const requestId = currentRequestId() ?? requestIdFrom(request?.headers.get("x-request-id"));
       try {
         // graphql-ws authenticated the socket already and passes its viewer in.
         const viewer =
@@ -137,11 +135,15 @@ export function buildApp(deps: AppDeps): App {
 
   const mcp = createMcpHandler({ db, verifier, logger });
   const server = createServer((req, res) => {
-    if (req.url === MCP_PATH || req.url?.startsWith(`${MCP_PATH}?`)) {
-      void mcp(req, res);
-      return;
-    }
-    void yoga.handle(req, res, { startedAt: Date.now() });
+    const requestId = requestIdFrom(req.headers["x-request-id"]);
+    res.setHeader("x-request-id", requestId);
+    requestContext.run({ requestId }, () => {
+      if (req.url === MCP_PATH || req.url?.startsWith(`${MCP_PATH}?`)) {
+        void mcp(req, res);
+        return;
+      }
+      void yoga.handle(req, res, { startedAt: Date.now() });
+    });
   });
   const ws = attachGraphQLWs({ server, yoga, verifier, logger });
 
@@ -179,9 +181,6 @@ export function buildApp(deps: AppDeps): App {
   };
 }
 
-function requestIdOf(header: string | null): string {
-  return header !== null && REQUEST_ID.test(header) ? header : randomUUID();
-}
 
 function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {
   return new Promise((resolve, reject) => {

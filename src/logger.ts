@@ -1,4 +1,5 @@
 import { pino, type Logger } from "pino";
+import { currentRequestId } from "./request-context.js";
 
 export type { Logger };
 
@@ -32,6 +33,11 @@ export function createLogger(level: string, destination?: pino.DestinationStream
       level,
       redact: { paths: REDACT_PATHS, censor: "[redacted]" },
       base: undefined,
+      // Every line logged while serving a request carries its id.
+      mixin: () => {
+        const requestId = currentRequestId();
+        return requestId === undefined ? {} : { requestId };
+      },
     },
     destination,
   );

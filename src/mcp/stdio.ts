@@ -20,7 +20,11 @@ async function main(): Promise<void> {
   if (config.auth.jwtSecret === undefined && config.auth.jwksUrl === undefined) {
     throw new ConfigError("Set AUTH_JWT_SECRET or AUTH_JWKS_URL so MCP_AUTH_TOKEN can be verified");
   }
-  const { userId } = await createVerifier(config.auth).verify(token);
+  const { userId } = await createVerifier(config.auth)
+    .verify(token)
+    .catch((error: unknown) => {
+      throw new ConfigError(`MCP_AUTH_TOKEN was rejected: ${error instanceof Error ? error.message : String(error)}`);
+    });
   const database = await openDatabase(config.database, logger);
   const db = createDb({
     url: database.url,
@@ -30,13 +34,19 @@ async function main(): Promise<void> {
   });
   const server = createMcpServer({ db, userId, logger });
   const transport = new StdioServerTransport();
+  // Once: server.close() closes the transport, whose onclose calls this again.
+  let stopping = false;
   const shutdown = async () => {
+    if (stopping) return;
+    stopping = true;
     await server.close();
     await db.$disconnect();
     await database.close();
     process.exit(0);
   };
   transport.onclose = () => void shutdown();
+  // A client ends the session by closing our stdin; the SDK transport does not watch for that.
+  process.stdin.once("end", () => void shutdown());
   process.on("SIGINT", () => void shutdown());
   process.on("SIGTERM", () => void shutdown());
   await server.connect(transport);

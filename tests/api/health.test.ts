@@ -90,3 +90,30 @@ describe("GraphiQL", () => {
     expect(body.toLowerCase()).not.toContain("graphiql");
   });
 });
+
+describe("request ids", () => {
+  let server: TestServer;
+  let lines: string[];
+  beforeAll(async () => {
+    const captured = capturingLogger();
+    lines = captured.lines;
+    server = await startTestServer({ logger: captured.logger });
+  });
+  afterAll(async () => {
+    await server.close();
+  });
+
+  it("should echo a sane X-Request-Id and put it on every log line of that request", async () => {
+    const response = await fetch(`${server.baseUrl}/health`, { headers: { "x-request-id": "req-abc.123" } });
+    expect(response.status).toBe(200);
+    expect(response.headers.get("x-request-id")).toBe("req-abc.123");
+    const logged = lines.map((line) => JSON.parse(line) as { msg: string; requestId?: string; path?: string });
+    expect(logged.some((line) => line.msg === "request" && line.requestId === "req-abc.123" && line.path === "/health")).toBe(true);
+  });
+
+  it("should replace an unusable X-Request-Id with a fresh one", async () => {
+    const response = await fetch(`${server.baseUrl}/health`, { headers: { "x-request-id": "bad id with spaces" } });
+    const id = response.headers.get("x-request-id");
+    expect(id).toMatch(/^[0-9a-f-]{36}$/);
+  });
+});

@@ -76,6 +76,7 @@ describe("subscriptions over SSE", () => {
       errors: [{ message: expect.stringContaining("Missing Authorization header"), extensions: { code: "UNAUTHENTICATED" } }],
     });
     await within(stream.ended, 10_000, "complete");
+    expect(stream.completed()).toBe(true);
   });
 
   it("should answer 401 UNAUTHENTICATED for an invalid token", async () => {
@@ -95,5 +96,6 @@ describe("subscriptions over SSE", () => {
     const task = (await user.gql<{ addTask: TaskView }>(ADD_TASK, { title: "Before expiry" })).data!.addTask;
     expect(await stream.next()).toMatchObject({ data: { taskChanged: { kind: "CREATED", taskId: task.id } } });
     await within(stream.ended, 10_000, "end of the stream after expiry");
+    expect(stream.completed()).toBe(true);
   });
 });

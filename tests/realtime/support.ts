@@ -250,6 +250,8 @@ export interface SseReader {
   next(timeoutMs?: number): Promise<{ data?: Record<string, any> | null; errors?: { message: string; extensions?: Record<string, any> }[] }>;
   /** Resolves when the stream ends (complete event or end of body). */
   ended: Promise<void>;
+  /** Whether an `event: complete` arrived. */
+  completed(): boolean;
   cancel(): Promise<void>;
 }
 
@@ -259,6 +261,7 @@ export function readSse(response: Response): SseReader {
   const results: Record<string, any>[] = [];
   const waiters: ((value: Record<string, any>) => void)[] = [];
   let buffer = "";
+  let completed = false;
   let finish: () => void = () => {};
   const ended = new Promise<void>((resolve) => (finish = resolve));
 
@@ -286,6 +289,7 @@ export function readSse(response: Response): SseReader {
             else if (line.startsWith("data:")) data.push(line.slice(5).trimStart());
           }
           if (event === "complete") {
+            completed = true;
             finish();
           } else if (data.length > 0) {
             deliver(JSON.parse(data.join("\n")) as Record<string, any>);
@@ -312,6 +316,7 @@ export function readSse(response: Response): SseReader {
       });
     },
     ended,
+    completed: () => completed,
     cancel: async () => {
       await reader.cancel().catch(() => {});
     },
