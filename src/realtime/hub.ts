@@ -48,7 +48,7 @@ interface MessageSubscriber {
 
 interface TaskSubscriber {
   startedAt: Date;
-  /** Last updatedAt delivered per task, so catch-up never repeats an event. */
+  /** Last state delivered per task, so catch-up never repeats an event. */
   delivered: Map<string, string>;
   queue: SubscriptionQueue<TaskChangeEvent>;
 }
@@ -189,7 +189,11 @@ function deliverMessages(sub: MessageSubscriber, conversationId: string, rows: r
 }
 
 function deliverTaskEvent(sub: TaskSubscriber, event: TaskChangeEvent): void {
-  const version = `${event.kind === "DELETED" ? "deleted" : "live"}:${event.task?.updatedAt.toISOString() ?? ""}`;
+  // updated_at is the transaction's start at millisecond precision: two commits
+  // can share it, so the content is part of the version.
+  const task = event.task;
+  const state = task ? JSON.stringify([task.updatedAt.toISOString(), task.title, task.description, task.completed]) : "";
+  const version = `${event.kind === "DELETED" ? "deleted" : "live"}:${state}`;
   if (sub.delivered.get(event.taskId) === version) return;
   sub.delivered.set(event.taskId, version);
   sub.queue.push(event);
@@ -222,7 +226,10 @@ export class RealtimeHub {
     return count;
   }
 
-  /** Subscriptions ever started whose LISTEN (and, for messages, starting point) was in place: from then on none of their events can be missed. */
+  /**
+   * Subscriptions ever started whose LISTEN (and, for messages, starting point)
+   * was in place: from then on none of their events can be missed.
+   */
   get establishedCount(): number {
     return this.established;
   }

@@ -2,10 +2,12 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createCohereModel } from "../../src/chat/cohere.js";
 import { toGlobalId } from "../../src/schema/ids.js";
 import { startFakeCohere, textReply, toolCallReply, type FakeCohere } from "../helpers/fake-cohere.js";
+import { databaseUrl } from "../helpers/db.js";
 import { newUser, startTestServer, testAssistant, waitForSubscriptions, type TestServer } from "../helpers/server.js";
 import { wsClient, type QueuedSubscription, type TestWsClient } from "../helpers/ws-client.js";
 import {
   ADD_TASK,
+  adminClient,
   appendVia,
   COMPLETE_TASK,
   DELETE_TASK,
@@ -17,6 +19,8 @@ import {
   range,
   TASK_CHANGED,
   UPDATE_TASK,
+  waitUntil,
+  within,
   type MessageView,
   type TaskView,
 } from "./support.js";
@@ -142,6 +146,18 @@ describe("subscriptions over graphql-ws", () => {
     everything.dispose();
   });
 
+  it("should push to an all-conversations subscriber the messages of a conversation created after it subscribed", async () => {
+    const user = await newUser(server);
+    const sub = await live(server, connect(user.token), MESSAGE_ADDED, {});
+    const conversation = await newConversation(server.db, user.id, "Started later");
+    await appendVia(server.db, user.id, conversation.id, ["first of the new one", "second"]);
+    expect((await messagesUntil(sub, 2)).map((m) => [m.conversation.id, m.seq, m.content])).toEqual([
+      [conversation.globalId, 1, "first of the new one"],
+      [conversation.globalId, 2, "second"],
+    ]);
+    sub.dispose();
+  });
+
   it("should never push one user's task changes or messages to another user's subscribers", async () => {
     const alice = await newUser(server, "alice");
     const bob = await newUser(server, "bob");
@@ -199,6 +215,42 @@ describe("subscriptions over graphql-ws", () => {
 
     expect(await server.db.$executeRawUnsafe(`DELETE FROM tasks WHERE id = $1::uuid`, inserted!.id)).toBe(1);
     expect(await nextTaskChange(sub)).toEqual({ kind: "DELETED", taskId, task: update.task });
+    sub.dispose();
+  });
+
+  it("should push both of two updates whose transactions started in the same millisecond", async () => {
+    const user = await newUser(server);
+    const task = (await user.gql<{ addTask: TaskView }>(ADD_TASK, { title: "Contended" })).data!.addTask;
+    const sub = await live(server, connect(user.token), TASK_CHANGED);
+    const [first, second] = [await adminClient(databaseUrl()), await adminClient(databaseUrl())];
+    try {
+      // Two writers whose now() (and so updated_at, at millisecond precision) is the same.
+      let attempts = 0;
+      for (;;) {
+        attempts += 1;
+        await Promise.all([first.query("BEGIN"), second.query("BEGIN")]);
+        const [a, b] = await Promise.all(
+          [first, second].map((client) => client.query<{ at: string }>("SELECT now()::timestamptz(3)::text AS at")),
+        );
+        if (a!.rows[0]!.at === b!.rows[0]!.at) break;
+        await Promise.all([first.query("ROLLBACK"), second.query("ROLLBACK")]);
+        if (attempts === 200) throw new Error("could not start two transactions in the same millisecond");
+      }
+      const rawId = (await server.db.task.findFirstOrThrow({ where: { userId: user.id }, select: { id: true } })).id;
+      await first.query("UPDATE tasks SET title = 'First writer' WHERE id = $1", [rawId]);
+      await first.query("COMMIT");
+      const one = await nextTaskChange(sub);
+      expect(one).toMatchObject({ kind: "UPDATED", taskId: task.id, task: { title: "First writer" } });
+
+      await second.query("UPDATE tasks SET title = 'Second writer', completed = true WHERE id = $1", [rawId]);
+      await second.query("COMMIT");
+      const two = await nextTaskChange(sub);
+      expect(two).toMatchObject({ kind: "UPDATED", taskId: task.id, task: { title: "Second writer", completed: true } });
+      expect(two.task!.updatedAt).toBe(one.task!.updatedAt);
+    } finally {
+      await first.end();
+      await second.end();
+    }
     sub.dispose();
   });
 
@@ -344,5 +396,64 @@ describe("a chat turn over subscriptions", () => {
     expect(tasks.pending()).toEqual([]);
     messages.dispose();
     tasks.dispose();
+  });
+});
+
+describe("ending subscriptions", () => {
+  let server: TestServer;
+  const clients: TestWsClient[] = [];
+
+  beforeAll(async () => {
+    server = await startTestServer();
+  });
+  afterAll(async () => {
+    await Promise.all(clients.map((client) => client.dispose()));
+    await server.close();
+  });
+
+  it("should release a user's subscribers and stop listening to their channel once their last subscription ends", async () => {
+    const realtime = server.app.realtime;
+    const listener = server.app.listener;
+    const user = await newUser(server);
+    const conversation = await newConversation(server.db, user.id);
+    const client = wsClient(server.wsUrl, user.token);
+    clients.push(client);
+    const tasks = await live(server, client, TASK_CHANGED);
+    const messages = await live(server, client, MESSAGE_ADDED, { conversationId: conversation.globalId });
+    expect(realtime.subscriberCount).toBe(2);
+    expect(listener.topicCount).toBe(1);
+
+    tasks.dispose();
+    await waitUntil(() => realtime.subscriberCount === 1, "one subscription is left");
+    expect(listener.topicCount).toBe(1);
+    // The one left still works.
+    await appendVia(server.db, user.id, conversation.id, ["still here"]);
+    expect(await nextMessage(messages)).toMatchObject({ seq: 1, content: "still here" });
+
+    messages.dispose();
+    await waitUntil(() => realtime.subscriberCount === 0 && listener.topicCount === 0, "everything is released");
+  });
+
+  it("should release the subscriptions of a socket that drops without completing them", async () => {
+    const realtime = server.app.realtime;
+    const user = await newUser(server);
+    const client = wsClient(server.wsUrl, user.token);
+    clients.push(client);
+    for (let i = 0; i < 3; i += 1) await live(server, client, TASK_CHANGED);
+    expect(realtime.subscriberCount).toBe(3);
+    expect(server.app.listener.topicCount).toBe(1);
+
+    // Abruptly, as a lost network would: no complete messages.
+    client.client.terminate();
+    expect((await within(client.closed, 10_000, "close")).code).not.toBe(1000);
+    await waitUntil(() => realtime.subscriberCount === 0 && server.app.listener.topicCount === 0, "everything is released");
+
+    // A new subscription of the same user starts from scratch and works.
+    const fresh = wsClient(server.wsUrl, user.token);
+    clients.push(fresh);
+    const again = await live(server, fresh, TASK_CHANGED);
+    const task = (await user.gql<{ addTask: TaskView }>(ADD_TASK, { title: "After the drop" })).data!.addTask;
+    expect(await nextTaskChange(again)).toEqual({ kind: "CREATED", taskId: task.id, task });
+    again.dispose();
   });
 });

@@ -223,7 +223,13 @@ export async function killListenersBehind(admin: pg.Client, gate: PgGate, expect
   if (rows.length !== expected || rows.some((row) => !row.killed)) {
     throw new Error(`expected to kill ${expected} listener(s) behind the gate, found ${JSON.stringify(rows)} (ports ${ports.join(",")})`);
   }
-  return rows.map((row) => row.pid);
+  const pids = rows.map((row) => row.pid);
+  // pg_terminate_backend only signals: wait until the backends are gone, so later lookups see only live ones.
+  await waitUntil(async () => {
+    const { rows: left } = await admin.query<{ n: number }>(`SELECT count(*)::int AS n FROM pg_stat_activity WHERE pid = ANY($1::int[])`, [pids]);
+    return left[0]?.n === 0;
+  }, "the killed listener backends are gone");
+  return pids;
 }
 
 /** The pids of the listener backends behind the gate (those relayed through it, by client port). */
