@@ -34,6 +34,8 @@ export interface PgListenerEvents {
 export class PgListener extends EventEmitter<PgListenerEvents> {
   private client: pg.Client | undefined;
   private readonly handlers = new Map<string, Set<NotificationHandler>>();
+  private readonly pendingListens = new Map<string, Promise<void>>();
+  private queue: Promise<void> = Promise.resolve();
   private readonly options: Required<Omit<ListenerOptions, "logger" | "connectionString">> & ListenerOptions;
   private connecting: Promise<void> | undefined;
   private heartbeat: NodeJS.Timeout | undefined;
@@ -82,15 +84,36 @@ export class PgListener extends EventEmitter<PgListenerEvents> {
       this.handlers.set(topic, set);
     }
     set.add(handler);
-    if (first && this.client) {
-      try {
-        await this.client.query(`LISTEN ${quoteIdent(topic)}`);
-      } catch (error) {
-        this.options.logger.warn({ err: error }, "LISTEN failed; the reconnect will restore it");
-        this.dropConnection(this.client);
-      }
+    const client = this.client;
+    if (first && client) {
+      const listening = this.query(client, `LISTEN ${quoteIdent(topic)}`).then(
+        () => {},
+        (error: unknown) => {
+          this.options.logger.warn({ err: error }, "LISTEN failed; the reconnect will restore it");
+          this.dropConnection(client);
+        },
+      );
+      this.pendingListens.set(topic, listening);
+      await listening;
+      this.pendingListens.delete(topic);
+    } else {
+      // Another listener of this topic may still be waiting for its LISTEN.
+      await this.pendingListens.get(topic);
     }
     return () => this.unlisten(topic, handler);
+  }
+
+  /**
+   * pg queues queries on a client but deprecates issuing one while another
+   * runs; LISTEN, UNLISTEN and heartbeats share one connection, so they take turns.
+   */
+  private query<T extends pg.QueryResultRow = pg.QueryResultRow>(client: pg.Client, sql: string): Promise<pg.QueryResult<T>> {
+    const result = this.queue.then(() => client.query<T>(sql));
+    this.queue = result.then(
+      () => {},
+      () => {},
+    );
+    return result;
   }
 
   private async unlisten(topic: string, handler: NotificationHandler): Promise<void> {
@@ -99,7 +122,7 @@ export class PgListener extends EventEmitter<PgListenerEvents> {
     this.handlers.delete(topic);
     if (!this.client) return;
     try {
-      await this.client.query(`UNLISTEN ${quoteIdent(topic)}`);
+      await this.query(this.client, `UNLISTEN ${quoteIdent(topic)}`);
     } catch {
       // The connection is gone; a reconnect only LISTENs to topics that still have handlers.
     }
@@ -146,8 +169,10 @@ export class PgListener extends EventEmitter<PgListenerEvents> {
     });
     try {
       await client.connect();
-      for (const topic of this.handlers.keys()) await client.query(`LISTEN ${quoteIdent(topic)}`);
-      const { rows } = await client.query<{ now: Date }>("SELECT now() AS now");
+      // A fresh turn order per connection: a query stuck on a dead one must not hold up this one.
+      this.queue = Promise.resolve();
+      for (const topic of this.handlers.keys()) await this.query(client, `LISTEN ${quoteIdent(topic)}`);
+      const { rows } = await this.query<{ now: Date }>(client, "SELECT now() AS now");
       if (this.closed) {
         await client.end().catch(() => {});
         return;
@@ -178,8 +203,7 @@ export class PgListener extends EventEmitter<PgListenerEvents> {
         this.options.logger.warn("listener heartbeat timed out");
         this.dropConnection(client);
       }, this.options.heartbeatTimeoutMs);
-      client
-        .query<{ now: Date }>("SELECT now() AS now")
+      this.query<{ now: Date }>(client, "SELECT now() AS now")
         .then(({ rows }) => {
           if (this.client === client) this.healthyAt = rows[0]?.now ?? this.healthyAt;
         })
