@@ -181,18 +181,30 @@ describe("input validation", () => {
   describe("IDs", () => {
     const MALFORMED = ["nope", base64("Task:not-a-uuid")];
 
+    /** The operations that take a Task ID, called with `id`: [query, variables, the field a rejection names]. */
+    function taskEntryPoints(id: string): [string, Record<string, unknown>, string][] {
+      return [
+        [`query($id: ID!) { task(id: $id) { id } }`, { id }, "id"],
+        [`mutation($id: ID!) { completeTask(id: $id) { id } }`, { id }, "id"],
+        [`mutation($id: ID!) { deleteTask(id: $id) { id } }`, { id }, "id"],
+        [UPDATE_TASK, { input: { id, title: "Changed" } }, "input.id"],
+      ];
+    }
+
+    /** conversation(id) and deleteConversation(id), the operations that take a Conversation ID, called with `id`. */
+    async function callConversationEntryPoints(user: TestUser, id: string): Promise<GraphQLResponse[]> {
+      return [
+        await user.gql(`query($id: ID!) { conversation(id: $id) { id } }`, { id }),
+        await user.gql(`mutation($id: ID!) { deleteConversation(id: $id) }`, { id }),
+      ];
+    }
+
     it("should reject a malformed ID in every task entry point and change nothing", async () => {
       const user = await newUser(server);
       const id = await addTask(user, "Untouched");
       const before = await server.db.task.findMany({ where: { userId: user.id } });
       for (const bad of MALFORMED) {
-        const cases: [string, Record<string, unknown>, string][] = [
-          [`query($id: ID!) { task(id: $id) { id } }`, { id: bad }, "id"],
-          [`query($id: ID!) { node(id: $id) { id } }`, { id: bad }, "id"],
-          [`mutation($id: ID!) { completeTask(id: $id) { id } }`, { id: bad }, "id"],
-          [`mutation($id: ID!) { deleteTask(id: $id) { id } }`, { id: bad }, "id"],
-          [UPDATE_TASK, { input: { id: bad, title: "Changed" } }, "input.id"],
-        ];
+        const cases = [...taskEntryPoints(bad), [`query($id: ID!) { node(id: $id) { id } }`, { id: bad }, "id"] as const];
         for (const [query, variables, field] of cases) {
           const response = await user.gql(query, variables);
           expectBadInput(response, { field, mentions: field });
@@ -206,10 +218,9 @@ describe("input validation", () => {
       const user = await newUser(server);
       await createConversation(user);
       for (const bad of ["nope", base64("Conversation:not-a-uuid")]) {
-        const read = await user.gql(`query($id: ID!) { conversation(id: $id) { id } }`, { id: bad });
-        expectBadInput(read, { field: "id", mentions: "id" });
-        const del = await user.gql(`mutation($id: ID!) { deleteConversation(id: $id) }`, { id: bad });
-        expectBadInput(del, { field: "id", mentions: "id" });
+        for (const response of await callConversationEntryPoints(user, bad)) {
+          expectBadInput(response, { field: "id", mentions: "id" });
+        }
       }
       expect(await conversationCount(user)).toBe(1);
     });
@@ -219,13 +230,7 @@ describe("input validation", () => {
       await addTask(user);
       const conversationId = await createConversation(user);
       const before = await server.db.task.findMany({ where: { userId: user.id } });
-      const cases: [string, Record<string, unknown>, string][] = [
-        [`query($id: ID!) { task(id: $id) { id } }`, { id: conversationId }, "id"],
-        [`mutation($id: ID!) { completeTask(id: $id) { id } }`, { id: conversationId }, "id"],
-        [`mutation($id: ID!) { deleteTask(id: $id) { id } }`, { id: conversationId }, "id"],
-        [UPDATE_TASK, { input: { id: conversationId, title: "Changed" } }, "input.id"],
-      ];
-      for (const [query, variables, field] of cases) {
+      for (const [query, variables, field] of taskEntryPoints(conversationId)) {
         const response = await user.gql(query, variables);
         expectBadInput(response, { field, mentions: "Task ID" });
         expect(response.errors?.[0]?.message).toContain(field);
@@ -237,10 +242,9 @@ describe("input validation", () => {
     it("should reject a Task ID where a Conversation ID is expected", async () => {
       const user = await newUser(server);
       const taskId = await addTask(user);
-      const read = await user.gql(`query($id: ID!) { conversation(id: $id) { id } }`, { id: taskId });
-      expectBadInput(read, { field: "id", mentions: "Conversation ID" });
-      const del = await user.gql(`mutation($id: ID!) { deleteConversation(id: $id) }`, { id: taskId });
-      expectBadInput(del, { field: "id", mentions: "Conversation ID" });
+      for (const response of await callConversationEntryPoints(user, taskId)) {
+        expectBadInput(response, { field: "id", mentions: "Conversation ID" });
+      }
       expect(await taskCount(user)).toBe(1);
     });
 

@@ -1,11 +1,19 @@
 import { randomUUID } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { createCohereModel } from "../../src/chat/cohere.js";
 import type { AssistantDeps } from "../../src/chat/turn.js";
 import type { Db } from "../../src/db/client.js";
 import type { Message } from "../../src/generated/prisma/client.js";
-import { createLogger, type Logger } from "../../src/logger.js";
-import { parseId, toGlobalId } from "../../src/schema/ids.js";
+import type { Logger } from "../../src/logger.js";
+import { toGlobalId } from "../../src/schema/ids.js";
+import {
+  cohereAssistant,
+  messagesIn,
+  sendMessage,
+  startChatRig,
+  type MessageView,
+  type SendPayload,
+  type SendResponse,
+} from "../helpers/chat.js";
 import { testDb } from "../helpers/db.js";
 import {
   errorReply,
@@ -17,30 +25,10 @@ import {
   type ScriptedReply,
   type WireMessage,
 } from "../helpers/fake-cohere.js";
-import {
-  capturingLogger,
-  newUser,
-  startTestServer,
-  testAssistant,
-  type GraphQLResponse,
-  type TestServer,
-  type TestUser,
-} from "../helpers/server.js";
+import { capturingLogger, newUser, startTestServer, testAssistant, type TestServer, type TestUser } from "../helpers/server.js";
 
 /** Distinctive, so a leak into a log line or a response is unmistakable. */
 const API_KEY = `co-test-${randomUUID()}`;
-
-const SEND = /* GraphQL */ `
-  mutation Send($input: SendMessageInput!) {
-    sendMessage(input: $input) {
-      conversation { id title }
-      userMessage { id role content seq }
-      reply { id role content seq }
-      messages { id role content seq toolCallId toolCalls { id name arguments result error } }
-      toolCalls { id name arguments result error }
-    }
-  }
-`;
 
 const CONVERSATION = /* GraphQL */ `
   query Conversation($id: ID!) {
@@ -55,33 +43,6 @@ const CONVERSATION = /* GraphQL */ `
 const CREATE_CONVERSATION = /* GraphQL */ `
   mutation { createConversation { id } }
 `;
-
-interface ToolCallView {
-  id: string;
-  name: string;
-  arguments: unknown;
-  result: Record<string, unknown> | null;
-  error: string | null;
-}
-
-interface MessageView {
-  id: string;
-  role: "USER" | "ASSISTANT" | "TOOL";
-  content: string;
-  seq: number;
-  toolCallId?: string | null;
-  toolCalls?: ToolCallView[];
-}
-
-interface Payload {
-  conversation: { id: string; title: string | null };
-  userMessage: MessageView;
-  reply: MessageView | null;
-  messages: MessageView[];
-  toolCalls: ToolCallView[];
-}
-
-type SendResponse = GraphQLResponse<{ sendMessage: Payload } | null>;
 
 interface Rig {
   fake: FakeCohere;
@@ -120,22 +81,15 @@ afterAll(async () => {
 
 /** A fake Cohere and an API server whose assistant talks to it through the real SDK. */
 async function rig(overrides: Partial<AssistantDeps> = {}, options: { logger?: Logger } = {}): Promise<Rig> {
-  const fake = disposable(await startFakeCohere());
-  const logger = options.logger ?? createLogger("silent");
-  const deps = testAssistant({ model: createCohereModel({ apiKey: API_KEY, baseUrl: fake.baseUrl }), logger, ...overrides });
-  const server = disposable(await startTestServer({ db, logger, assistant: deps }));
-  return { fake, server, deps };
+  const { fake, server, deps } = await startChatRig({ apiKey: API_KEY, db, logger: options.logger, assistant: overrides });
+  return { fake: disposable(fake), server: disposable(server), deps };
 }
 
-function send(user: TestUser, input: Record<string, unknown>): Promise<SendResponse> {
-  return user.gql(SEND, { input }) as Promise<SendResponse>;
-}
-
-function payloadOf(response: SendResponse): Payload {
+function payloadOf(response: SendResponse): SendPayload {
   expect(response.errors).toBeUndefined();
   const payload = response.data?.sendMessage;
   expect(payload).toBeDefined();
-  return payload as Payload;
+  return payload as SendPayload;
 }
 
 function onlyError(response: SendResponse) {
@@ -150,13 +104,6 @@ function rolesAndSeqs(messages: readonly MessageView[]): [string, number][] {
 /** Every message row the user has, in every conversation. */
 function rowsOf(userId: string): Promise<Message[]> {
   return db.message.findMany({ where: { userId }, orderBy: [{ conversationId: "asc" }, { seq: "asc" }] });
-}
-
-function rowsIn(conversationGlobalId: string): Promise<Message[]> {
-  return db.message.findMany({
-    where: { conversationId: parseId(conversationGlobalId, "id", "Conversation") },
-    orderBy: { seq: "asc" },
-  });
 }
 
 function lastMessage(request: RecordedRequest): WireMessage {
@@ -186,7 +133,7 @@ describe("sendMessage reliability", () => {
         },
       );
 
-      const payload = payloadOf(await send(user, { content: "hello" }));
+      const payload = payloadOf(await sendMessage(user, { content: "hello" }));
 
       expect(payload.reply?.content).toBe("Hello after the rate limit.");
       expect(rolesAndSeqs(payload.messages)).toEqual([
@@ -206,7 +153,7 @@ describe("sendMessage reliability", () => {
       const user = await newUser(server);
       fake.enqueue(errorReply(503, "overloaded"), textReply("Back again."));
 
-      const payload = payloadOf(await send(user, { content: "are you there?" }));
+      const payload = payloadOf(await sendMessage(user, { content: "are you there?" }));
 
       expect(payload.reply?.content).toBe("Back again.");
       expect(fake.requests).toHaveLength(2);
@@ -224,7 +171,7 @@ describe("sendMessage reliability", () => {
       const user = await newUser(server);
       fake.setFallback(errorReply(500, "internal boom in the model cluster"));
 
-      const response = await send(user, { content: "plan my day" });
+      const response = await sendMessage(user, { content: "plan my day" });
 
       expect(response.data).toBeNull();
       const error = onlyError(response);
@@ -264,7 +211,7 @@ describe("sendMessage reliability", () => {
       const user = await newUser(server);
       fake.enqueue(withDelay(textReply("Too late to matter."), 2000));
 
-      const response = await send(user, { content: "slow question" });
+      const response = await sendMessage(user, { content: "slow question" });
 
       const error = onlyError(response);
       expect(error.extensions?.code).toBe("ASSISTANT_TIMEOUT");
@@ -299,7 +246,7 @@ describe("sendMessage reliability", () => {
         return withDelay(toolCallReply([{ id: `call_step_${step}`, name: "add_task", args: { title: `Step ${step}` } }]), stepDelayMs);
       });
 
-      const response = await send(user, { content: "do many things" });
+      const response = await sendMessage(user, { content: "do many things" });
 
       const error = onlyError(response);
       expect(error.extensions?.code).toBe("ASSISTANT_TIMEOUT");
@@ -338,7 +285,7 @@ describe("sendMessage reliability", () => {
     it("should answer ASSISTANT_UNAVAILABLE with 'COHERE_API_KEY is not set' and keep the user message", async () => {
       const user = await newUser(server);
 
-      const response = await send(user, { content: "hello?" });
+      const response = await sendMessage(user, { content: "hello?" });
 
       expect(response.data).toBeNull();
       const error = onlyError(response);
@@ -352,7 +299,7 @@ describe("sendMessage reliability", () => {
 
     it("should keep the rest of the API working", async () => {
       const user = await newUser(server);
-      await send(user, { content: "hello?" });
+      await sendMessage(user, { content: "hello?" });
 
       const added = await user.gql(`mutation { addTask(input: { title: "Works without a key" }) { id title completed } }`);
       expect(added.errors).toBeUndefined();
@@ -370,9 +317,9 @@ describe("sendMessage reliability", () => {
       const clientMessageId = `cm-${randomUUID()}`;
       fake.enqueue(toolCallReply([{ id: "call_once", name: "add_task", args: { title: "Only once" } }]), textReply("Added Only once."));
 
-      const first = payloadOf(await send(user, { content: "add only once", clientMessageId }));
+      const first = payloadOf(await sendMessage(user, { content: "add only once", clientMessageId }));
       const requestsAfterFirst = fake.requests.length;
-      const second = payloadOf(await send(user, { content: "add only once", clientMessageId }));
+      const second = payloadOf(await sendMessage(user, { content: "add only once", clientMessageId }));
 
       expect(second).toEqual(first);
       expect(second.userMessage.id).toBe(first.userMessage.id);
@@ -391,7 +338,7 @@ describe("sendMessage reliability", () => {
       const clientMessageId = `cm-${randomUUID()}`;
       fake.setFallback(errorReply(500));
 
-      const failed = await send(user, { content: "remember me", clientMessageId });
+      const failed = await sendMessage(user, { content: "remember me", clientMessageId });
       const error = onlyError(failed);
       expect(error.extensions?.code).toBe("ASSISTANT_UNAVAILABLE");
       const conversationId = error.extensions?.conversationId as string;
@@ -400,7 +347,7 @@ describe("sendMessage reliability", () => {
 
       fake.setFallback(undefined);
       fake.enqueue(textReply("I remember you."));
-      const payload = payloadOf(await send(user, { content: "remember me", clientMessageId, conversationId }));
+      const payload = payloadOf(await sendMessage(user, { content: "remember me", clientMessageId, conversationId }));
 
       expect(payload.conversation.id).toBe(conversationId);
       expect(payload.userMessage.id).toBe(error.extensions?.userMessageId);
@@ -426,7 +373,7 @@ describe("sendMessage reliability", () => {
       fake.enqueue(toolCallReply([{ id: "call_mid", name: "add_task", args: { title: "Mid-turn task" } }], "I will add it."));
       fake.setFallback(errorReply(500));
 
-      const failed = await send(user, { content: "add mid-turn task", clientMessageId });
+      const failed = await sendMessage(user, { content: "add mid-turn task", clientMessageId });
       const error = onlyError(failed);
       expect(error.extensions?.code).toBe("ASSISTANT_UNAVAILABLE");
       expect(await db.task.count({ where: { userId: user.id } })).toBe(1);
@@ -434,7 +381,7 @@ describe("sendMessage reliability", () => {
       fake.setFallback(undefined);
       fake.enqueue(textReply("Added Mid-turn task."));
       const payload = payloadOf(
-        await send(user, { content: "add mid-turn task", clientMessageId, conversationId: error.extensions?.conversationId }),
+        await sendMessage(user, { content: "add mid-turn task", clientMessageId, conversationId: error.extensions?.conversationId }),
       );
 
       expect(rolesAndSeqs(payload.messages)).toEqual([
@@ -473,30 +420,30 @@ describe("sendMessage reliability", () => {
       const user = await newUser(server);
       const clientMessageId = `cm-${randomUUID()}`;
       fake.setFallback(errorReply(500));
-      const failed = await send(user, { content: "first, unanswered", clientMessageId });
+      const failed = await sendMessage(user, { content: "first, unanswered", clientMessageId });
       const error = onlyError(failed);
       expect(error.extensions?.code).toBe("ASSISTANT_UNAVAILABLE");
       const conversationId = error.extensions?.conversationId as string;
       fake.setFallback(undefined);
       fake.enqueue(textReply("Answering both."));
-      const later = payloadOf(await send(user, { content: "second", conversationId }));
+      const later = payloadOf(await sendMessage(user, { content: "second", conversationId }));
       // The later turn showed the model the earlier message.
       expect(fake.requests.at(-1)!.body.messages.slice(1).map((m) => [m.role, m.content])).toEqual([
         ["user", "first, unanswered"],
         ["user", "second"],
       ]);
-      const rowsBefore = await rowsIn(conversationId);
+      const rowsBefore = await messagesIn(db, conversationId);
       const requestsBefore = fake.requests.length;
       fake.setFallback(textReply("An answer out of place."));
 
       const retries = [];
       for (let i = 0; i < 2; i += 1) {
-        retries.push(payloadOf(await send(user, { content: "first, unanswered", clientMessageId, conversationId })));
+        retries.push(payloadOf(await sendMessage(user, { content: "first, unanswered", clientMessageId, conversationId })));
       }
 
       // The turn is returned as it stands: no model call, nothing stored after the later turn.
       expect(fake.requests).toHaveLength(requestsBefore);
-      expect(await rowsIn(conversationId)).toEqual(rowsBefore);
+      expect(await messagesIn(db, conversationId)).toEqual(rowsBefore);
       for (const retry of retries) {
         expect(retry.userMessage.id).toBe(error.extensions?.userMessageId);
         expect(rolesAndSeqs(retry.messages)).toEqual([["USER", 1]]);
@@ -513,8 +460,8 @@ describe("sendMessage reliability", () => {
       fake.enqueue(withDelay(textReply("Only one answer."), 300));
 
       const [one, two] = await Promise.all([
-        send(user, { content: "double click", clientMessageId }),
-        send(user, { content: "double click", clientMessageId }),
+        sendMessage(user, { content: "double click", clientMessageId }),
+        sendMessage(user, { content: "double click", clientMessageId }),
       ]);
 
       const first = payloadOf(one);
@@ -535,7 +482,7 @@ describe("sendMessage reliability", () => {
       const user = await newUser(server);
       const clientMessageId = `cm-${randomUUID()}`;
       fake.enqueue(textReply("First answer."));
-      const first = payloadOf(await send(user, { content: "first content", clientMessageId }));
+      const first = payloadOf(await sendMessage(user, { content: "first content", clientMessageId }));
       const rowsBefore = await rowsOf(user.id);
       const requestsBefore = fake.requests.length;
 
@@ -543,7 +490,7 @@ describe("sendMessage reliability", () => {
         { content: "different content", clientMessageId },
         { content: "different content", clientMessageId, conversationId: first.conversation.id },
       ]) {
-        const response = await send(user, input);
+        const response = await sendMessage(user, input);
         expect(response.data).toBeNull();
         const error = onlyError(response);
         expect(error.extensions?.code).toBe("BAD_USER_INPUT");
@@ -576,11 +523,11 @@ describe("sendMessage reliability", () => {
       });
 
       const [one, two] = await Promise.all([
-        send(user, { content: "first message", conversationId }),
-        send(user, { content: "second message", conversationId }),
+        sendMessage(user, { content: "first message", conversationId }),
+        sendMessage(user, { content: "second message", conversationId }),
       ]);
       const payloads = [payloadOf(one), payloadOf(two)].sort((a, b) => a.userMessage.seq - b.userMessage.seq);
-      const [a, b] = payloads as [Payload, Payload];
+      const [a, b] = payloads as [SendPayload, SendPayload];
 
       expect(rolesAndSeqs(a.messages)).toEqual([
         ["USER", 1],
@@ -597,7 +544,7 @@ describe("sendMessage reliability", () => {
       expect(a.reply?.content).toBe(`Done: ${a.userMessage.content}`);
       expect(b.reply?.content).toBe(`Done: ${b.userMessage.content}`);
 
-      const rows = await rowsIn(conversationId);
+      const rows = await messagesIn(db, conversationId);
       expect(rows.map((m) => m.seq)).toEqual([1, 2, 3, 4, 5, 6, 7, 8]);
       expect(rows.map((m) => toGlobalId("Message", m.id))).toEqual([...a.messages, ...b.messages].map((m) => m.id));
 
@@ -633,7 +580,7 @@ describe("sendMessage reliability", () => {
         return withDelay(textReply(`Answer to ${String(lastMessage(request).content)}`), delayMs);
       });
 
-      const [one, two] = await Promise.all([send(user, { content: "conversation one" }), send(user, { content: "conversation two" })]);
+      const [one, two] = await Promise.all([sendMessage(user, { content: "conversation one" }), sendMessage(user, { content: "conversation two" })]);
 
       const first = payloadOf(one);
       const second = payloadOf(two);
@@ -648,21 +595,20 @@ describe("sendMessage reliability", () => {
   describe("a restart", () => {
     it("should send the full prior history when a conversation resumes on a new server", async () => {
       const fake = disposable(await startFakeCohere());
-      const model = () => createCohereModel({ apiKey: API_KEY, baseUrl: fake.baseUrl });
-      const server1 = disposable(await startTestServer({ assistant: testAssistant({ model: model() }) }));
+      const server1 = disposable(await startTestServer({ assistant: cohereAssistant(fake, {}, API_KEY) }));
       const user1 = await newUser(server1, "restart");
       fake.enqueue(
         toolCallReply([{ id: "call_before_restart", name: "add_task", args: { title: "Survive restart" } }], "I will add the task."),
         textReply("Added Survive restart."),
       );
-      const before = payloadOf(await send(user1, { content: "add survive restart" }));
+      const before = payloadOf(await sendMessage(user1, { content: "add survive restart" }));
       const taskId = before.toolCalls[0]!.result!.id;
       await server1.close(); // and its own database client
 
-      const server2 = disposable(await startTestServer({ assistant: testAssistant({ model: model() }) }));
+      const server2 = disposable(await startTestServer({ assistant: cohereAssistant(fake, {}, API_KEY) }));
       const user2: TestUser = { ...user1, gql: (query, variables) => server2.request(query, variables, user1.token) };
       fake.enqueue(textReply("You have one task."));
-      const after = payloadOf(await send(user2, { content: "what do I have?", conversationId: before.conversation.id }));
+      const after = payloadOf(await sendMessage(user2, { content: "what do I have?", conversationId: before.conversation.id }));
 
       expect(rolesAndSeqs(after.messages)).toEqual([
         ["USER", 5],
@@ -714,19 +660,19 @@ describe("sendMessage reliability", () => {
       const requestsBefore = rigged.fake.requests.length;
 
       for (const clientMessageId of [undefined, `cm-${randomUUID()}`]) {
-        const response = await send(intruder, { content: "let me in", conversationId, clientMessageId });
+        const response = await sendMessage(intruder, { content: "let me in", conversationId, clientMessageId });
         expect(response.data).toBeNull();
         expect(onlyError(response).extensions?.code).toBe("NOT_FOUND");
       }
 
       await expectNothingStored(intruder);
-      expect(await rowsIn(conversationId)).toEqual([]);
+      expect(await messagesIn(db, conversationId)).toEqual([]);
       expect(rigged.fake.requests).toHaveLength(requestsBefore);
     });
 
     it("should answer NOT_FOUND for a conversation that does not exist and store nothing", async () => {
       const user = await newUser(rigged.server);
-      const response = await send(user, { content: "hello", conversationId: toGlobalId("Conversation", randomUUID()) });
+      const response = await sendMessage(user, { content: "hello", conversationId: toGlobalId("Conversation", randomUUID()) });
       expect(response.data).toBeNull();
       expect(onlyError(response).extensions?.code).toBe("NOT_FOUND");
       await expectNothingStored(user);
@@ -736,7 +682,7 @@ describe("sendMessage reliability", () => {
       const user = await newUser(rigged.server);
       const taskId = toGlobalId("Task", randomUUID());
       for (const conversationId of ["not-an-id", "", taskId, randomUUID()]) {
-        const response = await send(user, { content: "hello", conversationId });
+        const response = await sendMessage(user, { content: "hello", conversationId });
         expect(response.data).toBeNull();
         const error = onlyError(response);
         expect(error.extensions?.code).toBe("BAD_USER_INPUT");
@@ -750,7 +696,7 @@ describe("sendMessage reliability", () => {
       const user = await newUser(rigged.server);
       const requestsBefore = rigged.fake.requests.length;
       for (const content of ["", "   ", " \n\t ", "x".repeat(5001), "😀".repeat(5001)]) {
-        const response = await send(user, { content });
+        const response = await sendMessage(user, { content });
         expect(response.data).toBeNull();
         const error = onlyError(response);
         expect(error.extensions?.code).toBe("BAD_USER_INPUT");
@@ -765,7 +711,7 @@ describe("sendMessage reliability", () => {
       const user = await newUser(rigged.server);
       for (const content of ["y".repeat(5000), "😀".repeat(5000)]) {
         rigged.fake.enqueue(textReply("Long message received."));
-        const payload = payloadOf(await send(user, { content }));
+        const payload = payloadOf(await sendMessage(user, { content }));
         expect(payload.userMessage.content).toBe(content);
         expect(lastMessage(rigged.fake.requests.at(-1)!).content).toBe(content);
       }
@@ -776,7 +722,7 @@ describe("sendMessage reliability", () => {
     it("should reject a clientMessageId over 100 characters (or empty) and accept one of 100", async () => {
       const user = await newUser(rigged.server);
       for (const clientMessageId of ["k".repeat(101), ""]) {
-        const response = await send(user, { content: "hello", clientMessageId });
+        const response = await sendMessage(user, { content: "hello", clientMessageId });
         expect(response.data).toBeNull();
         const error = onlyError(response);
         expect(error.extensions?.code).toBe("BAD_USER_INPUT");
@@ -787,7 +733,7 @@ describe("sendMessage reliability", () => {
 
       rigged.fake.enqueue(textReply("Fine."));
       const clientMessageId = "k".repeat(100);
-      const payload = payloadOf(await send(user, { content: "hello", clientMessageId }));
+      const payload = payloadOf(await sendMessage(user, { content: "hello", clientMessageId }));
       expect(payload.reply?.content).toBe("Fine.");
       expect(await db.message.count({ where: { userId: user.id, clientMessageId } })).toBe(1);
     });
@@ -803,25 +749,25 @@ describe("sendMessage reliability", () => {
 
     it("should title a new conversation with its first message", async () => {
       const user = await newUser(rigged.server);
-      const payload = payloadOf(await send(user, { content: "  Plan the garden party  " }));
+      const payload = payloadOf(await sendMessage(user, { content: "  Plan the garden party  " }));
       expect(payload.conversation.title).toBe("Plan the garden party");
 
       // Later messages leave the title as it was.
-      const next = payloadOf(await send(user, { content: "and the invitations", conversationId: payload.conversation.id }));
+      const next = payloadOf(await sendMessage(user, { content: "and the invitations", conversationId: payload.conversation.id }));
       expect(next.conversation.title).toBe("Plan the garden party");
     });
 
     it("should truncate the title of a long first message", async () => {
       const user = await newUser(rigged.server);
       const content = "Please help me organise everything for the big family reunion next summer at the lake house, including food";
-      const payload = payloadOf(await send(user, { content }));
+      const payload = payloadOf(await sendMessage(user, { content }));
       const title = payload.conversation.title!;
       expect([...title].length).toBeLessThanOrEqual(60);
       expect(title.endsWith("…")).toBe(true);
       expect(content.startsWith(title.slice(0, -1))).toBe(true);
       expect(title.length).toBeGreaterThan(40);
 
-      const multiline = payloadOf(await send(user, { content: "Groceries\nmilk, eggs, bread" }));
+      const multiline = payloadOf(await sendMessage(user, { content: "Groceries\nmilk, eggs, bread" }));
       expect(multiline.conversation.title).toBe("Groceries");
     });
   });
@@ -835,22 +781,22 @@ describe("sendMessage reliability", () => {
 
       // Success after a retry.
       fake.enqueue(errorReply(429, "slow down", { "Retry-After": "0" }), textReply("Hi."));
-      const ok = await send(user, { content: "hi" });
+      const ok = await sendMessage(user, { content: "hi" });
       payloadOf(ok);
       responses.push(ok);
       // A rejected key (not retryable).
       fake.enqueue(errorReply(401, "invalid api token"));
-      responses.push(await send(user, { content: "unauthorised" }));
+      responses.push(await sendMessage(user, { content: "unauthorised" }));
       // A model that keeps failing.
       fake.setFallback(errorReply(500, "still broken"));
-      responses.push(await send(user, { content: "broken" }));
+      responses.push(await sendMessage(user, { content: "broken" }));
       fake.setFallback(undefined);
       // A timeout.
       fake.enqueue(withDelay(textReply("late"), 3000));
-      responses.push(await send(user, { content: "timeout" }));
+      responses.push(await sendMessage(user, { content: "timeout" }));
       // The model's host unreachable altogether.
       await fake.close();
-      responses.push(await send(user, { content: "unreachable" }));
+      responses.push(await sendMessage(user, { content: "unreachable" }));
 
       expect(fake.requests.length).toBeGreaterThanOrEqual(8);
       for (const request of fake.requests) {

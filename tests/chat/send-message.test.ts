@@ -1,29 +1,14 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { createCohereModel } from "../../src/chat/cohere.js";
-import { startFakeCohere, textReply, toolCallReply, type FakeCohere } from "../helpers/fake-cohere.js";
-import { newUser, startTestServer, testAssistant, type TestServer } from "../helpers/server.js";
-
-const SEND = /* GraphQL */ `
-  mutation Send($input: SendMessageInput!) {
-    sendMessage(input: $input) {
-      conversation { id title }
-      userMessage { id role content seq }
-      reply { id role content seq }
-      messages { id role content seq toolCallId toolCalls { id name arguments result error } }
-      toolCalls { id name arguments result error }
-    }
-  }
-`;
+import { SEND, startChatRig } from "../helpers/chat.js";
+import { textReply, toolCallReply, type FakeCohere } from "../helpers/fake-cohere.js";
+import { newUser, type TestServer } from "../helpers/server.js";
 
 describe("sendMessage", () => {
   let fake: FakeCohere;
   let server: TestServer;
 
   beforeAll(async () => {
-    fake = await startFakeCohere();
-    server = await startTestServer({
-      assistant: testAssistant({ model: createCohereModel({ apiKey: "test-key", baseUrl: fake.baseUrl }) }),
-    });
+    ({ fake, server } = await startChatRig());
   });
   afterAll(async () => {
     await server.close();

@@ -1,35 +1,24 @@
 import { randomUUID } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { createCohereModel } from "../../src/chat/cohere.js";
 import type { Message, Task } from "../../src/generated/prisma/client.js";
 import { parseId, toGlobalId } from "../../src/schema/ids.js";
 import {
-  startFakeCohere,
-  textReply,
-  toolCallReply,
-  type FakeCohere,
-  type RecordedRequest,
-  type WireMessage,
-} from "../helpers/fake-cohere.js";
-import { newUser, startTestServer, testAssistant, type GraphQLResponse, type TestServer, type TestUser } from "../helpers/server.js";
+  cohereAssistant,
+  messagesIn,
+  sendMessage,
+  startChatRig,
+  type SendPayload,
+  type SendResponse,
+  type ToolCallView,
+} from "../helpers/chat.js";
+import { textReply, toolCallReply, type FakeCohere, type RecordedRequest, type WireMessage } from "../helpers/fake-cohere.js";
+import { newUser, startTestServer, type TestServer, type TestUser } from "../helpers/server.js";
 
 /**
  * The assistant's task tools end to end: the real cohere-ai SDK against a fake
  * Cohere over HTTP, the real server, the real database. Every scenario checks
  * the rows, the persisted messages, the payload and what the model was sent.
  */
-
-const SEND = /* GraphQL */ `
-  mutation Send($input: SendMessageInput!) {
-    sendMessage(input: $input) {
-      conversation { id title }
-      userMessage { id role content seq }
-      reply { id role content seq toolCalls { id } toolCallId }
-      messages { id role content seq toolCallId toolCalls { id name arguments result error } }
-      toolCalls { id name arguments result error }
-    }
-  }
-`;
 
 const ADD_TASK = /* GraphQL */ `
   mutation Add($input: AddTaskInput!) {
@@ -53,31 +42,6 @@ const TOOL_NAMES = ["add_task", "list_tasks", "complete_task", "delete_task", "u
 const NOT_FOUND = "Task not found. List the tasks to get valid ids.";
 const NOT_RUN = "Not run: this exact call was already made in this turn. Use its earlier result.";
 
-interface ToolCallView {
-  id: string;
-  name: string;
-  arguments: unknown;
-  result: Record<string, any> | null;
-  error: string | null;
-}
-
-interface MessageView {
-  id: string;
-  role: "USER" | "ASSISTANT" | "TOOL";
-  content: string;
-  seq: number;
-  toolCallId: string | null;
-  toolCalls: ToolCallView[];
-}
-
-interface Payload {
-  conversation: { id: string; title: string | null };
-  userMessage: { id: string; role: string; content: string; seq: number };
-  reply: { id: string; role: string; content: string; seq: number; toolCalls: unknown[]; toolCallId: string | null } | null;
-  messages: MessageView[];
-  toolCalls: ToolCallView[];
-}
-
 interface TaskView {
   id: string;
   title: string;
@@ -99,10 +63,7 @@ describe("assistant task tools", () => {
   let server: TestServer;
 
   beforeAll(async () => {
-    fake = await startFakeCohere();
-    server = await startTestServer({
-      assistant: testAssistant({ model: createCohereModel({ apiKey: "test-key", baseUrl: fake.baseUrl }) }),
-    });
+    ({ fake, server } = await startChatRig());
   });
   afterAll(async () => {
     await server?.close();
@@ -116,15 +77,14 @@ describe("assistant task tools", () => {
     user: TestUser,
     content: string,
     options: { expectedCalls: number; target?: TestServer; conversationId?: string },
-  ): Promise<{ response: GraphQLResponse; payload: Payload; requests: RecordedRequest[] }> {
+  ): Promise<{ response: SendResponse; payload: SendPayload; requests: RecordedRequest[] }> {
     const start = fake.requests.length;
-    const target = options.target ?? server;
     const input = options.conversationId === undefined ? { content } : { content, conversationId: options.conversationId };
-    const response = await target.request(SEND, { input }, user.token);
+    const response = await sendMessage(user, input, options.target ?? server);
     const requests = fake.requests.slice(start);
     expect(requests).toHaveLength(options.expectedCalls);
     expect(fake.pending()).toBe(0);
-    const payload = response.data?.sendMessage as Payload;
+    const payload = response.data?.sendMessage as SendPayload;
     expect(payload).toBeTruthy();
     return { response, payload, requests };
   }
@@ -166,13 +126,6 @@ describe("assistant task tools", () => {
     };
   }
 
-  function messagesOf(conversationGlobalId: string): Promise<Message[]> {
-    return server.db.message.findMany({
-      where: { conversationId: parseId(conversationGlobalId, "id", "Conversation") },
-      orderBy: { seq: "asc" },
-    });
-  }
-
   function argsString(args: Record<string, unknown> | string): string {
     return typeof args === "string" ? args : JSON.stringify(args);
   }
@@ -186,8 +139,8 @@ describe("assistant task tools", () => {
    * roles, contents, tool plans and calls on steps, toolCallId and the JSON
    * document on tool messages, the stop code on a bounded reply.
    */
-  async function expectTurn(user: TestUser, payload: Payload, expected: Expected[]): Promise<Message[]> {
-    const rows = await messagesOf(payload.conversation.id);
+  async function expectTurn(user: TestUser, payload: SendPayload, expected: Expected[]): Promise<Message[]> {
+    const rows = await messagesIn(server.db, payload.conversation.id);
     expect(rows.map((row) => row.seq)).toEqual(expected.map((_, index) => index + 1));
     expect(rows.every((row) => row.userId === user.id)).toBe(true);
 
@@ -311,7 +264,7 @@ describe("assistant task tools", () => {
     return content[0]!.document.data;
   }
 
-  function callById(payload: Payload, id: string): ToolCallView {
+  function callById(payload: SendPayload, id: string): ToolCallView {
     const call = payload.toolCalls.find((c) => c.id === id);
     expect(call, `no tool call ${id}`).toBeDefined();
     return call!;
@@ -780,9 +733,7 @@ describe("assistant task tools", () => {
   // ---------------------------------------------------------------- bounds
 
   it("should stop at the step limit with the payload and ASSISTANT_STEP_LIMIT", async () => {
-    const limited = await startTestServer({
-      assistant: testAssistant({ model: createCohereModel({ apiKey: "test-key", baseUrl: fake.baseUrl }), maxSteps: 3 }),
-    });
+    const limited = await startTestServer({ assistant: cohereAssistant(fake, { maxSteps: 3 }) });
     try {
       const user = await newUser(limited);
       const statuses = ["all", "pending", "completed"] as const;

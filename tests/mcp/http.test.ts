@@ -7,7 +7,7 @@ import { parseId, toGlobalId } from "../../src/schema/ids.js";
 import { newUser, startTestServer, waitForSubscriptions, type TestServer, type TestUser } from "../helpers/server.js";
 import { tokenFor } from "../helpers/tokens.js";
 import { wsClient, type TestWsClient } from "../helpers/ws-client.js";
-import { callError, callOk, expectToolCatalogue, nextChange, TASK_CHANGED, type McpTask } from "./support.js";
+import { callError, callOk, expectNextChange, expectToolCatalogue, nextChange, TASK_CHANGED, type McpTask } from "./support.js";
 
 const NOT_FOUND = "Task not found. List the tasks to get valid ids.";
 
@@ -341,32 +341,16 @@ describe("MCP over Streamable HTTP", () => {
       await waitForSubscriptions(server, before);
 
       const added = await callOk<McpTask>(client, tools, "add_task", { title: "Live", description: "via MCP" });
-      expect(await nextChange(sub)).toEqual({
-        kind: "CREATED",
-        taskId: added.id,
-        task: { id: added.id, title: "Live", description: "via MCP", completed: false },
-      });
+      await expectNextChange(sub, "CREATED", { id: added.id, title: "Live", description: "via MCP", completed: false });
 
       await callOk(client, tools, "complete_task", { task_id: added.id });
-      expect(await nextChange(sub)).toEqual({
-        kind: "UPDATED",
-        taskId: added.id,
-        task: { id: added.id, title: "Live", description: "via MCP", completed: true },
-      });
+      await expectNextChange(sub, "UPDATED", { id: added.id, title: "Live", description: "via MCP", completed: true });
 
       await callOk(client, tools, "update_task", { task_id: added.id, title: "Live, renamed" });
-      expect(await nextChange(sub)).toEqual({
-        kind: "UPDATED",
-        taskId: added.id,
-        task: { id: added.id, title: "Live, renamed", description: "via MCP", completed: true },
-      });
+      await expectNextChange(sub, "UPDATED", { id: added.id, title: "Live, renamed", description: "via MCP", completed: true });
 
       await callOk(client, tools, "delete_task", { task_id: added.id });
-      expect(await nextChange(sub)).toEqual({
-        kind: "DELETED",
-        taskId: added.id,
-        task: { id: added.id, title: "Live, renamed", description: "via MCP", completed: true },
-      });
+      await expectNextChange(sub, "DELETED", { id: added.id, title: "Live, renamed", description: "via MCP", completed: true });
       // A read publishes nothing: the next event is the next write's.
       await callOk(client, tools, "list_tasks", {});
       const next = await callOk<McpTask>(client, tools, "add_task", { title: "After the read" });

@@ -10,7 +10,7 @@ import { databaseUrl, newUserId } from "../helpers/db.js";
 import { newUser, startTestServer, waitForSubscriptions, type TestServer, type TestUser } from "../helpers/server.js";
 import { TEST_JWT_SECRET, tokenFor } from "../helpers/tokens.js";
 import { wsClient, type TestWsClient } from "../helpers/ws-client.js";
-import { callError, callOk, expectToolCatalogue, nextChange, TASK_CHANGED, type McpTask } from "./support.js";
+import { callError, callOk, expectNextChange, expectToolCatalogue, TASK_CHANGED, type McpTask } from "./support.js";
 
 /** `npm run mcp`, as a child process of the test: tsx's loader on this Node. */
 const ROOT = fileURLToPath(new URL("../..", import.meta.url));
@@ -253,23 +253,11 @@ describe("MCP over stdio", () => {
     await waitForSubscriptions(server, before);
 
     const added = await callOk<McpTask>(client, tools, "add_task", { title: "Seen live" });
-    expect(await nextChange(sub)).toEqual({
-      kind: "CREATED",
-      taskId: added.id,
-      task: { id: added.id, title: "Seen live", description: null, completed: false },
-    });
+    await expectNextChange(sub, "CREATED", { id: added.id, title: "Seen live", description: null, completed: false });
     await callOk(client, tools, "complete_task", { task_id: added.id });
-    expect(await nextChange(sub)).toEqual({
-      kind: "UPDATED",
-      taskId: added.id,
-      task: { id: added.id, title: "Seen live", description: null, completed: true },
-    });
+    await expectNextChange(sub, "UPDATED", { id: added.id, title: "Seen live", description: null, completed: true });
     await callOk(client, tools, "delete_task", { task_id: added.id });
-    expect(await nextChange(sub)).toEqual({
-      kind: "DELETED",
-      taskId: added.id,
-      task: { id: added.id, title: "Seen live", description: null, completed: true },
-    });
+    await expectNextChange(sub, "DELETED", { id: added.id, title: "Seen live", description: null, completed: true });
     expect(await server.db.task.findUnique({ where: { id: parseId(added.id, "id", "Task") } })).toBeNull();
     sub.dispose();
   });

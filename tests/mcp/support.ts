@@ -127,3 +127,8 @@ export async function nextChange(sub: QueuedSubscription): Promise<TaskChange> {
   if (result.errors) throw new Error(`taskChanged errored: ${JSON.stringify(result.errors)}`);
   return result.data?.taskChanged as TaskChange;
 }
+
+/** Asserts that the next taskChanged event is exactly `kind` for `task`, carrying the task in that state. */
+export async function expectNextChange(sub: QueuedSubscription, kind: TaskChange["kind"], task: NonNullable<TaskChange["task"]>): Promise<void> {
+  expect(await nextChange(sub)).toEqual({ kind, taskId: task.id, task });
+}

@@ -2,31 +2,33 @@ import { createClient } from "graphql-ws";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { WebSocket } from "ws";
 import { newUserId } from "../helpers/db.js";
-import { newUser, startTestServer, waitForSubscriptions, type TestServer } from "../helpers/server.js";
+import { newUser, waitForSubscriptions } from "../helpers/server.js";
 import { tokenFor } from "../helpers/tokens.js";
-import { wsClient, type TestWsClient } from "../helpers/ws-client.js";
-import { ADD_TASK, MESSAGE_ADDED, newConversation, nextTaskChange, TASK_CHANGED, within, type TaskView } from "./support.js";
+import {
+  ADD_TASK,
+  live,
+  MESSAGE_ADDED,
+  newConversation,
+  nextTaskChange,
+  startLiveServer,
+  TASK_CHANGED,
+  within,
+  type LiveServer,
+  type TaskView,
+} from "./support.js";
 
 describe("subscription auth over graphql-ws", () => {
-  let server: TestServer;
-  const clients: TestWsClient[] = [];
-
-  function connect(token: string | undefined): TestWsClient {
-    const client = wsClient(server.wsUrl, token);
-    clients.push(client);
-    return client;
-  }
+  let server: LiveServer;
 
   beforeAll(async () => {
-    server = await startTestServer();
+    server = await startLiveServer();
   });
   afterAll(async () => {
-    await Promise.all(clients.map((client) => client.dispose()));
     await server.close();
   });
 
   it("should close the socket with 4403 for an invalid token", async () => {
-    const client = connect("not-a-jwt");
+    const client = server.connect("not-a-jwt");
     const sub = client.subscribe(TASK_CHANGED);
     expect((await within(client.closed, 10_000, "close")).code).toBe(4403);
     await expect(sub.ended).rejects.toBeDefined();
@@ -34,19 +36,19 @@ describe("subscription auth over graphql-ws", () => {
   });
 
   it("should close the socket with 4403 for a token signed with another secret", async () => {
-    const client = connect(await tokenFor(newUserId(), { secret: "some-other-secret-that-is-long-enough-to-sign" }));
+    const client = server.connect(await tokenFor(newUserId(), { secret: "some-other-secret-that-is-long-enough-to-sign" }));
     client.subscribe(TASK_CHANGED);
     expect((await within(client.closed, 10_000, "close")).code).toBe(4403);
   });
 
   it("should close the socket with 4403 for an expired token", async () => {
-    const client = connect(await tokenFor(newUserId(), { expiresIn: -10 }));
+    const client = server.connect(await tokenFor(newUserId(), { expiresIn: -10 }));
     client.subscribe(TASK_CHANGED);
     expect((await within(client.closed, 10_000, "close")).code).toBe(4403);
   });
 
   it("should close the socket with 4403 without a token", async () => {
-    const client = connect(undefined);
+    const client = server.connect(undefined);
     const sub = client.subscribe(TASK_CHANGED);
     expect((await within(client.closed, 10_000, "close")).code).toBe(4403);
     await expect(sub.ended).rejects.toBeDefined();
@@ -98,10 +100,8 @@ describe("subscription auth over graphql-ws", () => {
   it("should close the socket with 4403 once the token expires", async () => {
     const user = await newUser(server);
     const token = await tokenFor(user.id, { expiresIn: "2s" });
-    const client = connect(token);
-    const before = server.app.realtime.establishedCount;
-    const sub = client.subscribe(TASK_CHANGED);
-    await waitForSubscriptions(server, before);
+    const client = server.connect(token);
+    const sub = await live(server, client, TASK_CHANGED);
     // Working until then.
     const task = (await user.gql<{ addTask: TaskView }>(ADD_TASK, { title: "Before expiry" })).data!.addTask;
     expect(await nextTaskChange(sub)).toMatchObject({ kind: "CREATED", taskId: task.id });
@@ -121,7 +121,7 @@ describe("subscription auth over graphql-ws", () => {
     const owner = await newUser(server, "owner");
     const intruder = await newUser(server, "intruder");
     const conversation = await newConversation(server.db, owner.id);
-    const client = connect(intruder.token);
+    const client = server.connect(intruder.token);
 
     for (const variables of [{ conversationId: conversation.globalId }, { conversationId: conversation.globalId, afterSeq: 0 }]) {
       const sub = client.subscribe(MESSAGE_ADDED, variables);
@@ -132,9 +132,7 @@ describe("subscription auth over graphql-ws", () => {
       await within(sub.ended, 10_000, "end of the failed subscription");
     }
     // The socket itself stays usable.
-    const before = server.app.realtime.establishedCount;
-    const tasks = client.subscribe(TASK_CHANGED);
-    await waitForSubscriptions(server, before);
+    const tasks = await live(server, client, TASK_CHANGED);
     const task = (await intruder.gql<{ addTask: TaskView }>(ADD_TASK, { title: "Still here" })).data!.addTask;
     expect(await nextTaskChange(tasks)).toMatchObject({ kind: "CREATED", taskId: task.id });
     tasks.dispose();
@@ -143,7 +141,7 @@ describe("subscription auth over graphql-ws", () => {
   it("should answer BAD_USER_INPUT for afterSeq without conversationId, and for a negative afterSeq", async () => {
     const user = await newUser(server);
     const conversation = await newConversation(server.db, user.id);
-    const client = connect(user.token);
+    const client = server.connect(user.token);
 
     const withoutConversation = client.subscribe(MESSAGE_ADDED, { afterSeq: 3 });
     const first = await withoutConversation.next();

@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { newUser, startTestServer, waitForSubscriptions, type TestServer } from "../helpers/server.js";
-import { wsClient, type QueuedSubscription, type TestWsClient } from "../helpers/ws-client.js";
-import { ADD_TASK, nextTaskChange, TASK_CHANGED, type TaskView } from "./support.js";
+import { newUser, waitForSubscriptions } from "../helpers/server.js";
+import type { QueuedSubscription } from "../helpers/ws-client.js";
+import { ADD_TASK, nextTaskChange, startLiveServer, TASK_CHANGED, type LiveServer, type TaskView } from "./support.js";
 
 const CONNECTIONS = 10;
 const PER_CONNECTION = 100;
@@ -12,14 +12,12 @@ const TOTAL = CONNECTIONS * PER_CONNECTION;
  * connections. Bounded generously; speed is never asserted.
  */
 describe("a thousand subscribers", { timeout: 60_000 }, () => {
-  let server: TestServer;
-  const clients: TestWsClient[] = [];
+  let server: LiveServer;
 
   beforeAll(async () => {
-    server = await startTestServer();
+    server = await startLiveServer();
   });
   afterAll(async () => {
-    await Promise.all(clients.map((client) => client.dispose()));
     await server.close();
   });
 
@@ -28,8 +26,7 @@ describe("a thousand subscribers", { timeout: 60_000 }, () => {
     const before = server.app.realtime.establishedCount;
     const subs: QueuedSubscription[] = [];
     for (let c = 0; c < CONNECTIONS; c += 1) {
-      const client = wsClient(server.wsUrl, user.token);
-      clients.push(client);
+      const client = server.connect(user.token);
       for (let s = 0; s < PER_CONNECTION; s += 1) subs.push(client.subscribe(TASK_CHANGED));
     }
     await waitForSubscriptions(server, before, TOTAL, 50_000);

@@ -1,48 +1,35 @@
 import type pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { databaseUrl } from "../helpers/db.js";
-import { newUser, startTestServer, waitForSubscriptions, type TestServer } from "../helpers/server.js";
-import { wsClient, type QueuedSubscription, type TestWsClient } from "../helpers/ws-client.js";
+import { newUser } from "../helpers/server.js";
 import {
   ADD_TASK,
   adminClient,
   appendVia,
   DELETE_TASK,
-  killListenersBehind,
+  killListener,
+  live,
   MESSAGE_ADDED,
   messagesUntil,
   newConversation,
   nextEvent,
   nextMessage,
   nextTaskChange,
+  startLiveServer,
   startPgGate,
   TASK_CHANGED,
   UPDATE_TASK,
-  waitUntil,
+  type LiveServer,
   type PgGate,
   type TaskView,
 } from "./support.js";
 
 /** Two instances of the API on one database, each with its own LISTEN connection (behind its own gate). */
 describe("two server instances on one database", () => {
-  const instances: { server: TestServer; gate: PgGate }[] = [];
+  const instances: { server: LiveServer; gate: PgGate }[] = [];
   let admin: pg.Client;
-  const clients: TestWsClient[] = [];
 
-  function connect(server: TestServer, token: string): TestWsClient {
-    const client = wsClient(server.wsUrl, token);
-    clients.push(client);
-    return client;
-  }
-
-  async function live(server: TestServer, client: TestWsClient, query: string, variables?: Record<string, unknown>): Promise<QueuedSubscription> {
-    const before = server.app.realtime.establishedCount;
-    const sub = client.subscribe(query, variables);
-    await waitForSubscriptions(server, before);
-    return sub;
-  }
-
-  function instance(index: number): { server: TestServer; gate: PgGate } {
+  function instance(index: number): { server: LiveServer; gate: PgGate } {
     const found = instances[index];
     if (!found) throw new Error(`no instance ${index}`);
     return found;
@@ -52,11 +39,10 @@ describe("two server instances on one database", () => {
     admin = await adminClient(databaseUrl());
     for (let i = 0; i < 2; i += 1) {
       const gate = await startPgGate(databaseUrl());
-      instances.push({ gate, server: await startTestServer({ listenUrl: gate.url }) });
+      instances.push({ gate, server: await startLiveServer({ listenUrl: gate.url }) });
     }
   });
   afterAll(async () => {
-    await Promise.all(clients.map((client) => client.dispose()));
     for (const { server, gate } of instances) {
       gate.open();
       await server.close();
@@ -70,7 +56,7 @@ describe("two server instances on one database", () => {
     const { server: b } = instance(1);
     const user = await newUser(a);
     const conversation = await newConversation(a.db, user.id);
-    const client = connect(a, user.token);
+    const client = a.connect(user.token);
     const tasks = await live(a, client, TASK_CHANGED);
     const messages = await live(a, client, MESSAGE_ADDED, { conversationId: conversation.globalId });
 
@@ -92,8 +78,8 @@ describe("two server instances on one database", () => {
     const { server: a } = instance(0);
     const { server: b } = instance(1);
     const user = await newUser(a);
-    const onA = await live(a, connect(a, user.token), TASK_CHANGED);
-    const onB = await live(b, connect(b, user.token), TASK_CHANGED);
+    const onA = await live(a, a.connect(user.token), TASK_CHANGED);
+    const onB = await live(b, b.connect(user.token), TASK_CHANGED);
     const task = (await user.gql<{ addTask: TaskView }>(ADD_TASK, { title: "Seen twice" })).data!.addTask;
     const expected = { kind: "CREATED", taskId: task.id, task };
     expect(await nextTaskChange(onA)).toEqual(expected);
@@ -109,18 +95,12 @@ describe("two server instances on one database", () => {
     const conversation = await newConversation(a.db, user.id);
     const subs = [];
     for (const server of [a, b]) {
-      const client = connect(server, user.token);
+      const client = server.connect(user.token);
       subs.push({ tasks: await live(server, client, TASK_CHANGED), messages: await live(server, client, MESSAGE_ADDED, { conversationId: conversation.globalId }) });
     }
 
     // Kill both listeners and keep them down.
-    for (const { server, gate } of instances) {
-      await waitUntil(() => server.app.listener.connected, "the listener is connected");
-      gate.shut();
-      const down = nextEvent(server.app.listener, "down");
-      await killListenersBehind(admin, gate);
-      await down;
-    }
+    for (const { server, gate } of instances) await killListener(server, gate, admin);
     const task = (await b.request<{ addTask: TaskView }>(ADD_TASK, { title: "During the double outage" }, user.token)).data!.addTask;
     await appendVia(a.db, user.id, conversation.id, ["down 1", "down 2"]);
     expect(a.app.listener.connected).toBe(false);

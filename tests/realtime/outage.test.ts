@@ -1,16 +1,16 @@
 import type pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { databaseUrl } from "../helpers/db.js";
-import { newUser, startTestServer, waitForSubscriptions, type TestServer } from "../helpers/server.js";
-import { wsClient, type QueuedSubscription, type TestWsClient } from "../helpers/ws-client.js";
+import { newUser } from "../helpers/server.js";
 import {
   ADD_TASK,
   adminClient,
   appendVia,
   COMPLETE_TASK,
   DELETE_TASK,
-  killListenersBehind,
+  killListener,
   listenerPidsBehind,
+  live,
   MESSAGE_ADDED,
   messagesUntil,
   newConversation,
@@ -19,11 +19,12 @@ import {
   nextTaskChange,
   promiseState,
   range,
+  startLiveServer,
   startPgGate,
   TASK_CHANGED,
   UPDATE_TASK,
-  waitUntil,
   within,
+  type LiveServer,
   type PgGate,
   type TaskChangeView,
   type TaskView,
@@ -37,30 +38,12 @@ import {
  */
 describe("a killed LISTEN connection", () => {
   let gate: PgGate;
-  let server: TestServer;
+  let server: LiveServer;
   let admin: pg.Client;
-  const clients: TestWsClient[] = [];
-
-  function connect(token: string): TestWsClient {
-    const client = wsClient(server.wsUrl, token);
-    clients.push(client);
-    return client;
-  }
-
-  async function live(client: TestWsClient, query: string, variables?: Record<string, unknown>): Promise<QueuedSubscription> {
-    const before = server.app.realtime.establishedCount;
-    const sub = client.subscribe(query, variables);
-    await waitForSubscriptions(server, before);
-    return sub;
-  }
 
   /** Kills the listener's backend and resolves once the listener knows; the gate stays shut. */
   async function takeListenerDown(): Promise<number[]> {
-    await waitUntil(() => server.app.listener.connected, "the listener is connected");
-    gate.shut();
-    const down = nextEvent(server.app.listener, "down");
-    const killed = await killListenersBehind(admin, gate);
-    await down;
+    const killed = await killListener(server, gate, admin);
     expect(server.app.listener.connected).toBe(false);
     return killed;
   }
@@ -75,12 +58,11 @@ describe("a killed LISTEN connection", () => {
 
   beforeAll(async () => {
     gate = await startPgGate(databaseUrl());
-    server = await startTestServer({ listenUrl: gate.url });
+    server = await startLiveServer({ listenUrl: gate.url });
     admin = await adminClient(databaseUrl());
   });
   afterAll(async () => {
     gate.open();
-    await Promise.all(clients.map((client) => client.dispose()));
     await server.close();
     await gate.close();
     await admin.end();
@@ -89,9 +71,9 @@ describe("a killed LISTEN connection", () => {
   it("should keep subscriptions open while it is down and deliver what was committed meanwhile once it is back", async () => {
     const user = await newUser(server);
     const conversation = await newConversation(server.db, user.id);
-    const client = connect(user.token);
-    const messages = await live(client, MESSAGE_ADDED, { conversationId: conversation.globalId });
-    const tasks = await live(client, TASK_CHANGED);
+    const client = server.connect(user.token);
+    const messages = await live(server, client, MESSAGE_ADDED, { conversationId: conversation.globalId });
+    const tasks = await live(server, client, TASK_CHANGED);
 
     // Before the outage: live delivery.
     await appendVia(server.db, user.id, conversation.id, ["before 1", "before 2"]);
@@ -165,10 +147,10 @@ describe("a killed LISTEN connection", () => {
     await appendVia(server.db, user.id, conversation.id, ["old"]);
     await takeListenerDown();
 
-    const client = connect(user.token);
-    const replay = await live(client, MESSAGE_ADDED, { conversationId: conversation.globalId, afterSeq: 0 });
-    const fromNow = await live(client, MESSAGE_ADDED, { conversationId: conversation.globalId });
-    const tasks = await live(client, TASK_CHANGED);
+    const client = server.connect(user.token);
+    const replay = await live(server, client, MESSAGE_ADDED, { conversationId: conversation.globalId, afterSeq: 0 });
+    const fromNow = await live(server, client, MESSAGE_ADDED, { conversationId: conversation.globalId });
+    const tasks = await live(server, client, TASK_CHANGED);
     await appendVia(server.db, user.id, conversation.id, ["while down"]);
     const task = (await user.gql<{ addTask: TaskView }>(ADD_TASK, { title: "While down" })).data!.addTask;
 
@@ -193,7 +175,7 @@ describe("a killed LISTEN connection", () => {
     const user = await newUser(server);
     const gone = (await user.gql<{ addTask: TaskView }>(ADD_TASK, { title: "Gone before" })).data!.addTask;
     await user.gql(DELETE_TASK, { id: gone.id });
-    const tasks = await live(connect(user.token), TASK_CHANGED);
+    const tasks = await live(server, server.connect(user.token), TASK_CHANGED);
 
     await takeListenerDown();
     const during = (await user.gql<{ addTask: TaskView }>(ADD_TASK, { title: "During" })).data!.addTask;
@@ -228,7 +210,7 @@ describe("a killed LISTEN connection", () => {
   it("should recover again after repeated kills", async () => {
     const user = await newUser(server);
     const conversation = await newConversation(server.db, user.id);
-    const messages = await live(connect(user.token), MESSAGE_ADDED, { conversationId: conversation.globalId });
+    const messages = await live(server, server.connect(user.token), MESSAGE_ADDED, { conversationId: conversation.globalId });
     for (const round of range(1, 3)) {
       await takeListenerDown();
       await appendVia(server.db, user.id, conversation.id, [`down ${round}`]);

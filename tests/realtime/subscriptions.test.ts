@@ -1,67 +1,46 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { createCohereModel } from "../../src/chat/cohere.js";
 import { toGlobalId } from "../../src/schema/ids.js";
-import { startFakeCohere, textReply, toolCallReply, type FakeCohere } from "../helpers/fake-cohere.js";
+import { cohereAssistant } from "../helpers/chat.js";
 import { databaseUrl } from "../helpers/db.js";
-import { newUser, startTestServer, testAssistant, waitForSubscriptions, type TestServer } from "../helpers/server.js";
-import { wsClient, type QueuedSubscription, type TestWsClient } from "../helpers/ws-client.js";
+import { startFakeCohere, textReply, toolCallReply, type FakeCohere } from "../helpers/fake-cohere.js";
+import { newUser, waitForSubscriptions } from "../helpers/server.js";
 import {
   ADD_TASK,
   adminClient,
   appendVia,
   COMPLETE_TASK,
   DELETE_TASK,
+  live,
   MESSAGE_ADDED,
   messagesUntil,
   newConversation,
   nextMessage,
   nextTaskChange,
   range,
+  startLiveServer,
   TASK_CHANGED,
   UPDATE_TASK,
   waitUntil,
   within,
+  type LiveServer,
   type MessageView,
   type TaskView,
 } from "./support.js";
 
-/** Subscribes and resolves once the server has the subscription's LISTEN (and starting point) in place. */
-async function live<T = Record<string, any>>(
-  server: TestServer,
-  client: TestWsClient,
-  query: string,
-  variables?: Record<string, unknown>,
-): Promise<QueuedSubscription<T>> {
-  const before = server.app.realtime.establishedCount;
-  const sub = client.subscribe<T>(query, variables);
-  await waitForSubscriptions(server, before);
-  return sub;
-}
-
 describe("subscriptions over graphql-ws", () => {
-  let server: TestServer;
-  const clients: TestWsClient[] = [];
-
-  function connect(token: string): TestWsClient {
-    const client = wsClient(server.wsUrl, token);
-    clients.push(client);
-    return client;
-  }
+  let server: LiveServer;
 
   beforeAll(async () => {
-    server = await startTestServer();
+    server = await startLiveServer();
   });
   afterAll(async () => {
-    await Promise.all(clients.map((client) => client.dispose()));
     await server.close();
   });
 
   it("should push a task created over HTTP to a taskChanged subscriber", async () => {
     const user = await newUser(server);
-    const client = connect(user.token);
-    const before = server.app.realtime.establishedCount;
-    const sub = client.subscribe(`subscription { taskChanged { kind taskId task { id title completed } } }`);
-    await waitForSubscriptions(server, before);
+    const client = server.connect(user.token);
+    const sub = await live(server, client, `subscription { taskChanged { kind taskId task { id title completed } } }`);
     const added = await user.gql(`mutation { addTask(input: { title: "Pushed" }) { id } }`);
     const event = await sub.next();
     expect(event.errors).toBeUndefined();
@@ -75,7 +54,7 @@ describe("subscriptions over graphql-ws", () => {
 
   it("should push UPDATED for updateTask and completeTask, and DELETED with the task's last state", async () => {
     const user = await newUser(server);
-    const sub = await live(server, connect(user.token), TASK_CHANGED);
+    const sub = await live(server, server.connect(user.token), TASK_CHANGED);
 
     const added = (await user.gql<{ addTask: TaskView }>(ADD_TASK, { title: "Draft", description: "first" })).data!.addTask;
     expect(await nextTaskChange(sub)).toEqual({ kind: "CREATED", taskId: added.id, task: added });
@@ -109,7 +88,7 @@ describe("subscriptions over graphql-ws", () => {
     const user = await newUser(server);
     const first = await newConversation(server.db, user.id);
     const second = await newConversation(server.db, user.id);
-    const client = connect(user.token);
+    const client = server.connect(user.token);
     const scoped = await live(server, client, MESSAGE_ADDED, { conversationId: first.globalId });
     const everything = await live(server, client, MESSAGE_ADDED, {});
 
@@ -148,7 +127,7 @@ describe("subscriptions over graphql-ws", () => {
 
   it("should push to an all-conversations subscriber the messages of a conversation created after it subscribed", async () => {
     const user = await newUser(server);
-    const sub = await live(server, connect(user.token), MESSAGE_ADDED, {});
+    const sub = await live(server, server.connect(user.token), MESSAGE_ADDED, {});
     const conversation = await newConversation(server.db, user.id, "Started later");
     await appendVia(server.db, user.id, conversation.id, ["first of the new one", "second"]);
     expect((await messagesUntil(sub, 2)).map((m) => [m.conversation.id, m.seq, m.content])).toEqual([
@@ -163,8 +142,8 @@ describe("subscriptions over graphql-ws", () => {
     const bob = await newUser(server, "bob");
     const aliceConversation = await newConversation(server.db, alice.id);
     const bobConversation = await newConversation(server.db, bob.id);
-    const aliceClient = connect(alice.token);
-    const bobClient = connect(bob.token);
+    const aliceClient = server.connect(alice.token);
+    const bobClient = server.connect(bob.token);
     const aliceTasks = await live(server, aliceClient, TASK_CHANGED);
     const aliceMessages = await live(server, aliceClient, MESSAGE_ADDED, {});
     const bobTasks = await live(server, bobClient, TASK_CHANGED);
@@ -195,7 +174,7 @@ describe("subscriptions over graphql-ws", () => {
 
   it("should push task inserts, updates and deletes made by raw SQL", async () => {
     const user = await newUser(server);
-    const sub = await live(server, connect(user.token), TASK_CHANGED);
+    const sub = await live(server, server.connect(user.token), TASK_CHANGED);
 
     const [inserted] = await server.db.$queryRawUnsafe<{ id: string }[]>(
       `INSERT INTO tasks (user_id, title, description) VALUES ($1, 'From SQL', 'raw') RETURNING id`,
@@ -221,7 +200,7 @@ describe("subscriptions over graphql-ws", () => {
   it("should push both of two updates whose transactions started in the same millisecond", async () => {
     const user = await newUser(server);
     const task = (await user.gql<{ addTask: TaskView }>(ADD_TASK, { title: "Contended" })).data!.addTask;
-    const sub = await live(server, connect(user.token), TASK_CHANGED);
+    const sub = await live(server, server.connect(user.token), TASK_CHANGED);
     const [first, second] = [await adminClient(databaseUrl()), await adminClient(databaseUrl())];
     try {
       // Two writers whose now() (and so updated_at, at millisecond precision) is the same.
@@ -258,7 +237,7 @@ describe("subscriptions over graphql-ws", () => {
     const user = await newUser(server);
     const conversation = await newConversation(server.db, user.id);
     await appendVia(server.db, user.id, conversation.id, ["one", "two"]);
-    const sub = await live(server, connect(user.token), MESSAGE_ADDED, { conversationId: conversation.globalId });
+    const sub = await live(server, server.connect(user.token), MESSAGE_ADDED, { conversationId: conversation.globalId });
 
     const inserted = await server.db.$executeRawUnsafe(
       `WITH bumped AS (
@@ -282,7 +261,7 @@ describe("subscriptions over graphql-ws", () => {
       conversation.id,
       range(1, 50).map((n) => `m${n}`),
     );
-    const client = connect(user.token);
+    const client = server.connect(user.token);
 
     // The subscription starts while a writer keeps committing, one message per transaction.
     const more = 40;
@@ -308,7 +287,7 @@ describe("subscriptions over graphql-ws", () => {
     const user = await newUser(server);
     const conversation = await newConversation(server.db, user.id);
     await appendVia(server.db, user.id, conversation.id, ["a", "b", "c"]);
-    const sub = await live(server, connect(user.token), MESSAGE_ADDED, { conversationId: conversation.globalId, afterSeq: 0 });
+    const sub = await live(server, server.connect(user.token), MESSAGE_ADDED, { conversationId: conversation.globalId, afterSeq: 0 });
     expect((await messagesUntil(sub, 3)).map((m) => [m.seq, m.content])).toEqual([
       [1, "a"],
       [2, "b"],
@@ -323,7 +302,7 @@ describe("subscriptions over graphql-ws", () => {
     const user = await newUser(server);
     const conversation = await newConversation(server.db, user.id);
     await appendVia(server.db, user.id, conversation.id, ["old 1", "old 2"]);
-    const sub = await live(server, connect(user.token), MESSAGE_ADDED, { conversationId: conversation.globalId });
+    const sub = await live(server, server.connect(user.token), MESSAGE_ADDED, { conversationId: conversation.globalId });
     await appendVia(server.db, user.id, conversation.id, ["new"]);
     expect(await nextMessage(sub)).toMatchObject({ seq: 3, content: "new" });
     expect(sub.pending()).toEqual([]);
@@ -333,17 +312,13 @@ describe("subscriptions over graphql-ws", () => {
 
 describe("a chat turn over subscriptions", () => {
   let fake: FakeCohere;
-  let server: TestServer;
-  const clients: TestWsClient[] = [];
+  let server: LiveServer;
 
   beforeAll(async () => {
     fake = await startFakeCohere();
-    server = await startTestServer({
-      assistant: testAssistant({ model: createCohereModel({ apiKey: "k", baseUrl: fake.baseUrl }) }),
-    });
+    server = await startLiveServer({ assistant: cohereAssistant(fake) });
   });
   afterAll(async () => {
-    await Promise.all(clients.map((client) => client.dispose()));
     await server.close();
     await fake.close();
   });
@@ -352,8 +327,7 @@ describe("a chat turn over subscriptions", () => {
     const user = await newUser(server);
     const created = await user.gql<{ createConversation: { id: string } }>(`mutation { createConversation(input: { title: "Chat" }) { id } }`);
     const conversationId = created.data!.createConversation.id;
-    const client = wsClient(server.wsUrl, user.token);
-    clients.push(client);
+    const client = server.connect(user.token);
     const messages = await live(server, client, MESSAGE_ADDED, { conversationId });
     const tasks = await live(server, client, TASK_CHANGED);
 
@@ -400,14 +374,12 @@ describe("a chat turn over subscriptions", () => {
 });
 
 describe("ending subscriptions", () => {
-  let server: TestServer;
-  const clients: TestWsClient[] = [];
+  let server: LiveServer;
 
   beforeAll(async () => {
-    server = await startTestServer();
+    server = await startLiveServer();
   });
   afterAll(async () => {
-    await Promise.all(clients.map((client) => client.dispose()));
     await server.close();
   });
 
@@ -416,8 +388,7 @@ describe("ending subscriptions", () => {
     const listener = server.app.listener;
     const user = await newUser(server);
     const conversation = await newConversation(server.db, user.id);
-    const client = wsClient(server.wsUrl, user.token);
-    clients.push(client);
+    const client = server.connect(user.token);
     const tasks = await live(server, client, TASK_CHANGED);
     const messages = await live(server, client, MESSAGE_ADDED, { conversationId: conversation.globalId });
     expect(realtime.subscriberCount).toBe(2);
@@ -437,8 +408,7 @@ describe("ending subscriptions", () => {
   it("should release the subscriptions of a socket that drops without completing them", async () => {
     const realtime = server.app.realtime;
     const user = await newUser(server);
-    const client = wsClient(server.wsUrl, user.token);
-    clients.push(client);
+    const client = server.connect(user.token);
     for (let i = 0; i < 3; i += 1) await live(server, client, TASK_CHANGED);
     expect(realtime.subscriberCount).toBe(3);
     expect(server.app.listener.topicCount).toBe(1);
@@ -449,8 +419,7 @@ describe("ending subscriptions", () => {
     await waitUntil(() => realtime.subscriberCount === 0 && server.app.listener.topicCount === 0, "everything is released");
 
     // A new subscription of the same user starts from scratch and works.
-    const fresh = wsClient(server.wsUrl, user.token);
-    clients.push(fresh);
+    const fresh = server.connect(user.token);
     const again = await live(server, fresh, TASK_CHANGED);
     const task = (await user.gql<{ addTask: TaskView }>(ADD_TASK, { title: "After the drop" })).data!.addTask;
     expect(await nextTaskChange(again)).toEqual({ kind: "CREATED", taskId: task.id, task });

@@ -5,8 +5,8 @@ import { createConversation } from "../../src/domain/conversations.js";
 import { appendMessages, type NewMessage } from "../../src/domain/messages.js";
 import type { Db } from "../../src/db/client.js";
 import { toGlobalId } from "../../src/schema/ids.js";
-import type { TestServer } from "../helpers/server.js";
-import type { QueuedSubscription } from "../helpers/ws-client.js";
+import { startTestServer, waitForSubscriptions, type TestServer } from "../helpers/server.js";
+import { wsClient, type QueuedSubscription, type TestWsClient } from "../helpers/ws-client.js";
 
 /** Shared documents and helpers of the realtime tests. */
 
@@ -61,6 +61,42 @@ export interface MessageView {
   content: string;
   toolCallId: string | null;
   conversation: { id: string };
+}
+
+/** A test server that opens graphql-ws clients to itself: close() disposes every one of them, then closes the server. */
+export interface LiveServer extends TestServer {
+  /** A graphql-ws client of this server with `token` as the bearer (undefined: none), disposed by close(). */
+  connect(token: string | undefined): TestWsClient;
+}
+
+export async function startLiveServer(options: Parameters<typeof startTestServer>[0] = {}): Promise<LiveServer> {
+  const server = await startTestServer(options);
+  const clients: TestWsClient[] = [];
+  return {
+    ...server,
+    connect(token) {
+      const client = wsClient(server.wsUrl, token);
+      clients.push(client);
+      return client;
+    },
+    async close() {
+      await Promise.all(clients.map((client) => client.dispose()));
+      await server.close();
+    },
+  };
+}
+
+/** Subscribes and resolves once the server has the subscription's LISTEN (and starting point) in place. */
+export async function live<T = Record<string, any>>(
+  server: TestServer,
+  client: TestWsClient,
+  query: string,
+  variables?: Record<string, unknown>,
+): Promise<QueuedSubscription<T>> {
+  const before = server.app.realtime.establishedCount;
+  const sub = client.subscribe<T>(query, variables);
+  await waitForSubscriptions(server, before);
+  return sub;
 }
 
 /** The next event of a taskChanged subscription; fails on an error result. */
@@ -230,6 +266,20 @@ export async function killListenersBehind(admin: pg.Client, gate: PgGate, expect
     return left[0]?.n === 0;
   }, "the killed listener backends are gone");
   return pids;
+}
+
+/**
+ * Once the server's listener is connected: shuts the gate, kills the listener
+ * backend behind it and resolves, with its pid, when the listener has noticed.
+ * The gate stays shut, so the listener stays down until it is opened.
+ */
+export async function killListener(server: TestServer, gate: PgGate, admin: pg.Client): Promise<number[]> {
+  await waitUntil(() => server.app.listener.connected, "the listener is connected");
+  gate.shut();
+  const down = nextEvent(server.app.listener, "down");
+  const killed = await killListenersBehind(admin, gate);
+  await down;
+  return killed;
 }
 
 /** The pids of the listener backends behind the gate (those relayed through it, by client port). */
