@@ -329,7 +329,8 @@ describe("MCP over stdio", () => {
       },
     ];
 
-    it.each(failures)("should exit non-zero with a clear message on stderr when $name", async ({ env, message }) => {
+    // Each case is a whole process start; they are independent, so they run side by side.
+    it.concurrent.for(failures)("should exit non-zero with a clear message on stderr when $name", async ({ env, message }, { expect }) => {
       const raw = spawnRaw(await env(), children);
       const exit = await exitWithin(raw);
       expect(exit.signal).toBeNull();
