@@ -4,7 +4,7 @@ import { Bounds, charLength } from "../domain/bounds.js";
 import { addTask, deleteTask, listTasks, updateTask, type TaskStatus } from "../domain/tasks.js";
 import { AppError } from "../errors.js";
 import type { Tx } from "../domain/messages.js";
-import { parseId, toGlobalId } from "../schema/ids.js";
+import { parseId, toGlobalId } from "../ids.js";
 
 /**
  * The one registry of task tools, shared by the chat loop and the MCP server.

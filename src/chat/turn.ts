@@ -7,7 +7,7 @@ import { isUniqueViolation } from "../domain/prisma-errors.js";
 import { AppError, badInput, ErrorCode } from "../errors.js";
 import type { Conversation, Message } from "../generated/prisma/client.js";
 import type { Logger } from "../logger.js";
-import { toGlobalId } from "../schema/ids.js";
+import { toGlobalId } from "../ids.js";
 import {
   chatWithRetries,
   ModelTimeoutError,

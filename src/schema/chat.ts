@@ -4,7 +4,7 @@ import { sendMessage, type TurnResult } from "../chat/turn.js";
 import { toGraphQLError, AppError, type ErrorCode } from "../errors.js";
 import { builder } from "./builder.js";
 import { ConversationRef } from "./conversation.js";
-import { parseId } from "./ids.js";
+import { parseId } from "../ids.js";
 import { MessageRef } from "./message.js";
 import { ToolCallRef, toolCallsOf } from "./tool-call.js";
 

@@ -11,7 +11,7 @@ import {
 } from "graphql";
 import type { Plugin } from "graphql-yoga";
 import { ErrorCode } from "../errors.js";
-import { isValidCursor } from "./ids.js";
+import { isValidCursor } from "../ids.js";
 
 export const MAX_PAGE_SIZE = 100;
 

@@ -6,7 +6,7 @@ import { builder } from "./builder.js";
 import { ConversationRef } from "./conversation.js";
 import { MessageRef } from "./message.js";
 import { TaskRef } from "./task.js";
-import { parseGlobalId, type NodeTypename } from "./ids.js";
+import { parseGlobalId, type NodeTypename } from "../ids.js";
 
 const types = {
   Task: { ref: TaskRef, load: getTask },

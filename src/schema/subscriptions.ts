@@ -3,7 +3,7 @@ import { badInput } from "../errors.js";
 import { untilExpiry } from "../realtime/expiry.js";
 import type { TaskChangeEvent } from "../realtime/hub.js";
 import { builder } from "./builder.js";
-import { parseId, toGlobalId } from "./ids.js";
+import { parseId, toGlobalId } from "../ids.js";
 import { MessageRef } from "./message.js";
 import { TaskRef } from "./task.js";
 

@@ -1,7 +1,7 @@
 import { randomUUID } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { appendMessages } from "../../src/domain/messages.js";
-import { toGlobalId } from "../../src/schema/ids.js";
+import { toGlobalId } from "../../src/ids.js";
 import { newUser, startTestServer, type GraphQLResponse, type TestServer, type TestUser } from "../helpers/server.js";
 
 function rawId(globalId: string): string {

@@ -4,7 +4,7 @@ import type { AssistantDeps } from "../../src/chat/turn.js";
 import type { Db } from "../../src/db/client.js";
 import type { Message } from "../../src/generated/prisma/client.js";
 import type { Logger } from "../../src/logger.js";
-import { toGlobalId } from "../../src/schema/ids.js";
+import { toGlobalId } from "../../src/ids.js";
 import {
   cohereAssistant,
   messagesIn,

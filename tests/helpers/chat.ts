@@ -3,7 +3,7 @@ import type { AssistantDeps } from "../../src/chat/turn.js";
 import type { Db } from "../../src/db/client.js";
 import type { Message } from "../../src/generated/prisma/client.js";
 import { createLogger, type Logger } from "../../src/logger.js";
-import { parseId } from "../../src/schema/ids.js";
+import { parseId } from "../../src/ids.js";
 import { startFakeCohere, type FakeCohere } from "./fake-cohere.js";
 import { startTestServer, testAssistant, type GraphQLResponse, type TestServer, type TestUser } from "./server.js";
 

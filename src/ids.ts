@@ -1,6 +1,7 @@
+/** Opaque global IDs: the one public id format of GraphQL, the chat tools and MCP. */
 import { decodeBase64, decodeCursorChunk } from "@pothos/core";
 import { decodeGlobalID, encodeGlobalID } from "@pothos/plugin-relay";
-import { badInput } from "../errors.js";
+import { badInput } from "./errors.js";
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
