@@ -197,6 +197,23 @@ describe("subscriptions over graphql-ws", () => {
     sub.dispose();
   });
 
+  it("should tell the old owner, as DELETED, and the new owner, as UPDATED, about a task moved between users by raw SQL", async () => {
+    const [from, to] = [await newUser(server), await newUser(server)];
+    const task = (await from.gql<{ addTask: TaskView }>(ADD_TASK, { title: "Handed over" })).data!.addTask;
+    const fromSub = await live(server, server.connect(from.token), TASK_CHANGED);
+    const toSub = await live(server, server.connect(to.token), TASK_CHANGED);
+    const rawId = (await server.db.task.findFirstOrThrow({ where: { userId: from.id }, select: { id: true } })).id;
+
+    expect(await server.db.$executeRawUnsafe(`UPDATE tasks SET user_id = $1 WHERE id = $2::uuid`, to.id, rawId)).toBe(1);
+
+    expect(await nextTaskChange(fromSub)).toMatchObject({ kind: "DELETED", taskId: task.id, task: { title: "Handed over" } });
+    expect(await nextTaskChange(toSub)).toMatchObject({ kind: "UPDATED", taskId: task.id, task: { title: "Handed over" } });
+    const tombstone = await server.db.deletedTask.findUnique({ where: { id: rawId } });
+    expect(tombstone?.userId).toBe(from.id);
+    fromSub.dispose();
+    toSub.dispose();
+  });
+
   it("should push both of two updates whose transactions started in the same millisecond", async () => {
     const user = await newUser(server);
     const task = (await user.gql<{ addTask: TaskView }>(ADD_TASK, { title: "Contended" })).data!.addTask;
