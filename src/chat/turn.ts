@@ -1,7 +1,7 @@
 import { randomUUID } from "node:crypto";
 import type { Cohere } from "cohere-ai";
 import type { Db } from "../db/client.js";
-import { Bounds, charLength } from "../domain/bounds.js";
+import { Bounds, charLength, rejectNul } from "../domain/bounds.js";
 import { appendMessages } from "../domain/messages.js";
 import { isUniqueViolation } from "../domain/prisma-errors.js";
 import { AppError, badInput, ErrorCode } from "../errors.js";
@@ -69,6 +69,7 @@ function titleFrom(content: string): string {
 }
 
 function validate(input: SendMessageInput): { content: string; clientMessageId: string | null } {
+  rejectNul("input.content", input.content);
   const length = charLength(input.content.trim());
   if (length < Bounds.messageContent.min) throw badInput("input.content", "must not be empty");
   if (charLength(input.content) > Bounds.messageContent.max) {
@@ -76,6 +77,7 @@ function validate(input: SendMessageInput): { content: string; clientMessageId: 
   }
   const clientMessageId = input.clientMessageId ?? null;
   if (clientMessageId !== null) {
+    rejectNul("input.clientMessageId", clientMessageId);
     const idLength = charLength(clientMessageId);
     if (idLength < Bounds.clientMessageId.min || idLength > Bounds.clientMessageId.max) {
       throw badInput("input.clientMessageId", `must be 1–${Bounds.clientMessageId.max} characters`);
@@ -288,7 +290,7 @@ async function runTurn(db: Db, deps: AssistantDeps, userId: string, userMessage:
           {
             role: "assistant",
             content: text,
-            toolPlan: response.message.toolPlan ?? thinkingOf(response.message.content),
+            toolPlan: storable(response.message.toolPlan ?? thinkingOf(response.message.content) ?? "") || undefined,
             toolCalls: calls as never,
           },
         ]),
@@ -324,16 +326,23 @@ function normaliseCalls(calls: Cohere.ToolCallV2[], history: readonly Message[])
     return {
       id,
       type: "function",
-      function: { name: call.function?.name ?? "", arguments: call.function?.arguments ?? "" },
+      function: { name: storable(call.function?.name ?? ""), arguments: storable(call.function?.arguments ?? "") },
     };
   });
 }
 
+/** Postgres text and jsonb cannot hold U+0000; a model could still emit it. */
+function storable(text: string): string {
+  return text.replaceAll("\u0000", "");
+}
+
 function textOf(content: Cohere.AssistantMessageResponseContentItem[] | undefined): string {
-  return (content ?? [])
-    .map((item) => (item.type === "text" ? item.text : ""))
-    .join("")
-    .trim();
+  return storable(
+    (content ?? [])
+      .map((item) => (item.type === "text" ? item.text : ""))
+      .join("")
+      .trim(),
+  );
 }
 
 /** Reasoning models put their plan in a "thinking" item instead of tool_plan. */

@@ -38,6 +38,6 @@ export function optionalText(field: string, value: string | null, bounds: { max:
 }
 
 /** Postgres text cannot hold U+0000; without this check it fails as an internal error. */
-function rejectNul(field: string, value: string): void {
+export function rejectNul(field: string, value: string): void {
   if (value.includes("\u0000")) throw badInput(field, "must not contain the NUL character (U+0000)");
 }

@@ -692,10 +692,10 @@ describe("sendMessage reliability", () => {
       await expectNothingStored(user);
     });
 
-    it("should reject empty, blank and over-long content naming input.content and store nothing", async () => {
+    it("should reject empty, blank, over-long and NUL-containing content naming input.content and store nothing", async () => {
       const user = await newUser(rigged.server);
       const requestsBefore = rigged.fake.requests.length;
-      for (const content of ["", "   ", " \n\t ", "x".repeat(5001), "😀".repeat(5001)]) {
+      for (const content of ["", "   ", " \n\t ", "x".repeat(5001), "😀".repeat(5001), "before\u0000after"]) {
         const response = await sendMessage(user, { content });
         expect(response.data).toBeNull();
         const error = onlyError(response);
