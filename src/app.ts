@@ -18,6 +18,7 @@ import { PgListener, type ListenerOptions } from "./realtime/listener.js";
 import { attachGraphQLWs } from "./ws.js";
 import { currentRequestId, requestContext, requestIdFrom } from "./request-context.js";
 import { createMcpHandler, MCP_PATH } from "./mcp/http.js";
+import { graphiqlOptions, renderLocalGraphiQL, serveGraphiQLAsset } from "./graphiql.js";
 
 export interface AppDeps {
   db: Db;
@@ -44,16 +45,6 @@ export interface App {
   stop(): Promise<void>;
 }
 
-const GRAPHIQL_HELP = `# Every operation needs a JWT: open "Headers" below and send
-#   { "Authorization": "Bearer <JWT>" }
-# \`npm start\` without auth settings prints a dev token to paste there.
-
-query MyTasks {
-  tasks(first: 10) {
-    edges { node { id title completed } }
-  }
-}
-`;
 
 export function buildApp(deps: AppDeps): App {
   const { db, logger, verifier } = deps;
@@ -66,14 +57,8 @@ export function buildApp(deps: AppDeps): App {
     healthCheckEndpoint: "/health",
     landingPage: false,
     logging: false,
-    graphiql: deps.graphiql
-      ? {
-          title: "Todo assistant API",
-          defaultQuery: GRAPHIQL_HELP,
-          headers: deps.graphiql.defaultHeaders ? JSON.stringify(deps.graphiql.defaultHeaders, null, 2) : undefined,
-          subscriptionsProtocol: "WS",
-        }
-      : false,
+    graphiql: deps.graphiql ? graphiqlOptions(deps.graphiql.defaultHeaders) : false,
+    renderGraphiQL: renderLocalGraphiQL,
     maskedErrors: { maskError: createMaskError(logger) },
     context: async (initial): Promise<Context> => {
       const { request } = initial;
@@ -138,6 +123,7 @@ export function buildApp(deps: AppDeps): App {
     const requestId = requestIdFrom(req.headers["x-request-id"]);
     res.setHeader("x-request-id", requestId);
     requestContext.run({ requestId }, () => {
+      if (deps.graphiql && serveGraphiQLAsset(req, res)) return;
       if (req.url === MCP_PATH || req.url?.startsWith(`${MCP_PATH}?`)) {
         void mcp(req, res);
         return;

@@ -81,6 +81,29 @@ describe("GraphiQL", () => {
     expect(body).toContain("Authorization");
   });
 
+  it("should load GraphiQL's bundle from this server, not from a CDN", async () => {
+    const page = await (await fetch(withGraphiql.url, { headers: { accept: "text/html" } })).text();
+    expect(page).not.toContain("unpkg.com");
+    const assets = [...page.matchAll(/\/graphiql\/assets\/[\w./-]+/g)].map((match) => match[0]);
+    expect(assets).toEqual(
+      expect.arrayContaining(["/graphiql/assets/yoga-graphiql.umd.js", "/graphiql/assets/graphiql.css"]),
+    );
+    for (const asset of new Set(assets)) {
+      const response = await fetch(`${withGraphiql.baseUrl}${asset}`);
+      expect(response.status, asset).toBe(200);
+      expect((await response.arrayBuffer()).byteLength, asset).toBeGreaterThan(1000);
+    }
+    const script = await fetch(`${withGraphiql.baseUrl}/graphiql/assets/yoga-graphiql.umd.js`);
+    expect(script.headers.get("content-type")).toMatch(/^text\/javascript/);
+  });
+
+  it("should serve nothing but the GraphiQL bundle under its assets path", async () => {
+    for (const path of ["/graphiql/assets/package.json", "/graphiql/assets/..%2Fpackage.json", "/graphiql/assets/yoga-graphiql.es.js"]) {
+      expect((await fetch(`${withGraphiql.baseUrl}${path}`)).status, path).toBe(404);
+    }
+    expect((await fetch(`${withoutGraphiql.baseUrl}/graphiql/assets/yoga-graphiql.umd.js`)).status).not.toBe(200);
+  });
+
   it("should not serve GraphiQL when disabled", async () => {
     const response = await fetch(withoutGraphiql.url, { headers: { accept: "text/html" } });
     expect(response.status).not.toBe(200);
