@@ -1,3 +1,4 @@
+import { setTimeout as sleep } from "node:timers/promises";
 import { CohereClientV2, CohereError, CohereTimeoutError, type Cohere } from "cohere-ai";
 
 export type ChatRequest = Cohere.V2ChatRequest;
@@ -92,11 +93,8 @@ export interface CallOptions {
   /** performance.now() value after which nothing more is attempted. */
   deadline: number;
   policy?: RetryPolicy;
-  sleep?: (ms: number) => Promise<void>;
   onRetry?: (info: { attempt: number; delayMs: number; status: number | undefined }) => void;
 }
-
-const defaultSleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
 /**
  * One model call with bounded retries: 429 and 5xx (and connection failures)
@@ -105,7 +103,6 @@ const defaultSleep = (ms: number) => new Promise<void>((resolve) => setTimeout(r
  */
 export async function chatWithRetries(model: ChatModel, request: ChatRequest, options: CallOptions): Promise<ChatResponse> {
   const policy = options.policy ?? DEFAULT_RETRY_POLICY;
-  const sleep = options.sleep ?? defaultSleep;
   for (let attempt = 0; ; attempt += 1) {
     const remaining = options.deadline - performance.now();
     if (remaining <= 0) throw new ModelTimeoutError("the turn ran out of time");

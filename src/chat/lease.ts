@@ -1,3 +1,4 @@
+import { setTimeout as sleep } from "node:timers/promises";
 import { randomUUID } from "node:crypto";
 import type { Db } from "../db/client.js";
 import { AppError, ErrorCode, notFound } from "../errors.js";
@@ -18,10 +19,7 @@ export interface AcquireOptions {
   ttlMs: number;
   /** performance.now() value after which waiting gives up. */
   deadline: number;
-  sleep?: (ms: number) => Promise<void>;
 }
-
-const defaultSleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
 export function newLeaseId(): string {
   return randomUUID();
@@ -42,7 +40,6 @@ export function leaseHandle(db: Db, conversationId: string, id: string): Lease {
 /** Waits for the conversation's lease; NOT_FOUND when the conversation is not the user's. */
 export async function acquireLease(db: Db, userId: string, conversationId: string, options: AcquireOptions): Promise<Lease> {
   const id = newLeaseId();
-  const sleep = options.sleep ?? defaultSleep;
   for (let wait = 20; ; wait = Math.min(wait * 2, 250)) {
     const taken = await db.$executeRaw`
       UPDATE conversations

@@ -1,9 +1,8 @@
 import { z } from "zod";
-import type { Db } from "../db/client.js";
+import type { DbClient } from "../db/client.js";
 import { Bounds, charLength } from "../domain/bounds.js";
 import { addTask, deleteTask, listTasks, updateTask, type TaskStatus } from "../domain/tasks.js";
 import { AppError } from "../errors.js";
-import type { Tx } from "../domain/messages.js";
 import { parseId, toGlobalId } from "../ids.js";
 
 /**
@@ -12,7 +11,7 @@ import { parseId, toGlobalId } from "../ids.js";
  */
 
 export interface ToolContext {
-  db: Db | Tx;
+  db: DbClient;
   userId: string;
 }
 
@@ -93,7 +92,7 @@ const addTaskTool = defineTool({
   }),
   output: TaskOutput,
   annotations: { readOnlyHint: false, destructiveHint: false, idempotentHint: false },
-  run: async ({ db, userId }, input) => taskOutput(await addTask(db as Db, userId, input)),
+  run: async ({ db, userId }, input) => taskOutput(await addTask(db, userId, input)),
 });
 
 const listTasksTool = defineTool({
@@ -106,7 +105,7 @@ const listTasksTool = defineTool({
   annotations: { readOnlyHint: true, destructiveHint: false, idempotentHint: true },
   run: async ({ db, userId }, input) => {
     const status = input.status.toUpperCase() as TaskStatus;
-    const rows = await listTasks(db as Db, userId, status, MAX_LISTED + 1);
+    const rows = await listTasks(db, userId, status, MAX_LISTED + 1);
     const tasks = rows.slice(0, MAX_LISTED).map(taskOutput);
     return { tasks, count: tasks.length, truncated: rows.length > MAX_LISTED };
   },
@@ -118,7 +117,7 @@ const completeTaskTool = defineTool({
   input: z.object({ task_id: taskIdSchema }),
   output: TaskOutput,
   annotations: { readOnlyHint: false, destructiveHint: false, idempotentHint: true },
-  run: async ({ db, userId }, input) => taskOutput(await updateTask(db as Db, userId, taskIdOf(input.task_id), { completed: true })),
+  run: async ({ db, userId }, input) => taskOutput(await updateTask(db, userId, taskIdOf(input.task_id), { completed: true })),
 });
 
 const deleteTaskTool = defineTool({
@@ -127,7 +126,7 @@ const deleteTaskTool = defineTool({
   input: z.object({ task_id: taskIdSchema }),
   output: z.object({ deleted: TaskOutput }),
   annotations: { readOnlyHint: false, destructiveHint: true, idempotentHint: false },
-  run: async ({ db, userId }, input) => ({ deleted: taskOutput(await deleteTask(db as Db, userId, taskIdOf(input.task_id))) }),
+  run: async ({ db, userId }, input) => ({ deleted: taskOutput(await deleteTask(db, userId, taskIdOf(input.task_id))) }),
 });
 
 const updateTaskTool = defineTool({
@@ -142,7 +141,7 @@ const updateTaskTool = defineTool({
   annotations: { readOnlyHint: false, destructiveHint: false, idempotentHint: true },
   run: async ({ db, userId }, input) =>
     taskOutput(
-      await updateTask(db as Db, userId, taskIdOf(input.task_id), {
+      await updateTask(db, userId, taskIdOf(input.task_id), {
         title: input.title,
         description: input.description,
       }),

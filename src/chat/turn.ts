@@ -16,7 +16,7 @@ import {
   type RetryPolicy,
 } from "./cohere.js";
 import { buildHistory, storedToolCalls, type StoredToolCall } from "./history.js";
-import { acquireLease, leaseHandle, newLeaseId, type Lease } from "./lease.js";
+import { acquireLease, leaseHandle, newLeaseId, type AcquireOptions, type Lease } from "./lease.js";
 import { inputJsonSchema, isWriteTool, parseArguments, runTool, TOOLS, type ToolOutcome } from "./tools.js";
 
 export interface AssistantDeps {
@@ -94,11 +94,12 @@ function validate(input: SendMessageInput): { content: string; clientMessageId: 
 export async function sendMessage(db: Db, deps: AssistantDeps, userId: string, input: SendMessageInput): Promise<TurnResult> {
   const { content, clientMessageId } = validate(input);
   const deadline = performance.now() + deps.turnTimeoutMs;
-  const leaseOptions = { ttlMs: deps.turnTimeoutMs + 30_000, deadline };
+  // The lease outlives the turn's own deadline, so only a dead instance's lease ever expires.
+  const leaseOptions: AcquireOptions = { ttlMs: deps.turnTimeoutMs + 30_000, deadline };
 
   if (clientMessageId !== null) {
     const existing = await findByClientMessageId(db, userId, clientMessageId);
-    if (existing) return retryTurn(db, deps, userId, input, existing, content, deadline);
+    if (existing) return retryTurn(db, deps, userId, input, existing, content, leaseOptions);
   }
 
   let opened: { lease: Lease; userMessage: Message };
@@ -108,7 +109,7 @@ export async function sendMessage(db: Db, deps: AssistantDeps, userId: string, i
     // The same clientMessageId raced in from another request: that one owns the turn.
     if (clientMessageId !== null && isUniqueViolation(error)) {
       const existing = await findByClientMessageId(db, userId, clientMessageId);
-      if (existing) return retryTurn(db, deps, userId, input, existing, content, deadline);
+      if (existing) return retryTurn(db, deps, userId, input, existing, content, leaseOptions);
     }
     throw error;
   }
@@ -129,7 +130,7 @@ async function openTurn(
   conversationId: string | undefined,
   content: string,
   clientMessageId: string | null,
-  leaseOptions: { ttlMs: number; deadline: number },
+  leaseOptions: AcquireOptions,
 ): Promise<{ lease: Lease; userMessage: Message }> {
   if (conversationId === undefined) {
     const leaseId = newLeaseId();
@@ -167,7 +168,7 @@ async function retryTurn(
   input: SendMessageInput,
   original: Message,
   content: string,
-  deadline: number,
+  leaseOptions: AcquireOptions,
 ): Promise<TurnResult> {
   if (input.conversationId !== undefined && input.conversationId !== original.conversationId) {
     throw badInput("input.clientMessageId", "was already used for a message in another conversation");
@@ -175,7 +176,7 @@ async function retryTurn(
   if (original.content !== content) {
     throw badInput("input.clientMessageId", "was already used for a different message");
   }
-  const lease = await acquireLease(db, userId, original.conversationId, { ttlMs: deps.turnTimeoutMs + 30_000, deadline });
+  const lease = await acquireLease(db, userId, original.conversationId, leaseOptions);
   try {
     const turn = await loadTurn(db, original);
     const last = turn.at(-1);
@@ -187,7 +188,7 @@ async function retryTurn(
       where: { conversationId: original.conversationId, role: "user", seq: { gt: original.seq } },
     });
     if (later > 0) return result(db, original, turn);
-    return await runTurn(db, deps, userId, original, deadline);
+    return await runTurn(db, deps, userId, original, leaseOptions.deadline);
   } finally {
     await lease.release();
   }

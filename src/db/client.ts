@@ -4,9 +4,12 @@ import { PrismaPg } from "@prisma/adapter-pg";
 import pg from "pg";
 import { WebSocket } from "ws";
 import type { DatabaseDriver } from "../config.js";
-import { PrismaClient } from "../generated/prisma/client.js";
+import { PrismaClient, type Prisma } from "../generated/prisma/client.js";
 
 export type Db = PrismaClient;
+
+/** The client or an interactive transaction: what domain functions that may run inside one take. */
+export type DbClient = Prisma.TransactionClient;
 
 export interface DbOptions {
   url: string;

@@ -1,11 +1,8 @@
-import type { Db } from "../db/client.js";
+import type { Db, DbClient } from "../db/client.js";
 import { notFound } from "../errors.js";
 import type { MessageRole, Prisma } from "../generated/prisma/client.js";
 
 export type MessageQuery = { select?: Prisma.MessageSelect } | { include?: Prisma.MessageInclude } | Record<string, never>;
-
-/** A client that can run statements inside an interactive transaction. */
-export type Tx = Prisma.TransactionClient;
 
 export interface NewMessage {
   role: MessageRole;
@@ -31,7 +28,7 @@ export async function getMessage(db: Db, userId: string, id: string, query: Mess
  * that has seen seq N can never later see a smaller seq appear.
  */
 export async function appendMessages(
-  tx: Tx,
+  tx: DbClient,
   userId: string,
   conversationId: string,
   messages: readonly NewMessage[],

@@ -1,4 +1,4 @@
-import type { Db } from "../db/client.js";
+import type { DbClient } from "../db/client.js";
 import { badInput, notFound } from "../errors.js";
 import type { Prisma } from "../generated/prisma/client.js";
 import { Bounds, optionalText, requiredText } from "./bounds.js";
@@ -40,24 +40,24 @@ export function taskWhere(userId: string, status: TaskStatus = "ALL"): Prisma.Ta
 /** Newest first, with the id as a tiebreaker so cursors are stable. */
 export const TASK_ORDER: Prisma.TaskOrderByWithRelationInput[] = [{ createdAt: "desc" }, { id: "desc" }];
 
-export async function getTask(db: Db, userId: string, id: string, query: TaskQuery = {}) {
+export async function getTask(db: DbClient, userId: string, id: string, query: TaskQuery = {}) {
   const task = await db.task.findFirst({ ...query, where: { id, userId } });
   if (!task) throw notFound("Task");
   return task;
 }
 
-export async function listTasks(db: Db, userId: string, status: TaskStatus, limit: number) {
+export async function listTasks(db: DbClient, userId: string, status: TaskStatus, limit: number) {
   return db.task.findMany({ where: taskWhere(userId, status), orderBy: TASK_ORDER, take: limit });
 }
 
-export async function addTask(db: Db, userId: string, input: AddTaskInput, query: TaskQuery = {}, names?: FieldNames) {
+export async function addTask(db: DbClient, userId: string, input: AddTaskInput, query: TaskQuery = {}, names?: FieldNames) {
   const title = requiredText(fieldName(names, "title"), input.title, Bounds.taskTitle);
   const description = optionalText(fieldName(names, "description"), input.description ?? null, Bounds.taskDescription);
   return db.task.create({ ...query, data: { userId, title, description } });
 }
 
 export async function updateTask(
-  db: Db,
+  db: DbClient,
   userId: string,
   id: string,
   input: UpdateTaskInput,
@@ -84,7 +84,7 @@ export async function updateTask(
   }
 }
 
-export async function deleteTask(db: Db, userId: string, id: string, query: TaskQuery = {}) {
+export async function deleteTask(db: DbClient, userId: string, id: string, query: TaskQuery = {}) {
   try {
     return await db.task.delete({ ...query, where: { id, userId } });
   } catch (error) {

@@ -4,17 +4,16 @@ import { createVerifier } from "../auth.js";
 import { ConfigError, loadConfig } from "../config.js";
 import { createDb } from "../db/client.js";
 import { openDatabase } from "../db/open.js";
-import { REDACT_PATHS } from "../logger.js";
+import { createLogger } from "../logger.js";
 import { createMcpServer } from "./server.js";
 
 // `npm run mcp`: the task tools over stdio for desktop assistants and IDE
 // agents. stdout carries the protocol, so logs go to stderr. The user is the
 // `sub` of MCP_AUTH_TOKEN, verified like any other token.
 
-const logger = pino({ level: process.env.LOG_LEVEL ?? "info", redact: { paths: REDACT_PATHS, censor: "[redacted]" } }, pino.destination(2));
-
 async function main(): Promise<void> {
   const config = loadConfig();
+  const logger = createLogger(config.logLevel, pino.destination(2));
   const token = process.env.MCP_AUTH_TOKEN?.trim();
   if (!token) throw new ConfigError("MCP_AUTH_TOKEN must be set to a JWT for the user whose tasks this server manages");
   if (config.auth.jwtSecret === undefined && config.auth.jwksUrl === undefined) {

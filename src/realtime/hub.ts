@@ -140,14 +140,18 @@ class UserHub {
     for (const sub of this.taskSubscribers) deliverTaskEvent(sub, event);
   }
 
+  /** The newest seq of each of the user's conversations (or of one). */
+  lastSeqs(conversationId?: string): Promise<{ id: string; lastSeq: number }[]> {
+    return this.db.conversation.findMany({
+      where: { userId: this.userId, ...(conversationId === undefined ? {} : { id: conversationId }) },
+      select: { id: true, lastSeq: true },
+    });
+  }
+
   /** After a listener outage: everything committed meanwhile, from the database. */
   async catchUp(info: ReconnectInfo): Promise<void> {
     if (this.messageSubscribers.size > 0) {
-      const conversations = await this.db.conversation.findMany({
-        where: { userId: this.userId },
-        select: { id: true, lastSeq: true },
-      });
-      for (const { id, lastSeq } of conversations) {
+      for (const { id, lastSeq } of await this.lastSeqs()) {
         const behind = [...this.messageSubscribers].some(
           (sub) => (sub.conversationId === undefined || sub.conversationId === id) && (sub.delivered.get(id) ?? 0) < lastSeq,
         );
@@ -263,26 +267,16 @@ export class RealtimeHub {
     hub.messageSubscribers.add(sub);
     await hub.ensureListening();
     void hub.run(async () => {
-      if (options.conversationId !== undefined) {
-        if (options.afterSeq !== undefined) {
-          sub.delivered.set(options.conversationId, options.afterSeq);
-          sub.ready = true;
-          this.established += 1;
-          await hub.syncConversation(options.conversationId);
-          return;
-        }
-        const conversation = await this.db.conversation.findFirst({
-          where: { id: options.conversationId, userId },
-          select: { lastSeq: true },
-        });
-        sub.delivered.set(options.conversationId, conversation?.lastSeq ?? 0);
+      const { conversationId, afterSeq } = options;
+      if (conversationId === undefined) {
+        for (const { id, lastSeq } of await hub.lastSeqs()) sub.delivered.set(id, lastSeq);
       } else {
-        const conversations = await this.db.conversation.findMany({ where: { userId }, select: { id: true, lastSeq: true } });
-        for (const { id, lastSeq } of conversations) sub.delivered.set(id, lastSeq);
+        sub.delivered.set(conversationId, afterSeq ?? (await hub.lastSeqs(conversationId))[0]?.lastSeq ?? 0);
       }
       sub.ready = true;
-      // Counted once the starting point is read: every later commit is delivered.
+      // Counted once the starting point is set: every later commit is delivered.
       this.established += 1;
+      if (conversationId !== undefined && afterSeq !== undefined) await hub.syncConversation(conversationId);
     });
     return sub.queue;
   }

@@ -1,7 +1,7 @@
 import { GraphQLError, responsePathAsArray } from "graphql";
 import { storedToolCalls } from "../chat/history.js";
 import { sendMessage, type TurnResult } from "../chat/turn.js";
-import { toGraphQLError, AppError, type ErrorCode } from "../errors.js";
+import { AppError, type ErrorCode } from "../errors.js";
 import { builder } from "./builder.js";
 import { ConversationRef } from "./conversation.js";
 import { parseId } from "../ids.js";
@@ -67,11 +67,9 @@ builder.mutationField("sendMessage", (t) =>
         const error = new AppError(turn.stopCode as ErrorCode, turn.reply?.content ?? "The assistant stopped before finishing", {
           extensions: { retryable: true },
         });
-        // originalError keeps the AppError visible to maskError, which otherwise masks the error as INTERNAL_SERVER_ERROR.
-        const base = new GraphQLError(error.message, { nodes: info.fieldNodes, path: responsePathAsArray(info.path) });
-        const coded = toGraphQLError(error, base);
+        // maskError turns the AppError into its coded GraphQL error, as for a thrown one.
         ctx.deferredErrors.push(
-          new GraphQLError(coded.message, { nodes: coded.nodes, path: coded.path, extensions: coded.extensions, originalError: error }),
+          new GraphQLError(error.message, { nodes: info.fieldNodes, path: responsePathAsArray(info.path), originalError: error }),
         );
       }
       return turn;
