@@ -22,6 +22,7 @@ import { createDb } from "../src/db/client.js";
 import { startEmbeddedPostgres, type EmbeddedDatabase } from "../src/db/embedded.js";
 import { applyMigrations } from "../src/db/migrate.js";
 import { MIGRATIONS_DIR } from "../src/db/open.js";
+import { loadConfig } from "../src/config.js";
 import { createLogger } from "../src/logger.js";
 
 const GOALS = { list: 3, push: 3 };
@@ -62,6 +63,7 @@ const app = buildApp({
   logger,
   verifier: createVerifier({ jwtSecret: secret, jwksUrl: undefined, issuer: undefined, audience: undefined }),
   graphiql: false,
+  http: loadConfig({ NODE_ENV: "production", AUTH_JWT_SECRET: secret }).http,
   listenUrl: url,
   assistant: { model: undefined, modelName: "none", maxSteps: 1, callTimeoutMs: 1, turnTimeoutMs: 1, clock: () => new Date(), logger },
 });

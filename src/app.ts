@@ -1,8 +1,9 @@
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { GraphQLError } from "graphql";
-import { createYoga, useReadinessCheck, type YogaServerInstance } from "graphql-yoga";
+import { createYoga, useReadinessCheck, type GraphiQLOptions, type YogaServerInstance } from "graphql-yoga";
 import { bearerToken, type TokenVerifier, type Viewer } from "./auth.js";
+import type { HttpSettings } from "./config.js";
 import type { Db } from "./db/client.js";
 import { AppError, toGraphQLError } from "./errors.js";
 import type { Logger } from "./logger.js";
@@ -16,9 +17,18 @@ import { schema } from "./schema/index.js";
 import { RealtimeHub } from "./realtime/hub.js";
 import { PgListener, type ListenerOptions } from "./realtime/listener.js";
 import { attachGraphQLWs } from "./ws.js";
-import { currentRequestId, requestContext, requestIdFrom } from "./request-context.js";
+import { currentRequestId, requestIdFrom } from "./request-context.js";
 import { createMcpHandler, MCP_PATH } from "./mcp/http.js";
-import { graphiqlOptions, renderLocalGraphiQL, serveGraphiQLAsset } from "./graphiql.js";
+import { GRAPHIQL_ASSETS_PATH, graphiqlAsset, graphiqlOptions, renderLocalGraphiQL } from "./graphiql.js";
+import { useAccessLog } from "./http/access-log.js";
+import { useAuthFirst, type FrontDoorContext } from "./http/auth-first.js";
+import { corsPolicy } from "./http/cors.js";
+import { createFrontDoor, type RequestServerContext } from "./http/front-door.js";
+import { isSameOriginLoopback } from "./http/local-request.js";
+import { useRoutes, type Route } from "./http/routes.js";
+import { useSecurityHeaders } from "./http/security-headers.js";
+import { useStrictRequestParsing } from "./http/strict-body.js";
+import { useNoIntrospection, useQueryLimits } from "./limits/query-limits.js";
 
 export interface AppDeps {
   db: Db;
@@ -26,8 +36,13 @@ export interface AppDeps {
   assistant: AssistantDeps;
   logger: Logger;
   verifier: TokenVerifier;
-  /** GraphiQL at GET /graphql; off in production. */
-  graphiql: false | { defaultHeaders?: Record<string, string> };
+  /** Body limit, CORS, introspection, suggestions and query limits. */
+  http: HttpSettings;
+  /**
+   * GraphiQL at GET /graphql; off in production. `devHeaders` (the dev token) are put
+   * in the page only for same-origin requests from this machine.
+   */
+  graphiql: false | { devHeaders?: Record<string, string> };
   /** Milliseconds /ready waits for the database. */
   readyTimeoutMs?: number;
   /** The unpooled URL the LISTEN connection uses (DIRECT_URL). */
@@ -45,93 +60,61 @@ export interface App {
   stop(): Promise<void>;
 }
 
-
 export function buildApp(deps: AppDeps): App {
   const { db, logger, verifier } = deps;
   const listener = new PgListener({ ...deps.listener, connectionString: deps.listenUrl, logger });
   const realtime = new RealtimeHub(db, listener, logger);
-
   const yoga = createYoga<Record<string, unknown>, Context>({
     schema,
     graphqlEndpoint: "/graphql",
     healthCheckEndpoint: "/health",
     landingPage: false,
     logging: false,
-    graphiql: deps.graphiql ? graphiqlOptions(deps.graphiql.defaultHeaders) : false,
+    multipart: false,
+    // Bodies are read (and limited) by useStrictRequestParsing.
+    maxRequestBodySize: false,
+    cors: corsPolicy(deps.http.corsOrigins),
+    graphiql: graphiqlFor(deps.graphiql),
     renderGraphiQL: renderLocalGraphiQL,
-    maskedErrors: { maskError: createMaskError(logger) },
+    maskedErrors: { maskError: createMaskError(logger, { suggestions: deps.http.suggestions }) },
     context: async (initial): Promise<Context> => {
-      const { request } = initial;
-      const requestId = currentRequestId() ?? requestIdFrom(request?.headers.get("x-request-id"));
-      try {
-        // graphql-ws authenticated the socket already and passes its viewer in.
-        const viewer =
-          (initial as { viewer?: Viewer }).viewer ??
-          (await verifier.verify(bearerToken(request.headers.get("authorization"))));
-        return {
-          viewer,
-          db,
-          requestId,
-          assistant: deps.assistant,
-          realtime,
-          toolResults: createToolResultLoader(db, viewer.userId),
-          deferredErrors: [],
-        };
-      } catch (error) {
-        // 401 tells HTTP clients and proxies what happened; yoga strips `http` from the body.
-        if (error instanceof AppError) throw toGraphQLError(error, undefined, { http: { status: 401 } });
-        throw error;
-      }
+      const requestId = currentRequestId() ?? requestIdFrom(initial.request?.headers.get("x-request-id"));
+      // The front door (HTTP) or graphql-ws (WebSocket) has verified the token already.
+      const viewer = (initial as FrontDoorContext).viewer ?? (await verifyFallback(verifier, initial.request));
+      return {
+        viewer,
+        db,
+        requestId,
+        assistant: deps.assistant,
+        realtime,
+        toolResults: createToolResultLoader(db, viewer.userId),
+        deferredErrors: [],
+      };
     },
     plugins: [
-      useValidationErrorCode(),
+      useAccessLog(logger),
+      useSecurityHeaders(),
+      useRoutes(routes(deps), logger),
+      useReadinessCheck({ endpoint: "/ready", check: () => databaseReady(db, logger, deps.readyTimeoutMs ?? 2000) }),
+      useAuthFirst({ graphqlEndpoint: "/graphql", verifier, maxBodyBytes: deps.http.maxBodyBytes }),
+      useStrictRequestParsing(deps.http.maxBodyBytes),
+      ...useQueryLimits(deps.http.limits),
+      ...(deps.http.introspection ? [] : [useNoIntrospection()]),
+      useValidationErrorCode({ suggestions: deps.http.suggestions }),
       useConnectionArgsGuard(),
       useDeferredErrors(),
-      useReadinessCheck({
-        endpoint: "/ready",
-        check: async () => {
-          try {
-            await withTimeout(db.$queryRaw`SELECT 1`, deps.readyTimeoutMs ?? 2000);
-            return true;
-          } catch (error) {
-            // Yoga would answer with the error's message, which names the database host,
-            // port and Prisma internals: a bare 503 for the client, the reason for the log.
-            logger.warn({ err: error }, "readiness check failed");
-            return false;
-          }
-        },
-      }),
-      {
-        onResponse({ request, response, serverContext }) {
-          const started = (serverContext as { startedAt?: number }).startedAt;
-          logger.info(
-            {
-              method: request.method,
-              path: new URL(request.url).pathname,
-              status: response.status,
-              ms: started === undefined ? undefined : Date.now() - started,
-            },
-            "request",
-          );
-        },
-      },
     ],
   });
 
-  const mcp = createMcpHandler({ db, verifier, logger });
-  const server = createServer((req, res) => {
-    const requestId = requestIdFrom(req.headers["x-request-id"]);
-    res.setHeader("x-request-id", requestId);
-    requestContext.run({ requestId }, () => {
-      if (deps.graphiql && serveGraphiQLAsset(req, res)) return;
-      if (req.url === MCP_PATH || req.url?.startsWith(`${MCP_PATH}?`)) {
-        void mcp(req, res);
-        return;
-      }
-      void yoga.handle(req, res, { startedAt: Date.now() });
-    });
+  const server = createServer(createFrontDoor(yoga, logger));
+  const ws = attachGraphQLWs({
+    server,
+    yoga,
+    verifier,
+    logger,
+    maxPayload: deps.http.maxBodyBytes,
+    allowedOrigins: deps.http.corsOrigins,
   });
-  const ws = attachGraphQLWs({ server, yoga, verifier, logger });
 
   let stopping: Promise<void> | undefined;
   const stopAll = async () => {
@@ -149,13 +132,15 @@ export function buildApp(deps: AppDeps): App {
     server,
     listener,
     realtime,
-    start: async (port, host = "0.0.0.0") => {
+    start: async (port, host = "127.0.0.1") => {
       // Subscriptions open even while the listener is still (re)connecting: they stay open and catch up.
       listener.start().catch((error: unknown) => logger.warn({ err: error }, "listener not connected yet; retrying"));
       return new Promise((resolve, reject) => {
         server.once("error", reject);
         server.listen(port, host, () => {
           server.off("error", reject);
+          // Later errors (a socket that misbehaves) are logged, never an unhandled 'error' event.
+          server.on("error", (error) => logger.error({ err: error }, "HTTP server error"));
           const address = server.address() as AddressInfo;
           const shownHost = host === "0.0.0.0" || host === "::" ? "localhost" : host;
           resolve({ port: address.port, url: `http://${shownHost}:${address.port}/graphql` });
@@ -167,6 +152,45 @@ export function buildApp(deps: AppDeps): App {
   };
 }
 
+function routes(deps: AppDeps): Route[] {
+  const mcp = createMcpHandler({ db: deps.db, verifier: deps.verifier, logger: deps.logger, maxBodyBytes: deps.http.maxBodyBytes });
+  const list: Route[] = [{ path: MCP_PATH, handle: (request) => mcp(request) }];
+  if (deps.graphiql) {
+    list.push({ path: GRAPHIQL_ASSETS_PATH, handle: (request) => graphiqlAsset(request, new URL(request.url).pathname) });
+  }
+  return list;
+}
+
+/** The dev token goes only into pages served to this machine's own same-origin requests. */
+function graphiqlFor(graphiql: AppDeps["graphiql"]) {
+  if (!graphiql) return false;
+  return (request: Request, serverContext: Record<string, unknown> | undefined): GraphiQLOptions => {
+    const trusted = isSameOriginLoopback(request, (serverContext as Partial<RequestServerContext> | undefined)?.req);
+    return graphiqlOptions(trusted ? graphiql.devHeaders : undefined);
+  };
+}
+
+async function verifyFallback(verifier: TokenVerifier, request: Request | undefined): Promise<Viewer> {
+  try {
+    return await verifier.verify(bearerToken(request?.headers.get("authorization")));
+  } catch (error) {
+    // 401 tells HTTP clients and proxies what happened; yoga strips `http` from the body.
+    if (error instanceof AppError) throw toGraphQLError(error, undefined, { http: { status: 401 } });
+    throw error;
+  }
+}
+
+async function databaseReady(db: Db, logger: Logger, timeoutMs: number): Promise<boolean> {
+  try {
+    await withTimeout(db.$queryRaw`SELECT 1`, timeoutMs);
+    return true;
+  } catch (error) {
+    // Yoga would answer with the error's message, which names the database host,
+    // port and Prisma internals: a bare 503 for the client, the reason for the log.
+    logger.warn({ err: error }, "readiness check failed");
+    return false;
+  }
+}
 
 function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {
   return new Promise((resolve, reject) => {

@@ -15,7 +15,10 @@ export interface Config {
     driver: DatabaseDriver;
     poolSize: number;
     connectionTimeoutMs: number;
+    /** Postgres statement_timeout on every pooled connection, in ms (0 = none). */
+    statementTimeoutMs: number;
   };
+  http: HttpSettings;
   auth: {
     jwtSecret: string | undefined;
     jwksUrl: string | undefined;
@@ -31,6 +34,30 @@ export interface Config {
     turnTimeoutMs: number;
   };
 }
+
+/** What the front door enforces before any GraphQL work happens. */
+export interface HttpSettings {
+  /** Larger bodies get 413 (MAX_BODY_BYTES). */
+  maxBodyBytes: number;
+  /** Origins allowed to call the API from a browser (CORS_ORIGINS); empty = same-origin only. */
+  corsOrigins: string[];
+  /** Introspection queries; off in production unless GRAPHQL_INTROSPECTION=true. */
+  introspection: boolean;
+  /** Validation hints such as "Did you mean …?"; never in production. */
+  suggestions: boolean;
+  limits: QueryLimits;
+}
+
+export interface QueryLimits {
+  depth: number;
+  aliases: number;
+  tokens: number;
+  directives: number;
+  /** Nested page sizes multiply: see src/limits/query-cost.ts. */
+  cost: number;
+}
+
+export const DEFAULT_QUERY_LIMITS: QueryLimits = { depth: 10, aliases: 15, tokens: 1000, directives: 50, cost: 5000 };
 
 export class ConfigError extends Error {
   override name = "ConfigError";
@@ -76,6 +103,26 @@ function urlSetting(name: string, protocols: readonly string[]) {
   });
 }
 
+function booleanSetting(name: string) {
+  return optionalString.transform((raw, ctx) => {
+    if (raw === undefined) return undefined;
+    if (raw === "true" || raw === "1") return true;
+    if (raw === "false" || raw === "0") return false;
+    ctx.addIssue({ code: "custom", message: `${name} must be true or false, got "${raw}"` });
+    return z.NEVER;
+  });
+}
+
+/** scheme://host[:port] exactly, as browsers send it in Origin. */
+function isOrigin(value: string): boolean {
+  try {
+    const url = new URL(value);
+    return (url.protocol === "http:" || url.protocol === "https:") && url.origin === value;
+  } catch {
+    return false;
+  }
+}
+
 const PG_PROTOCOLS = ["postgres:", "postgresql:"] as const;
 
 const envSchema = z.object({
@@ -107,6 +154,24 @@ const envSchema = z.object({
   }),
   DATABASE_POOL_SIZE: intSetting("DATABASE_POOL_SIZE", 10, 1, 1000),
   DATABASE_CONNECTION_TIMEOUT_MS: intSetting("DATABASE_CONNECTION_TIMEOUT_MS", 5000, 1, 600_000),
+  DATABASE_STATEMENT_TIMEOUT_MS: intSetting("DATABASE_STATEMENT_TIMEOUT_MS", 10_000, 0, 3_600_000),
+  MAX_BODY_BYTES: intSetting("MAX_BODY_BYTES", 1024 * 1024, 1024, 100 * 1024 * 1024),
+  CORS_ORIGINS: optionalString.transform((value, ctx) => {
+    if (value === undefined) return [];
+    const origins = value.split(",").map((origin) => origin.trim()).filter((origin) => origin !== "");
+    for (const origin of origins) {
+      if (!isOrigin(origin)) {
+        ctx.addIssue({ code: "custom", message: `CORS_ORIGINS: "${origin}" is not an origin like https://app.example.com (no path, no wildcard)` });
+      }
+    }
+    return origins;
+  }),
+  GRAPHQL_INTROSPECTION: booleanSetting("GRAPHQL_INTROSPECTION"),
+  GRAPHQL_MAX_DEPTH: intSetting("GRAPHQL_MAX_DEPTH", DEFAULT_QUERY_LIMITS.depth, 1, 1000),
+  GRAPHQL_MAX_ALIASES: intSetting("GRAPHQL_MAX_ALIASES", DEFAULT_QUERY_LIMITS.aliases, 0, 10_000),
+  GRAPHQL_MAX_TOKENS: intSetting("GRAPHQL_MAX_TOKENS", DEFAULT_QUERY_LIMITS.tokens, 10, 1_000_000),
+  GRAPHQL_MAX_DIRECTIVES: intSetting("GRAPHQL_MAX_DIRECTIVES", DEFAULT_QUERY_LIMITS.directives, 0, 10_000),
+  GRAPHQL_MAX_COST: intSetting("GRAPHQL_MAX_COST", DEFAULT_QUERY_LIMITS.cost, 1, 100_000_000),
   AUTH_JWT_SECRET: optionalString.superRefine((v, ctx) => {
     // HS256 with fewer than 256 bits of key is brute-forceable (RFC 7518 §3.2).
     if (v !== undefined && Buffer.byteLength(v) < 32) {
@@ -160,6 +225,20 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       driver,
       poolSize: e.DATABASE_POOL_SIZE,
       connectionTimeoutMs: e.DATABASE_CONNECTION_TIMEOUT_MS,
+      statementTimeoutMs: e.DATABASE_STATEMENT_TIMEOUT_MS,
+    },
+    http: {
+      maxBodyBytes: e.MAX_BODY_BYTES,
+      corsOrigins: e.CORS_ORIGINS,
+      introspection: e.GRAPHQL_INTROSPECTION ?? !isProduction,
+      suggestions: !isProduction,
+      limits: {
+        depth: e.GRAPHQL_MAX_DEPTH,
+        aliases: e.GRAPHQL_MAX_ALIASES,
+        tokens: e.GRAPHQL_MAX_TOKENS,
+        directives: e.GRAPHQL_MAX_DIRECTIVES,
+        cost: e.GRAPHQL_MAX_COST,
+      },
     },
     auth: {
       jwtSecret: e.AUTH_JWT_SECRET,

@@ -13,6 +13,8 @@ export const ErrorCode = {
   ASSISTANT_STEP_LIMIT: "ASSISTANT_STEP_LIMIT",
   ASSISTANT_TIMEOUT: "ASSISTANT_TIMEOUT",
   ASSISTANT_REPEATED_TOOL_CALL: "ASSISTANT_REPEATED_TOOL_CALL",
+  /** The database cannot be reached right now (or the pool is exhausted): retry shortly. HTTP 503. */
+  SERVICE_UNAVAILABLE: "SERVICE_UNAVAILABLE",
   INTERNAL_SERVER_ERROR: "INTERNAL_SERVER_ERROR",
 } as const;
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];

@@ -1,5 +1,4 @@
-import { createReadStream } from "node:fs";
-import type { IncomingMessage, ServerResponse } from "node:http";
+import { readFile } from "node:fs/promises";
 import { createRequire } from "node:module";
 import path from "node:path";
 import { renderGraphiQL, type GraphiQLOptions } from "graphql-yoga";
@@ -53,23 +52,27 @@ export function renderLocalGraphiQL(options: GraphiQLOptions): string {
   return renderGraphiQL(options).replace(CDN_DIST, GRAPHIQL_ASSETS_PATH).replace(CDN_FAVICON, "");
 }
 
-/** Serves a GraphiQL asset; false when the request is not for one. */
-export function serveGraphiQLAsset(req: IncomingMessage, res: ServerResponse): boolean {
-  const url = req.url ?? "";
-  if (!url.startsWith(GRAPHIQL_ASSETS_PATH) || (req.method !== "GET" && req.method !== "HEAD")) return false;
-  const name = decodeURIComponent(url.slice(GRAPHIQL_ASSETS_PATH.length).split("?")[0] ?? "");
-  const type = ASSETS[name];
-  if (type === undefined) {
-    res.writeHead(404, { "content-type": "text/plain" }).end("Not found");
-    return true;
+const cache = new Map<string, Promise<Buffer>>();
+
+/**
+ * A GraphiQL asset as a Response; undefined for other paths. Names are
+ * compared as sent, never percent-decoded: only the listed files exist, so
+ * nothing else under node_modules is reachable and a bad escape cannot throw.
+ */
+export async function graphiqlAsset(request: Request, pathname: string): Promise<Response | undefined> {
+  if (!pathname.startsWith(GRAPHIQL_ASSETS_PATH)) return undefined;
+  const name = pathname.slice(GRAPHIQL_ASSETS_PATH.length);
+  const type = Object.hasOwn(ASSETS, name) ? ASSETS[name] : undefined;
+  if (type === undefined || (request.method !== "GET" && request.method !== "HEAD")) {
+    return new Response("Not found", { status: 404, headers: { "content-type": "text/plain; charset=utf-8" } });
   }
-  res.writeHead(200, { "content-type": type, "cache-control": "public, max-age=86400" });
-  if (req.method === "HEAD") {
-    res.end();
-    return true;
+  let file = cache.get(name);
+  if (!file) {
+    file = readFile(path.join(distDir, name));
+    cache.set(name, file);
+    file.catch(() => cache.delete(name));
   }
-  createReadStream(path.join(distDir, name))
-    .on("error", () => res.destroy())
-    .pipe(res);
-  return true;
+  const body = await file;
+  const headers = { "content-type": type, "cache-control": "public, max-age=86400", "content-length": String(body.length) };
+  return new Response(request.method === "HEAD" ? null : new Uint8Array(body), { status: 200, headers });
 }

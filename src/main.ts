@@ -26,6 +26,7 @@ const db = createDb({
   driver: config.database.driver,
   poolSize: config.database.poolSize,
   connectionTimeoutMs: config.database.connectionTimeoutMs,
+  statementTimeoutMs: config.database.statementTimeoutMs,
 });
 
 let auth = config.auth;
@@ -54,7 +55,8 @@ const app = buildApp({
     logger,
   },
   verifier: createVerifier(auth),
-  graphiql: config.isProduction ? false : { defaultHeaders: devToken ? { Authorization: `Bearer ${devToken}` } : undefined },
+  http: config.http,
+  graphiql: config.isProduction ? false : { devHeaders: devToken ? { Authorization: `Bearer ${devToken}` } : undefined },
 });
 const { url } = await app.start(config.port);
 logger.info({ endpoint: url }, `GraphQL API ready at ${url}`);

@@ -1,8 +1,12 @@
 import { PothosValidationError } from "@pothos/core";
 import { GraphQLError } from "graphql";
+import { isDatabaseUnavailable } from "./db/unavailable.js";
 import { AppError, ErrorCode, toGraphQLError } from "./errors.js";
 import type { Plugin } from "graphql-yoga";
 import type { Logger } from "./logger.js";
+import { withoutSuggestions } from "./limits/query-limits.js";
+
+const SUGGESTION = /Did you mean/;
 
 const MASKED_MESSAGE = "Unexpected error";
 
@@ -11,7 +15,27 @@ const MASKED_MESSAGE = "Unexpected error";
  * anything else becomes INTERNAL_SERVER_ERROR with a fixed message, and the
  * original goes to the log only. No stack, SQL or Prisma text reaches a client.
  */
-export function createMaskError(logger: Logger) {
+export interface MaskOptions {
+  /** "Did you mean …?" hints; off in production, where they map the schema for whoever guesses. */
+  suggestions: boolean;
+}
+
+export function createMaskError(logger: Logger, options: MaskOptions = { suggestions: true }) {
+  const mask = maskWith(logger);
+  return (error: unknown): Error => {
+    const masked = mask(error);
+    if (options.suggestions || !(masked instanceof GraphQLError) || !SUGGESTION.test(masked.message)) return masked;
+    return new GraphQLError(withoutSuggestions(masked.message), {
+      nodes: masked.nodes,
+      source: masked.source,
+      positions: masked.positions,
+      path: masked.path,
+      extensions: masked.extensions,
+    });
+  };
+}
+
+function maskWith(logger: Logger) {
   return (error: unknown): Error => {
     const original = error instanceof GraphQLError ? (error.originalError ?? undefined) : error;
     const base = error instanceof GraphQLError ? error : undefined;
@@ -33,6 +57,10 @@ export function createMaskError(logger: Logger) {
     if (original instanceof PothosValidationError) {
       return toGraphQLError(new AppError(ErrorCode.BAD_USER_INPUT, original.message), base);
     }
+    if (isDatabaseUnavailable(original ?? error)) {
+      logger.warn({ err: original ?? error, path: base?.path }, "database unavailable");
+      return toGraphQLError(serviceUnavailable(), base, { http: { status: 503, headers: { "retry-after": "1" } } });
+    }
 
     logger.error({ err: original ?? error, path: base?.path }, "unexpected error in a GraphQL operation");
     return new GraphQLError(MASKED_MESSAGE, {
@@ -43,6 +71,13 @@ export function createMaskError(logger: Logger) {
       extensions: { code: ErrorCode.INTERNAL_SERVER_ERROR },
     });
   };
+}
+
+/** The answer when the database cannot be reached: retryable, and naming nothing internal. */
+export function serviceUnavailable(): AppError {
+  return new AppError(ErrorCode.SERVICE_UNAVAILABLE, "The service is temporarily unavailable; retry shortly", {
+    extensions: { retryable: true },
+  });
 }
 
 const CONTRACT_CODES: ReadonlySet<unknown> = new Set(Object.values(ErrorCode));
@@ -70,12 +105,25 @@ function isRequestError(error: GraphQLError): boolean {
  * Validation errors never reach maskError, and Yoga labels them
  * GRAPHQL_VALIDATION_FAILED; the contract's code for a bad document is BAD_USER_INPUT.
  */
-export function useValidationErrorCode(): Plugin {
+export function useValidationErrorCode(options: MaskOptions = { suggestions: true }): Plugin {
   return {
     onValidate() {
-      return ({ valid, result }) => {
+      return ({ valid, result, setResult }) => {
         if (valid) return;
         for (const error of result) error.extensions.code = ErrorCode.BAD_USER_INPUT;
+        if (options.suggestions) return;
+        setResult(
+          result.map((error) =>
+            SUGGESTION.test(error.message)
+              ? new GraphQLError(withoutSuggestions(error.message), {
+                  nodes: error.nodes,
+                  source: error.source,
+                  positions: error.positions,
+                  extensions: error.extensions,
+                })
+              : error,
+          ),
+        );
       };
     },
   };

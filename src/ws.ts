@@ -1,4 +1,5 @@
-import type { Server } from "node:http";
+import type { IncomingMessage, Server } from "node:http";
+import type { Duplex } from "node:stream";
 import type { ExecutionArgs } from "graphql";
 import { CloseCode } from "graphql-ws";
 import { useServer } from "graphql-ws/use/ws";
@@ -31,8 +32,22 @@ export function attachGraphQLWs(options: {
   yoga: YogaServerInstance<Record<string, unknown>, Context>;
   verifier: TokenVerifier;
   logger: Logger;
+  /** The largest message a client may send (MAX_BODY_BYTES). */
+  maxPayload: number;
+  /** Browser origins besides the API's own (CORS_ORIGINS). */
+  allowedOrigins: readonly string[];
 }): { close(): Promise<void> } {
-  const wss = new WebSocketServer({ server: options.server, path: options.yoga.graphqlEndpoint });
+  // noServer: upgrades are checked here first, and the HTTP server's own errors
+  // (EADDRINUSE) stay with it instead of being re-emitted on the WebSocket server.
+  const wss = new WebSocketServer({ noServer: true, maxPayload: options.maxPayload });
+  wss.on("error", (error) => options.logger.error({ err: error }, "WebSocket server error"));
+  options.server.on("upgrade", (req: IncomingMessage, socket: Duplex, head: Buffer) => {
+    socket.on("error", () => socket.destroy());
+    if (pathOf(req.url) !== options.yoga.graphqlEndpoint) return refuse(socket, 404, "Not Found");
+    // Browsers let any page open a WebSocket anywhere; only the API's own pages and listed origins may.
+    if (!originAllowed(req, options.allowedOrigins)) return refuse(socket, 403, "Forbidden");
+    wss.handleUpgrade(req, socket, head, (client) => wss.emit("connection", client, req));
+  });
   const disposable = useServer<Record<string, unknown> | undefined, ConnectionExtra>(
     {
       onConnect: async (ctx) => {
@@ -89,4 +104,22 @@ export function attachGraphQLWs(options: {
       await disposable.dispose();
     },
   };
+}
+
+function pathOf(url: string | undefined): string | undefined {
+  const path = url?.split("?", 1)[0];
+  return path === "" ? undefined : path;
+}
+
+function originAllowed(req: IncomingMessage, allowed: readonly string[]): boolean {
+  const origin = req.headers.origin;
+  // Non-browser clients send no Origin; they carry a token like any other client.
+  if (origin === undefined) return true;
+  if (allowed.includes(origin)) return true;
+  const host = req.headers.host;
+  return host !== undefined && (origin === `http://${host}` || origin === `https://${host}`);
+}
+
+function refuse(socket: Duplex, status: number, reason: string): void {
+  socket.end(`HTTP/1.1 ${status} ${reason}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`);
 }

@@ -17,6 +17,12 @@ export interface DbOptions {
   poolSize: number;
   /** An exhausted pool fails a query after this long instead of hanging. */
   connectionTimeoutMs: number;
+  /**
+   * Postgres statement_timeout for every connection of the pool (0 or unset: none), so no
+   * query can run for minutes whatever slips past the GraphQL limits. Sent as a startup
+   * parameter, so it holds from the first statement and needs no extra round trip.
+   */
+  statementTimeoutMs?: number;
   /** Called with every SQL statement Prisma sends (tests count them). */
   onQuery?: (sql: string) => void;
 }
@@ -59,6 +65,7 @@ function pgAdapter(options: DbOptions): PrismaPg {
     max: options.poolSize,
     connectionTimeoutMillis: options.connectionTimeoutMs,
     idleTimeoutMillis: 30_000,
+    ...statementTimeout(options),
   });
   // An idle client that loses its connection emits on the pool; without a
   // listener that would crash the process. The pool discards the client itself.
@@ -72,5 +79,10 @@ function neonAdapter(options: DbOptions): PrismaNeon {
     connectionString: options.url,
     max: options.poolSize,
     connectionTimeoutMillis: options.connectionTimeoutMs,
+    ...statementTimeout(options),
   });
+}
+
+function statementTimeout(options: DbOptions): { statement_timeout?: number } {
+  return options.statementTimeoutMs ? { statement_timeout: options.statementTimeoutMs } : {};
 }

@@ -1,5 +1,11 @@
 import { Server } from "@modelcontextprotocol/sdk/server/index.js";
-import { CallToolRequestSchema, ListToolsRequestSchema, type CallToolResult } from "@modelcontextprotocol/sdk/types.js";
+import {
+  CallToolRequestSchema,
+  ErrorCode as RpcErrorCode,
+  ListToolsRequestSchema,
+  McpError,
+  type CallToolResult,
+} from "@modelcontextprotocol/sdk/types.js";
 import { inputJsonSchema, outputJsonSchema, runTool, TOOLS } from "../chat/tools.js";
 import type { Db } from "../db/client.js";
 import type { Logger } from "../logger.js";
@@ -31,7 +37,15 @@ export function createMcpServer(options: { db: Db; userId: string; logger: Logge
 
   server.setRequestHandler(CallToolRequestSchema, async (request): Promise<CallToolResult> => {
     const { name, arguments: args } = request.params;
-    const outcome = await runTool({ db: options.db, userId: options.userId }, name, args ?? {});
+    let outcome;
+    try {
+      outcome = await runTool({ db: options.db, userId: options.userId }, name, args ?? {});
+    } catch (error) {
+      // Not the caller's fault (the database is down, a bug): the SDK would send the
+      // error's own message, which names hosts, ports and source paths. Log it instead.
+      options.logger.error({ err: error, tool: name }, "MCP tool call failed");
+      throw new McpError(RpcErrorCode.InternalError, "Internal error");
+    }
     if (!outcome.ok) {
       options.logger.info({ tool: name }, "MCP tool call rejected");
       return { isError: true, content: [{ type: "text", text: outcome.error }] };

@@ -267,7 +267,7 @@ describe("tokens in logs", () => {
 
   beforeAll(async () => {
     server = await startTestServer({ logger });
-    // A database nothing listens on: every query fails, which the API must mask and log.
+    // A database nothing listens on: every query fails, which the API must answer as an outage and log.
     brokenDb = testDb({ url: "postgresql://nobody@127.0.0.1:1/nothing", connectionTimeoutMs: 2000 });
     brokenServer = await startTestServer({ logger, db: brokenDb });
   });
@@ -277,7 +277,7 @@ describe("tokens in logs", () => {
     await brokenDb?.$disconnect();
   });
 
-  it("should never log the Authorization token, on success, failure or an internal error", async () => {
+  it("should never log the Authorization token, on success, failure or a database outage", async () => {
     const user = await newUser(server);
     const expired = await tokenFor(user.id, { expiresIn: Math.floor(Date.now() / 1000) - 60 });
     const forged = await tokenFor(user.id, { secret: OTHER_SECRET });
@@ -293,13 +293,13 @@ describe("tokens in logs", () => {
 
     const internal = await brokenServer.request(TASKS, {}, user.token);
     expect(internal.errors).toHaveLength(1);
-    expect(internal.errors?.[0]?.extensions?.code).toBe("INTERNAL_SERVER_ERROR");
-    expect(internal.errors?.[0]?.message).toBe("Unexpected error");
+    expect(internal.status).toBe(503);
+    expect(internal.errors?.[0]?.extensions?.code).toBe("SERVICE_UNAVAILABLE");
     expect(JSON.stringify(internal)).not.toMatch(/prisma|ECONNREFUSED|127\.0\.0\.1|\\n\s+at\s/i);
 
     // The logger did capture these requests, and the internal error with its cause.
     expect(lines.filter((line) => line.includes('"msg":"request"')).length).toBeGreaterThanOrEqual(6);
-    expect(lines.some((line) => line.includes('"level":50') && line.includes("unexpected error"))).toBe(true);
+    expect(lines.some((line) => line.includes('"level":40') && line.includes("database unavailable"))).toBe(true);
 
     for (const token of tokens) {
       const signature = token.split(".")[2] ?? "";

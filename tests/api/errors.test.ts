@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createDb, type Db } from "../../src/db/client.js";
 import { freePort } from "../../src/db/embedded.js";
-import { newUserId } from "../helpers/db.js";
+import { freshDatabase, newUserId } from "../helpers/db.js";
 import { capturingLogger, newUser, startTestServer, type TestServer } from "../helpers/server.js";
 import { tokenFor } from "../helpers/tokens.js";
 
@@ -13,7 +13,92 @@ interface LogEntry {
   err?: { type?: string; message?: string; code?: string; stack?: string };
 }
 
+/** The parts of a response body that would leak internals. */
+function expectNothingInternal(text: string, secrets: string[]): void {
+  expect(text).not.toMatch(/\bat .+:\d+:\d+/); // stack frames
+  expect(text).not.toMatch(/stack/i);
+  expect(text).not.toMatch(/\b(select|from|where)\b/i);
+  expect(text).not.toMatch(/prisma/i);
+  expect(text).not.toMatch(/findMany|invocation|P1001|P2021|DatabaseNotReachable|TableDoesNotExist/i);
+  expect(text).not.toContain("ECONNREFUSED");
+  expect(text).not.toContain("127.0.0.1");
+  expect(text).not.toContain(".ts:");
+  for (const secret of secrets) expect(text).not.toContain(secret);
+}
+
+async function listTasks(server: TestServer, token: string) {
+  const response = await fetch(server.url, {
+    method: "POST",
+    headers: { "content-type": "application/json", accept: GRAPHQL_RESPONSE, authorization: `Bearer ${token}` },
+    body: JSON.stringify({ query: "{ tasks { edges { node { id } } } }" }),
+  });
+  const text = await response.text();
+  return {
+    status: response.status,
+    headers: response.headers,
+    text,
+    body: JSON.parse(text) as { data?: unknown; errors?: { message: string; path?: unknown[]; extensions?: Record<string, unknown> }[] },
+  };
+}
+
 describe("an unexpected failure", () => {
+  let server: TestServer;
+  let db: Db;
+  let fresh: { url: string; drop: () => Promise<void> };
+  let token: string;
+  const captured = capturingLogger();
+
+  beforeAll(async () => {
+    // A database that was never migrated: every query fails with "table does not exist", a bug, not an outage.
+    fresh = await freshDatabase();
+    db = createDb({ url: fresh.url, driver: "pg", poolSize: 1, connectionTimeoutMs: 2000 });
+    server = await startTestServer({ db, logger: captured.logger });
+    token = await tokenFor(newUserId("masked"));
+  });
+
+  afterAll(async () => {
+    await server?.close();
+    await db?.$disconnect();
+    await fresh?.drop();
+  });
+
+  it("should reach the client as INTERNAL_SERVER_ERROR with a fixed message and no internal detail", async () => {
+    const { status, text, body } = await listTasks(server, token);
+    expect(status).toBe(200);
+    expect(body.data).toBeNull();
+    expect(body.errors).toHaveLength(1);
+    const error = body.errors?.[0];
+    expect(error?.message).toBe("Unexpected error");
+    expect(error?.path).toEqual(["tasks"]);
+    expect(error?.extensions).toEqual({ code: "INTERNAL_SERVER_ERROR" });
+    expectNothingInternal(text, [new URL(fresh.url).pathname.slice(1), "tasks\" does not exist"]);
+  });
+
+  it("should leave the server serving", async () => {
+    const health = await fetch(`${server.baseUrl}/health`);
+    expect(health.status).toBe(200);
+    const again = await listTasks(server, token);
+    expect(again.body.errors?.[0]?.message).toBe("Unexpected error");
+  });
+
+  it("should log the original error but never the token", async () => {
+    captured.lines.length = 0;
+    await listTasks(server, token);
+    const entries = captured.lines.map((line) => JSON.parse(line) as LogEntry);
+    const logged = entries.find((entry) => entry.msg === "unexpected error in a GraphQL operation");
+    expect(logged?.path).toEqual(["tasks"]);
+    expect(logged?.err?.type).toBe("PrismaClientKnownRequestError");
+    expect(logged?.err?.code).toBe("P2021");
+    expect(logged?.err?.stack).toBeTruthy();
+
+    const all = captured.lines.join("\n");
+    expect(all).not.toContain(token);
+    // Not even its signature on its own.
+    expect(all).not.toContain(token.split(".")[2] ?? token);
+  });
+});
+
+describe("an unreachable database", () => {
   let server: TestServer;
   let db: Db;
   let port: number;
@@ -21,7 +106,7 @@ describe("an unexpected failure", () => {
   const captured = capturingLogger();
 
   beforeAll(async () => {
-    // A loopback port nothing listens on: every query fails with a driver error.
+    // A loopback port nothing listens on: every query fails to connect.
     port = await freePort();
     db = createDb({
       url: `postgresql://app:not-the-password@127.0.0.1:${port}/nowhere`,
@@ -30,7 +115,7 @@ describe("an unexpected failure", () => {
       connectionTimeoutMs: 500,
     });
     server = await startTestServer({ db, logger: captured.logger });
-    token = await tokenFor(newUserId("masked"));
+    token = await tokenFor(newUserId("unreachable"));
   });
 
   afterAll(async () => {
@@ -38,59 +123,27 @@ describe("an unexpected failure", () => {
     await db?.$disconnect();
   });
 
-  async function listTasks() {
-    const response = await fetch(server.url, {
-      method: "POST",
-      headers: { "content-type": "application/json", accept: GRAPHQL_RESPONSE, authorization: `Bearer ${token}` },
-      body: JSON.stringify({ query: "{ tasks { edges { node { id } } } }" }),
-    });
-    const text = await response.text();
-    return { status: response.status, text, body: JSON.parse(text) as { data?: unknown; errors?: { message: string; path?: unknown[]; extensions?: Record<string, unknown> }[] } };
-  }
-
-  it("should reach the client as INTERNAL_SERVER_ERROR with a fixed message and no internal detail", async () => {
-    const { text, body } = await listTasks();
+  it("should answer 503 SERVICE_UNAVAILABLE, retryable, naming nothing internal", async () => {
+    const { status, headers, text, body } = await listTasks(server, token);
+    expect(status).toBe(503);
+    expect(headers.get("retry-after")).toBe("1");
     expect(body.data).toBeNull();
     expect(body.errors).toHaveLength(1);
-    const error = body.errors?.[0];
-    expect(error?.message).toBe("Unexpected error");
-    expect(error?.path).toEqual(["tasks"]);
-    expect(error?.extensions).toEqual({ code: "INTERNAL_SERVER_ERROR" });
-
-    expect(text).not.toMatch(/\bat .+:\d+:\d+/); // stack frames
-    expect(text).not.toMatch(/stack/i);
-    expect(text).not.toMatch(/\b(select|from|where)\b/i);
-    expect(text).not.toMatch(/prisma/i);
-    expect(text).not.toMatch(/findMany|invocation|P1001|DatabaseNotReachable/i);
-    expect(text).not.toContain("ECONNREFUSED");
-    expect(text).not.toContain("127.0.0.1");
-    expect(text).not.toContain(String(port));
-    expect(text).not.toContain("nowhere");
-    expect(text).not.toContain(".ts:");
+    expect(body.errors?.[0]?.extensions).toEqual({ code: "SERVICE_UNAVAILABLE", retryable: true });
+    expect(body.errors?.[0]?.message).toBe("The service is temporarily unavailable; retry shortly");
+    expectNothingInternal(text, [String(port), "nowhere", "not-the-password"]);
   });
 
-  it("should leave the server serving", async () => {
-    const health = await fetch(`${server.baseUrl}/health`);
-    expect(health.status).toBe(200);
-    const again = await listTasks();
-    expect(again.body.errors?.[0]?.message).toBe("Unexpected error");
-  });
-
-  it("should log the original error but never the token", async () => {
+  it("should log the cause as a warning, never the password or the token", async () => {
     captured.lines.length = 0;
-    await listTasks();
-    const entries = captured.lines.map((line) => JSON.parse(line) as LogEntry);
-    const logged = entries.find((entry) => entry.msg === "unexpected error in a GraphQL operation");
-    expect(logged?.path).toEqual(["tasks"]);
-    expect(logged?.err?.type).toBe("PrismaClientKnownRequestError");
+    await listTasks(server, token);
+    const entries = captured.lines.map((line) => JSON.parse(line) as LogEntry & { level: number });
+    const logged = entries.find((entry) => entry.msg === "database unavailable");
+    expect(logged?.level).toBe(40);
     expect(logged?.err?.code).toBe("P1001");
-    expect(logged?.err?.message).toContain(`Can't reach database server at 127.0.0.1:${port}`);
-    expect(logged?.err?.stack).toBeTruthy();
-
     const all = captured.lines.join("\n");
+    expect(all).not.toContain("not-the-password");
     expect(all).not.toContain(token);
-    // Not even its signature on its own.
-    expect(all).not.toContain(token.split(".")[2] ?? token);
   });
 });
 
@@ -117,7 +170,8 @@ describe("a malformed request", () => {
     const body = (await response.json()) as { data?: unknown; errors?: { message: string }[] };
     expect(body.data).toBeUndefined();
     expect(body.errors).toHaveLength(1);
-    expect(body.errors?.[0]?.message).toBe("POST body sent invalid JSON.");
+    expect(body.errors?.[0]?.message).toBe("The request body is not valid JSON");
+    expect(body.errors?.[0]).toMatchObject({ extensions: { code: "BAD_USER_INPUT" } });
 
     const after = await user.gql(`{ tasks { edges { node { id } } } }`);
     expect(after.errors).toBeUndefined();

@@ -25,7 +25,7 @@ const COMPLETE_TASK = `mutation($id: ID!) { completeTask(id: $id) { id completed
 const DELETE_TASK = `mutation($id: ID!) { deleteTask(id: $id) { id } }`;
 const DELETE_CONVERSATION = `mutation($id: ID!) { deleteConversation(id: $id) }`;
 const TASKS = `query($status: TaskStatusFilter) { tasks(first: 100, status: $status) { edges { node { id title } } } }`;
-const CONVERSATIONS = `{ conversations(first: 100) { edges { node { id title messages(first: 100) { edges { node { id } } } } } } }`;
+const CONVERSATIONS = `{ conversations(first: 20) { edges { node { id title messages(first: 50) { edges { node { id } } } } } } }`;
 
 describe("isolation between users", () => {
   let server: TestServer;

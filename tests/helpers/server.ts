@@ -3,6 +3,7 @@ import { buildApp, type App, type AppDeps } from "../../src/app.js";
 import { createVerifier } from "../../src/auth.js";
 import type { AssistantDeps } from "../../src/chat/turn.js";
 import type { Db } from "../../src/db/client.js";
+import { loadConfig, type HttpSettings } from "../../src/config.js";
 import { createLogger, type Logger } from "../../src/logger.js";
 import { databaseUrl, newUserId, testDb } from "./db.js";
 import { TEST_JWT_SECRET, tokenFor } from "./tokens.js";
@@ -45,6 +46,7 @@ export async function startTestServer(options: Partial<AppDeps> & { logger?: Log
     assistant: options.assistant ?? testAssistant({ logger }),
     verifier: options.verifier ?? createVerifier({ jwtSecret: TEST_JWT_SECRET, jwksUrl: undefined, issuer: undefined, audience: undefined }),
     graphiql: options.graphiql ?? false,
+    http: options.http ?? developmentHttp(),
   });
   const { port } = await app.start(0, "127.0.0.1");
   const baseUrl = `http://127.0.0.1:${port}`;
@@ -104,4 +106,14 @@ export async function waitForSubscriptions(server: TestServer, from: number, cou
     if (Date.now() > deadline) throw new Error(`only ${server.app.realtime.establishedCount - from} of ${count} subscriptions established`);
     await new Promise((resolve) => setTimeout(resolve, 10));
   }
+}
+
+/** The HTTP settings `npm start` has with an empty environment (development). */
+export function developmentHttp(overrides: Partial<HttpSettings> = {}): HttpSettings {
+  return { ...loadConfig({}).http, ...overrides };
+}
+
+/** The HTTP settings of NODE_ENV=production. */
+export function productionHttp(overrides: Partial<HttpSettings> = {}): HttpSettings {
+  return { ...loadConfig({ NODE_ENV: "production", AUTH_JWT_SECRET: TEST_JWT_SECRET }).http, ...overrides };
 }
