@@ -4,6 +4,8 @@ import type { YogaServerInstance } from "graphql-yoga";
 import type { Logger } from "../logger.js";
 import { requestContext, requestIdFrom } from "../request-context.js";
 import type { Context } from "../schema/context.js";
+import { ErrorCode } from "../errors.js";
+import { errorResponse } from "./responses.js";
 import { internalError } from "./routes.js";
 
 export interface RequestServerContext extends Record<string, unknown> {
@@ -34,19 +36,46 @@ async function serve(
   req: IncomingMessage,
   res: ServerResponse,
 ): Promise<void> {
-  const serverContext: RequestServerContext = { req, res, startedAt: Date.now() };
-  let response: Response;
-  try {
-    response = await yoga.handleNodeRequestAndResponse(req, res, serverContext);
-  } catch (error) {
-    logger.error({ err: error, method: req.method }, "request failed before GraphQL could answer");
-    response = internalError();
-    logger.info({ method: req.method, status: 500, ms: Date.now() - serverContext.startedAt }, "request");
-  }
+  const response = await answer(yoga, logger, req, { req, res, startedAt: Date.now() });
+  // Answered without reading the body (401, 413): the client may still be sending it, so this
+  // connection cannot carry another request. Closing it is cheaper than reading the rest.
+  if (!req.complete && !res.headersSent) res.setHeader("connection", "close");
   try {
     await sendNodeResponse(response, res, req, true);
   } catch (error) {
     logger.warn({ err: error }, "could not send the response");
     res.destroy();
+  }
+}
+
+async function answer(
+  yoga: YogaServerInstance<Record<string, unknown>, Context>,
+  logger: Logger,
+  req: IncomingMessage,
+  serverContext: RequestServerContext,
+): Promise<Response> {
+  let response: Response;
+  if (!validHost(req.headers.host)) {
+    response = errorResponse(400, ErrorCode.BAD_USER_INPUT, "The Host header is not a valid host name");
+  } else {
+    try {
+      return await yoga.handleNodeRequestAndResponse(req, serverContext.res, serverContext);
+    } catch (error) {
+      logger.error({ err: error, method: req.method }, "request failed before GraphQL could answer");
+      response = internalError();
+    }
+  }
+  // Yoga's access log never saw these.
+  logger.info({ method: req.method, status: response.status, ms: Date.now() - serverContext.startedAt }, "request");
+  return response;
+}
+
+/** The request URL is built from Host; one that cannot be parsed is the client's error, not ours. */
+function validHost(host: string | undefined): boolean {
+  if (host === undefined) return true;
+  try {
+    return new URL(`http://${host}/`).host !== "";
+  } catch {
+    return false;
   }
 }
