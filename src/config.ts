@@ -33,6 +33,12 @@ export interface Config {
     timeoutMs: number;
     turnTimeoutMs: number;
   };
+  chat: {
+    /** sendMessage calls a minute per user, across all instances; 0: no limit. */
+    rateLimitPerMinute: number;
+    /** How many sends a user may make at once before the per-minute rate applies. */
+    rateBurst: number;
+  };
 }
 
 /** What the front door enforces before any GraphQL work happens. */
@@ -187,6 +193,8 @@ const envSchema = z.object({
   COHERE_MAX_STEPS: intSetting("COHERE_MAX_STEPS", 8, 1, 50),
   COHERE_TIMEOUT_MS: intSetting("COHERE_TIMEOUT_MS", 30_000, 1, 600_000),
   COHERE_TURN_TIMEOUT_MS: intSetting("COHERE_TURN_TIMEOUT_MS", 120_000, 1, 3_600_000),
+  CHAT_RATE_LIMIT: intSetting("CHAT_RATE_LIMIT", 20, 0, 100_000),
+  CHAT_RATE_BURST: intSetting("CHAT_RATE_BURST", 5, 1, 10_000),
 });
 
 function isNeonHost(url: string | undefined): boolean {
@@ -253,6 +261,10 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       maxSteps: e.COHERE_MAX_STEPS,
       timeoutMs: e.COHERE_TIMEOUT_MS,
       turnTimeoutMs: e.COHERE_TURN_TIMEOUT_MS,
+    },
+    chat: {
+      rateLimitPerMinute: e.CHAT_RATE_LIMIT,
+      rateBurst: e.CHAT_RATE_BURST,
     },
   };
 }

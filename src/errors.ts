@@ -15,6 +15,8 @@ export const ErrorCode = {
   ASSISTANT_REPEATED_TOOL_CALL: "ASSISTANT_REPEATED_TOOL_CALL",
   /** The database cannot be reached right now (or the pool is exhausted): retry shortly. HTTP 503. */
   SERVICE_UNAVAILABLE: "SERVICE_UNAVAILABLE",
+  /** Too many requests for now; `extensions.retryAfter` says how many seconds to wait. */
+  RATE_LIMITED: "RATE_LIMITED",
   INTERNAL_SERVER_ERROR: "INTERNAL_SERVER_ERROR",
 } as const;
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
@@ -52,6 +54,14 @@ export function badInput(field: string, reason: string): AppError {
 
 export function unauthenticated(reason: string): AppError {
   return new AppError(ErrorCode.UNAUTHENTICATED, reason);
+}
+
+/** `retryAfterSeconds`: whole seconds (at least 1) until a retry can succeed. */
+export function rateLimited(what: string, retryAfterSeconds: number): AppError {
+  const seconds = Math.max(1, Math.ceil(retryAfterSeconds));
+  return new AppError(ErrorCode.RATE_LIMITED, `${what}: try again in ${seconds} second${seconds === 1 ? "" : "s"}`, {
+    extensions: { retryAfter: seconds },
+  });
 }
 
 export function toGraphQLError(

@@ -53,6 +53,7 @@ const app = buildApp({
     turnTimeoutMs: config.cohere.turnTimeoutMs,
     clock: () => new Date(),
     logger,
+    rateLimit: config.chat.rateLimitPerMinute === 0 ? undefined : { perMinute: config.chat.rateLimitPerMinute, burst: config.chat.rateBurst },
   },
   verifier: createVerifier(auth),
   http: config.http,

@@ -33,6 +33,7 @@ describe("loadConfig", () => {
     expect(config.auth).toEqual({ jwtSecret: undefined, jwksUrl: undefined, issuer: undefined, audience: undefined });
     expect(config.cohere.model).toBe("command-a-03-2025");
     expect(config.cohere.apiKey).toBeUndefined();
+    expect(config.chat).toEqual({ rateLimitPerMinute: 20, rateBurst: 5 });
   });
 
   it("should treat empty and blank settings as unset", () => {
@@ -62,6 +63,26 @@ describe("loadConfig", () => {
       expect(error.message).toContain(`"${DATABASE_POOL_SIZE}"`);
     }
     expect(loadConfig({ DATABASE_POOL_SIZE: "25" }).database.poolSize).toBe(25);
+  });
+
+  it("should read the chat rate limit, with 0 turning it off", () => {
+    expect(loadConfig({ CHAT_RATE_LIMIT: "120", CHAT_RATE_BURST: "10" }).chat).toEqual({ rateLimitPerMinute: 120, rateBurst: 10 });
+    expect(loadConfig({ CHAT_RATE_LIMIT: "0" }).chat).toEqual({ rateLimitPerMinute: 0, rateBurst: 5 });
+    expect(loadConfig({ CHAT_RATE_LIMIT: " ", CHAT_RATE_BURST: "" }).chat).toEqual({ rateLimitPerMinute: 20, rateBurst: 5 });
+  });
+
+  it("should refuse a bad CHAT_RATE_LIMIT or CHAT_RATE_BURST", () => {
+    for (const CHAT_RATE_LIMIT of ["abc", "-1", "2.5", "100001"]) {
+      const error = configError({ CHAT_RATE_LIMIT });
+      expect(error.message).toContain("CHAT_RATE_LIMIT must be an integer (0–100000)");
+      expect(error.message).toContain(`"${CHAT_RATE_LIMIT}"`);
+    }
+    // A burst of 0 would refuse every message: turning the limit off is CHAT_RATE_LIMIT=0.
+    for (const CHAT_RATE_BURST of ["0", "abc", "-1", "1.5", "10001"]) {
+      const error = configError({ CHAT_RATE_BURST });
+      expect(error.message).toContain("CHAT_RATE_BURST must be an integer (1–10000)");
+      expect(error.message).toContain(`"${CHAT_RATE_BURST}"`);
+    }
   });
 
   it("should refuse a DATABASE_URL that is not a Postgres URL", () => {

@@ -4,7 +4,8 @@ import type { Db } from "../db/client.js";
 import { Bounds, charLength, rejectNul } from "../domain/bounds.js";
 import { appendMessages } from "../domain/messages.js";
 import { isUniqueViolation } from "../domain/prisma-errors.js";
-import { AppError, badInput, ErrorCode } from "../errors.js";
+import { takeToken, type RateLimit } from "../domain/rate-limits.js";
+import { AppError, badInput, ErrorCode, rateLimited } from "../errors.js";
 import type { Conversation, Message } from "../generated/prisma/client.js";
 import type { Logger } from "../logger.js";
 import { toGlobalId } from "../ids.js";
@@ -29,6 +30,8 @@ export interface AssistantDeps {
   clock: () => Date;
   logger: Logger;
   retryPolicy?: RetryPolicy;
+  /** sendMessage calls per user, across all instances (CHAT_RATE_LIMIT, CHAT_RATE_BURST). Undefined: no limit. */
+  rateLimit?: RateLimit | undefined;
 }
 
 export interface SendMessageInput {
@@ -93,6 +96,7 @@ function validate(input: SendMessageInput): { content: string; clientMessageId: 
  */
 export async function sendMessage(db: Db, deps: AssistantDeps, userId: string, input: SendMessageInput): Promise<TurnResult> {
   const { content, clientMessageId } = validate(input);
+  await chargeSend(db, deps, userId);
   const deadline = performance.now() + deps.turnTimeoutMs;
   // The lease outlives the turn's own deadline, so only a dead instance's lease ever expires.
   const leaseOptions: AcquireOptions = { ttlMs: deps.turnTimeoutMs + 30_000, deadline };
@@ -118,6 +122,23 @@ export async function sendMessage(db: Db, deps: AssistantDeps, userId: string, i
   } finally {
     await opened.lease.release();
   }
+}
+
+/** The rate-limit bucket of sendMessage, in rate_limit_buckets.name. */
+const SEND_MESSAGE_BUCKET = "send_message";
+
+/**
+ * Takes a token before anything is read or stored, so a refused send leaves no
+ * trace. A retry with a known clientMessageId is charged too: it may run the
+ * model again, and charging every call keeps the bound simple.
+ */
+async function chargeSend(db: Db, deps: AssistantDeps, userId: string): Promise<void> {
+  const limit = deps.rateLimit;
+  if (limit === undefined || limit.perMinute <= 0) return;
+  const outcome = await takeToken(db, userId, SEND_MESSAGE_BUCKET, limit);
+  if (outcome.allowed) return;
+  deps.logger.info({ retryAfterSeconds: outcome.retryAfterSeconds }, "sendMessage rate limited");
+  throw rateLimited("Too many messages", outcome.retryAfterSeconds);
 }
 
 function findByClientMessageId(db: Db, userId: string, clientMessageId: string) {
