@@ -1,0 +1,52 @@
+import pg from "pg";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import type { Db } from "../../src/db/client.js";
+import { parseId } from "../../src/ids.js";
+import { databaseUrl, testDb } from "../helpers/db.js";
+import { capturingLogger, newUser, startTestServer, type TestServer, type TestUser } from "../helpers/server.js";
+
+describe("statement_timeout", () => {
+  let db: Db;
+  let server: TestServer;
+  let user: TestUser;
+  const captured = capturingLogger();
+
+  beforeAll(async () => {
+    db = testDb({ statementTimeoutMs: 300 });
+    server = await startTestServer({ db, logger: captured.logger });
+    user = await newUser(server, "statement-timeout");
+  });
+  afterAll(async () => {
+    await server?.close();
+    await db?.$disconnect();
+  });
+
+  it("should be set on every pooled connection", async () => {
+    const rows = await Promise.all(
+      Array.from({ length: 5 }, () => db.$transaction((tx) => tx.$queryRaw<{ statement_timeout: string }[]>`SHOW statement_timeout`)),
+    );
+    for (const [row] of rows) expect(row?.statement_timeout).toBe("300ms");
+  });
+
+  it("should stop a statement that would otherwise wait for minutes, and keep serving", async () => {
+    const added = await user.gql<{ addTask: { id: string } }>(`mutation { addTask(input: { title: "locked" }) { id } }`);
+    const id = added.data!.addTask.id;
+    // Another session holds the row, as a stuck transaction would; the mutation must not wait for it.
+    const holder = new pg.Client({ connectionString: databaseUrl() });
+    await holder.connect();
+    try {
+      await holder.query("BEGIN");
+      await holder.query("SELECT id FROM tasks WHERE id = $1 FOR UPDATE", [parseId(id, "id", "Task")]);
+      captured.lines.length = 0;
+      const stuck = await user.gql(`mutation ($id: ID!) { completeTask(id: $id) { id completed } }`, { id });
+      expect(stuck.errors?.[0]?.extensions).toEqual({ code: "INTERNAL_SERVER_ERROR" });
+      expect(stuck.errors?.[0]?.message).toBe("Unexpected error");
+      expect(captured.lines.some((line) => line.includes("57014"))).toBe(true);
+    } finally {
+      await holder.query("ROLLBACK");
+      await holder.end();
+    }
+    const after = await user.gql(`mutation ($id: ID!) { completeTask(id: $id) { completed } }`, { id });
+    expect(after.data).toEqual({ completeTask: { completed: true } });
+  });
+});
