@@ -29,6 +29,14 @@ describe("loadConfig", () => {
       driver: "pg",
       poolSize: 10,
       connectionTimeoutMs: 5000,
+      statementTimeoutMs: 10_000,
+    });
+    expect(config.http).toEqual({
+      maxBodyBytes: 1024 * 1024,
+      corsOrigins: [],
+      introspection: true,
+      suggestions: true,
+      limits: { depth: 10, aliases: 15, tokens: 1000, directives: 50, cost: 5000 },
     });
     expect(config.auth).toEqual({ jwtSecret: undefined, jwksUrl: undefined, issuer: undefined, audience: undefined });
     expect(config.cohere.model).toBe("command-a-03-2025");
@@ -166,5 +174,40 @@ describe("the server process", () => {
     expect(result.code).not.toBe(0);
     expect(result.code).not.toBeNull();
     expect(result.stderr).toContain("PORT must be a port number");
+  });
+
+  it("should turn introspection and suggestions off in production, unless introspection is asked for", () => {
+    const production = { NODE_ENV: "production", AUTH_JWT_SECRET: SECRET };
+    expect(loadConfig(production).http).toMatchObject({ introspection: false, suggestions: false });
+    expect(loadConfig({ ...production, GRAPHQL_INTROSPECTION: "true" }).http).toMatchObject({ introspection: true, suggestions: false });
+    expect(loadConfig({ GRAPHQL_INTROSPECTION: "false" }).http.introspection).toBe(false);
+    expect(configError({ GRAPHQL_INTROSPECTION: "yes" }).message).toContain('GRAPHQL_INTROSPECTION must be true or false, got "yes"');
+  });
+
+  it("should read CORS_ORIGINS as a list of exact origins", () => {
+    expect(loadConfig({ CORS_ORIGINS: "https://app.example.com, http://localhost:5173" }).http.corsOrigins).toEqual([
+      "https://app.example.com",
+      "http://localhost:5173",
+    ]);
+    for (const bad of ["*", "https://app.example.com/", "app.example.com", "https://*.example.com", "ftp://x.example"]) {
+      expect(configError({ CORS_ORIGINS: bad }).message).toContain("CORS_ORIGINS");
+    }
+  });
+
+  it("should read the limits, the body size and the statement timeout", () => {
+    const config = loadConfig({
+      MAX_BODY_BYTES: "2048",
+      DATABASE_STATEMENT_TIMEOUT_MS: "0",
+      GRAPHQL_MAX_DEPTH: "7",
+      GRAPHQL_MAX_ALIASES: "3",
+      GRAPHQL_MAX_TOKENS: "500",
+      GRAPHQL_MAX_DIRECTIVES: "5",
+      GRAPHQL_MAX_COST: "100",
+    });
+    expect(config.http.maxBodyBytes).toBe(2048);
+    expect(config.database.statementTimeoutMs).toBe(0);
+    expect(config.http.limits).toEqual({ depth: 7, aliases: 3, tokens: 500, directives: 5, cost: 100 });
+    expect(configError({ MAX_BODY_BYTES: "10" }).message).toContain("MAX_BODY_BYTES must be an integer (1024–104857600)");
+    expect(configError({ GRAPHQL_MAX_COST: "0" }).message).toContain("GRAPHQL_MAX_COST");
   });
 });

