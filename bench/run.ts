@@ -60,7 +60,13 @@ const db = createDb({ url, driver: "pg", poolSize: 5, connectionTimeoutMs: 5000 
 const app = buildApp({
   db,
   logger,
-  verifier: createVerifier({ jwtSecret: secret, jwksUrl: undefined, issuer: undefined, audience: undefined }),
+  verifier: createVerifier({
+    jwtSecret: secret,
+    jwksUrl: undefined,
+    issuer: undefined,
+    audience: undefined,
+    maxTokenAgeSeconds: undefined,
+  }),
   graphiql: false,
   listenUrl: url,
   assistant: { model: undefined, modelName: "none", maxSteps: 1, callTimeoutMs: 1, turnTimeoutMs: 1, clock: () => new Date(), logger },
