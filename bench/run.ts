@@ -61,7 +61,13 @@ const db = createDb({ url, driver: "pg", poolSize: 5, connectionTimeoutMs: 5000 
 const app = buildApp({
   db,
   logger,
-  verifier: createVerifier({ jwtSecret: secret, jwksUrl: undefined, issuer: undefined, audience: undefined }),
+  verifier: createVerifier({
+    jwtSecret: secret,
+    jwksUrl: undefined,
+    issuer: undefined,
+    audience: undefined,
+    maxTokenAgeSeconds: undefined,
+  }),
   graphiql: false,
   http: loadConfig({ NODE_ENV: "production", AUTH_JWT_SECRET: secret }).http,
   listenUrl: url,

@@ -5,8 +5,11 @@ import { unauthenticated } from "./errors.js";
 
 export interface Viewer {
   userId: string;
-  /** Seconds since the epoch; subscriptions close when it passes. */
-  expiresAt: number | undefined;
+  /**
+   * Seconds since the epoch (may be fractional): the token's exp, or sooner
+   * with AUTH_MAX_TOKEN_AGE. Sockets and subscriptions close when it passes.
+   */
+  expiresAt: number;
 }
 
 export interface TokenVerifier {
@@ -17,6 +20,19 @@ export interface TokenVerifier {
 const JWKS_ALGORITHMS = ["RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA"];
 
 export function createVerifier(auth: Config["auth"]): TokenVerifier {
+  const verifier = signatureVerifier(auth);
+  const maxAge = auth.maxTokenAgeSeconds;
+  if (maxAge === undefined) return verifier;
+  return {
+    // Counted from now, when the socket or subscription is accepted, not from the token's iat.
+    verify: async (token) => {
+      const viewer = await verifier.verify(token);
+      return { ...viewer, expiresAt: Math.min(viewer.expiresAt, Date.now() / 1000 + maxAge) };
+    },
+  };
+}
+
+function signatureVerifier(auth: Config["auth"]): TokenVerifier {
   const options = { issuer: auth.issuer, audience: auth.audience };
   if (auth.jwtSecret !== undefined) {
     const key = new TextEncoder().encode(auth.jwtSecret);
@@ -48,6 +64,8 @@ async function verifyWith(
   if (payload.sub.includes("\u0000") || payload.sub.length > 255) {
     throw unauthenticated("The token's subject (sub) is not a valid user id");
   }
+  // jose checks exp only when it is present; without one, a socket opened with the token would never have to close.
+  if (payload.exp === undefined) throw unauthenticated("The token has no expiry (exp)");
   return { userId: payload.sub, expiresAt: payload.exp };
 }
 
@@ -75,12 +93,16 @@ export function randomDevSecret(): string {
   return randomBytes(32).toString("base64url");
 }
 
+/** An HS256 token (dev token, tests). expiresIn is required: the verifier refuses a token without exp. */
 export async function signHs256(
   secret: string,
-  claims: { sub: string; expiresIn?: string | number; issuer?: string; audience?: string },
+  claims: { sub: string; expiresIn: string | number; issuer?: string; audience?: string },
 ): Promise<string> {
-  let jwt = new SignJWT({}).setProtectedHeader({ alg: "HS256", typ: "JWT" }).setSubject(claims.sub).setIssuedAt();
-  if (claims.expiresIn !== undefined) jwt = jwt.setExpirationTime(claims.expiresIn);
+  let jwt = new SignJWT({})
+    .setProtectedHeader({ alg: "HS256", typ: "JWT" })
+    .setSubject(claims.sub)
+    .setIssuedAt()
+    .setExpirationTime(claims.expiresIn);
   if (claims.issuer !== undefined) jwt = jwt.setIssuer(claims.issuer);
   if (claims.audience !== undefined) jwt = jwt.setAudience(claims.audience);
   return jwt.sign(new TextEncoder().encode(secret));

@@ -24,6 +24,8 @@ export interface Config {
     jwksUrl: string | undefined;
     issuer: string | undefined;
     audience: string | undefined;
+    /** AUTH_MAX_TOKEN_AGE: the longest a socket or subscription lives, whatever the token's exp says. */
+    maxTokenAgeSeconds: number | undefined;
   };
   cohere: {
     apiKey: string | undefined;
@@ -90,6 +92,30 @@ function intSetting(name: string, fallback: number, min: number, max: number, no
         return z.NEVER;
       }
       return value;
+    });
+}
+
+const SECONDS_PER_UNIT: Record<string, number> = { s: 1, m: 60, h: 3600, d: 86_400 };
+
+/** A duration in whole seconds, as "3600" or with a unit ("90s", "30m", "12h", "7d"), 1 second to maxDays. Unset: undefined. */
+function durationSetting(name: string, maxDays: number) {
+  return z
+    .string()
+    .trim()
+    .optional()
+    .transform((raw, ctx) => {
+      if (raw === undefined || raw === "") return undefined;
+      const match = /^(\d+)\s*([smhd]?)$/i.exec(raw);
+      const unit = SECONDS_PER_UNIT[(match?.[2] || "s").toLowerCase()] ?? Number.NaN;
+      const seconds = match ? Number(match[1]) * unit : Number.NaN;
+      if (!(seconds >= 1 && seconds <= maxDays * 86_400)) {
+        ctx.addIssue({
+          code: "custom",
+          message: `${name} must be a duration from 1 second to ${maxDays} days, in seconds ("3600") or with a unit s, m, h or d ("12h"), got "${raw}"`,
+        });
+        return z.NEVER;
+      }
+      return seconds;
     });
 }
 
@@ -187,6 +213,7 @@ const envSchema = z.object({
   AUTH_JWKS_URL: urlSetting("AUTH_JWKS_URL", ["https:", "http:"]),
   AUTH_JWT_ISSUER: optionalString,
   AUTH_JWT_AUDIENCE: optionalString,
+  AUTH_MAX_TOKEN_AGE: durationSetting("AUTH_MAX_TOKEN_AGE", 365),
   COHERE_API_KEY: optionalString,
   COHERE_MODEL: optionalString,
   COHERE_BASE_URL: urlSetting("COHERE_BASE_URL", ["https:", "http:"]),
@@ -253,6 +280,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       jwksUrl: e.AUTH_JWKS_URL,
       issuer: e.AUTH_JWT_ISSUER,
       audience: e.AUTH_JWT_AUDIENCE,
+      maxTokenAgeSeconds: e.AUTH_MAX_TOKEN_AGE,
     },
     cohere: {
       apiKey: e.COHERE_API_KEY,

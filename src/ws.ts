@@ -7,6 +7,7 @@ import type { YogaServerInstance } from "graphql-yoga";
 import { WebSocketServer } from "ws";
 import { bearerToken, type TokenVerifier, type Viewer } from "./auth.js";
 import type { Logger } from "./logger.js";
+import { armDeadline } from "./realtime/deadline-timer.js";
 import type { Context } from "./schema/context.js";
 
 type ConnectionExtra = {
@@ -57,10 +58,12 @@ export function attachGraphQLWs(options: {
           const viewer = await options.verifier.verify(bearerToken(header));
           const extra = ctx.extra as ConnectionExtra & typeof ctx.extra;
           extra.viewer = viewer;
-          if (viewer.expiresAt !== undefined) {
-            const ms = Math.max(0, viewer.expiresAt * 1000 - Date.now());
-            extra.expiryTimer = setTimeout(() => ctx.extra.socket.close(CloseCode.Forbidden, "Token expired"), ms);
-          }
+          // Re-armed in steps: a plain setTimeout fires at once beyond ~24.8 days.
+          const { socket } = ctx.extra;
+          const expiry = armDeadline(viewer.expiresAt * 1000, () => socket.close(CloseCode.Forbidden, "Token expired"));
+          // Closed while the token was being verified: "close" has fired already.
+          if (socket.readyState === socket.CLOSED) expiry.cancel();
+          else socket.once("close", () => expiry.cancel());
           return true;
         } catch {
           return false; // graphql-ws closes with 4403 Forbidden

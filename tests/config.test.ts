@@ -38,7 +38,13 @@ describe("loadConfig", () => {
       suggestions: true,
       limits: { depth: 10, aliases: 15, tokens: 1000, directives: 50, cost: 5000 },
     });
-    expect(config.auth).toEqual({ jwtSecret: undefined, jwksUrl: undefined, issuer: undefined, audience: undefined });
+    expect(config.auth).toStrictEqual({
+      jwtSecret: undefined,
+      jwksUrl: undefined,
+      issuer: undefined,
+      audience: undefined,
+      maxTokenAgeSeconds: undefined,
+    });
     expect(config.cohere.model).toBe("command-a-03-2025");
     expect(config.cohere.apiKey).toBeUndefined();
     expect(config.chat).toEqual({ rateLimitPerMinute: 20, rateBurst: 5 });
@@ -151,6 +157,26 @@ describe("loadConfig", () => {
       "AUTH_JWT_SECRET must be at least 32 bytes",
     );
     expect(loadConfig({ AUTH_JWT_SECRET: SECRET }).auth.jwtSecret).toBe(SECRET);
+  });
+
+  it("should read AUTH_MAX_TOKEN_AGE as seconds or with a unit", () => {
+    const age = (AUTH_MAX_TOKEN_AGE: string) => loadConfig({ AUTH_MAX_TOKEN_AGE }).auth.maxTokenAgeSeconds;
+    expect(age("3600")).toBe(3600);
+    expect(age("90s")).toBe(90);
+    expect(age("30m")).toBe(1800);
+    expect(age(" 12h ")).toBe(43_200);
+    expect(age("12H")).toBe(43_200);
+    expect(age("7d")).toBe(604_800);
+    expect(age("365d")).toBe(31_536_000);
+    expect(age("")).toBeUndefined();
+  });
+
+  it("should refuse an AUTH_MAX_TOKEN_AGE that is not a duration from 1 second to 365 days", () => {
+    for (const AUTH_MAX_TOKEN_AGE of ["0", "0h", "abc", "-5", "1.5h", "12w", "h", "366d", "99999999999999999999"]) {
+      const error = configError({ AUTH_MAX_TOKEN_AGE });
+      expect(error.message).toContain("AUTH_MAX_TOKEN_AGE must be a duration from 1 second to 365 days");
+      expect(error.message).toContain(`"${AUTH_MAX_TOKEN_AGE}"`);
+    }
   });
 
   it("should list every problem at once", () => {

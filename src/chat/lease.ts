@@ -1,7 +1,8 @@
 import { setTimeout as sleep } from "node:timers/promises";
 import { randomUUID } from "node:crypto";
-import type { Db } from "../db/client.js";
+import type { Db, DbClient } from "../db/client.js";
 import { AppError, ErrorCode, notFound } from "../errors.js";
+import { Prisma } from "../generated/prisma/client.js";
 
 /**
  * A per-conversation turn lock kept in the conversation row. A session-level
@@ -21,8 +22,28 @@ export interface AcquireOptions {
   deadline: number;
 }
 
-export function newLeaseId(): string {
+function newLeaseId(): string {
   return randomUUID();
+}
+
+/**
+ * When a lease taken now runs out, by the database's clock: expiry is compared
+ * with now() in SQL, so it is never computed from this process's clock.
+ */
+function expiryAfter(ttlMs: number): Prisma.Sql {
+  return Prisma.sql`now() + make_interval(secs => ${ttlMs / 1000})`;
+}
+
+/**
+ * Takes the lease of a conversation created in `tx`. No one else can see the
+ * row before `tx` commits, so nothing can hold the lease already.
+ */
+export async function leaseNewConversation(tx: DbClient, conversationId: string, ttlMs: number): Promise<string> {
+  const id = newLeaseId();
+  await tx.$executeRaw`
+    UPDATE conversations SET turn_lease_id = ${id}::uuid, turn_lease_expires_at = ${expiryAfter(ttlMs)}
+    WHERE id = ${conversationId}::uuid`;
+  return id;
 }
 
 export function leaseHandle(db: Db, conversationId: string, id: string): Lease {
@@ -44,7 +65,7 @@ export async function acquireLease(db: Db, userId: string, conversationId: strin
     const taken = await db.$executeRaw`
       UPDATE conversations
       SET turn_lease_id = ${id}::uuid,
-          turn_lease_expires_at = now() + make_interval(secs => ${options.ttlMs / 1000})
+          turn_lease_expires_at = ${expiryAfter(options.ttlMs)}
       WHERE id = ${conversationId}::uuid AND user_id = ${userId}
         AND (turn_lease_id IS NULL OR turn_lease_expires_at < now())`;
     if (taken === 1) return leaseHandle(db, conversationId, id);

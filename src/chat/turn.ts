@@ -17,7 +17,7 @@ import {
   type RetryPolicy,
 } from "./cohere.js";
 import { buildHistory, storedToolCalls, type StoredToolCall } from "./history.js";
-import { acquireLease, leaseHandle, newLeaseId, type AcquireOptions, type Lease } from "./lease.js";
+import { acquireLease, leaseHandle, leaseNewConversation, type AcquireOptions, type Lease } from "./lease.js";
 import { inputJsonSchema, isWriteTool, parseArguments, runTool, TOOLS, type ToolOutcome } from "./tools.js";
 
 export interface AssistantDeps {
@@ -154,18 +154,11 @@ async function openTurn(
   leaseOptions: AcquireOptions,
 ): Promise<{ lease: Lease; userMessage: Message }> {
   if (conversationId === undefined) {
-    const leaseId = newLeaseId();
-    const userMessage = await db.$transaction(async (tx) => {
-      const conversation = await tx.conversation.create({
-        data: {
-          userId,
-          title: titleFrom(content),
-          turnLeaseId: leaseId,
-          turnLeaseExpiresAt: new Date(Date.now() + leaseOptions.ttlMs),
-        },
-      });
+    const { leaseId, userMessage } = await db.$transaction(async (tx) => {
+      const conversation = await tx.conversation.create({ data: { userId, title: titleFrom(content) } });
+      const leaseId = await leaseNewConversation(tx, conversation.id, leaseOptions.ttlMs);
       const [message] = await appendMessages(tx, userId, conversation.id, [{ role: "user", content, clientMessageId }]);
-      return message as Message;
+      return { leaseId, userMessage: message as Message };
     });
     return { lease: leaseHandle(db, userMessage.conversationId, leaseId), userMessage };
   }

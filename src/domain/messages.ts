@@ -35,7 +35,8 @@ export async function appendMessages(
 ) {
   const bumped = await tx.conversation.updateManyAndReturn({
     where: { id: conversationId, userId },
-    data: { lastSeq: { increment: messages.length }, updatedAt: new Date() },
+    // The conversations_touch_updated_at trigger moves updated_at, by the database's clock.
+    data: { lastSeq: { increment: messages.length } },
     select: { lastSeq: true },
   });
   const conversation = bumped[0];

@@ -1,15 +1,17 @@
+import { armDeadline } from "./deadline-timer.js";
+
 /**
- * Ends a subscription's stream when the token that opened it expires, so a
- * long-lived stream never outlives its authorization (SSE and WebSocket alike).
+ * Ends a subscription's stream when the viewer's authorization runs out
+ * (`expiresAt`, seconds since the epoch: the token's exp, capped by
+ * AUTH_MAX_TOKEN_AGE), so a long-lived stream never outlives it (SSE and
+ * WebSocket alike).
  */
-export function untilExpiry<T>(source: AsyncIterableIterator<T>, expiresAt: number | undefined): AsyncIterableIterator<T> {
-  if (expiresAt === undefined) return source;
-  let timer: NodeJS.Timeout | undefined;
-  const expired = new Promise<IteratorResult<T>>((resolve) => {
-    timer = setTimeout(() => resolve({ value: undefined, done: true }), Math.max(0, expiresAt * 1000 - Date.now()));
-  });
+export function untilExpiry<T>(source: AsyncIterableIterator<T>, expiresAt: number): AsyncIterableIterator<T> {
+  let expire: (result: IteratorResult<T>) => void = () => {};
+  const expired = new Promise<IteratorResult<T>>((resolve) => (expire = resolve));
+  const deadline = armDeadline(expiresAt * 1000, () => expire({ value: undefined, done: true }));
   const stop = async (): Promise<IteratorResult<T>> => {
-    clearTimeout(timer);
+    deadline.cancel();
     await source.return?.();
     return { value: undefined, done: true };
   };

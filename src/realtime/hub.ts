@@ -148,7 +148,12 @@ class UserHub {
     });
   }
 
-  /** After a listener outage: everything committed meanwhile, from the database. */
+  /**
+   * After a listener outage: everything committed meanwhile, from the database.
+   * Every instant compared here is the database's (the listener's and the
+   * subscriber's now(), rows stamped by defaults and triggers), never this
+   * process's clock, which may be off by any amount.
+   */
   async catchUp(info: ReconnectInfo): Promise<void> {
     if (this.messageSubscribers.size > 0) {
       for (const { id, lastSeq } of await this.lastSeqs()) {

@@ -160,6 +160,7 @@ describe("authentication with a JWKS", () => {
       issuer: ISSUER,
       audience: AUDIENCE,
       jwtSecret: undefined,
+      maxTokenAgeSeconds: undefined,
     });
     server = await startTestServer({ verifier });
   });

@@ -1,12 +1,11 @@
 import { pino } from "pino";
 import { buildApp, type App, type AppDeps } from "../../src/app.js";
-import { createVerifier } from "../../src/auth.js";
 import type { AssistantDeps } from "../../src/chat/turn.js";
 import type { Db } from "../../src/db/client.js";
 import { loadConfig, type HttpSettings } from "../../src/config.js";
 import { createLogger, type Logger } from "../../src/logger.js";
 import { databaseUrl, newUserId, testDb } from "./db.js";
-import { TEST_JWT_SECRET, tokenFor } from "./tokens.js";
+import { testVerifier, tokenFor } from "./tokens.js";
 
 export interface GraphQLResponse<T = Record<string, any>> {
   status: number;
@@ -44,7 +43,7 @@ export async function startTestServer(options: Partial<AppDeps> & { logger?: Log
     listenUrl: options.listenUrl ?? databaseUrl(),
     listener: options.listener ?? { heartbeatIntervalMs: 500, heartbeatTimeoutMs: 1000, backoff: { initialMs: 50, maxMs: 500 } },
     assistant: options.assistant ?? testAssistant({ logger }),
-    verifier: options.verifier ?? createVerifier({ jwtSecret: TEST_JWT_SECRET, jwksUrl: undefined, issuer: undefined, audience: undefined }),
+    verifier: options.verifier ?? testVerifier(),
     graphiql: options.graphiql ?? false,
     http: options.http ?? developmentHttp(),
   });
