@@ -12,7 +12,6 @@ import type { Context } from "./schema/context.js";
 
 type ConnectionExtra = {
   viewer?: Viewer;
-  expiryTimer?: NodeJS.Timeout;
 };
 
 /** What Yoga's envelop needs to run one operation it did not parse itself. */
@@ -69,7 +68,6 @@ export function attachGraphQLWs(options: {
           return false; // graphql-ws closes with 4403 Forbidden
         }
       },
-      onClose: (ctx) => clearTimeout((ctx.extra as ConnectionExtra).expiryTimer),
       onSubscribe: async (ctx, _id, payload) => {
         const { schema, execute, subscribe, contextFactory, parse, validate } = options.yoga.getEnveloped({
           ...ctx,

@@ -5,7 +5,7 @@ import type { Db } from "../../src/db/client.js";
 import { loadConfig, type HttpSettings } from "../../src/config.js";
 import { createLogger, type Logger } from "../../src/logger.js";
 import { databaseUrl, newUserId, testDb } from "./db.js";
-import { testVerifier, tokenFor } from "./tokens.js";
+import { TEST_JWT_SECRET, testVerifier, tokenFor } from "./tokens.js";
 
 export interface GraphQLResponse<T = Record<string, any>> {
   status: number;
