@@ -23,6 +23,7 @@ import { GRAPHIQL_ASSETS_PATH, graphiqlAsset, graphiqlOptions, renderLocalGraphi
 import { useAccessLog } from "./http/access-log.js";
 import { useAuthFirst, type FrontDoorContext } from "./http/auth-first.js";
 import { corsPolicy } from "./http/cors.js";
+import { Drain, useDrainableSubscriptions } from "./http/drain.js";
 import { createFrontDoor, type RequestServerContext } from "./http/front-door.js";
 import { isSameOriginLoopback } from "./http/local-request.js";
 import { useRoutes, type Route } from "./http/routes.js";
@@ -45,6 +46,8 @@ export interface AppDeps {
   graphiql: false | { devHeaders?: Record<string, string> };
   /** Milliseconds /ready waits for the database. */
   readyTimeoutMs?: number;
+  /** How long stop() lets accepted requests finish (SHUTDOWN_GRACE_MS, default 25 s). */
+  shutdownGraceMs?: number;
   /** The unpooled URL the LISTEN connection uses (DIRECT_URL). */
   listenUrl: string;
   listener?: Omit<ListenerOptions, "connectionString" | "logger">;
@@ -57,13 +60,20 @@ export interface App {
   realtime: RealtimeHub;
   /** Listens on the port (0 picks a free one) and resolves with the bound address. */
   start(port: number, host?: string): Promise<{ port: number; url: string }>;
-  stop(): Promise<void>;
+  /**
+   * Drains, then closes: /ready turns 503 and new requests and sockets are refused at once;
+   * subscriptions end (WebSockets close with 1001, SSE streams complete); accepted requests
+   * get up to the grace period to finish; then the server and the LISTEN connection close.
+   * Resolves with whether everything finished within the grace period.
+   */
+  stop(): Promise<boolean>;
 }
 
 export function buildApp(deps: AppDeps): App {
   const { db, logger, verifier } = deps;
   const listener = new PgListener({ ...deps.listener, connectionString: deps.listenUrl, logger });
   const realtime = new RealtimeHub(db, listener, logger);
+  const drain = new Drain();
   const yoga = createYoga<Record<string, unknown>, Context>({
     schema,
     graphqlEndpoint: "/graphql",
@@ -103,10 +113,11 @@ export function buildApp(deps: AppDeps): App {
       useValidationErrorCode({ suggestions: deps.http.suggestions }),
       useConnectionArgsGuard(),
       useDeferredErrors(),
+      useDrainableSubscriptions(drain.signal),
     ],
   });
 
-  const server = createServer(createFrontDoor(yoga, logger));
+  const server = createServer(createFrontDoor(yoga, logger, drain));
   const ws = attachGraphQLWs({
     server,
     yoga,
@@ -114,17 +125,22 @@ export function buildApp(deps: AppDeps): App {
     logger,
     maxPayload: deps.http.maxBodyBytes,
     allowedOrigins: deps.http.corsOrigins,
+    accepting: () => !drain.draining,
   });
 
-  let stopping: Promise<void> | undefined;
-  const stopAll = async () => {
+  let stopping: Promise<boolean> | undefined;
+  const stopAll = async (): Promise<boolean> => {
+    drain.begin();
     await ws.close();
-    await listener.close();
+    const finished = await drain.settled(deps.shutdownGraceMs ?? 25_000);
+    if (!finished) logger.warn({ inFlight: drain.inFlight }, "shutdown grace period over; closing the remaining connections");
     await new Promise<void>((resolve, reject) => {
       if (!server.listening) return resolve();
       server.close((error) => (error ? reject(error) : resolve()));
       server.closeAllConnections();
     });
+    await listener.close();
+    return finished;
   };
 
   return {

@@ -1,5 +1,6 @@
 import type { IncomingMessage, Server } from "node:http";
 import type { Duplex } from "node:stream";
+import { setTimeout as sleep } from "node:timers/promises";
 import type { ExecutionArgs } from "graphql";
 import { CloseCode } from "graphql-ws";
 import { useServer } from "graphql-ws/use/ws";
@@ -9,6 +10,8 @@ import { bearerToken, type TokenVerifier, type Viewer } from "./auth.js";
 import type { Logger } from "./logger.js";
 import { armDeadline } from "./realtime/deadline-timer.js";
 import type { Context } from "./schema/context.js";
+
+const CLOSE_HANDSHAKE_MS = 2000;
 
 type ConnectionExtra = {
   viewer?: Viewer;
@@ -36,6 +39,8 @@ export function attachGraphQLWs(options: {
   maxPayload: number;
   /** Browser origins besides the API's own (CORS_ORIGINS). */
   allowedOrigins: readonly string[];
+  /** False while the server drains: new sockets are refused. */
+  accepting: () => boolean;
 }): { close(): Promise<void> } {
   // noServer: upgrades are checked here first, and the HTTP server's own errors
   // (EADDRINUSE) stay with it instead of being re-emitted on the WebSocket server.
@@ -44,6 +49,7 @@ export function attachGraphQLWs(options: {
   options.server.on("upgrade", (req: IncomingMessage, socket: Duplex, head: Buffer) => {
     socket.on("error", () => socket.destroy());
     if (pathOf(req.url) !== options.yoga.graphqlEndpoint) return refuse(socket, 404, "Not Found");
+    if (!options.accepting()) return refuse(socket, 503, "Service Unavailable");
     // Browsers let any page open a WebSocket anywhere; only the API's own pages and listed origins may.
     if (!originAllowed(req, options.allowedOrigins)) return refuse(socket, 403, "Forbidden");
     wss.handleUpgrade(req, socket, head, (client) => wss.emit("connection", client, req));
@@ -100,9 +106,14 @@ export function attachGraphQLWs(options: {
     wss,
   );
   return {
+    // A proper close (1001 Going Away) for every socket, so clients reconnect elsewhere at once;
+    // one that does not answer the closing handshake in time is cut.
     close: async () => {
+      const closed = Promise.resolve(disposable.dispose());
+      const late = await Promise.race([closed.then(() => false), sleep(CLOSE_HANDSHAKE_MS).then(() => true)]);
+      if (!late) return;
       for (const client of wss.clients) client.terminate();
-      await disposable.dispose();
+      await closed;
     },
   };
 }

@@ -5,6 +5,7 @@ import type { Logger } from "../logger.js";
 import { requestContext, requestIdFrom } from "../request-context.js";
 import type { Context } from "../schema/context.js";
 import { ErrorCode } from "../errors.js";
+import type { Drain } from "./drain.js";
 import { errorResponse } from "./responses.js";
 import { internalError } from "./routes.js";
 
@@ -22,11 +23,12 @@ export interface RequestServerContext extends Record<string, unknown> {
  * throw (a malformed Host header) would escape it; here either becomes a
  * masked 500 and a log line, and the process stays up.
  */
-export function createFrontDoor(yoga: YogaServerInstance<Record<string, unknown>, Context>, logger: Logger) {
+export function createFrontDoor(yoga: YogaServerInstance<Record<string, unknown>, Context>, logger: Logger, drain: Drain) {
   return (req: IncomingMessage, res: ServerResponse): void => {
     const requestId = requestIdFrom(req.headers["x-request-id"]);
     res.setHeader("x-request-id", requestId);
-    requestContext.run({ requestId }, () => void serve(yoga, logger, req, res));
+    drain.track(res);
+    requestContext.run({ requestId }, () => void serve(yoga, logger, req, res, drain));
   };
 }
 
@@ -35,8 +37,10 @@ async function serve(
   logger: Logger,
   req: IncomingMessage,
   res: ServerResponse,
+  drain: Drain,
 ): Promise<void> {
-  const response = await answer(yoga, logger, req, { req, res, startedAt: Date.now() });
+  const serverContext = { req, res, startedAt: Date.now() };
+  const response = drain.draining && !isLiveness(req) ? shuttingDown(logger, req, serverContext) : await answer(yoga, logger, req, serverContext);
   // Answered without reading the body (401, 413): the client may still be sending it, so this
   // connection cannot carry another request. Closing it is cheaper than reading the rest.
   if (!req.complete && !res.headersSent) res.setHeader("connection", "close");
@@ -67,6 +71,22 @@ async function answer(
   }
   // Yoga's access log never saw these.
   logger.info({ method: req.method, status: response.status, ms: Date.now() - serverContext.startedAt }, "request");
+  return response;
+}
+
+/** /health stays truthful while draining (the process is alive); everything else, /ready included, is 503. */
+function isLiveness(req: IncomingMessage): boolean {
+  return req.url === "/health" || req.url?.startsWith("/health?") === true;
+}
+
+function shuttingDown(logger: Logger, req: IncomingMessage, serverContext: RequestServerContext): Response {
+  serverContext.res.setHeader("connection", "close");
+  const response = errorResponse(503, ErrorCode.SERVICE_UNAVAILABLE, "The server is shutting down; retry shortly", {
+    accept: req.headers.accept ?? null,
+    headers: { "retry-after": "1" },
+    extensions: { retryable: true },
+  });
+  logger.info({ method: req.method, status: 503, ms: Date.now() - serverContext.startedAt }, "request");
   return response;
 }
 

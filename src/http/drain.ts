@@ -1,0 +1,94 @@
+import type { ServerResponse } from "node:http";
+import type { Plugin } from "graphql-yoga";
+import { isAsyncIterable } from "graphql-yoga";
+
+/**
+ * Shutdown bookkeeping for the front door: which responses are still being
+ * written, and whether new work is still welcome. Draining refuses new
+ * requests, ends subscription streams (SSE gets its `complete`), and lets
+ * the requests already accepted finish.
+ */
+export class Drain {
+  private readonly controller = new AbortController();
+  private active = 0;
+  private waiters: (() => void)[] = [];
+
+  get draining(): boolean {
+    return this.controller.signal.aborted;
+  }
+
+  get signal(): AbortSignal {
+    return this.controller.signal;
+  }
+
+  get inFlight(): number {
+    return this.active;
+  }
+
+  /** Counts a response until it is finished or its connection is gone. */
+  track(res: ServerResponse): void {
+    this.active += 1;
+    res.once("close", () => {
+      this.active -= 1;
+      if (this.active === 0) for (const wake of this.waiters.splice(0)) wake();
+    });
+  }
+
+  begin(): void {
+    this.controller.abort();
+  }
+
+  /** Resolves true once nothing is in flight, or false when `ms` passes first. */
+  settled(ms: number): Promise<boolean> {
+    if (this.active === 0) return Promise.resolve(true);
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => {
+        this.waiters = this.waiters.filter((wake) => wake !== done);
+        resolve(false);
+      }, ms);
+      const done = () => {
+        clearTimeout(timer);
+        resolve(true);
+      };
+      this.waiters.push(done);
+    });
+  }
+}
+
+/** Subscription streams end (complete) when the drain begins, on every transport. */
+export function useDrainableSubscriptions(signal: AbortSignal): Plugin {
+  return {
+    onSubscribe() {
+      return {
+        onSubscribeResult({ result, setResult }) {
+          if (isAsyncIterable(result)) setResult(endOnAbort(result, signal));
+        },
+      };
+    },
+  };
+}
+
+function endOnAbort<T>(source: AsyncIterable<T>, signal: AbortSignal): AsyncIterableIterator<T> {
+  const iterator = source[Symbol.asyncIterator]();
+  const aborted = new Promise<IteratorResult<T>>((resolve) => {
+    if (signal.aborted) resolve({ value: undefined, done: true });
+    signal.addEventListener("abort", () => resolve({ value: undefined, done: true }), { once: true });
+  });
+  const stop = async (): Promise<IteratorResult<T>> => {
+    await iterator.return?.();
+    return { value: undefined, done: true };
+  };
+  const wrapped: AsyncIterableIterator<T> = {
+    next: async () => {
+      const result = await Promise.race([iterator.next(), aborted]);
+      return result.done ? stop() : result;
+    },
+    return: stop,
+    throw: async (error: unknown) => {
+      await iterator.return?.();
+      throw error;
+    },
+    [Symbol.asyncIterator]: () => wrapped,
+  };
+  return wrapped;
+}
