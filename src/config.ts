@@ -1,3 +1,4 @@
+import { isIP } from "node:net";
 import { z } from "zod";
 
 export type DatabaseDriver = "pg" | "neon";
@@ -6,6 +7,8 @@ export interface Config {
   nodeEnv: string;
   isProduction: boolean;
   port: number;
+  /** The address the HTTP server binds: loopback in development, every interface in production. */
+  host: string;
   logLevel: string;
   database: {
     /** Unset: the embedded Postgres under ./.data/postgres. */
@@ -76,6 +79,9 @@ function urlSetting(name: string, protocols: readonly string[]) {
   });
 }
 
+/** An RFC 1123 host name: dot-separated labels of letters, digits and inner hyphens. */
+const HOST_NAME = /^(?=.{1,253}$)[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)*$/i;
+
 const PG_PROTOCOLS = ["postgres:", "postgresql:"] as const;
 
 const envSchema = z.object({
@@ -93,6 +99,14 @@ const envSchema = z.object({
       }
       return value;
     }),
+  HOST: optionalString.superRefine((v, ctx) => {
+    if (v !== undefined && isIP(v) === 0 && !HOST_NAME.test(v)) {
+      ctx.addIssue({
+        code: "custom",
+        message: `HOST must be an IP address or a host name (e.g. 127.0.0.1, 0.0.0.0, ::, localhost), got ${JSON.stringify(v)}`,
+      });
+    }
+  }),
   LOG_LEVEL: optionalString.superRefine((v, ctx) => {
     if (v !== undefined && !(LOG_LEVELS as readonly string[]).includes(v)) {
       ctx.addIssue({ code: "custom", message: `LOG_LEVEL must be one of ${LOG_LEVELS.join(", ")}` });
@@ -153,6 +167,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     nodeEnv,
     isProduction,
     port: e.PORT,
+    // Loopback by default outside production, so a development server is not
+    // reachable from the network unless HOST says so.
+    host: e.HOST ?? (isProduction ? "0.0.0.0" : "127.0.0.1"),
     logLevel: e.LOG_LEVEL ?? "info",
     database: {
       url: e.DATABASE_URL,

@@ -1,26 +1,24 @@
-import { existsSync } from "node:fs";
+import "./load-env.js";
 import { buildApp } from "./app.js";
 import { createVerifier, randomDevSecret, signHs256 } from "./auth.js";
 import { createCohereModel } from "./chat/cohere.js";
-import { ConfigError, loadConfig } from "./config.js";
+import { loadConfig, type Config } from "./config.js";
 import { createDb } from "./db/client.js";
 import { openDatabase } from "./db/open.js";
 import { createLogger } from "./logger.js";
+import { assertCanListen } from "./port-check.js";
+import { exitOnStartupError, ListenError } from "./startup-errors.js";
 
-// A local .env is a convenience; variables already in the environment win.
-if (existsSync(".env")) process.loadEnvFile(".env");
-
-let config;
+let config: Config;
 try {
   config = loadConfig();
 } catch (error) {
-  if (!(error instanceof ConfigError)) throw error;
-  process.stderr.write(`Invalid configuration:\n${error.message}\n`);
-  process.exit(1);
+  exitOnStartupError(error);
 }
 
 const logger = createLogger(config.logLevel);
-const database = await openDatabase(config.database, logger);
+await assertCanListen(config.port, config.host).catch((error: unknown) => exitOnStartupError(error, logger));
+const database = await openDatabase(config.database, logger).catch((error: unknown) => exitOnStartupError(error, logger));
 const db = createDb({
   url: database.url,
   driver: config.database.driver,
@@ -56,7 +54,13 @@ const app = buildApp({
   verifier: createVerifier(auth),
   graphiql: config.isProduction ? false : { defaultHeaders: devToken ? { Authorization: `Bearer ${devToken}` } : undefined },
 });
-const { url } = await app.start(config.port);
+const { url } = await app.start(config.port, config.host).catch(async (cause: unknown) => {
+  // The database is open by now: close it, so an embedded Postgres does not outlive us.
+  await app.stop().catch(() => {});
+  await db.$disconnect().catch(() => {});
+  await database.close().catch(() => {});
+  return exitOnStartupError(new ListenError(config.port, config.host, { cause }), logger);
+});
 logger.info({ endpoint: url }, `GraphQL API ready at ${url}`);
 if (devToken) {
   // Printed, not logged: it is a convenience for this process only, signed with a secret that dies with it.
@@ -84,3 +88,5 @@ async function shutdown(signal: string): Promise<void> {
 }
 process.on("SIGINT", () => void shutdown("SIGINT"));
 process.on("SIGTERM", () => void shutdown("SIGTERM"));
+// A closed terminal: without this the process would die and leave the embedded Postgres running.
+process.on("SIGHUP", () => void shutdown("SIGHUP"));
