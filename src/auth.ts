@@ -60,13 +60,17 @@ async function verifyWith(
   if (typeof payload.sub !== "string" || payload.sub === "") {
     throw unauthenticated("The token has no subject (sub)");
   }
-  // Postgres text cannot hold NUL; such a subject could never own a row.
-  if (payload.sub.includes("\u0000") || payload.sub.length > 255) {
+  if (!isUsableSubject(payload.sub)) {
     throw unauthenticated("The token's subject (sub) is not a valid user id");
   }
   // jose checks exp only when it is present; without one, a socket opened with the token would never have to close.
   if (payload.exp === undefined) throw unauthenticated("The token has no expiry (exp)");
   return { userId: payload.sub, expiresAt: payload.exp };
+}
+
+/** A `sub` that can own rows: Postgres text cannot hold NUL, and user ids are at most 255 characters. */
+export function isUsableSubject(sub: string): boolean {
+  return sub !== "" && !sub.includes("\u0000") && sub.length <= 255;
 }
 
 function describeJwtFailure(error: unknown): string {

@@ -1,11 +1,16 @@
+import { isIP } from "node:net";
 import { z } from "zod";
 
 export type DatabaseDriver = "pg" | "neon";
 
 export interface Config {
   nodeEnv: string;
+  /** How long a SIGTERM lets accepted requests finish (SHUTDOWN_GRACE_MS). */
+  shutdownGraceMs: number;
   isProduction: boolean;
   port: number;
+  /** The address the HTTP server binds: loopback in development, every interface in production. */
+  host: string;
   logLevel: string;
   database: {
     /** Unset: the embedded Postgres under ./.data/postgres. */
@@ -155,6 +160,9 @@ function isOrigin(value: string): boolean {
   }
 }
 
+/** An RFC 1123 host name: dot-separated labels of letters, digits and inner hyphens. */
+const HOST_NAME = /^(?=.{1,253}$)[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)*$/i;
+
 const PG_PROTOCOLS = ["postgres:", "postgresql:"] as const;
 
 const envSchema = z.object({
@@ -172,6 +180,14 @@ const envSchema = z.object({
       }
       return value;
     }),
+  HOST: optionalString.superRefine((v, ctx) => {
+    if (v !== undefined && isIP(v) === 0 && !HOST_NAME.test(v)) {
+      ctx.addIssue({
+        code: "custom",
+        message: `HOST must be an IP address or a host name (e.g. 127.0.0.1, 0.0.0.0, ::, localhost), got ${JSON.stringify(v)}`,
+      });
+    }
+  }),
   LOG_LEVEL: optionalString.superRefine((v, ctx) => {
     if (v !== undefined && !(LOG_LEVELS as readonly string[]).includes(v)) {
       ctx.addIssue({ code: "custom", message: `LOG_LEVEL must be one of ${LOG_LEVELS.join(", ")}` });
@@ -186,6 +202,7 @@ const envSchema = z.object({
   }),
   DATABASE_POOL_SIZE: intSetting("DATABASE_POOL_SIZE", 10, 1, 1000),
   DATABASE_CONNECTION_TIMEOUT_MS: intSetting("DATABASE_CONNECTION_TIMEOUT_MS", 5000, 1, 600_000),
+  SHUTDOWN_GRACE_MS: intSetting("SHUTDOWN_GRACE_MS", 25_000, 0, 600_000),
   DATABASE_STATEMENT_TIMEOUT_MS: intSetting("DATABASE_STATEMENT_TIMEOUT_MS", 10_000, 0, 3_600_000),
   MAX_BODY_BYTES: intSetting("MAX_BODY_BYTES", 1024 * 1024, 1024, 100 * 1024 * 1024),
   CORS_ORIGINS: optionalString.transform((value, ctx) => {
@@ -252,7 +269,11 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   return {
     nodeEnv,
     isProduction,
+    shutdownGraceMs: e.SHUTDOWN_GRACE_MS,
     port: e.PORT,
+    // Loopback by default outside production, so a development server is not
+    // reachable from the network unless HOST says so.
+    host: e.HOST ?? (isProduction ? "0.0.0.0" : "127.0.0.1"),
     logLevel: e.LOG_LEVEL ?? "info",
     database: {
       url: e.DATABASE_URL,

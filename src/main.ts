@@ -1,26 +1,24 @@
-import { existsSync } from "node:fs";
+import "./load-env.js";
 import { buildApp } from "./app.js";
 import { createVerifier, randomDevSecret, signHs256 } from "./auth.js";
 import { createCohereModel } from "./chat/cohere.js";
-import { ConfigError, loadConfig } from "./config.js";
+import { loadConfig, type Config } from "./config.js";
 import { createDb } from "./db/client.js";
 import { openDatabase } from "./db/open.js";
 import { createLogger } from "./logger.js";
+import { assertCanListen } from "./port-check.js";
+import { exitOnStartupError, ListenError } from "./startup-errors.js";
 
-// A local .env is a convenience; variables already in the environment win.
-if (existsSync(".env")) process.loadEnvFile(".env");
-
-let config;
+let config: Config;
 try {
   config = loadConfig();
 } catch (error) {
-  if (!(error instanceof ConfigError)) throw error;
-  process.stderr.write(`Invalid configuration:\n${error.message}\n`);
-  process.exit(1);
+  exitOnStartupError(error);
 }
 
 const logger = createLogger(config.logLevel);
-const database = await openDatabase(config.database, logger);
+await assertCanListen(config.port, config.host).catch((error: unknown) => exitOnStartupError(error, logger));
+const database = await openDatabase(config.database, logger).catch((error: unknown) => exitOnStartupError(error, logger));
 const db = createDb({
   url: database.url,
   driver: config.database.driver,
@@ -57,9 +55,16 @@ const app = buildApp({
   },
   verifier: createVerifier(auth),
   http: config.http,
+  shutdownGraceMs: config.shutdownGraceMs,
   graphiql: config.isProduction ? false : { devHeaders: devToken ? { Authorization: `Bearer ${devToken}` } : undefined },
 });
-const { url } = await app.start(config.port);
+const { url } = await app.start(config.port, config.host).catch(async (cause: unknown) => {
+  // The database is open by now: close it, so an embedded Postgres does not outlive us.
+  await app.stop().catch(() => {});
+  await db.$disconnect().catch(() => {});
+  await database.close().catch(() => {});
+  return exitOnStartupError(new ListenError(config.port, config.host, { cause }), logger);
+});
 logger.info({ endpoint: url }, `GraphQL API ready at ${url}`);
 if (devToken) {
   // Printed, not logged: it is a convenience for this process only, signed with a secret that dies with it.
@@ -71,14 +76,22 @@ if (devToken) {
 }
 
 let stopping = false;
+/**
+ * Drain (see App.stop), then the database pool, then the embedded Postgres, in that order,
+ * so nothing in flight meets a closed connection. A second signal exits at once with 1.
+ */
 async function shutdown(signal: string): Promise<void> {
-  if (stopping) return;
+  if (stopping) {
+    logger.warn({ signal }, "second signal: exiting now, without draining");
+    process.exit(1);
+  }
   stopping = true;
-  logger.info({ signal }, "shutting down");
+  logger.info({ signal, graceMs: config.shutdownGraceMs }, "shutting down: draining");
   try {
-    await app.stop();
+    const drained = await app.stop();
     await db.$disconnect();
     await database.close();
+    logger.info({ drained }, "stopped");
     process.exit(0);
   } catch (error) {
     logger.error({ err: error }, "error while shutting down");
@@ -87,3 +100,5 @@ async function shutdown(signal: string): Promise<void> {
 }
 process.on("SIGINT", () => void shutdown("SIGINT"));
 process.on("SIGTERM", () => void shutdown("SIGTERM"));
+// A closed terminal: without this the process would die and leave the embedded Postgres running.
+process.on("SIGHUP", () => void shutdown("SIGHUP"));

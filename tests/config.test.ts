@@ -22,6 +22,7 @@ describe("loadConfig", () => {
     expect(config.nodeEnv).toBe("development");
     expect(config.isProduction).toBe(false);
     expect(config.port).toBe(4000);
+    expect(config.host).toBe("127.0.0.1");
     expect(config.logLevel).toBe("info");
     expect(config.database).toEqual({
       url: undefined,
@@ -67,6 +68,28 @@ describe("loadConfig", () => {
   it("should refuse a PORT that is not a port number", () => {
     for (const PORT of ["abc", "-1", "65536", "80.5", "1e3", "0x50"]) {
       expect(configError({ PORT }).message).toContain("PORT must be a port number");
+    }
+  });
+
+  it("should listen on loopback by default in development and on every interface in production", () => {
+    expect(loadConfig({}).host).toBe("127.0.0.1");
+    expect(loadConfig({ NODE_ENV: "development", HOST: "" }).host).toBe("127.0.0.1");
+    expect(loadConfig({ NODE_ENV: "production", AUTH_JWT_SECRET: SECRET }).host).toBe("0.0.0.0");
+  });
+
+  it("should accept a HOST that is an IP address or a host name, in any environment", () => {
+    for (const HOST of ["0.0.0.0", "127.0.0.1", "::", "::1", "fe80::1", "localhost", "api.internal", "my-host-1.example.com"]) {
+      expect(loadConfig({ HOST }).host).toBe(HOST);
+    }
+    expect(loadConfig({ HOST: " 10.0.0.5 " }).host).toBe("10.0.0.5");
+    expect(loadConfig({ NODE_ENV: "production", AUTH_JWT_SECRET: SECRET, HOST: "127.0.0.1" }).host).toBe("127.0.0.1");
+  });
+
+  it("should refuse a HOST that is neither an IP address nor a host name", () => {
+    for (const HOST of ["http://0.0.0.0", "0.0.0.0:4000", "local host", "-bad.example.com", "bad-.example.com", "a..b", "[::1]", "x".repeat(64)]) {
+      expect(configError({ HOST }).message).toBe(
+        `HOST must be an IP address or a host name (e.g. 127.0.0.1, 0.0.0.0, ::, localhost), got ${JSON.stringify(HOST)}`,
+      );
     }
   });
 

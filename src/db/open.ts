@@ -2,10 +2,38 @@ import { fileURLToPath } from "node:url";
 import type { Config } from "../config.js";
 import type { Logger } from "../logger.js";
 import { startEmbeddedPostgres } from "./embedded.js";
-import { applyMigrations } from "./migrate.js";
+import { applyMigrations, MigrationError } from "./migrate.js";
 
 export const MIGRATIONS_DIR = fileURLToPath(new URL("../../prisma/migrations", import.meta.url));
 export const EMBEDDED_DATA_DIR = ".data/postgres";
+
+/**
+ * A configured database could not be reached or used at start. It names the
+ * setting and the host and port, never the URL, which may hold a password.
+ */
+export class DatabaseOpenError extends Error {
+  override name = "DatabaseOpenError";
+
+  constructor(
+    readonly setting: "DATABASE_URL" | "DIRECT_URL",
+    /** host:port */
+    readonly address: string,
+    options: { cause: unknown },
+  ) {
+    super(`The database at ${address} (${setting}) failed: ${messageOf(options.cause)}`, options);
+  }
+}
+
+function messageOf(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}
+
+/** host:port of a Postgres URL, as node-postgres resolves them (a `host` parameter wins, 5432 by default). */
+export function databaseAddress(url: string): string {
+  const parsed = new URL(url);
+  const host = parsed.searchParams.get("host") ?? (parsed.hostname || "localhost");
+  return `${host}:${parsed.port || "5432"}`;
+}
 
 export interface OpenDatabase {
   /** Pooled URL for queries. */
@@ -22,6 +50,7 @@ export async function openDatabase(database: Config["database"], logger: Logger)
     const embedded = await startEmbeddedPostgres({
       dataDir: EMBEDDED_DATA_DIR,
       onLog: (line) => logger.debug({ postgres: line.trim() }, "embedded postgres"),
+      onNotice: (message) => logger.warn(message),
     });
     logger.info({ dataDir: embedded.dataDir }, `Using the embedded Postgres (DATABASE_URL is unset); data in ${embedded.dataDir}`);
     opened = { url: embedded.url, directUrl: embedded.url, close: embedded.stop };
@@ -33,11 +62,14 @@ export async function openDatabase(database: Config["database"], logger: Logger)
       url: opened.directUrl,
       migrationsDir: MIGRATIONS_DIR,
       log: (message) => logger.info(message),
+      connectionTimeoutMs: database.connectionTimeoutMs,
     });
     logger.info({ applied: result.applied.length, upToDate: result.alreadyApplied.length }, "migrations checked");
   } catch (error) {
     await opened.close();
-    throw error;
+    if (database.url === undefined || error instanceof MigrationError) throw error;
+    const setting = database.directUrl !== undefined && database.directUrl !== database.url ? "DIRECT_URL" : "DATABASE_URL";
+    throw new DatabaseOpenError(setting, databaseAddress(opened.directUrl), { cause: error });
   }
   return opened;
 }

@@ -1,19 +1,23 @@
+import "../load-env.js";
 import { StdioServerTransport } from "@modelcontextprotocol/sdk/server/stdio.js";
 import { pino } from "pino";
 import { createVerifier } from "../auth.js";
 import { ConfigError, loadConfig } from "../config.js";
 import { createDb } from "../db/client.js";
 import { openDatabase } from "../db/open.js";
-import { createLogger } from "../logger.js";
+import { createLogger, type Logger } from "../logger.js";
+import { exitOnStartupError } from "../startup-errors.js";
 import { createMcpServer } from "./server.js";
 
 // `npm run mcp`: the task tools over stdio for desktop assistants and IDE
 // agents. stdout carries the protocol, so logs go to stderr. The user is the
 // `sub` of MCP_AUTH_TOKEN, verified like any other token.
 
+let logger: Logger | undefined;
+
 async function main(): Promise<void> {
   const config = loadConfig();
-  const logger = createLogger(config.logLevel, pino.destination(2));
+  logger = createLogger(config.logLevel, pino.destination(2));
   const token = process.env.MCP_AUTH_TOKEN?.trim();
   if (!token) throw new ConfigError("MCP_AUTH_TOKEN must be set to a JWT for the user whose tasks this server manages");
   if (config.auth.jwtSecret === undefined && config.auth.jwksUrl === undefined) {
@@ -48,11 +52,9 @@ async function main(): Promise<void> {
   process.stdin.once("end", () => void shutdown());
   process.on("SIGINT", () => void shutdown());
   process.on("SIGTERM", () => void shutdown());
+  process.on("SIGHUP", () => void shutdown());
   await server.connect(transport);
   logger.info("MCP server ready on stdio");
 }
 
-main().catch((error: unknown) => {
-  process.stderr.write(`${error instanceof Error ? error.message : String(error)}\n`);
-  process.exit(1);
-});
+main().catch((error: unknown) => exitOnStartupError(error, logger));

@@ -1,0 +1,148 @@
+import { spawn, type ChildProcessWithoutNullStreams, type SpawnOptions } from "node:child_process";
+import { createRequire } from "node:module";
+import { tmpdir } from "node:os";
+import path from "node:path";
+import { fileURLToPath, pathToFileURL } from "node:url";
+
+/** The repository root: where package.json, src/ and scripts/ are. */
+export const ROOT = fileURLToPath(new URL("../..", import.meta.url));
+
+/** tsx's loader by absolute URL, so a program runs from any working directory (a temp folder with its own .env or .data). */
+const TSX_LOADER = pathToFileURL(createRequire(import.meta.url).resolve("tsx")).href;
+
+/** Settings the programs read; the test's own environment must not leak any of them in. */
+const SETTINGS = [
+  "NODE_ENV",
+  "PORT",
+  "HOST",
+  "DATABASE_URL",
+  "DIRECT_URL",
+  "DATABASE_DRIVER",
+  "DATABASE_POOL_SIZE",
+  "DATABASE_CONNECTION_TIMEOUT_MS",
+  "AUTH_JWT_SECRET",
+  "AUTH_JWKS_URL",
+  "AUTH_JWT_ISSUER",
+  "AUTH_JWT_AUDIENCE",
+  "COHERE_API_KEY",
+  "COHERE_BASE_URL",
+  "MCP_AUTH_TOKEN",
+  "LOG_LEVEL",
+];
+
+export interface Exit {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+}
+
+export interface Program {
+  child: ChildProcessWithoutNullStreams;
+  stdout(): string;
+  stderr(): string;
+  exited: Promise<Exit>;
+  /** Resolves once stdout or stderr matches; fails if the program exits or `timeoutMs` passes first. */
+  waitFor(pattern: RegExp, timeoutMs?: number): Promise<RegExpMatchArray>;
+  /** Resolves with the exit; fails if the program is still running after `timeoutMs`. */
+  exit(timeoutMs?: number): Promise<Exit>;
+  /** SIGTERM (then SIGKILL after `graceMs`) unless it has exited; resolves with the exit. */
+  stop(graceMs?: number): Promise<Exit>;
+}
+
+/**
+ * Runs `script` (relative to ROOT) on this Node with tsx, as `npm run` would,
+ * with only `env` of the settings above. The working directory defaults to the
+ * system's temp folder, so a developer's ./.env in the repository does not
+ * leak in. Each program is pushed onto `started`, for stopAll() in afterAll.
+ */
+export function runScript(
+  script: string,
+  options: { args?: string[]; cwd?: string; env?: Record<string, string | undefined>; uid?: number; gid?: number },
+  started: Program[],
+): Program {
+  const env: Record<string, string> = {};
+  for (const [key, value] of Object.entries(process.env)) {
+    if (value !== undefined && !SETTINGS.includes(key)) env[key] = value;
+  }
+  for (const [key, value] of Object.entries(options.env ?? {})) {
+    if (value !== undefined) env[key] = value;
+  }
+  // Outside ROOT tsx would not find the project's tsconfig.
+  env.TSX_TSCONFIG_PATH = path.join(ROOT, "tsconfig.json");
+  const spawnOptions: SpawnOptions = { cwd: options.cwd ?? tmpdir(), env, stdio: "pipe", uid: options.uid, gid: options.gid };
+  const child = spawn(
+    process.execPath,
+    ["--import", TSX_LOADER, path.join(ROOT, script), ...(options.args ?? [])],
+    spawnOptions,
+  ) as ChildProcessWithoutNullStreams;
+  let stdout = "";
+  let stderr = "";
+  child.stdout.setEncoding("utf8").on("data", (chunk: string) => void (stdout += chunk));
+  child.stderr.setEncoding("utf8").on("data", (chunk: string) => void (stderr += chunk));
+  child.stdin.end();
+  const exited = new Promise<Exit>((resolve) => child.once("close", (code, signal) => resolve({ code, signal })));
+  let done = false;
+  void exited.then(() => (done = true));
+
+  const program: Program = {
+    child,
+    stdout: () => stdout,
+    stderr: () => stderr,
+    exited,
+    waitFor: (pattern, timeoutMs = 30_000) =>
+      new Promise((resolve, reject) => {
+        const check = () => {
+          const match = pattern.exec(stdout) ?? pattern.exec(stderr);
+          if (!match) return false;
+          cleanup();
+          resolve(match);
+          return true;
+        };
+        const onExit = () => {
+          if (check()) return;
+          cleanup();
+          reject(new Error(`${script} exited before printing ${pattern}; stderr: ${stderr}`));
+        };
+        const timer = setTimeout(() => {
+          cleanup();
+          reject(new Error(`${script} did not print ${pattern} within ${timeoutMs} ms; stderr: ${stderr}`));
+        }, timeoutMs);
+        const cleanup = () => {
+          clearTimeout(timer);
+          child.stdout.off("data", check);
+          child.stderr.off("data", check);
+        };
+        if (check()) return;
+        child.stdout.on("data", check);
+        child.stderr.on("data", check);
+        void exited.then(onExit);
+      }),
+    exit: (timeoutMs = 30_000) =>
+      new Promise((resolve, reject) => {
+        const timer = setTimeout(() => reject(new Error(`${script} still running after ${timeoutMs} ms; stderr: ${stderr}`)), timeoutMs);
+        void exited.then((exit) => {
+          clearTimeout(timer);
+          resolve(exit);
+        });
+      }),
+    stop: async (graceMs = 15_000) => {
+      if (done) return exited;
+      child.kill("SIGTERM");
+      const timer = setTimeout(() => child.kill("SIGKILL"), graceMs);
+      const exit = await exited;
+      clearTimeout(timer);
+      return exit;
+    },
+  };
+  started.push(program);
+  return program;
+}
+
+/** Stops every program still running (gracefully first, so an embedded Postgres is shut down too). */
+export async function stopAll(started: Program[]): Promise<void> {
+  await Promise.all(started.map((program) => program.stop()));
+}
+
+/** The non-empty lines of a program's output. */
+export function lines(text: string): string[] {
+  return text.split("\n").filter((line) => line.trim() !== "");
+}
