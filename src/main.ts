@@ -75,17 +75,24 @@ if (devToken) {
   );
 }
 
-let stopping = false;
+/**
+ * The same signal arrives more than once when a terminal signals the whole process group
+ * and npm or tsx relay it too; only a signal sent again after this long means "now".
+ */
+const RELAYED_SIGNAL_MS = 1000;
+let stoppingSince: number | undefined;
+
 /**
  * Drain (see App.stop), then the database pool, then the embedded Postgres, in that order,
  * so nothing in flight meets a closed connection. A second signal exits at once with 1.
  */
 async function shutdown(signal: string): Promise<void> {
-  if (stopping) {
+  if (stoppingSince !== undefined) {
+    if (Date.now() - stoppingSince < RELAYED_SIGNAL_MS) return;
     logger.warn({ signal }, "second signal: exiting now, without draining");
     process.exit(1);
   }
-  stopping = true;
+  stoppingSince = Date.now();
   logger.info({ signal, graceMs: config.shutdownGraceMs }, "shutting down: draining");
   try {
     const drained = await app.stop();
