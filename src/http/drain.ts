@@ -1,3 +1,4 @@
+import { setMaxListeners } from "node:events";
 import type { ServerResponse } from "node:http";
 import type { Plugin } from "graphql-yoga";
 import { isAsyncIterable } from "graphql-yoga";
@@ -12,6 +13,11 @@ export class Drain {
   private readonly controller = new AbortController();
   private active = 0;
   private waiters: (() => void)[] = [];
+
+  constructor() {
+    // Every open subscription listens for the drain: thousands of listeners are expected.
+    setMaxListeners(0, this.controller.signal);
+  }
 
   get draining(): boolean {
     return this.controller.signal.aborted;
@@ -70,11 +76,15 @@ export function useDrainableSubscriptions(signal: AbortSignal): Plugin {
 
 function endOnAbort<T>(source: AsyncIterable<T>, signal: AbortSignal): AsyncIterableIterator<T> {
   const iterator = source[Symbol.asyncIterator]();
+  let onAbort: () => void = () => {};
   const aborted = new Promise<IteratorResult<T>>((resolve) => {
-    if (signal.aborted) resolve({ value: undefined, done: true });
-    signal.addEventListener("abort", () => resolve({ value: undefined, done: true }), { once: true });
+    onAbort = () => resolve({ value: undefined, done: true });
+    if (signal.aborted) onAbort();
+    else signal.addEventListener("abort", onAbort, { once: true });
   });
   const stop = async (): Promise<IteratorResult<T>> => {
+    // One listener per open subscription: it must go with the subscription.
+    signal.removeEventListener("abort", onAbort);
     await iterator.return?.();
     return { value: undefined, done: true };
   };
