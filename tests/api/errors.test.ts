@@ -109,7 +109,8 @@ describe("an unreachable database", () => {
     // A loopback port nothing listens on: every query fails to connect.
     port = await freePort();
     db = createDb({
-      url: `postgresql://app:not-the-password@127.0.0.1:${port}/nowhere`,
+      // A made-up credential that must never show up in an answer (secretlint: not a real one).
+      url: `postgresql://app:not-the-password@127.0.0.1:${port}/nowhere`, // secretlint-disable-line
       driver: "pg",
       poolSize: 1,
       connectionTimeoutMs: 500,

@@ -62,11 +62,16 @@ export function wsClient(url: string, token: string | undefined, options: { lazy
           const queued = received.shift();
           if (queued) return Promise.resolve(queued);
           return new Promise((resolve, reject) => {
-            const timer = setTimeout(() => reject(new Error(`no subscription message within ${timeoutMs} ms`)), timeoutMs);
-            waiters.push((value) => {
+            const waiter = (value: ExecutionResult<T>) => {
               clearTimeout(timer);
               resolve(value);
-            });
+            };
+            // A waiter that gave up must not swallow the next message.
+            const timer = setTimeout(() => {
+              waiters.splice(waiters.indexOf(waiter), 1);
+              reject(new Error(`no subscription message within ${timeoutMs} ms`));
+            }, timeoutMs);
+            waiters.push(waiter);
           });
         },
         ended,
