@@ -14,7 +14,7 @@ import { useDeferredErrors } from "./schema/deferred-errors.js";
 import { createToolResultLoader } from "./schema/loaders.js";
 import type { Context } from "./schema/context.js";
 import { schema } from "./schema/index.js";
-import { RealtimeHub } from "./realtime/hub.js";
+import { RealtimeHub, type RealtimeOptions } from "./realtime/hub.js";
 import { PgListener, type ListenerOptions } from "./realtime/listener.js";
 import { attachGraphQLWs } from "./ws.js";
 import { currentRequestId, requestIdFrom } from "./request-context.js";
@@ -48,6 +48,8 @@ export interface AppDeps {
   /** The unpooled URL the LISTEN connection uses (DIRECT_URL). */
   listenUrl: string;
   listener?: Omit<ListenerOptions, "connectionString" | "logger">;
+  /** Subscription caps (SUBSCRIPTIONS_PER_USER) and buffers. */
+  realtime?: RealtimeOptions;
 }
 
 export interface App {
@@ -63,7 +65,7 @@ export interface App {
 export function buildApp(deps: AppDeps): App {
   const { db, logger, verifier } = deps;
   const listener = new PgListener({ ...deps.listener, connectionString: deps.listenUrl, logger });
-  const realtime = new RealtimeHub(db, listener, logger);
+  const realtime = new RealtimeHub(db, listener, logger, deps.realtime);
   const yoga = createYoga<Record<string, unknown>, Context>({
     schema,
     graphqlEndpoint: "/graphql",

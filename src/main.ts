@@ -57,6 +57,7 @@ const app = buildApp({
   },
   verifier: createVerifier(auth),
   http: config.http,
+  realtime: { subscriptionsPerUser: config.realtime.subscriptionsPerUser },
   graphiql: config.isProduction ? false : { devHeaders: devToken ? { Authorization: `Bearer ${devToken}` } : undefined },
 });
 const { url } = await app.start(config.port);

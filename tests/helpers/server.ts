@@ -46,6 +46,7 @@ export async function startTestServer(options: Partial<AppDeps> & { logger?: Log
     verifier: options.verifier ?? testVerifier(),
     graphiql: options.graphiql ?? false,
     http: options.http ?? developmentHttp(),
+    realtime: options.realtime,
   });
   const { port } = await app.start(0, "127.0.0.1");
   const baseUrl = `http://127.0.0.1:${port}`;
