@@ -16,6 +16,7 @@ import type { Context } from "./schema/context.js";
 import { schema } from "./schema/index.js";
 import { RealtimeHub, type RealtimeOptions } from "./realtime/hub.js";
 import { PgListener, type ListenerOptions } from "./realtime/listener.js";
+import { useSharedSubscriptionExecution } from "./realtime/shared-execution.js";
 import { attachGraphQLWs } from "./ws.js";
 import { currentRequestId, requestIdFrom } from "./request-context.js";
 import { createMcpHandler, MCP_PATH } from "./mcp/http.js";
@@ -105,6 +106,7 @@ export function buildApp(deps: AppDeps): App {
       useValidationErrorCode({ suggestions: deps.http.suggestions }),
       useConnectionArgsGuard(),
       useDeferredErrors(),
+      useSharedSubscriptionExecution(),
     ],
   });
 

@@ -4,7 +4,7 @@ import type { Db } from "../../src/db/client.js";
 import { toGlobalId } from "../../src/ids.js";
 import { databaseUrl, testDb } from "../helpers/db.js";
 import { newUser } from "../helpers/server.js";
-import { adminClient, appendVia, live, newConversation, nextMessage, nextTaskChange, startLiveServer, TASK_CHANGED, type LiveServer } from "./support.js";
+import { adminClient, appendVia, live, MESSAGE_ADDED, newConversation, nextMessage, nextTaskChange, startLiveServer, TASK_CHANGED, type LiveServer } from "./support.js";
 
 /** Large amounts at once: a long replay, and a burst of commits in one transaction. */
 describe("realtime volume", { timeout: 60_000 }, () => {
@@ -74,5 +74,26 @@ describe("realtime volume", { timeout: 60_000 }, () => {
     await admin.query(`INSERT INTO tasks (user_id, title) VALUES ($1, 'after the burst')`, [user.id]);
     expect(await nextTaskChange(sub)).toMatchObject({ kind: "CREATED", task: { title: "after the burst" } });
     sub.dispose();
+  });
+
+  it("should read a message, and the conversation its selection asks for, once per event for all of a user's subscribers", async () => {
+    const user = await newUser(server);
+    const conversation = await newConversation(db, user.id);
+    const client = server.connect(user.token);
+    // `conversation { id }` is a relation: executing it loads the conversation.
+    const subs = [];
+    for (let i = 0; i < 20; i += 1) subs.push(await live(server, client, MESSAGE_ADDED, { conversationId: conversation.globalId }));
+    statements.length = 0;
+    await admin.query(
+      `WITH bumped AS (UPDATE conversations SET last_seq = last_seq + 1 WHERE id = $1::uuid RETURNING user_id, last_seq)
+       INSERT INTO messages (conversation_id, user_id, role, content, seq) SELECT $1::uuid, user_id, 'user', 'shared', last_seq FROM bumped`,
+      [conversation.id],
+    );
+    for (const sub of subs) {
+      expect(await nextMessage(sub)).toMatchObject({ seq: 1, content: "shared", conversation: { id: conversation.globalId } });
+    }
+    // One re-read of the message, one load of its conversation: every subscriber gets the same event object.
+    expect(statements.length).toBeLessThanOrEqual(2);
+    for (const sub of subs) sub.dispose();
   });
 });
