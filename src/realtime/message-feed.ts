@@ -134,7 +134,8 @@ export class MessageFeed implements Feed {
     const needsAll = batch.some((sub) => sub.conversationId === undefined);
     const needsOne = [...new Set(batch.filter((sub) => sub.afterSeq === undefined && sub.conversationId !== undefined).map((sub) => sub.conversationId as string))];
     const lastSeqs = needsAll || needsOne.length > 0 ? await this.lastSeqs(needsAll ? undefined : needsOne) : new Map<string, number>();
-    this.starting = this.starting.filter((sub) => !batch.includes(sub));
+    const taken = new Set(batch);
+    this.starting = this.starting.filter((sub) => !taken.has(sub));
     for (const sub of batch) {
       if (sub.conversationId === undefined) {
         for (const [id, seq] of lastSeqs) sub.marks.set(id, seq);

@@ -128,7 +128,8 @@ export class TaskFeed implements Feed {
       return;
     }
     const [{ now }] = await this.context.db.$queryRaw<[{ now: Date }]>`SELECT now() AS now`;
-    this.starting = this.starting.filter((sub) => !batch.includes(sub));
+    const taken = new Set(batch);
+    this.starting = this.starting.filter((sub) => !taken.has(sub));
     for (const sub of batch) {
       sub.startedAt = now;
       this.context.established();
