@@ -14,8 +14,9 @@ import { useDeferredErrors } from "./schema/deferred-errors.js";
 import { createToolResultLoader } from "./schema/loaders.js";
 import type { Context } from "./schema/context.js";
 import { schema } from "./schema/index.js";
-import { RealtimeHub } from "./realtime/hub.js";
+import { RealtimeHub, type RealtimeOptions } from "./realtime/hub.js";
 import { PgListener, type ListenerOptions } from "./realtime/listener.js";
+import { useSharedSubscriptionExecution } from "./realtime/shared-execution.js";
 import { attachGraphQLWs } from "./ws.js";
 import { currentRequestId, requestIdFrom } from "./request-context.js";
 import { createMcpHandler, MCP_PATH } from "./mcp/http.js";
@@ -51,6 +52,8 @@ export interface AppDeps {
   /** The unpooled URL the LISTEN connection uses (DIRECT_URL). */
   listenUrl: string;
   listener?: Omit<ListenerOptions, "connectionString" | "logger">;
+  /** Subscription caps (SUBSCRIPTIONS_PER_USER) and buffers. */
+  realtime?: RealtimeOptions;
 }
 
 export interface App {
@@ -72,7 +75,7 @@ export interface App {
 export function buildApp(deps: AppDeps): App {
   const { db, logger, verifier } = deps;
   const listener = new PgListener({ ...deps.listener, connectionString: deps.listenUrl, logger });
-  const realtime = new RealtimeHub(db, listener, logger);
+  const realtime = new RealtimeHub(db, listener, logger, deps.realtime);
   const drain = new Drain();
   const yoga = createYoga<Record<string, unknown>, Context>({
     schema,
@@ -113,6 +116,7 @@ export function buildApp(deps: AppDeps): App {
       useValidationErrorCode({ suggestions: deps.http.suggestions }),
       useConnectionArgsGuard(),
       useDeferredErrors(),
+      useSharedSubscriptionExecution(),
       useDrainableSubscriptions(drain.signal),
     ],
   });

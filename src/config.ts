@@ -40,6 +40,10 @@ export interface Config {
     timeoutMs: number;
     turnTimeoutMs: number;
   };
+  realtime: {
+    /** Subscriptions one user may have open at once on one instance (SUBSCRIPTIONS_PER_USER). */
+    subscriptionsPerUser: number;
+  };
   chat: {
     /** sendMessage calls a minute per user, across all instances; 0: no limit. */
     rateLimitPerMinute: number;
@@ -239,6 +243,7 @@ const envSchema = z.object({
   COHERE_TURN_TIMEOUT_MS: intSetting("COHERE_TURN_TIMEOUT_MS", 120_000, 1, 3_600_000),
   CHAT_RATE_LIMIT: intSetting("CHAT_RATE_LIMIT", 20, 0, 100_000),
   CHAT_RATE_BURST: intSetting("CHAT_RATE_BURST", 5, 1, 10_000),
+  SUBSCRIPTIONS_PER_USER: intSetting("SUBSCRIPTIONS_PER_USER", 50, 1, 10_000),
 });
 
 function isNeonHost(url: string | undefined): boolean {
@@ -310,6 +315,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       maxSteps: e.COHERE_MAX_STEPS,
       timeoutMs: e.COHERE_TIMEOUT_MS,
       turnTimeoutMs: e.COHERE_TURN_TIMEOUT_MS,
+    },
+    realtime: {
+      subscriptionsPerUser: e.SUBSCRIPTIONS_PER_USER,
     },
     chat: {
       rateLimitPerMinute: e.CHAT_RATE_LIMIT,

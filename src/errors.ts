@@ -17,6 +17,8 @@ export const ErrorCode = {
   SERVICE_UNAVAILABLE: "SERVICE_UNAVAILABLE",
   /** Too many requests for now; `extensions.retryAfter` says how many seconds to wait. */
   RATE_LIMITED: "RATE_LIMITED",
+  /** A subscriber fell too far behind and its subscription was ended: subscribe again (messageAdded: with afterSeq). */
+  SUBSCRIPTION_OVERFLOW: "SUBSCRIPTION_OVERFLOW",
   INTERNAL_SERVER_ERROR: "INTERNAL_SERVER_ERROR",
 } as const;
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];

@@ -56,6 +56,7 @@ const app = buildApp({
   verifier: createVerifier(auth),
   http: config.http,
   shutdownGraceMs: config.shutdownGraceMs,
+  realtime: { subscriptionsPerUser: config.realtime.subscriptionsPerUser },
   graphiql: config.isProduction ? false : { devHeaders: devToken ? { Authorization: `Bearer ${devToken}` } : undefined },
 });
 const { url } = await app.start(config.port, config.host).catch(async (cause: unknown) => {

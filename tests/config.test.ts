@@ -49,6 +49,7 @@ describe("loadConfig", () => {
     expect(config.cohere.model).toBe("command-a-03-2025");
     expect(config.cohere.apiKey).toBeUndefined();
     expect(config.chat).toEqual({ rateLimitPerMinute: 20, rateBurst: 5 });
+    expect(config.realtime).toEqual({ subscriptionsPerUser: 50 });
   });
 
   it("should treat empty and blank settings as unset", () => {
@@ -119,6 +120,17 @@ describe("loadConfig", () => {
       const error = configError({ CHAT_RATE_BURST });
       expect(error.message).toContain("CHAT_RATE_BURST must be an integer (1–10000)");
       expect(error.message).toContain(`"${CHAT_RATE_BURST}"`);
+    }
+  });
+
+  it("should read SUBSCRIPTIONS_PER_USER and refuse a bad one", () => {
+    expect(loadConfig({ SUBSCRIPTIONS_PER_USER: "200" }).realtime).toEqual({ subscriptionsPerUser: 200 });
+    expect(loadConfig({ SUBSCRIPTIONS_PER_USER: " " }).realtime).toEqual({ subscriptionsPerUser: 50 });
+    // 0 would refuse every subscription; there is no "off".
+    for (const SUBSCRIPTIONS_PER_USER of ["0", "abc", "-1", "1.5", "10001"]) {
+      const error = configError({ SUBSCRIPTIONS_PER_USER });
+      expect(error.message).toContain("SUBSCRIPTIONS_PER_USER must be an integer (1–10000)");
+      expect(error.message).toContain(`"${SUBSCRIPTIONS_PER_USER}"`);
     }
   });
 

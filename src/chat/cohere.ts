@@ -1,5 +1,6 @@
 import { setTimeout as sleep } from "node:timers/promises";
 import { CohereClientV2, CohereError, CohereTimeoutError, type Cohere } from "cohere-ai";
+import { backoffDelay } from "../backoff.js";
 
 export type ChatRequest = Cohere.V2ChatRequest;
 export type ChatResponse = Cohere.V2ChatResponse;
@@ -118,8 +119,7 @@ export async function chatWithRetries(model: ChatModel, request: ChatRequest, op
       if (attempt >= policy.maxRetries) {
         throw new ModelUnavailableError(`the model kept failing (${status ?? "no response"})`, true, hint, { cause: error });
       }
-      const backoff = Math.min(policy.maxDelayMs, policy.baseDelayMs * 2 ** attempt);
-      const delayMs = hint ?? backoff * (0.5 + Math.random() / 2);
+      const delayMs = hint ?? backoffDelay(attempt, { initialMs: policy.baseDelayMs, maxMs: policy.maxDelayMs });
       if (performance.now() + delayMs >= options.deadline) {
         throw new ModelUnavailableError("the model asked to wait longer than this turn may take", true, hint, { cause: error });
       }

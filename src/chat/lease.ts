@@ -1,5 +1,6 @@
 import { setTimeout as sleep } from "node:timers/promises";
 import { randomUUID } from "node:crypto";
+import { backoffDelay } from "../backoff.js";
 import type { Db, DbClient } from "../db/client.js";
 import { AppError, ErrorCode, notFound } from "../errors.js";
 import { Prisma } from "../generated/prisma/client.js";
@@ -21,6 +22,9 @@ export interface AcquireOptions {
   /** performance.now() value after which waiting gives up. */
   deadline: number;
 }
+
+/** How often a waiting turn looks at the lease again: from about 20 ms, doubling, at most 250 ms apart (with jitter). */
+const LEASE_BACKOFF = { initialMs: 20, maxMs: 250 };
 
 function newLeaseId(): string {
   return randomUUID();
@@ -61,7 +65,7 @@ export function leaseHandle(db: Db, conversationId: string, id: string): Lease {
 /** Waits for the conversation's lease; NOT_FOUND when the conversation is not the user's. */
 export async function acquireLease(db: Db, userId: string, conversationId: string, options: AcquireOptions): Promise<Lease> {
   const id = newLeaseId();
-  for (let wait = 20; ; wait = Math.min(wait * 2, 250)) {
+  for (let attempt = 0; ; attempt += 1) {
     const taken = await db.$executeRaw`
       UPDATE conversations
       SET turn_lease_id = ${id}::uuid,
@@ -71,6 +75,7 @@ export async function acquireLease(db: Db, userId: string, conversationId: strin
     if (taken === 1) return leaseHandle(db, conversationId, id);
     const exists = await db.conversation.count({ where: { id: conversationId, userId } });
     if (exists === 0) throw notFound("Conversation");
+    const wait = backoffDelay(attempt, LEASE_BACKOFF);
     if (performance.now() + wait >= options.deadline) {
       throw new AppError(ErrorCode.ASSISTANT_UNAVAILABLE, "The conversation is busy with another message; try again shortly", {
         extensions: { retryable: true },

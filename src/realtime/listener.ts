@@ -1,14 +1,21 @@
 import { EventEmitter } from "node:events";
 import pg from "pg";
+import { Backoff, type BackoffPolicy } from "../backoff.js";
 import type { Logger } from "../logger.js";
 
 /**
  * One dedicated LISTEN connection per process (on DIRECT_URL: Neon's pooler
- * cannot LISTEN). Topics are counted: the first listener of a topic LISTENs,
- * the last one UNLISTENs. The connection reconnects with capped exponential
- * backoff, and a heartbeat detects half-open connections. After a reconnect
- * it emits "reconnected" with the database time of the last moment it was
- * known to be listening, so subscribers can catch up from the database.
+ * cannot LISTEN). Topics are counted: a topic is wanted while it has at least
+ * one handler. What is wanted and what the connection LISTENs to are kept
+ * apart (as graphile's PgSubscriber does) and reconciled on the connection's
+ * query chain after every subscribe, every unsubscribe and every (re)connect,
+ * so a topic wanted at any moment is LISTENed within one round trip of the
+ * connection being up, whatever the timing.
+ *
+ * The connection reconnects with capped exponential backoff, and a heartbeat
+ * detects half-open connections. After a reconnect it emits "reconnected" with
+ * the database time of the last moment it was known to be listening, so
+ * subscribers can catch up from the database.
  */
 
 export interface ListenerOptions {
@@ -16,7 +23,7 @@ export interface ListenerOptions {
   logger: Logger;
   heartbeatIntervalMs?: number;
   heartbeatTimeoutMs?: number;
-  backoff?: { initialMs: number; maxMs: number };
+  backoff?: BackoffPolicy;
 }
 
 export type NotificationHandler = (payload: string) => void;
@@ -32,18 +39,24 @@ export interface PgListenerEvents {
 }
 
 export class PgListener extends EventEmitter<PgListenerEvents> {
+  /** Topics with their handlers: what should be LISTENed. */
+  private readonly wanted = new Map<string, Set<NotificationHandler>>();
+  /** Topics the current connection LISTENs to. */
+  private readonly listening = new Set<string>();
+  /** The current connection, from the moment it is open (it may still be setting up). */
   private client: pg.Client | undefined;
-  private readonly handlers = new Map<string, Set<NotificationHandler>>();
-  private readonly pendingListens = new Map<string, Promise<void>>();
-  private queue: Promise<void> = Promise.resolve();
+  /** The current connection has LISTENed to what was wanted and read the database time. */
+  private ready = false;
+  /** The current connection's queries, one at a time. */
+  private chain: Promise<void> = Promise.resolve();
   private readonly options: Required<Omit<ListenerOptions, "logger" | "connectionString">> & ListenerOptions;
+  private readonly backoff: Backoff;
   private connecting: Promise<void> | undefined;
   private heartbeat: NodeJS.Timeout | undefined;
   private retryTimer: NodeJS.Timeout | undefined;
-  private attempt = 0;
   private closed = false;
   /** Database time of the last successful heartbeat or connect. */
-  private healthyAt: Date | undefined;
+  private healthy: Date | undefined;
   private everConnected = false;
 
   constructor(options: ListenerOptions) {
@@ -54,15 +67,25 @@ export class PgListener extends EventEmitter<PgListenerEvents> {
       backoff: { initialMs: 100, maxMs: 10_000 },
       ...options,
     };
+    this.backoff = new Backoff(this.options.backoff);
   }
 
+  /** Up, listening to everything wanted when it came up, and heartbeating. */
   get connected(): boolean {
-    return this.client !== undefined;
+    return this.ready;
   }
 
-  /** Number of distinct topics currently listened to. */
+  /** Number of distinct topics wanted now. */
   get topicCount(): number {
-    return this.handlers.size;
+    return this.wanted.size;
+  }
+
+  /**
+   * Database time up to which every notification is known to have arrived
+   * (the last heartbeat); undefined before the first connect.
+   */
+  get healthyAt(): Date | undefined {
+    return this.healthy;
   }
 
   /** Starts the connection; resolves once it listens (or rejects on the first failure, then keeps retrying). */
@@ -71,61 +94,28 @@ export class PgListener extends EventEmitter<PgListenerEvents> {
   }
 
   /**
-   * Registers a handler on a topic. Resolves once the LISTEN is in place, so
-   * a caller that then reads the database cannot miss a later commit.
-   * While the connection is down it resolves at once; the reconnect LISTENs
-   * and catch-up covers the gap.
+   * Registers a handler on a topic (several per topic are fine). Resolves
+   * once the LISTEN is in place, so a caller that then reads the database
+   * cannot miss a later commit. While the connection is down it resolves at
+   * once: the reconnect LISTENs, and "reconnected" tells subscribers to catch up.
    */
   async listen(topic: string, handler: NotificationHandler): Promise<() => Promise<void>> {
-    let set = this.handlers.get(topic);
-    const first = set === undefined;
-    if (!set) {
-      set = new Set();
-      this.handlers.set(topic, set);
+    let handlers = this.wanted.get(topic);
+    if (!handlers) {
+      handlers = new Set();
+      this.wanted.set(topic, handlers);
     }
-    set.add(handler);
-    const client = this.client;
-    if (first && client) {
-      const listening = this.query(client, `LISTEN ${quoteIdent(topic)}`).then(
-        () => {},
-        (error: unknown) => {
-          this.options.logger.warn({ err: error }, "LISTEN failed; the reconnect will restore it");
-          this.dropConnection(client);
-        },
-      );
-      this.pendingListens.set(topic, listening);
-      await listening;
-      this.pendingListens.delete(topic);
-    } else {
-      // Another listener of this topic may still be waiting for its LISTEN.
-      await this.pendingListens.get(topic);
-    }
-    return () => this.unlisten(topic, handler);
-  }
-
-  /**
-   * pg queues queries on a client but deprecates issuing one while another
-   * runs; LISTEN, UNLISTEN and heartbeats share one connection, so they take turns.
-   */
-  private query<T extends pg.QueryResultRow = pg.QueryResultRow>(client: pg.Client, sql: string): Promise<pg.QueryResult<T>> {
-    const result = this.queue.then(() => client.query<T>(sql));
-    this.queue = result.then(
-      () => {},
-      () => {},
-    );
-    return result;
-  }
-
-  private async unlisten(topic: string, handler: NotificationHandler): Promise<void> {
-    const set = this.handlers.get(topic);
-    if (!set?.delete(handler) || set.size > 0) return;
-    this.handlers.delete(topic);
-    if (!this.client) return;
-    try {
-      await this.query(this.client, `UNLISTEN ${quoteIdent(topic)}`);
-    } catch {
-      // The connection is gone; a reconnect only LISTENs to topics that still have handlers.
-    }
+    handlers.add(handler);
+    await this.reconcile();
+    let removed = false;
+    return async () => {
+      if (removed) return;
+      removed = true;
+      const current = this.wanted.get(topic);
+      if (!current?.delete(handler) || current.size > 0) return;
+      this.wanted.delete(topic);
+      await this.reconcile();
+    };
   }
 
   async close(): Promise<void> {
@@ -134,7 +124,48 @@ export class PgListener extends EventEmitter<PgListenerEvents> {
     clearTimeout(this.retryTimer);
     const client = this.client;
     this.client = undefined;
+    this.ready = false;
     await client?.end().catch(() => {});
+  }
+
+  /**
+   * Brings the connection's LISTENs in line with what is wanted at the moment
+   * it runs (not when it was asked for): one statement for all the changes,
+   * queued behind whatever the connection is doing. Without a connection
+   * there is nothing to do; the next connection reconciles first thing.
+   */
+  private reconcile(): Promise<void> {
+    const client = this.client;
+    if (!client) return Promise.resolve();
+    return this.enqueue(client, async () => {
+      if (this.client !== client) return;
+      const add = [...this.wanted.keys()].filter((topic) => !this.listening.has(topic));
+      const remove = [...this.listening].filter((topic) => !this.wanted.has(topic));
+      if (add.length === 0 && remove.length === 0) return;
+      const statements = [...add.map((topic) => `LISTEN ${quoteIdent(topic)}`), ...remove.map((topic) => `UNLISTEN ${quoteIdent(topic)}`)];
+      await client.query(statements.join("; "));
+      for (const topic of add) this.listening.add(topic);
+      for (const topic of remove) this.listening.delete(topic);
+    }).catch((error: unknown) => {
+      this.options.logger.warn({ err: error }, "LISTEN/UNLISTEN failed; reconnecting");
+      this.dropConnection(client);
+    });
+  }
+
+  /**
+   * pg queues queries on a client but deprecates issuing one while another
+   * runs; LISTEN, UNLISTEN and heartbeats share one connection, so they take turns.
+   */
+  private enqueue<T>(client: pg.Client, work: () => Promise<T>): Promise<T> {
+    const result = this.chain.then(async () => {
+      if (this.client !== client) throw new Error("the listener connection was replaced");
+      return work();
+    });
+    this.chain = result.then(
+      () => {},
+      () => {},
+    );
+    return result;
   }
 
   private connect(): Promise<void> {
@@ -156,43 +187,53 @@ export class PgListener extends EventEmitter<PgListenerEvents> {
       this.dropConnection(client);
     });
     client.on("end", () => this.dropConnection(client));
-    client.on("notification", (message) => {
-      const set = this.handlers.get(message.channel);
-      if (!set || message.payload === undefined) return;
-      for (const handler of [...set]) {
-        try {
-          handler(message.payload);
-        } catch (error) {
-          this.options.logger.error({ err: error }, "notification handler failed");
-        }
-      }
-    });
+    client.on("notification", (message) => this.dispatch(message));
     try {
       await client.connect();
-      // A fresh turn order per connection: a query stuck on a dead one must not hold up this one.
-      this.queue = Promise.resolve();
-      for (const topic of this.handlers.keys()) await this.query(client, `LISTEN ${quoteIdent(topic)}`);
-      const { rows } = await this.query<{ now: Date }>(client, "SELECT now() AS now");
       if (this.closed) {
         await client.end().catch(() => {});
         return;
       }
-      const since = this.healthyAt;
+      // From here on every listen() and unlisten reconciles on this connection,
+      // in turn with the reconcile below: a topic added at any point is covered.
       this.client = client;
-      this.healthyAt = rows[0]?.now;
-      this.attempt = 0;
+      this.listening.clear();
+      this.chain = Promise.resolve();
+      await this.reconcile();
+      const { rows } = await this.enqueue(client, () => client.query<{ now: Date }>("SELECT now() AS now"));
+      if (this.client !== client) throw new Error("the listener connection dropped while it was setting up");
+      const since = this.healthy;
+      this.healthy = rows[0]?.now;
+      this.ready = true;
+      this.backoff.reset();
       this.startHeartbeat(client);
       // Subscribers may have joined while the connection was down (or before it
       // first came up): they catch up from the database either way.
-      if (this.everConnected || this.handlers.size > 0) {
-        this.options.logger.info({ topics: this.handlers.size }, "listener connected; subscribers catch up");
+      if (this.everConnected || this.wanted.size > 0) {
+        this.options.logger.info({ topics: this.wanted.size }, "listener connected; subscribers catch up");
         this.emit("reconnected", { since: since ?? new Date(0) });
       }
       this.everConnected = true;
     } catch (error) {
-      await client.end().catch(() => {});
-      this.scheduleReconnect();
+      if (this.client === client) {
+        this.dropConnection(client);
+      } else {
+        await client.end().catch(() => {});
+        this.scheduleReconnect();
+      }
       throw error;
+    }
+  }
+
+  private dispatch(message: pg.Notification): void {
+    const handlers = this.wanted.get(message.channel);
+    if (!handlers || message.payload === undefined) return;
+    for (const handler of [...handlers]) {
+      try {
+        handler(message.payload);
+      } catch (error) {
+        this.options.logger.error({ err: error }, "notification handler failed");
+      }
     }
   }
 
@@ -203,9 +244,9 @@ export class PgListener extends EventEmitter<PgListenerEvents> {
         this.options.logger.warn("listener heartbeat timed out");
         this.dropConnection(client);
       }, this.options.heartbeatTimeoutMs);
-      this.query<{ now: Date }>(client, "SELECT now() AS now")
+      this.enqueue(client, () => client.query<{ now: Date }>("SELECT now() AS now"))
         .then(({ rows }) => {
-          if (this.client === client) this.healthyAt = rows[0]?.now ?? this.healthyAt;
+          if (this.client === client) this.healthy = rows[0]?.now ?? this.healthy;
         })
         .catch(() => this.dropConnection(client))
         .finally(() => clearTimeout(timeout));
@@ -214,29 +255,28 @@ export class PgListener extends EventEmitter<PgListenerEvents> {
   }
 
   private dropConnection(client: pg.Client): void {
-    if (this.client !== client) {
-      return;
-    }
+    if (this.client !== client) return;
+    const wasReady = this.ready;
     this.client = undefined;
+    this.ready = false;
+    this.listening.clear();
     clearInterval(this.heartbeat);
     // Destroys the socket even when the peer is unreachable (half-open).
     (client as unknown as { connection?: { stream?: { destroy(): void } } }).connection?.stream?.destroy();
     client.end().catch(() => {});
     if (this.closed) return;
     this.options.logger.warn("listener connection lost; reconnecting");
-    this.emit("down");
+    if (wasReady) this.emit("down");
     this.scheduleReconnect();
   }
 
   private scheduleReconnect(): void {
     if (this.closed || this.retryTimer) return;
-    const { initialMs, maxMs } = this.options.backoff;
-    const delay = Math.min(maxMs, initialMs * 2 ** this.attempt) * (0.5 + Math.random() / 2);
-    this.attempt += 1;
+    const delay = this.backoff.next();
     this.retryTimer = setTimeout(() => {
       this.retryTimer = undefined;
       this.connect().catch((error: unknown) => {
-        this.options.logger.warn({ err: error, attempt: this.attempt }, "listener reconnect failed");
+        this.options.logger.warn({ err: error, attempt: this.backoff.attempts }, "listener reconnect failed");
       });
     }, delay);
     this.retryTimer.unref();

@@ -1,7 +1,7 @@
 import { getConversation } from "../domain/conversations.js";
 import { badInput } from "../errors.js";
 import { untilExpiry } from "../realtime/expiry.js";
-import type { TaskChangeEvent } from "../realtime/hub.js";
+import { StreamEnd, type TaskChangeEvent } from "../realtime/hub.js";
 import { builder } from "./builder.js";
 import { parseId, toGlobalId } from "../ids.js";
 import { MessageRef } from "./message.js";
@@ -46,16 +46,24 @@ builder.subscriptionFields((t) => ({
         if (afterSeq < 0) throw badInput("afterSeq", "must be 0 or more");
       }
       if (conversationId !== undefined) await getConversation(ctx.db, userId, conversationId, { select: { id: true } });
-      const messages = await ctx.realtime.messages(userId, { conversationId, afterSeq });
-      return untilExpiry(messages, ctx.viewer.expiresAt);
+      return untilExpiry(ctx.realtime.messages(userId, { conversationId, afterSeq }), ctx.viewer.expiresAt);
     },
-    resolve: (message) => message,
+    resolve: valueOrEnd,
   }),
   taskChanged: t.field({
     type: TaskChangeEventRef,
     description: "Every committed change to the viewer's tasks: from the API, the assistant, MCP, another instance or SQL.",
-    subscribe: async (_root, _args, ctx) =>
-      untilExpiry(await ctx.realtime.taskChanges(ctx.viewer.userId), ctx.viewer.expiresAt),
-    resolve: (event) => event,
+    subscribe: (_root, _args, ctx) => untilExpiry(ctx.realtime.taskChanges(ctx.viewer.userId), ctx.viewer.expiresAt),
+    resolve: valueOrEnd,
   }),
 }));
+
+/**
+ * A stream's last item may say why it ended (too many subscriptions, fell
+ * behind): thrown here, it is masked and coded like any resolver error, and
+ * graphql-ws and SSE alike send it as a result before completing.
+ */
+function valueOrEnd<T>(event: T | StreamEnd): T {
+  if (event instanceof StreamEnd) throw event.error;
+  return event;
+}

@@ -47,6 +47,7 @@ export async function startTestServer(options: Partial<AppDeps> & { logger?: Log
     graphiql: options.graphiql ?? false,
     http: options.http ?? developmentHttp(),
     shutdownGraceMs: options.shutdownGraceMs ?? 5000,
+    realtime: options.realtime,
   });
   const { port } = await app.start(0, "127.0.0.1");
   const baseUrl = `http://127.0.0.1:${port}`;

@@ -3,7 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { Db } from "../../src/db/client.js";
 import type { Message } from "../../src/generated/prisma/client.js";
 import { createLogger } from "../../src/logger.js";
-import { RealtimeHub } from "../../src/realtime/hub.js";
+import { RealtimeHub, StreamEnd } from "../../src/realtime/hub.js";
 import { PgListener, type NotificationHandler } from "../../src/realtime/listener.js";
 import { databaseUrl, newUserId, testDb } from "../helpers/db.js";
 import { appendVia, newConversation, range, waitUntil, within } from "./support.js";
@@ -41,9 +41,10 @@ function notificationOf(message: Message): string {
   return JSON.stringify({ k: "message", i: message.id, c: message.conversationId, s: message.seq });
 }
 
-async function nextOf<T>(iterator: AsyncIterableIterator<T>, what: string): Promise<T> {
+async function nextOf<T>(iterator: AsyncIterableIterator<T | StreamEnd>, what: string): Promise<T> {
   const result = await within(iterator.next(), 10_000, what);
   if (result.done) throw new Error(`${what}: the stream ended`);
+  if (result.value instanceof StreamEnd) throw new Error(`${what}: the stream ended with ${String(result.value.error)}`);
   return result.value;
 }
 
@@ -82,7 +83,7 @@ describe("the realtime hub", () => {
     );
     early.early = notificationOf(rows.at(-1)!);
 
-    const messages = await hub.messages(userId, { conversationId: conversation.id, afterSeq: 10 });
+    const messages = hub.messages(userId, { conversationId: conversation.id, afterSeq: 10 });
     iterators.push(messages);
     const seqs: number[] = [];
     while (seqs.at(-1) !== 20) seqs.push((await nextOf(messages, "replay")).seq);
@@ -99,11 +100,13 @@ describe("the realtime hub", () => {
     const rows = await appendVia(db, userId, conversation.id, ["old 1", "old 2", "old 3"]);
     early.early = notificationOf(rows.at(-1)!);
 
-    const messages = await hub.messages(userId, { conversationId: conversation.id });
+    const messages = hub.messages(userId, { conversationId: conversation.id });
     iterators.push(messages);
+    // A stream opens when it is first pulled, as graphql-ws and SSE do at once.
+    const first = nextOf(messages, "first message");
     await waitUntil(() => hub.establishedCount === 1, "the subscription is established");
     await appendVia(db, userId, conversation.id, ["new"]);
-    expect(await nextOf(messages, "first message")).toMatchObject({ seq: 4, content: "new" });
+    expect(await first).toMatchObject({ seq: 4, content: "new" });
   });
 
   it("should count a messageAdded subscription as established only once its starting point is read", async () => {
@@ -114,11 +117,12 @@ describe("the realtime hub", () => {
     const conversation = await newConversation(db, userId);
     await appendVia(db, userId, conversation.id, ["before"]);
 
-    const messages = await hub.messages(userId, { conversationId: conversation.id });
+    const messages = hub.messages(userId, { conversationId: conversation.id });
     iterators.push(messages);
+    const first = nextOf(messages, "message committed after establishment");
     await waitUntil(() => hub.establishedCount === 1, "the subscription is established");
     await appendVia(db, userId, conversation.id, ["after"]);
-    expect(await nextOf(messages, "message committed after establishment")).toMatchObject({ seq: 2, content: "after" });
+    expect(await first).toMatchObject({ seq: 2, content: "after" });
   });
 });
 

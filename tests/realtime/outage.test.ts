@@ -23,6 +23,7 @@ import {
   startPgGate,
   TASK_CHANGED,
   UPDATE_TASK,
+  waitUntil,
   within,
   type LiveServer,
   type PgGate,
@@ -190,17 +191,23 @@ describe("a killed LISTEN connection", () => {
   it("should catch up a taskChanged subscription that started while the user's previous one was ending", async () => {
     const user = await newUser(server);
     const realtime = server.app.realtime;
-    const first = await realtime.taskChanges(user.id);
-    // The second starts (it reads the database time first) while the first ends.
-    const starting = realtime.taskChanges(user.id);
+    const before = realtime.establishedCount;
+    // A stream opens when it is first pulled, as graphql-ws and SSE do at once.
+    const first = realtime.taskChanges(user.id);
+    const firstPull = first.next();
+    await waitUntil(() => realtime.establishedCount === before + 1, "the first subscription is established");
+    // The second starts (it reads the database time) while the first ends.
+    const second = realtime.taskChanges(user.id);
+    const secondPull = second.next();
     await first.return?.();
-    const second = await starting;
+    expect((await firstPull).done).toBe(true);
+    await waitUntil(() => realtime.establishedCount === before + 2, "the second subscription is established");
 
     await takeListenerDown();
     const during = (await user.gql<{ addTask: TaskView }>(ADD_TASK, { title: "During the outage" })).data!.addTask;
     await bringListenerBack();
 
-    const event = await within(second.next(), 10_000, "catch-up of the second subscription");
+    const event = await within(secondPull, 10_000, "catch-up of the second subscription");
     expect(event.done).toBe(false);
     expect(event.value).toMatchObject({ kind: "CREATED", task: { title: "During the outage" } });
     expect(during.title).toBe("During the outage");

@@ -182,6 +182,11 @@ export interface PgGate {
   /** New connections are accepted and dropped at once until open() is called. */
   shut(): void;
   open(): void;
+  /**
+   * Holds every chunk Postgres sends back for `ms` before passing it on (0:
+   * at once), so each round trip of the relayed connections takes that long.
+   */
+  delayReplies(ms: number): void;
   /** Connection attempts dropped while shut. */
   readonly refused: number;
   close(): Promise<void>;
@@ -194,6 +199,7 @@ export async function startPgGate(databaseUrl: string): Promise<PgGate> {
   const pairs = new Set<{ client: Socket; upstream: Socket }>();
   let shut = false;
   let refused = 0;
+  let replyDelayMs = 0;
 
   const server: Server = createServer((client) => {
     if (shut) {
@@ -212,7 +218,16 @@ export async function startPgGate(databaseUrl: string): Promise<PgGate> {
     client.on("error", drop).on("close", drop);
     upstream.on("error", drop).on("close", drop);
     client.pipe(upstream);
-    upstream.pipe(client);
+    // Chunks keep their order: each waits for the one before it.
+    let relayed = Promise.resolve();
+    upstream.on("data", (chunk: Buffer) => {
+      const due = performance.now() + replyDelayMs;
+      relayed = relayed.then(async () => {
+        const wait = due - performance.now();
+        if (wait > 0) await new Promise((resolve) => setTimeout(resolve, wait));
+        if (!client.destroyed) client.write(chunk);
+      });
+    });
   });
   server.listen(0, "127.0.0.1");
   await once(server, "listening");
@@ -229,6 +244,9 @@ export async function startPgGate(databaseUrl: string): Promise<PgGate> {
     },
     open: () => {
       shut = false;
+    },
+    delayReplies: (ms) => {
+      replyDelayMs = ms;
     },
     get refused() {
       return refused;

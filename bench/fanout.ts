@@ -1,0 +1,217 @@
+/**
+ * Fan-out: N graphql-ws sockets, each with one taskChanged subscription,
+ * spread over 10 users, on one API process (bench/fanout-server.ts, a child
+ * process so its memory is its own). Tasks are committed by raw SQL, one at
+ * a time, round the users; each commit reaches N/10 sockets. One commit per
+ * user warms up first and is not measured.
+ *
+ * Reports commit→receipt p50/p99 (from sending the autocommitted INSERT to
+ * each socket's message), events lost, the server's RSS per idle subscribed
+ * socket, and how long connecting and subscribing all N took. The clients are
+ * bare `ws` sockets speaking graphql-transport-ws, in this process.
+ */
+import { fork, type ChildProcess } from "node:child_process";
+import { once } from "node:events";
+import { setTimeout as sleep } from "node:timers/promises";
+import { fileURLToPath } from "node:url";
+import pg from "pg";
+import { WebSocket } from "ws";
+import { signHs256 } from "../src/auth.js";
+import type { FromServer, ServerStats, ToServer } from "./fanout-server.js";
+
+export const FANOUT_GOALS = {
+  /** p99 commit→receipt, by N. */
+  p99Ms: (n: number) => (n <= 5000 ? 50 : 200),
+  rssPerSocketBytes: 50 * 1024,
+};
+
+export interface FanoutResult {
+  sockets: number;
+  connectMs: number;
+  rssPerSocketBytes: number;
+  heapPerSocketBytes: number;
+  p50Ms: number;
+  p99Ms: number;
+  maxMs: number;
+  commits: number;
+  expected: number;
+  lost: number;
+  duplicates: number;
+}
+
+const USERS = 10;
+const QUERY = "subscription { taskChanged { kind taskId task { id title } } }";
+
+class ServerProcess {
+  private constructor(
+    private readonly child: ChildProcess,
+    readonly port: number,
+  ) {}
+
+  static async start(url: string, secret: string): Promise<ServerProcess> {
+    const child = fork(fileURLToPath(new URL("./fanout-server.ts", import.meta.url)), {
+      execArgv: ["--expose-gc", "--import", "tsx"],
+      env: { ...process.env, BENCH_FANOUT_URL: url, BENCH_FANOUT_SECRET: secret },
+      stdio: ["ignore", "inherit", "inherit", "ipc"],
+    });
+    const [ready] = (await once(child, "message")) as [FromServer];
+    if (ready.type !== "ready") throw new Error("the fan-out server did not start");
+    return new ServerProcess(child, ready.port);
+  }
+
+  /** With `gc`, after a full garbage collection (for memory figures; slow with many sockets). */
+  async stats(gc = false): Promise<ServerStats> {
+    const reply = once(this.child, "message") as Promise<[FromServer]>;
+    this.child.send({ type: "stats", gc } satisfies ToServer);
+    const [message] = await reply;
+    if (message.type !== "stats") throw new Error("unexpected reply from the fan-out server");
+    return message;
+  }
+
+  async stop(): Promise<void> {
+    const exited = once(this.child, "exit");
+    this.child.send({ type: "stop" } satisfies ToServer);
+    await Promise.race([exited, sleep(10_000).then(() => this.child.kill("SIGKILL"))]);
+  }
+}
+
+interface Client {
+  socket: WebSocket;
+  user: number;
+}
+
+/** Opens a socket, initialises it and subscribes; resolves once the server acknowledged the connection. */
+function openClient(port: number, token: string, user: number, onEvent: (commit: number) => void): Promise<Client> {
+  return new Promise((resolve, reject) => {
+    const socket = new WebSocket(`ws://127.0.0.1:${port}/graphql`, "graphql-transport-ws", { perMessageDeflate: false });
+    socket.once("error", reject);
+    socket.once("open", () => socket.send(JSON.stringify({ type: "connection_init", payload: { authorization: `Bearer ${token}` } })));
+    socket.on("message", (data: Buffer) => {
+      const text = data.toString();
+      if (text.includes('"connection_ack"')) {
+        socket.send(JSON.stringify({ id: "1", type: "subscribe", payload: { query: QUERY } }));
+        resolve({ socket, user });
+        return;
+      }
+      const match = /"title":"fanout (\d+)"/.exec(text);
+      if (match) onEvent(Number(match[1]));
+      else if (text.includes('"title":"warm-up"')) onEvent(-1);
+    });
+  });
+}
+
+function percentile(sorted: Float64Array, p: number): number {
+  if (sorted.length === 0) return Number.NaN;
+  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!;
+}
+
+export async function runFanout(options: { url: string; secret: string; sockets: number; commits?: number }): Promise<FanoutResult> {
+  const { url, secret, sockets } = options;
+  const commits = options.commits ?? 100;
+  const server = await ServerProcess.start(url, secret);
+  const sql = new pg.Client({ connectionString: url });
+  await sql.connect();
+  const users = Array.from({ length: USERS }, (_, i) => `bench-fanout-${i}-${process.pid}-${Date.now()}`);
+  const tokens = await Promise.all(users.map((sub) => signHs256(secret, { sub, expiresIn: "1h" })));
+
+  // Commit i goes to users[i % USERS] and is sent at sentAt[i]; each socket keeps the commits it got.
+  const sentAt = new Float64Array(commits).fill(Number.NaN);
+  const latencies: number[] = [];
+  const receivedBy = new Map<number, number>();
+  let duplicates = 0;
+  let warmups = 0;
+  const clients: Client[] = [];
+
+  try {
+    // Warm the server's code paths with one subscriber, then take the baseline.
+    const warm = await openClient(server.port, tokens[0]!, 0, () => {});
+    await waitFor(async () => (await server.stats()).established >= 1, 10_000, "the warm-up subscription");
+    warm.socket.close();
+    await waitFor(async () => (await server.stats()).subscribers === 0, 10_000, "the warm-up subscription to end");
+    await sleep(200);
+    const baseline = await server.stats(true);
+
+    const connectStart = performance.now();
+    const BATCH = 250;
+    for (let start = 0; start < sockets; start += BATCH) {
+      const batch = [];
+      for (let index = start; index < Math.min(sockets, start + BATCH); index += 1) {
+        const user = index % USERS;
+        const mine = new Set<number>();
+        batch.push(
+          openClient(server.port, tokens[user]!, user, (commit) => {
+            if (commit === -1) {
+              warmups += 1;
+              return;
+            }
+            if (mine.has(commit)) {
+              duplicates += 1;
+              return;
+            }
+            mine.add(commit);
+            latencies.push(performance.now() - sentAt[commit]!);
+            receivedBy.set(commit, (receivedBy.get(commit) ?? 0) + 1);
+          }),
+        );
+      }
+      clients.push(...(await Promise.all(batch)));
+    }
+    await waitFor(async () => (await server.stats()).established >= baseline.established + sockets, 120_000, `${sockets} subscriptions`, 20);
+    const connectMs = performance.now() - connectStart;
+
+    await sleep(1000);
+    const idle = await server.stats(true);
+
+    // Warm-up, not measured: one commit per user, so the first measured ones do not pay for JIT and first queries.
+    for (const [index, user] of users.entries()) {
+      const before = warmups;
+      await sql.query("INSERT INTO tasks (user_id, title) VALUES ($1, 'warm-up')", [user]);
+      await waitFor(() => warmups >= before + Math.floor(sockets / USERS) + (index < sockets % USERS ? 1 : 0), 10_000, "the warm-up commits").catch(() => {});
+    }
+
+    // Socket i belongs to user i % USERS.
+    const expectedFor = (commit: number) => Math.floor(sockets / USERS) + (commit % USERS < sockets % USERS ? 1 : 0);
+    for (let commit = 0; commit < commits; commit += 1) {
+      const user = users[commit % USERS]!;
+      const expected = expectedFor(commit);
+      sentAt[commit] = performance.now();
+      await sql.query("INSERT INTO tasks (user_id, title) VALUES ($1, $2)", [user, `fanout ${commit}`]);
+      // One commit at a time: its fan-out is measured on its own.
+      await waitFor(() => (receivedBy.get(commit) ?? 0) >= expected, 10_000, `commit ${commit}'s receipts`).catch(() => {});
+      await sleep(10);
+    }
+    // Anything late has a last chance to arrive.
+    await sleep(500);
+
+    let expectedTotal = 0;
+    for (let commit = 0; commit < commits; commit += 1) expectedTotal += expectedFor(commit);
+    const received = [...receivedBy.values()].reduce((a, b) => a + b, 0);
+    const sorted = Float64Array.from(latencies).sort();
+    return {
+      sockets,
+      connectMs,
+      rssPerSocketBytes: (idle.rss - baseline.rss) / sockets,
+      heapPerSocketBytes: (idle.heapUsed - baseline.heapUsed) / sockets,
+      p50Ms: percentile(sorted, 50),
+      p99Ms: percentile(sorted, 99),
+      maxMs: sorted.at(-1) ?? Number.NaN,
+      commits,
+      expected: expectedTotal,
+      lost: expectedTotal - received,
+      duplicates,
+    };
+  } finally {
+    for (const { socket } of clients) socket.terminate();
+    await sql.query("DELETE FROM tasks WHERE user_id = ANY($1)", [users]).catch(() => {});
+    await sql.end();
+    await server.stop();
+  }
+}
+
+async function waitFor(condition: () => boolean | Promise<boolean>, timeoutMs: number, what: string, everyMs = 2): Promise<void> {
+  const deadline = performance.now() + timeoutMs;
+  while (!(await condition())) {
+    if (performance.now() > deadline) throw new Error(`fan-out bench: timed out waiting for ${what}`);
+    await sleep(everyMs);
+  }
+}
