@@ -74,25 +74,35 @@ export function useDrainableSubscriptions(signal: AbortSignal): Plugin {
   };
 }
 
+/**
+ * Each pull listens for the drain only while it waits, then lets go: racing every pull against
+ * one long-lived promise would keep a reaction, and so the event, alive until shutdown.
+ */
 function endOnAbort<T>(source: AsyncIterable<T>, signal: AbortSignal): AsyncIterableIterator<T> {
   const iterator = source[Symbol.asyncIterator]();
-  let onAbort: () => void = () => {};
-  const aborted = new Promise<IteratorResult<T>>((resolve) => {
-    onAbort = () => resolve({ value: undefined, done: true });
-    if (signal.aborted) onAbort();
-    else signal.addEventListener("abort", onAbort, { once: true });
-  });
   const stop = async (): Promise<IteratorResult<T>> => {
-    // One listener per open subscription: it must go with the subscription.
-    signal.removeEventListener("abort", onAbort);
     await iterator.return?.();
     return { value: undefined, done: true };
   };
+  const next = (): Promise<IteratorResult<T>> => {
+    if (signal.aborted) return stop();
+    return new Promise((resolve, reject) => {
+      const onAbort = () => resolve(stop());
+      signal.addEventListener("abort", onAbort, { once: true });
+      iterator.next().then(
+        (result) => {
+          signal.removeEventListener("abort", onAbort);
+          resolve(result);
+        },
+        (error: unknown) => {
+          signal.removeEventListener("abort", onAbort);
+          reject(error instanceof Error ? error : new Error(String(error)));
+        },
+      );
+    });
+  };
   const wrapped: AsyncIterableIterator<T> = {
-    next: async () => {
-      const result = await Promise.race([iterator.next(), aborted]);
-      return result.done ? stop() : result;
-    },
+    next,
     return: stop,
     throw: async (error: unknown) => {
       await iterator.return?.();
