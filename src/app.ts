@@ -8,7 +8,9 @@ import type { Db } from "./db/client.js";
 import { AppError, toGraphQLError } from "./errors.js";
 import type { Logger } from "./logger.js";
 import { createMaskError, useValidationErrorCode } from "./mask-error.js";
+import { Assistant } from "./chat/assistant.js";
 import type { AssistantDeps } from "./chat/turn.js";
+import { sweepInterruptedTurns } from "./domain/conversation-log.js";
 import { useConnectionArgsGuard } from "./schema/connection-args.js";
 import { useDeferredErrors } from "./schema/deferred-errors.js";
 import { createToolResultLoader } from "./schema/loaders.js";
@@ -16,6 +18,7 @@ import type { Context } from "./schema/context.js";
 import { schema } from "./schema/index.js";
 import { RealtimeHub } from "./realtime/hub.js";
 import { PgListener, type ListenerOptions } from "./realtime/listener.js";
+import { StreamFeed } from "./realtime/stream-feed.js";
 import { attachGraphQLWs } from "./ws.js";
 import { currentRequestId, requestIdFrom } from "./request-context.js";
 import { createMcpHandler, MCP_PATH } from "./mcp/http.js";
@@ -55,6 +58,10 @@ export interface App {
   server: Server;
   listener: PgListener;
   realtime: RealtimeHub;
+  /** messageStream's source. */
+  streams: StreamFeed;
+  /** This instance's chat turns. */
+  assistant: Assistant;
   /** Listens on the port (0 picks a free one) and resolves with the bound address. */
   start(port: number, host?: string): Promise<{ port: number; url: string }>;
   stop(): Promise<void>;
@@ -64,6 +71,8 @@ export function buildApp(deps: AppDeps): App {
   const { db, logger, verifier } = deps;
   const listener = new PgListener({ ...deps.listener, connectionString: deps.listenUrl, logger });
   const realtime = new RealtimeHub(db, listener, logger);
+  const streams = new StreamFeed(db, listener, logger);
+  const assistant = new Assistant(db, deps.assistant, listener);
   const yoga = createYoga<Record<string, unknown>, Context>({
     schema,
     graphqlEndpoint: "/graphql",
@@ -85,8 +94,9 @@ export function buildApp(deps: AppDeps): App {
         viewer,
         db,
         requestId,
-        assistant: deps.assistant,
+        assistant,
         realtime,
+        streams,
         toolResults: createToolResultLoader(db, viewer.userId),
         deferredErrors: [],
       };
@@ -118,6 +128,8 @@ export function buildApp(deps: AppDeps): App {
 
   let stopping: Promise<void> | undefined;
   const stopAll = async () => {
+    // This instance's turns end now (FAILED / INTERRUPTED, resumable), while the database is still there.
+    await assistant.stop();
     await ws.close();
     await listener.close();
     await new Promise<void>((resolve, reject) => {
@@ -132,7 +144,14 @@ export function buildApp(deps: AppDeps): App {
     server,
     listener,
     realtime,
+    streams,
+    assistant,
     start: async (port, host = "127.0.0.1") => {
+      // Turns that dead instances left RUNNING (their leases expired) are marked interrupted.
+      await sweepInterruptedTurns(db).then(
+        (count) => count > 0 && logger.info({ count }, "marked turns of stopped instances interrupted"),
+        (error: unknown) => logger.warn({ err: error }, "could not sweep interrupted turns; requests still find them"),
+      );
       // Subscriptions open even while the listener is still (re)connecting: they stay open and catch up.
       listener.start().catch((error: unknown) => logger.warn({ err: error }, "listener not connected yet; retrying"));
       return new Promise((resolve, reject) => {

@@ -34,12 +34,16 @@ export interface Config {
     maxSteps: number;
     timeoutMs: number;
     turnTimeoutMs: number;
+    /** COHERE_MAX_INPUT_TOKENS: the estimated size of the window sent to the model (preamble, tools, newest messages). */
+    maxInputTokens: number;
   };
   chat: {
     /** sendMessage calls a minute per user, across all instances; 0: no limit. */
     rateLimitPerMinute: number;
     /** How many sends a user may make at once before the per-minute rate applies. */
     rateBurst: number;
+    /** STREAM_FLUSH_MS: the longest a streamed answer's stored text lags behind what the model sent. */
+    streamFlushMs: number;
   };
 }
 
@@ -220,8 +224,10 @@ const envSchema = z.object({
   COHERE_MAX_STEPS: intSetting("COHERE_MAX_STEPS", 8, 1, 50),
   COHERE_TIMEOUT_MS: intSetting("COHERE_TIMEOUT_MS", 30_000, 1, 600_000),
   COHERE_TURN_TIMEOUT_MS: intSetting("COHERE_TURN_TIMEOUT_MS", 120_000, 1, 3_600_000),
+  COHERE_MAX_INPUT_TOKENS: intSetting("COHERE_MAX_INPUT_TOKENS", 100_000, 1000, 10_000_000),
   CHAT_RATE_LIMIT: intSetting("CHAT_RATE_LIMIT", 20, 0, 100_000),
   CHAT_RATE_BURST: intSetting("CHAT_RATE_BURST", 5, 1, 10_000),
+  STREAM_FLUSH_MS: intSetting("STREAM_FLUSH_MS", 100, 10, 10_000),
 });
 
 function isNeonHost(url: string | undefined): boolean {
@@ -289,10 +295,12 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       maxSteps: e.COHERE_MAX_STEPS,
       timeoutMs: e.COHERE_TIMEOUT_MS,
       turnTimeoutMs: e.COHERE_TURN_TIMEOUT_MS,
+      maxInputTokens: e.COHERE_MAX_INPUT_TOKENS,
     },
     chat: {
       rateLimitPerMinute: e.CHAT_RATE_LIMIT,
       rateBurst: e.CHAT_RATE_BURST,
+      streamFlushMs: e.STREAM_FLUSH_MS,
     },
   };
 }

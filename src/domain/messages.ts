@@ -1,6 +1,6 @@
 import type { Db, DbClient } from "../db/client.js";
 import { notFound } from "../errors.js";
-import type { MessageRole, Prisma } from "../generated/prisma/client.js";
+import type { MessageRole, MessageStatus, Prisma } from "../generated/prisma/client.js";
 
 export type MessageQuery = { select?: Prisma.MessageSelect } | { include?: Prisma.MessageInclude } | Record<string, never>;
 
@@ -12,6 +12,8 @@ export interface NewMessage {
   toolCallId?: string | null;
   clientMessageId?: string | null;
   stopCode?: string | null;
+  /** COMPLETE unless given: only an answer being streamed starts STREAMING. */
+  status?: MessageStatus;
 }
 
 export async function getMessage(db: Db, userId: string, id: string, query: MessageQuery = {}) {
@@ -54,6 +56,7 @@ export async function appendMessages(
       toolCallId: message.toolCallId ?? null,
       clientMessageId: message.clientMessageId ?? null,
       stopCode: message.stopCode ?? null,
+      status: message.status ?? "COMPLETE",
     })),
   });
   return created.sort((a, b) => a.seq - b.seq);

@@ -4,6 +4,7 @@ import type { Message, Task } from "../generated/prisma/client.js";
 import type { Logger } from "../logger.js";
 import type { PgListener, ReconnectInfo } from "./listener.js";
 import { SubscriptionQueue } from "./queue.js";
+import { isSettled } from "./settled.js";
 
 /**
  * Fans the listener's notifications out to this process's subscribers, by
@@ -190,6 +191,7 @@ class UserHub {
 function deliverMessages(sub: MessageSubscriber, conversationId: string, rows: readonly Message[]): void {
   let high = sub.delivered.get(conversationId) ?? 0;
   for (const row of rows) {
+    if (!isSettled(row)) break;
     if (row.seq <= high) continue;
     sub.queue.push(row);
     high = row.seq;
