@@ -41,6 +41,16 @@ export interface TurnResult {
 
 /** The lease outlives the turn's own time, so only a dead instance's lease ever expires. */
 const LEASE_GRACE_MS = 30_000;
+/**
+ * How much longer than a turn's own time a send waits for the conversation's
+ * lease: the turn ahead of it ends within its time, plus its last writes.
+ */
+const LEASE_WAIT_GRACE_MS = 5000;
+
+function leaseOptions(assistant: Assistant): AcquireOptions {
+  const { turnTimeoutMs } = assistant.deps;
+  return { ttlMs: turnTimeoutMs + LEASE_GRACE_MS, deadline: performance.now() + turnTimeoutMs + LEASE_WAIT_GRACE_MS };
+}
 
 interface Send {
   userId: string;
@@ -83,7 +93,6 @@ function validate(userId: string, input: SendMessageInput): Send {
 export async function sendMessage(assistant: Assistant, userId: string, input: SendMessageInput): Promise<TurnResult> {
   const send = validate(userId, input);
   await chargeSend(assistant, userId);
-  const leaseTtlMs = assistant.deps.turnTimeoutMs + LEASE_GRACE_MS;
 
   if (send.clientMessageId !== null) {
     const existing = await findByClientMessageId(assistant.db, userId, send.clientMessageId);
@@ -92,7 +101,7 @@ export async function sendMessage(assistant: Assistant, userId: string, input: S
 
   let opened: { lease: Lease } & OpenedTurn;
   try {
-    opened = await openNew(assistant, send, { ttlMs: leaseTtlMs, deadline: performance.now() + assistant.deps.turnTimeoutMs });
+    opened = await openNew(assistant, send, leaseOptions(assistant));
   } catch (error) {
     // The same clientMessageId raced in from another request: that one owns the turn.
     if (send.clientMessageId !== null && isUniqueViolation(error)) {
@@ -171,10 +180,7 @@ async function retryTurn(assistant: Assistant, send: Send, original: OpenedTurn)
     }
     if (turn.status !== "FAILED") return result(assistant, userMessage, turn);
 
-    const lease = await acquireLease(db, send.userId, userMessage.conversationId, {
-      ttlMs: assistant.deps.turnTimeoutMs + LEASE_GRACE_MS,
-      deadline: performance.now() + assistant.deps.turnTimeoutMs,
-    });
+    const lease = await acquireLease(db, send.userId, userMessage.conversationId, leaseOptions(assistant));
     let restarted: Turn | null;
     try {
       // A later message has been sent since: its turn already showed this one to
