@@ -8,7 +8,7 @@ import {
   turnControl,
   type TurnRef,
 } from "../domain/conversation-log.js";
-import { ErrorCode } from "../errors.js";
+import { AppError, ErrorCode } from "../errors.js";
 import type { Message, Turn, TurnStatus } from "../generated/prisma/client.js";
 import { userChannel } from "../realtime/hub.js";
 import type { Lease } from "./lease.js";
@@ -122,6 +122,8 @@ export class Assistant {
     try {
       return await runTurn(run);
     } catch (error) {
+      // An AppError is an expected end (its conversation was deleted meanwhile): the client gets it as it is.
+      if (error instanceof AppError) return { error };
       logger.error({ err: error, turnId }, "a chat turn failed unexpectedly");
       return this.failUnexpectedly(run, error);
     } finally {

@@ -1,4 +1,5 @@
 import { Bounds, charLength, rejectNul } from "../domain/bounds.js";
+import { getConversation } from "../domain/conversations.js";
 import {
   findByClientMessageId,
   getTurn,
@@ -225,7 +226,7 @@ function isFinalReply(message: Message): boolean {
 async function result(assistant: Assistant, userMessage: Message, turn: Turn): Promise<TurnResult> {
   const { db } = assistant;
   const [conversation, messages] = await Promise.all([
-    db.conversation.findUniqueOrThrow({ where: { id: userMessage.conversationId } }),
+    getConversation(db, turn.userId, userMessage.conversationId),
     turnMessages(db, userMessage),
   ]);
   const last = messages.at(-1);

@@ -225,7 +225,7 @@ async function end(run: TurnRun, ending: TurnEnding, error?: AppError): Promise<
       answer: ending.answer && { ...ending.answer, status: "CANCELLED" },
     });
   }
-  const turn = await run.db.turn.findUniqueOrThrow({ where: { id: run.turn.id } });
+  const { turn } = outcome;
   return { turn, error: turn.status === "FAILED" ? unavailable(RETRY_LATER, true, run.userMessage) : undefined };
 }
 

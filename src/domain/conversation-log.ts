@@ -1,7 +1,7 @@
 import type { Db, DbClient } from "../db/client.js";
 import { notFound } from "../errors.js";
 import { Prisma, type Message, type MessageStatus, type Turn, type TurnStatus } from "../generated/prisma/client.js";
-import { appendMessages, type NewMessage } from "./messages.js";
+import { appendMessages, insertStreamingMessage, settleStreamingMessage, type NewMessage } from "./messages.js";
 
 /**
  * The conversation log: every database access of a chat turn goes through
@@ -56,11 +56,15 @@ export async function tryTakeLease(db: Db, userId: string, conversationId: strin
   const [row] = await db.$queryRaw<{ taken: number; owned: number }[]>`
     WITH taken AS (
       UPDATE conversations
-      SET turn_lease_id = ${leaseId}::uuid, turn_lease_expires_at = ${expiryAfter(ttlMs)}
+      SET turn_lease_id = ${leaseId}::uuid, turn_lease_expires_at = ${expiryAfter(ttlMs)},
+          -- Rows above last_seq are answers still streaming: a dead turn's, failed below.
+          last_seq = COALESCE(
+            (SELECT max(m.seq) FROM messages m WHERE m.conversation_id = conversations.id AND m.seq > conversations.last_seq),
+            last_seq)
       WHERE id = ${conversationId}::uuid AND user_id = ${userId}
         AND (turn_lease_id IS NULL OR turn_lease_expires_at < now())
       RETURNING id
-    ), ${interruptedTurns(Prisma.sql`t.conversation_id IN (SELECT id FROM taken)`, false)}
+    ), ${interruptedTurns(Prisma.sql`t.conversation_id IN (SELECT id FROM taken)`, { onlyDead: false, settleSeqs: false })}
     SELECT (SELECT count(*) FROM taken)::int AS taken,
            (SELECT count(*) FROM conversations WHERE id = ${conversationId}::uuid AND user_id = ${userId})::int AS owned`;
   if (row?.taken === 1) return "taken";
@@ -78,9 +82,12 @@ export async function releaseLease(db: Db, conversationId: string, leaseId: stri
  * CTEs (for a WITH list) that mark RUNNING turns matching `filter` FAILED /
  * INTERRUPTED, and their streaming answers FAILED. With `onlyDead`, only turns
  * whose lease is gone: released, taken over, or expired by the database's clock.
+ * With `settleSeqs`, last_seq moves over those answers (a statement that
+ * updates the conversation row itself does that in its own UPDATE: a row
+ * cannot be updated twice in one statement).
  */
-function interruptedTurns(filter: Prisma.Sql, onlyDead: boolean): Prisma.Sql {
-  const dead = onlyDead
+function interruptedTurns(filter: Prisma.Sql, options: { onlyDead: boolean; settleSeqs: boolean }): Prisma.Sql {
+  const dead = options.onlyDead
     ? Prisma.sql`AND NOT EXISTS (
         SELECT 1 FROM conversations c
         WHERE c.id = t.conversation_id AND c.turn_lease_id = t.lease_id AND c.turn_lease_expires_at >= now())`
@@ -94,13 +101,22 @@ function interruptedTurns(filter: Prisma.Sql, onlyDead: boolean): Prisma.Sql {
       UPDATE messages m SET status = 'FAILED'
       FROM interrupted i JOIN messages u ON u.id = i.user_message_id
       WHERE m.conversation_id = u.conversation_id AND m.seq > u.seq AND m.status = 'STREAMING'
-      RETURNING m.id
-    )`;
+      RETURNING m.conversation_id, m.seq
+    )${
+      options.settleSeqs
+        ? Prisma.sql`, settled_seqs AS (
+      UPDATE conversations c SET last_seq = GREATEST(c.last_seq, a.seq)
+      FROM (SELECT conversation_id, max(seq) AS seq FROM interrupted_answers GROUP BY conversation_id) a
+      WHERE c.id = a.conversation_id
+      RETURNING c.id
+    )`
+        : Prisma.empty
+    }`;
 }
 
 async function interruptDeadTurns(db: Db, filter: Prisma.Sql): Promise<string[]> {
   const rows = await db.$queryRaw<{ id: string }[]>`
-    WITH ${interruptedTurns(filter, true)}
+    WITH ${interruptedTurns(filter, { onlyDead: true, settleSeqs: true })}
     SELECT id::text FROM interrupted`;
   return rows.map((row) => row.id);
 }
@@ -301,7 +317,7 @@ export async function recordStep(db: Db, turn: TurnRef, step: Step, usage: Token
   const done = await whileRunning(db, turn.id, async (tx) => {
     if (usage) await tx.$executeRaw`UPDATE turns SET ${addUsage(usage)} WHERE id = ${turn.id}::uuid`;
     const fields = { content: step.content, toolPlan: step.toolPlan ?? null, toolCalls: step.toolCalls, status: "COMPLETE" as const };
-    if (step.streamedId) await tx.message.update({ where: { id: step.streamedId }, data: fields });
+    if (step.streamedId) await settleStreamingMessage(tx, turn.conversationId, step.streamedId, fields);
     else await appendMessages(tx, turn.userId, turn.conversationId, [{ role: "assistant", ...fields }]);
     return true;
   });
@@ -323,10 +339,7 @@ export async function recordToolCall(db: Db, turn: TurnRef, run: (tx: DbClient) 
 
 /** Stores the first text of a streamed answer as a STREAMING message; null when the turn may no longer write. */
 export async function startAnswer(db: Db, turn: TurnRef, content: string): Promise<Message | null> {
-  const message = await whileRunning(db, turn.id, async (tx) => {
-    const [row] = await appendMessages(tx, turn.userId, turn.conversationId, [{ role: "assistant", content, status: "STREAMING" }]);
-    return row;
-  });
+  const message = await whileRunning(db, turn.id, (tx) => insertStreamingMessage(tx, turn.userId, turn.conversationId, content));
   return message ?? null;
 }
 
@@ -366,8 +379,8 @@ export type EndOutcome =
   | { kind: "ended"; turn: Turn }
   /** A cancel was asked for first: end it as CANCELLED instead. */
   | { kind: "cancel-requested" }
-  /** Someone else ended it (its lease was taken as dead). */
-  | { kind: "not-running" };
+  /** Someone else ended it (its lease was taken as dead): the turn as they left it. */
+  | { kind: "not-running"; turn: Turn };
 
 /**
  * Ends a RUNNING turn: its status, stop code and usage, its answer's final
@@ -385,7 +398,7 @@ export async function endTurn(db: Db, turn: TurnRef, ending: TurnEnding): Promis
       if (count !== 1) throw new TurnStopped();
       const answer = ending.answer;
       if (answer?.id) {
-        await tx.message.updateMany({ where: { id: answer.id, status: "STREAMING" }, data: { content: answer.content, status: answer.status } });
+        await settleStreamingMessage(tx, turn.conversationId, answer.id, { content: answer.content, status: answer.status });
       } else if (answer && (answer.content !== "" || answer.status === "COMPLETE")) {
         await appendMessages(tx, turn.userId, turn.conversationId, [{ role: "assistant", content: answer.content, status: answer.status }]);
       }
@@ -395,8 +408,11 @@ export async function endTurn(db: Db, turn: TurnRef, ending: TurnEnding): Promis
     return { kind: "ended", turn: ended };
   } catch (error) {
     if (!(error instanceof TurnStopped)) throw error;
-    const control = await turnControl(db, turn.id);
-    return control?.status === "RUNNING" && control.cancelRequested ? { kind: "cancel-requested" } : { kind: "not-running" };
+    const current = await db.turn.findUnique({ where: { id: turn.id } });
+    // Its conversation was deleted meanwhile (the turn went with it).
+    if (!current) throw notFound("Conversation");
+    if (current.status === "RUNNING" && current.cancelRequestedAt !== null) return { kind: "cancel-requested" };
+    return { kind: "not-running", turn: current };
   }
 }
 

@@ -2,7 +2,7 @@ import { randomUUID } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { toGlobalId } from "../../src/ids.js";
 import { startFakeCohere, textReply, toolCallReply, wordChunks, type FakeCohere } from "../helpers/fake-cohere.js";
-import { newUser, type TestServer, type TestUser } from "../helpers/server.js";
+import { newUser, waitForSubscriptions, type TestServer, type TestUser } from "../helpers/server.js";
 import { wsClient, type TestWsClient } from "../helpers/ws-client.js";
 import {
   CANCEL_TURN,
@@ -58,6 +58,9 @@ describe("cancelTurn", () => {
     const client = wsClient(b.wsUrl, user.token);
     clients.push(client);
     const stream = await liveStream(b, client, conversationId);
+    const addedBefore = b.app.realtime.establishedCount;
+    const added = client.subscribe(`subscription A($c: ID) { messageAdded(conversationId: $c) { id role status content } }`, { c: conversationId });
+    await waitForSubscriptions(b, addedBefore);
     const chunks = wordChunks(LONG_ANSWER);
     const never = deferred();
     fake.enqueue(textReply(LONG_ANSWER, { chunks, gate: { afterDeltas: 6, until: never.promise } }));
@@ -92,8 +95,12 @@ describe("cancelTurn", () => {
     const events = await eventsUntilSettled(stream);
     expect(events.at(-1)!.message).toMatchObject({ status: "CANCELLED", content: prefix });
     expect(joined(events)).toBe(prefix);
+    // messageAdded delivers the cancelled answer once it has ended, as it was left.
+    expect((await added.next()).data?.messageAdded).toMatchObject({ role: "USER", status: "COMPLETE" });
+    expect((await added.next()).data?.messageAdded).toEqual({ id: events[0]!.message.id, role: "ASSISTANT", status: "CANCELLED", content: prefix });
     never.resolve();
     stream.dispose();
+    added.dispose();
   });
 
   it("should run no further tool call once the turn is cancelled between a tool call and the next model call", async () => {

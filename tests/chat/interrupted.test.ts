@@ -23,10 +23,10 @@ async function deadTurn(
   const leaseId = randomUUID();
   const expiry = options.leaseLive ? "now() + interval '10 minutes'" : "now() - interval '1 second'";
   const [conversation] = await db.$queryRawUnsafe<{ id: string }[]>(
+    // last_seq is the newest settled message: the streaming answer sits above it.
     `INSERT INTO conversations (user_id, title, last_seq, turn_lease_id, turn_lease_expires_at)
-     VALUES ($1, 'Died mid-turn', $2, $3::uuid, ${expiry}) RETURNING id::text`,
+     VALUES ($1, 'Died mid-turn', 1, $2::uuid, ${expiry}) RETURNING id::text`,
     userId,
-    options.partial === undefined ? 1 : 2,
     leaseId,
   );
   const conversationId = conversation!.id;
@@ -67,7 +67,12 @@ describe("a turn whose instance died", () => {
     const turn = await db.turn.findUniqueOrThrow({ where: { id: turnId } });
     expect(turn).toMatchObject({ status: "FAILED", stopCode: "INTERRUPTED" });
     expect(turn.finishedAt).not.toBeNull();
-    if (answerId) expect((await db.message.findUniqueOrThrow({ where: { id: answerId } })).status).toBe("FAILED");
+    if (!answerId) return;
+    const answer = await db.message.findUniqueOrThrow({ where: { id: answerId } });
+    expect(answer.status).toBe("FAILED");
+    // Settled, so messageAdded's high-water mark (last_seq) moved over it.
+    const conversation = await db.conversation.findUniqueOrThrow({ where: { id: turn.conversationId } });
+    expect(conversation.lastSeq).toBeGreaterThanOrEqual(answer.seq);
   }
 
   it("should be marked FAILED / INTERRUPTED, with its streaming answer, when activeTurn is read after its lease expired", async () => {

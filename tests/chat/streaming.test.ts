@@ -155,6 +155,29 @@ describe("streamed answers", () => {
     stream.dispose();
   });
 
+  it("should deliver through messageAdded, once it settles, an answer that was streaming when the subscription started", async () => {
+    const user = await newUser(a);
+    const conversationId = await newConversationOf(user);
+    const gate = deferred();
+    fake.enqueue(textReply("Settled after you joined.", { gate: { afterDeltas: 2, until: gate.promise } }));
+    await send(a, user, { conversationId, content: "join me", waitForReply: false });
+    await waitFor(
+      () => a.db.message.findFirst({ where: { userId: user.id, role: "assistant" } }),
+      (row) => row?.status === "STREAMING" && row.content.length > 0,
+      "the answer to start streaming",
+    );
+
+    const client = connect(b, user);
+    const before = b.app.realtime.establishedCount;
+    const added = client.subscribe(MESSAGE_ADDED, { conversationId });
+    while (b.app.realtime.establishedCount <= before) await new Promise((resolve) => setTimeout(resolve, 10));
+    gate.resolve();
+
+    expect((await added.next()).data?.messageAdded).toMatchObject({ role: "ASSISTANT", content: "Settled after you joined." });
+    expect(added.pending()).toEqual([]);
+    added.dispose();
+  });
+
   it("should sum the billed tokens of every model call of a turn into its usage", async () => {
     const user = await newUser(a);
     fake.enqueue(
