@@ -2,10 +2,11 @@ import { randomUUID } from "node:crypto";
 import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { databaseUrl } from "../helpers/db.js";
-import { textReply, type FakeCohere } from "../helpers/fake-cohere.js";
-import { startChatRig } from "../helpers/chat.js";
-import { capturingLogger, newUser, type TestServer } from "../helpers/server.js";
-import { SEND_LIVE, type LivePayload } from "./support.js";
+import { setTimeout as sleep } from "node:timers/promises";
+import { startFakeCohere, textReply, type FakeCohere } from "../helpers/fake-cohere.js";
+import { cohereAssistant, startChatRig } from "../helpers/chat.js";
+import { capturingLogger, newUser, startTestServer, type TestServer } from "../helpers/server.js";
+import { deferred, SEND_LIVE, waitFor, type LivePayload } from "./support.js";
 
 describe("the conversation's lease and a turn's clock", () => {
   const closers: (() => Promise<unknown>)[] = [];
@@ -21,23 +22,31 @@ describe("the conversation's lease and a turn's clock", () => {
   }
 
   it("should start a turn's clock once it holds the lease, not while it waits for the turn before it", async () => {
-    // Each turn alone fits in its time; together, back to back, they would not.
-    const { fake, server } = await rig({ assistant: { turnTimeoutMs: 3000, callTimeoutMs: 5000 } });
-    const user = await newUser(server);
+    const fake = await startFakeCohere();
+    closers.push(() => fake.close());
+    // `a` runs a long turn; `b`, whose turns may take 3 s, sends to the same conversation meanwhile.
+    const a = await startTestServer({ assistant: cohereAssistant(fake, { turnTimeoutMs: 60_000 }) });
+    closers.push(() => a.close());
+    const b = await startTestServer({ assistant: cohereAssistant(fake, { turnTimeoutMs: 3000 }) });
+    closers.push(() => b.close());
+    const user = await newUser(a);
     const created = await user.gql<{ createConversation: { id: string } }>(`mutation { createConversation { id } }`);
     const conversationId = created.data!.createConversation.id;
-    fake.enqueue({ ...textReply("First, slowly."), delayMs: 2000 }, { ...textReply("Second, also slowly."), delayMs: 1500 });
+    const held = deferred();
+    fake.enqueue(textReply("The long one.", { gate: { afterDeltas: 1, until: held.promise } }), textReply("The quick one."));
+    const first = user.gql<{ sendMessage: LivePayload }>(SEND_LIVE, { input: { conversationId, content: "long" } });
+    await waitFor(() => a.db.message.count({ where: { userId: user.id, role: "assistant" } }), (count) => count === 1, "the long answer to start");
 
-    const [one, two] = await Promise.all([
-      user.gql<{ sendMessage: LivePayload }>(SEND_LIVE, { input: { conversationId, content: "one" } }),
-      user.gql<{ sendMessage: LivePayload }>(SEND_LIVE, { input: { conversationId, content: "two" } }),
-    ]);
+    const second = b.request<{ sendMessage: LivePayload }>(SEND_LIVE, { input: { conversationId, content: "quick" } }, user.token);
+    // The second send waits for the lease longer than its own turn may take.
+    await sleep(4500);
+    held.resolve();
 
-    for (const response of [one, two]) {
+    for (const response of [await first, await second]) {
       expect(response.errors).toBeUndefined();
       expect(response.data!.sendMessage.turn).toMatchObject({ status: "COMPLETED", stopCode: null });
     }
-    expect([one, two].map((r) => r.data!.sendMessage.reply?.content).sort()).toEqual(["First, slowly.", "Second, also slowly."]);
+    expect((await second).data!.sendMessage.reply?.content).toBe("The quick one.");
   });
 
   describe("when giving the lease back fails", () => {
