@@ -72,6 +72,7 @@ export function buildApp(deps: AppDeps): App {
   const listener = new PgListener({ ...deps.listener, connectionString: deps.listenUrl, logger });
   const realtime = new RealtimeHub(db, listener, logger);
   const streams = new StreamFeed(db, listener, logger);
+  listener.on("reconnected", () => streams.catchUp());
   const assistant = new Assistant(db, deps.assistant, listener);
   const yoga = createYoga<Record<string, unknown>, Context>({
     schema,

@@ -63,19 +63,35 @@ class ConversationStream {
     private readonly userId: string,
     private readonly conversationId: string,
     private readonly logger: Logger,
+    private readonly onClose: () => void,
   ) {
     this.queue = new SubscriptionQueue<MessageStreamEvent>(() => void this.close());
   }
 
   /** Sends the answer being written now, if one is: everything so far, at offset 0. */
   start(): Promise<void> {
-    return this.enqueue(async () => {
-      const last = await this.db.message.findFirst({
-        where: { userId: this.userId, conversationId: this.conversationId },
-        orderBy: { seq: "desc" },
-      });
-      if (last && !isSettled(last)) this.deliver(last);
+    return this.enqueue(() => this.readLatest());
+  }
+
+  /**
+   * After the LISTEN connection was down (or first came up after this
+   * subscriber listened): whatever it missed, from the rows.
+   */
+  catchUp(): void {
+    if (this.closed) return;
+    void this.enqueue(async () => {
+      await this.readLatest();
+      for (const id of this.delivered.keys()) this.wanted.add(id);
+      await this.sync();
+    }).catch(() => {});
+  }
+
+  private async readLatest(): Promise<void> {
+    const last = await this.db.message.findFirst({
+      where: { userId: this.userId, conversationId: this.conversationId },
+      orderBy: { seq: "desc" },
     });
+    if (last && !isSettled(last) && !this.delivered.has(last.id)) this.deliver(last);
   }
 
   onNotification(raw: string): void {
@@ -102,6 +118,7 @@ class ConversationStream {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
+    this.onClose();
     clearTimeout(this.quiet);
     const unlisten = this.unlisten;
     this.unlisten = undefined;
@@ -167,6 +184,7 @@ class ConversationStream {
 
 export class StreamFeed {
   private established = 0;
+  private readonly streams = new Set<ConversationStream>();
 
   constructor(
     private readonly db: Db,
@@ -179,12 +197,30 @@ export class StreamFeed {
     return this.established;
   }
 
+  /** Subscribers open in this process. */
+  get subscriberCount(): number {
+    return this.streams.size;
+  }
+
+  /**
+   * Call when the LISTEN connection (re)connects: notifications sent while it
+   * was down are lost, so every subscriber re-reads where its answers stand.
+   */
+  catchUp(): void {
+    for (const stream of this.streams) stream.catchUp();
+  }
+
   /** The conversation's answers as they are written. The caller has checked the conversation is the user's. */
   async follow(userId: string, conversationId: string): Promise<AsyncIterableIterator<MessageStreamEvent>> {
-    const stream = new ConversationStream(this.db, userId, conversationId, this.logger);
+    const stream = new ConversationStream(this.db, userId, conversationId, this.logger, () => this.streams.delete(stream));
+    this.streams.add(stream);
     // LISTEN first, then read: nothing written after the read can be missed.
-    const unlisten = await this.listener.listen(userChannel(userId), (payload) => stream.onNotification(payload));
-    stream.unlisten = unlisten;
+    try {
+      stream.unlisten = await this.listener.listen(userChannel(userId), (payload) => stream.onNotification(payload));
+    } catch (error) {
+      this.streams.delete(stream);
+      throw error;
+    }
     try {
       await stream.start();
     } catch (error) {

@@ -5,9 +5,12 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { WebSocket } from "ws";
 import { parseId, toGlobalId } from "../../src/ids.js";
 import { startFakeCohere, textReply, toolCallReply, wordChunks, type FakeCohere } from "../helpers/fake-cohere.js";
-import { newUser, type TestServer, type TestUser } from "../helpers/server.js";
+import type pg from "pg";
+import { cohereAssistant } from "../helpers/chat.js";
+import { databaseUrl } from "../helpers/db.js";
+import { newUser, startTestServer, type TestServer, type TestUser } from "../helpers/server.js";
 import { wsClient, type TestWsClient } from "../helpers/ws-client.js";
-import { MESSAGE_ADDED, readSse, within, type SseReader } from "../realtime/support.js";
+import { adminClient, killListener, MESSAGE_ADDED, readSse, startPgGate, within, type PgGate, type SseReader } from "../realtime/support.js";
 import {
   ACTIVE_TURN,
   deferred,
@@ -287,5 +290,61 @@ describe("streamed answers", () => {
       expect(result.errors?.[0]).toMatchObject({ message: "Conversation not found", extensions: { code: "NOT_FOUND" } });
       await within(sub.ended, 10_000, "the end of the refused subscription");
     }
+  });
+});
+
+describe("streamed answers across a LISTEN outage", () => {
+  let fake: FakeCohere;
+  let gate: PgGate;
+  let admin: pg.Client;
+  let a: TestServer;
+  let b: TestServer;
+  let client: TestWsClient;
+
+  beforeAll(async () => {
+    fake = await startFakeCohere();
+    gate = await startPgGate(databaseUrl());
+    admin = await adminClient(databaseUrl());
+    a = await startTestServer({ assistant: cohereAssistant(fake) });
+    // b's LISTEN connection goes through the gate, which the test can cut.
+    b = await startTestServer({ assistant: cohereAssistant(fake), listenUrl: gate.url });
+  });
+  afterAll(async () => {
+    await client?.dispose();
+    await a.close();
+    await b.close();
+    await gate.close();
+    await admin.end();
+    await fake.close();
+  });
+
+  it("should catch a subscriber up from the row, with no gap, once its instance listens again", async () => {
+    const user = await newUser(a);
+    const created = await user.gql<{ createConversation: { id: string } }>(`mutation { createConversation { id } }`);
+    const conversationId = created.data!.createConversation.id;
+    client = wsClient(b.wsUrl, user.token);
+    const stream = await liveStream(b, client, conversationId);
+
+    await killListener(b, gate, admin);
+    const chunks = wordChunks(ANSWER);
+    const held = deferred();
+    fake.enqueue(textReply(ANSWER, { chunks, gate: { afterDeltas: 12, until: held.promise } }));
+    await a.request(SEND_LIVE, { input: { conversationId, content: "while you were away", waitForReply: false } }, user.token);
+    const prefix = chunks.slice(0, 12).join("");
+    await waitFor(
+      () => a.db.message.findFirst({ where: { userId: user.id, role: "assistant" } }),
+      (row) => row?.content === prefix,
+      "the first deltas written while b could not hear them",
+    );
+    expect(stream.pending()).toEqual([]);
+
+    gate.open();
+    const first = await nextStreamEvent(stream, 15_000);
+    expect(first).toMatchObject({ offset: 0, delta: prefix, message: { status: "STREAMING" } });
+    held.resolve();
+    const events = [first, ...(await eventsUntilSettled(stream))];
+    expect(joined(events)).toBe(ANSWER);
+    expect(events.at(-1)!.message.status).toBe("COMPLETE");
+    stream.dispose();
   });
 });
