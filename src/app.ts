@@ -148,13 +148,13 @@ export function buildApp(deps: AppDeps): App {
     streams,
     assistant,
     start: async (port, host = "127.0.0.1") => {
-      // Turns that dead instances left RUNNING (their leases expired) are marked interrupted.
-      await sweepInterruptedTurns(db).then(
+      // Subscriptions open even while the listener is still (re)connecting: they stay open and catch up.
+      listener.start().catch((error: unknown) => logger.warn({ err: error }, "listener not connected yet; retrying"));
+      // Turns that dead instances left RUNNING (their leases expired) are marked interrupted; requests find any it misses.
+      void sweepInterruptedTurns(db).then(
         (count) => count > 0 && logger.info({ count }, "marked turns of stopped instances interrupted"),
         (error: unknown) => logger.warn({ err: error }, "could not sweep interrupted turns; requests still find them"),
       );
-      // Subscriptions open even while the listener is still (re)connecting: they stay open and catch up.
-      listener.start().catch((error: unknown) => logger.warn({ err: error }, "listener not connected yet; retrying"));
       return new Promise((resolve, reject) => {
         server.once("error", reject);
         server.listen(port, host, () => {
