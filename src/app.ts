@@ -8,7 +8,9 @@ import type { Db } from "./db/client.js";
 import { AppError, toGraphQLError } from "./errors.js";
 import type { Logger } from "./logger.js";
 import { createMaskError, useValidationErrorCode } from "./mask-error.js";
+import { Assistant } from "./chat/assistant.js";
 import type { AssistantDeps } from "./chat/turn.js";
+import { sweepInterruptedTurns } from "./domain/conversation-log.js";
 import { useConnectionArgsGuard } from "./schema/connection-args.js";
 import { useDeferredErrors } from "./schema/deferred-errors.js";
 import { createToolResultLoader } from "./schema/loaders.js";
@@ -17,6 +19,7 @@ import { schema } from "./schema/index.js";
 import { RealtimeHub, type RealtimeOptions } from "./realtime/hub.js";
 import { PgListener, type ListenerOptions } from "./realtime/listener.js";
 import { useSharedSubscriptionExecution } from "./realtime/shared-execution.js";
+import { StreamFeed } from "./realtime/stream-feed.js";
 import { attachGraphQLWs } from "./ws.js";
 import { currentRequestId, requestIdFrom } from "./request-context.js";
 import { createMcpHandler, MCP_PATH } from "./mcp/http.js";
@@ -61,6 +64,10 @@ export interface App {
   server: Server;
   listener: PgListener;
   realtime: RealtimeHub;
+  /** messageStream's source. */
+  streams: StreamFeed;
+  /** This instance's chat turns. */
+  assistant: Assistant;
   /** Listens on the port (0 picks a free one) and resolves with the bound address. */
   start(port: number, host?: string): Promise<{ port: number; url: string }>;
   /**
@@ -76,6 +83,9 @@ export function buildApp(deps: AppDeps): App {
   const { db, logger, verifier } = deps;
   const listener = new PgListener({ ...deps.listener, connectionString: deps.listenUrl, logger });
   const realtime = new RealtimeHub(db, listener, logger, deps.realtime);
+  const streams = new StreamFeed(db, listener, logger);
+  listener.on("reconnected", () => streams.catchUp());
+  const assistant = new Assistant(db, deps.assistant, listener);
   const drain = new Drain();
   const yoga = createYoga<Record<string, unknown>, Context>({
     schema,
@@ -98,8 +108,9 @@ export function buildApp(deps: AppDeps): App {
         viewer,
         db,
         requestId,
-        assistant: deps.assistant,
+        assistant,
         realtime,
+        streams,
         toolResults: createToolResultLoader(db, viewer.userId),
         deferredErrors: [],
       };
@@ -134,10 +145,18 @@ export function buildApp(deps: AppDeps): App {
 
   let stopping: Promise<boolean> | undefined;
   const stopAll = async (): Promise<boolean> => {
+    const graceEnds = Date.now() + (deps.shutdownGraceMs ?? 25_000);
     drain.begin();
     await ws.close();
-    const finished = await drain.settled(deps.shutdownGraceMs ?? 25_000);
-    if (!finished) logger.warn({ inFlight: drain.inFlight }, "shutdown grace period over; closing the remaining connections");
+    // Accepted requests, then the turns running in the background, get the rest of the grace period.
+    const requestsDone = await drain.settled(graceEnds - Date.now());
+    const turnsDone = await assistant.finished(Math.max(0, graceEnds - Date.now()));
+    const finished = requestsDone && turnsDone;
+    if (!finished) {
+      logger.warn({ inFlight: drain.inFlight, turns: assistant.runningCount }, "shutdown grace period over; interrupting what is left");
+    }
+    // Turns still running are ended as interrupted and their leases handed back, so a retry resumes them at once.
+    await assistant.stop();
     await new Promise<void>((resolve, reject) => {
       if (!server.listening) return resolve();
       server.close((error) => (error ? reject(error) : resolve()));
@@ -152,9 +171,16 @@ export function buildApp(deps: AppDeps): App {
     server,
     listener,
     realtime,
+    streams,
+    assistant,
     start: async (port, host = "127.0.0.1") => {
       // Subscriptions open even while the listener is still (re)connecting: they stay open and catch up.
       listener.start().catch((error: unknown) => logger.warn({ err: error }, "listener not connected yet; retrying"));
+      // Turns that dead instances left RUNNING (their leases expired) are marked interrupted; requests find any it misses.
+      void sweepInterruptedTurns(db).then(
+        (count) => count > 0 && logger.info({ count }, "marked turns of stopped instances interrupted"),
+        (error: unknown) => logger.warn({ err: error }, "could not sweep interrupted turns; requests still find them"),
+      );
       return new Promise((resolve, reject) => {
         server.once("error", reject);
         server.listen(port, host, () => {

@@ -39,6 +39,8 @@ export interface Config {
     maxSteps: number;
     timeoutMs: number;
     turnTimeoutMs: number;
+    /** COHERE_MAX_INPUT_TOKENS: the estimated size of the window sent to the model (preamble, tools, newest messages). */
+    maxInputTokens: number;
   };
   realtime: {
     /** Subscriptions one user may have open at once on one instance (SUBSCRIPTIONS_PER_USER). */
@@ -49,6 +51,8 @@ export interface Config {
     rateLimitPerMinute: number;
     /** How many sends a user may make at once before the per-minute rate applies. */
     rateBurst: number;
+    /** STREAM_FLUSH_MS: the longest a streamed answer's stored text lags behind what the model sent. */
+    streamFlushMs: number;
   };
 }
 
@@ -241,9 +245,11 @@ const envSchema = z.object({
   COHERE_MAX_STEPS: intSetting("COHERE_MAX_STEPS", 8, 1, 50),
   COHERE_TIMEOUT_MS: intSetting("COHERE_TIMEOUT_MS", 30_000, 1, 600_000),
   COHERE_TURN_TIMEOUT_MS: intSetting("COHERE_TURN_TIMEOUT_MS", 120_000, 1, 3_600_000),
+  COHERE_MAX_INPUT_TOKENS: intSetting("COHERE_MAX_INPUT_TOKENS", 100_000, 1000, 10_000_000),
   CHAT_RATE_LIMIT: intSetting("CHAT_RATE_LIMIT", 20, 0, 100_000),
   CHAT_RATE_BURST: intSetting("CHAT_RATE_BURST", 5, 1, 10_000),
   SUBSCRIPTIONS_PER_USER: intSetting("SUBSCRIPTIONS_PER_USER", 50, 1, 10_000),
+  STREAM_FLUSH_MS: intSetting("STREAM_FLUSH_MS", 100, 10, 10_000),
 });
 
 function isNeonHost(url: string | undefined): boolean {
@@ -315,6 +321,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       maxSteps: e.COHERE_MAX_STEPS,
       timeoutMs: e.COHERE_TIMEOUT_MS,
       turnTimeoutMs: e.COHERE_TURN_TIMEOUT_MS,
+      maxInputTokens: e.COHERE_MAX_INPUT_TOKENS,
     },
     realtime: {
       subscriptionsPerUser: e.SUBSCRIPTIONS_PER_USER,
@@ -322,6 +329,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     chat: {
       rateLimitPerMinute: e.CHAT_RATE_LIMIT,
       rateBurst: e.CHAT_RATE_BURST,
+      streamFlushMs: e.STREAM_FLUSH_MS,
     },
   };
 }

@@ -51,6 +51,8 @@ const app = buildApp({
     turnTimeoutMs: config.cohere.turnTimeoutMs,
     clock: () => new Date(),
     logger,
+    streamFlushMs: config.chat.streamFlushMs,
+    maxInputTokens: config.cohere.maxInputTokens,
     rateLimit: config.chat.rateLimitPerMinute === 0 ? undefined : { perMinute: config.chat.rateLimitPerMinute, burst: config.chat.rateBurst },
   },
   verifier: createVerifier(auth),

@@ -48,7 +48,8 @@ describe("loadConfig", () => {
     });
     expect(config.cohere.model).toBe("command-a-03-2025");
     expect(config.cohere.apiKey).toBeUndefined();
-    expect(config.chat).toEqual({ rateLimitPerMinute: 20, rateBurst: 5 });
+    expect(config.chat).toEqual({ rateLimitPerMinute: 20, rateBurst: 5, streamFlushMs: 100 });
+    expect(config.cohere.maxInputTokens).toBe(100_000);
     expect(config.realtime).toEqual({ subscriptionsPerUser: 50 });
   });
 
@@ -104,9 +105,28 @@ describe("loadConfig", () => {
   });
 
   it("should read the chat rate limit, with 0 turning it off", () => {
-    expect(loadConfig({ CHAT_RATE_LIMIT: "120", CHAT_RATE_BURST: "10" }).chat).toEqual({ rateLimitPerMinute: 120, rateBurst: 10 });
-    expect(loadConfig({ CHAT_RATE_LIMIT: "0" }).chat).toEqual({ rateLimitPerMinute: 0, rateBurst: 5 });
-    expect(loadConfig({ CHAT_RATE_LIMIT: " ", CHAT_RATE_BURST: "" }).chat).toEqual({ rateLimitPerMinute: 20, rateBurst: 5 });
+    expect(loadConfig({ CHAT_RATE_LIMIT: "120", CHAT_RATE_BURST: "10" }).chat).toMatchObject({ rateLimitPerMinute: 120, rateBurst: 10 });
+    expect(loadConfig({ CHAT_RATE_LIMIT: "0" }).chat).toMatchObject({ rateLimitPerMinute: 0, rateBurst: 5 });
+    expect(loadConfig({ CHAT_RATE_LIMIT: " ", CHAT_RATE_BURST: "" }).chat).toMatchObject({ rateLimitPerMinute: 20, rateBurst: 5 });
+  });
+
+  it("should read STREAM_FLUSH_MS and COHERE_MAX_INPUT_TOKENS", () => {
+    expect(loadConfig({ STREAM_FLUSH_MS: "25" }).chat.streamFlushMs).toBe(25);
+    expect(loadConfig({ STREAM_FLUSH_MS: " " }).chat.streamFlushMs).toBe(100);
+    expect(loadConfig({ COHERE_MAX_INPUT_TOKENS: "8000" }).cohere.maxInputTokens).toBe(8000);
+  });
+
+  it("should refuse a bad STREAM_FLUSH_MS or COHERE_MAX_INPUT_TOKENS, naming the setting and the value", () => {
+    for (const STREAM_FLUSH_MS of ["0", "9", "abc", "-5", "2.5", "10001"]) {
+      const error = configError({ STREAM_FLUSH_MS });
+      expect(error.message).toContain("STREAM_FLUSH_MS must be an integer (10–10000)");
+      expect(error.message).toContain(`"${STREAM_FLUSH_MS}"`);
+    }
+    for (const COHERE_MAX_INPUT_TOKENS of ["0", "999", "many", "10000001"]) {
+      const error = configError({ COHERE_MAX_INPUT_TOKENS });
+      expect(error.message).toContain("COHERE_MAX_INPUT_TOKENS must be an integer (1000–10000000)");
+      expect(error.message).toContain(`"${COHERE_MAX_INPUT_TOKENS}"`);
+    }
   });
 
   it("should refuse a bad CHAT_RATE_LIMIT or CHAT_RATE_BURST", () => {

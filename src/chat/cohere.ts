@@ -2,12 +2,17 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { CohereClientV2, CohereError, CohereTimeoutError, type Cohere } from "cohere-ai";
 import { backoffDelay } from "../backoff.js";
 
-export type ChatRequest = Cohere.V2ChatRequest;
-export type ChatResponse = Cohere.V2ChatResponse;
+export type ChatRequest = Cohere.V2ChatStreamRequest;
+export type ChatStreamEvent = Cohere.V2ChatStreamResponse;
 
-/** The slice of the SDK the loop uses, so tests and alternative providers can stand in. */
+/**
+ * The slice of the SDK the loop uses, so tests and alternative providers can
+ * stand in. Every call streams: it resolves once the model has answered with
+ * a success status (`timeoutMs` bounds that wait), and aborting `signal` ends
+ * the events and closes the connection.
+ */
 export interface ChatModel {
-  chat(request: ChatRequest, options: { timeoutMs: number }): Promise<ChatResponse>;
+  stream(request: ChatRequest, options: { timeoutMs: number; signal: AbortSignal }): Promise<AsyncIterable<ChatStreamEvent>>;
 }
 
 export interface CohereSettings {
@@ -24,7 +29,8 @@ export function createCohereModel(settings: CohereSettings): ChatModel {
     maxRetries: 0,
   });
   return {
-    chat: (request, { timeoutMs }) => client.chat(request, { timeoutInSeconds: timeoutMs / 1000, maxRetries: 0 }),
+    stream: (request, { timeoutMs, signal }) =>
+      client.chatStream(request, { timeoutInSeconds: timeoutMs / 1000, maxRetries: 0, abortSignal: signal }),
   };
 }
 
@@ -93,23 +99,30 @@ export interface CallOptions {
   timeoutMs: number;
   /** performance.now() value after which nothing more is attempted. */
   deadline: number;
+  /** Stops the call and any wait between attempts; the signal's reason is thrown. */
+  signal: AbortSignal;
   policy?: RetryPolicy;
   onRetry?: (info: { attempt: number; delayMs: number; status: number | undefined }) => void;
 }
 
 /**
- * One model call with bounded retries: 429 and 5xx (and connection failures)
- * are retried with exponential backoff, or after Retry-After when the server
- * says so, as long as the wait fits before the turn's deadline.
+ * Opens one model stream with bounded retries: 429 and 5xx (and connection
+ * failures) are retried with exponential backoff, or after Retry-After when
+ * the server says so, as long as the wait fits before the turn's deadline.
+ * Once events flow, a failure is the caller's (nothing can be taken back).
  */
-export async function chatWithRetries(model: ChatModel, request: ChatRequest, options: CallOptions): Promise<ChatResponse> {
+export async function chatWithRetries(model: ChatModel, request: ChatRequest, options: CallOptions): Promise<AsyncIterable<ChatStreamEvent>> {
   const policy = options.policy ?? DEFAULT_RETRY_POLICY;
+  const { signal } = options;
   for (let attempt = 0; ; attempt += 1) {
+    signal.throwIfAborted();
     const remaining = options.deadline - performance.now();
     if (remaining <= 0) throw new ModelTimeoutError("the turn ran out of time");
     try {
-      return await model.chat(request, { timeoutMs: Math.min(options.timeoutMs, remaining) });
+      return await model.stream(request, { timeoutMs: Math.min(options.timeoutMs, remaining), signal });
     } catch (error) {
+      // Stopped from outside (a cancel, the turn's clock): not the model's failure.
+      signal.throwIfAborted();
       if (isTimeout(error)) throw new ModelTimeoutError("the model did not answer in time", { cause: error });
       const status = statusOf(error);
       const hint = retryAfterMs(error);
@@ -124,7 +137,7 @@ export async function chatWithRetries(model: ChatModel, request: ChatRequest, op
         throw new ModelUnavailableError("the model asked to wait longer than this turn may take", true, hint, { cause: error });
       }
       options.onRetry?.({ attempt: attempt + 1, delayMs, status });
-      await sleep(delayMs);
+      await sleep(delayMs, undefined, { signal });
     }
   }
 }

@@ -23,7 +23,11 @@ export function toolDocument(message: Pick<Message, "content">): Record<string, 
   return { text: message.content };
 }
 
-export function systemPreamble(now: Date): string {
+/** Said in the preamble when the window leaves the start of the conversation out. */
+export const OLDER_MESSAGES_NOTE =
+  "Older messages of this conversation are not shown here; they may mention tasks that have changed since. Call list_tasks for the current state of the tasks.";
+
+export function systemPreamble(now: Date, olderOmitted = false): string {
   return [
     "You are a helpful assistant that manages the user's todo list.",
     "Use the tools to add, list, complete, delete and update tasks; never claim to have changed a task without calling a tool.",
@@ -31,19 +35,31 @@ export function systemPreamble(now: Date): string {
     "When a tool returns an error, explain it plainly or try a corrected call.",
     "Answer briefly.",
     `Today is ${now.toISOString().slice(0, 10)}.`,
+    ...(olderOmitted ? [OLDER_MESSAGES_NOTE] : []),
   ].join(" ");
 }
 
 /**
- * Turns the stored conversation into Cohere v2 messages. Every tool call gets
- * its result: Cohere answers 400 when one is missing. A call without a stored
- * result (never the case for this loop's own writes, which commit together)
- * is answered with an error document rather than dropped.
+ * What the model is shown of a stored message: a FAILED answer, or one still
+ * STREAMING (its turn died), was never said; a CANCELLED answer was, as far as
+ * it got, unless nothing arrived.
  */
-export function buildHistory(messages: readonly Message[], now: Date): Cohere.ChatMessageV2[] {
-  const history: Cohere.ChatMessageV2[] = [{ role: "system", content: systemPreamble(now) }];
+export function isShownToModel(message: Pick<Message, "role" | "status" | "content">): boolean {
+  if (message.status === "COMPLETE") return true;
+  return message.role === "assistant" && message.status === "CANCELLED" && message.content !== "";
+}
+
+/**
+ * Turns stored messages into Cohere v2 messages, after the system preamble.
+ * Every tool call gets its result: Cohere answers 400 when one is missing. A
+ * call without a stored result (never the case for this loop's own writes,
+ * which commit together) is answered with an error document rather than dropped.
+ */
+export function buildHistory(messages: readonly Message[], now: Date, olderOmitted = false): Cohere.ChatMessageV2[] {
+  const history: Cohere.ChatMessageV2[] = [{ role: "system", content: systemPreamble(now, olderOmitted) }];
   const answered = new Set(messages.filter((m) => m.role === "tool" && m.toolCallId).map((m) => m.toolCallId));
   for (const message of messages) {
+    if (!isShownToModel(message)) continue;
     if (message.role === "user") {
       history.push({ role: "user", content: message.content });
     } else if (message.role === "assistant") {

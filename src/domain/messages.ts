@@ -1,6 +1,6 @@
 import type { Db, DbClient } from "../db/client.js";
 import { notFound } from "../errors.js";
-import type { MessageRole, Prisma } from "../generated/prisma/client.js";
+import type { MessageRole, MessageStatus, Prisma } from "../generated/prisma/client.js";
 
 export type MessageQuery = { select?: Prisma.MessageSelect } | { include?: Prisma.MessageInclude } | Record<string, never>;
 
@@ -12,6 +12,8 @@ export interface NewMessage {
   toolCallId?: string | null;
   clientMessageId?: string | null;
   stopCode?: string | null;
+  /** COMPLETE unless given: only an answer being streamed starts STREAMING. */
+  status?: MessageStatus;
 }
 
 export async function getMessage(db: Db, userId: string, id: string, query: MessageQuery = {}) {
@@ -21,7 +23,7 @@ export async function getMessage(db: Db, userId: string, id: string, query: Mess
 }
 
 /**
- * Appends messages to a conversation inside the caller's transaction.
+ * Appends settled messages to a conversation inside the caller's transaction.
  *
  * Bumping `last_seq` row-locks the conversation until commit, so concurrent
  * writers take turns: seqs are dense, and they commit in seq order. A reader
@@ -54,7 +56,43 @@ export async function appendMessages(
       toolCallId: message.toolCallId ?? null,
       clientMessageId: message.clientMessageId ?? null,
       stopCode: message.stopCode ?? null,
+      status: message.status ?? "COMPLETE",
     })),
   });
   return created.sort((a, b) => a.seq - b.seq);
+}
+
+/**
+ * Adds an answer that is about to stream (STREAMING), at the next seq, inside
+ * the caller's transaction. It takes the conversation's row lock like
+ * appendMessages but leaves `last_seq` where it is: last_seq is the newest
+ * *settled* message, so anyone who starts following the conversation from
+ * last_seq meets this answer when it settles (settleStreamingMessage), and a
+ * row above last_seq is always one still streaming.
+ */
+export async function insertStreamingMessage(tx: DbClient, userId: string, conversationId: string, content: string) {
+  const [conversation] = await tx.$queryRaw<{ last_seq: number }[]>`
+    SELECT last_seq FROM conversations WHERE id = ${conversationId}::uuid AND user_id = ${userId} FOR UPDATE`;
+  if (!conversation) throw notFound("Conversation");
+  return tx.message.create({
+    data: { conversationId, userId, seq: conversation.last_seq + 1, role: "assistant", content, status: "STREAMING" },
+  });
+}
+
+/**
+ * Gives a STREAMING message its final fields and status, and moves last_seq
+ * over it, inside the caller's transaction. False if it was not STREAMING.
+ */
+export async function settleStreamingMessage(
+  tx: DbClient,
+  conversationId: string,
+  messageId: string,
+  data: Prisma.MessageUpdateManyMutationInput & { status: Exclude<MessageStatus, "STREAMING"> },
+): Promise<boolean> {
+  const { count } = await tx.message.updateMany({ where: { id: messageId, conversationId, status: "STREAMING" }, data });
+  if (count === 0) return false;
+  await tx.$executeRaw`
+    UPDATE conversations SET last_seq = GREATEST(last_seq, (SELECT seq FROM messages WHERE id = ${messageId}::uuid))
+    WHERE id = ${conversationId}::uuid`;
+  return true;
 }

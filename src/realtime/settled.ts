@@ -1,9 +1,10 @@
+import type { Message } from "../generated/prisma/client.js";
+
 /**
- * Whether a message may be pushed to messageAdded subscribers yet. The message
- * feed delivers a conversation's rows in seq order up to, not including, the
- * first row that is not settled; a later notification for that row (its
- * UPDATE) releases it and what follows. Every stored message is settled for now.
+ * Settled: the message will not change any more, so messageAdded may deliver
+ * it. Only an assistant answer being streamed (STREAMING) is not; it settles
+ * as COMPLETE, CANCELLED or FAILED, and messageStream carries it meanwhile.
  */
-export function isSettled(_message: { role: string } & Record<string, unknown>): boolean {
-  return true;
+export function isSettled(message: Pick<Message, "status">): boolean {
+  return message.status !== "STREAMING";
 }

@@ -18,6 +18,16 @@ export class StreamEnd {
   constructor(readonly error: unknown) {}
 }
 
+/**
+ * For a subscription field's resolve: a stream's last item may say why it ended (too many
+ * subscriptions, fell behind); thrown here, it is masked and coded like any resolver error,
+ * and graphql-ws and SSE alike send it as a result before completing.
+ */
+export function valueOrEnd<T>(event: T | StreamEnd): T {
+  if (event instanceof StreamEnd) throw event.error;
+  return event;
+}
+
 export interface Outlet<T> {
   /** Queues a value; false when the stream is closed (ended, cancelled or overflowed). */
   push(value: T): boolean;

@@ -1,12 +1,13 @@
 import { GraphQLError, responsePathAsArray } from "graphql";
 import { storedToolCalls } from "../chat/history.js";
-import { sendMessage, type TurnResult } from "../chat/turn.js";
+import { sendMessage, type TurnResult } from "../chat/send-message.js";
 import { AppError, type ErrorCode } from "../errors.js";
 import { builder } from "./builder.js";
 import { ConversationRef } from "./conversation.js";
 import { parseId } from "../ids.js";
 import { MessageRef } from "./message.js";
 import { ToolCallRef, toolCallsOf } from "./tool-call.js";
+import { TurnRef } from "./turn.js";
 
 const SendMessageInput = builder.inputType("SendMessageInput", {
   fields: (t) => ({
@@ -14,7 +15,12 @@ const SendMessageInput = builder.inputType("SendMessageInput", {
     content: t.string({ required: true, description: "1–5000 characters." }),
     clientMessageId: t.string({
       description:
-        "An idempotency key (at most 100 characters, unique per user). Sending it again never stores the message twice: a finished turn is returned as it was, a failed one is resumed.",
+        "An idempotency key (at most 100 characters, unique per user). Sending it again never stores the message twice: a finished turn is returned as it was, a running one is that turn (never a second), a failed one is resumed.",
+    }),
+    waitForReply: t.boolean({
+      defaultValue: true,
+      description:
+        "true: answer when the turn has ended. false: answer as soon as the message is stored, with the turn RUNNING and no reply; follow it with messageStream and messageAdded. Either way the turn runs to its end even if the client goes away.",
     }),
   }),
 });
@@ -22,6 +28,7 @@ const SendMessageInput = builder.inputType("SendMessageInput", {
 const SendMessagePayload = builder.objectRef<TurnResult>("SendMessagePayload").implement({
   fields: (t) => ({
     conversation: t.field({ type: ConversationRef, resolve: (turn) => turn.conversation }),
+    turn: t.field({ type: TurnRef, resolve: (result) => result.turn }),
     userMessage: t.field({ type: MessageRef, resolve: (turn) => turn.userMessage }),
     reply: t.field({
       type: MessageRef,
@@ -51,17 +58,19 @@ builder.mutationField("sendMessage", (t) =>
   t.field({
     type: SendMessagePayload,
     description:
-      "Sends a message to the assistant, which may call task tools before it replies. Every step is stored. A turn that ends at a bound (steps, time, a repeated call) returns its payload together with an error whose code says which.",
+      "Sends a message to the assistant, which may call task tools before it replies; the answer streams (messageStream) and every step is stored. A turn that ends at a bound (steps, time, a repeated call) returns its payload together with an error whose code says which.",
     args: { input: t.arg({ type: SendMessageInput, required: true }) },
     resolve: async (_root, { input }, ctx, info) => {
       const conversationId =
         input.conversationId === null || input.conversationId === undefined
           ? undefined
           : parseId(input.conversationId, "input.conversationId", "Conversation");
-      const turn = await sendMessage(ctx.db, ctx.assistant, ctx.viewer.userId, {
+      // Not tied to the request: a client that goes away does not stop the turn.
+      const turn = await sendMessage(ctx.assistant, ctx.viewer.userId, {
         conversationId,
         content: input.content,
         clientMessageId: input.clientMessageId,
+        waitForReply: input.waitForReply,
       });
       if (turn.stopCode !== null) {
         const error = new AppError(turn.stopCode as ErrorCode, turn.reply?.content ?? "The assistant stopped before finishing", {

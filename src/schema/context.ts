@@ -1,18 +1,22 @@
 import type DataLoader from "dataloader";
 import type { GraphQLError } from "graphql";
 import type { Viewer } from "../auth.js";
-import type { AssistantDeps } from "../chat/turn.js";
+import type { Assistant } from "../chat/assistant.js";
 import type { Db } from "../db/client.js";
 import type { Message } from "../generated/prisma/client.js";
 import type { RealtimeHub } from "../realtime/hub.js";
+import type { StreamFeed } from "../realtime/stream-feed.js";
 
 /** Per-operation context. The database is injected by buildApp, so several app instances can share one process. */
 export interface Context {
   viewer: Viewer;
   db: Db;
   requestId: string;
-  assistant: AssistantDeps;
+  /** This app instance's chat turns. */
+  assistant: Assistant;
   realtime: RealtimeHub;
+  /** messageStream's source. */
+  streams: StreamFeed;
   /** Tool result messages by `${conversationId}:${toolCallId}`, batched per request. */
   toolResults: DataLoader<string, Message | null>;
   /** Errors to report beside a field's data (a chat turn that ended at a bound). */

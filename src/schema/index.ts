@@ -6,7 +6,9 @@ import "./task.js";
 import "./conversation.js";
 import "./message.js";
 import "./tool-call.js";
+import "./turn.js";
 import "./chat.js";
 import "./subscriptions.js";
+import "./message-stream.js";
 
 export const schema = builder.toSchema({ sortSchema: true });

@@ -11,12 +11,18 @@ export const MessageRoleEnum = builder.enumType("MessageRole", {
   } as const,
 });
 
+export const MessageStatusEnum = builder.enumType("MessageStatus", {
+  description: "An assistant answer is STREAMING while the model writes it, then COMPLETE, CANCELLED or FAILED (keeping what it had). User and tool messages are always COMPLETE.",
+  values: ["STREAMING", "COMPLETE", "CANCELLED", "FAILED"] as const,
+});
+
 export const MessageRef = builder.prismaNode("Message", {
   id: { field: "id" },
   findUnique: (id, ctx) => ({ id, userId: ctx.viewer.userId }),
   fields: (t) => ({
     role: t.expose("role", { type: MessageRoleEnum }),
-    content: t.exposeString("content"),
+    content: t.exposeString("content", { description: "While STREAMING, the text so far: it only grows." }),
+    status: t.expose("status", { type: MessageStatusEnum }),
     seq: t.exposeInt("seq", { description: "1, 2, 3… within the conversation: the order the assistant saw." }),
     createdAt: t.expose("createdAt", { type: "DateTime" }),
     conversation: t.relation("conversation"),

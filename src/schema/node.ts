@@ -2,26 +2,29 @@ import { brandWithType } from "@pothos/core";
 import { getConversation } from "../domain/conversations.js";
 import { getMessage } from "../domain/messages.js";
 import { getTask } from "../domain/tasks.js";
+import { getTurn } from "../domain/conversation-log.js";
 import { builder } from "./builder.js";
 import { ConversationRef } from "./conversation.js";
 import { MessageRef } from "./message.js";
 import { TaskRef } from "./task.js";
+import { TurnRef } from "./turn.js";
 import { parseGlobalId, type NodeTypename } from "../ids.js";
 
 const types = {
   Task: { ref: TaskRef, load: getTask },
   Conversation: { ref: ConversationRef, load: getConversation },
   Message: { ref: MessageRef, load: getMessage },
+  Turn: { ref: TurnRef, load: getTurn },
 } satisfies Record<NodeTypename, unknown>;
 
 builder.queryField("node", (t) =>
   t.field({
     type: builder.nodeInterfaceRef(),
     nullable: true,
-    description: "Any Task, Conversation or Message of the viewer by its global ID. Others' are NOT_FOUND.",
+    description: "Any Task, Conversation, Message or Turn of the viewer by its global ID. Others' are NOT_FOUND.",
     args: { id: t.arg.id({ required: true }) },
     resolve: async (_root, args, ctx) => {
-      const { typename, id } = parseGlobalId(args.id, "id", ["Task", "Conversation", "Message"]);
+      const { typename, id } = parseGlobalId(args.id, "id", ["Task", "Conversation", "Message", "Turn"]);
       const type = types[typename];
       const row = await type.load(ctx.db, ctx.viewer.userId, id);
       // Lets the Node interface resolve the row's concrete type.

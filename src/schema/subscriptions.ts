@@ -1,7 +1,8 @@
 import { getConversation } from "../domain/conversations.js";
 import { badInput } from "../errors.js";
 import { untilExpiry } from "../realtime/expiry.js";
-import { StreamEnd, type TaskChangeEvent } from "../realtime/hub.js";
+import type { TaskChangeEvent } from "../realtime/hub.js";
+import { valueOrEnd } from "../realtime/subscriber.js";
 import { builder } from "./builder.js";
 import { parseId, toGlobalId } from "../ids.js";
 import { MessageRef } from "./message.js";
@@ -57,13 +58,3 @@ builder.subscriptionFields((t) => ({
     resolve: valueOrEnd,
   }),
 }));
-
-/**
- * A stream's last item may say why it ended (too many subscriptions, fell
- * behind): thrown here, it is masked and coded like any resolver error, and
- * graphql-ws and SSE alike send it as a result before completing.
- */
-function valueOrEnd<T>(event: T | StreamEnd): T {
-  if (event instanceof StreamEnd) throw event.error;
-  return event;
-}

@@ -1,10 +1,16 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
-import type { AddressInfo } from "node:net";
+import type { AddressInfo, Socket } from "node:net";
 
 /**
  * A fake Cohere: a real HTTP server on loopback speaking the v2 wire format
  * (POST /v2/chat, snake_case JSON), driven through the real cohere-ai SDK.
  * Tests script its answers in order and read back every request it got.
+ *
+ * A request with `"stream": true` (the SDK's chatStream, which the assistant
+ * always uses) gets the scripted answer as server-sent events in Cohere's
+ * order (message-start, tool-plan-delta*, tool-call-start, tool-call-delta*, tool-call-end per call,
+ * content-start, content-delta*, content-end, message-end), with a scripted
+ * delay between events; it can pause at a gate, or break off mid-answer.
  */
 
 export interface WireToolCall {
@@ -21,17 +27,40 @@ export interface WireMessage {
   tool_call_id?: string;
 }
 
+/** One server-sent event the fake wrote, and when (performance.now()). */
+export interface SentEvent {
+  type: string;
+  /** content-delta's text. */
+  text?: string;
+  at: number;
+}
+
 export interface RecordedRequest {
   headers: IncomingMessage["headers"];
   body: { model: string; messages: WireMessage[]; tools?: { type: string; function: { name: string; parameters: unknown } }[]; stream?: boolean };
+  /** The events streamed so far. */
+  sent: SentEvent[];
+  /** The client went away before the answer's end (an aborted stream). */
+  aborted: boolean;
+  /** The answer was written to its end. */
+  finished: boolean;
 }
 
 export interface ScriptedReply {
   status?: number;
   headers?: Record<string, string>;
+  /** The non-streamed response body; a stream is made from it. */
   body: unknown;
   /** Milliseconds to wait before answering (a slow model). */
   delayMs?: number;
+  /** Milliseconds between two streamed events. */
+  eventDelayMs?: number;
+  /** The answer text's content-delta pieces (default: word by word). Must join to the text. */
+  chunks?: string[];
+  /** Pause after this many content deltas until `until` settles. */
+  gate?: { afterDeltas: number; until: Promise<unknown> };
+  /** Drop the connection after this many content deltas (a stream that breaks off). */
+  breakAfterDeltas?: number;
 }
 
 export type Script = ScriptedReply | ((request: RecordedRequest) => ScriptedReply);
@@ -54,16 +83,18 @@ function responseId(): string {
   return `fake-${nextId}`;
 }
 
-const USAGE = { billed_units: { input_tokens: 10, output_tokens: 5 }, tokens: { input_tokens: 100, output_tokens: 20 } };
+export const FAKE_USAGE = { billed_units: { input_tokens: 10, output_tokens: 5 }, tokens: { input_tokens: 100, output_tokens: 20 } };
 
 /** A final answer (finish_reason COMPLETE). */
-export function textReply(text: string): ScriptedReply {
+export function textReply(text: string, options: Omit<ScriptedReply, "body"> & { usage?: unknown } = {}): ScriptedReply {
+  const { usage, ...rest } = options;
   return {
+    ...rest,
     body: {
       id: responseId(),
       finish_reason: "COMPLETE",
       message: { role: "assistant", content: [{ type: "text", text }] },
-      usage: USAGE,
+      usage: usage ?? FAKE_USAGE,
     },
   };
 }
@@ -86,7 +117,7 @@ export function toolCallReply(
           function: { name: call.name, arguments: typeof call.args === "string" ? call.args : JSON.stringify(call.args) },
         })),
       },
-      usage: USAGE,
+      usage: FAKE_USAGE,
     },
   };
 }
@@ -95,18 +126,101 @@ export function errorReply(status: number, message = "fake error", headers: Reco
   return { status, headers, body: { id: responseId(), message } };
 }
 
+/** Word by word, spaces kept: how a model's tokens roughly fall. */
+export function wordChunks(text: string): string[] {
+  return text.match(/\s*\S+\s*/gu) ?? (text === "" ? [] : [text]);
+}
+
+interface Body {
+  id?: string;
+  finish_reason?: string;
+  message?: {
+    tool_plan?: string;
+    tool_calls?: { id?: string; type?: string; function?: { name?: string; arguments?: string } }[];
+    content?: { type: string; text?: string; thinking?: string }[];
+  };
+  usage?: unknown;
+}
+
+/** The scripted answer as Cohere's stream events, in wire order. */
+function streamEvents(reply: ScriptedReply): Record<string, unknown>[] {
+  const body = reply.body as Body;
+  const message = body.message ?? {};
+  const events: Record<string, unknown>[] = [{ type: "message-start", id: body.id, delta: { message: { role: "assistant" } } }];
+  for (const piece of wordChunks(message.tool_plan ?? "")) {
+    events.push({ type: "tool-plan-delta", delta: { message: { tool_plan: piece } } });
+  }
+  (message.tool_calls ?? []).forEach((call, index) => {
+    const start = { ...(call.id === undefined ? {} : { id: call.id }), type: "function", function: { name: call.function?.name ?? "", arguments: "" } };
+    events.push({ type: "tool-call-start", index, delta: { message: { tool_calls: start } } });
+    const args = call.function?.arguments ?? "";
+    const third = Math.ceil(args.length / 3) || 1;
+    for (let at = 0; at < args.length; at += third) {
+      events.push({ type: "tool-call-delta", index, delta: { message: { tool_calls: { function: { arguments: args.slice(at, at + third) } } } } });
+    }
+    events.push({ type: "tool-call-end", index });
+  });
+  (message.content ?? []).forEach((item, index) => {
+    if (item.type === "thinking") {
+      events.push({ type: "content-start", index, delta: { message: { content: { type: "thinking", thinking: "" } } } });
+      events.push({ type: "content-delta", index, delta: { message: { content: { thinking: item.thinking ?? "" } } } });
+    } else {
+      events.push({ type: "content-start", index, delta: { message: { content: { type: "text", text: "" } } } });
+      for (const text of reply.chunks ?? wordChunks(item.text ?? "")) {
+        events.push({ type: "content-delta", index, delta: { message: { content: { text } } } });
+      }
+    }
+    events.push({ type: "content-end", index });
+  });
+  events.push({ type: "message-end", id: body.id, delta: { finish_reason: body.finish_reason ?? "COMPLETE", usage: body.usage ?? FAKE_USAGE } });
+  return events;
+}
+
 export async function startFakeCohere(): Promise<FakeCohere> {
   const requests: RecordedRequest[] = [];
   const queue: Script[] = [];
   let fallback: Script | undefined;
-  const sockets = new Set<import("node:net").Socket>();
+  const sockets = new Set<Socket>();
   const timers = new Set<NodeJS.Timeout>();
+  let closing = false;
 
   const server: Server = createServer((req, res) => void handle(req, res));
   server.on("connection", (socket) => {
     sockets.add(socket);
     socket.on("close", () => sockets.delete(socket));
   });
+
+  function wait(ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => {
+        timers.delete(timer);
+        resolve();
+      }, ms);
+      timers.add(timer);
+    });
+  }
+
+  async function stream(res: ServerResponse, reply: ScriptedReply, recorded: RecordedRequest): Promise<void> {
+    res.writeHead(200, { "content-type": "text/event-stream", "cache-control": "no-cache", ...reply.headers });
+    let deltas = 0;
+    for (const event of streamEvents(reply)) {
+      if (res.destroyed || closing) return;
+      const type = event.type as string;
+      if (type === "content-delta" && reply.gate && deltas === reply.gate.afterDeltas) await reply.gate.until;
+      if (type === "content-delta" && reply.breakAfterDeltas !== undefined && deltas === reply.breakAfterDeltas) {
+        res.destroy();
+        return;
+      }
+      if (reply.eventDelayMs) await wait(reply.eventDelayMs);
+      if (res.destroyed || closing) return;
+      const text = (event as { delta?: { message?: { content?: { text?: string } } } }).delta?.message?.content?.text;
+      res.write(`event: ${type}\ndata: ${JSON.stringify(event)}\n\n`);
+      recorded.sent.push({ type, ...(type === "content-delta" && text !== undefined ? { text } : {}), at: performance.now() });
+      if (type === "content-delta") deltas += 1;
+    }
+    res.end();
+    recorded.finished = true;
+  }
 
   async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const chunks: Buffer[] = [];
@@ -115,29 +229,32 @@ export async function startFakeCohere(): Promise<FakeCohere> {
       res.writeHead(404, { "content-type": "application/json" }).end(JSON.stringify({ message: `no route ${req.method} ${req.url}` }));
       return;
     }
-    const recorded: RecordedRequest = { headers: req.headers, body: JSON.parse(Buffer.concat(chunks).toString("utf8")) };
+    const recorded: RecordedRequest = {
+      headers: req.headers,
+      body: JSON.parse(Buffer.concat(chunks).toString("utf8")),
+      sent: [],
+      aborted: false,
+      finished: false,
+    };
     requests.push(recorded);
+    res.on("close", () => {
+      if (!recorded.finished) recorded.aborted = true;
+    });
     const script = queue.shift() ?? fallback;
     if (!script) {
       res.writeHead(500, { "content-type": "application/json" }).end(JSON.stringify({ message: "fake cohere: nothing scripted" }));
       return;
     }
     const reply = typeof script === "function" ? script(recorded) : script;
-    const send = () => {
-      if (res.destroyed) return;
-      res
-        .writeHead(reply.status ?? 200, { "content-type": "application/json", ...reply.headers })
-        .end(JSON.stringify(reply.body));
-    };
-    if (reply.delayMs) {
-      const timer = setTimeout(() => {
-        timers.delete(timer);
-        send();
-      }, reply.delayMs);
-      timers.add(timer);
-    } else {
-      send();
+    if (reply.delayMs) await wait(reply.delayMs);
+    if (res.destroyed || closing) return;
+    const status = reply.status ?? 200;
+    if (status === 200 && recorded.body.stream === true) {
+      await stream(res, reply, recorded);
+      return;
     }
+    res.writeHead(status, { "content-type": "application/json", ...reply.headers }).end(JSON.stringify(reply.body));
+    recorded.finished = true;
   }
 
   await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
@@ -152,6 +269,7 @@ export async function startFakeCohere(): Promise<FakeCohere> {
     pending: () => queue.length,
     close: () =>
       new Promise<void>((resolve) => {
+        closing = true;
         for (const timer of timers) clearTimeout(timer);
         for (const socket of sockets) socket.destroy();
         server.close(() => resolve());

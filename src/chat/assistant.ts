@@ -1,0 +1,256 @@
+import type { Db } from "../db/client.js";
+import {
+  activeTurn,
+  endTurn,
+  getTurn,
+  interruptIfDead,
+  requestCancel,
+  turnControl,
+  type TurnRef,
+} from "../domain/conversation-log.js";
+import { AppError, ErrorCode } from "../errors.js";
+import type { Message, Turn, TurnStatus } from "../generated/prisma/client.js";
+import { userChannel } from "../realtime/hub.js";
+import type { Lease } from "./lease.js";
+import { RETRY_LATER, runTurn, TurnStop, unavailable, type AssistantDeps, type TurnEnd, type TurnRun } from "./turn.js";
+
+/** The one thing the assistant needs of the LISTEN connection (PgListener has it). */
+export interface ChannelListener {
+  listen(channel: string, handler: (payload: string) => void): Promise<() => Promise<void>>;
+}
+
+/** How often a running turn reads its row, in case a cancel notification was lost. */
+const STOP_POLL_MS = 500;
+/** How often a waiter on another instance's turn reads it, in case the end's notification was lost. */
+const WAIT_POLL_MS = 1000;
+/** How long cancelTurn waits for the turn to end before it answers with the turn as it is. */
+const CANCEL_WAIT_MS = 5000;
+/** How long stop() waits for this instance's turns to end. */
+const SHUTDOWN_WAIT_MS = 10_000;
+
+interface TurnNote {
+  k: "turn";
+  i: string;
+  st: TurnStatus;
+  x: boolean;
+}
+
+function turnNote(payload: string): TurnNote | undefined {
+  try {
+    const note = JSON.parse(payload) as { k?: unknown };
+    return note.k === "turn" ? (note as TurnNote) : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+export interface OpenedRun {
+  turn: Turn;
+  userMessage: Message;
+  /** The conversation's lease, held: the run releases it when the turn ends. */
+  lease: Lease;
+}
+
+/**
+ * One app instance's chat turns. A turn runs here in the background, detached
+ * from the request that started it: a client that goes away never stops it.
+ * It stops early only when cancelled (a notification on the user's channel,
+ * with the turn row read at every step and flush as a backstop), when a bound
+ * or a failure ends it, or when this instance shuts down (stop()).
+ */
+export class Assistant {
+  private readonly running = new Map<string, { controller: AbortController; done: Promise<TurnEnd> }>();
+
+  constructor(
+    readonly db: Db,
+    readonly deps: AssistantDeps,
+    private readonly listener?: ChannelListener,
+  ) {}
+
+  /** Turns running in this instance now. */
+  get runningCount(): number {
+    return this.running.size;
+  }
+
+  /**
+   * Runs an opened turn in the background. Its clock starts now: it holds the
+   * conversation's lease. The promise never rejects: a failure is in `error`.
+   */
+  launch(opened: OpenedRun): Promise<TurnEnd> {
+    const { turn, userMessage, lease } = opened;
+    const ref: TurnRef = { id: turn.id, userId: turn.userId, conversationId: turn.conversationId };
+    const controller = new AbortController();
+    const run: TurnRun = {
+      db: this.db,
+      deps: this.deps,
+      turn: ref,
+      userMessage,
+      signal: controller.signal,
+      deadline: performance.now() + this.deps.turnTimeoutMs,
+      checkStop: () => this.checkStop(ref.id, controller),
+    };
+    const done = this.drive(run, controller, lease).finally(() => this.running.delete(turn.id));
+    this.running.set(turn.id, { controller, done });
+    return done;
+  }
+
+  private async checkStop(turnId: string, controller: AbortController): Promise<void> {
+    if (controller.signal.aborted) return;
+    try {
+      const control = await turnControl(this.db, turnId);
+      if (control?.cancelRequested) controller.abort(new TurnStop("cancelled"));
+      else if (control?.status !== "RUNNING") controller.abort(new TurnStop("interrupted"));
+    } catch (error) {
+      this.deps.logger.warn({ err: error, turnId }, "could not read the turn's row; the next check retries");
+    }
+  }
+
+  private async drive(run: TurnRun, controller: AbortController, lease: Lease): Promise<TurnEnd> {
+    const { logger } = this.deps;
+    const turnId = run.turn.id;
+    const unlisten = await this.listener
+      ?.listen(userChannel(run.turn.userId), (payload) => {
+        const note = turnNote(payload);
+        if (note?.i === turnId && note.x) controller.abort(new TurnStop("cancelled"));
+      })
+      .catch((error: unknown) => {
+        logger.warn({ err: error, turnId }, "could not listen for a cancel; polling the turn instead");
+        return undefined;
+      });
+    const poll = setInterval(() => void run.checkStop(), STOP_POLL_MS);
+    poll.unref();
+    try {
+      return await runTurn(run);
+    } catch (error) {
+      // An AppError is an expected end (its conversation was deleted meanwhile): the client gets it as it is.
+      if (error instanceof AppError) return { error };
+      logger.error({ err: error, turnId }, "a chat turn failed unexpectedly");
+      return this.failUnexpectedly(run, error);
+    } finally {
+      clearInterval(poll);
+      await unlisten?.().catch((error: unknown) => logger.warn({ err: error, turnId }, "could not stop listening for a cancel"));
+      // The turn has ended either way: a lease left behind expires by itself.
+      await lease.release().catch((error: unknown) => {
+        logger.warn({ err: error, turnId }, "releasing the conversation's lease failed; it expires by itself");
+      });
+    }
+  }
+
+  /** Ends the turn FAILED if the database still answers; the client gets the error itself (maskError codes it). */
+  private async failUnexpectedly(run: TurnRun, error: unknown): Promise<TurnEnd> {
+    try {
+      await endTurn(this.db, run.turn, { status: "FAILED", stopCode: ErrorCode.ASSISTANT_UNAVAILABLE });
+    } catch (endError) {
+      this.deps.logger.warn({ err: endError, turnId: run.turn.id }, "could not mark the turn FAILED; its lease expiry will");
+    }
+    return { error };
+  }
+
+  /**
+   * Waits for a turn to end, wherever it runs, up to `limitMs`. A turn whose
+   * instance died (its lease expired meanwhile) is marked interrupted here.
+   */
+  async waitForEnd(userId: string, turnId: string, userMessage?: Message, limitMs = Number.POSITIVE_INFINITY): Promise<TurnEnd> {
+    const local = this.running.get(turnId);
+    if (local) {
+      if (!Number.isFinite(limitMs)) return local.done;
+      let timer: NodeJS.Timeout | undefined;
+      const late = new Promise<undefined>((resolve) => {
+        timer = setTimeout(() => resolve(undefined), limitMs);
+      });
+      const end = await Promise.race([local.done, late]).finally(() => clearTimeout(timer));
+      return end ?? { turn: await getTurn(this.db, userId, turnId) };
+    }
+    return this.watchRemote(userId, turnId, userMessage, limitMs);
+  }
+
+  private async watchRemote(userId: string, turnId: string, userMessage: Message | undefined, limitMs: number): Promise<TurnEnd> {
+    let woken = false;
+    let wake = () => {
+      woken = true;
+    };
+    const unlisten = await this.listener
+      ?.listen(userChannel(userId), (payload) => {
+        const note = turnNote(payload);
+        if (note?.i === turnId && note.st !== "RUNNING") wake();
+      })
+      .catch(() => undefined);
+    const until = performance.now() + limitMs;
+    try {
+      for (;;) {
+        woken = false;
+        const turn = await getTurn(this.db, userId, turnId);
+        if (turn.status !== "RUNNING") return { turn, error: this.errorOf(turn, userMessage) };
+        if (await interruptIfDead(this.db, userId, turnId)) continue;
+        const left = until - performance.now();
+        if (left <= 0) return { turn };
+        if (woken) continue;
+        await new Promise<void>((resolve) => {
+          const timer = setTimeout(resolve, Math.min(WAIT_POLL_MS, left));
+          wake = () => {
+            clearTimeout(timer);
+            resolve();
+          };
+        });
+      }
+    } finally {
+      await unlisten?.().catch(() => {});
+    }
+  }
+
+  /** What a waiter is told of a turn that another instance ended. */
+  private errorOf(turn: Turn, userMessage: Message | undefined) {
+    if (turn.status !== "FAILED" || !userMessage) return undefined;
+    return unavailable(RETRY_LATER, true, userMessage);
+  }
+
+  /**
+   * Stops a RUNNING turn wherever it runs and answers with it once it has
+   * ended (or after CANCEL_WAIT_MS, as it is then). An ended turn is returned
+   * as it is; another user's is NOT_FOUND.
+   */
+  async cancelTurn(userId: string, turnId: string): Promise<Turn> {
+    const turn = await getTurn(this.db, userId, turnId);
+    if (turn.status !== "RUNNING") return turn;
+    if (await interruptIfDead(this.db, userId, turnId)) return getTurn(this.db, userId, turnId);
+    await requestCancel(this.db, userId, turnId);
+    // Here, the notification is not even needed.
+    this.running.get(turnId)?.controller.abort(new TurnStop("cancelled"));
+    const end = await this.waitForEnd(userId, turnId, undefined, CANCEL_WAIT_MS);
+    return end.turn ?? getTurn(this.db, userId, turnId);
+  }
+
+  /** The conversation's RUNNING turn (one whose instance died is marked interrupted instead). */
+  activeTurn(userId: string, conversationId: string): Promise<Turn | null> {
+    return activeTurn(this.db, userId, conversationId);
+  }
+
+  /** Shutting down: this instance's turns end now, FAILED / INTERRUPTED, resumable with their clientMessageId. */
+  /** Waits, without stopping them, for this instance's turns to end; false when `ms` passes first. */
+  async finished(ms: number): Promise<boolean> {
+    const runs = [...this.running.values()];
+    if (runs.length === 0) return true;
+    let timer: NodeJS.Timeout | undefined;
+    const ended = await Promise.race([
+      Promise.allSettled(runs.map((run) => run.done)).then(() => true),
+      new Promise<boolean>((resolve) => {
+        timer = setTimeout(() => resolve(false), ms);
+      }),
+    ]);
+    clearTimeout(timer);
+    return ended;
+  }
+
+  async stop(): Promise<void> {
+    const runs = [...this.running.values()];
+    for (const { controller } of runs) controller.abort(new TurnStop("shutdown"));
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([
+      Promise.allSettled(runs.map((run) => run.done)),
+      new Promise<void>((resolve) => {
+        timer = setTimeout(resolve, SHUTDOWN_WAIT_MS);
+      }),
+    ]);
+    clearTimeout(timer);
+  }
+}

@@ -1,0 +1,148 @@
+import type { TokenUsage } from "../domain/conversation-log.js";
+import {
+  chatWithRetries,
+  ModelTimeoutError,
+  ModelUnavailableError,
+  type ChatModel,
+  type ChatRequest,
+  type ChatStreamEvent,
+  type RetryPolicy,
+} from "./cohere.js";
+
+/** A tool call as it came: the model may leave out its id. */
+export interface StreamedCall {
+  id: string | undefined;
+  name: string;
+  arguments: string;
+}
+
+/** One model call, read from its stream: what the model said and asked for. */
+export interface StepResult {
+  /** The answer text, exactly the concatenation of what onText was given. */
+  text: string;
+  /** A reasoning model's thinking, which it may use instead of a tool plan. */
+  thinking: string;
+  toolPlan: string;
+  toolCalls: StreamedCall[];
+  finishReason: string | undefined;
+  /** Billed units from message-end, when the model reported them. */
+  usage: TokenUsage | undefined;
+}
+
+export interface StepOptions {
+  /** Longest wait for the model to answer, and then between two of its events. */
+  timeoutMs: number;
+  /** performance.now() value at which the turn's time is up. */
+  deadline: number;
+  /** The turn's stop signal: aborting it ends the call at once, and its reason is thrown. */
+  signal: AbortSignal;
+  policy?: RetryPolicy | undefined;
+  onRetry?: (info: { attempt: number; delayMs: number; status: number | undefined }) => void;
+  /** Each piece of answer text, as it arrives. */
+  onText(delta: string): void;
+}
+
+/** Postgres text and jsonb cannot hold U+0000; a model could still emit it. */
+export function storable(text: string): string {
+  return text.replaceAll("\u0000", "");
+}
+
+/**
+ * Makes one streamed model call and reads it to its end. A stop (the turn's
+ * signal) throws the signal's reason; silence longer than the per-call
+ * timeout, or the turn's deadline, throws ModelTimeoutError; a stream that
+ * breaks off or ends without message-end throws ModelUnavailableError. In
+ * every case the connection to the model is closed before this returns.
+ */
+export async function streamStep(model: ChatModel, request: ChatRequest, options: StepOptions): Promise<StepResult> {
+  const call = new AbortController();
+  const signal = AbortSignal.any([options.signal, call.signal]);
+  const timeUp = setTimeout(
+    () => call.abort(new ModelTimeoutError("the turn ran out of time")),
+    Math.max(0, options.deadline - performance.now()),
+  );
+  let idle: NodeJS.Timeout | undefined;
+  try {
+    const events = await chatWithRetries(model, request, {
+      timeoutMs: options.timeoutMs,
+      deadline: options.deadline,
+      policy: options.policy,
+      onRetry: options.onRetry,
+      signal,
+    });
+    idle = setTimeout(() => call.abort(new ModelTimeoutError("the model went silent")), options.timeoutMs);
+    const reader = new StepReader(options.onText);
+    for await (const event of events) {
+      idle.refresh();
+      reader.apply(event);
+    }
+    if (!reader.ended) throw new ModelUnavailableError("the model's stream ended before message-end", true, undefined);
+    return reader.result;
+  } catch (error) {
+    options.signal.throwIfAborted();
+    if (call.signal.aborted) throw call.signal.reason;
+    if (error instanceof ModelTimeoutError || error instanceof ModelUnavailableError) throw error;
+    throw new ModelUnavailableError("the model's stream broke off", true, undefined, { cause: error });
+  } finally {
+    clearTimeout(timeUp);
+    clearTimeout(idle);
+    // Closes the connection when the stream was left early; a no-op after its end.
+    call.abort();
+  }
+}
+
+/** Folds stream events (cohere-v2 wire order, camel-cased by the SDK) into a step. */
+class StepReader {
+  readonly result: StepResult = { text: "", thinking: "", toolPlan: "", toolCalls: [], finishReason: undefined, usage: undefined };
+  ended = false;
+  private readonly thinkingBlocks = new Set<number>();
+  private readonly calls = new Map<number, StreamedCall>();
+
+  constructor(private readonly onText: (delta: string) => void) {}
+
+  apply(event: ChatStreamEvent): void {
+    switch (event.type) {
+      case "content-start":
+        if (event.delta?.message?.content?.type === "thinking") this.thinkingBlocks.add(event.index ?? 0);
+        return;
+      case "content-delta": {
+        const content = event.delta?.message?.content;
+        if (content?.thinking) this.result.thinking += storable(content.thinking);
+        if (!content?.text || this.thinkingBlocks.has(event.index ?? 0)) return;
+        const text = storable(content.text);
+        if (text === "") return;
+        this.result.text += text;
+        this.onText(text);
+        return;
+      }
+      case "tool-plan-delta":
+        this.result.toolPlan += storable(event.delta?.message?.toolPlan ?? "");
+        return;
+      case "tool-call-start": {
+        const call = event.delta?.message?.toolCalls;
+        const index = event.index ?? this.calls.size;
+        const started: StreamedCall = { id: call?.id || undefined, name: call?.function?.name ?? "", arguments: call?.function?.arguments ?? "" };
+        this.calls.set(index, started);
+        this.result.toolCalls.push(started);
+        return;
+      }
+      case "tool-call-delta": {
+        const call = this.calls.get(event.index ?? this.calls.size - 1);
+        const piece = event.delta?.message?.toolCalls?.function?.arguments ?? "";
+        if (call) call.arguments += piece;
+        return;
+      }
+      case "message-end": {
+        this.ended = true;
+        this.result.finishReason = event.delta?.finishReason;
+        const billed = event.delta?.usage?.billedUnits;
+        if (billed) this.result.usage = { inputTokens: Math.round(billed.inputTokens ?? 0), outputTokens: Math.round(billed.outputTokens ?? 0) };
+        return;
+      }
+      default:
+        // message-start, content-end, tool-call-end, citations, debug and
+        // anything newer carry nothing the loop stores.
+        return;
+    }
+  }
+}
