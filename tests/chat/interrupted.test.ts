@@ -158,8 +158,35 @@ describe("a turn whose instance died", () => {
     expect((await db.turn.findUniqueOrThrow({ where: { id: alive.turnId } })).status).toBe("RUNNING");
   });
 
+  it("should let a background turn finish within the shutdown's grace period", async () => {
+    const own = await startTestServer({ assistant: cohereAssistant(fake), shutdownGraceMs: 20_000 });
+    const user = await newUser(own);
+    const gate = deferred();
+    fake.enqueue(textReply("Finished while the server drained.", { gate: { afterDeltas: 2, until: gate.promise } }));
+    const started = await own.request<{ sendMessage: LivePayload }>(
+      SEND_LIVE,
+      { input: { content: "finish me", clientMessageId: `cm-${randomUUID()}`, waitForReply: false } },
+      user.token,
+    );
+    expect(started.errors).toBeUndefined();
+    await waitFor(() => db.message.findFirst({ where: { userId: user.id, role: "assistant" } }), (row) => row !== null, "the answer to start");
+
+    const stopped = own.app.stop();
+    // Draining: new work is refused, while the turn goes on.
+    expect((await fetch(`${own.baseUrl}/ready`)).status).toBe(503);
+    gate.resolve();
+    expect(await stopped).toBe(true);
+    await own.close();
+
+    const turn = await db.turn.findFirstOrThrow({ where: { userId: user.id } });
+    expect(turn).toMatchObject({ status: "COMPLETED", stopCode: null });
+    const answer = await db.message.findFirstOrThrow({ where: { userId: user.id, role: "assistant" } });
+    expect(answer).toMatchObject({ status: "COMPLETE", content: "Finished while the server drained." });
+  });
+
   it("should end this instance's turns as interrupted when it shuts down, and a retry on another instance resumes them", async () => {
-    const own = await startTestServer({ assistant: cohereAssistant(fake) });
+    // A turn gets the shutdown's grace period to finish; this one is held past it.
+    const own = await startTestServer({ assistant: cohereAssistant(fake), shutdownGraceMs: 200 });
     const user = await newUser(own);
     const clientMessageId = `cm-${randomUUID()}`;
     const never = deferred();
