@@ -13,9 +13,6 @@
  * 15,000 sockets need `ulimit -n` above 15,000 for this process and the server's.
  */
 import { randomUUID } from "node:crypto";
-import { chmod, mkdtemp, rm } from "node:fs/promises";
-import { tmpdir } from "node:os";
-import path from "node:path";
 import { createServer } from "node:http";
 import type { AddressInfo } from "node:net";
 import { createClient } from "graphql-ws";
@@ -24,10 +21,8 @@ import { WebSocket, WebSocketServer } from "ws";
 import { buildApp } from "../src/app.js";
 import { createVerifier, signHs256 } from "../src/auth.js";
 import { createDb } from "../src/db/client.js";
-import { startEmbeddedPostgres, type EmbeddedDatabase } from "../src/db/embedded.js";
-import { applyMigrations } from "../src/db/migrate.js";
-import { MIGRATIONS_DIR } from "../src/db/open.js";
 import { loadConfig } from "../src/config.js";
+import { benchDatabase } from "./database.js";
 import { createLogger } from "../src/logger.js";
 import { FANOUT_GOALS, runFanout, type FanoutResult } from "./fanout.js";
 
@@ -50,16 +45,8 @@ async function time(iterations: number, run: () => Promise<void>): Promise<numbe
   return median(samples);
 }
 
-let embedded: EmbeddedDatabase | undefined;
-let tempDir: string | undefined;
-let url = process.env.BENCH_DATABASE_URL;
-if (!url) {
-  tempDir = await mkdtemp(path.join(tmpdir(), "todo-bench-"));
-  await chmod(tempDir, 0o755);
-  embedded = await startEmbeddedPostgres({ dataDir: path.join(tempDir, "data") });
-  url = embedded.url;
-}
-await applyMigrations({ url, migrationsDir: MIGRATIONS_DIR });
+const database = await benchDatabase("todo-bench-");
+const url = database.url;
 
 const secret = randomUUID() + randomUUID();
 const logger = createLogger("silent");
@@ -212,6 +199,5 @@ if (fanout.length > 0) {
   );
 }
 
-await embedded?.stop();
-if (tempDir) await rm(tempDir, { recursive: true, force: true });
+await database.close();
 process.exitCode = rows.every((row) => row.ratio <= row.goal) && fanout.every(fanoutMet) ? 0 : 1;

@@ -16,11 +16,8 @@
  * transaction is counted apart). Exits non-zero when a goal is missed.
  */
 import { randomUUID } from "node:crypto";
-import { chmod, mkdtemp, rm } from "node:fs/promises";
 import { createServer } from "node:http";
 import type { AddressInfo } from "node:net";
-import { tmpdir } from "node:os";
-import path from "node:path";
 import { createClient } from "graphql-ws";
 import pg from "pg";
 import { WebSocket, WebSocketServer } from "ws";
@@ -29,10 +26,8 @@ import { createVerifier, signHs256 } from "../src/auth.js";
 import { createCohereModel } from "../src/chat/cohere.js";
 import { loadConfig } from "../src/config.js";
 import { createDb, type Db } from "../src/db/client.js";
-import { startEmbeddedPostgres, type EmbeddedDatabase } from "../src/db/embedded.js";
-import { applyMigrations } from "../src/db/migrate.js";
-import { MIGRATIONS_DIR } from "../src/db/open.js";
 import { toGlobalId } from "../src/ids.js";
+import { benchDatabase } from "./database.js";
 import { createLogger } from "../src/logger.js";
 import { startFakeCohere, textReply } from "../tests/helpers/fake-cohere.js";
 
@@ -51,16 +46,8 @@ function tokens(count: number, seed: number): string[] {
   return Array.from({ length: count }, (_, i) => `${i === 0 ? "" : " "}${WORDS[(i * 7 + seed) % WORDS.length]}`);
 }
 
-let embedded: EmbeddedDatabase | undefined;
-let tempDir: string | undefined;
-let url = process.env.BENCH_DATABASE_URL;
-if (!url) {
-  tempDir = await mkdtemp(path.join(tmpdir(), "todo-bench-stream-"));
-  await chmod(tempDir, 0o755);
-  embedded = await startEmbeddedPostgres({ dataDir: path.join(tempDir, "data") });
-  url = embedded.url;
-}
-await applyMigrations({ url, migrationsDir: MIGRATIONS_DIR });
+const database = await benchDatabase("todo-bench-stream-");
+const url = database.url;
 
 const secret = randomUUID() + randomUUID();
 const logger = createLogger("silent");
@@ -239,6 +226,5 @@ await b.stop();
 await fake.close();
 await dbA.$disconnect();
 await dbB.$disconnect();
-await embedded?.stop();
-if (tempDir) await rm(tempDir, { recursive: true, force: true });
+await database.close();
 process.exitCode = subject.p99 <= latencyGoal && writesMet ? 0 : 1;
