@@ -39,3 +39,55 @@ export interface FeedLimits {
   /** Rows read per query (replays and live re-reads). */
   pageSize: number;
 }
+
+/**
+ * A feed's subscribers, and the queue of those still waiting for their
+ * starting point. Both feeds start subscribers the same way: registered at
+ * once, queued when their LISTEN is in place, and taken off the queue only
+ * once a flush has read their start (a failed read leaves them queued).
+ */
+export class SubscriberRoster<S extends { outlet: { readonly closed: boolean; readonly buffered: number } }> {
+  readonly all = new Set<S>();
+  private starting: S[] = [];
+
+  constructor(private readonly requestFlush: () => void) {}
+
+  get size(): number {
+    return this.all.size;
+  }
+
+  get buffered(): number {
+    let count = 0;
+    for (const sub of this.all) count += sub.outlet.buffered;
+    return count;
+  }
+
+  /** Registers a subscriber; it is queued for its start by start(). */
+  add(sub: S): { start(): void; remove(): void } {
+    this.all.add(sub);
+    return {
+      start: () => {
+        if (sub.outlet.closed) return;
+        this.starting.push(sub);
+        this.requestFlush();
+      },
+      remove: () => {
+        this.all.delete(sub);
+        this.starting = this.starting.filter((other) => other !== sub);
+      },
+    };
+  }
+
+  /** The open subscribers waiting for their start. */
+  waiting(): S[] {
+    const batch = this.starting.filter((sub) => !sub.outlet.closed);
+    if (batch.length === 0) this.starting = [];
+    return batch;
+  }
+
+  /** These have their starting point: off the queue. */
+  started(batch: readonly S[]): void {
+    const taken = new Set(batch);
+    this.starting = this.starting.filter((sub) => !taken.has(sub));
+  }
+}

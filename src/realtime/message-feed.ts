@@ -1,7 +1,7 @@
 import { setTimeout as sleep } from "node:timers/promises";
 import { Backoff, type BackoffPolicy } from "../backoff.js";
 import type { Message } from "../generated/prisma/client.js";
-import type { Feed, FeedContext, FeedLimits } from "./feed.js";
+import { SubscriberRoster, type Feed, type FeedContext, type FeedLimits } from "./feed.js";
 import type { MessageHint } from "./notification.js";
 import { isSettled } from "./settled.js";
 import type { Outlet } from "./subscriber.js";
@@ -39,8 +39,7 @@ interface MessageSubscriber {
 const ANY_SEQ = Number.MAX_SAFE_INTEGER;
 
 export class MessageFeed implements Feed {
-  private readonly subscribers = new Set<MessageSubscriber>();
-  private starting: MessageSubscriber[] = [];
+  private readonly roster: SubscriberRoster<MessageSubscriber>;
   /** Conversations with new rows: the highest seq hinted, and which hint came last. */
   private readonly hinted = new Map<string, { seq: number; hint: number }>();
   private hints = 0;
@@ -54,16 +53,15 @@ export class MessageFeed implements Feed {
     private readonly retry: BackoffPolicy,
   ) {
     this.page = Math.max(1, Math.min(limits.pageSize, Math.floor(limits.bufferLimit / 2)));
+    this.roster = new SubscriberRoster(context.requestFlush);
   }
 
   get size(): number {
-    return this.subscribers.size;
+    return this.roster.size;
   }
 
   get buffered(): number {
-    let count = 0;
-    for (const sub of this.subscribers) count += sub.outlet.buffered;
-    return count;
+    return this.roster.buffered;
   }
 
   /** Registers a subscriber; it gets nothing until start(). Returns its removal. */
@@ -75,19 +73,8 @@ export class MessageFeed implements Feed {
       state: "starting",
       marks: new Map(),
     };
-    this.subscribers.add(sub);
-    return {
-      // Called once the user's LISTEN is in place: the marks read after that miss nothing.
-      start: () => {
-        if (sub.outlet.closed) return;
-        this.starting.push(sub);
-        this.context.requestFlush();
-      },
-      remove: () => {
-        this.subscribers.delete(sub);
-        this.starting = this.starting.filter((other) => other !== sub);
-      },
-    };
+    // start() is called once the user's LISTEN is in place: the marks read after that miss nothing.
+    return this.roster.add(sub);
   }
 
   hint(note: MessageHint): void {
@@ -105,7 +92,7 @@ export class MessageFeed implements Feed {
   }
 
   async flush(): Promise<void> {
-    if (this.subscribers.size === 0) {
+    if (this.roster.size === 0) {
       this.hinted.clear();
       this.catchUpPending = false;
       return;
@@ -126,16 +113,12 @@ export class MessageFeed implements Feed {
 
   /** Reads the starting points of every subscriber waiting for one, in one query. */
   private async startPending(): Promise<void> {
-    const batch = this.starting.filter((sub) => !sub.outlet.closed);
-    if (batch.length === 0) {
-      this.starting = [];
-      return;
-    }
+    const batch = this.roster.waiting();
+    if (batch.length === 0) return;
     const needsAll = batch.some((sub) => sub.conversationId === undefined);
     const needsOne = [...new Set(batch.filter((sub) => sub.afterSeq === undefined && sub.conversationId !== undefined).map((sub) => sub.conversationId as string))];
     const lastSeqs = needsAll || needsOne.length > 0 ? await this.lastSeqs(needsAll ? undefined : needsOne) : new Map<string, number>();
-    const taken = new Set(batch);
-    this.starting = this.starting.filter((sub) => !taken.has(sub));
+    this.roster.started(batch);
     for (const sub of batch) {
       if (sub.conversationId === undefined) {
         for (const [id, seq] of lastSeqs) sub.marks.set(id, seq);
@@ -170,7 +153,7 @@ export class MessageFeed implements Feed {
    * behind on is re-read (replays and starting subscribers read on their own).
    */
   private async catchUp(): Promise<void> {
-    const live = [...this.subscribers].filter((sub) => sub.state === "live");
+    const live = [...this.roster.all].filter((sub) => sub.state === "live");
     if (live.length === 0) return;
     const scoped = live.every((sub) => sub.conversationId !== undefined);
     const lastSeqs = await this.lastSeqs(scoped ? [...new Set(live.map((sub) => sub.conversationId as string))] : undefined);
@@ -182,7 +165,7 @@ export class MessageFeed implements Feed {
 
   /** Delivers every settled row of the conversation above each live subscriber's mark, a page at a time. */
   private async sync(conversationId: string, hintSeq: number): Promise<void> {
-    let interested = [...this.subscribers].filter((sub) => sub.state === "live" && !sub.outlet.closed && wants(sub, conversationId));
+    let interested = [...this.roster.all].filter((sub) => sub.state === "live" && !sub.outlet.closed && wants(sub, conversationId));
     if (interested.length === 0) return;
     let floor = Math.min(...interested.map((sub) => markOf(sub, conversationId)));
     if (hintSeq <= floor) return;

@@ -1,5 +1,5 @@
 import type { DeletedTask, Task } from "../generated/prisma/client.js";
-import type { Feed, FeedContext } from "./feed.js";
+import { SubscriberRoster, type Feed, type FeedContext } from "./feed.js";
 import type { ReconnectInfo } from "./listener.js";
 import type { TaskHint, TaskOp } from "./notification.js";
 import type { Outlet } from "./subscriber.js";
@@ -50,8 +50,7 @@ export const CATCH_UP_MARGIN_MS = 5000;
 const BATCH = 1000;
 
 export class TaskFeed implements Feed {
-  private readonly subscribers = new Set<TaskSubscriber>();
-  private starting: TaskSubscriber[] = [];
+  private readonly roster: SubscriberRoster<TaskSubscriber>;
   private pending: TaskHint[] = [];
   private catchUpSince: Date | undefined;
   private readonly delivered = new Map<string, Delivered>();
@@ -63,32 +62,21 @@ export class TaskFeed implements Feed {
     private readonly context: FeedContext,
     /** Database time up to which the listener is known to have heard everything (undefined: not yet). */
     private readonly healthyAt: () => Date | undefined,
-  ) {}
+  ) {
+    this.roster = new SubscriberRoster(context.requestFlush);
+  }
 
   get size(): number {
-    return this.subscribers.size;
+    return this.roster.size;
   }
 
   get buffered(): number {
-    let count = 0;
-    for (const sub of this.subscribers) count += sub.outlet.buffered;
-    return count;
+    return this.roster.buffered;
   }
 
   add(outlet: Outlet<TaskChangeEvent>): { start(): void; remove(): void } {
     const sub: TaskSubscriber = { outlet, startedAt: undefined, joined: this.deliveries };
-    this.subscribers.add(sub);
-    return {
-      start: () => {
-        if (sub.outlet.closed) return;
-        this.starting.push(sub);
-        this.context.requestFlush();
-      },
-      remove: () => {
-        this.subscribers.delete(sub);
-        this.starting = this.starting.filter((other) => other !== sub);
-      },
-    };
+    return this.roster.add(sub);
   }
 
   hint(note: TaskHint): void {
@@ -101,7 +89,7 @@ export class TaskFeed implements Feed {
   }
 
   async flush(): Promise<void> {
-    if (this.subscribers.size === 0) {
+    if (this.roster.size === 0) {
       this.pending = [];
       this.catchUpSince = undefined;
       return;
@@ -122,14 +110,10 @@ export class TaskFeed implements Feed {
 
   /** One database time for every subscriber waiting to start: from then on no commit is missed. */
   private async startPending(): Promise<void> {
-    const batch = this.starting.filter((sub) => !sub.outlet.closed);
-    if (batch.length === 0) {
-      this.starting = [];
-      return;
-    }
+    const batch = this.roster.waiting();
+    if (batch.length === 0) return;
     const [{ now }] = await this.context.db.$queryRaw<[{ now: Date }]>`SELECT now() AS now`;
-    const taken = new Set(batch);
-    this.starting = this.starting.filter((sub) => !taken.has(sub));
+    this.roster.started(batch);
     for (const sub of batch) {
       sub.startedAt = now;
       this.context.established();
@@ -165,7 +149,7 @@ export class TaskFeed implements Feed {
     const version = versionOf(event);
     if (this.delivered.get(event.taskId)?.version === version) return;
     this.remember(event.taskId, version, at);
-    for (const sub of this.subscribers) sub.outlet.push(event);
+    for (const sub of this.roster.all) sub.outlet.push(event);
   }
 
   private remember(taskId: string, version: string, at: Date): void {
@@ -180,7 +164,7 @@ export class TaskFeed implements Feed {
    * defaults and triggers), never this process's clock, which may be off by any amount.
    */
   private async catchUp(since: Date): Promise<void> {
-    const started = [...this.subscribers].filter((sub): sub is TaskSubscriber & { startedAt: Date } => sub.startedAt !== undefined);
+    const started = [...this.roster.all].filter((sub): sub is TaskSubscriber & { startedAt: Date } => sub.startedAt !== undefined);
     if (started.length === 0) return;
     const earliest = Math.min(...started.map((sub) => sub.startedAt.getTime()));
     const from = new Date(Math.max(since.getTime(), earliest) - CATCH_UP_MARGIN_MS);
