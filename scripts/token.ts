@@ -1,8 +1,7 @@
 import "../src/load-env.js";
 import { parseArgs } from "node:util";
 import { isUsableSubject, signHs256 } from "../src/auth.js";
-import { loadConfig, type Config } from "../src/config.js";
-import { exitOnStartupError } from "../src/startup-errors.js";
+import { loadConfigOrExit } from "../src/startup-errors.js";
 
 // `npm run -s token -- --sub alice [--ttl 1h]`: a JWT the API accepts, signed
 // with AUTH_JWT_SECRET. stdout carries the token and nothing else, so
@@ -53,12 +52,7 @@ if (sub !== sub.trim() || !isUsableSubject(sub)) {
 }
 const ttlSeconds = parseTtl(args.ttl ?? "1h");
 
-let config: Config;
-try {
-  config = loadConfig();
-} catch (error) {
-  exitOnStartupError(error);
-}
+const config = loadConfigOrExit();
 const { jwtSecret, jwksUrl, issuer, audience } = config.auth;
 if (jwtSecret === undefined && jwksUrl !== undefined) {
   refuse(

@@ -2,19 +2,13 @@ import "./load-env.js";
 import { buildApp } from "./app.js";
 import { createVerifier, randomDevSecret, signHs256 } from "./auth.js";
 import { createCohereModel } from "./chat/cohere.js";
-import { loadConfig, type Config } from "./config.js";
 import { createDb } from "./db/client.js";
 import { openDatabase } from "./db/open.js";
 import { createLogger } from "./logger.js";
 import { assertCanListen } from "./port-check.js";
-import { exitOnStartupError, ListenError } from "./startup-errors.js";
+import { exitOnStartupError, ListenError, loadConfigOrExit } from "./startup-errors.js";
 
-let config: Config;
-try {
-  config = loadConfig();
-} catch (error) {
-  exitOnStartupError(error);
-}
+const config = loadConfigOrExit();
 
 const logger = createLogger(config.logLevel);
 await assertCanListen(config.port, config.host).catch((error: unknown) => exitOnStartupError(error, logger));

@@ -1,4 +1,4 @@
-import { ConfigError } from "./config.js";
+import { ConfigError, loadConfig, type Config } from "./config.js";
 import { EmbeddedPostgresError } from "./db/embedded.js";
 import { MigrationError } from "./db/migrate.js";
 import { DatabaseOpenError } from "./db/open.js";
@@ -36,6 +36,15 @@ export function startupErrorLine(error: unknown): string {
 }
 
 /** Writes the line to stderr and exits with code 1; the stack is logged at debug level only. */
+/** The configuration of an entry point (start, db:migrate, token), or one line on stderr and exit 1. */
+export function loadConfigOrExit(): Config {
+  try {
+    return loadConfig();
+  } catch (error) {
+    return exitOnStartupError(error);
+  }
+}
+
 export function exitOnStartupError(error: unknown, logger?: Logger): never {
   logger?.debug({ err: error }, "start-up failed");
   process.stderr.write(`${startupErrorLine(error)}\n`);
