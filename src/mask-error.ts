@@ -6,32 +6,23 @@ import type { Plugin } from "graphql-yoga";
 import type { Logger } from "./logger.js";
 import { withoutSuggestions } from "./limits/query-limits.js";
 
-const SUGGESTION = /Did you mean/;
-
 const MASKED_MESSAGE = "Unexpected error";
+
+export interface MaskOptions {
+  /** "Did you mean …?" hints; off in production, where they map the schema for whoever guesses. */
+  suggestions: boolean;
+}
 
 /**
  * Yoga's maskError: expected errors keep their message and get their code;
  * anything else becomes INTERNAL_SERVER_ERROR with a fixed message, and the
  * original goes to the log only. No stack, SQL or Prisma text reaches a client.
  */
-export interface MaskOptions {
-  /** "Did you mean …?" hints; off in production, where they map the schema for whoever guesses. */
-  suggestions: boolean;
-}
-
 export function createMaskError(logger: Logger, options: MaskOptions = { suggestions: true }) {
   const mask = maskWith(logger);
   return (error: unknown): Error => {
     const masked = mask(error);
-    if (options.suggestions || !(masked instanceof GraphQLError) || !SUGGESTION.test(masked.message)) return masked;
-    return new GraphQLError(withoutSuggestions(masked.message), {
-      nodes: masked.nodes,
-      source: masked.source,
-      positions: masked.positions,
-      path: masked.path,
-      extensions: masked.extensions,
-    });
+    return options.suggestions || !(masked instanceof GraphQLError) ? masked : withoutSuggestions(masked);
   };
 }
 
@@ -111,19 +102,7 @@ export function useValidationErrorCode(options: MaskOptions = { suggestions: tru
       return ({ valid, result, setResult }) => {
         if (valid) return;
         for (const error of result) error.extensions.code = ErrorCode.BAD_USER_INPUT;
-        if (options.suggestions) return;
-        setResult(
-          result.map((error) =>
-            SUGGESTION.test(error.message)
-              ? new GraphQLError(withoutSuggestions(error.message), {
-                  nodes: error.nodes,
-                  source: error.source,
-                  positions: error.positions,
-                  extensions: error.extensions,
-                })
-              : error,
-          ),
-        );
+        if (!options.suggestions) setResult(result.map((error) => (error instanceof GraphQLError ? withoutSuggestions(error) : error)));
       };
     },
   };

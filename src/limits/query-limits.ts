@@ -68,7 +68,15 @@ export function useNoIntrospection(): Plugin {
 
 const SUGGESTION = /\s*Did you mean [^?]*\?/g;
 
-/** "Did you mean "tasks"?" maps the schema for whoever guesses; production drops it. */
-export function withoutSuggestions(message: string): string {
-  return message.replace(SUGGESTION, "").trim();
+/** "Did you mean "tasks"?" maps the schema for whoever guesses; production drops it. The same error when it has none. */
+export function withoutSuggestions(error: GraphQLError): GraphQLError {
+  const message = error.message.replace(SUGGESTION, "").trim();
+  if (message === error.message) return error;
+  return new GraphQLError(message, {
+    nodes: error.nodes,
+    source: error.source,
+    positions: error.positions,
+    path: error.path,
+    extensions: error.extensions,
+  });
 }
