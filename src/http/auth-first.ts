@@ -44,15 +44,11 @@ export function useAuthFirst(options: AuthFirstOptions): Plugin {
 }
 
 /** 413 when Content-Length alone says the body is too large; chunked bodies are cut while read. */
-export function declaredTooLarge(request: Request, maxBodyBytes: number): Response | undefined {
+function declaredTooLarge(request: Request, maxBodyBytes: number): Response | undefined {
   const declared = request.headers.get("content-length");
   if (declared === null || !/^\d+$/.test(declared) || Number(declared) <= maxBodyBytes) return undefined;
-  return bodyTooLarge(maxBodyBytes, request.headers.get("accept"));
-}
-
-export function bodyTooLarge(maxBodyBytes: number, accept: string | null): Response {
   return errorResponse(413, ErrorCode.BAD_USER_INPUT, tooLargeMessage(maxBodyBytes), {
-    accept,
+    accept: request.headers.get("accept"),
     extensions: { limit: "MAX_BODY_BYTES" },
   });
 }

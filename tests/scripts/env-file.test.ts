@@ -2,7 +2,7 @@ import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import pg from "pg";
-import { afterAll, describe, expect, it } from "vitest";
+import { afterAll, describe, it } from "vitest";
 import { freePort } from "../../src/db/embedded.js";
 import { readMigrations } from "../../src/db/migrate.js";
 import { MIGRATIONS_DIR } from "../../src/db/open.js";

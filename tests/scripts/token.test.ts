@@ -3,7 +3,7 @@ import { chmod, mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { decodeJwt } from "jose";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, it } from "vitest";
 import { newUserId } from "../helpers/db.js";
 import { ROOT, runScript, stopAll, type Exit, type Program } from "../helpers/process.js";
 import { startTestServer, type TestServer } from "../helpers/server.js";

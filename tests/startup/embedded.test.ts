@@ -3,7 +3,7 @@ import { existsSync } from "node:fs";
 import { chmod, cp, mkdir, mkdtemp, readFile, rm, rmdir, stat, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
-import { afterAll, describe, expect, it } from "vitest";
+import { afterAll, describe, it } from "vitest";
 import { locateBinaries } from "../../src/db/embedded-binaries.js";
 import { EmbeddedPostgresError } from "../../src/db/embedded-process.js";
 import { postgresSystemUser, reachableBinaries, reachableDataDir, SHARED_DIR } from "../../src/db/embedded-root.js";
