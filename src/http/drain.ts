@@ -2,6 +2,7 @@ import { setMaxListeners } from "node:events";
 import type { ServerResponse } from "node:http";
 import type { Plugin } from "graphql-yoga";
 import { isAsyncIterable } from "graphql-yoga";
+import { endWhen } from "../realtime/end-when.js";
 
 /**
  * Shutdown bookkeeping for the front door: which responses are still being
@@ -74,41 +75,11 @@ export function useDrainableSubscriptions(signal: AbortSignal): Plugin {
   };
 }
 
-/**
- * Each pull listens for the drain only while it waits, then lets go: racing every pull against
- * one long-lived promise would keep a reaction, and so the event, alive until shutdown.
- */
 function endOnAbort<T>(source: AsyncIterable<T>, signal: AbortSignal): AsyncIterableIterator<T> {
-  const iterator = source[Symbol.asyncIterator]();
-  const stop = async (): Promise<IteratorResult<T>> => {
-    await iterator.return?.();
-    return { value: undefined, done: true };
-  };
-  const next = (): Promise<IteratorResult<T>> => {
-    if (signal.aborted) return stop();
-    return new Promise((resolve, reject) => {
-      const onAbort = () => resolve(stop());
-      signal.addEventListener("abort", onAbort, { once: true });
-      iterator.next().then(
-        (result) => {
-          signal.removeEventListener("abort", onAbort);
-          resolve(result);
-        },
-        (error: unknown) => {
-          signal.removeEventListener("abort", onAbort);
-          reject(error instanceof Error ? error : new Error(String(error)));
-        },
-      );
-    });
-  };
-  const wrapped: AsyncIterableIterator<T> = {
-    next,
-    return: stop,
-    throw: async (error: unknown) => {
-      await iterator.return?.();
-      throw error;
-    },
-    [Symbol.asyncIterator]: () => wrapped,
-  };
-  return wrapped;
+  return endWhen(source[Symbol.asyncIterator](), (end) => {
+    if (signal.aborted) end();
+    else signal.addEventListener("abort", end, { once: true });
+    // One listener per open subscription: it must go with the subscription.
+    return () => signal.removeEventListener("abort", end);
+  });
 }
