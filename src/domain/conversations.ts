@@ -14,6 +14,19 @@ export const CONVERSATION_ORDER: Prisma.ConversationOrderByWithRelationInput[] =
   { id: "desc" },
 ];
 
+/** What Pothos asks of a connection's page: the selection, and where the page starts (`cursor`, `skip`, `take`). */
+export type ConversationPageQuery = Omit<Prisma.ConversationFindManyArgs, "where" | "orderBy">;
+
+/**
+ * One page of the user's conversations, most recently updated first. The
+ * cursor row is looked up with the user in the filter (see listTaskPage): an
+ * id of another user's conversation is an unknown cursor, not a position.
+ */
+export function listConversationPage(db: Db, userId: string, query: ConversationPageQuery) {
+  const cursor = query.cursor === undefined ? undefined : { ...query.cursor, userId };
+  return db.conversation.findMany({ ...query, cursor, where: { userId }, orderBy: CONVERSATION_ORDER });
+}
+
 export async function getConversation(db: Db, userId: string, id: string, query: ConversationQuery = {}) {
   const conversation = await db.conversation.findFirst({ ...query, where: { id, userId } });
   if (!conversation) throw notFound("Conversation");

@@ -46,6 +46,21 @@ export async function getTask(db: DbClient, userId: string, id: string, query: T
   return task;
 }
 
+/** What Pothos asks of a connection's page: the selection, and where the page starts (`cursor`, `skip`, `take`). */
+export type TaskPageQuery = Omit<Prisma.TaskFindManyArgs, "where" | "orderBy">;
+
+/**
+ * One page of the user's tasks. The cursor row is looked up with the user in
+ * the filter: Prisma finds a cursor by its unique id alone and pages from
+ * wherever that row sits, so another user's task id as a cursor would return a
+ * different page than an unknown one, revealing that the task exists and when
+ * it was created. Scoped, it is an unknown cursor: an empty page.
+ */
+export function listTaskPage(db: DbClient, userId: string, status: TaskStatus, query: TaskPageQuery) {
+  const cursor = query.cursor === undefined ? undefined : { ...query.cursor, userId };
+  return db.task.findMany({ ...query, cursor, where: taskWhere(userId, status), orderBy: TASK_ORDER });
+}
+
 export async function listTasks(db: DbClient, userId: string, status: TaskStatus, limit: number) {
   return db.task.findMany({ where: taskWhere(userId, status), orderBy: TASK_ORDER, take: limit });
 }

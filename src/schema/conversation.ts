@@ -1,8 +1,8 @@
 import {
-  CONVERSATION_ORDER,
   createConversation,
   deleteConversation,
   getConversation,
+  listConversationPage,
 } from "../domain/conversations.js";
 import { builder } from "./builder.js";
 import { parseId, toGlobalId } from "../ids.js";
@@ -39,8 +39,7 @@ builder.queryFields((t) => ({
     type: "Conversation",
     cursor: "id",
     description: "The viewer's conversations, most recently updated first.",
-    resolve: (query, _root, _args, ctx) =>
-      ctx.db.conversation.findMany({ ...query, where: { userId: ctx.viewer.userId }, orderBy: CONVERSATION_ORDER }),
+    resolve: (query, _root, _args, ctx) => listConversationPage(ctx.db, ctx.viewer.userId, query),
     },
     { name: "ConversationConnection" },
     { name: "ConversationEdge" },

@@ -2,8 +2,7 @@ import {
   addTask,
   deleteTask,
   getTask,
-  TASK_ORDER,
-  taskWhere,
+  listTaskPage,
   updateTask,
   type TaskStatus,
 } from "../domain/tasks.js";
@@ -51,8 +50,7 @@ builder.queryFields((t) => ({
     cursor: "id",
     description: "The viewer's tasks, newest first.",
     args: { status: t.arg({ type: TaskStatusFilter, defaultValue: "ALL", required: false }) },
-    resolve: (query, _root, args, ctx) =>
-      ctx.db.task.findMany({ ...query, where: taskWhere(ctx.viewer.userId, args.status ?? "ALL"), orderBy: TASK_ORDER }),
+    resolve: (query, _root, args, ctx) => listTaskPage(ctx.db, ctx.viewer.userId, args.status ?? "ALL", query),
     },
     { name: "TaskConnection" },
     { name: "TaskEdge" },
