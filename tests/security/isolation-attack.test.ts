@@ -15,6 +15,7 @@ import { wsClient, type QueuedSubscription, type TestWsClient } from "../helpers
 import { readSse, within } from "../realtime/support.js";
 import {
   cursorOf,
+  each,
   idForms,
   Ledger,
   NODE_TYPES,
@@ -335,18 +336,18 @@ describe("isolation attack suite: another user's ids at every entry point", () =
 
   /** Every row of Alice's, as a cursor, after and before, on a connection of Bob's: the same page as a cursor of no row. */
   async function attackCursors(field: string, document: string, base: Record<string, unknown>, size: number) {
-    for (const t of targets) {
+    await each(targets, async (t) => {
       const form: IdForm = { label: `a cursor of ${t.label}`, value: cursorOf(t.uuid), ghost: cursorOf(randomUUID()), shape: "cursor", code: null, owned: false };
       await attackGql("query", field, document, (cursor) => ({ ...base, after: cursor, first: size }), form);
       await attackGql("query", field, document, (cursor) => ({ ...base, before: cursor, last: size }), form);
-    }
+    });
   }
 
   const CASES: Record<RootType, Record<string, () => Promise<void>>> = {
     Query: {
       node: async () => {
         await unchanged("node", "Query.node", async () => {
-          for (const form of formsFor(NODE_TYPES)) await attackGql("node", "Query.node", NODE, (id) => ({ id }), form);
+          await each(formsFor(NODE_TYPES), (form) => attackGql("node", "Query.node", NODE, (id) => ({ id }), form));
         });
         for (const t of targets) {
           const data = await ok<{ node: { id: string; __typename: string } }>(alice, NODE, { id: t.globalId });
@@ -356,7 +357,7 @@ describe("isolation attack suite: another user's ids at every entry point", () =
       },
       task: async () => {
         await unchanged("query", "Query.task", async () => {
-          for (const form of formsFor(["Task"])) await attackGql("query", "Query.task", TASK, (id) => ({ id }), form);
+          await each(formsFor(["Task"]), (form) => attackGql("query", "Query.task", TASK, (id) => ({ id }), form));
         });
         for (const t of ofType("Task")) {
           expect((await ok<{ task: { id: string; title: string } }>(alice, TASK, { id: t.globalId })).task.id).toBe(t.globalId);
@@ -365,7 +366,7 @@ describe("isolation attack suite: another user's ids at every entry point", () =
       },
       conversation: async () => {
         await unchanged("query", "Query.conversation", async () => {
-          for (const form of formsFor(["Conversation"])) await attackGql("query", "Query.conversation", CONVERSATION, (id) => ({ id }), form);
+          await each(formsFor(["Conversation"]), (form) => attackGql("query", "Query.conversation", CONVERSATION, (id) => ({ id }), form));
           // Alice's rows as cursors of the messages of Bob's own conversation.
           await attackCursors("Query.conversation", CONVERSATION_PAGE, { id: b.conversation }, 100);
         });
@@ -466,7 +467,7 @@ describe("isolation attack suite: another user's ids at every entry point", () =
       updateTask: async () => {
         const input = (id: string) => ({ input: { id, title: "bob-hijack", description: "bob was here", completed: true } });
         await unchanged("mutation", "Mutation.updateTask", async () => {
-          for (const form of formsFor(["Task"])) await attackGql("mutation", "Mutation.updateTask", UPDATE_TASK, input, form);
+          await each(formsFor(["Task"]), (form) => attackGql("mutation", "Mutation.updateTask", UPDATE_TASK, input, form));
         });
         const id = await aliceTask("to update");
         const data = await ok<{ updateTask: { title: string; completed: boolean } }>(alice, UPDATE_TASK, {
@@ -477,7 +478,7 @@ describe("isolation attack suite: another user's ids at every entry point", () =
       },
       completeTask: async () => {
         await unchanged("mutation", "Mutation.completeTask", async () => {
-          for (const form of formsFor(["Task"])) await attackGql("mutation", "Mutation.completeTask", COMPLETE_TASK, (id) => ({ id }), form);
+          await each(formsFor(["Task"]), (form) => attackGql("mutation", "Mutation.completeTask", COMPLETE_TASK, (id) => ({ id }), form));
         });
         const data = await ok<{ completeTask: { id: string; completed: boolean } }>(alice, COMPLETE_TASK, { id: a.pendingTask });
         expect(data.completeTask).toMatchObject({ id: a.pendingTask, completed: true });
@@ -486,7 +487,7 @@ describe("isolation attack suite: another user's ids at every entry point", () =
       },
       deleteTask: async () => {
         await unchanged("mutation", "Mutation.deleteTask", async () => {
-          for (const form of formsFor(["Task"])) await attackGql("mutation", "Mutation.deleteTask", DELETE_TASK, (id) => ({ id }), form);
+          await each(formsFor(["Task"]), (form) => attackGql("mutation", "Mutation.deleteTask", DELETE_TASK, (id) => ({ id }), form));
         });
         const id = await aliceTask("to delete");
         expect((await ok<{ deleteTask: { id: string } }>(alice, DELETE_TASK, { id })).deleteTask.id).toBe(id);
@@ -494,9 +495,9 @@ describe("isolation attack suite: another user's ids at every entry point", () =
       },
       deleteConversation: async () => {
         await unchanged("mutation", "Mutation.deleteConversation", async () => {
-          for (const form of formsFor(["Conversation"])) {
-            await attackGql("mutation", "Mutation.deleteConversation", DELETE_CONVERSATION, (id) => ({ id }), form);
-          }
+          await each(formsFor(["Conversation"]), (form) =>
+            attackGql("mutation", "Mutation.deleteConversation", DELETE_CONVERSATION, (id) => ({ id }), form),
+          );
         });
         const made = await ok<{ createConversation: { id: string } }>(alice, CREATE_CONVERSATION, { input: { title: `${WORD} doomed` } });
         const id = made.createConversation.id;
@@ -508,11 +509,11 @@ describe("isolation attack suite: another user's ids at every entry point", () =
         const into = (id: string) => ({ input: { conversationId: id, content, waitForReply: false } });
         const withKey = (id: string) => ({ input: { conversationId: id, content, clientMessageId: aliceClientMessageId, waitForReply: false } });
         await unchanged("mutation", "Mutation.sendMessage", async () => {
-          for (const form of formsFor(["Conversation"])) await attackGql("mutation", "Mutation.sendMessage", SEND, into, form);
+          await each(formsFor(["Conversation"]), (form) => attackGql("mutation", "Mutation.sendMessage", SEND, into, form));
           // Alice's idempotency key, into her conversation: still nothing of hers.
-          for (const form of formsFor(["Conversation"]).filter((f) => f.owned)) {
-            await attackGql("mutation", "Mutation.sendMessage", SEND, withKey, { ...form, label: `${form.label} with Alice's clientMessageId` });
-          }
+          await each(formsFor(["Conversation"]).filter((f) => f.owned), (form) =>
+            attackGql("mutation", "Mutation.sendMessage", SEND, withKey, { ...form, label: `${form.label} with Alice's clientMessageId` }),
+          );
           // Alice's idempotency key for a new conversation of Bob's: Bob's own new turn, not hers, not "already used".
           rig.fake.enqueue(textReply("bob's own answer"));
           const response = await send(bob, { content: "bob's own words", clientMessageId: aliceClientMessageId });
@@ -534,7 +535,7 @@ describe("isolation attack suite: another user's ids at every entry point", () =
       cancelTurn: async () => {
         // A finished turn, and every other id of Alice's.
         await unchanged("mutation", "Mutation.cancelTurn", async () => {
-          for (const form of formsFor(["Turn"])) await attackGql("mutation", "Mutation.cancelTurn", CANCEL_TURN, (id) => ({ id }), form);
+          await each(formsFor(["Turn"]), (form) => attackGql("mutation", "Mutation.cancelTurn", CANCEL_TURN, (id) => ({ id }), form));
         });
         // A turn still running: the attacks must neither stop it nor see it, by any path.
         const never = deferred();
@@ -559,17 +560,17 @@ describe("isolation attack suite: another user's ids at every entry point", () =
         ];
         try {
           await unchanged("mutation", "Mutation.cancelTurn", async () => {
-            for (const form of formsFor(["Turn"], live)) await attackGql("mutation", "Mutation.cancelTurn", CANCEL_TURN, (id) => ({ id }), form);
-            for (const form of formsFor(NODE_TYPES, live)) await attackGql("node", "Query.node", NODE, (id) => ({ id }), form);
-            for (const form of formsFor(["Conversation"], live)) {
+            await each(formsFor(["Turn"], live), (form) => attackGql("mutation", "Mutation.cancelTurn", CANCEL_TURN, (id) => ({ id }), form));
+            await each(formsFor(NODE_TYPES, live), (form) => attackGql("node", "Query.node", NODE, (id) => ({ id }), form));
+            // "missing", not "busy": a busy conversation must not reveal that it exists.
+            const into = (id: string) => ({ input: { conversationId: id, content: "bob joins in", waitForReply: false } });
+            await each(formsFor(["Conversation"], live), async (form) => {
               await attackGql("query", "Query.conversation", CONVERSATION, (id) => ({ id }), form);
-              // "missing", not "busy": a busy conversation must not reveal that it exists.
-              const into = (id: string) => ({ input: { conversationId: id, content: "bob joins in", waitForReply: false } });
               await attackGql("mutation", "Mutation.sendMessage", SEND, into, form);
               await attackGql("mutation", "Mutation.deleteConversation", DELETE_CONVERSATION, (id) => ({ id }), form);
               await attackSubscription("Subscription.messageStream", MESSAGE_STREAM, (id) => ({ c: id }), form);
               await attackSubscription("Subscription.messageAdded", MESSAGE_ADDED, (id) => ({ c: id, afterSeq: 0 }), form);
-            }
+            });
           });
           const running = await rig.server.db.turn.findUniqueOrThrow({ where: { id: live[0]!.uuid } });
           expect(running).toMatchObject({ status: "RUNNING", cancelRequestedAt: null });
@@ -586,15 +587,15 @@ describe("isolation attack suite: another user's ids at every entry point", () =
     Subscription: {
       messageAdded: async () => {
         await unchanged("subscription", "Subscription.messageAdded", async () => {
-          for (const form of formsFor(["Conversation"])) {
+          await each(formsFor(["Conversation"]), async (form) => {
             await attackSubscription("Subscription.messageAdded", MESSAGE_ADDED, (id) => ({ c: id }), form);
-            if (!form.owned) continue;
+            if (!form.owned) return;
             await attackSubscription("Subscription.messageAdded", MESSAGE_ADDED, (id) => ({ c: id, afterSeq: 0 }), {
               ...form,
               label: `${form.label}, replayed from seq 0`,
             });
             await attackSubscription("Subscription.messageAdded", MESSAGE_ADDED, (id) => ({ c: id, afterSeq: 0 }), form, true);
-          }
+          });
         });
         // The control: Alice replays her chat with the id Bob used.
         const replay = aliceWs.subscribe<{ messageAdded: { id: string } }>(MESSAGE_ADDED, { c: a.chat, afterSeq: 0 });
@@ -605,10 +606,10 @@ describe("isolation attack suite: another user's ids at every entry point", () =
       },
       messageStream: async () => {
         await unchanged("subscription", "Subscription.messageStream", async () => {
-          for (const form of formsFor(["Conversation"])) {
+          await each(formsFor(["Conversation"]), async (form) => {
             await attackSubscription("Subscription.messageStream", MESSAGE_STREAM, (id) => ({ c: id }), form);
             if (form.owned) await attackSubscription("Subscription.messageStream", MESSAGE_STREAM, (id) => ({ c: id }), form, true);
-          }
+          });
         });
         // The control is Alice's stream in the taskChanged case, which receives her answer as it is written.
         const stream = await liveStream(rig.server, aliceWs, a.chat);
@@ -868,12 +869,12 @@ describe("isolation attack suite: another user's ids at every entry point", () =
       await unchanged("mcp", "MCP tools", async () => {
         for (const [name, args] of Object.entries(TOOL_ARGS)) {
           if (!args) continue;
-          for (const form of formsFor(["Task"])) {
+          await each(formsFor(["Task"]), async (form) => {
             const answer = await mcpAnswer(bobMcp, name, args(form.value));
             const ghost = await ghostOf(`mcp\0${name}`, form, (id) => mcpAnswer(bobMcp, name, args(id)));
             const code = toolCode(toolText(answer));
             ledger.record("mcp", `mcp.${name}`, form.label, judge(visible(answer, form.value), ghost.seen, form.code, code));
-          }
+          });
         }
         // list_tasks: Bob's tasks only, whatever the status.
         const mine = await bobsIds();

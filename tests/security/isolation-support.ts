@@ -161,6 +161,23 @@ export class Secrets {
   }
 }
 
+/**
+ * Runs `run` over `items`, `limit` at a time. The attempts are independent of
+ * each other (only the rows before and after all of them are compared), and a
+ * few in flight keep the server and the database busy while one waits.
+ */
+export async function each<T>(items: readonly T[], run: (item: T) => Promise<void>, limit = 4): Promise<void> {
+  let next = 0;
+  const worker = async () => {
+    while (next < items.length) {
+      const item = items[next] as T;
+      next += 1;
+      await run(item);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
+}
+
 /** Counts attempts per entry point and per root field or tool, and keeps every leak found. */
 export class Ledger {
   readonly attempts = new Map<EntryPoint, number>(ENTRY_POINTS.map((entry) => [entry, 0]));
