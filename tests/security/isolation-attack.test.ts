@@ -229,8 +229,8 @@ describe("isolation attack suite: another user's ids at every entry point", () =
   async function firstOverWs(client: TestWsClient, query: string, variables: Record<string, unknown>): Promise<unknown> {
     const sub = client.subscribe(query, variables);
     try {
-      const first = await sub.next(5000);
-      await within(sub.ended, 5000, "the end of a refused subscription");
+      const first = await sub.next(10_000);
+      await within(sub.ended, 10_000, "the end of a refused subscription");
       return { first, ended: true };
     } catch (error) {
       return { failed: (error as Error).message, pending: sub.pending() };
@@ -247,8 +247,8 @@ describe("isolation attack suite: another user's ids at every entry point", () =
     });
     const stream = readSse(response);
     try {
-      const first = await stream.next(5000);
-      await within(stream.ended, 5000, "the end of a refused SSE stream");
+      const first = await stream.next(10_000);
+      await within(stream.ended, 10_000, "the end of a refused SSE stream");
       return { status: response.status, first, completed: stream.completed() };
     } catch (error) {
       return { status: response.status, failed: (error as Error).message };
@@ -602,6 +602,18 @@ describe("isolation attack suite: another user's ids at every entry point", () =
         const expected = ofType("Message").filter((t) => t.label.startsWith("Alice's chat"));
         for (const t of expected) expect((await replay.next()).data?.messageAdded.id).toBe(t.globalId);
         replay.dispose();
+        // And over SSE, the other transport Bob tried.
+        const response = await fetch(rig.server.url, {
+          method: "POST",
+          headers: { accept: "text/event-stream", "content-type": "application/json", authorization: `Bearer ${alice.token}` },
+          body: JSON.stringify({ query: MESSAGE_ADDED, variables: { c: a.chat, afterSeq: 0 } }),
+        });
+        const sse = readSse(response);
+        try {
+          expect((await sse.next()).data?.messageAdded.id).toBe(expected[0]?.globalId);
+        } finally {
+          await sse.cancel();
+        }
         ledger.control("Subscription.messageAdded");
       },
       messageStream: async () => {
@@ -965,7 +977,12 @@ describe("isolation attack suite: another user's ids at every entry point", () =
           const error = inPayload.get(call.id)?.error;
           const code = typeof error === "string" ? toolCode(error) : `no error: ${JSON.stringify(answer)}`;
           const seen = visible(answer, call.form.value);
-          ledger.record("assistant", `assistant.${call.name}`, call.form.label, judge(seen, visible(answerOf(ghost.id), ghost.args.task_id as string), call.form.code, code));
+          const findings = judge(seen, visible(answerOf(ghost.id), ghost.args.task_id as string), call.form.code, code);
+          // What the model reads back is that same error, word for word.
+          if (typeof error !== "string" || !received.get(call.id)?.includes(JSON.stringify({ error }).slice(1, -1))) {
+            findings.push(`the model got ${received.get(call.id) ?? "nothing"} for the error ${String(error)}`);
+          }
+          ledger.record("assistant", `assistant.${call.name}`, call.form.label, findings);
         }
         const mine = await bobsIds();
         for (const status of ["all", "pending", "completed"]) {
