@@ -80,15 +80,6 @@ export function idForms(t: Target, accepts: readonly NodeTypename[]): IdForm[] {
   return forms;
 }
 
-const UUID_IN = /[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}/i;
-
-/** The same cursor, naming a random row instead: what a cursor of a row that does not exist looks like. */
-export function ghostCursor(cursor: string): string {
-  const decoded = Buffer.from(cursor, "base64").toString("utf8");
-  if (!UUID_IN.test(decoded)) throw new Error(`not a row cursor: ${decoded}`);
-  return Buffer.from(decoded.replace(UUID_IN, randomUUID()), "utf8").toString("base64");
-}
-
 /** A row's cursor as its connection hands it out (Pothos: base64 of `GPC:S:<uuid>`). */
 export function cursorOf(uuid: string): string {
   return Buffer.from(`GPC:S:${uuid}`, "utf8").toString("base64");
@@ -178,7 +169,13 @@ export async function each<T>(items: readonly T[], run: (item: T) => Promise<voi
   await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
 }
 
-/** Counts attempts per entry point and per root field or tool, and keeps every leak found. */
+/**
+ * Counts attempts per entry point and per root field or tool, and keeps every
+ * leak found. Any finding counts as one: an answer that differs from an
+ * unknown id's (existence revealed), an id or text of the victim's in it, a
+ * change to her rows, or a code other than the documented NOT_FOUND /
+ * BAD_USER_INPUT (a path that does not answer as designed is not trusted).
+ */
 export class Ledger {
   readonly attempts = new Map<EntryPoint, number>(ENTRY_POINTS.map((entry) => [entry, 0]));
   readonly attacksOn = new Map<string, number>();
