@@ -1,0 +1,60 @@
+import { useCallback, useEffect, useMemo, useState } from "react";
+import { Provider } from "urql";
+import { initialToken, saveToken, subjectOf } from "./auth";
+import { createClients, type Clients } from "./client";
+import { Chat } from "./Chat";
+import { ConnectionStatus } from "./ConnectionStatus";
+import { Conversations } from "./Conversations";
+import { TasksPane } from "./TasksPane";
+import { TokenForm } from "./TokenForm";
+
+export function App() {
+  const [auth, setAuth] = useState(initialToken);
+  const [refused, setRefused] = useState(false);
+  const [conversationId, setConversationId] = useState<string | null>(null);
+
+  const clients = useMemo<Clients | undefined>(
+    () => (auth ? createClients(auth.token, () => setRefused(true)) : undefined),
+    [auth],
+  );
+  useEffect(() => () => clients?.dispose(), [clients]);
+
+  const applyToken = useCallback((token: string) => {
+    saveToken(token);
+    setRefused(false);
+    setConversationId(null);
+    setAuth({ token, source: "saved" });
+  }, []);
+
+  const who = auth ? subjectOf(auth.token) : undefined;
+  const needsToken = !clients || refused;
+
+  return (
+    <div className="app">
+      <header className="top">
+        <h1>Todo assistant</h1>
+        {clients && <ConnectionStatus store={clients.connection} />}
+        <TokenForm
+          onSave={applyToken}
+          prominent={needsToken}
+          status={
+            refused
+              ? "The server refused this token (UNAUTHENTICATED): enter a valid JWT."
+              : !auth
+                ? "Enter a JWT to sign in (npm run token -- --sub you)."
+                : `Signed in as ${who ?? "unknown"}${auth.source === "dev" ? " (dev token)" : ""}.`
+          }
+        />
+      </header>
+      {clients && !refused && (
+        <Provider value={clients.client}>
+          <main className="layout">
+            <Conversations selected={conversationId} onSelect={setConversationId} connection={clients.connection} />
+            <Chat conversationId={conversationId} onConversation={setConversationId} connection={clients.connection} />
+            <TasksPane connection={clients.connection} />
+          </main>
+        </Provider>
+      )}
+    </div>
+  );
+}
