@@ -104,7 +104,9 @@ function runVite(outDir: string): Promise<void> {
   const viteBin = path.join(path.dirname(require.resolve("vite/package.json")), "bin", "vite.js");
   const args = [viteBin, "build", "--config", path.join(WEB_DIR, "vite.config.ts"), "--outDir", outDir, "--emptyOutDir", "--logLevel", "warn"];
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, args, { cwd: WEB_DIR, stdio: ["ignore", "inherit", "inherit"] });
+    // Vite keeps an inherited NODE_ENV (vitest sets "test"), which would bundle React's development build.
+    const env = { ...process.env, NODE_ENV: "production" };
+    const child = spawn(process.execPath, args, { cwd: WEB_DIR, env, stdio: ["ignore", "inherit", "inherit"] });
     child.once("error", reject);
     child.once("exit", (code, signal) => {
       if (code === 0) resolve();

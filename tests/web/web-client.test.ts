@@ -46,6 +46,10 @@ async function shownMessages(page: Page): Promise<ShownMessage[]> {
   );
 }
 
+async function openConversation(page: Page, title: string): Promise<void> {
+  await page.getByTestId("conversation-item").filter({ hasText: title }).getByRole("button", { name: title, exact: true }).click();
+}
+
 /** Runs axe-core in the page; the serious and critical violations, by rule. */
 async function axeViolations(page: Page): Promise<string[]> {
   // Evaluated through the DevTools protocol, which the page's CSP (no inline script) does not govern.
@@ -93,6 +97,8 @@ describe.runIf(browserAvailable())("the web client, in Chromium against a real s
     other = await startTestServer({ db, assistant: cohereAssistant(fake) });
     browser = await launchChromium();
     context = await browser.newContext({ viewport: { width: 1280, height: 800 } });
+    // Shorter than the test's own timeout, so a wait that fails names what it waited for.
+    context.setDefaultTimeout(15_000);
     page = await context.newPage();
     await page.addInitScript(() => {
       document.addEventListener("securitypolicyviolation", (event) => {
@@ -124,7 +130,7 @@ describe.runIf(browserAvailable())("the web client, in Chromium against a real s
     expect(response?.headers()["x-frame-options"]).toBe("DENY");
     await page.locator('[data-testid="connection-status"][data-state="connected"]').waitFor();
     await page.getByText(`Signed in as ${owner.id} (dev token)`).waitFor();
-    await page.getByTestId("task-list").waitFor();
+    await page.getByTestId("task-list").waitFor({ state: "attached" });
     await page.getByTestId("token-input").waitFor();
 
     // Hashed assets are cached for a year, under the same pipeline's headers.
@@ -276,7 +282,7 @@ describe.runIf(browserAvailable())("the web client, in Chromium against a real s
     await appendVia(db, owner.id, conversation.id, contents);
     await page.reload();
     await page.locator('[data-testid="connection-status"][data-state="connected"]').waitFor();
-    await page.getByTestId("conversation-item").filter({ hasText: "Long history" }).getByRole("button", { name: "Long history" }).click();
+    await openConversation(page, "Long history");
     await page.waitForFunction(() => document.querySelectorAll('[data-testid="chat-message"]').length === 30);
     expect((await shownMessages(page))[0]?.text).toBe("note 16");
 
@@ -288,7 +294,7 @@ describe.runIf(browserAvailable())("the web client, in Chromium against a real s
   });
 
   it("should show reconnecting while its server restarts, then connected, with no message missing or doubled", async () => {
-    await page.getByTestId("conversation-item").filter({ hasText: "add buy milk" }).getByRole("button", { name: "add buy milk" }).click();
+    await openConversation(page, "add buy milk");
     await page.waitForFunction(() => document.querySelectorAll('[data-testid="chat-message"]').length >= 6);
     const conversation = await db.conversation.findFirstOrThrow({ where: { userId: owner.id, title: "add buy milk" } });
     const port = Number(new URL(server.baseUrl).port);
@@ -327,11 +333,13 @@ describe.runIf(browserAvailable())("the web client, in Chromium against a real s
     const strangerId = newUserId("web-stranger");
     const strangerToken = await tokenFor(strangerId);
     const added = await server.request<{ addTask: { id: string } }>(`mutation { addTask(input: { title: "Stranger's own task" }) { id } }`, {}, strangerToken);
+    await owner.gql(`mutation { addTask(input: { title: "Owner's secret errand" }) { id } }`);
     const ownerTasks = await db.task.findMany({ where: { userId: owner.id } });
     const ownerConversations = await db.conversation.findMany({ where: { userId: owner.id } });
     expect(ownerTasks.length).toBeGreaterThan(0);
 
     const second = await browser.newContext();
+    second.setDefaultTimeout(15_000);
     try {
       const strangerPage = await second.newPage();
       await strangerPage.goto(server.baseUrl);
@@ -363,7 +371,7 @@ describe.runIf(browserAvailable())("the web client, in Chromium against a real s
   it("should stay readable at phone width (no sideways scrolling), and take desktop and phone screenshots", async () => {
     const dir = process.env.WEB_SCREENSHOT_DIR ?? path.join(tmpdir(), "todo-web-screenshots");
     await mkdir(dir, { recursive: true });
-    await page.getByTestId("conversation-item").filter({ hasText: "add buy milk" }).getByRole("button", { name: "add buy milk" }).click();
+    await openConversation(page, "add buy milk");
     await page.locator('[data-testid="chat-message"]').filter({ hasText: "Nothing else is due today." }).waitFor();
     await page.screenshot({ path: path.join(dir, "web-client-desktop.png") });
 

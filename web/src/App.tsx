@@ -1,4 +1,4 @@
-import { useCallback, useEffect, useMemo, useState } from "react";
+import { useCallback, useEffect, useState } from "react";
 import { Provider } from "urql";
 import { initialToken, saveToken, subjectOf } from "./auth";
 import { createClients, type Clients } from "./client";
@@ -10,22 +10,26 @@ import { TokenForm } from "./TokenForm";
 
 export function App() {
   const [auth, setAuth] = useState(initialToken);
-  const [refused, setRefused] = useState(false);
+  // The token the server refused, if any: a late answer to an older token's request cannot mark a newer one.
+  const [refusedToken, setRefusedToken] = useState<string>();
   const [conversationId, setConversationId] = useState<string | null>(null);
 
-  const clients = useMemo<Clients | undefined>(
-    () => (auth ? createClients(auth.token, () => setRefused(true)) : undefined),
-    [auth],
-  );
-  useEffect(() => () => clients?.dispose(), [clients]);
+  const [clients, setClients] = useState<Clients>();
+  // One client pair per token, closed when the token changes or the app unmounts.
+  useEffect(() => {
+    if (!auth) return setClients(undefined);
+    const created = createClients(auth.token, () => setRefusedToken(auth.token));
+    setClients(created);
+    return () => created.dispose();
+  }, [auth]);
 
   const applyToken = useCallback((token: string) => {
     saveToken(token);
-    setRefused(false);
     setConversationId(null);
     setAuth({ token, source: "saved" });
   }, []);
 
+  const refused = auth !== undefined && refusedToken === auth.token;
   const who = auth ? subjectOf(auth.token) : undefined;
   const needsToken = !clients || refused;
 

@@ -218,7 +218,7 @@ function MessageList({ log, conversationId }: { log: ReturnType<typeof useConver
           </button>
         </li>
       )}
-      {conversationId === null && <li className="hint">Start a conversation: try “add buy milk”.</li>}
+      {conversationId === null && <li className="hint">Start a conversation: ask the assistant to add, complete or list your tasks.</li>}
       {log.messages.map((message) => (
         <MessageItem key={message.id} message={message} />
       ))}
