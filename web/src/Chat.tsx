@@ -115,13 +115,17 @@ export function Chat(props: { conversationId: string | null; onConversation: (id
           rows={2}
           maxLength={5000}
           value={draft}
-          placeholder="Ask the assistant… (Enter sends, Shift+Enter for a new line)"
+          aria-describedby={`${inputId}-keys`}
+          placeholder="Ask the assistant…"
           onChange={(event) => setDraft(event.target.value)}
           onKeyDown={onKeyDown}
         />
         <button type="submit" data-testid="chat-send" disabled={sending || running || draft.trim() === ""}>
           Send
         </button>
+        <p id={`${inputId}-keys`} className="keys">
+          Enter sends · Shift+Enter starts a new line
+        </p>
       </form>
     </section>
   );
@@ -179,6 +183,7 @@ function MessageList({ log, conversationId }: { log: ReturnType<typeof useConver
   const stick = useRef(true);
   const anchor = useRef<{ height: number; top: number } | undefined>(undefined);
   const firstId = log.messages[0]?.id;
+  const toolNames = new Map(log.messages.flatMap((m) => m.toolCalls.map((call) => [call.id, call.name] as const)));
 
   const onScroll = () => {
     const element = ref.current;
@@ -220,7 +225,7 @@ function MessageList({ log, conversationId }: { log: ReturnType<typeof useConver
       )}
       {conversationId === null && <li className="hint">Start a conversation: ask the assistant to add, complete or list your tasks.</li>}
       {log.messages.map((message) => (
-        <MessageItem key={message.id} message={message} />
+        <MessageItem key={message.id} message={message} toolNames={toolNames} />
       ))}
     </ol>
   );
@@ -228,13 +233,13 @@ function MessageList({ log, conversationId }: { log: ReturnType<typeof useConver
 
 const ROLE_LABELS = { USER: "You", ASSISTANT: "Assistant", TOOL: "Tool" } as const;
 
-function MessageItem({ message }: { message: ChatMessage }) {
+function MessageItem({ message, toolNames }: { message: ChatMessage; toolNames: ReadonlyMap<string, string> }) {
   const role = message.role.toLowerCase();
   return (
     <li className={`message message-${role} message-${message.status.toLowerCase()}`} data-testid="chat-message" data-role={role} data-status={message.status} data-message-id={message.id} data-seq={message.seq}>
       <span className="visually-hidden">{ROLE_LABELS[message.role]}: </span>
       {message.role === "TOOL" ? (
-        <span className="tool-result-line">tool result{message.toolCallId ? ` (${message.toolCallId})` : ""}</span>
+        <span className="tool-result-line">↳ {toolNames.get(message.toolCallId ?? "") ?? "tool"} answered</span>
       ) : (
         message.content !== "" && <div className="content">{message.content}</div>
       )}

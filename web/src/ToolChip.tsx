@@ -15,8 +15,10 @@ export function summarise(value: unknown, max = 60): string {
   else if (typeof value === "string") text = JSON.stringify(value);
   else if (Array.isArray(value)) text = `${value.length} item${value.length === 1 ? "" : "s"}`;
   else if (typeof value === "object") {
-    text = Object.entries(value as Record<string, unknown>)
-      .filter(([, v]) => v !== null && v !== undefined && typeof v !== "object")
+    const entries = Object.entries(value as Record<string, unknown>).filter(([, v]) => v !== null && v !== undefined && typeof v !== "object");
+    // Ids say little to a reader; show them only when nothing else is there.
+    const telling = entries.filter(([k]) => k !== "id" && !k.endsWith("Id"));
+    text = (telling.length > 0 ? telling : entries)
       .map(([k, v]) => `${k}: ${typeof v === "string" ? JSON.stringify(v) : String(v)}`)
       .join(", ");
     if (text === "") text = `{${Object.keys(value).join(", ")}}`;
