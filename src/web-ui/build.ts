@@ -54,14 +54,14 @@ export async function webBuildIsCurrent(): Promise<boolean> {
  * already (the hash stored next to it). Safe to call from several processes
  * at once (test workers, a start during an install): one builds under a lock
  * directory, the others wait for it, and dist is replaced by a rename, so a
- * server never serves a half-written bundle. Returns whether it built.
+ * server never serves a half-written bundle. Returns whether this call built it.
  */
 export async function ensureWebBuild(log: (line: string) => void = () => {}): Promise<boolean> {
   const wanted = await sourceHash();
   if ((await builtHash()) === wanted) return false;
-  await withLock(async () => {
+  return withLock(async () => {
     // Another process may have built it while this one waited for the lock.
-    if ((await builtHash()) === wanted) return;
+    if ((await builtHash()) === wanted) return false;
     log("building the web client (web/ → web/dist)…");
     const temp = path.join(WEB_DIR, `.dist-${process.pid}-${randomBytes(3).toString("hex")}`);
     try {
@@ -75,11 +75,11 @@ export async function ensureWebBuild(log: (line: string) => void = () => {}): Pr
       await rm(temp, { recursive: true, force: true });
     }
     log("web client built");
+    return true;
   });
-  return true;
 }
 
-async function withLock(work: () => Promise<void>): Promise<void> {
+async function withLock<T>(work: () => Promise<T>): Promise<T> {
   for (;;) {
     try {
       await mkdir(LOCK_DIR);
@@ -92,7 +92,7 @@ async function withLock(work: () => Promise<void>): Promise<void> {
     }
   }
   try {
-    await work();
+    return await work();
   } finally {
     await rm(LOCK_DIR, { recursive: true, force: true });
   }
