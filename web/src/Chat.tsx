@@ -53,9 +53,9 @@ export function Chat(props: { conversationId: string | null; onConversation: (id
     if (payload) {
       setProblem(undefined);
       setDraft((current) => (current === pending.content ? "" : current));
+      log.follow(payload.turn as TurnView, payload.conversation.id);
       if (payload.conversation.id !== props.conversationId) props.onConversation(payload.conversation.id);
-      log.add(payload.userMessage);
-      log.setTurn(payload.turn as TurnView);
+      else log.add(payload.userMessage);
       return;
     }
     setProblem(problemFrom(result.error, pending));
@@ -102,7 +102,7 @@ export function Chat(props: { conversationId: string | null; onConversation: (id
         </div>
       )}
       {failedTurn && lastSend.current && (
-        <ProblemBar message={`The assistant could not finish (${turn.stopCode ?? "FAILED"}).`} onRetry={() => void send(lastSend.current as PendingSend)} />
+        <ProblemBar message={turnFailure(turn.stopCode)} onRetry={() => void send(lastSend.current as PendingSend)} />
       )}
       {problem && <ProblemView problem={problem} onRetry={(pending) => void send(pending)} />}
       <form className="composer" onSubmit={submit}>
@@ -129,6 +129,12 @@ export function Chat(props: { conversationId: string | null; onConversation: (id
       </form>
     </section>
   );
+}
+
+function turnFailure(stopCode: string | null): string {
+  if (stopCode === "ASSISTANT_UNAVAILABLE") return "The assistant is unavailable right now (ASSISTANT_UNAVAILABLE); your message is saved.";
+  if (stopCode === "INTERRUPTED") return "The server running the assistant went away (INTERRUPTED); your message is saved.";
+  return `The assistant could not finish (${stopCode ?? "FAILED"}).`;
 }
 
 function problemFrom(error: CombinedError | undefined, pending: PendingSend): Problem {

@@ -52,6 +52,8 @@ export interface ConversationLog {
   /** The RUNNING turn (or the last one this view followed, once ended). */
   turn: TurnView | null;
   setTurn: (turn: TurnView | null) => void;
+  /** Follows a turn this client started, in this conversation or in the one its send just created. */
+  follow: (turn: TurnView, conversationId: string) => void;
   refreshTurn: () => void;
   /** Shows a message this client already has (its own sendMessage's userMessage). */
   add: (message: ChatMessage) => void;
@@ -76,6 +78,8 @@ export function useConversationLog(conversationId: string | null, connection: Co
   const [loadingOlder, setLoadingOlder] = useState(false);
   const [turn, setTurnState] = useState<TurnView | null>(null);
   const turnRef = useRef<TurnView | null>(null);
+  // A turn started by a send that created its conversation: the switch to it must not forget the turn.
+  const adopted = useRef<{ conversationId: string; turn: TurnView } | undefined>(undefined);
   const [generation, setGeneration] = useState(0);
 
   const render = useCallback(() => setById(new Map(store.current)), []);
@@ -124,7 +128,9 @@ export function useConversationLog(conversationId: string | null, connection: Co
     setLoaded(false);
     setError(undefined);
     setOlder({ cursor: null, has: false });
-    setTurn(null);
+    const followed = adopted.current?.conversationId === conversationId ? adopted.current.turn : null;
+    adopted.current = undefined;
+    setTurn(followed);
     if (conversationId === null) return;
     let live = true;
     void client
@@ -139,13 +145,15 @@ export function useConversationLog(conversationId: string | null, connection: Co
         }
         upsert(conversation.messages.edges.map((edge) => edge.node));
         setOlder({ cursor: conversation.messages.pageInfo.startCursor ?? null, has: conversation.messages.pageInfo.hasPreviousPage });
-        setTurn(conversation.activeTurn as TurnView | null);
+        // The running turn; else the one this client followed here, looked at again (it may have ended meanwhile).
+        if (conversation.activeTurn) setTurn(conversation.activeTurn as TurnView);
+        else if (turnRef.current) refreshTurn();
         setLoaded(true);
       });
     return () => {
       live = false;
     };
-  }, [client, conversationId, upsert, render, setTurn]);
+  }, [client, conversationId, upsert, render, setTurn, refreshTurn]);
 
   // After a reconnect, subscribe again from where this view is (afterSeq), not from where it began.
   useEffect(() => connection.onReconnect(() => setGeneration((g) => g + 1)), [connection]);
@@ -206,5 +214,12 @@ export function useConversationLog(conversationId: string | null, connection: Co
 
   const messages = [...byId.values()].sort((a, b) => a.seq - b.seq);
   const add = useCallback((message: ChatMessage) => upsert([message]), [upsert]);
-  return { messages, loaded, error, hasOlder: older.has, loadingOlder, loadOlder, turn, setTurn, refreshTurn, add };
+  const follow = useCallback(
+    (next: TurnView, id: string) => {
+      if (id === conversationId) setTurn(next);
+      else adopted.current = { conversationId: id, turn: next };
+    },
+    [conversationId, setTurn],
+  );
+  return { messages, loaded, error, hasOlder: older.has, loadingOlder, loadOlder, turn, setTurn, follow, refreshTurn, add };
 }
