@@ -76,7 +76,7 @@ if (devToken) {
   // Printed, not logged: it is a convenience for this process only, signed with a secret that dies with it.
   process.stdout.write(
     `\nNo AUTH_JWT_SECRET or AUTH_JWKS_URL set: using a random per-process secret.\n` +
-      `Dev token for user "dev-user" (valid 12h; GraphiQL at ${url}${config.webUi ? " and the web client at /" : ""} already send it):\n\n` +
+      `Dev token for user "dev-user" (valid 12h; ${config.webUi ? `GraphiQL at ${url} and the web client at ${new URL("/", url).href} already send it` : `GraphiQL at ${url} already sends it`}):\n\n` +
       `  Authorization: Bearer ${devToken}\n\n`,
   );
 }
