@@ -10,7 +10,7 @@ import { ensureWebBuild, WEB_DIST_DIR } from "../../src/web-ui/build.js";
 import { browserAvailable, launchChromium } from "../helpers/browser.js";
 import { cohereAssistant } from "../helpers/chat.js";
 import { newUserId, testDb } from "../helpers/db.js";
-import { startFakeCohere, textReply, toolCallReply, wordChunks, type FakeCohere } from "../helpers/fake-cohere.js";
+import { errorReply, startFakeCohere, textReply, toolCallReply, wordChunks, type FakeCohere } from "../helpers/fake-cohere.js";
 import { startTestServer, type TestServer, type TestUser } from "../helpers/server.js";
 import { tokenFor } from "../helpers/tokens.js";
 import { deferred } from "../chat/support.js";
@@ -276,6 +276,64 @@ describe.runIf(browserAvailable())("the web client, in Chromium against a real s
     expect(user?.text).toBe("tell me\na long story");
   });
 
+  it("should offer Retry when the assistant is unavailable, and retry with the same clientMessageId (one message stored)", async () => {
+    await page.getByTestId("new-conversation").click();
+    await page.getByTestId("conversation-item").filter({ hasText: "Untitled conversation" }).first().waitFor();
+    // The model fails every call (after the SDK's retries): the turn ends FAILED with ASSISTANT_UNAVAILABLE.
+    fake.setFallback(errorReply(503, "overloaded"));
+    try {
+      await page.getByTestId("chat-input").fill("plan my week");
+      await page.getByTestId("chat-input").press("Enter");
+      await page.getByText("The assistant is unavailable right now (ASSISTANT_UNAVAILABLE)").waitFor();
+    } finally {
+      fake.setFallback(undefined);
+    }
+    fake.enqueue(textReply("Here is a plan for your week."));
+    await page.getByRole("button", { name: "Retry" }).click();
+    await page.locator('[data-testid="chat-message"][data-status="COMPLETE"]').filter({ hasText: "Here is a plan for your week." }).waitFor();
+
+    const stored = await db.message.findMany({ where: { userId: owner.id, content: "plan my week" } });
+    expect(stored).toHaveLength(1);
+    expect(stored[0]!.clientMessageId).toMatch(/^[0-9a-f-]{36}$/);
+    const shown = await shownMessages(page);
+    expect(shown.filter((m) => m.text === "plan my week")).toHaveLength(1);
+    expect(await page.getByRole("button", { name: "Retry" }).count()).toBe(0);
+  });
+
+  it("should say when a RATE_LIMITED sender may send again, storing nothing", async () => {
+    const id = newUserId("web-limited");
+    const token = await tokenFor(id);
+    const limited = await startTestServer({
+      db,
+      assistant: cohereAssistant(fake, { rateLimit: { perMinute: 1, burst: 1 } }),
+      webUi: { distDir: WEB_DIST_DIR, devToken: token },
+    });
+    const limitedPage = await context.newPage();
+    try {
+      await limitedPage.goto(limited.baseUrl);
+      await limitedPage.locator('[data-testid="connection-status"][data-state="connected"]').waitFor();
+      fake.enqueue(textReply("Noted."));
+      await limitedPage.getByTestId("chat-input").fill("first");
+      await limitedPage.getByTestId("chat-input").press("Enter");
+      await limitedPage.locator('[data-testid="chat-message"][data-status="COMPLETE"]').filter({ hasText: "Noted." }).waitFor();
+
+      await limitedPage.getByTestId("chat-input").fill("second");
+      await limitedPage.getByTestId("chat-input").press("Enter");
+      const notice = limitedPage.getByText(/Too many messages: you can send again in \d+ s\./);
+      await notice.waitFor();
+      const seconds = Number(/in (\d+) s/.exec((await notice.textContent()) ?? "")?.[1]);
+      expect(seconds).toBeGreaterThan(0);
+      expect(seconds).toBeLessThanOrEqual(60);
+      expect(await limitedPage.getByRole("button", { name: "Send again" }).isDisabled()).toBe(true);
+      // The draft is kept for later; nothing was stored.
+      expect(await limitedPage.getByTestId("chat-input").inputValue()).toBe("second");
+      expect(await db.message.count({ where: { userId: id, role: "user" } })).toBe(1);
+    } finally {
+      await limitedPage.close();
+      await limited.close();
+    }
+  });
+
   it("should page back through a long conversation as it is scrolled up", async () => {
     const conversation = await newConversation(db, owner.id, "Long history");
     const contents = Array.from({ length: 45 }, (_, i) => `note ${i + 1}`);
@@ -362,7 +420,7 @@ describe.runIf(browserAvailable())("the web client, in Chromium against a real s
       expect(await strangerPage.getByTestId("conversation-item").count()).toBe(0);
       const text = await strangerPage.locator("body").innerText();
       for (const task of ownerTasks) expect(text).not.toContain(task.title);
-      for (const conversation of ownerConversations) expect(text).not.toContain(conversation.title ?? "");
+      for (const conversation of ownerConversations) if (conversation.title) expect(text).not.toContain(conversation.title);
     } finally {
       await second.close();
     }
