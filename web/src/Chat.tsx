@@ -1,7 +1,7 @@
 import { useEffect, useId, useLayoutEffect, useRef, useState, type FormEvent, type KeyboardEvent } from "react";
 import { useClient, type CombinedError } from "urql";
 import type { ConnectionStore } from "./connection";
-import { useConversationLog, type ChatMessage, type TurnView } from "./conversation-log";
+import { useConversationLog, type ChatMessage } from "./conversation-log";
 import { CANCEL_TURN, SEND_MESSAGE } from "./documents";
 import { describeError, errorCode } from "./errors";
 import { ToolChip } from "./ToolChip";
@@ -53,7 +53,7 @@ export function Chat(props: { conversationId: string | null; onConversation: (id
     if (payload) {
       setProblem(undefined);
       setDraft((current) => (current === pending.content ? "" : current));
-      log.follow(payload.turn as TurnView, payload.conversation.id);
+      log.follow(payload.turn, payload.conversation.id);
       if (payload.conversation.id !== props.conversationId) props.onConversation(payload.conversation.id);
       else log.add(payload.userMessage);
       return;
@@ -78,7 +78,7 @@ export function Chat(props: { conversationId: string | null; onConversation: (id
   const stop = async () => {
     if (!log.turn) return;
     const result = await client.mutation(CANCEL_TURN, { id: log.turn.id }).toPromise();
-    if (result.data) log.setTurn(result.data.cancelTurn as TurnView);
+    if (result.data) log.setTurn(result.data.cancelTurn);
     else if (result.error) setProblem({ kind: "other", message: describeError(result.error) });
   };
 
@@ -218,6 +218,17 @@ function MessageList({ log, conversationId }: { log: ReturnType<typeof useConver
   useEffect(() => {
     stick.current = true;
   }, [conversationId]);
+
+  // A resized list (a rotated phone, a narrower window) keeps the newest message in view if it was.
+  useEffect(() => {
+    const element = ref.current;
+    if (!element) return;
+    const observer = new ResizeObserver(() => {
+      if (stick.current) element.scrollTop = element.scrollHeight;
+    });
+    observer.observe(element);
+    return () => observer.disconnect();
+  }, [log.error]);
 
   if (log.error) return <p className="error" role="alert">{log.error}</p>;
   return (

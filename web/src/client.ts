@@ -75,7 +75,7 @@ export function createClients(token: string, onUnauthenticated: () => void): Cli
   const client = new Client({
     url: "/graphql",
     fetchOptions: () => ({ headers: { authorization } }),
-    // Answers to a retried operation are identical; a stale list is re-read on reconnect.
+    // Show what the cache holds at once, and refresh it from the server.
     requestPolicy: "cache-and-network",
     exchanges: [
       mapExchange({

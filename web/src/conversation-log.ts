@@ -1,11 +1,11 @@
 import { useCallback, useEffect, useRef, useState } from "react";
 import { useClient } from "urql";
 import type { ConnectionStore } from "./connection";
-import { MESSAGE, MESSAGE_ADDED, MESSAGE_STREAM, MESSAGES_PAGE, TURN } from "./documents";
+import { MESSAGE, MESSAGE_ADDED, MESSAGE_STREAM, MESSAGES_PAGE, TURN, type TurnFields } from "./documents";
 import type { ResultOf } from "./graphql";
 
 export type ChatMessage = ResultOf<typeof MESSAGE_ADDED>["messageAdded"];
-export type TurnView = NonNullable<ResultOf<typeof TURN>["node"]> & { id: string; status: string; stopCode: string | null };
+export type TurnView = ResultOf<typeof TurnFields>;
 type StreamEvent = ResultOf<typeof MESSAGE_STREAM>["messageStream"];
 
 const ended = (status: string) => status !== "STREAMING";
@@ -117,7 +117,7 @@ export function useConversationLog(conversationId: string | null, connection: Co
       .toPromise()
       .then((result) => {
         const node = result.data?.node;
-        if (node && "status" in node && turnRef.current?.id === node.id) setTurn(node as TurnView);
+        if (node && "status" in node && turnRef.current?.id === node.id) setTurn(node);
       });
   }, [client, setTurn]);
 
@@ -146,7 +146,7 @@ export function useConversationLog(conversationId: string | null, connection: Co
         upsert(conversation.messages.edges.map((edge) => edge.node));
         setOlder({ cursor: conversation.messages.pageInfo.startCursor ?? null, has: conversation.messages.pageInfo.hasPreviousPage });
         // The running turn; else the one this client followed here, looked at again (it may have ended meanwhile).
-        if (conversation.activeTurn) setTurn(conversation.activeTurn as TurnView);
+        if (conversation.activeTurn) setTurn(conversation.activeTurn);
         else if (turnRef.current) refreshTurn();
         setLoaded(true);
       });
