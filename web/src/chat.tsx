@@ -4,7 +4,7 @@ import type { ConnectionStore } from "./connection";
 import { useConversationLog, type ChatMessage } from "./conversation-log";
 import { CANCEL_TURN, SEND_MESSAGE } from "./documents";
 import { describeError, errorCode } from "./errors";
-import { ToolChip } from "./ToolChip";
+import { ToolChip } from "./tool-chip";
 
 /** A send the user may retry: the same clientMessageId, so the server never stores it twice. */
 interface PendingSend {

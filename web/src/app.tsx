@@ -2,11 +2,11 @@ import { useCallback, useEffect, useState } from "react";
 import { Provider } from "urql";
 import { initialToken, saveToken, subjectOf } from "./auth";
 import { createClients, type Clients } from "./client";
-import { Chat } from "./Chat";
-import { ConnectionStatus } from "./ConnectionStatus";
-import { Conversations } from "./Conversations";
-import { TasksPane } from "./TasksPane";
-import { TokenForm } from "./TokenForm";
+import { Chat } from "./chat";
+import { ConnectionStatus } from "./connection-status";
+import { Conversations } from "./conversations";
+import { TasksPane } from "./tasks-pane";
+import { TokenForm } from "./token-form";
 
 export function App() {
   const [auth, setAuth] = useState(initialToken);
