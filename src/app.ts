@@ -34,6 +34,7 @@ import { useRoutes, type Route } from "./http/routes.js";
 import { useSecurityHeaders } from "./http/security-headers.js";
 import { useStrictRequestParsing } from "./http/strict-body.js";
 import { useNoIntrospection, useQueryLimits } from "./limits/query-limits.js";
+import { webUiRoutes } from "./web-ui/serve.js";
 
 export interface AppDeps {
   db: Db;
@@ -48,6 +49,11 @@ export interface AppDeps {
    * in the page only for same-origin requests from this machine.
    */
   graphiql: false | { devHeaders?: Record<string, string> };
+  /**
+   * The web client at `/` (WEB_UI), from its built files; off in production by default.
+   * `devToken` goes into its page under the same rule as GraphiQL's headers.
+   */
+  webUi?: false | { distDir: string; devToken?: string | undefined };
   /** Milliseconds /ready waits for the database. */
   readyTimeoutMs?: number;
   /** How long stop() lets accepted requests finish (SHUTDOWN_GRACE_MS, default 25 s). */
@@ -203,6 +209,11 @@ function routes(deps: AppDeps): Route[] {
   const list: Route[] = [{ path: MCP_PATH, handle: (request) => mcp(request) }];
   if (deps.graphiql) {
     list.push({ path: GRAPHIQL_ASSETS_PATH, handle: (request) => graphiqlAsset(request, new URL(request.url).pathname) });
+  }
+  if (deps.webUi) {
+    const trusted = (request: Request, serverContext: Record<string, unknown>) =>
+      isSameOriginLoopback(request, (serverContext as Partial<RequestServerContext>).req);
+    list.push(...webUiRoutes({ distDir: deps.webUi.distDir, devToken: deps.webUi.devToken, trusted }));
   }
   return list;
 }

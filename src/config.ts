@@ -12,6 +12,8 @@ export interface Config {
   /** The address the HTTP server binds: loopback in development, every interface in production. */
   host: string;
   logLevel: string;
+  /** WEB_UI: the web client at `/`; default on in development, off in production. */
+  webUi: boolean;
   database: {
     /** Unset: the embedded Postgres under ./.data/postgres. */
     url: string | undefined;
@@ -224,6 +226,7 @@ const envSchema = z.object({
     return origins;
   }),
   GRAPHQL_INTROSPECTION: booleanSetting("GRAPHQL_INTROSPECTION"),
+  WEB_UI: booleanSetting("WEB_UI"),
   GRAPHQL_MAX_DEPTH: intSetting("GRAPHQL_MAX_DEPTH", DEFAULT_QUERY_LIMITS.depth, 1, 1000),
   GRAPHQL_MAX_ALIASES: intSetting("GRAPHQL_MAX_ALIASES", DEFAULT_QUERY_LIMITS.aliases, 0, 10_000),
   GRAPHQL_MAX_TOKENS: intSetting("GRAPHQL_MAX_TOKENS", DEFAULT_QUERY_LIMITS.tokens, 10, 1_000_000),
@@ -286,6 +289,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     // reachable from the network unless HOST says so.
     host: e.HOST ?? (isProduction ? "0.0.0.0" : "127.0.0.1"),
     logLevel: e.LOG_LEVEL ?? "info",
+    webUi: e.WEB_UI ?? !isProduction,
     database: {
       url: e.DATABASE_URL,
       directUrl: e.DIRECT_URL ?? e.DATABASE_URL,

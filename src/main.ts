@@ -7,11 +7,18 @@ import { openDatabase } from "./db/open.js";
 import { createLogger } from "./logger.js";
 import { assertCanListen } from "./port-check.js";
 import { exitOnStartupError, ListenError, loadConfigOrExit } from "./startup-errors.js";
+import { ensureWebBuild, WEB_DIST_DIR } from "./web-ui/build.js";
 
 const config = loadConfigOrExit();
 
 const logger = createLogger(config.logLevel);
 await assertCanListen(config.port, config.host).catch((error: unknown) => exitOnStartupError(error, logger));
+if (config.webUi) {
+  // Cached: only a change to web/ or schema.graphql since the last build (at install, or an earlier start) builds again.
+  await ensureWebBuild((line) => logger.info(line)).catch((error: unknown) => {
+    logger.error({ err: error }, "could not build the web client; / answers 503 until it is built (npm run web:build)");
+  });
+}
 const database = await openDatabase(config.database, logger).catch((error: unknown) => exitOnStartupError(error, logger));
 const db = createDb({
   url: database.url,
@@ -54,6 +61,7 @@ const app = buildApp({
   shutdownGraceMs: config.shutdownGraceMs,
   realtime: { subscriptionsPerUser: config.realtime.subscriptionsPerUser },
   graphiql: config.isProduction ? false : { devHeaders: devToken ? { Authorization: `Bearer ${devToken}` } : undefined },
+  webUi: config.webUi ? { distDir: WEB_DIST_DIR, devToken } : false,
 });
 const { url } = await app.start(config.port, config.host).catch(async (cause: unknown) => {
   // The database is open by now: close it, so an embedded Postgres does not outlive us.
@@ -63,11 +71,12 @@ const { url } = await app.start(config.port, config.host).catch(async (cause: un
   return exitOnStartupError(new ListenError(config.port, config.host, { cause }), logger);
 });
 logger.info({ endpoint: url }, `GraphQL API ready at ${url}`);
+if (config.webUi) logger.info(`Web client at ${new URL("/", url).href}`);
 if (devToken) {
   // Printed, not logged: it is a convenience for this process only, signed with a secret that dies with it.
   process.stdout.write(
     `\nNo AUTH_JWT_SECRET or AUTH_JWKS_URL set: using a random per-process secret.\n` +
-      `Dev token for user "dev-user" (valid 12h; GraphiQL at ${url} already sends it):\n\n` +
+      `Dev token for user "dev-user" (valid 12h; ${config.webUi ? `GraphiQL at ${url} and the web client at ${new URL("/", url).href} already send it` : `GraphiQL at ${url} already sends it`}):\n\n` +
       `  Authorization: Bearer ${devToken}\n\n`,
   );
 }

@@ -265,6 +265,16 @@ describe("the server process", () => {
     expect(configError({ GRAPHQL_INTROSPECTION: "yes" }).message).toContain('GRAPHQL_INTROSPECTION must be true or false, got "yes"');
   });
 
+  it("should serve the web client by default in development only, unless WEB_UI says otherwise", () => {
+    const production = { NODE_ENV: "production", AUTH_JWT_SECRET: SECRET };
+    expect(loadConfig({}).webUi).toBe(true);
+    expect(loadConfig(production).webUi).toBe(false);
+    expect(loadConfig({ ...production, WEB_UI: "true" }).webUi).toBe(true);
+    expect(loadConfig({ WEB_UI: "false" }).webUi).toBe(false);
+    expect(loadConfig({ WEB_UI: "0" }).webUi).toBe(false);
+    expect(configError({ WEB_UI: "on" }).message).toContain('WEB_UI must be true or false, got "on"');
+  });
+
   it("should read CORS_ORIGINS as a list of exact origins", () => {
     expect(loadConfig({ CORS_ORIGINS: "https://app.example.com, http://localhost:5173" }).http.corsOrigins).toEqual([
       "https://app.example.com",

@@ -7,7 +7,7 @@ import { errorResponse } from "./responses.js";
 export type RouteHandler = (request: Request, serverContext: Record<string, unknown>) => Promise<Response | undefined> | Response | undefined;
 
 export interface Route {
-  /** An exact path, or a prefix ending in "/". */
+  /** An exact path, or a prefix ending in "/" ("/" alone is the root page only, not a prefix of everything). */
   path: string;
   handle: RouteHandler;
 }
@@ -21,7 +21,7 @@ export interface Route {
 export function useRoutes(routes: readonly Route[], logger: Logger): Plugin {
   return {
     async onRequest({ request, url, serverContext, endResponse }) {
-      const route = routes.find((r) => (r.path.endsWith("/") ? url.pathname.startsWith(r.path) : url.pathname === r.path));
+      const route = routes.find((r) => matches(r.path, url.pathname));
       if (!route) return;
       try {
         const response = await route.handle(request, serverContext as Record<string, unknown>);
@@ -32,6 +32,11 @@ export function useRoutes(routes: readonly Route[], logger: Logger): Plugin {
       }
     },
   };
+}
+
+function matches(path: string, pathname: string): boolean {
+  if (path !== "/" && path.endsWith("/")) return pathname.startsWith(path);
+  return pathname === path;
 }
 
 export function internalError(request?: Request): Response {

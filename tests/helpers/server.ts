@@ -33,7 +33,7 @@ export interface TestUser {
 }
 
 /** A real HTTP server on a loopback port of its own, on the run's test database. */
-export async function startTestServer(options: Partial<AppDeps> & { logger?: Logger } = {}): Promise<TestServer> {
+export async function startTestServer(options: Partial<AppDeps> & { logger?: Logger; port?: number } = {}): Promise<TestServer> {
   const ownDb = options.db === undefined;
   const db = options.db ?? testDb();
   const logger = options.logger ?? createLogger("silent");
@@ -48,8 +48,10 @@ export async function startTestServer(options: Partial<AppDeps> & { logger?: Log
     http: options.http ?? developmentHttp(),
     shutdownGraceMs: options.shutdownGraceMs ?? 5000,
     realtime: options.realtime,
+    webUi: options.webUi ?? false,
   });
-  const { port } = await app.start(0, "127.0.0.1");
+  // A given port: a restart on the address clients already use.
+  const { port } = await app.start(options.port ?? 0, "127.0.0.1");
   const baseUrl = `http://127.0.0.1:${port}`;
   const url = `${baseUrl}/graphql`;
   return {

@@ -1,0 +1,21 @@
+// Builds the web client into web/dist, unless it was built from the same sources already.
+// Runs at install (postinstall) and again, cached, at `npm start`; `--force` rebuilds.
+import "../src/load-env.js";
+import { rm } from "node:fs/promises";
+import { ensureWebBuild, WEB_DIST_DIR } from "../src/web-ui/build.js";
+
+// The same default as the server's: on unless WEB_UI says off, or NODE_ENV=production leaves it unset.
+const setting = process.env.WEB_UI?.trim() || undefined;
+const enabled = setting === undefined ? process.env.NODE_ENV?.trim() !== "production" : setting === "true" || setting === "1";
+if (process.argv.includes("--if-enabled") && !enabled) {
+  console.log("WEB_UI is off: the web client is not built");
+  process.exit(0);
+}
+if (process.argv.includes("--force")) await rm(WEB_DIST_DIR, { recursive: true, force: true });
+try {
+  const built = await ensureWebBuild((line) => console.log(line));
+  if (!built) console.log("web client is up to date (web/dist)");
+} catch (error) {
+  console.error(error instanceof Error ? error.message : error);
+  process.exit(1);
+}

@@ -1,0 +1,49 @@
+import { useEffect } from "react";
+import { useMutation, useQuery } from "urql";
+import type { ConnectionStore } from "./connection";
+import { CONVERSATIONS, CREATE_CONVERSATION, DELETE_CONVERSATION } from "./documents";
+import { describeError } from "./errors";
+
+/** The viewer's conversations, most recent first: open, start and delete. */
+export function Conversations(props: { selected: string | null; onSelect: (id: string | null) => void; connection: ConnectionStore }) {
+  const [{ data, error }, reexecute] = useQuery({ query: CONVERSATIONS });
+  const [, create] = useMutation(CREATE_CONVERSATION);
+  const [, remove] = useMutation(DELETE_CONVERSATION);
+  const { connection, onSelect } = props;
+  useEffect(() => connection.onReconnect(() => reexecute({ requestPolicy: "network-only" })), [connection, reexecute]);
+
+  const startNew = async () => {
+    const result = await create({});
+    if (result.data) onSelect(result.data.createConversation.id);
+  };
+  const deleteOne = async (id: string) => {
+    const result = await remove({ id });
+    if (!result.error && props.selected === id) onSelect(null);
+  };
+
+  const conversations = data?.conversations.edges.map((edge) => edge.node) ?? [];
+  return (
+    <nav className="pane conversations" aria-labelledby="conversations-heading">
+      <div className="pane-head">
+        <h2 id="conversations-heading">Conversations</h2>
+        <button type="button" data-testid="new-conversation" onClick={() => void startNew()}>
+          New
+        </button>
+      </div>
+      {error && !data && <p role="alert" className="error">{describeError(error)}</p>}
+      <ul className="conversation-list">
+        {conversations.map((conversation) => (
+          <li key={conversation.id} data-testid="conversation-item" className={conversation.id === props.selected ? "selected" : undefined}>
+            <button type="button" className="open" aria-current={conversation.id === props.selected ? "page" : undefined} onClick={() => onSelect(conversation.id)}>
+              {conversation.title || "Untitled conversation"}
+            </button>
+            <button type="button" className="delete" aria-label={`Delete conversation ${conversation.title || "Untitled"}`} onClick={() => void deleteOne(conversation.id)}>
+              ×
+            </button>
+          </li>
+        ))}
+      </ul>
+      {data && conversations.length === 0 && <p className="empty">No conversations yet: say something to the assistant.</p>}
+    </nav>
+  );
+}

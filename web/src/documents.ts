@@ -1,0 +1,183 @@
+import { graphql } from "./graphql";
+
+export const TaskFields = graphql(`
+  fragment TaskFields on Task {
+    id
+    title
+    description
+    completed
+    updatedAt
+  }
+`);
+
+export const TASKS = graphql(
+  `
+    query Tasks($status: TaskStatusFilter!) {
+      tasks(first: 100, status: $status) {
+        edges { node { ...TaskFields } }
+      }
+    }
+  `,
+  [TaskFields],
+);
+
+export const TASK_CHANGED = graphql(
+  `
+    subscription TaskChanged {
+      taskChanged { kind taskId task { ...TaskFields } }
+    }
+  `,
+  [TaskFields],
+);
+
+export const ADD_TASK = graphql(
+  `
+    mutation AddTask($input: AddTaskInput!) {
+      addTask(input: $input) { ...TaskFields }
+    }
+  `,
+  [TaskFields],
+);
+
+export const COMPLETE_TASK = graphql(
+  `
+    mutation CompleteTask($id: ID!) {
+      completeTask(id: $id) { ...TaskFields }
+    }
+  `,
+  [TaskFields],
+);
+
+export const UPDATE_TASK = graphql(
+  `
+    mutation UpdateTask($input: UpdateTaskInput!) {
+      updateTask(input: $input) { ...TaskFields }
+    }
+  `,
+  [TaskFields],
+);
+
+export const DELETE_TASK = graphql(`
+  mutation DeleteTask($id: ID!) {
+    deleteTask(id: $id) { id }
+  }
+`);
+
+export const CONVERSATIONS = graphql(`
+  query Conversations {
+    conversations(first: 50) {
+      edges { node { id title updatedAt } }
+    }
+  }
+`);
+
+export const CREATE_CONVERSATION = graphql(`
+  mutation CreateConversation {
+    createConversation { id title updatedAt }
+  }
+`);
+
+export const DELETE_CONVERSATION = graphql(`
+  mutation DeleteConversation($id: ID!) {
+    deleteConversation(id: $id)
+  }
+`);
+
+export const MessageFields = graphql(`
+  fragment MessageFields on Message {
+    id
+    seq
+    role
+    status
+    content
+    toolCallId
+    toolCalls { id name arguments result error }
+  }
+`);
+
+export const TurnFields = graphql(`
+  fragment TurnFields on Turn {
+    id
+    status
+    stopCode
+  }
+`);
+
+/** One page of a conversation, newest first: `before` pages back. */
+export const MESSAGES_PAGE = graphql(
+  `
+    query MessagesPage($id: ID!, $before: String) {
+      conversation(id: $id) {
+        id
+        title
+        activeTurn { ...TurnFields }
+        messages(last: 30, before: $before) {
+          edges { node { ...MessageFields } }
+          pageInfo { hasPreviousPage startCursor }
+        }
+      }
+    }
+  `,
+  [MessageFields, TurnFields],
+);
+
+export const MESSAGE = graphql(
+  `
+    query Message($id: ID!) {
+      node(id: $id) { ... on Message { ...MessageFields } }
+    }
+  `,
+  [MessageFields],
+);
+
+export const TURN = graphql(
+  `
+    query Turn($id: ID!) {
+      node(id: $id) { ... on Turn { ...TurnFields } }
+    }
+  `,
+  [TurnFields],
+);
+
+/** Settled messages after `afterSeq`, then every new one: no gap, no duplicate. */
+export const MESSAGE_ADDED = graphql(
+  `
+    subscription MessageAdded($conversationId: ID!, $afterSeq: Int!) {
+      messageAdded(conversationId: $conversationId, afterSeq: $afterSeq) { ...MessageFields }
+    }
+  `,
+  [MessageFields],
+);
+
+/** Answers as they are written: offsets run end to end; joining gives the text so far at offset 0. */
+export const MESSAGE_STREAM = graphql(`
+  subscription MessageStream($conversationId: ID!) {
+    messageStream(conversationId: $conversationId) {
+      offset
+      delta
+      message { id seq role status toolCallId toolCalls { id name arguments result error } }
+    }
+  }
+`);
+
+export const SEND_MESSAGE = graphql(
+  `
+    mutation SendMessage($input: SendMessageInput!) {
+      sendMessage(input: $input) {
+        conversation { id title updatedAt }
+        userMessage { ...MessageFields }
+        turn { ...TurnFields }
+      }
+    }
+  `,
+  [MessageFields, TurnFields],
+);
+
+export const CANCEL_TURN = graphql(
+  `
+    mutation CancelTurn($id: ID!) {
+      cancelTurn(id: $id) { ...TurnFields }
+    }
+  `,
+  [TurnFields],
+);
