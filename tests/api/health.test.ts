@@ -11,7 +11,9 @@ describe("health and readiness", () => {
   const captured = capturingLogger();
 
   beforeAll(async () => {
-    server = await startTestServer();
+    // This case is about reachability, not the probe's latency: a fresh pool's first
+    // connection can take longer than the 2 s default on a loaded 2-core CI machine.
+    server = await startTestServer({ readyTimeoutMs: 10_000 });
     // A loopback port nothing listens on: connecting is refused at once.
     unreachablePort = await freePort();
     unreachableDb = createDb({
