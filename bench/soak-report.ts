@@ -40,7 +40,14 @@ export interface SoakSummary {
   /** Of the requests outside the outage that succeeded. */
   latencyMs: { all: Latency } & Partial<Record<OpKind, Latency>>;
   outage: { stopAtS: number; downAtS: number; startAtS: number; upAtS: number; downForMs: number };
-  rss: { samples: { t: number; mb: number; heapMb: number; load1: number }[]; startMb: number; peakMb: number; endMb: number };
+  rss: {
+    samples: { t: number; mb: number; heapMb: number; load1: number }[];
+    startMb: number;
+    peakMb: number;
+    endMb: number;
+    /** The least heap in use from the second minute on, per minute: where major GCs bring it back to. */
+    heapFloorMb: number[];
+  };
   events: SoakRun["events"] & { convergedAfterMs: number; converged: boolean; subscriberEndings: string[]; duplicateExamples: string[] };
   writes: SoakRun["writes"];
   chat: SoakRun["chat"];
@@ -123,6 +130,7 @@ export function summarize(run: SoakRun, command: string): SoakSummary {
       startMb: samples[0]?.mb ?? Number.NaN,
       peakMb: Math.max(...samples.map((sample) => sample.mb)),
       endMb: samples.at(-1)?.mb ?? Number.NaN,
+      heapFloorMb: heapFloors(samples),
     },
     events: { ...run.events, convergedAfterMs: Math.round(run.convergedAfterMs), converged: run.converged, subscriberEndings: run.subscriberEndings, duplicateExamples: run.duplicateExamples },
     writes: run.writes,
@@ -144,6 +152,18 @@ export function summarize(run: SoakRun, command: string): SoakSummary {
   return summary;
 }
 
+/** Per whole minute after the first (a last, partial one left out): the least heap in use sampled in it. */
+function heapFloors(samples: readonly { t: number; heapMb: number }[]): number[] {
+  const floors = new Map<number, number>();
+  const end = samples.at(-1)?.t ?? 0;
+  for (const sample of samples) {
+    const minute = Math.floor(sample.t / 60);
+    if (minute === 0 || (minute + 1) * 60 > end) continue;
+    floors.set(minute, Math.min(floors.get(minute) ?? Number.POSITIVE_INFINITY, sample.heapMb));
+  }
+  return [...floors.values()];
+}
+
 function percent(rate: number): string {
   return `${(rate * 100).toFixed(rate === 1 ? 0 : 2)}%`;
 }
@@ -153,10 +173,10 @@ function codes(tally: Tally): string {
   return entries.length === 0 ? "" : ` — ${entries.map(([code, count]) => `${code} ×${count}`).join(", ")}`;
 }
 
-/** The RSS curve, with the outage shaded. */
-export function rssPlot(summary: SoakSummary): string {
+/** The RSS curve (or, with "heapMb", the V8 heap in use), with the outage shaded. */
+export function rssPlot(summary: SoakSummary, field: "mb" | "heapMb" = "mb"): string {
   return asciiPlot(
-    summary.rss.samples.map((sample) => ({ x: sample.t, y: sample.mb })),
+    summary.rss.samples.map((sample) => ({ x: sample.t, y: sample[field] })),
     {
       width: 64,
       height: 12,
@@ -198,6 +218,9 @@ export function formatReport(summary: SoakSummary): string {
     "",
     `API process RSS (MB): ${summary.rss.startMb} at the start, peak ${summary.rss.peakMb}, ${summary.rss.endMb} at the end`,
     rssPlot(summary),
+    "",
+    `API process V8 heap in use (MB): lowest per minute after the first ${summary.rss.heapFloorMb.join(", ")} (the floor after major GCs: flat means no leak)`,
+    rssPlot(summary, "heapMb"),
     "",
     `API log lines at warn and above: ${summary.apiLogs.length === 0 ? "none" : ""}`,
     ...summary.apiLogs.slice(0, 12).map((entry) => `  ${entry.level} ×${entry.count}: ${entry.msg}${entry.err ? ` (first: ${entry.err})` : ""}`),
