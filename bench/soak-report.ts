@@ -30,6 +30,8 @@ export interface SoakSummary {
     all: Tally;
     /** Requests that were not in flight at any moment between the stop and Postgres accepting connections again. */
     outsideOutage: Tally;
+    /** outsideOutage split by read, write and chat. */
+    outsideOutageByKind: Partial<Record<OpKind, Tally>>;
     duringOutage: Tally;
     byOperation: Record<string, Tally>;
     sendMessageRetries: number;
@@ -52,6 +54,7 @@ export interface SoakSummary {
   writes: SoakRun["writes"];
   chat: SoakRun["chat"];
   apiLogs: SoakRun["logs"];
+  apiExit: SoakRun["apiExit"] | null;
   pass: boolean;
   failures: string[];
 }
@@ -111,6 +114,9 @@ export function summarize(run: SoakRun, command: string): SoakSummary {
     requests: {
       all: tally(run.records),
       outsideOutage: tally(outside),
+      outsideOutageByKind: Object.fromEntries(
+        (["read", "write", "chat"] as const).map((kind) => [kind, tally(outside.filter((record) => OP_KIND[record.op] === kind))]),
+      ),
       duringOutage: tally(inside),
       byOperation,
       sendMessageRetries: run.records.filter((record) => record.retry).length,
@@ -136,10 +142,12 @@ export function summarize(run: SoakRun, command: string): SoakSummary {
     writes: run.writes,
     chat: run.chat,
     apiLogs: run.logs,
+    apiExit: run.apiExit ?? null,
     pass: false,
     failures: [],
   };
   const failures: string[] = [];
+  if (run.apiExit) failures.push(`the API process exited by itself at ${run.apiExit.atS} s (code ${run.apiExit.code}, signal ${run.apiExit.signal})`);
   if (summary.requests.outsideOutage.successRate < SUCCESS_GOAL) {
     failures.push(`success rate outside the outage ${percent(summary.requests.outsideOutage.successRate)} < ${percent(SUCCESS_GOAL)}`);
   }
@@ -197,6 +205,10 @@ export function formatReport(summary: SoakSummary): string {
     `Requests: ${requests.all.requests} (${requests.sendMessageRetries} of them sendMessage retries; ${requests.skippedByClient} skipped by the client)`,
     `  success, all:             ${percent(requests.all.successRate)} (${requests.all.succeeded}/${requests.all.requests})${codes(requests.all)}`,
     `  success, outside outage:  ${percent(requests.outsideOutage.successRate)} (${requests.outsideOutage.succeeded}/${requests.outsideOutage.requests})${codes(requests.outsideOutage)}   goal ≥ ${percent(SUCCESS_GOAL)}`,
+    ...(["read", "write", "chat"] as const).flatMap((kind) => {
+      const t = requests.outsideOutageByKind[kind];
+      return t ? [`    ${kind.padEnd(22)} ${percent(t.successRate)} (${t.succeeded}/${t.requests})${codes(t)}`] : [];
+    }),
     `  success, during outage:   ${percent(requests.duringOutage.successRate)} (${requests.duringOutage.succeeded}/${requests.duringOutage.requests})${codes(requests.duringOutage)}`,
     `  last failure after Postgres was back: ${requests.lastFailureAfterRestartS === null ? "none" : `${requests.lastFailureAfterRestartS} s`}`,
     `Latency of successful requests outside the outage (ms): p50 ${latencyMs.all.p50}, p99 ${latencyMs.all.p99}, max ${latencyMs.all.max}`,
@@ -224,6 +236,9 @@ export function formatReport(summary: SoakSummary): string {
     "",
     `API log lines at warn and above: ${summary.apiLogs.length === 0 ? "none" : ""}`,
     ...summary.apiLogs.slice(0, 12).map((entry) => `  ${entry.level} ×${entry.count}: ${entry.msg}${entry.err ? ` (first: ${entry.err})` : ""}`),
+    ...(summary.apiExit
+      ? ["", `The API process EXITED by itself at ${summary.apiExit.atS} s (code ${summary.apiExit.code}, signal ${summary.apiExit.signal}); its last output:`, ...summary.apiExit.tail.map((line) => `  ${line}`)]
+      : []),
     "",
     summary.pass ? "PASS" : `FAIL: ${summary.failures.join("; ")}`,
   ];

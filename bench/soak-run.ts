@@ -66,6 +66,8 @@ export interface SoakRun {
   loadAverage: { start: number[]; end: number[] };
   subscriberEndings: string[];
   duplicateExamples: string[];
+  /** The API process ended by itself (a crash): when (s since the load started), how, and its last non-log output. */
+  apiExit: { atS: number; code: number | null; signal: string | null; tail: string[] } | undefined;
 }
 
 const LEVELS: Record<number, string> = { 40: "warn", 50: "error", 60: "fatal" };
@@ -114,7 +116,8 @@ export async function runSoak(options: SoakOptions): Promise<SoakRun> {
     let sampling = true;
     const sampler = (async () => {
       while (sampling) {
-        const stats = await Promise.race([api!.stats(), sleep(5000).then(() => undefined)]);
+        // A process that has died answers nothing: its death is reported at the end.
+        const stats = await Promise.race([api!.stats().catch(() => undefined), sleep(5000).then(() => undefined)]);
         if (stats) {
           rss.push({ t: since() / 1000, rssBytes: stats.rss, heapUsedBytes: stats.heapUsed, subscribers: stats.subscribers, load1: os.loadavg()[0]! });
         }
@@ -176,6 +179,12 @@ export async function runSoak(options: SoakOptions): Promise<SoakRun> {
       loadAverage: { start: loadStart, end: os.loadavg() },
       subscriberEndings: subscribers.endings(),
       duplicateExamples: subscribers.duplicateExamples,
+      apiExit: api.unexpectedExit && {
+        atS: Math.round((api.unexpectedExit.at - t0) / 100) / 10,
+        code: api.unexpectedExit.code,
+        signal: api.unexpectedExit.signal,
+        tail: api.unexpectedExit.tail,
+      },
     };
   } finally {
     subscribers?.close();
