@@ -189,10 +189,9 @@ export class Load {
       else variables = { id: taskId };
     }
     if (op === "node") {
-      // A read: the task goes back at once, whatever the answer.
-      const answer = await this.request(op, DOCS.node, variables, userIndex);
+      // A read: the task goes back once it is answered, whatever the answer.
+      await this.request(op, DOCS.node, variables, userIndex);
       state.idle.add(taskId!);
-      void answer;
       return;
     }
     const answer = await this.request(op, DOCS[op], variables, userIndex);

@@ -37,25 +37,43 @@ function positiveInt(value: string, name: string): number {
   return number;
 }
 
-const { values } = parseArgs({
-  options: {
-    duration: { type: "string" },
-    rate: { type: "string" },
-    subscribers: { type: "string" },
-    users: { type: "string" },
-    outage: { type: "string" },
-    out: { type: "string" },
-  },
-});
+/** A bad flag or variable: its message, not a stack. */
+function usageError(error: unknown): never {
+  console.error(`npm run soak: ${(error as Error).message}`);
+  process.exit(2);
+}
+
+const { values } = (() => {
+  try {
+    return parseArgs({
+      options: {
+        duration: { type: "string" },
+        rate: { type: "string" },
+        subscribers: { type: "string" },
+        users: { type: "string" },
+        outage: { type: "string" },
+        out: { type: "string" },
+      },
+    });
+  } catch (error) {
+    return usageError(error);
+  }
+})();
 const setting = (flag: string | undefined, env: string, fallback: string) => flag ?? process.env[env] ?? fallback;
 
-const options = {
-  durationMs: parseDuration(setting(values.duration, "SOAK_DURATION", "5m"), "--duration"),
-  rate: positiveInt(setting(values.rate, "SOAK_RATE", "30"), "--rate"),
-  subscribers: positiveInt(setting(values.subscribers, "SOAK_SUBSCRIBERS", "500"), "--subscribers"),
-  users: positiveInt(setting(values.users, "SOAK_USERS", "100"), "--users"),
-  outageMs: parseDuration(setting(values.outage, "SOAK_OUTAGE", "5s"), "--outage"),
-};
+const options = (() => {
+  try {
+    return {
+      durationMs: parseDuration(setting(values.duration, "SOAK_DURATION", "5m"), "--duration (SOAK_DURATION)"),
+      rate: positiveInt(setting(values.rate, "SOAK_RATE", "30"), "--rate (SOAK_RATE)"),
+      subscribers: positiveInt(setting(values.subscribers, "SOAK_SUBSCRIBERS", "500"), "--subscribers (SOAK_SUBSCRIBERS)"),
+      users: positiveInt(setting(values.users, "SOAK_USERS", "100"), "--users (SOAK_USERS)"),
+      outageMs: parseDuration(setting(values.outage, "SOAK_OUTAGE", "5s"), "--outage (SOAK_OUTAGE)"),
+    };
+  } catch (error) {
+    return usageError(error);
+  }
+})();
 const out = setting(values.out, "SOAK_OUT", "bench/soak-results.json");
 const command = ["npm run soak", ...process.argv.slice(2)].join(" ").replace(/^npm run soak (?=-)/, "npm run soak -- ");
 
