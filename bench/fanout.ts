@@ -1,6 +1,6 @@
 /**
  * Fan-out: N graphql-ws sockets, each with one taskChanged subscription,
- * spread over 10 users, on one API process (bench/fanout-server.ts, a child
+ * spread over 10 users, on one API process (bench/api-server.ts, a child
  * process so its memory is its own). Tasks are committed by raw SQL, one at
  * a time, round the users; each commit reaches N/10 sockets. One commit per
  * user warms up first and is not measured.
@@ -10,14 +10,12 @@
  * socket, and how long connecting and subscribing all N took. The clients are
  * bare `ws` sockets speaking graphql-transport-ws, in this process.
  */
-import { fork, type ChildProcess } from "node:child_process";
-import { once } from "node:events";
 import { setTimeout as sleep } from "node:timers/promises";
-import { fileURLToPath } from "node:url";
 import pg from "pg";
-import { WebSocket } from "ws";
+import type { WebSocket } from "ws";
 import { signHs256 } from "../src/auth.js";
-import type { FromServer, ServerStats, ToServer } from "./fanout-server.js";
+import { ApiProcess } from "./api-process.js";
+import { openSubscriber } from "./ws-subscriber.js";
 
 export const FANOUT_GOALS = {
   /** p99 commit→receipt, by N. */
@@ -42,62 +40,24 @@ export interface FanoutResult {
 const USERS = 10;
 const QUERY = "subscription { taskChanged { kind taskId task { id title } } }";
 
-class ServerProcess {
-  private constructor(
-    private readonly child: ChildProcess,
-    readonly port: number,
-  ) {}
-
-  static async start(url: string, secret: string): Promise<ServerProcess> {
-    const child = fork(fileURLToPath(new URL("./fanout-server.ts", import.meta.url)), {
-      execArgv: ["--expose-gc", "--import", "tsx"],
-      env: { ...process.env, BENCH_FANOUT_URL: url, BENCH_FANOUT_SECRET: secret },
-      stdio: ["ignore", "inherit", "inherit", "ipc"],
-    });
-    const [ready] = (await once(child, "message")) as [FromServer];
-    if (ready.type !== "ready") throw new Error("the fan-out server did not start");
-    return new ServerProcess(child, ready.port);
-  }
-
-  /** With `gc`, after a full garbage collection (for memory figures; slow with many sockets). */
-  async stats(gc = false): Promise<ServerStats> {
-    const reply = once(this.child, "message") as Promise<[FromServer]>;
-    this.child.send({ type: "stats", gc } satisfies ToServer);
-    const [message] = await reply;
-    if (message.type !== "stats") throw new Error("unexpected reply from the fan-out server");
-    return message;
-  }
-
-  async stop(): Promise<void> {
-    const exited = once(this.child, "exit");
-    this.child.send({ type: "stop" } satisfies ToServer);
-    await Promise.race([exited, sleep(10_000).then(() => this.child.kill("SIGKILL"))]);
-  }
-}
-
 interface Client {
   socket: WebSocket;
   user: number;
 }
 
-/** Opens a socket, initialises it and subscribes; resolves once the server acknowledged the connection. */
-function openClient(port: number, token: string, user: number, onEvent: (commit: number) => void): Promise<Client> {
-  return new Promise((resolve, reject) => {
-    const socket = new WebSocket(`ws://127.0.0.1:${port}/graphql`, "graphql-transport-ws", { perMessageDeflate: false });
-    socket.once("error", reject);
-    socket.once("open", () => socket.send(JSON.stringify({ type: "connection_init", payload: { authorization: `Bearer ${token}` } })));
-    socket.on("message", (data: Buffer) => {
-      const text = data.toString();
-      if (text.includes('"connection_ack"')) {
-        socket.send(JSON.stringify({ id: "1", type: "subscribe", payload: { query: QUERY } }));
-        resolve({ socket, user });
-        return;
-      }
+/** Subscribes one socket; `onEvent` gets the commit number of each fan-out event (-1 for a warm-up). */
+async function openClient(port: number, token: string, user: number, onEvent: (commit: number) => void): Promise<Client> {
+  const { socket } = await openSubscriber({
+    port,
+    token,
+    query: QUERY,
+    onMessage: (text) => {
       const match = /"title":"fanout (\d+)"/.exec(text);
       if (match) onEvent(Number(match[1]));
       else if (text.includes('"title":"warm-up"')) onEvent(-1);
-    });
+    },
   });
+  return { socket, user };
 }
 
 function percentile(sorted: Float64Array, p: number): number {
@@ -108,7 +68,15 @@ function percentile(sorted: Float64Array, p: number): number {
 export async function runFanout(options: { url: string; secret: string; sockets: number; commits?: number }): Promise<FanoutResult> {
   const { url, secret, sockets } = options;
   const commits = options.commits ?? 100;
-  const server = await ServerProcess.start(url, secret);
+  const server = await ApiProcess.start({
+    env: {
+      DATABASE_URL: url,
+      AUTH_JWT_SECRET: secret,
+      LOG_LEVEL: process.env.BENCH_LOG_LEVEL ?? "silent",
+      // Every socket of a user subscribes; the default of 50 per user would refuse most of them.
+      SUBSCRIPTIONS_PER_USER: "10000",
+    },
+  });
   const sql = new pg.Client({ connectionString: url });
   await sql.connect();
   const users = Array.from({ length: USERS }, (_, i) => `bench-fanout-${i}-${process.pid}-${Date.now()}`);

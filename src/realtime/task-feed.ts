@@ -210,6 +210,9 @@ export class TaskFeed implements Feed {
    * only moves forward.
    */
   private forget(): void {
+    // A catch-up still to run reads from before the outage, while the healthy time has
+    // jumped to after it (a reconnect during this flush): keep every version until it has run.
+    if (this.catchUpSince !== undefined) return;
     const healthy = this.healthyAt()?.getTime();
     if (healthy === undefined || healthy === this.forgotAt) return;
     this.forgotAt = healthy;

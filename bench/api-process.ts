@@ -1,0 +1,116 @@
+/**
+ * The parent's handle on bench/api-server.ts: the API in a child process, so
+ * its memory is its own, with its settings as environment variables (the
+ * same names as `npm start`'s). Used by the fan-out bench and the soak.
+ */
+import { fork, type ChildProcess } from "node:child_process";
+import { once } from "node:events";
+import { setTimeout as sleep } from "node:timers/promises";
+import { fileURLToPath } from "node:url";
+import type { FromServer, ServerStats, ToServer } from "./api-server.js";
+
+export type { ServerStats } from "./api-server.js";
+
+export interface ApiProcessOptions {
+  /** DATABASE_URL, AUTH_JWT_SECRET, COHERE_*, … as for `npm start`; NODE_ENV defaults to production. */
+  env: Record<string, string>;
+  /** Its stdout and stderr: inherited (default) or handed to this callback, line by line. */
+  onLog?: (line: string) => void;
+}
+
+/** How the process ended when nobody asked it to stop, with the last lines it wrote that were not JSON logs (a crash's stack). */
+export interface ApiExit {
+  /** performance.now() when it exited. */
+  at: number;
+  code: number | null;
+  signal: string | null;
+  tail: string[];
+}
+
+export class ApiProcess {
+  private nextId = 0;
+  private readonly waiting = new Map<number, { resolve: (stats: ServerStats) => void; reject: (error: Error) => void }>();
+  private stopping = false;
+  /** Set when the process ended without stop(). */
+  unexpectedExit: ApiExit | undefined;
+
+  private constructor(
+    private readonly child: ChildProcess,
+    readonly port: number,
+    readonly pid: number,
+    tail: readonly string[],
+  ) {
+    child.on("message", (message: FromServer) => {
+      if (message.type !== "stats") return;
+      const { type: _type, id, ...stats } = message;
+      this.waiting.get(id)?.resolve(stats);
+      this.waiting.delete(id);
+    });
+    // A send to a process that has just died fails here, not as an uncaught 'error' event.
+    child.on("error", () => {});
+    child.once("exit", (code, signal) => {
+      if (!this.stopping) this.unexpectedExit = { at: performance.now(), code, signal, tail: [...tail] };
+      for (const waiter of this.waiting.values()) waiter.reject(new Error("the API process has exited"));
+      this.waiting.clear();
+    });
+  }
+
+  static async start(options: ApiProcessOptions): Promise<ApiProcess> {
+    // The last lines it wrote that were not JSON log lines: what a crash prints.
+    const tail: string[] = [];
+    const given = options.onLog;
+    const onLog =
+      given === undefined
+        ? undefined
+        : (line: string) => {
+            if (!line.startsWith("{")) tail.splice(0, Math.max(0, tail.push(line) - 40));
+            given(line);
+          };
+    const child = fork(fileURLToPath(new URL("./api-server.ts", import.meta.url)), {
+      execArgv: ["--expose-gc", "--import", "tsx"],
+      env: { ...process.env, NODE_ENV: "production", LOG_LEVEL: "silent", ...options.env },
+      stdio: ["ignore", onLog ? "pipe" : "inherit", onLog ? "pipe" : "inherit", "ipc"],
+    });
+    if (onLog) {
+      for (const stream of [child.stdout, child.stderr]) {
+        let rest = "";
+        stream?.setEncoding("utf8");
+        stream?.on("data", (chunk: string) => {
+          const lines = (rest + chunk).split("\n");
+          rest = lines.pop() ?? "";
+          for (const line of lines) if (line.trim() !== "") onLog(line);
+        });
+      }
+    }
+    const exited = new Promise<never>((_, reject) => {
+      child.once("exit", (code) => reject(new Error(`the API process exited with code ${String(code)} before it was ready`)));
+    });
+    exited.catch(() => {}); // An exit after start is the caller's business (see running), not a rejection.
+    const [ready] = (await Promise.race([once(child, "message"), exited])) as [FromServer];
+    if (ready.type !== "ready") throw new Error("the API process did not start");
+    return new ApiProcess(child, ready.port, ready.pid, tail);
+  }
+
+  /** With `gc`, after a full garbage collection (for memory figures; slow with many sockets). */
+  stats(gc = false): Promise<ServerStats> {
+    if (!this.running) return Promise.reject(new Error("the API process has exited"));
+    this.nextId += 1;
+    const id = this.nextId;
+    const reply = new Promise<ServerStats>((resolve, reject) => this.waiting.set(id, { resolve, reject }));
+    this.child.send({ type: "stats", id, gc } satisfies ToServer);
+    return reply;
+  }
+
+  get running(): boolean {
+    return this.child.exitCode === null && this.child.signalCode === null;
+  }
+
+  async stop(): Promise<void> {
+    this.stopping = true;
+    if (!this.running) return;
+    const exited = once(this.child, "exit");
+    this.child.send({ type: "stop" } satisfies ToServer);
+    await Promise.race([exited, sleep(30_000).then(() => this.child.kill("SIGKILL"))]);
+  }
+}
+

@@ -1,0 +1,92 @@
+/**
+ * The API in a process of its own, for benches and the soak that measure its
+ * memory apart from their clients'. Started by bench/api-process.ts (never by
+ * hand): its settings come from the environment through loadConfig, as for
+ * `npm start`, with DATABASE_URL required (the parent owns the database).
+ * Answers its parent over IPC: "ready" with the port, "stats" on request
+ * (optionally after a full GC), and stops on "stop" the way src/main.ts does:
+ * drain, then the pool.
+ */
+import { buildApp } from "../src/app.js";
+import { createVerifier } from "../src/auth.js";
+import { createCohereModel } from "../src/chat/cohere.js";
+import { loadConfig } from "../src/config.js";
+import { createDb } from "../src/db/client.js";
+import { createLogger } from "../src/logger.js";
+
+export interface ServerStats {
+  rss: number;
+  heapUsed: number;
+  /** Subscriptions ever established (their LISTEN and starting point in place). */
+  established: number;
+  /** Subscriptions open now. */
+  subscribers: number;
+}
+
+export type ToServer = { type: "stats"; id: number; gc: boolean } | { type: "stop" };
+export type FromServer = { type: "ready"; port: number; pid: number } | ({ type: "stats"; id: number } & ServerStats);
+
+if (!process.send) throw new Error("bench/api-server.ts is started by bench/api-process.ts");
+const send = (message: FromServer) => process.send?.(message);
+
+const config = loadConfig(process.env);
+const url = config.database.url;
+if (url === undefined) throw new Error("bench/api-server.ts needs DATABASE_URL");
+const logger = createLogger(config.logLevel);
+const db = createDb({
+  url,
+  driver: config.database.driver,
+  poolSize: config.database.poolSize,
+  connectionTimeoutMs: config.database.connectionTimeoutMs,
+  statementTimeoutMs: config.database.statementTimeoutMs,
+});
+// The same wiring as src/main.ts, minus the embedded database and the dev token.
+const app = buildApp({
+  db,
+  logger,
+  listenUrl: config.database.directUrl ?? url,
+  assistant: {
+    model: config.cohere.apiKey === undefined ? undefined : createCohereModel({ apiKey: config.cohere.apiKey, baseUrl: config.cohere.baseUrl }),
+    modelName: config.cohere.model,
+    maxSteps: config.cohere.maxSteps,
+    callTimeoutMs: config.cohere.timeoutMs,
+    turnTimeoutMs: config.cohere.turnTimeoutMs,
+    clock: () => new Date(),
+    logger,
+    streamFlushMs: config.chat.streamFlushMs,
+    maxInputTokens: config.cohere.maxInputTokens,
+    rateLimit: config.chat.rateLimitPerMinute === 0 ? undefined : { perMinute: config.chat.rateLimitPerMinute, burst: config.chat.rateBurst },
+  },
+  verifier: createVerifier(config.auth),
+  http: config.http,
+  shutdownGraceMs: config.shutdownGraceMs,
+  realtime: { subscriptionsPerUser: config.realtime.subscriptionsPerUser },
+  graphiql: false,
+});
+const { port } = await app.start(0, "127.0.0.1");
+await new Promise<void>((resolve) => {
+  const waitForListener = () => (app.listener.connected ? resolve() : setTimeout(waitForListener, 10));
+  waitForListener();
+});
+
+process.on("message", (message: ToServer) => {
+  if (message.type === "stats") {
+    if (message.gc) (globalThis as { gc?: () => void }).gc?.();
+    const memory = process.memoryUsage();
+    send({
+      type: "stats",
+      id: message.id,
+      rss: memory.rss,
+      heapUsed: memory.heapUsed,
+      established: app.realtime.establishedCount,
+      subscribers: app.realtime.subscriberCount,
+    });
+  } else if (message.type === "stop") {
+    void (async () => {
+      await app.stop();
+      await db.$disconnect();
+      process.exit(0);
+    })();
+  }
+});
+send({ type: "ready", port, pid: process.pid });

@@ -1,0 +1,87 @@
+/**
+ * `npm run soak`: minutes of mixed load on the real API with 500 graphql-ws
+ * subscribers and one database restart in the middle (bench/soak-run.ts).
+ * Outside CI and outside `npm run bench`: it takes minutes and measures a
+ * whole system, not a ratio. Loopback only.
+ *
+ *   npm run soak                                   # 5 minutes
+ *   npm run soak -- --duration 60s --subscribers 100
+ *
+ * Flags (each also an environment variable; a flag wins):
+ *   --duration     SOAK_DURATION      how long the load runs (5m; "90s", "1500ms", bare seconds)
+ *   --rate         SOAK_RATE          requests started per second (30)
+ *   --subscribers  SOAK_SUBSCRIBERS   graphql-ws subscriptions, half taskChanged, half messageAdded (500)
+ *   --users        SOAK_USERS         users the load and the subscribers are spread over (100)
+ *   --outage       SOAK_OUTAGE        how long the database stays down (5s)
+ *   --out          SOAK_OUT           where the JSON figures go (bench/soak-results.json; "-": nowhere)
+ *
+ * Exits 1 when an event is lost, duplicated or leaked, an acknowledged write
+ * is missing, or fewer than 99% of the requests outside the outage succeed.
+ */
+import { writeFile } from "node:fs/promises";
+import { parseArgs } from "node:util";
+import { runSoak } from "./soak-run.js";
+import { formatReport, summarize } from "./soak-report.js";
+
+/** "5m", "90s", "1500ms", or bare seconds. */
+export function parseDuration(value: string, name: string): number {
+  const match = /^(\d+(?:\.\d+)?)(ms|s|m)?$/.exec(value.trim());
+  if (!match) throw new Error(`${name} must be a duration like 90s, 5m or 1500ms (got "${value}")`);
+  const amount = Number(match[1]);
+  return Math.round(match[2] === "ms" ? amount : match[2] === "m" ? amount * 60_000 : amount * 1000);
+}
+
+function positiveInt(value: string, name: string): number {
+  const number = Number(value);
+  if (!Number.isInteger(number) || number < 1) throw new Error(`${name} must be a positive whole number (got "${value}")`);
+  return number;
+}
+
+/** A bad flag or variable: its message, not a stack. */
+function usageError(error: unknown): never {
+  console.error(`npm run soak: ${(error as Error).message}`);
+  process.exit(2);
+}
+
+const { values } = (() => {
+  try {
+    return parseArgs({
+      options: {
+        duration: { type: "string" },
+        rate: { type: "string" },
+        subscribers: { type: "string" },
+        users: { type: "string" },
+        outage: { type: "string" },
+        out: { type: "string" },
+      },
+    });
+  } catch (error) {
+    return usageError(error);
+  }
+})();
+const setting = (flag: string | undefined, env: string, fallback: string) => flag ?? process.env[env] ?? fallback;
+
+const options = (() => {
+  try {
+    return {
+      durationMs: parseDuration(setting(values.duration, "SOAK_DURATION", "5m"), "--duration (SOAK_DURATION)"),
+      rate: positiveInt(setting(values.rate, "SOAK_RATE", "30"), "--rate (SOAK_RATE)"),
+      subscribers: positiveInt(setting(values.subscribers, "SOAK_SUBSCRIBERS", "500"), "--subscribers (SOAK_SUBSCRIBERS)"),
+      users: positiveInt(setting(values.users, "SOAK_USERS", "100"), "--users (SOAK_USERS)"),
+      outageMs: parseDuration(setting(values.outage, "SOAK_OUTAGE", "5s"), "--outage (SOAK_OUTAGE)"),
+    };
+  } catch (error) {
+    return usageError(error);
+  }
+})();
+const out = setting(values.out, "SOAK_OUT", "bench/soak-results.json");
+const command = ["npm run soak", ...process.argv.slice(2)].join(" ").replace(/^npm run soak (?=-)/, "npm run soak -- ");
+
+const run = await runSoak({ ...options, log: (line) => console.log(line) });
+const summary = summarize(run, command);
+console.log(formatReport(summary));
+if (out !== "-") {
+  await writeFile(out, `${JSON.stringify(summary, null, 2)}\n`);
+  console.log(`\nFigures written to ${out}`);
+}
+process.exit(summary.pass ? 0 : 1);
