@@ -49,6 +49,7 @@ export async function startTestServer(options: Partial<AppDeps> & { logger?: Log
     shutdownGraceMs: options.shutdownGraceMs ?? 5000,
     realtime: options.realtime,
     webUi: options.webUi ?? false,
+    readyTimeoutMs: options.readyTimeoutMs,
   });
   // A given port: a restart on the address clients already use.
   const { port } = await app.start(options.port ?? 0, "127.0.0.1");
