@@ -10,6 +10,7 @@ import { eventually, INTERNALS } from "./support.js";
 const POOL_SIZE = 2;
 const COMPLETE = `mutation ($id: ID!) { completeTask(id: $id) { id completed } }`;
 const TASKS = "{ tasks(first: 5) { edges { node { id } } } }";
+const SEND = `mutation { sendMessage(input: { content: "while the pool is exhausted" }) { userMessage { id } } }`;
 
 /**
  * Every connection of the server's pool is taken by a request waiting on a
@@ -24,6 +25,7 @@ describe("an exhausted pool", () => {
   let server: TestServer;
   let user: TestUser;
   let holder: pg.Client;
+  let watcher: pg.Client;
 
   beforeAll(async () => {
     const url = new URL(databaseUrl());
@@ -34,9 +36,12 @@ describe("an exhausted pool", () => {
     user = await newUser(server, "pool");
     holder = new pg.Client({ connectionString: databaseUrl() });
     await holder.connect();
+    watcher = new pg.Client({ connectionString: databaseUrl() });
+    await watcher.connect();
   });
   afterAll(async () => {
     await holder?.end();
+    await watcher?.end();
     await server?.close();
     await db?.$disconnect();
   });
@@ -49,20 +54,24 @@ describe("an exhausted pool", () => {
     await holder.query("SELECT id FROM tasks WHERE id = $1 FOR UPDATE", [parseId(taskId, "id", "Task")]);
     const held = Array.from({ length: POOL_SIZE }, () => user.gql(COMPLETE, { id: taskId }));
     await eventually(async () => {
-      const { rows } = await holder.query<{ n: number }>(
+      // Not the holder: inside its transaction pg_stat_activity would be a snapshot of the first look.
+      const { rows } = await watcher.query<{ n: number }>(
         "SELECT count(*)::int AS n FROM pg_stat_activity WHERE application_name = $1 AND wait_event_type = 'Lock'",
         [applicationName],
       );
       return rows[0]?.n === POOL_SIZE;
     }, "every pooled connection to wait on the lock");
 
-    const attempts = 5;
+    // Plain reads, and sendMessage, whose user message is stored in an interactive transaction
+    // (Prisma waits for that one's connection with a timer of its own).
+    const queries = [TASKS, TASKS, TASKS, SEND, SEND];
+    const attempts = queries.length;
     const answers = await Promise.all(
-      Array.from({ length: attempts }, async () => {
+      queries.map(async (query) => {
         const response = await fetch(server.url, {
           method: "POST",
           headers: { "content-type": "application/json", authorization: `Bearer ${user.token}` },
-          body: JSON.stringify({ query: TASKS }),
+          body: JSON.stringify({ query }),
         });
         return { status: response.status, retryAfter: response.headers.get("retry-after"), text: await response.text() };
       }),
