@@ -10,7 +10,7 @@ import { newUser, startTestServer, waitForSubscriptions, type TestServer, type T
 import { wsClient, type QueuedSubscription, type TestWsClient } from "../helpers/ws-client.js";
 import { ADD_TASK, MESSAGE_ADDED, TASK_CHANGED, UPDATE_TASK, type MessageView, type TaskChangeView } from "../realtime/support.js";
 import { deferred } from "../chat/support.js";
-import { eventually, record, sleep, tally, type Tally } from "./support.js";
+import { eventually, INTERNALS, record, sleep, tally, type Tally } from "./support.js";
 
 const SEND = /* GraphQL */ `
   mutation Send($input: SendMessageInput!) {
@@ -177,6 +177,12 @@ describe("Postgres restarted under mixed load", () => {
     const failedBefore = all.map((kind) => kind.unavailable);
     await eventually(() => all.every((kind, i) => kind.unavailable > failedBefore[i]!), "every kind of request to fail while Postgres is down");
     expect(server.app.listener.connected).toBe(false);
+    // Over graphql-ws too, the same answer, without the HTTP-only extensions (status, Retry-After).
+    const wsQuery = wsClient(server.wsUrl, user.token);
+    clients.push(wsQuery);
+    const overWs = await wsQuery.subscribe(TASKS).next();
+    expect(overWs.errors?.map((error) => error.extensions)).toEqual([{ code: "SERVICE_UNAVAILABLE", retryable: true }]);
+    expect(JSON.stringify(overWs)).not.toMatch(INTERNALS);
     await cluster.start();
     phase = "after";
     await eventually(() => all.every((kind) => (okAfter.get(kind) ?? 0) >= 3), "every kind of request to succeed again after the restart");
