@@ -76,7 +76,6 @@ describe("Postgres restarted under mixed load", () => {
   });
 
   it("should fail in-flight requests only with SERVICE_UNAVAILABLE, keep every acknowledged write and deliver every committed event once", async () => {
-    const t0 = performance.now();
     // Subscribers: three sockets, each with both feeds, in place before the load.
     const taskSubs: QueuedSubscription[] = [];
     const messageSubs: QueuedSubscription[] = [];
