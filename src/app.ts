@@ -85,6 +85,9 @@ export interface App {
   stop(): Promise<boolean>;
 }
 
+/** After the grace period, how long the answers of requests whose turns were just interrupted may take to go out. */
+const ANSWERS_AFTER_STOP_MS = 2000;
+
 export function buildApp(deps: AppDeps): App {
   const { db, logger, verifier } = deps;
   const listener = new PgListener({ ...deps.listener, connectionString: deps.listenUrl, logger });
@@ -163,6 +166,9 @@ export function buildApp(deps: AppDeps): App {
     }
     // Turns still running are ended as interrupted and their leases handed back, so a retry resumes them at once.
     await assistant.stop();
+    // The requests that waited for those turns now have their answer ("interrupted, retry"): let it
+    // reach their clients before the connections close, or they would see a reset instead.
+    if (!finished) await drain.settled(ANSWERS_AFTER_STOP_MS);
     await new Promise<void>((resolve, reject) => {
       if (!server.listening) return resolve();
       server.close((error) => (error ? reject(error) : resolve()));

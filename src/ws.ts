@@ -1,8 +1,8 @@
 import type { IncomingMessage, Server } from "node:http";
 import type { Duplex } from "node:stream";
 import { setTimeout as sleep } from "node:timers/promises";
-import type { ExecutionArgs } from "graphql";
-import { CloseCode } from "graphql-ws";
+import type { ExecutionArgs, ExecutionResult } from "graphql";
+import { CloseCode, type FormattedExecutionResult } from "graphql-ws";
 import { useServer } from "graphql-ws/use/ws";
 import type { YogaServerInstance } from "graphql-yoga";
 import { WebSocketServer } from "ws";
@@ -100,6 +100,7 @@ export function attachGraphQLWs(options: {
           rootValue,
         };
       },
+      onNext: (_ctx, _id, _payload, _args, result) => withoutHttpExtensions(result),
       execute: (args) => (args.rootValue as EnvelopedRoot).execute(args) as never,
       subscribe: (args) => (args.rootValue as EnvelopedRoot).subscribe(args) as never,
     },
@@ -134,4 +135,21 @@ function originAllowed(req: IncomingMessage, allowed: readonly string[]): boolea
 
 function refuse(socket: Duplex, status: number, reason: string): void {
   socket.end(`HTTP/1.1 ${status} ${reason}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`);
+}
+
+/**
+ * `extensions.http` (a status and headers, e.g. 503 and Retry-After) is meant
+ * for an HTTP response, and Yoga strips it from HTTP answers; over a
+ * WebSocket it would reach the client as is. The error's code and
+ * `retryable` carry the same meaning.
+ */
+function withoutHttpExtensions(result: ExecutionResult): FormattedExecutionResult | undefined {
+  if (!result.errors?.some((error) => error.extensions?.http !== undefined)) return undefined;
+  return {
+    ...result,
+    errors: result.errors.map((error) => {
+      const { http: _http, ...extensions } = error.extensions ?? {};
+      return { ...error.toJSON(), extensions };
+    }),
+  };
 }

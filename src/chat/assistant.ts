@@ -1,3 +1,5 @@
+import { setTimeout as sleep } from "node:timers/promises";
+import { backoffDelay } from "../backoff.js";
 import type { Db } from "../db/client.js";
 import {
   activeTurn,
@@ -11,7 +13,7 @@ import {
 import { AppError, ErrorCode } from "../errors.js";
 import type { Message, Turn, TurnStatus } from "../generated/prisma/client.js";
 import { userChannel } from "../realtime/hub.js";
-import type { Lease } from "./lease.js";
+import { leaseTtlMs, type Lease } from "./lease.js";
 import { RETRY_LATER, runTurn, TurnStop, unavailable, type AssistantDeps, type TurnEnd, type TurnRun } from "./turn.js";
 
 /** The one thing the assistant needs of the LISTEN connection (PgListener has it). */
@@ -27,6 +29,8 @@ const WAIT_POLL_MS = 1000;
 const CANCEL_WAIT_MS = 5000;
 /** How long stop() waits for this instance's turns to end. */
 const SHUTDOWN_WAIT_MS = 10_000;
+/** How often a lease the database could not take back is offered again: from about 100 ms, doubling, at most 2 s apart. */
+const HAND_BACK_BACKOFF = { initialMs: 100, maxMs: 2000 };
 
 interface TurnNote {
   k: "turn";
@@ -60,6 +64,10 @@ export interface OpenedRun {
  */
 export class Assistant {
   private readonly running = new Map<string, { controller: AbortController; done: Promise<TurnEnd> }>();
+  /** Leases being handed back in the background, while the database is away. */
+  private readonly handBacks = new Set<Promise<void>>();
+  /** Aborted by stop(): hand-backs make one last try instead of waiting. */
+  private readonly stopping = new AbortController();
 
   constructor(
     readonly db: Db,
@@ -119,31 +127,72 @@ export class Assistant {
       });
     const poll = setInterval(() => void run.checkStop(), STOP_POLL_MS);
     poll.unref();
+    let endStored = true;
     try {
       return await runTurn(run);
     } catch (error) {
       // An AppError is an expected end (its conversation was deleted meanwhile): the client gets it as it is.
       if (error instanceof AppError) return { error };
       logger.error({ err: error, turnId }, "a chat turn failed unexpectedly");
-      return this.failUnexpectedly(run, error);
+      endStored = await this.failUnexpectedly(run);
+      return { error };
     } finally {
       clearInterval(poll);
       await unlisten?.().catch((error: unknown) => logger.warn({ err: error, turnId }, "could not stop listening for a cancel"));
-      // The turn has ended either way: a lease left behind expires by itself.
-      await lease.release().catch((error: unknown) => {
-        logger.warn({ err: error, turnId }, "releasing the conversation's lease failed; it expires by itself");
-      });
+      await this.handBack(run.turn, lease, !endStored);
     }
   }
 
-  /** Ends the turn FAILED if the database still answers; the client gets the error itself (maskError codes it). */
-  private async failUnexpectedly(run: TurnRun, error: unknown): Promise<TurnEnd> {
+  /** Ends the turn FAILED if the database still answers (the client gets the error itself; maskError codes it). True if it did. */
+  private async failUnexpectedly(run: TurnRun): Promise<boolean> {
     try {
       await endTurn(this.db, run.turn, { status: "FAILED", stopCode: ErrorCode.ASSISTANT_UNAVAILABLE });
+      return true;
     } catch (endError) {
-      this.deps.logger.warn({ err: endError, turnId: run.turn.id }, "could not mark the turn FAILED; its lease expiry will");
+      this.deps.logger.warn({ err: endError, turnId: run.turn.id }, "could not mark the turn FAILED; it is handed back as interrupted");
+      return false;
     }
-    return { error };
+  }
+
+  /**
+   * Gives the conversation's lease back, and with `interrupt` (the turn's end
+   * could not be stored) marks the turn interrupted, which a lease given back
+   * allows. When the database is away (the usual reason a turn's end could
+   * not be stored), this is retried in the background until it is back, for
+   * as long as the lease would last: otherwise a clientMessageId retry after
+   * a database restart would wait for the lease to expire (turn time + 30 s)
+   * before it could resume the turn.
+   */
+  private async handBack(turn: TurnRef, lease: Lease, interrupt: boolean): Promise<void> {
+    const attempt = async () => {
+      await lease.release();
+      if (interrupt) await interruptIfDead(this.db, turn.userId, turn.id);
+    };
+    try {
+      await attempt();
+      return;
+    } catch (error) {
+      this.deps.logger.warn({ err: error, turnId: turn.id }, "releasing the conversation's lease failed; retrying in the background (else it expires by itself)");
+    }
+    const retrying = this.retryHandBack(turn.id, attempt).finally(() => this.handBacks.delete(retrying));
+    this.handBacks.add(retrying);
+  }
+
+  private async retryHandBack(turnId: string, attempt: () => Promise<void>): Promise<void> {
+    const { logger } = this.deps;
+    const until = performance.now() + leaseTtlMs(this.deps.turnTimeoutMs);
+    for (let tries = 0; performance.now() < until; tries += 1) {
+      // Stopping: one last try now, then the lease is left to expire.
+      await sleep(backoffDelay(tries, HAND_BACK_BACKOFF), undefined, { signal: this.stopping.signal }).catch(() => {});
+      try {
+        await attempt();
+        logger.info({ turnId, tries: tries + 1 }, "handed the conversation's lease back");
+        return;
+      } catch {
+        if (this.stopping.signal.aborted) break;
+      }
+    }
+    logger.warn({ turnId }, "could not hand the conversation's lease back; it expires by itself");
   }
 
   /**
@@ -244,9 +293,10 @@ export class Assistant {
   async stop(): Promise<void> {
     const runs = [...this.running.values()];
     for (const { controller } of runs) controller.abort(new TurnStop("shutdown"));
+    this.stopping.abort();
     let timer: NodeJS.Timeout | undefined;
     await Promise.race([
-      Promise.allSettled(runs.map((run) => run.done)),
+      Promise.allSettled(runs.map((run) => run.done)).then(() => Promise.allSettled([...this.handBacks])),
       new Promise<void>((resolve) => {
         timer = setTimeout(resolve, SHUTDOWN_WAIT_MS);
       }),

@@ -27,6 +27,14 @@ export interface AcquireOptions {
 /** How often a waiting turn looks at the lease again: from about 20 ms, doubling, at most 250 ms apart (with jitter). */
 const LEASE_BACKOFF = { initialMs: 20, maxMs: 250 };
 
+/** The lease outlives the turn's own time, so only a dead instance's lease ever expires. */
+const LEASE_GRACE_MS = 30_000;
+
+/** How long a turn's lease lasts: its own time, plus a margin for its last writes. */
+export function leaseTtlMs(turnTimeoutMs: number): number {
+  return turnTimeoutMs + LEASE_GRACE_MS;
+}
+
 export function newLeaseId(): string {
   return randomUUID();
 }

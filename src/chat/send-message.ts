@@ -17,7 +17,7 @@ import { badInput, rateLimited } from "../errors.js";
 import type { Conversation, Message, Turn } from "../generated/prisma/client.js";
 import type { Assistant } from "./assistant.js";
 import { storedToolCalls } from "./history.js";
-import { acquireLease, leaseHandle, newLeaseId, type AcquireOptions, type Lease } from "./lease.js";
+import { acquireLease, leaseHandle, leaseTtlMs, newLeaseId, type AcquireOptions, type Lease } from "./lease.js";
 import type { TurnEnd } from "./turn.js";
 
 export interface SendMessageInput {
@@ -40,8 +40,6 @@ export interface TurnResult {
   turn: Turn;
 }
 
-/** The lease outlives the turn's own time, so only a dead instance's lease ever expires. */
-const LEASE_GRACE_MS = 30_000;
 /**
  * How much longer than a turn's own time a send waits for the conversation's
  * lease: the turn ahead of it ends within its time, plus its last writes.
@@ -50,7 +48,7 @@ const LEASE_WAIT_GRACE_MS = 5000;
 
 function leaseOptions(assistant: Assistant): AcquireOptions {
   const { turnTimeoutMs } = assistant.deps;
-  return { ttlMs: turnTimeoutMs + LEASE_GRACE_MS, deadline: performance.now() + turnTimeoutMs + LEASE_WAIT_GRACE_MS };
+  return { ttlMs: leaseTtlMs(turnTimeoutMs), deadline: performance.now() + turnTimeoutMs + LEASE_WAIT_GRACE_MS };
 }
 
 interface Send {

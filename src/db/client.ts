@@ -51,6 +51,9 @@ export function createDb(options: DbOptions): Db {
   const client = new PrismaClient({
     adapter,
     log: options.onQuery ? [{ emit: "event", level: "query" }] : [],
+    // An interactive transaction waits for its connection as long as any query does
+    // (Prisma's own default is 2 s, which under load failed transactions before the pool's timeout).
+    transactionOptions: { maxWait: options.connectionTimeoutMs },
   });
   if (options.onQuery) {
     const onQuery = options.onQuery;

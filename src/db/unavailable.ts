@@ -23,6 +23,9 @@ const MESSAGES = [
   /Connection terminated/i,
   /Client has encountered a connection error/i,
   /Connection ended unexpectedly/i,
+  // Prisma's P2028 when an interactive transaction got no connection within maxWait: an exhausted pool.
+  // (P2028 as such also covers a transaction that ran too long, which is a bug, not an outage.)
+  /Unable to start a transaction in the given time/i,
 ];
 
 /** A raw query's P2010 carries the SQLSTATE only in its message ("Code: `57P01`"). */

@@ -1,5 +1,8 @@
+import { setTimeout as sleep } from "node:timers/promises";
 import { createSourceEventStream, execute, type DocumentNode, type ExecutionArgs, type ExecutionResult } from "graphql";
 import { isAsyncIterable, mapAsyncIterator, type Plugin } from "graphql-yoga";
+import { Backoff } from "../backoff.js";
+import { isDatabaseUnavailable } from "../db/unavailable.js";
 import type { Context } from "../schema/context.js";
 import { StreamEnd } from "./subscriber.js";
 
@@ -46,10 +49,41 @@ function executeShared(args: ExecutionArgs, event: unknown, key: string): Execut
   }
   let result = results.get(key);
   if (result === undefined) {
-    result = execute({ ...args, rootValue: event });
+    result = executeUntilReachable({ ...args, rootValue: event });
     results.set(key, result);
   }
   return result;
+}
+
+/** How long an event's execution is retried while the database cannot be reached, before its error goes out. */
+const UNREACHABLE_RETRY_MS = 60_000;
+const UNREACHABLE_BACKOFF = { initialMs: 100, maxMs: 2000 };
+
+/**
+ * Executes the selection on an event; when a field of it (a Message's
+ * `conversation`, say) could not be read because the database is away, tries
+ * again with backoff instead of sending the error. The event itself was
+ * committed and read: sending an error in its place would be a gap in the
+ * feed that nothing fills later. Later events of the stream wait behind it,
+ * so the order holds.
+ */
+function executeUntilReachable(args: ExecutionArgs): ExecutionResult | Promise<ExecutionResult> {
+  const first = execute(args);
+  if (!(first instanceof Promise) && !unreachable(first)) return first;
+  return (async () => {
+    let result = await first;
+    const backoff = new Backoff(UNREACHABLE_BACKOFF);
+    const until = performance.now() + UNREACHABLE_RETRY_MS;
+    while (unreachable(result) && performance.now() < until) {
+      await sleep(backoff.next());
+      result = await execute(args);
+    }
+    return result;
+  })();
+}
+
+function unreachable(result: ExecutionResult): boolean {
+  return result.errors?.some((error) => isDatabaseUnavailable(error.originalError)) ?? false;
 }
 
 /** What decides the result besides the event: the selection, its variables and whose it is. */

@@ -61,6 +61,13 @@ export interface ScriptedReply {
   gate?: { afterDeltas: number; until: Promise<unknown> };
   /** Drop the connection after this many content deltas (a stream that breaks off). */
   breakAfterDeltas?: number;
+  /**
+   * After this many whole events, write half of the next one and end the
+   * response cleanly: a stream truncated mid-event, with no message-end.
+   */
+  truncateAfterEvents?: number;
+  /** Sent verbatim instead of `body` (or its stream), with `status` and `headers`: a garbage body. */
+  rawBody?: string;
 }
 
 export type Script = ScriptedReply | ((request: RecordedRequest) => ScriptedReply);
@@ -203,9 +210,16 @@ export async function startFakeCohere(): Promise<FakeCohere> {
   async function stream(res: ServerResponse, reply: ScriptedReply, recorded: RecordedRequest): Promise<void> {
     res.writeHead(200, { "content-type": "text/event-stream", "cache-control": "no-cache", ...reply.headers });
     let deltas = 0;
-    for (const event of streamEvents(reply)) {
+    for (const [index, event] of streamEvents(reply).entries()) {
       if (res.destroyed || closing) return;
       const type = event.type as string;
+      if (index === reply.truncateAfterEvents) {
+        const data = JSON.stringify(event);
+        res.end(`event: ${type}\ndata: ${data.slice(0, Math.ceil(data.length / 2))}`);
+        // Ended on purpose: not a client that went away.
+        recorded.finished = true;
+        return;
+      }
       if (type === "content-delta" && reply.gate && deltas === reply.gate.afterDeltas) await reply.gate.until;
       if (type === "content-delta" && reply.breakAfterDeltas !== undefined && deltas === reply.breakAfterDeltas) {
         res.destroy();
@@ -249,6 +263,11 @@ export async function startFakeCohere(): Promise<FakeCohere> {
     if (reply.delayMs) await wait(reply.delayMs);
     if (res.destroyed || closing) return;
     const status = reply.status ?? 200;
+    if (reply.rawBody !== undefined) {
+      res.writeHead(status, { "content-type": "text/plain", ...reply.headers }).end(reply.rawBody);
+      recorded.finished = true;
+      return;
+    }
     if (status === 200 && recorded.body.stream === true) {
       await stream(res, reply, recorded);
       return;
