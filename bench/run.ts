@@ -11,7 +11,7 @@
  * Knobs: BENCH_DURATION (B1/B2 seconds, 10), BENCH_FANOUT (B3 sizes, 1000,5000,15000),
  * BENCH_TURNS (B4, 40), BENCH_STARTS (B6, 3), BENCH_API_ENV (k=v,… added to the API child's env).
  */
-import { mkdir } from "node:fs/promises";
+import { mkdir, rm } from "node:fs/promises";
 import os from "node:os";
 import { parseArgs } from "node:util";
 import pg from "pg";
@@ -53,7 +53,8 @@ const log = (message: string) => console.log(`[${((Date.now() - started) / 1000)
 const database = await benchDatabase("todo-bench-");
 const ctx: BenchContext = { url: database.url, log };
 if (values.profile) {
-  ctx.cpuProfDir = `${ROOT}/.scratch/profiles`;
+  ctx.cpuProfDir = `${ROOT}.scratch/profiles`;
+  await rm(ctx.cpuProfDir, { recursive: true, force: true });
   await mkdir(ctx.cpuProfDir, { recursive: true });
   log(`profiling the API child into ${ctx.cpuProfDir}`);
 }
@@ -83,8 +84,8 @@ for (const scenario of SCENARIOS) {
 await database.close();
 
 if (ctx.cpuProfDir) {
-  const { file, frames, origins } = await summariseProfile(ctx.cpuProfDir);
-  log(`profile of the API child: ${file}`);
+  const { file, frames, origins } = await summariseProfile(ctx.cpuProfDir, { fromMs: ctx.profileFromMs, top: 25 });
+  log(`profile of the API child under load (start-up left out), busy time only: ${file}`);
   console.table(frames.map((f) => ({ "self %": f.selfPercent.toFixed(1), frame: f.name })));
   console.table(origins.map((f) => ({ "self %": f.selfPercent.toFixed(1), where: f.name })));
 }

@@ -1,4 +1,4 @@
-import { readdir, readFile } from "node:fs/promises";
+import { readdir, readFile, stat } from "node:fs/promises";
 import path from "node:path";
 
 interface ProfileNode {
@@ -9,6 +9,7 @@ interface ProfileNode {
 
 interface CpuProfile {
   nodes: ProfileNode[];
+  startTime: number;
   samples: number[];
   timeDeltas: number[];
 }
@@ -32,28 +33,41 @@ function origin(url: string): string {
   return src >= 0 ? url.slice(src + 1) : path.basename(url);
 }
 
-/** The top self-time frames and packages of the newest .cpuprofile in `dir`. */
-export async function summariseProfile(dir: string, top = 15): Promise<{ file: string; frames: Frame[]; origins: Frame[] }> {
-  const files = (await readdir(dir)).filter((f) => f.endsWith(".cpuprofile")).sort();
-  const file = path.join(dir, files.at(-1) ?? "");
+/**
+ * The top self-time frames and packages of the largest .cpuprofile in `dir` (the main thread's:
+ * tsx's loader thread writes a small one of its own), as shares of the busy (not idle) time,
+ * counting only samples `fromMs` or more after the profile began (to leave start-up out).
+ */
+export async function summariseProfile(dir: string, options: { fromMs?: number; top?: number } = {}): Promise<{ file: string; frames: Frame[]; origins: Frame[] }> {
+  const files = await Promise.all(
+    (await readdir(dir)).filter((f) => f.endsWith(".cpuprofile")).map(async (f) => ({ f, size: (await stat(path.join(dir, f))).size })),
+  );
+  const file = path.join(dir, files.sort((a, b) => b.size - a.size)[0]?.f ?? "");
   const profile = JSON.parse(await readFile(file, "utf8")) as CpuProfile;
   const byId = new Map(profile.nodes.map((node) => [node.id, node]));
   const selfTime = new Map<number, number>();
-  profile.samples.forEach((id, index) => selfTime.set(id, (selfTime.get(id) ?? 0) + (profile.timeDeltas[index] ?? 0)));
-  const total = [...selfTime.values()].reduce((a, b) => a + b, 0);
+  const from = (options.fromMs ?? 0) * 1000;
+  let elapsed = 0;
+  profile.samples.forEach((id, index) => {
+    const delta = profile.timeDeltas[index] ?? 0;
+    elapsed += delta;
+    if (elapsed >= from) selfTime.set(id, (selfTime.get(id) ?? 0) + delta);
+  });
   const frames = new Map<string, number>();
   const origins = new Map<string, number>();
   for (const [id, time] of selfTime) {
     const frame = byId.get(id)!.callFrame;
+    if (frame.functionName === "(idle)") continue;
     const where = origin(frame.url);
     const name = `${frame.functionName || "(anonymous)"} (${where}${frame.url ? `:${frame.lineNumber + 1}` : ""})`;
     frames.set(name, (frames.get(name) ?? 0) + time);
     origins.set(where, (origins.get(where) ?? 0) + time);
   }
+  const total = [...origins.values()].reduce((a, b) => a + b, 0);
   const ranked = (map: Map<string, number>) =>
     [...map]
       .sort((a, b) => b[1] - a[1])
-      .slice(0, top)
+      .slice(0, options.top ?? 15)
       .map(([name, time]) => ({ name, selfPercent: (100 * time) / total }));
   return { file, frames: ranked(frames), origins: ranked(origins) };
 }

@@ -6,6 +6,8 @@ export interface BenchContext {
   log(message: string): void;
   /** Set by --profile: where the API child writes its `node --cpu-prof` profile during B1/B2. */
   cpuProfDir?: string;
+  /** Set by the scenario that profiles: how long after its spawn the profiled process was ready (start-up is left out). */
+  profileFromMs?: number;
 }
 
 export interface Scenario {

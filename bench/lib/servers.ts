@@ -15,6 +15,8 @@ export interface ApiProcess {
   program: Program;
   url: string;
   secret: string;
+  /** Spawn → first successful query. */
+  startupMs: number;
 }
 
 /**
@@ -25,6 +27,7 @@ export interface ApiProcess {
 export async function startApi(options: { databaseUrl: string; token: (secret: string) => Promise<string>; cpuProfDir?: string }): Promise<ApiProcess> {
   const secret = randomUUID() + randomUUID();
   const port = await freePort();
+  const spawned = performance.now();
   const program = startProgram("src/main.ts", {
     env: {
       NODE_ENV: "production",
@@ -40,7 +43,7 @@ export async function startApi(options: { databaseUrl: string; token: (secret: s
   const url = `http://127.0.0.1:${port}/graphql`;
   const token = await options.token(secret);
   await waitUntil(program, () => graphqlOk(url, token, "{ tasks(first: 1) { edges { node { id } } } }"), 60_000, "the API");
-  return { program, url, secret };
+  return { program, url, secret, startupMs: performance.now() - spawned };
 }
 
 /** bench/raw-server.ts on a free port, serving `userId`'s tasks. */

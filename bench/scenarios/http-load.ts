@@ -57,6 +57,7 @@ export async function runHttpLoad(ctx: BenchContext, ids: ReadonlySet<string>): 
     token: async (secret) => (token = await signHs256(secret, { sub: userId, expiresIn: "1h" })),
     cpuProfDir: ctx.cpuProfDir,
   });
+  ctx.profileFromMs = api.startupMs;
   const raw = await startRaw(ctx.url, userId);
   const figures: Figure[] = [];
   try {
