@@ -27,13 +27,15 @@ export interface Load {
   p50Ms: number;
   p99Ms: number;
   requests: number;
+  /** Connection errors, timeouts (10 s) included: reported, as an overloaded machine has some. */
+  errors: number;
 }
 
 async function load(url: string, body: string, headers: Record<string, string>, seconds: number): Promise<Load> {
   const result = await autocannon({ url, method: "POST", body, headers: { "content-type": "application/json", ...headers }, connections: CONNECTIONS, duration: seconds });
   // Every answer must be a 200; a fast 500 is not throughput.
-  if (result.non2xx > 0 || result.errors > 0) throw new Error(`${url}: ${result.non2xx} non-2xx answers and ${result.errors} errors under load`);
-  return { rps: result["2xx"] / result.duration, p50Ms: result.latency.p50, p99Ms: result.latency.p99, requests: result["2xx"] };
+  if (result.non2xx > 0) throw new Error(`${url}: ${result.non2xx} non-2xx answers under load`);
+  return { rps: result["2xx"] / result.duration, p50Ms: result.latency.p50, p99Ms: result.latency.p99, requests: result["2xx"], errors: result.errors };
 }
 
 /** Runs both sides of one scenario: warm-up, then measured; the API first, then the raw server. */
@@ -83,7 +85,16 @@ export async function runHttpLoad(ctx: BenchContext, ids: ReadonlySet<string>): 
 
 function rows(id: string, what: string, ours: Load, base: Load): Figure[] {
   return [
-    figure({ id, figure: `${what}: throughput`, ours: ours.rps, baseline: base.rps, unit: "req/s", goal: `ratio ≥ ${GOAL}`, met: ours.rps / base.rps >= GOAL }),
+    figure({
+      id,
+      figure: `${what}: throughput`,
+      ours: ours.rps,
+      baseline: base.rps,
+      unit: "req/s",
+      goal: `ratio ≥ ${GOAL}`,
+      met: ours.rps / base.rps >= GOAL,
+      note: `autocannon, ${CONNECTIONS} connections, ${DURATION_S} s after a ${WARMUP_S} s warm-up; ${ours.requests} answers (${ours.errors} connection errors or timeouts) vs ${base.requests} (${base.errors})`,
+    }),
     figure({ id, figure: `${what}: p99 latency`, ours: ours.p99Ms, baseline: base.p99Ms, unit: "ms", goal: "—" }),
     figure({ id, figure: `${what}: p50 latency`, ours: ours.p50Ms, baseline: base.p50Ms, unit: "ms", goal: "—" }),
   ];
