@@ -24,7 +24,14 @@ export interface ApiProcess {
  * pool and log level), on the bench's database, on a free loopback port. Ready on the first
  * successful query. `cpuProfDir` turns on `node --cpu-prof`.
  */
-export async function startApi(options: { databaseUrl: string; token: (secret: string) => Promise<string>; cpuProfDir?: string }): Promise<ApiProcess> {
+export async function startApi(options: {
+  databaseUrl: string;
+  token: (secret: string) => Promise<string>;
+  cpuProfDir?: string;
+  /** A patched copy of the repository to run instead (bench/levers.ts). */
+  root?: string;
+  env?: Record<string, string>;
+}): Promise<ApiProcess> {
   const secret = randomUUID() + randomUUID();
   const port = await freePort();
   const spawned = performance.now();
@@ -37,7 +44,9 @@ export async function startApi(options: { databaseUrl: string; token: (secret: s
       AUTH_JWT_SECRET: secret,
       LOG_LEVEL: process.env.BENCH_LOG_LEVEL ?? "info",
       ...extraEnv(),
+      ...options.env,
     },
+    root: options.root,
     nodeArgs: options.cpuProfDir ? ["--cpu-prof", `--cpu-prof-dir=${options.cpuProfDir}`] : [],
   });
   const url = `http://127.0.0.1:${port}/graphql`;

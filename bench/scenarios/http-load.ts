@@ -19,8 +19,8 @@ const DURATION_S = Number(process.env.BENCH_DURATION ?? 10);
 const WARMUP_S = 2;
 const GOAL = 0.5;
 
-const LIST = "{ tasks(first: 20) { edges { node { id title completed createdAt } } } }";
-const ADD = "mutation Add($title: String!) { addTask(input: { title: $title }) { id title completed createdAt } }";
+export const LIST = "{ tasks(first: 20) { edges { node { id title completed createdAt } } } }";
+export const ADD = "mutation Add($title: String!) { addTask(input: { title: $title }) { id title completed createdAt } }";
 
 export interface Load {
   rps: number;
@@ -31,7 +31,7 @@ export interface Load {
   errors: number;
 }
 
-async function load(url: string, body: string, headers: Record<string, string>, seconds: number): Promise<Load> {
+export async function load(url: string, body: string, headers: Record<string, string>, seconds: number): Promise<Load> {
   const result = await autocannon({ url, method: "POST", body, headers: { "content-type": "application/json", ...headers }, connections: CONNECTIONS, duration: seconds });
   // Every answer must be a 200; a fast 500 is not throughput.
   if (result.non2xx > 0) throw new Error(`${url}: ${result.non2xx} non-2xx answers under load`);
