@@ -5,7 +5,8 @@
  * side by side: the API as it is (A), the API with the lever (B: a patched
  * copy of the repository, or other settings) and the raw server, all up at
  * once on the same database, loaded in turn for ROUNDS short rounds in a
- * rotating order. Reported: the median of B/A per round, for B1 and B2.
+ * rotating order. Reported: the median of B/A per round, for B1 and B2, and
+ * each server's CPU time per request (the steadier figure on a shared machine).
  */
 import { cpSync, existsSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { randomUUID } from "node:crypto";
@@ -37,6 +38,8 @@ const SUBSCRIPTION_FREE = `(args) => !args.document.definitions.some((d) => d.ki
 
 /** Each lever as the change from the code as it is. */
 const LEVERS: Record<string, Lever> = {
+  /** No change: how far apart two identical servers measure (calibration). */
+  "a-a": { env: {} },
   "no-token-cache": {
     patches: [{ file: "src/auth.ts", find: "const verifier = cachingVerifier(signatureVerifier(auth, clock), {", replace: "const verifier = signatureVerifier(auth, clock); void ({" }],
   },
@@ -95,21 +98,27 @@ for (const name of names) {
   try {
     for (const id of ["B1", "B2"] as const) {
       const sides = {
-        A: () => load(a.url, bodies[id], { authorization: `Bearer ${tokens.get(a)}` }, SECONDS),
-        B: () => load(b.url, bodies[id], { authorization: `Bearer ${tokens.get(b)}` }, SECONDS),
-        raw: () => load(`${raw.baseUrl}${rawPaths[id]}`, bodies[id], {}, SECONDS),
+        A: () => load(a.url, bodies[id], { authorization: `Bearer ${tokens.get(a)}` }, SECONDS, a.program.child.pid),
+        B: () => load(b.url, bodies[id], { authorization: `Bearer ${tokens.get(b)}` }, SECONDS, b.program.child.pid),
+        raw: () => load(`${raw.baseUrl}${rawPaths[id]}`, bodies[id], {}, SECONDS, raw.program.child.pid),
       };
       for (const side of Object.values(sides)) await side(); // warm-up
       const rps: Record<keyof typeof sides, number[]> = { A: [], B: [], raw: [] };
+      const cpu: Record<keyof typeof sides, number[]> = { A: [], B: [], raw: [] };
       const order = Object.keys(sides) as (keyof typeof sides)[];
       for (let round = 0; round < ROUNDS; round += 1) {
-        for (const side of [...order.slice(round % 3), ...order.slice(0, round % 3)]) rps[side].push((await sides[side]()).rps);
+        for (const side of [...order.slice(round % 3), ...order.slice(0, round % 3)]) {
+          const result = await sides[side]();
+          rps[side].push(result.rps);
+          if (result.cpuMsPerRequest !== null) cpu[side].push(result.cpuMsPerRequest);
+        }
       }
       const ratios = rps.B.map((value, i) => value / rps.A[i]!);
       console.log(
         `${name} ${id}: B/A ${median(ratios).toFixed(2)} (rounds ${ratios.map((r) => r.toFixed(2)).join(" ")}); ` +
           `A ${median(rps.A).toFixed(0)}, B ${median(rps.B).toFixed(0)}, raw ${median(rps.raw).toFixed(0)} req/s; ` +
-          `A/raw ${(median(rps.A) / median(rps.raw)).toFixed(2)}, B/raw ${(median(rps.B) / median(rps.raw)).toFixed(2)}; load ${os.loadavg()[0]!.toFixed(1)}`,
+          `A/raw ${(median(rps.A) / median(rps.raw)).toFixed(2)}, B/raw ${(median(rps.B) / median(rps.raw)).toFixed(2)}; ` +
+          `CPU ms/request A ${median(cpu.A).toFixed(2)}, B ${median(cpu.B).toFixed(2)}, raw ${median(cpu.raw).toFixed(2)} (B/A ${(median(cpu.B) / median(cpu.A)).toFixed(2)}); load ${os.loadavg()[0]!.toFixed(1)}`,
       );
     }
   } finally {

@@ -10,6 +10,7 @@ import { randomUUID } from "node:crypto";
 import autocannon from "autocannon";
 import pg from "pg";
 import { signHs256 } from "../../src/auth.js";
+import { cpuTimeMs } from "../lib/cpu.js";
 import { figure, type Figure } from "../lib/figure.js";
 import { startApi, startRaw } from "../lib/servers.js";
 import type { BenchContext } from "../lib/scenario.js";
@@ -29,21 +30,26 @@ export interface Load {
   requests: number;
   /** Connection errors, timeouts (10 s) included: reported, as an overloaded machine has some. */
   errors: number;
+  /** The server process's CPU time (user + system) per answered request, when /proc tells. */
+  cpuMsPerRequest: number | null;
 }
 
-export async function load(url: string, body: string, headers: Record<string, string>, seconds: number): Promise<Load> {
+export async function load(url: string, body: string, headers: Record<string, string>, seconds: number, serverPid?: number): Promise<Load> {
+  const cpuBefore = cpuTimeMs(serverPid);
   const result = await autocannon({ url, method: "POST", body, headers: { "content-type": "application/json", ...headers }, connections: CONNECTIONS, duration: seconds });
   // Every answer must be a 200; a fast 500 is not throughput.
   if (result.non2xx > 0) throw new Error(`${url}: ${result.non2xx} non-2xx answers under load`);
-  return { rps: result["2xx"] / result.duration, p50Ms: result.latency.p50, p99Ms: result.latency.p99, requests: result["2xx"], errors: result.errors };
+  const cpuAfter = cpuTimeMs(serverPid);
+  const cpuMsPerRequest = cpuBefore === undefined || cpuAfter === undefined || result["2xx"] === 0 ? null : (cpuAfter - cpuBefore) / result["2xx"];
+  return { rps: result["2xx"] / result.duration, p50Ms: result.latency.p50, p99Ms: result.latency.p99, requests: result["2xx"], errors: result.errors, cpuMsPerRequest };
 }
 
 /** Runs both sides of one scenario: warm-up, then measured; the API first, then the raw server. */
-async function compare(ctx: BenchContext, api: { url: string; token: string }, rawUrl: string, body: string) {
+async function compare(ctx: BenchContext, api: { url: string; token: string; pid?: number }, rawServer: { url: string; pid?: number }, body: string) {
   await load(api.url, body, { authorization: `Bearer ${api.token}` }, WARMUP_S);
-  const ours = await load(api.url, body, { authorization: `Bearer ${api.token}` }, DURATION_S);
-  await load(rawUrl, body, {}, WARMUP_S);
-  const raw = await load(rawUrl, body, {}, DURATION_S);
+  const ours = await load(api.url, body, { authorization: `Bearer ${api.token}` }, DURATION_S, api.pid);
+  await load(rawServer.url, body, {}, WARMUP_S);
+  const raw = await load(rawServer.url, body, {}, DURATION_S, rawServer.pid);
   ctx.log(`  ours ${ours.rps.toFixed(0)} req/s p99 ${ours.p99Ms} ms; raw ${raw.rps.toFixed(0)} req/s p99 ${raw.p99Ms} ms`);
   return { ours, raw };
 }
@@ -65,13 +71,13 @@ export async function runHttpLoad(ctx: BenchContext, ids: ReadonlySet<string>): 
   try {
     if (ids.has("B1")) {
       ctx.log(`B1: tasks(first: 20), ${CONNECTIONS} connections, ${DURATION_S} s each…`);
-      const { ours, raw: base } = await compare(ctx, { url: api.url, token }, `${raw.baseUrl}/list`, JSON.stringify({ query: LIST }));
+      const { ours, raw: base } = await compare(ctx, { url: api.url, token, pid: api.program.child.pid }, { url: `${raw.baseUrl}/list`, pid: raw.program.child.pid }, JSON.stringify({ query: LIST }));
       figures.push(...rows("B1", "tasks(first: 20)", ours, base));
     }
     if (ids.has("B2")) {
       ctx.log(`B2: addTask, ${CONNECTIONS} connections, ${DURATION_S} s each…`);
       const body = JSON.stringify({ query: ADD, variables: { title: "bench" } });
-      const { ours, raw: base } = await compare(ctx, { url: api.url, token }, `${raw.baseUrl}/add`, body);
+      const { ours, raw: base } = await compare(ctx, { url: api.url, token, pid: api.program.child.pid }, { url: `${raw.baseUrl}/add`, pid: raw.program.child.pid }, body);
       figures.push(...rows("B2", "addTask", ours, base));
     }
   } finally {
@@ -94,6 +100,15 @@ function rows(id: string, what: string, ours: Load, base: Load): Figure[] {
       goal: `ratio ≥ ${GOAL}`,
       met: ours.rps / base.rps >= GOAL,
       note: `autocannon, ${CONNECTIONS} connections, ${DURATION_S} s after a ${WARMUP_S} s warm-up; ${ours.requests} answers (${ours.errors} connection errors or timeouts) vs ${base.requests} (${base.errors})`,
+    }),
+    figure({
+      id,
+      figure: `${what}: server CPU per request`,
+      ours: ours.cpuMsPerRequest,
+      baseline: base.cpuMsPerRequest,
+      unit: "ms",
+      goal: "—",
+      note: "user + system CPU time of the server process (/proc) over the measured run, divided by the answers: steadier than throughput on a shared machine",
     }),
     figure({ id, figure: `${what}: p99 latency`, ours: ours.p99Ms, baseline: base.p99Ms, unit: "ms", goal: "—" }),
     figure({ id, figure: `${what}: p50 latency`, ours: ours.p50Ms, baseline: base.p50Ms, unit: "ms", goal: "—" }),
