@@ -7,11 +7,12 @@
  *   npm run bench                       all of B1–B7, then the one-at-a-time list/push medians
  *   npm run bench -- --only B1,B3       a subset (the other rows keep their last figures)
  *   npm run bench -- --only B1 --profile   B1 with `node --cpu-prof` on the API (profile in .scratch/profiles)
+ *   npm run bench -- --report-only      BENCHMARKS.md again from bench/results.json and bench/notes.md
  *
  * Knobs: BENCH_DURATION (B1/B2 seconds, 10), BENCH_FANOUT (B3 sizes, 1000,5000,15000),
  * BENCH_TURNS (B4, 40), BENCH_STARTS (B6, 3), BENCH_API_ENV (k=v,… added to the API child's env).
  */
-import { mkdir, rm } from "node:fs/promises";
+import { mkdir, readFile, rm } from "node:fs/promises";
 import os from "node:os";
 import { parseArgs } from "node:util";
 import pg from "pg";
@@ -19,7 +20,7 @@ import { benchDatabase } from "./database.js";
 import type { Figure } from "./lib/figure.js";
 import { summariseProfile } from "./lib/profile.js";
 import { ROOT } from "./lib/program.js";
-import { machine, mergeWithPrevious, packageVersions, writeReports, type StoredFigure } from "./lib/report.js";
+import { machine, mergeWithPrevious, packageVersions, RESULTS_PATH, writeReports, type Results, type StoredFigure } from "./lib/report.js";
 import type { BenchContext, Scenario } from "./lib/scenario.js";
 import { runFanoutScenario } from "./scenarios/fanout.js";
 import { runHttpLoad } from "./scenarios/http-load.js";
@@ -39,7 +40,14 @@ const SCENARIOS: Scenario[] = [
 ];
 const ALL = SCENARIOS.flatMap((s) => s.ids);
 
-const { values } = parseArgs({ options: { only: { type: "string" }, profile: { type: "boolean", default: false } } });
+const { values } = parseArgs({
+  options: { only: { type: "string" }, profile: { type: "boolean", default: false }, "report-only": { type: "boolean", default: false } },
+});
+if (values["report-only"]) {
+  // BENCHMARKS.md again from bench/results.json and bench/notes.md, measuring nothing (after editing the notes).
+  await writeReports(JSON.parse(await readFile(RESULTS_PATH, "utf8")) as Results);
+  process.exit(0);
+}
 const wanted = new Set(values.only ? values.only.split(",").map((id) => id.trim()).filter(Boolean) : ALL);
 const unknown = [...wanted].filter((id) => !ALL.includes(id));
 if (unknown.length > 0) {

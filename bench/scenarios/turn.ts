@@ -2,7 +2,7 @@
  * B4: one sendMessage turn (the model calls add_task once, then answers)
  * against a zero-latency fake model (tests/helpers/fake-cohere.ts, through the
  * real cohere-ai SDK). Counts every SQL statement Prisma sends for the turn
- * (Prisma's query events, transaction statements included) and times the
+ * (Prisma's query events, plus a BEGIN for each COMMIT, which it does not log) and times the
  * request, against the same writes done with raw pg in the same order.
  * Each turn starts a new conversation, so every turn does the same work.
  */
@@ -76,7 +76,8 @@ export async function runTurn(ctx: BenchContext): Promise<Figure[]> {
     statements = undefined;
     if (turn < WARMUP) continue;
     oursMs.push(elapsed);
-    counts.push(lastStatements.length);
+    // Prisma's query log shows each transaction's COMMIT but not its BEGIN: those are counted here.
+    counts.push(lastStatements.length + lastStatements.filter((sql) => /^\s*(COMMIT|ROLLBACK)\b/i.test(sql)).length);
   }
   if (process.env.BENCH_SHOW_SQL) for (const sql of lastStatements) ctx.log(`  SQL: ${sql.replace(/\s+/g, " ").slice(0, 300)}`);
 
@@ -91,7 +92,16 @@ export async function runTurn(ctx: BenchContext): Promise<Figure[]> {
   ctx.log(`  ${perTurn} statements per turn; ${ours.toFixed(1)} ms vs raw ${raw.toFixed(1)} ms`);
   const note = `median of ${TURNS} turns after ${WARMUP} warm-up; baseline: the turn's writes (conversation, user message, turn, tool-call step, task, tool result, answer, turn end, last seq) as raw pg statements, without the model round trips`;
   return [
-    figure({ id: "B4", figure: "SQL statements per turn", ours: perTurn, baseline: RAW_STATEMENTS, unit: "statements", goal: `≤ ${GOALS.statements}`, met: perTurn <= GOALS.statements }),
+    figure({
+      id: "B4",
+      figure: "SQL statements per turn",
+      ours: perTurn,
+      baseline: RAW_STATEMENTS,
+      unit: "statements",
+      goal: `≤ ${GOALS.statements}`,
+      met: perTurn <= GOALS.statements,
+      note: "Prisma's query events during the sendMessage request (BEGIN counted once per COMMIT), including the reads that build the response; BENCH_SHOW_SQL=1 prints them",
+    }),
     figure({ id: "B4", figure: "server time per turn: median", ours, baseline: raw, unit: "ms", goal: `ratio ≤ ${GOALS.ratio}`, met: ours / raw <= GOALS.ratio, note }),
   ];
 }
