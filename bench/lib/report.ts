@@ -102,9 +102,11 @@ export async function writeReports(results: Results): Promise<void> {
       seen.add(f.note!);
     }
   }
-  const met = results.figures.filter((f) => f.status === "met").map((f) => f.id);
-  const missed = results.figures.filter((f) => f.status === "missed").map((f) => f.id);
-  lines.push("", `Goals met: ${[...new Set(met)].join(", ") || "none"}. Missed: ${[...new Set(missed)].join(", ") || "none"}.`);
+  // A scenario meets its goals when none of its rows missed; the missed rows are named.
+  const ids = [...new Set(results.figures.filter((f) => f.status === "met" || f.status === "missed").map((f) => f.id))];
+  const missedRows = results.figures.filter((f) => f.status === "missed");
+  const met = ids.filter((id) => !missedRows.some((f) => f.id === id));
+  lines.push("", `All goals met: ${met.join(", ") || "none"}.`, `Missed: ${missedRows.map((f) => `${f.id} ${f.figure}`).join("; ") || "none"}.`);
   if (existsSync(NOTES_PATH)) lines.push("", readFileSync(NOTES_PATH, "utf8").trim());
   await writeFile(MARKDOWN_PATH, `${lines.join("\n")}\n`);
 }
