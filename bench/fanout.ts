@@ -9,6 +9,10 @@
  * each socket's message), events lost, the server's RSS per idle subscribed
  * socket, and how long connecting and subscribing all N took. The clients are
  * bare `ws` sockets speaking graphql-transport-ws, in this process.
+ *
+ * The baseline rides on the same commits: a raw `pg` client in this process
+ * LISTENs on the ten users' channels, and its commit→notification latency is
+ * measured beside the sockets'.
  */
 import { setTimeout as sleep } from "node:timers/promises";
 import pg from "pg";
@@ -35,6 +39,10 @@ export interface FanoutResult {
   expected: number;
   lost: number;
   duplicates: number;
+  /** The raw LISTEN client's commit→notification latencies and misses, on the same commits. */
+  rawP50Ms: number;
+  rawP99Ms: number;
+  rawLost: number;
 }
 
 const USERS = 10;
@@ -80,6 +88,19 @@ export async function runFanout(options: { url: string; secret: string; sockets:
   const sql = new pg.Client({ connectionString: url });
   await sql.connect();
   const users = Array.from({ length: USERS }, (_, i) => `bench-fanout-${i}-${process.pid}-${Date.now()}`);
+  const rawListener = new pg.Client({ connectionString: url });
+  await rawListener.connect();
+  /** When the raw LISTEN client got each task's notification, by task id. */
+  const notifiedAt = new Map<string, number>();
+  rawListener.on("notification", (message) => {
+    const { i: id } = JSON.parse(message.payload ?? "{}") as { i?: string };
+    if (id !== undefined && !notifiedAt.has(id)) notifiedAt.set(id, performance.now());
+  });
+  for (const user of users) {
+    const { rows } = await sql.query<{ channel: string }>("SELECT todo_realtime_channel($1) AS channel", [user]);
+    await rawListener.query(`LISTEN "${rows[0]!.channel}"`);
+  }
+  const taskIds: string[] = [];
   const tokens = await Promise.all(users.map((sub) => signHs256(secret, { sub, expiresIn: "1h" })));
 
   // Commit i goes to users[i % USERS] and is sent at sentAt[i]; each socket keeps the commits it got.
@@ -143,7 +164,8 @@ export async function runFanout(options: { url: string; secret: string; sockets:
       const user = users[commit % USERS]!;
       const expected = expectedFor(commit);
       sentAt[commit] = performance.now();
-      await sql.query("INSERT INTO tasks (user_id, title) VALUES ($1, $2)", [user, `fanout ${commit}`]);
+      const { rows } = await sql.query<{ id: string }>("INSERT INTO tasks (user_id, title) VALUES ($1, $2) RETURNING id", [user, `fanout ${commit}`]);
+      taskIds.push(rows[0]!.id);
       // One commit at a time: its fan-out is measured on its own.
       await waitFor(() => (receivedBy.get(commit) ?? 0) >= expected, 10_000, `commit ${commit}'s receipts`).catch(() => {});
       await sleep(10);
@@ -155,6 +177,8 @@ export async function runFanout(options: { url: string; secret: string; sockets:
     for (let commit = 0; commit < commits; commit += 1) expectedTotal += expectedFor(commit);
     const received = [...receivedBy.values()].reduce((a, b) => a + b, 0);
     const sorted = Float64Array.from(latencies).sort();
+    const rawLatencies = taskIds.flatMap((id, commit) => (notifiedAt.has(id) ? [notifiedAt.get(id)! - sentAt[commit]!] : []));
+    const rawSorted = Float64Array.from(rawLatencies).sort();
     return {
       sockets,
       connectMs,
@@ -167,11 +191,15 @@ export async function runFanout(options: { url: string; secret: string; sockets:
       expected: expectedTotal,
       lost: expectedTotal - received,
       duplicates,
+      rawP50Ms: percentile(rawSorted, 50),
+      rawP99Ms: percentile(rawSorted, 99),
+      rawLost: commits - rawLatencies.length,
     };
   } finally {
     for (const { socket } of clients) socket.terminate();
     await sql.query("DELETE FROM tasks WHERE user_id = ANY($1)", [users]).catch(() => {});
     await sql.end();
+    await rawListener.end();
     await server.stop();
   }
 }

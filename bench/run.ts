@@ -1,203 +1,127 @@
 /**
- * `npm run bench`: speed goals as ratios against a raw baseline measured in
- * the same run, on the same database, so a noisy machine moves both sides.
- * Uses BENCH_DATABASE_URL (a server you have) or an embedded Postgres.
+ * `npm run bench`: every scenario of issue 14, each against a raw baseline on
+ * the same database in the same run (BENCH_DATABASE_URL, else a throwaway
+ * embedded Postgres). Writes BENCHMARKS.md and bench/results.json, and exits
+ * non-zero when a goal is missed. Not part of `npm test` or CI.
  *
- * Each baseline does the same work with the least code: no GraphQL, no ORM, no auth.
- *   list:  GraphQL `tasks(first: 50)` over HTTP    vs  a bare node:http handler running the SELECT with pg
- *   push:  INSERT → taskChanged over graphql-ws   vs  INSERT → LISTEN → SELECT the row → a bare ws message
+ *   npm run bench                       all of B1–B7, then the one-at-a-time list/push medians
+ *   npm run bench -- --only B1,B3       a subset (the other rows keep their last figures)
+ *   npm run bench -- --only B1 --profile   B1 with `node --cpu-prof` on the API (profile in .scratch/profiles)
+ *   npm run bench -- --report-only      BENCHMARKS.md again from bench/results.json and bench/notes.md
  *
- * Then fan-out (bench/fanout.ts), measured in absolute terms against its goals:
- * N sockets with one taskChanged subscription each over 10 users, for each N in
- * BENCH_FANOUT (default 1000,5000; e.g. BENCH_FANOUT=1000,5000,15000, or none).
- * 15,000 sockets need `ulimit -n` above 15,000 for this process and the server's.
+ * Knobs: BENCH_DURATION (B1/B2 seconds, 10), BENCH_FANOUT (B3 sizes, 1000,5000,15000),
+ * BENCH_TURNS (B4, 40), BENCH_STARTS (B6, 3), BENCH_API_ENV (k=v,… added to the API child's env).
  */
-import { randomUUID } from "node:crypto";
-import { createServer } from "node:http";
-import type { AddressInfo } from "node:net";
-import { createClient } from "graphql-ws";
+import { mkdir, readFile, rm } from "node:fs/promises";
+import os from "node:os";
+import { parseArgs } from "node:util";
 import pg from "pg";
-import { WebSocket, WebSocketServer } from "ws";
-import { buildApp } from "../src/app.js";
-import { createVerifier, signHs256 } from "../src/auth.js";
-import { createDb } from "../src/db/client.js";
-import { loadConfig } from "../src/config.js";
 import { benchDatabase } from "./database.js";
-import { createLogger } from "../src/logger.js";
-import { FANOUT_GOALS, runFanout, type FanoutResult } from "./fanout.js";
+import type { Figure } from "./lib/figure.js";
+import { summariseProfile } from "./lib/profile.js";
+import { ROOT } from "./lib/program.js";
+import { machine, mergeWithPrevious, packageVersions, RESULTS_PATH, writeReports, type Results, type StoredFigure } from "./lib/report.js";
+import type { BenchContext, Scenario } from "./lib/scenario.js";
+import { runFanoutScenario } from "./scenarios/fanout.js";
+import { runHttpLoad } from "./scenarios/http-load.js";
+import { runListPush } from "./scenarios/list-push.js";
+import { runStartup } from "./scenarios/startup.js";
+import { runStream } from "./scenarios/stream.js";
+import { runTurn } from "./scenarios/turn.js";
 
-const GOALS = { list: 3, push: 3 };
-const ITERATIONS = Number(process.env.BENCH_ITERATIONS ?? 200);
-
-function median(samples: number[]): number {
-  const sorted = [...samples].sort((a, b) => a - b);
-  return sorted[Math.floor(sorted.length / 2)] ?? Number.NaN;
-}
-
-async function time(iterations: number, run: () => Promise<void>): Promise<number> {
-  for (let i = 0; i < Math.min(20, iterations); i += 1) await run(); // warm-up
-  const samples: number[] = [];
-  for (let i = 0; i < iterations; i += 1) {
-    const start = performance.now();
-    await run();
-    samples.push(performance.now() - start);
-  }
-  return median(samples);
-}
-
-const database = await benchDatabase("todo-bench-");
-const url = database.url;
-
-const secret = randomUUID() + randomUUID();
-const logger = createLogger("silent");
-const db = createDb({ url, driver: "pg", poolSize: 5, connectionTimeoutMs: 5000 });
-const app = buildApp({
-  db,
-  logger,
-  verifier: createVerifier({
-    jwtSecret: secret,
-    jwksUrl: undefined,
-    issuer: undefined,
-    audience: undefined,
-    maxTokenAgeSeconds: undefined,
-  }),
-  graphiql: false,
-  http: loadConfig({ NODE_ENV: "production", AUTH_JWT_SECRET: secret }).http,
-  listenUrl: url,
-  assistant: { model: undefined, modelName: "none", maxSteps: 1, callTimeoutMs: 1, turnTimeoutMs: 1, clock: () => new Date(), logger },
-});
-const { port } = await app.start(0, "127.0.0.1");
-const userId = `bench-${randomUUID()}`;
-const token = await signHs256(secret, { sub: userId, expiresIn: "1h" });
-await db.task.createMany({ data: Array.from({ length: 200 }, (_, i) => ({ userId, title: `Task ${i}` })) });
-
-const raw = new pg.Client({ connectionString: url });
-const rawListener = new pg.Client({ connectionString: url });
-await raw.connect();
-await rawListener.connect();
-
-// list
-const rawPool = new pg.Pool({ connectionString: url, max: 5 });
-const rawServer = createServer((_req, res) => {
-  rawPool
-    .query("SELECT id, title, completed, created_at FROM tasks WHERE user_id = $1 ORDER BY created_at DESC, id DESC LIMIT 51", [userId])
-    .then(({ rows }) => {
-      res.writeHead(200, { "content-type": "application/json" }).end(JSON.stringify({ data: { tasks: { edges: rows.slice(0, 50).map((node) => ({ node })) } } }));
-    })
-    .catch(() => res.writeHead(500).end());
-});
-await new Promise<void>((resolve) => rawServer.listen(0, "127.0.0.1", resolve));
-const rawPort = (rawServer.address() as AddressInfo).port;
-const rawList = await time(ITERATIONS, async () => {
-  const response = await fetch(`http://127.0.0.1:${rawPort}/`, { method: "POST", body: "{}" });
-  const json = (await response.json()) as { data?: { tasks: { edges: unknown[] } } };
-  if (json.data?.tasks.edges.length !== 50) throw new Error("unexpected raw list result");
-});
-const body = JSON.stringify({ query: "{ tasks(first: 50) { edges { node { id title completed createdAt } } } }" });
-const gqlList = await time(ITERATIONS, async () => {
-  const response = await fetch(`http://127.0.0.1:${port}/graphql`, {
-    method: "POST",
-    headers: { "content-type": "application/json", authorization: `Bearer ${token}` },
-    body,
-  });
-  const json = (await response.json()) as { data?: { tasks: { edges: unknown[] } } };
-  if (json.data?.tasks.edges.length !== 50) throw new Error("unexpected list result");
-});
-
-// push
-const rawWss = new WebSocketServer({ server: rawServer });
-const channel = `bench_${randomUUID().replaceAll("-", "")}`;
-await rawListener.query(`LISTEN ${channel}`);
-rawListener.on("notification", (message) => {
-  void rawPool.query("SELECT id, title FROM tasks WHERE id = $1 AND user_id = $2", [message.payload, userId]).then(({ rows }) => {
-    for (const client of rawWss.clients) client.send(JSON.stringify({ data: { taskChanged: { task: rows[0] } } }));
-  });
-});
-const rawSocket = new WebSocket(`ws://127.0.0.1:${rawPort}/`);
-await new Promise((resolve) => rawSocket.once("open", resolve));
-let onRaw: (() => void) | undefined;
-rawSocket.on("message", () => onRaw?.());
-const rawPush = await time(Math.min(ITERATIONS, 100), async () => {
-  const received = new Promise<void>((resolve) => (onRaw = resolve));
-  await raw.query(
-    `WITH t AS (INSERT INTO tasks (user_id, title) VALUES ($1, 'pushed') RETURNING id) SELECT pg_notify($2, (SELECT id::text FROM t))`,
-    [userId, channel],
-  );
-  await received;
-});
-
-const ws = createClient({ url: `ws://127.0.0.1:${port}/graphql`, webSocketImpl: WebSocket, connectionParams: { authorization: `Bearer ${token}` } });
-let onEvent: (() => void) | undefined;
-const before = app.realtime.establishedCount;
-const unsubscribe = ws.subscribe(
-  { query: "subscription { taskChanged { kind taskId task { id title } } }" },
-  { next: () => onEvent?.(), error: (error) => console.error(error), complete: () => {} },
-);
-while (app.realtime.establishedCount <= before) await new Promise((resolve) => setTimeout(resolve, 10));
-const gqlPush = await time(Math.min(ITERATIONS, 100), async () => {
-  const received = new Promise<void>((resolve) => (onEvent = resolve));
-  await raw.query("INSERT INTO tasks (user_id, title) VALUES ($1, 'pushed')", [userId]);
-  await received;
-});
-unsubscribe();
-
-const rows = [
-  { scenario: "list", baseline_ms: rawList, subject_ms: gqlList, ratio: gqlList / rawList, goal: GOALS.list },
-  { scenario: "push", baseline_ms: rawPush, subject_ms: gqlPush, ratio: gqlPush / rawPush, goal: GOALS.push },
+// Cheapest and most load-sensitive first; fan-out last, as it leaves the most garbage behind.
+const SCENARIOS: Scenario[] = [
+  { ids: ["B1", "B2"], run: runHttpLoad },
+  { ids: ["B4"], run: runTurn },
+  { ids: ["B6"], run: runStartup },
+  { ids: ["B7"], run: runStream },
+  { ids: ["list", "push"], run: runListPush },
+  { ids: ["B3", "B5"], run: runFanoutScenario },
 ];
-console.log(`median of ${ITERATIONS} (push: ${Math.min(ITERATIONS, 100)}) iterations, after warm-up`);
+const ALL = SCENARIOS.flatMap((s) => s.ids);
+
+const { values } = parseArgs({
+  options: { only: { type: "string" }, profile: { type: "boolean", default: false }, "report-only": { type: "boolean", default: false } },
+});
+if (values["report-only"]) {
+  // BENCHMARKS.md again from bench/results.json and bench/notes.md, measuring nothing (after editing the notes).
+  await writeReports(JSON.parse(await readFile(RESULTS_PATH, "utf8")) as Results);
+  process.exit(0);
+}
+const wanted = new Set(values.only ? values.only.split(",").map((id) => id.trim()).filter(Boolean) : ALL);
+const unknown = [...wanted].filter((id) => !ALL.includes(id));
+if (unknown.length > 0) {
+  console.error(`Unknown scenario ${unknown.join(", ")}; known: ${ALL.join(", ")}`);
+  process.exit(2);
+}
+
+const started = Date.now();
+const loadavgAtStart = os.loadavg();
+const log = (message: string) => console.log(`[${((Date.now() - started) / 1000).toFixed(0).padStart(4)} s] ${message}`);
+const database = await benchDatabase("todo-bench-");
+const ctx: BenchContext = { url: database.url, log };
+if (values.profile) {
+  ctx.cpuProfDir = `${ROOT}.scratch/profiles`;
+  await rm(ctx.cpuProfDir, { recursive: true, force: true });
+  await mkdir(ctx.cpuProfDir, { recursive: true });
+  log(`profiling the API child into ${ctx.cpuProfDir}`);
+}
+
+const sql = new pg.Client({ connectionString: database.url });
+await sql.connect();
+const postgres = (await sql.query<{ server_version: string }>("SHOW server_version")).rows[0]!.server_version;
+await sql.end();
+
+const figures: StoredFigure[] = [];
+for (const scenario of SCENARIOS) {
+  const ids = new Set(scenario.ids.filter((id) => wanted.has(id)));
+  if (ids.size === 0) continue;
+  const loadavg = os.loadavg();
+  log(`${[...ids].join(", ")} (load ${loadavg.map((v) => v.toFixed(2)).join(" ")})`);
+  let result: Figure[];
+  try {
+    result = await scenario.run(ctx, ids);
+  } catch (error) {
+    // One broken scenario must not lose the others' figures in an unattended run: it is a missed goal.
+    log(`  failed: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}`);
+    result = [...ids].map((id) => ({ id, figure: "scenario failed", ours: null, baseline: null, ratio: null, unit: "", goal: "runs", status: "missed", note: String(error).slice(0, 300) }));
+  }
+  const measuredAt = new Date().toISOString();
+  figures.push(...result.map((f) => ({ ...f, measuredAt, loadavg })));
+}
+await database.close();
+
+if (ctx.cpuProfDir) {
+  const { file, frames, origins } = await summariseProfile(ctx.cpuProfDir, { fromMs: ctx.profileFromMs, top: 25 });
+  log(`profile of the API child under load (start-up left out), busy time only: ${file}`);
+  console.table(frames.map((f) => ({ "self %": f.selfPercent.toFixed(1), frame: f.name })));
+  console.table(origins.map((f) => ({ "self %": f.selfPercent.toFixed(1), where: f.name })));
+}
+
+const all = mergeWithPrevious(figures, wanted);
+await writeReports({
+  generatedAt: new Date().toISOString(),
+  command: `npm run bench${values.only ? ` -- --only ${values.only}` : ""}`,
+  machine: machine(loadavgAtStart),
+  node: process.version,
+  postgres: `PostgreSQL ${postgres}`,
+  database: process.env.BENCH_DATABASE_URL ? "BENCH_DATABASE_URL" : "embedded",
+  packages: packageVersions(),
+  figures: all,
+});
+
 console.table(
-  rows.map((row) => ({
-    ...row,
-    baseline_ms: row.baseline_ms.toFixed(3),
-    subject_ms: row.subject_ms.toFixed(3),
-    ratio: row.ratio.toFixed(2),
-    met: row.ratio <= row.goal ? "yes" : "NO",
+  figures.map((f) => ({
+    id: f.id,
+    figure: f.figure,
+    ours: f.ours === null ? "—" : Number(f.ours.toFixed(2)),
+    baseline: f.baseline === null ? "—" : Number(f.baseline.toFixed(2)),
+    unit: f.unit,
+    ratio: f.ratio === null ? "—" : Number(f.ratio.toFixed(2)),
+    goal: f.goal,
+    status: f.status,
   })),
 );
-
-await ws.dispose();
-rawSocket.close();
-rawWss.close();
-await new Promise((resolve) => rawServer.close(resolve));
-await rawPool.end();
-await raw.end();
-await rawListener.end();
-await app.stop();
-await db.$disconnect();
-
-// fan-out, with the list/push app stopped so the server process has the machine to itself
-const fanoutSizes = (process.env.BENCH_FANOUT ?? "1000,5000")
-  .split(",")
-  .map((n) => n.trim())
-  .filter((n) => n !== "" && n !== "none" && n !== "0")
-  .map(Number);
-const fanout: FanoutResult[] = [];
-for (const sockets of fanoutSizes) {
-  console.log(`fan-out: ${sockets} sockets…`);
-  fanout.push(await runFanout({ url, secret, sockets, commits: Number(process.env.BENCH_FANOUT_COMMITS ?? 100) }));
-}
-const fanoutMet = (result: FanoutResult) =>
-  result.lost === 0 && result.duplicates === 0 && result.p99Ms <= FANOUT_GOALS.p99Ms(result.sockets) && result.rssPerSocketBytes <= FANOUT_GOALS.rssPerSocketBytes;
-if (fanout.length > 0) {
-  console.log("fan-out: one commit at a time by raw SQL, to N/10 sockets each (goals: p99 ≤ 50 ms up to 5,000, ≤ 200 ms at 15,000; ≤ 50 KB RSS per idle socket; 0 lost)");
-  console.table(
-    fanout.map((result) => ({
-      sockets: result.sockets,
-      connect_and_subscribe_s: (result.connectMs / 1000).toFixed(2),
-      rss_per_socket_kb: (result.rssPerSocketBytes / 1024).toFixed(1),
-      heap_per_socket_kb: (result.heapPerSocketBytes / 1024).toFixed(1),
-      p50_ms: result.p50Ms.toFixed(1),
-      p99_ms: result.p99Ms.toFixed(1),
-      max_ms: result.maxMs.toFixed(1),
-      events: result.expected,
-      lost: result.lost,
-      duplicates: result.duplicates,
-      p99_goal_ms: FANOUT_GOALS.p99Ms(result.sockets),
-      met: fanoutMet(result) ? "yes" : "NO",
-    })),
-  );
-}
-
-await database.close();
-process.exitCode = rows.every((row) => row.ratio <= row.goal) && fanout.every(fanoutMet) ? 0 : 1;
+log(`wrote BENCHMARKS.md and bench/results.json in ${((Date.now() - started) / 1000).toFixed(0)} s`);
+// Exit explicitly: a stray handle (a pool, a timer) in a scenario must not hang an unattended run.
+process.exit(figures.some((f) => f.status === "missed") ? 1 : 0);

@@ -2,6 +2,7 @@ import { randomBytes } from "node:crypto";
 import { createRemoteJWKSet, errors, jwtVerify, SignJWT, type JWTPayload, type JWTVerifyGetKey } from "jose";
 import type { Config } from "./config.js";
 import { unauthenticated } from "./errors.js";
+import { cachingVerifier } from "./token-cache.js";
 
 export interface Viewer {
   userId: string;
@@ -19,21 +20,32 @@ export interface TokenVerifier {
 /** Asymmetric algorithms a JWKS may publish; "none" and HMAC are never taken from a JWKS. */
 const JWKS_ALGORITHMS = ["RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA"];
 
-export function createVerifier(auth: Config["auth"]): TokenVerifier {
-  const verifier = signatureVerifier(auth);
+export interface VerifierOptions {
+  /** Milliseconds since the epoch; what jose and the token cache compare exp with (tests move it). */
+  clock?: () => number;
+}
+
+/** Verified tokens kept (see token-cache.ts); a bearer token is a few hundred bytes. */
+export const TOKEN_CACHE_ENTRIES = 10_000;
+/** The longest a verified token is trusted without checking its signature again. */
+export const TOKEN_CACHE_TTL_MS = 60_000;
+
+export function createVerifier(auth: Config["auth"], options: VerifierOptions = {}): TokenVerifier {
+  const clock = options.clock ?? Date.now;
+  const verifier = cachingVerifier(signatureVerifier(auth, clock), { maxEntries: TOKEN_CACHE_ENTRIES, ttlMs: TOKEN_CACHE_TTL_MS, clock });
   const maxAge = auth.maxTokenAgeSeconds;
   if (maxAge === undefined) return verifier;
   return {
-    // Counted from now, when the socket or subscription is accepted, not from the token's iat.
+    // Counted from now, when the socket or subscription is accepted, not from the token's iat (so outside the cache).
     verify: async (token) => {
       const viewer = await verifier.verify(token);
-      return { ...viewer, expiresAt: Math.min(viewer.expiresAt, Date.now() / 1000 + maxAge) };
+      return { ...viewer, expiresAt: Math.min(viewer.expiresAt, clock() / 1000 + maxAge) };
     },
   };
 }
 
-function signatureVerifier(auth: Config["auth"]): TokenVerifier {
-  const options = { issuer: auth.issuer, audience: auth.audience };
+function signatureVerifier(auth: Config["auth"], clock: () => number): TokenVerifier {
+  const options = { issuer: auth.issuer, audience: auth.audience, clock };
   if (auth.jwtSecret !== undefined) {
     const key = new TextEncoder().encode(auth.jwtSecret);
     return { verify: (token) => verifyWith(token, key, { ...options, algorithms: ["HS256"] }) };
@@ -48,8 +60,10 @@ function signatureVerifier(auth: Config["auth"]): TokenVerifier {
 async function verifyWith(
   token: string,
   key: Uint8Array | JWTVerifyGetKey,
-  options: { issuer: string | undefined; audience: string | undefined; algorithms: string[] },
+  settings: { issuer: string | undefined; audience: string | undefined; algorithms: string[]; clock: () => number },
 ): Promise<Viewer> {
+  const { clock, ...rest } = settings;
+  const options = { ...rest, currentDate: new Date(clock()) };
   let payload: JWTPayload;
   try {
     // Two calls only because jose's overloads take one key type each.

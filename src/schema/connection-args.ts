@@ -7,6 +7,8 @@ import {
   visit,
   visitWithTypeInfo,
   type DocumentNode,
+  type FieldNode,
+  type GraphQLField,
   type GraphQLSchema,
 } from "graphql";
 import type { Plugin } from "graphql-yoga";
@@ -27,36 +29,64 @@ export function connectionArgsProblems(
   variables: Record<string, unknown> | undefined,
 ): GraphQLError[] {
   const problems: GraphQLError[] = [];
+  for (const { field, node } of connectionFields(schema, document)) {
+    let args: Record<string, unknown>;
+    try {
+      args = getArgumentValues(field, node, variables ?? {});
+    } catch {
+      continue; // Variable coercion errors are reported by execution itself.
+    }
+    const where = `${field.name}(…)`;
+    for (const name of ["first", "last"] as const) {
+      const value = args[name];
+      if (typeof value === "number" && (value < 0 || value > MAX_PAGE_SIZE)) {
+        problems.push(problem(node, name, `${where} ${name} must be between 0 and ${MAX_PAGE_SIZE} (got ${value})`));
+      }
+    }
+    for (const name of ["after", "before"] as const) {
+      const value = args[name];
+      if (typeof value === "string" && !isValidCursor(value)) {
+        problems.push(problem(node, name, `${where} ${name} is not a cursor from this connection`));
+      }
+    }
+  }
+  return problems;
+}
+
+interface ConnectionField {
+  field: GraphQLField<unknown, unknown>;
+  node: FieldNode;
+}
+
+/**
+ * The connection fields of a document, found once per document: Yoga's parse cache hands the
+ * same DocumentNode to every request with the same text, and walking it with TypeInfo on every
+ * request was a visible share of a request's CPU (BENCHMARKS.md, B1 profile). Only the
+ * variables differ between requests, so only the argument values are read each time.
+ */
+const fieldsBySchema = new WeakMap<GraphQLSchema, WeakMap<DocumentNode, ConnectionField[]>>();
+
+function connectionFields(schema: GraphQLSchema, document: DocumentNode): ConnectionField[] {
+  let byDocument = fieldsBySchema.get(schema);
+  if (!byDocument) {
+    byDocument = new WeakMap();
+    fieldsBySchema.set(schema, byDocument);
+  }
+  const known = byDocument.get(document);
+  if (known) return known;
+  const found: ConnectionField[] = [];
   const typeInfo = new TypeInfo(schema);
   visit(
     document,
     visitWithTypeInfo(typeInfo, {
       Field(node) {
         const field = typeInfo.getFieldDef();
-        if (!field || !getNamedType(field.type).name.endsWith("Connection")) return;
-        let args: Record<string, unknown>;
-        try {
-          args = getArgumentValues(field, node, variables ?? {});
-        } catch {
-          return; // Variable coercion errors are reported by execution itself.
-        }
-        const where = `${field.name}(…)`;
-        for (const name of ["first", "last"] as const) {
-          const value = args[name];
-          if (typeof value === "number" && (value < 0 || value > MAX_PAGE_SIZE)) {
-            problems.push(problem(node, name, `${where} ${name} must be between 0 and ${MAX_PAGE_SIZE} (got ${value})`));
-          }
-        }
-        for (const name of ["after", "before"] as const) {
-          const value = args[name];
-          if (typeof value === "string" && !isValidCursor(value)) {
-            problems.push(problem(node, name, `${where} ${name} is not a cursor from this connection`));
-          }
-        }
+        if (field && getNamedType(field.type).name.endsWith("Connection")) found.push({ field, node });
       },
     }),
   );
-  return problems;
+  byDocument.set(document, found);
+  return found;
 }
 
 function problem(node: { kind: Kind.FIELD }, field: string, message: string): GraphQLError {

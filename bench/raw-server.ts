@@ -1,0 +1,73 @@
+/**
+ * The raw baseline of B1 and B2: a bare node:http server with a pg pool, run
+ * as a child process exactly as the API is. It reads and parses the JSON body,
+ * runs the very SQL Prisma sends for the same operation, and answers the same
+ * JSON (global ids, ISO dates), with no GraphQL, no ORM and no auth.
+ * Env: BENCH_RAW_URL, BENCH_RAW_USER (whose tasks), PORT, DATABASE_POOL_SIZE.
+ *   POST /list  →  tasks(first: 20) { edges { node { id title completed createdAt } } }
+ *   POST /add   →  addTask(input: { title }) { id title completed createdAt }
+ */
+import { createServer, type IncomingMessage } from "node:http";
+import pg from "pg";
+import { toGlobalId } from "../src/ids.js";
+
+// Copied from what Prisma logs for the API's operations (see bench/scenarios/http-load.ts), so both run the same SQL.
+export const LIST_SQL =
+  'SELECT "t0"."id", "t0"."user_id" AS "userId", "t0"."title", "t0"."description", "t0"."completed", "t0"."created_at" AS "createdAt", "t0"."updated_at" AS "updatedAt" FROM "public"."tasks" AS "t0" WHERE "t0"."user_id" = $1 ORDER BY "t0"."created_at" DESC, "t0"."id" DESC LIMIT $2 OFFSET $3';
+export const INSERT_SQL =
+  'INSERT INTO "public"."tasks" ("user_id","title","description","completed") VALUES ($1,$2,$3,$4) RETURNING "public"."tasks"."id", "public"."tasks"."user_id", "public"."tasks"."title", "public"."tasks"."description", "public"."tasks"."completed", "public"."tasks"."created_at", "public"."tasks"."updated_at"';
+
+interface TaskRow {
+  id: string;
+  title: string;
+  completed: boolean;
+  createdAt?: Date;
+  created_at?: Date;
+}
+
+const url = process.env.BENCH_RAW_URL;
+const userId = process.env.BENCH_RAW_USER;
+if (!url || !userId) throw new Error("bench/raw-server.ts is started by the bench with BENCH_RAW_URL and BENCH_RAW_USER");
+const pool = new pg.Pool({ connectionString: url, max: Number(process.env.DATABASE_POOL_SIZE ?? 10) });
+
+const node = (row: TaskRow) => ({
+  id: toGlobalId("Task", row.id),
+  title: row.title,
+  completed: row.completed,
+  createdAt: (row.createdAt ?? row.created_at)!.toISOString(),
+});
+
+async function body(request: IncomingMessage): Promise<{ variables?: { title?: string } }> {
+  const chunks: Buffer[] = [];
+  for await (const chunk of request) chunks.push(chunk as Buffer);
+  return JSON.parse(Buffer.concat(chunks).toString("utf8")) as { variables?: { title?: string } };
+}
+
+const server = createServer((request, response) => {
+  void (async () => {
+    try {
+      const input = await body(request);
+      let data: unknown;
+      if (request.url === "/list") {
+        // Prisma asks for first + 1 rows to know whether there is a next page.
+        const { rows } = await pool.query<TaskRow>(LIST_SQL, [userId, 21, 0]);
+        data = { tasks: { edges: rows.slice(0, 20).map((row) => ({ node: node(row) })) } };
+      } else if (request.url === "/add") {
+        const { rows } = await pool.query<TaskRow>(INSERT_SQL, [userId, input.variables?.title ?? "task", null, false]);
+        data = { addTask: node(rows[0]!) };
+      } else {
+        response.writeHead(404).end();
+        return;
+      }
+      response.writeHead(200, { "content-type": "application/json; charset=utf-8" }).end(JSON.stringify({ data }));
+    } catch {
+      response.writeHead(500).end();
+    }
+  })();
+});
+server.listen(Number(process.env.PORT ?? 0), "127.0.0.1");
+process.on("SIGTERM", () => {
+  server.close();
+  server.closeAllConnections();
+  void pool.end().then(() => process.exit(0));
+});

@@ -1,0 +1,160 @@
+/**
+ * B4: one sendMessage turn (the model calls add_task once, then answers)
+ * against a zero-latency fake model (tests/helpers/fake-cohere.ts, through the
+ * real cohere-ai SDK). Counts every SQL statement Prisma sends for the turn
+ * (Prisma's query events, plus a BEGIN for each COMMIT, which it does not log) and times the
+ * request, against the same writes done with raw pg in the same order.
+ * Each turn starts a new conversation, so every turn does the same work.
+ */
+import { randomUUID } from "node:crypto";
+import type { AddressInfo } from "node:net";
+import pg from "pg";
+import { buildApp } from "../../src/app.js";
+import { createVerifier, signHs256 } from "../../src/auth.js";
+import { createCohereModel } from "../../src/chat/cohere.js";
+import { loadConfig } from "../../src/config.js";
+import { createDb } from "../../src/db/client.js";
+import { createLogger } from "../../src/logger.js";
+import { startFakeCohere, textReply, toolCallReply } from "../../tests/helpers/fake-cohere.js";
+import { figure, median, type Figure } from "../lib/figure.js";
+import type { BenchContext } from "../lib/scenario.js";
+
+const TURNS = Number(process.env.BENCH_TURNS ?? 40);
+const WARMUP = 5;
+const GOALS = { statements: 10, ratio: 3 };
+
+const SEND = "mutation Send($input: SendMessageInput!) { sendMessage(input: $input) { reply { id content } toolCalls { name result } } }";
+
+export async function runTurn(ctx: BenchContext): Promise<Figure[]> {
+  const secret = randomUUID() + randomUUID();
+  const logger = createLogger("silent");
+  const fake = await startFakeCohere();
+  let statements: string[] | undefined;
+  const db = createDb({ url: ctx.url, driver: "pg", poolSize: 10, connectionTimeoutMs: 5000, onQuery: (sql) => statements?.push(sql) });
+  const app = buildApp({
+    db,
+    logger,
+    verifier: createVerifier({ jwtSecret: secret, jwksUrl: undefined, issuer: undefined, audience: undefined, maxTokenAgeSeconds: undefined }),
+    graphiql: false,
+    http: loadConfig({ NODE_ENV: "production", AUTH_JWT_SECRET: secret }).http,
+    listenUrl: ctx.url,
+    assistant: {
+      model: createCohereModel({ apiKey: "bench", baseUrl: fake.baseUrl }),
+      modelName: "bench",
+      maxSteps: 8,
+      callTimeoutMs: 30_000,
+      turnTimeoutMs: 120_000,
+      clock: () => new Date(),
+      logger,
+      // On, as in production, but never the limit: its statement is part of a turn's cost.
+      rateLimit: { perMinute: 1_000_000, burst: 1_000_000 },
+    },
+  });
+  await app.start(0, "127.0.0.1");
+  const url = `http://127.0.0.1:${(app.server.address() as AddressInfo).port}/graphql`;
+  const userId = `bench-turn-${randomUUID()}`;
+  const token = await signHs256(secret, { sub: userId, expiresIn: "1h" });
+
+  const oursMs: number[] = [];
+  const counts: number[] = [];
+  let lastStatements: string[] = [];
+  for (let turn = 0; turn < WARMUP + TURNS; turn += 1) {
+    fake.enqueue(toolCallReply([{ name: "add_task", args: { title: `Bench task ${turn}` } }]), textReply(`Added Bench task ${turn}.`));
+    statements = [];
+    const start = performance.now();
+    const response = await fetch(url, {
+      method: "POST",
+      headers: { "content-type": "application/json", authorization: `Bearer ${token}` },
+      body: JSON.stringify({ query: SEND, variables: { input: { content: `Add Bench task ${turn}` } } }),
+    });
+    const json = (await response.json()) as { data?: { sendMessage: { reply: unknown; toolCalls: unknown[] } }; errors?: unknown };
+    const elapsed = performance.now() - start;
+    if (json.errors || !json.data?.sendMessage.reply || json.data.sendMessage.toolCalls.length !== 1) {
+      throw new Error(`B4: unexpected sendMessage answer: ${JSON.stringify(json)}`);
+    }
+    lastStatements = statements;
+    statements = undefined;
+    if (turn < WARMUP) continue;
+    oursMs.push(elapsed);
+    // Prisma's query log shows each transaction's COMMIT but not its BEGIN: those are counted here.
+    counts.push(lastStatements.length + lastStatements.filter((sql) => /^\s*(COMMIT|ROLLBACK)\b/i.test(sql)).length);
+  }
+  if (process.env.BENCH_SHOW_SQL) for (const sql of lastStatements) ctx.log(`  SQL: ${sql.replace(/\s+/g, " ").slice(0, 300)}`);
+
+  const rawMs = await rawTurns(ctx.url, userId);
+  await app.stop();
+  await db.$disconnect();
+  await fake.close();
+
+  const perTurn = median(counts);
+  const ours = median(oursMs);
+  const raw = median(rawMs);
+  ctx.log(`  ${perTurn} statements per turn; ${ours.toFixed(1)} ms vs raw ${raw.toFixed(1)} ms`);
+  const note = `median of ${TURNS} turns after ${WARMUP} warm-up; baseline: the turn's writes (conversation, user message, turn, tool-call step, task, tool result, answer, turn end, last seq) as raw pg statements, without the model round trips`;
+  return [
+    figure({
+      id: "B4",
+      figure: "SQL statements per turn",
+      ours: perTurn,
+      baseline: RAW_STATEMENTS,
+      unit: "statements",
+      goal: `≤ ${GOALS.statements}`,
+      met: perTurn <= GOALS.statements,
+      note: "Prisma's query events during the sendMessage request (BEGIN counted once per COMMIT), including the reads that build the response; BENCH_SHOW_SQL=1 prints them",
+    }),
+    figure({ id: "B4", figure: "server time per turn: median", ours, baseline: raw, unit: "ms", goal: `ratio ≤ ${GOALS.ratio}`, met: ours / raw <= GOALS.ratio, note }),
+  ];
+}
+
+/** The statements rawTurn sends. */
+const RAW_STATEMENTS = 9;
+
+/** The same rows a turn writes, one raw statement each, in the order the turn writes them. */
+async function rawTurns(url: string, userId: string): Promise<number[]> {
+  const sql = new pg.Client({ connectionString: url });
+  await sql.connect();
+  const samples: number[] = [];
+  try {
+    for (let turn = 0; turn < WARMUP + TURNS; turn += 1) {
+      const start = performance.now();
+      await rawTurn(sql, userId, turn);
+      if (turn >= WARMUP) samples.push(performance.now() - start);
+    }
+  } finally {
+    await sql.end();
+  }
+  return samples;
+}
+
+async function rawTurn(sql: pg.Client, userId: string, turn: number): Promise<void> {
+  const content = `Add Bench task ${turn}`;
+  const { rows: [conversation] } = await sql.query<{ id: string }>(
+    "INSERT INTO conversations (user_id, title) VALUES ($1, $2) RETURNING id",
+    [userId, content],
+  );
+  const conversationId = conversation!.id;
+  const { rows: [userMessage] } = await sql.query<{ id: string }>(
+    "INSERT INTO messages (user_id, conversation_id, seq, role, content) VALUES ($1, $2, 1, 'user', $3) RETURNING id",
+    [userId, conversationId, content],
+  );
+  const { rows: [turnRow] } = await sql.query<{ id: string }>(
+    "INSERT INTO turns (user_id, conversation_id, user_message_id, status) VALUES ($1, $2, $3, 'RUNNING') RETURNING id",
+    [userId, conversationId, userMessage!.id],
+  );
+  await sql.query(
+    "INSERT INTO messages (user_id, conversation_id, seq, role, content, tool_calls) VALUES ($1, $2, 2, 'assistant', 'I will use the tools.', $3)",
+    [userId, conversationId, JSON.stringify([{ id: `call_${turn}`, name: "add_task", arguments: { title: `Bench task ${turn}` } }])],
+  );
+  const { rows: [task] } = await sql.query<{ id: string }>("INSERT INTO tasks (user_id, title) VALUES ($1, $2) RETURNING id", [userId, `Bench task ${turn}`]);
+  await sql.query(
+    "INSERT INTO messages (user_id, conversation_id, seq, role, content, tool_call_id) VALUES ($1, $2, 3, 'tool', $3, $4)",
+    [userId, conversationId, JSON.stringify({ id: task!.id, title: `Bench task ${turn}` }), `call_${turn}`],
+  );
+  await sql.query("INSERT INTO messages (user_id, conversation_id, seq, role, content) VALUES ($1, $2, 4, 'assistant', $3)", [
+    userId,
+    conversationId,
+    `Added Bench task ${turn}.`,
+  ]);
+  await sql.query("UPDATE turns SET status = 'COMPLETED', finished_at = now() WHERE id = $1", [turnRow!.id]);
+  await sql.query("UPDATE conversations SET last_seq = 4 WHERE id = $1", [conversationId]);
+}
