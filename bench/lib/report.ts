@@ -106,7 +106,7 @@ export async function writeReports(results: Results): Promise<void> {
   const ids = [...new Set(results.figures.filter((f) => f.status === "met" || f.status === "missed").map((f) => f.id))];
   const missedRows = results.figures.filter((f) => f.status === "missed");
   const met = ids.filter((id) => !missedRows.some((f) => f.id === id));
-  lines.push("", `Every goal met: ${met.join(", ") || "none"}.`, `Missed: ${missedRows.map((f) => `${f.id} ${f.figure}`).join("; ") || "none"}.`);
+  lines.push("", `Goals met: ${met.join(", ") || "none"}.`, `Missed: ${missedRows.map((f) => `${f.id} ${f.figure}`).join("; ") || "none"}.`);
   if (existsSync(NOTES_PATH)) lines.push("", readFileSync(NOTES_PATH, "utf8").trim());
   await writeFile(MARKDOWN_PATH, `${lines.join("\n")}\n`);
 }
