@@ -9,7 +9,7 @@
  */
 import { buildApp } from "../src/app.js";
 import { createVerifier } from "../src/auth.js";
-import { createCohereModel } from "../src/chat/cohere.js";
+import { assistantFromConfig } from "../src/chat/assistant-from-config.js";
 import { loadConfig } from "../src/config.js";
 import { createDb } from "../src/db/client.js";
 import { createLogger } from "../src/logger.js";
@@ -45,18 +45,7 @@ const app = buildApp({
   db,
   logger,
   listenUrl: config.database.directUrl ?? url,
-  assistant: {
-    model: config.cohere.apiKey === undefined ? undefined : createCohereModel({ apiKey: config.cohere.apiKey, baseUrl: config.cohere.baseUrl }),
-    modelName: config.cohere.model,
-    maxSteps: config.cohere.maxSteps,
-    callTimeoutMs: config.cohere.timeoutMs,
-    turnTimeoutMs: config.cohere.turnTimeoutMs,
-    clock: () => new Date(),
-    logger,
-    streamFlushMs: config.chat.streamFlushMs,
-    maxInputTokens: config.cohere.maxInputTokens,
-    rateLimit: config.chat.rateLimitPerMinute === 0 ? undefined : { perMinute: config.chat.rateLimitPerMinute, burst: config.chat.rateBurst },
-  },
+  assistant: assistantFromConfig(config, logger),
   verifier: createVerifier(config.auth),
   http: config.http,
   shutdownGraceMs: config.shutdownGraceMs,

@@ -1,7 +1,7 @@
 import "./load-env.js";
 import { buildApp } from "./app.js";
 import { createVerifier, randomDevSecret, signHs256 } from "./auth.js";
-import { createCohereModel } from "./chat/cohere.js";
+import { assistantFromConfig } from "./chat/assistant-from-config.js";
 import { createDb } from "./db/client.js";
 import { openDatabase } from "./db/open.js";
 import { createLogger } from "./logger.js";
@@ -44,18 +44,7 @@ const app = buildApp({
   db,
   logger,
   listenUrl: database.directUrl,
-  assistant: {
-    model: config.cohere.apiKey === undefined ? undefined : createCohereModel({ apiKey: config.cohere.apiKey, baseUrl: config.cohere.baseUrl }),
-    modelName: config.cohere.model,
-    maxSteps: config.cohere.maxSteps,
-    callTimeoutMs: config.cohere.timeoutMs,
-    turnTimeoutMs: config.cohere.turnTimeoutMs,
-    clock: () => new Date(),
-    logger,
-    streamFlushMs: config.chat.streamFlushMs,
-    maxInputTokens: config.cohere.maxInputTokens,
-    rateLimit: config.chat.rateLimitPerMinute === 0 ? undefined : { perMinute: config.chat.rateLimitPerMinute, burst: config.chat.rateBurst },
-  },
+  assistant: assistantFromConfig(config, logger),
   verifier: createVerifier(auth),
   http: config.http,
   shutdownGraceMs: config.shutdownGraceMs,
