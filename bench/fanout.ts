@@ -19,6 +19,8 @@ import pg from "pg";
 import type { WebSocket } from "ws";
 import { signHs256 } from "../src/auth.js";
 import { ApiProcess } from "./api-process.js";
+import { percentileOfSorted as percentile } from "./lib/figure.js";
+import { pollUntil } from "./lib/poll.js";
 import { openSubscriber } from "./ws-subscriber.js";
 
 export const FANOUT_GOALS = {
@@ -68,11 +70,6 @@ async function openClient(port: number, token: string, user: number, onEvent: (c
   return { socket, user };
 }
 
-function percentile(sorted: Float64Array, p: number): number {
-  if (sorted.length === 0) return Number.NaN;
-  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!;
-}
-
 export async function runFanout(options: { url: string; secret: string; sockets: number; commits?: number }): Promise<FanoutResult> {
   const { url, secret, sockets } = options;
   const commits = options.commits ?? 100;
@@ -114,9 +111,9 @@ export async function runFanout(options: { url: string; secret: string; sockets:
   try {
     // Warm the server's code paths with one subscriber, then take the baseline.
     const warm = await openClient(server.port, tokens[0]!, 0, () => {});
-    await waitFor(async () => (await server.stats()).established >= 1, 10_000, "the warm-up subscription");
+    await pollUntil(async () => (await server.stats()).established >= 1, 10_000, "the warm-up subscription", 2);
     warm.socket.close();
-    await waitFor(async () => (await server.stats()).subscribers === 0, 10_000, "the warm-up subscription to end");
+    await pollUntil(async () => (await server.stats()).subscribers === 0, 10_000, "the warm-up subscription to end", 2);
     await sleep(200);
     const baseline = await server.stats(true);
 
@@ -145,7 +142,7 @@ export async function runFanout(options: { url: string; secret: string; sockets:
       }
       clients.push(...(await Promise.all(batch)));
     }
-    await waitFor(async () => (await server.stats()).established >= baseline.established + sockets, 120_000, `${sockets} subscriptions`, 20);
+    await pollUntil(async () => (await server.stats()).established >= baseline.established + sockets, 120_000, `${sockets} subscriptions`, 20);
     const connectMs = performance.now() - connectStart;
 
     await sleep(1000);
@@ -155,7 +152,7 @@ export async function runFanout(options: { url: string; secret: string; sockets:
     for (const [index, user] of users.entries()) {
       const before = warmups;
       await sql.query("INSERT INTO tasks (user_id, title) VALUES ($1, 'warm-up')", [user]);
-      await waitFor(() => warmups >= before + Math.floor(sockets / USERS) + (index < sockets % USERS ? 1 : 0), 10_000, "the warm-up commits").catch(() => {});
+      await pollUntil(() => warmups >= before + Math.floor(sockets / USERS) + (index < sockets % USERS ? 1 : 0), 10_000, "the warm-up commits", 2).catch(() => {});
     }
 
     // Socket i belongs to user i % USERS.
@@ -167,7 +164,7 @@ export async function runFanout(options: { url: string; secret: string; sockets:
       const { rows } = await sql.query<{ id: string }>("INSERT INTO tasks (user_id, title) VALUES ($1, $2) RETURNING id", [user, `fanout ${commit}`]);
       taskIds.push(rows[0]!.id);
       // One commit at a time: its fan-out is measured on its own.
-      await waitFor(() => (receivedBy.get(commit) ?? 0) >= expected, 10_000, `commit ${commit}'s receipts`).catch(() => {});
+      await pollUntil(() => (receivedBy.get(commit) ?? 0) >= expected, 10_000, `commit ${commit}'s receipts`, 2).catch(() => {});
       await sleep(10);
     }
     // Anything late has a last chance to arrive.
@@ -204,10 +201,3 @@ export async function runFanout(options: { url: string; secret: string; sockets:
   }
 }
 
-async function waitFor(condition: () => boolean | Promise<boolean>, timeoutMs: number, what: string, everyMs = 2): Promise<void> {
-  const deadline = performance.now() + timeoutMs;
-  while (!(await condition())) {
-    if (performance.now() > deadline) throw new Error(`fan-out bench: timed out waiting for ${what}`);
-    await sleep(everyMs);
-  }
-}

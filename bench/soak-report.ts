@@ -1,6 +1,7 @@
 /** The soak's figures (bench/soak-results.json) and its terminal report. */
 import os from "node:os";
 import { asciiPlot } from "./ascii-plot.js";
+import { percentileOfSorted as percentile } from "./lib/figure.js";
 import { clean, type SoakRun } from "./soak-run.js";
 import { OP_KIND, type OpKind, type RequestRecord } from "./soak-load.js";
 
@@ -57,11 +58,6 @@ export interface SoakSummary {
   apiExit: SoakRun["apiExit"] | null;
   pass: boolean;
   failures: string[];
-}
-
-function percentile(sorted: readonly number[], p: number): number {
-  if (sorted.length === 0) return Number.NaN;
-  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!;
 }
 
 function latency(records: readonly RequestRecord[]): Latency {

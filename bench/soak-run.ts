@@ -16,6 +16,7 @@ import { startOwnCluster } from "../tests/helpers/own-cluster.js";
 import { TEST_JWT_SECRET, tokenFor } from "../tests/helpers/tokens.js";
 import { parseId } from "../src/ids.js";
 import { ApiProcess } from "./api-process.js";
+import { pollUntil } from "./lib/poll.js";
 import { Subscribers, type EventsVerdict } from "./soak-events.js";
 import { Load, type AckedTask, type RequestRecord, type SoakUser } from "./soak-load.js";
 
@@ -106,7 +107,7 @@ export async function runSoak(options: SoakOptions): Promise<SoakRun> {
     subscribers = new Subscribers(users);
     const before = (await api.stats()).established;
     await subscribers.open(api.port, options.subscribers);
-    await waitFor(async () => (await api!.stats()).established >= before + options.subscribers, 120_000, "every subscription to be established");
+    await pollUntil(async () => (await api!.stats()).established >= before + options.subscribers, 120_000, "every subscription to be established", 50);
 
     const t0 = performance.now();
     const since = () => performance.now() - t0;
@@ -304,10 +305,3 @@ async function checkChat(
   }
 }
 
-async function waitFor(condition: () => Promise<boolean>, timeoutMs: number, what: string): Promise<void> {
-  const deadline = performance.now() + timeoutMs;
-  while (!(await condition())) {
-    if (performance.now() > deadline) throw new Error(`soak: timed out waiting for ${what}`);
-    await sleep(50);
-  }
-}

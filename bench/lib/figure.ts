@@ -29,8 +29,13 @@ export function pending(id: string, what: string, goal: string, note: string): F
 }
 
 export function percentile(samples: readonly number[], p: number): number {
-  const sorted = [...samples].sort((a, b) => a - b);
-  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] ?? Number.NaN;
+  return percentileOfSorted([...samples].sort((a, b) => a - b), p);
+}
+
+/** The p-th percentile (nearest rank) of samples already sorted ascending; NaN when there are none. */
+export function percentileOfSorted(sorted: ArrayLike<number>, p: number): number {
+  if (sorted.length === 0) return Number.NaN;
+  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!;
 }
 
 export function median(samples: readonly number[]): number {
