@@ -1,3 +1,4 @@
+import { setTimeout as sleep } from "node:timers/promises";
 import { randomUUID } from "node:crypto";
 import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -10,7 +11,7 @@ import { newUser, startTestServer, waitForSubscriptions, type TestServer, type T
 import { wsClient, type QueuedSubscription, type TestWsClient } from "../helpers/ws-client.js";
 import { ADD_TASK, MESSAGE_ADDED, TASK_CHANGED, UPDATE_TASK, type MessageView, type TaskChangeView } from "../realtime/support.js";
 import { deferred } from "../chat/support.js";
-import { eventually, INTERNALS, record, sleep, tally, type Tally } from "./support.js";
+import { eventually, INTERNALS, record, tally, type Tally } from "./support.js";
 
 const SEND = /* GraphQL */ `
   mutation Send($input: SendMessageInput!) {

@@ -1,3 +1,4 @@
+import { setTimeout as sleep } from "node:timers/promises";
 import { randomUUID } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { Db } from "../../src/db/client.js";
@@ -7,7 +8,7 @@ import { testDb } from "../helpers/db.js";
 import { errorReply, startFakeCohere, textReply, toolCallReply, type FakeCohere, type RecordedRequest, type ScriptedReply } from "../helpers/fake-cohere.js";
 import { newUser, startTestServer, type GraphQLResponse, type TestServer, type TestUser } from "../helpers/server.js";
 import { SEND_LIVE, type LivePayload } from "../chat/support.js";
-import { INTERNALS, sleep } from "./support.js";
+import { INTERNALS } from "./support.js";
 
 /** The model's call timeout in this test: a hang is anything longer. */
 const CALL_TIMEOUT_MS = 400;

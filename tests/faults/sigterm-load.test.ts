@@ -1,3 +1,4 @@
+import { setTimeout as sleep } from "node:timers/promises";
 import { randomUUID } from "node:crypto";
 import { request } from "node:http";
 import pg from "pg";
@@ -13,7 +14,7 @@ import { TEST_JWT_SECRET, tokenFor } from "../helpers/tokens.js";
 import { wsClient, type TestWsClient } from "../helpers/ws-client.js";
 import { deferred, SEND_LIVE, type LivePayload } from "../chat/support.js";
 import { readSse, TASK_CHANGED, within } from "../realtime/support.js";
-import { eventually, INTERNALS, sleep } from "./support.js";
+import { eventually, INTERNALS } from "./support.js";
 
 /** What became of one HTTP request. */
 type Outcome =

@@ -1,3 +1,4 @@
+import { setTimeout as sleep } from "node:timers/promises";
 import type { GraphQLResponse } from "../helpers/server.js";
 
 /** Shared pieces of the fault tests: what a client may see while something is broken, and a load loop. */
@@ -47,10 +48,6 @@ export function record(into: Tally, response: GraphQLResponse<unknown>): boolean
   if (violation === undefined) into.unavailable += 1;
   else into.violations.push(violation);
   return false;
-}
-
-export function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
 }
 
 /** Polls until `condition` holds; fails naming `what` after `timeoutMs`. */

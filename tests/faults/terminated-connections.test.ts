@@ -1,3 +1,4 @@
+import { setTimeout as sleep } from "node:timers/promises";
 import { randomUUID } from "node:crypto";
 import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -6,7 +7,7 @@ import { parseId } from "../../src/ids.js";
 import { databaseUrl } from "../helpers/db.js";
 import { newUser, startTestServer, type TestServer, type TestUser } from "../helpers/server.js";
 import { ADD_TASK } from "../realtime/support.js";
-import { eventually, record, sleep, tally } from "./support.js";
+import { eventually, record, tally } from "./support.js";
 
 const TASKS = "{ tasks(first: 10) { edges { node { id } } } }";
 const ROUNDS = 3;
