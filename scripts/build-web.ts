@@ -1,13 +1,11 @@
 // Builds the web client into web/dist, unless it was built from the same sources already.
-// Runs at install (postinstall) and again, cached, at `npm start`; `--force` rebuilds.
+// `npm run web:build` (`-- --force` rebuilds) and `npm run dev` (predev, --if-enabled). At install and
+// before `npm start`, scripts/build.mjs --web does the same through the compiled builder.
 import "../src/boot/load-env.js";
 import { rm } from "node:fs/promises";
-import { ensureWebBuild, WEB_DIST_DIR } from "../src/server/web-ui/build.js";
+import { ensureWebBuild, WEB_DIST_DIR, webUiWanted } from "../src/server/web-ui/build.js";
 
-// The same default as the server's: on unless WEB_UI says off, or NODE_ENV=production leaves it unset.
-const setting = process.env.WEB_UI?.trim() || undefined;
-const enabled = setting === undefined ? process.env.NODE_ENV?.trim() !== "production" : setting === "true" || setting === "1";
-if (process.argv.includes("--if-enabled") && !enabled) {
+if (process.argv.includes("--if-enabled") && !webUiWanted(process.env)) {
   console.log("WEB_UI is off: the web client is not built");
   process.exit(0);
 }

@@ -27,6 +27,7 @@ describe("loadConfig", () => {
     expect(config.database).toEqual({
       url: undefined,
       directUrl: undefined,
+      embeddedDataDir: ".data/postgres",
       driver: "pg",
       poolSize: 10,
       connectionTimeoutMs: 5000,

@@ -2,7 +2,7 @@ import { isIP } from "node:net";
 import { z } from "zod";
 
 import type { AuthSettings } from "../auth/verifier.js";
-import type { DatabaseDriver, DatabaseSettings } from "../db/settings.js";
+import { EMBEDDED_DATA_DIR, type DatabaseDriver, type DatabaseSettings } from "../db/settings.js";
 import { DEFAULT_QUERY_LIMITS } from "../server/limits/query-limits.js";
 import type { HttpSettings } from "../server/settings.js";
 
@@ -172,6 +172,7 @@ const envSchema = z.object({
   }),
   DATABASE_URL: urlSetting("DATABASE_URL", PG_PROTOCOLS),
   DIRECT_URL: urlSetting("DIRECT_URL", PG_PROTOCOLS),
+  EMBEDDED_DATA_DIR: optionalString,
   DATABASE_DRIVER: optionalString.superRefine((v, ctx) => {
     if (v !== undefined && v !== "pg" && v !== "neon") {
       ctx.addIssue({ code: "custom", message: 'DATABASE_DRIVER must be "pg" or "neon"' });
@@ -259,6 +260,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     webUi: e.WEB_UI ?? !isProduction,
     database: {
       url: e.DATABASE_URL,
+      embeddedDataDir: e.EMBEDDED_DATA_DIR ?? EMBEDDED_DATA_DIR,
       directUrl: e.DIRECT_URL ?? e.DATABASE_URL,
       driver,
       poolSize: e.DATABASE_POOL_SIZE,

@@ -5,7 +5,6 @@ import { startEmbeddedPostgres } from "./embedded.js";
 import { applyMigrations, MigrationError } from "./migrate.js";
 
 export const MIGRATIONS_DIR = fileURLToPath(new URL("../../prisma/migrations", import.meta.url));
-export const EMBEDDED_DATA_DIR = ".data/postgres";
 
 /**
  * A configured database could not be reached or used at start. It names the
@@ -48,7 +47,7 @@ export async function openDatabase(database: DatabaseSettings, logger: Logger): 
   let opened: OpenDatabase;
   if (database.url === undefined) {
     const embedded = await startEmbeddedPostgres({
-      dataDir: EMBEDDED_DATA_DIR,
+      dataDir: database.embeddedDataDir,
       onLog: (line) => logger.debug({ postgres: line.trim() }, "embedded postgres"),
       onNotice: (message) => logger.warn(message),
     });

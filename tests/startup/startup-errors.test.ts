@@ -25,7 +25,7 @@ async function lineFor(promise: Promise<unknown>): Promise<string> {
 }
 
 function settings(url: string, directUrl = url, connectionTimeoutMs = 5000): Config["database"] {
-  return { url, directUrl, driver: "pg", poolSize: 1, connectionTimeoutMs, statementTimeoutMs: 0 };
+  return { url, directUrl, embeddedDataDir: ".data/postgres", driver: "pg", poolSize: 1, connectionTimeoutMs, statementTimeoutMs: 0 };
 }
 
 function openLine(database: Config["database"]): Promise<string> {

@@ -3,13 +3,11 @@ import { createHash, randomBytes } from "node:crypto";
 import { mkdir, readdir, readFile, rename, rm, stat, writeFile } from "node:fs/promises";
 import { createRequire } from "node:module";
 import path from "node:path";
-import { fileURLToPath } from "node:url";
 import { setTimeout as sleep } from "node:timers/promises";
+import { ROOT, WEB_DIR, WEB_DIST_DIR } from "./paths.js";
 
-/** The repository root: src/server/web-ui/ is three levels down. */
-const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../../..");
-export const WEB_DIR = path.join(ROOT, "web");
-export const WEB_DIST_DIR = path.join(WEB_DIR, "dist");
+export { WEB_DIR, WEB_DIST_DIR } from "./paths.js";
+
 /** Written into dist last: a dist without it (or with another hash) is rebuilt. */
 const HASH_FILE = ".build-hash";
 const LOCK_DIR = path.join(WEB_DIR, ".build-lock");
@@ -18,6 +16,17 @@ const STALE_LOCK_MS = 5 * 60_000;
 
 /** What the bundle is made from: the client's sources, its build settings, the schema and the locked dependencies. */
 const INPUTS = ["web/src", "web/index.html", "web/vite.config.ts", "web/tsconfig.json", "schema.graphql", "package-lock.json"];
+
+/**
+ * Whether the web client is wanted, by the server's own default (see src/boot/config.ts):
+ * WEB_UI when set, else on unless NODE_ENV=production. For the build scripts, which must not
+ * refuse to run over a setting the server would refuse (config is checked when it starts).
+ */
+export function webUiWanted(env: NodeJS.ProcessEnv): boolean {
+  const setting = env.WEB_UI?.trim() || undefined;
+  if (setting === undefined) return env.NODE_ENV?.trim() !== "production";
+  return setting === "true" || setting === "1";
+}
 
 async function filesUnder(relative: string): Promise<string[]> {
   const absolute = path.join(ROOT, relative);

@@ -1,0 +1,160 @@
+import { execFile } from "node:child_process";
+import { rm } from "node:fs/promises";
+import { setTimeout as sleep } from "node:timers/promises";
+import { promisify } from "node:util";
+import { afterAll, beforeAll, describe, it } from "vitest";
+import { RELAYED_SIGNAL_MS } from "../../src/boot/lifecycle.js";
+import { eventually } from "../faults/support.js";
+import { databaseUrl, newUserId, testDb } from "../helpers/db.js";
+import { runNpm, stopAll, type GroupProgram } from "../helpers/process.js";
+import { inGroups, processTree, stillAlive } from "../helpers/process-tree.js";
+import { TEST_JWT_SECRET, tokenFor } from "../helpers/tokens.js";
+import {
+  devToken,
+  drained,
+  embeddedTemplate,
+  errorLines,
+  gatedCohere,
+  inFlight,
+  openTempDir,
+  REPLY,
+  ROOT,
+  served,
+  serverEnv,
+  type GatedCohere,
+  type Served,
+} from "./signals-support.js";
+
+/**
+ * `npm start` as a newcomer runs it (from the repository, in a process group of its own, as
+ * a terminal or a supervisor starts it), signalled while a sendMessage turn is streaming and
+ * a graphql-ws subscriber is open: by the whole group (Ctrl-C, `kill -- -PGID`), by npm
+ * alone, or by the server alone. Every round must: close the socket with 1001, deliver the
+ * turn's whole reply (its model answers during the drain, and it persists before the
+ * embedded Postgres stops), exit 0 (npm passes on the server's code), and leave no process
+ * behind: npm, node, the postmaster and its backends, the watchdog.
+ */
+
+type Kind = "embedded" | "external";
+type Target = "group" | "npm" | "server";
+
+const ROUNDS: { kind: Kind; target: Target; signal: NodeJS.Signals }[] = [
+  ...(["embedded", "external"] as const).flatMap((kind) => [
+    { kind, target: "group" as const, signal: "SIGTERM" as const },
+    { kind, target: "group" as const, signal: "SIGINT" as const },
+    { kind, target: "group" as const, signal: "SIGTERM" as const },
+    { kind, target: "group" as const, signal: "SIGINT" as const },
+    { kind, target: "group" as const, signal: "SIGTERM" as const },
+    { kind, target: "npm" as const, signal: "SIGTERM" as const },
+    { kind, target: "server" as const, signal: "SIGINT" as const },
+  ]),
+];
+
+describe("npm start under SIGTERM and SIGINT", () => {
+  const started: GroupProgram[] = [];
+  let cohere: GatedCohere;
+  let base: string;
+  let copyCluster: () => Promise<string>;
+
+  beforeAll(async () => {
+    // Built once before the rounds start together (each `npm start` then finds dist/ current).
+    await promisify(execFile)(process.execPath, ["scripts/build.mjs", "--quiet"], { cwd: ROOT });
+    cohere = await gatedCohere();
+    base = await openTempDir("todo-signals-");
+    copyCluster = await embeddedTemplate(base);
+  }, 120_000);
+
+  afterAll(async () => {
+    await stopAll(started);
+    await cohere?.close();
+    if (base) await rm(base, { recursive: true, force: true });
+  });
+
+  /** `npm start` on an embedded cluster of its own, or on the run's database; with the token to call it. */
+  async function start(kind: Kind): Promise<{ served: Served; token: string; userId?: string }> {
+    if (kind === "embedded") {
+      const program = runNpm(["start"], { env: serverEnv(cohere, { EMBEDDED_DATA_DIR: await copyCluster() }) }, started);
+      const server = await served(program);
+      return { served: server, token: await devToken(program) };
+    }
+    const env = serverEnv(cohere, { DATABASE_URL: databaseUrl(), AUTH_JWT_SECRET: TEST_JWT_SECRET, CHAT_RATE_LIMIT: "0" });
+    const userId = newUserId("signals");
+    return { served: await served(runNpm(["start"], { env }, started)), token: await tokenFor(userId), userId };
+  }
+
+  function deliver({ program, server }: Served, target: Target, signal: NodeJS.Signals): void {
+    if (target === "group") program.signalGroup(signal);
+    else process.kill(target === "npm" ? program.child.pid! : server.pid, signal);
+  }
+
+  /** Nothing of the program's tree, nor of any process group it used, is left. */
+  async function nothingLeft({ tree }: Served): Promise<void> {
+    const groups = [...new Set(tree.map((entry) => entry.pgid))];
+    await eventually(() => stillAlive(tree).length === 0 && inGroups(groups).length === 0, "every process of the tree to be gone", 10_000);
+  }
+
+  it.concurrent.for(ROUNDS.map((round, index) => ({ ...round, index })))(
+    "should drain and exit 0 leaving nothing behind: $kind database, $signal to the $target (round $index)",
+    { timeout: 90_000 },
+    async ({ kind, target, signal }, { expect }) => {
+      const { served: server, token, userId } = await start(kind);
+      if (kind === "embedded") expect(server.tree.some((entry) => entry.command.includes("bin/postgres"))).toBe(true);
+      const work = await inFlight(server, token, cohere);
+
+      deliver(server, target, signal);
+      const { closeCode, answer } = await drained(work);
+      expect(closeCode).toBe(1001);
+      expect(answer.status).toBe(200);
+      expect(answer.body.errors).toBeUndefined();
+      expect(answer.body.data?.sendMessage.reply).toMatchObject({ content: REPLY, status: "COMPLETE" });
+      expect(answer.body.data?.sendMessage.turn.status).toBe("COMPLETED");
+
+      expect(await server.program.exit(30_000)).toEqual({ code: 0, signal: null });
+      await nothingLeft(server);
+      expect(errorLines(server.program)).toEqual([]);
+      expect(server.program.stdout()).toContain('"drained":true');
+      if (userId !== undefined) {
+        const db = testDb();
+        const reply = await db.message.findFirst({ where: { userId, role: "assistant", content: REPLY } }).finally(() => db.$disconnect());
+        expect(reply?.status).toBe("COMPLETE");
+      }
+    },
+  );
+
+  it.concurrent("should exit 1 at once on a second signal, and still stop the embedded Postgres", async ({ expect }) => {
+    const { served: server, token } = await start("embedded");
+    const work = await inFlight(server, token, cohere);
+    server.program.signalGroup("SIGTERM");
+    expect((await work.subscriber.closed).code).toBe(1001);
+    // The model is still held: the server is draining. Only a signal past the relay window counts as a second one.
+    await sleep(RELAYED_SIGNAL_MS + 200);
+    server.program.signalGroup("SIGTERM");
+    expect(await server.program.exit(10_000)).toEqual({ code: 1, signal: null });
+    expect(server.program.stdout()).toContain("second signal: exiting now");
+    await nothingLeft(server);
+    work.release();
+  }, 90_000);
+
+  it.concurrent("should still stop the embedded Postgres when the server is killed outright (SIGKILL)", async ({ expect }) => {
+    const { served: server } = await start("embedded");
+    const postmaster = server.tree.find((entry) => entry.ppid === server.server.pid && entry.command.includes("bin/postgres"));
+    expect(postmaster).toBeDefined();
+    // No handler and no exit hook runs: only the watchdog, whose pipe from the server closes, is left to stop it.
+    process.kill(server.server.pid, "SIGKILL");
+    await server.program.exit(10_000);
+    await nothingLeft(server);
+  }, 90_000);
+
+  it.concurrent("should stop cleanly when signalled while it starts", async ({ expect }) => {
+    const program = runNpm(["start"], { env: serverEnv(cohere, { EMBEDDED_DATA_DIR: await copyCluster() }) }, started);
+    await program.waitFor(/Using the embedded Postgres/, 60_000);
+    const tree = processTree(program.child.pid!);
+    expect(tree.some((entry) => entry.command.includes("bin/postgres"))).toBe(true);
+    program.signalGroup("SIGTERM");
+    expect(await program.exit(30_000)).toEqual({ code: 0, signal: null });
+    expect(program.stdout()).not.toContain("GraphQL API ready");
+    expect(program.stdout()).toContain("signal during start-up");
+    const groups = [...new Set(tree.map((entry) => entry.pgid))];
+    await eventually(() => stillAlive(tree).length === 0 && inGroups(groups).length === 0, "every process of the tree to be gone", 10_000);
+  }, 90_000);
+});
