@@ -104,7 +104,7 @@ export interface Served {
 export async function served(program: GroupProgram): Promise<Served> {
   const [, url] = await program.waitFor(/GraphQL API ready at (http:\/\/\S+\/graphql)"/, 60_000);
   const tree = processTree(program.child.pid!);
-  const server = tree.find((entry) => entry.command.includes("dist/main.js") && !entry.command.startsWith("unshare"));
+  const server = tree.find((entry) => path.basename(entry.command.split(" ")[0]!) === "node" && entry.command.includes("dist/main.js"));
   if (!server) throw new Error(`no server process under ${program.child.pid}: ${tree.map((entry) => entry.command).join(" | ")}`);
   return { program, url: url!, tree, server };
 }
