@@ -1,11 +1,13 @@
-// Builds what the server runs. dist/: src/ compiled with esbuild, one .js file per .ts file, in the same
-// folders, so that paths taken relative to import.meta.url (prisma/migrations,
-// web/dist, node_modules) resolve the same from dist/ as from src/. It only
-// transpiles: `npm run typecheck` is the type check. Nothing happens when dist/
-// was built from the same sources (a hash of them is kept in dist/.build-hash).
-//
-// With --web, then web/dist too when the web client is on (WEB_UI, else not in
-// production), through the compiled dist/server/web-ui/build.js (same cache).
+// Builds what the server runs. dist/: the server and `npm run mcp` bundled by
+// esbuild with their dependencies (dist/main.js, dist/boot/mcp-stdio.js, and
+// shared and lazily loaded chunks in dist/chunks/), in src/'s layout. One file instead of some
+// 1,500 halves the CPU a start spends loading modules (BENCHMARKS.md, B6).
+// It only transpiles: `npm run typecheck` is the type check. Nothing happens
+// when dist/ was built from the same inputs (their hash is kept in
+// dist/.build-hash): src/ (with the generated Prisma client), the lockfile
+// (the bundled dependencies) and this script. With --web, then web/dist too
+// when the web client is on (WEB_UI, else not in production), through the
+// compiled builder (the same cache as `npm run web:build`).
 //
 // Runs at install (postinstall, after `prisma generate` has written
 // src/generated), before `npm start` (prestart, --web) and `npm run mcp`
@@ -28,6 +30,11 @@ const STALE_LOCK_MS = 2 * 60_000;
 /** Node 20.19 is the oldest Node package.json's engines accepts. */
 const TARGET = "node20.19";
 
+/** The programs dist/ holds, relative to src/; the last two are for --web below. */
+const ENTRY_POINTS = ["main.ts", "boot/mcp-stdio.ts", "boot/load-env.ts", "server/web-ui/build.ts"];
+/** Optional native helpers their packages load only if installed (try/catch): left to Node. */
+const EXTERNAL = ["pg-native", "bufferutil", "utf-8-validate"];
+
 /** Every TypeScript source under src/, generated Prisma client included, relative to ROOT. */
 async function sources() {
   const entries = await readdir(SRC_DIR, { recursive: true, withFileTypes: true });
@@ -37,10 +44,10 @@ async function sources() {
     .sort();
 }
 
-/** What dist/ is made from: the sources' paths and bytes, and this script (its esbuild options). */
+/** What dist/ is made from: the sources' paths and bytes, the lockfile (the dependencies bundled) and this script. */
 async function sourceHash(files) {
   const hash = createHash("sha256");
-  for (const file of [...files, path.relative(ROOT, fileURLToPath(import.meta.url))]) {
+  for (const file of [...files, "package-lock.json", path.relative(ROOT, fileURLToPath(import.meta.url))]) {
     hash.update(file.split(path.sep).join("/")).update("\0");
     hash.update(await readFile(path.join(ROOT, file))).update("\0");
   }
@@ -71,19 +78,27 @@ async function withLock(work) {
 }
 
 /** Transpiles into a fresh folder, then swaps it in by renames, so no one ever runs a half-written dist/. */
-async function compile(files, hash) {
+async function compile(hash) {
   const { build } = await import("esbuild");
   const temp = path.join(ROOT, `.dist-${process.pid}-${randomBytes(3).toString("hex")}`);
   try {
     await build({
-      entryPoints: files.map((file) => path.join(ROOT, file)),
+      entryPoints: ENTRY_POINTS.map((entry) => path.join(SRC_DIR, entry)),
       outdir: temp,
       outbase: SRC_DIR,
+      bundle: true,
+      // Dynamic imports (the Cohere and MCP SDKs, Prisma's query compiler) stay chunks of their own, loaded on first use.
+      splitting: true,
+      chunkNames: "chunks/[name]-[hash]",
       format: "esm",
       platform: "node",
       target: TARGET,
+      external: EXTERNAL,
+      // CommonJS dependencies call require(); an ES module has none of its own.
+      banner: { js: 'import { createRequire as __createRequire } from "node:module"; const require = __createRequire(import.meta.url);' },
       // Linked maps: `node --enable-source-maps dist/main.js` shows src/ lines; not loaded otherwise.
       sourcemap: "linked",
+      sourcesContent: false,
       logLevel: "warning",
     });
     await writeFile(path.join(temp, HASH_FILE), `${hash}\n`);
@@ -107,9 +122,9 @@ export async function ensureServerBuild({ force = false, log = () => {} } = {}) 
   if (!force && (await builtHash()) === wanted) return false;
   return withLock(async () => {
     if (!force && (await builtHash()) === wanted) return false;
-    log(`compiling src/ to dist/ (${files.length} files)…`);
+    log(`bundling src/ (${files.length} files) and its dependencies into dist/…`);
     const started = performance.now();
-    await compile(files, wanted);
+    await compile(wanted);
     log(`dist/ built in ${Math.round(performance.now() - started)} ms`);
     return true;
   });

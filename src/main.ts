@@ -15,10 +15,20 @@ const logger = createLogger(config.logLevel);
 const lifecycle = createLifecycle(logger, config.shutdownGraceMs);
 await assertCanListen(config.port, config.host).catch((error: unknown) => exitOnStartupError(error, logger));
 
-// The API's modules load while Postgres starts (embedded) and the migrations are checked.
-const [database, { startApi }] = await Promise.all([openDatabase(config.database, logger), import("./boot/start-api.js")]).catch(
-  (error: unknown) => exitOnStartupError(error, logger),
-);
+// The API's modules (most of a start's work) load while the database gets ready: an embedded
+// Postgres boots on another core once spawned; an external one is checked for migrations.
+let api: Promise<typeof import("./boot/start-api.js")> | undefined;
+const loadApi = () => {
+  api ??= import("./boot/start-api.js");
+  // Awaited below; a failed load must not count as unhandled until then.
+  api.catch(() => {});
+  return api;
+};
+const opening = openDatabase(config.database, logger, loadApi);
+if (config.database.url !== undefined) loadApi();
+const database = await opening.catch((error: unknown) => exitOnStartupError(error, logger));
+const { startApi } = await loadApi().catch((error: unknown) => exitOnStartupError(error, logger));
+logger.debug("API modules loaded");
 // Registered first, so stopped last: after the drain, when every turn has persisted.
 lifecycle.onStop("database", () => database.close());
 await lifecycle.proceed();

@@ -53,6 +53,7 @@ export async function startApi({ config, logger, database, lifecycle }: StartApi
     graphiql: config.isProduction ? false : { devHeaders: devToken ? { Authorization: `Bearer ${devToken}` } : undefined },
     webUi: config.webUi ? { distDir: WEB_DIST_DIR, devToken } : false,
   });
+  logger.debug("app built");
   lifecycle.onStop("API", async () => {
     const drained = await app.stop();
     logger.info({ drained }, drained ? "drained" : "drained, with what outlived the grace period interrupted");

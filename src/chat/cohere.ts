@@ -1,5 +1,4 @@
 import { setTimeout as sleep } from "node:timers/promises";
-import type * as CohereSdk from "cohere-ai";
 import type { Cohere, CohereClientV2, CohereError } from "cohere-ai";
 import { backoffDelay } from "../lib/backoff.js";
 
@@ -27,11 +26,14 @@ export interface CohereSettings {
  * of the server and no request but sendMessage needs it, so a start does not
  * pay for it. Until it is loaded no error can be one of its own.
  */
-let sdk: typeof CohereSdk | undefined;
-let loadingSdk: Promise<typeof CohereSdk> | undefined;
+type CohereSdk = typeof import("cohere-ai");
+let sdk: CohereSdk | undefined;
+let loadingSdk: Promise<CohereSdk> | undefined;
 
-function loadSdk(): Promise<typeof CohereSdk> {
-  loadingSdk ??= import("cohere-ai").then((module) => (sdk = module));
+function loadSdk(): Promise<CohereSdk> {
+  // `default`: a CommonJS package's module.exports, under Node's loader and in the dist/ bundle's chunk alike
+  // (the bundle's chunk has no named exports).
+  loadingSdk ??= import("cohere-ai").then((module) => (sdk = module.default));
   // A failed load is tried again by the next call rather than remembered.
   loadingSdk.catch(() => (loadingSdk = undefined));
   return loadingSdk;

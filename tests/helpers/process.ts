@@ -1,14 +1,26 @@
-import { spawn, type ChildProcessWithoutNullStreams, type SpawnOptions } from "node:child_process";
+import { execFile, spawn, type ChildProcessWithoutNullStreams, type SpawnOptions } from "node:child_process";
 import { createRequire } from "node:module";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
+import { promisify } from "node:util";
 
 /** The repository root: where package.json, src/ and scripts/ are. */
 export const ROOT = fileURLToPath(new URL("../..", import.meta.url));
 
 /** tsx's loader by absolute URL, so a program runs from any working directory (a temp folder with its own .env or .data). */
 const TSX_LOADER = pathToFileURL(createRequire(import.meta.url).resolve("tsx")).href;
+
+let building: Promise<unknown> | undefined;
+
+/**
+ * dist/ as `npm start` runs it, built first if stale (scripts/build.mjs, as prestart does): once
+ * per test worker, before programs that run the build start, rather than in each of them at once.
+ */
+export function ensureBuilt(): Promise<unknown> {
+  building ??= promisify(execFile)(process.execPath, ["scripts/build.mjs", "--quiet"], { cwd: ROOT });
+  return building;
+}
 
 /** Settings the programs read; the test's own environment must not leak any of them in. */
 export const SETTINGS = [

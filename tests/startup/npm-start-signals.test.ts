@@ -1,12 +1,11 @@
-import { execFile } from "node:child_process";
 import { rm } from "node:fs/promises";
 import { setTimeout as sleep } from "node:timers/promises";
-import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, it } from "vitest";
 import { RELAYED_SIGNAL_MS } from "../../src/boot/lifecycle.js";
 import { eventually } from "../faults/support.js";
+import { TOOL_NAMES } from "../mcp/support.js";
 import { databaseUrl, newUserId, testDb } from "../helpers/db.js";
-import { runNpm, stopAll, type GroupProgram } from "../helpers/process.js";
+import { ensureBuilt, runNpm, stopAll, type GroupProgram } from "../helpers/process.js";
 import { inGroups, processTree, stillAlive } from "../helpers/process-tree.js";
 import { TEST_JWT_SECRET, tokenFor } from "../helpers/tokens.js";
 import {
@@ -18,7 +17,6 @@ import {
   inFlight,
   openTempDir,
   REPLY,
-  ROOT,
   served,
   serverEnv,
   type GatedCohere,
@@ -58,7 +56,7 @@ describe("npm start under SIGTERM and SIGINT", () => {
 
   beforeAll(async () => {
     // Built once before the rounds start together (each `npm start` then finds dist/ current).
-    await promisify(execFile)(process.execPath, ["scripts/build.mjs", "--quiet"], { cwd: ROOT });
+    await ensureBuilt();
     cohere = await gatedCohere();
     base = await openTempDir("todo-signals-");
     copyCluster = await embeddedTemplate(base);
@@ -120,6 +118,19 @@ describe("npm start under SIGTERM and SIGINT", () => {
       }
     },
   );
+
+  it.concurrent("should serve MCP from the build, its SDK loaded by the first /mcp request", async ({ expect }) => {
+    const { served: server, token } = await start("external");
+    const response = await fetch(server.url.replace(/\/graphql$/, "/mcp"), {
+      method: "POST",
+      headers: { "content-type": "application/json", accept: "application/json, text/event-stream", authorization: `Bearer ${token}` },
+      body: JSON.stringify({ jsonrpc: "2.0", id: 1, method: "tools/list" }),
+    });
+    expect(response.status).toBe(200);
+    const body = (await response.json()) as { result: { tools: { name: string }[] } };
+    expect(body.result.tools.map((tool) => tool.name).sort()).toEqual([...TOOL_NAMES].sort());
+    expect(await server.program.stop()).toEqual({ code: 0, signal: null });
+  }, 90_000);
 
   it.concurrent("should exit 1 at once on a second signal, and still stop the embedded Postgres", async ({ expect }) => {
     const { served: server, token } = await start("embedded");

@@ -1,10 +1,9 @@
-import { execFile, spawnSync } from "node:child_process";
+import { spawnSync } from "node:child_process";
 import { readFileSync } from "node:fs";
 import { rm } from "node:fs/promises";
-import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, it } from "vitest";
 import { eventually } from "../faults/support.js";
-import { runGroup, stopAll, type GroupProgram } from "../helpers/process.js";
+import { ensureBuilt, runGroup, stopAll, type GroupProgram } from "../helpers/process.js";
 import { inGroups, stillAlive } from "../helpers/process-tree.js";
 import {
   devToken,
@@ -15,7 +14,6 @@ import {
   inFlight,
   openTempDir,
   REPLY,
-  ROOT,
   served,
   serverEnv,
   type GatedCohere,
@@ -43,7 +41,7 @@ describe("the server as PID 1 (a container's init)", () => {
 
   beforeAll(async () => {
     if (!available) return;
-    await promisify(execFile)(process.execPath, ["scripts/build.mjs", "--quiet"], { cwd: ROOT });
+    await ensureBuilt();
     cohere = await gatedCohere();
     base = await openTempDir("todo-pid1-");
     copyCluster = await embeddedTemplate(base);

@@ -10,7 +10,7 @@ import { MIGRATIONS_DIR } from "../../src/db/open.js";
 import { deferred, SEND_LIVE, type LivePayload } from "../chat/support.js";
 import { eventually } from "../faults/support.js";
 import { startFakeCohere, textReply, type FakeCohere, type RecordedRequest } from "../helpers/fake-cohere.js";
-import { lines, ROOT, type GroupProgram } from "../helpers/process.js";
+import { lines, type GroupProgram } from "../helpers/process.js";
 import { processTree, type ProcessEntry } from "../helpers/process-tree.js";
 import { wsClient, type TestWsClient } from "../helpers/ws-client.js";
 import { ADD_TASK, TASK_CHANGED, within } from "../realtime/support.js";
@@ -169,4 +169,3 @@ export function errorLines(program: GroupProgram): string[] {
     .filter((line) => (JSON.parse(line) as { level: number }).level >= 50);
 }
 
-export { ROOT };

@@ -1,9 +1,8 @@
 import path from "node:path";
-import { fileURLToPath } from "node:url";
+import { PROJECT_ROOT } from "../../lib/project-root.js";
 
 // Apart from the builder, so the server knows where the bundle is without loading the builder.
 
-/** The repository root: this folder is three levels down, in src/ and in dist/ alike. */
-export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../../..");
+export const ROOT = PROJECT_ROOT;
 export const WEB_DIR = path.join(ROOT, "web");
 export const WEB_DIST_DIR = path.join(WEB_DIR, "dist");
