@@ -31,12 +31,18 @@ let sdk: CohereSdk | undefined;
 let loadingSdk: Promise<CohereSdk> | undefined;
 
 function loadSdk(): Promise<CohereSdk> {
-  // `default`: a CommonJS package's module.exports, under Node's loader and in the dist/ bundle's chunk alike
-  // (the bundle's chunk has no named exports).
-  loadingSdk ??= import("cohere-ai").then((module) => (sdk = module.default));
+  loadingSdk ??= import("cohere-ai").then((module) => (sdk = commonJsExports(module)));
   // A failed load is tried again by the next call rather than remembered.
   loadingSdk.catch(() => (loadingSdk = undefined));
   return loadingSdk;
+}
+
+/**
+ * The package is CommonJS, and how its exports arrive depends on who loads it: Node's loader
+ * gives them named and as `default`, tsx named only, the dist/ bundle's chunk as `default` only.
+ */
+function commonJsExports(module: CohereSdk & { default?: CohereSdk }): CohereSdk {
+  return module.CohereClientV2 === undefined && module.default !== undefined ? module.default : module;
 }
 
 /** The real SDK client. Retries are ours (they honour Retry-After and the turn's deadline), so the SDK's are off. */
