@@ -99,6 +99,7 @@ describe("npm start under SIGTERM and SIGINT", () => {
       if (kind === "embedded") expect(server.tree.some((entry) => entry.command.includes("bin/postgres"))).toBe(true);
       const work = await inFlight(server, token, cohere);
 
+      const signalledAt = performance.now();
       deliver(server, target, signal);
       const { closeCode, answer } = await drained(work);
       expect(closeCode).toBe(1001);
@@ -108,8 +109,12 @@ describe("npm start under SIGTERM and SIGINT", () => {
       expect(answer.body.data?.sendMessage.turn.status).toBe("COMPLETED");
 
       expect(await server.program.exit(30_000)).toEqual({ code: 0, signal: null });
+      const exitMs = performance.now() - signalledAt;
       await nothingLeft(server);
       expect(errorLines(server.program)).toEqual([]);
+      if (process.env.FAULT_FIGURES) {
+        console.log(`npm-start-signals ${JSON.stringify({ kind, target, signal, processes: server.tree.length, closeCode, exitMs: Math.round(exitMs) })}`);
+      }
       expect(server.program.stdout()).toContain('"drained":true');
       if (userId !== undefined) {
         const db = testDb();

@@ -65,6 +65,7 @@ describe("the server as PID 1 (a container's init)", () => {
     const work = await inFlight(server, await devToken(program), cohere);
 
     // As `docker stop` does: to PID 1 alone, from outside its namespace.
+    const signalledAt = performance.now();
     process.kill(server.server.pid, "SIGTERM");
     const { closeCode, answer } = await drained(work);
     expect(closeCode).toBe(1001);
@@ -74,6 +75,9 @@ describe("the server as PID 1 (a container's init)", () => {
 
     // unshare --fork exits with its child's status.
     expect(await program.exit(30_000)).toEqual({ code: 0, signal: null });
+    if (process.env.FAULT_FIGURES) {
+      console.log(`pid1 ${JSON.stringify({ processes: server.tree.length, closeCode, exitMs: Math.round(performance.now() - signalledAt) })}`);
+    }
     const groups = [...new Set(server.tree.map((entry) => entry.pgid))];
     await eventually(() => stillAlive(server.tree).length === 0 && inGroups(groups).length === 0, "every process of the tree to be gone", 10_000);
     expect(errorLines(program)).toEqual([]);
