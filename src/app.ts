@@ -13,6 +13,7 @@ import type { AssistantDeps } from "./chat/turn.js";
 import { sweepInterruptedTurns } from "./domain/conversation-log.js";
 import { useConnectionArgsGuard } from "./schema/connection-args.js";
 import { useDeferredErrors } from "./schema/deferred-errors.js";
+import { useUnskippableSubscriptionRoot } from "./schema/unskippable-subscription-root.js";
 import { createToolResultLoader } from "./schema/loaders.js";
 import type { Context } from "./schema/context.js";
 import { schema } from "./schema/index.js";
@@ -133,6 +134,7 @@ export function buildApp(deps: AppDeps): App {
       useStrictRequestParsing(deps.http.maxBodyBytes),
       ...useQueryLimits(deps.http.limits),
       ...(deps.http.introspection ? [] : [useNoIntrospection()]),
+      useUnskippableSubscriptionRoot(),
       useValidationErrorCode({ suggestions: deps.http.suggestions }),
       useConnectionArgsGuard(),
       useDeferredErrors(),
