@@ -34,6 +34,7 @@ import { isSameOriginLoopback } from "./http/local-request.js";
 import { useRoutes, type Route } from "./http/routes.js";
 import { useSecurityHeaders } from "./http/security-headers.js";
 import { useStrictRequestParsing } from "./http/strict-body.js";
+import { serverTimeouts } from "./http/timeouts.js";
 import { useNoIntrospection, useQueryLimits } from "./limits/query-limits.js";
 import { webUiRoutes } from "./web-ui/serve.js";
 
@@ -143,7 +144,7 @@ export function buildApp(deps: AppDeps): App {
     ],
   });
 
-  const server = createServer(createFrontDoor(yoga, logger, drain));
+  const server = createServer(serverTimeouts(deps.http.timeouts), createFrontDoor(yoga, logger, drain));
   const ws = attachGraphQLWs({
     server,
     yoga,

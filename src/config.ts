@@ -69,6 +69,25 @@ export interface HttpSettings {
   /** Validation hints such as "Did you mean …?"; never in production. */
   suggestions: boolean;
   limits: QueryLimits;
+  timeouts: HttpTimeouts;
+}
+
+/** How long a client may take to send a request, and to send nothing between two. */
+export interface HttpTimeouts {
+  /** The whole request, headers and body (REQUEST_TIMEOUT_MS); past it: 408 and the connection closes. */
+  requestMs: number;
+  /** The request's headers (HEADERS_TIMEOUT_MS); at most requestMs. */
+  headersMs: number;
+  /** An idle keep-alive connection (KEEP_ALIVE_TIMEOUT_MS). */
+  keepAliveMs: number;
+}
+
+/**
+ * REQUEST_TIMEOUT_MS when unset: 30 s per started MiB of MAX_BODY_BYTES (30 s at the default 1 MiB),
+ * so a body at the limit must arrive at about 35 KB/s or faster, whatever the limit is.
+ */
+export function defaultRequestTimeoutMs(maxBodyBytes: number): number {
+  return 30_000 * Math.max(1, Math.ceil(maxBodyBytes / (1024 * 1024)));
 }
 
 export interface QueryLimits {
@@ -215,6 +234,10 @@ const envSchema = z.object({
   SHUTDOWN_GRACE_MS: intSetting("SHUTDOWN_GRACE_MS", 25_000, 0, 600_000),
   DATABASE_STATEMENT_TIMEOUT_MS: intSetting("DATABASE_STATEMENT_TIMEOUT_MS", 10_000, 0, 3_600_000),
   MAX_BODY_BYTES: intSetting("MAX_BODY_BYTES", 1024 * 1024, 1024, 100 * 1024 * 1024),
+  // 0 only when unset: then it follows MAX_BODY_BYTES (defaultRequestTimeoutMs).
+  REQUEST_TIMEOUT_MS: intSetting("REQUEST_TIMEOUT_MS", 0, 100, 3_600_000),
+  HEADERS_TIMEOUT_MS: intSetting("HEADERS_TIMEOUT_MS", 10_000, 100, 3_600_000),
+  KEEP_ALIVE_TIMEOUT_MS: intSetting("KEEP_ALIVE_TIMEOUT_MS", 5000, 100, 600_000),
   CORS_ORIGINS: optionalString.transform((value, ctx) => {
     if (value === undefined) return [];
     const origins = value.split(",").map((origin) => origin.trim()).filter((origin) => origin !== "");
@@ -258,6 +281,15 @@ const envSchema = z.object({
 function isNeonHost(url: string | undefined): boolean {
   if (url === undefined) return false;
   return new URL(url).hostname.endsWith(".neon.tech");
+}
+
+function httpTimeouts(e: z.infer<typeof envSchema>): HttpTimeouts {
+  const requestMs = e.REQUEST_TIMEOUT_MS || defaultRequestTimeoutMs(e.MAX_BODY_BYTES);
+  // Node refuses a headers timeout longer than the request's; say so in the settings' own names.
+  if (e.HEADERS_TIMEOUT_MS > requestMs) {
+    throw new ConfigError(`HEADERS_TIMEOUT_MS (${e.HEADERS_TIMEOUT_MS}) must not exceed REQUEST_TIMEOUT_MS (${requestMs})`);
+  }
+  return { requestMs, headersMs: e.HEADERS_TIMEOUT_MS, keepAliveMs: e.KEEP_ALIVE_TIMEOUT_MS };
 }
 
 /** Parses and validates the environment once; throws ConfigError listing every problem. */
@@ -310,6 +342,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
         directives: e.GRAPHQL_MAX_DIRECTIVES,
         cost: e.GRAPHQL_MAX_COST,
       },
+      timeouts: httpTimeouts(e),
     },
     auth: {
       jwtSecret: e.AUTH_JWT_SECRET,
