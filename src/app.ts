@@ -76,6 +76,8 @@ export interface App {
   streams: StreamFeed;
   /** This instance's chat turns. */
   assistant: Assistant;
+  /** HTTP requests accepted and not yet answered or abandoned: what stop() waits for. */
+  requestsInFlight(): number;
   /** Listens on the port (0 picks a free one) and resolves with the bound address. */
   start(port: number, host?: string): Promise<{ port: number; url: string }>;
   /**
@@ -188,6 +190,7 @@ export function buildApp(deps: AppDeps): App {
     realtime,
     streams,
     assistant,
+    requestsInFlight: () => drain.inFlight,
     start: async (port, host = "127.0.0.1") => {
       // Subscriptions open even while the listener is still (re)connecting: they stay open and catch up.
       listener.start().catch((error: unknown) => logger.warn({ err: error }, "listener not connected yet; retrying"));
