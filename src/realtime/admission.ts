@@ -1,4 +1,4 @@
-import { AppError, ErrorCode } from "../errors.js";
+import { AppError, ErrorCode } from "../lib/errors.js";
 import { subscriberStream, type Outlet, type StreamEnd, type StreamOptions } from "./subscriber.js";
 
 /**

@@ -1,7 +1,7 @@
 import { createHash } from "node:crypto";
 import type { MessageStatus, TurnStatus } from "../generated/prisma/client.js";
-import { isUuid } from "../ids.js";
-import type { Logger } from "../logger.js";
+import { isUuid } from "../lib/ids.js";
+import type { Logger } from "../lib/logger.js";
 
 /**
  * The realtime notification protocol: what the database says when something
