@@ -27,7 +27,10 @@ export type { MessageSubscription } from "./message-feed.js";
 export type { TaskChangeEvent, TaskChangeKind } from "./task-feed.js";
 
 export interface RealtimeOptions {
-  /** Subscriptions one user may have open on this instance (SUBSCRIPTIONS_PER_USER); one more is RATE_LIMITED. */
+  /**
+   * Subscriptions one user may have open on this instance (SUBSCRIPTIONS_PER_USER), of every kind
+   * together (the hub's Admission, shared with messageStream); one more is RATE_LIMITED.
+   */
   subscriptionsPerUser?: number;
   /** Events that may wait for one subscriber; one more ends it with SUBSCRIPTION_OVERFLOW. */
   bufferLimit?: number;

@@ -114,10 +114,13 @@ async function expectDelivering(admin: pg.Client, server: TestServer, f: Fixture
   await admin.query("UPDATE messages SET content = content || $2 WHERE id = $1", [f.answerId, marker]);
   for (const open of opens) {
     // A messageStream that joined mid-answer first gets the answer so far: read on to the marker.
+    let reads = 0;
     for (;;) {
       const result = await open.next(10_000);
       expect(result.errors).toBeUndefined();
       if (carries(open.kind, result, marker)) break;
+      reads += 1;
+      expect(reads, `${open.kind} delivers the change tagged ${marker}`).toBeLessThan(20);
     }
   }
 }

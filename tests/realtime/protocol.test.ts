@@ -64,11 +64,12 @@ class Ear {
     const mark = String(this.barriers);
     await writer.query("SELECT pg_notify($1, $2)", [this.barrier, mark]);
     const out: Heard[] = [];
-    for (;;) {
+    while (out.length < 100) {
       const value = await this.next();
       if (value.channel === this.barrier && value.payload === mark) return out;
       out.push(value);
     }
+    throw new Error(`over 100 notifications before the barrier: ${JSON.stringify(out.slice(0, 5))}`);
   }
 
   close(): Promise<void> {
