@@ -1,7 +1,7 @@
 import { request as httpRequest } from "node:http";
 import type { Browser } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { ensureWebBuild, WEB_DIST_DIR } from "../../src/web-ui/build.js";
+import { ensureWebBuild, WEB_DIST_DIR } from "../../src/server/web-ui/build.js";
 import { browserAvailable, launchChromium } from "../helpers/browser.js";
 import { startTestServer, type TestServer } from "../helpers/server.js";
 

@@ -1,0 +1,25 @@
+import type { QueryLimits } from "./limits/query-limits.js";
+
+/** What the front door enforces before any GraphQL work happens. */
+export interface HttpSettings {
+  /** Larger bodies get 413 (MAX_BODY_BYTES). */
+  maxBodyBytes: number;
+  /** Origins allowed to call the API from a browser (CORS_ORIGINS); empty = same-origin only. */
+  corsOrigins: string[];
+  /** Introspection queries; off in production unless GRAPHQL_INTROSPECTION=true. */
+  introspection: boolean;
+  /** Validation hints such as "Did you mean …?"; never in production. */
+  suggestions: boolean;
+  limits: QueryLimits;
+  timeouts: HttpTimeouts;
+}
+
+/** How long a client may take to send a request, and to send nothing between two. */
+export interface HttpTimeouts {
+  /** The whole request, headers and body (REQUEST_TIMEOUT_MS); past it: 408 and the connection closes. */
+  requestMs: number;
+  /** The request's headers (HEADERS_TIMEOUT_MS); at most requestMs. */
+  headersMs: number;
+  /** An idle keep-alive connection (KEEP_ALIVE_TIMEOUT_MS). */
+  keepAliveMs: number;
+}
