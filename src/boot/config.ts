@@ -232,6 +232,23 @@ function isNeonHost(url: string | undefined): boolean {
   return new URL(url).hostname.endsWith(".neon.tech");
 }
 
+function httpSettings(e: z.infer<typeof envSchema>, isProduction: boolean): HttpSettings {
+  return {
+    maxBodyBytes: e.MAX_BODY_BYTES,
+    corsOrigins: e.CORS_ORIGINS,
+    introspection: e.GRAPHQL_INTROSPECTION ?? !isProduction,
+    suggestions: !isProduction,
+    limits: {
+      depth: e.GRAPHQL_MAX_DEPTH,
+      aliases: e.GRAPHQL_MAX_ALIASES,
+      tokens: e.GRAPHQL_MAX_TOKENS,
+      directives: e.GRAPHQL_MAX_DIRECTIVES,
+      cost: e.GRAPHQL_MAX_COST,
+    },
+    timeouts: httpTimeouts(e),
+  };
+}
+
 function httpTimeouts(e: z.infer<typeof envSchema>): HttpTimeouts {
   const requestMs = e.REQUEST_TIMEOUT_MS || defaultRequestTimeoutMs(e.MAX_BODY_BYTES);
   // Node refuses a headers timeout longer than the request's; say so in the settings' own names.
@@ -279,20 +296,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       connectionTimeoutMs: e.DATABASE_CONNECTION_TIMEOUT_MS,
       statementTimeoutMs: e.DATABASE_STATEMENT_TIMEOUT_MS,
     },
-    http: {
-      maxBodyBytes: e.MAX_BODY_BYTES,
-      corsOrigins: e.CORS_ORIGINS,
-      introspection: e.GRAPHQL_INTROSPECTION ?? !isProduction,
-      suggestions: !isProduction,
-      limits: {
-        depth: e.GRAPHQL_MAX_DEPTH,
-        aliases: e.GRAPHQL_MAX_ALIASES,
-        tokens: e.GRAPHQL_MAX_TOKENS,
-        directives: e.GRAPHQL_MAX_DIRECTIVES,
-        cost: e.GRAPHQL_MAX_COST,
-      },
-      timeouts: httpTimeouts(e),
-    },
+    http: httpSettings(e, isProduction),
     auth: {
       jwtSecret: e.AUTH_JWT_SECRET,
       jwksUrl: e.AUTH_JWKS_URL,
