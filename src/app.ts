@@ -3,7 +3,7 @@ import type { AddressInfo } from "node:net";
 import { GraphQLError } from "graphql";
 import { createYoga, useReadinessCheck, type GraphiQLOptions, type YogaServerInstance } from "graphql-yoga";
 import { bearerToken, type TokenVerifier, type Viewer } from "./auth.js";
-import type { HttpSettings } from "./config.js";
+import { DEFAULT_WS_SETTINGS, type HttpSettings, type WsSettings } from "./config.js";
 import type { Db } from "./db/client.js";
 import { AppError, toGraphQLError } from "./errors.js";
 import type { Logger } from "./logger.js";
@@ -20,7 +20,7 @@ import { RealtimeHub, type RealtimeOptions } from "./realtime/hub.js";
 import { PgListener, type ListenerOptions } from "./realtime/listener.js";
 import { useSharedSubscriptionExecution } from "./realtime/shared-execution.js";
 import { StreamFeed } from "./realtime/stream-feed.js";
-import { attachGraphQLWs } from "./ws.js";
+import { attachGraphQLWs, type GraphQLWs } from "./ws/attach.js";
 import { currentRequestId, requestIdFrom } from "./request-context.js";
 import { createMcpHandler, MCP_PATH } from "./mcp/http.js";
 import { GRAPHIQL_ASSETS_PATH, graphiqlAsset, graphiqlOptions, renderLocalGraphiQL } from "./graphiql.js";
@@ -63,6 +63,8 @@ export interface AppDeps {
   listener?: Omit<ListenerOptions, "connectionString" | "logger">;
   /** Subscription caps (SUBSCRIPTIONS_PER_USER) and buffers. */
   realtime?: RealtimeOptions;
+  /** graphql-ws bounds (WS_*); each unset one has its default. */
+  ws?: Partial<WsSettings>;
 }
 
 export interface App {
@@ -74,6 +76,8 @@ export interface App {
   streams: StreamFeed;
   /** This instance's chat turns. */
   assistant: Assistant;
+  /** The graphql-ws transport's counts (sockets, buffered output, operations in flight). */
+  ws: Pick<GraphQLWs, "stats" | "connectionsOf">;
   /** Listens on the port (0 picks a free one) and resolves with the bound address. */
   start(port: number, host?: string): Promise<{ port: number; url: string }>;
   /**
@@ -96,6 +100,7 @@ export function buildApp(deps: AppDeps): App {
   listener.on("reconnected", () => streams.catchUp());
   const assistant = new Assistant(db, deps.assistant, listener);
   const drain = new Drain();
+  const maskError = createMaskError(logger, { suggestions: deps.http.suggestions });
   const yoga = createYoga<Record<string, unknown>, Context>({
     schema,
     graphqlEndpoint: "/graphql",
@@ -108,7 +113,7 @@ export function buildApp(deps: AppDeps): App {
     cors: corsPolicy(deps.http.corsOrigins),
     graphiql: graphiqlFor(deps.graphiql),
     renderGraphiQL: renderLocalGraphiQL,
-    maskedErrors: { maskError: createMaskError(logger, { suggestions: deps.http.suggestions }) },
+    maskedErrors: { maskError },
     context: async (initial): Promise<Context> => {
       const requestId = currentRequestId() ?? requestIdFrom(initial.request?.headers.get("x-request-id"));
       // The front door (HTTP) or graphql-ws (WebSocket) has verified the token already.
@@ -147,9 +152,11 @@ export function buildApp(deps: AppDeps): App {
     yoga,
     verifier,
     logger,
+    maskError,
     maxPayload: deps.http.maxBodyBytes,
     allowedOrigins: deps.http.corsOrigins,
     accepting: () => !drain.draining,
+    settings: { ...DEFAULT_WS_SETTINGS, ...deps.ws },
   });
 
   let stopping: Promise<boolean> | undefined;
@@ -185,6 +192,7 @@ export function buildApp(deps: AppDeps): App {
     realtime,
     streams,
     assistant,
+    ws,
     start: async (port, host = "127.0.0.1") => {
       // Subscriptions open even while the listener is still (re)connecting: they stay open and catch up.
       listener.start().catch((error: unknown) => logger.warn({ err: error }, "listener not connected yet; retrying"));

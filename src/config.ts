@@ -26,6 +26,7 @@ export interface Config {
     statementTimeoutMs: number;
   };
   http: HttpSettings;
+  ws: WsSettings;
   auth: {
     jwtSecret: string | undefined;
     jwksUrl: string | undefined;
@@ -71,6 +72,28 @@ export interface HttpSettings {
   limits: QueryLimits;
 }
 
+/** The graphql-ws transport's bounds: what one user, one address and one socket may hold. */
+export interface WsSettings {
+  /** Sockets one user may have open on one instance (WS_CONNECTIONS_PER_USER); one more is closed with 1008. */
+  connectionsPerUser: number;
+  /** Sockets in the whole process (WS_MAX_CONNECTIONS); undefined: sized from the open-file limit (src/ws/fd-limit.ts). */
+  maxConnections: number | undefined;
+  /** Sockets of one remote address that have not authenticated yet (WS_UNAUTHENTICATED_PER_ADDRESS); one more upgrade gets 429. */
+  unauthenticatedPerAddress: number;
+  /** Queries and mutations running at once on one socket (WS_OPERATIONS_PER_SOCKET); one more answers RATE_LIMITED. */
+  operationsPerSocket: number;
+  /** Output a socket may leave unread (WS_MAX_BUFFERED_BYTES); past it the socket is closed with 4413. */
+  maxBufferedBytes: number;
+}
+
+export const DEFAULT_WS_SETTINGS: WsSettings = {
+  connectionsPerUser: 30,
+  maxConnections: undefined,
+  unauthenticatedPerAddress: 256,
+  operationsPerSocket: 16,
+  maxBufferedBytes: 8 * 1024 * 1024,
+};
+
 export interface QueryLimits {
   depth: number;
   aliases: number;
@@ -94,12 +117,12 @@ const optionalString = z
   .transform((v) => (v === "" ? undefined : v))
   .optional();
 
-function intSetting(name: string, fallback: number, min: number, max: number, noun = "an integer") {
+function intSetting<F extends number | undefined>(name: string, fallback: F, min: number, max: number, noun = "an integer") {
   return z
     .string()
     .trim()
     .optional()
-    .transform((raw, ctx) => {
+    .transform((raw, ctx): number | F => {
       if (raw === undefined || raw === "") return fallback;
       const value = Number(raw);
       if (!/^\d+$/.test(raw) || value < min || value > max) {
@@ -253,6 +276,11 @@ const envSchema = z.object({
   CHAT_RATE_BURST: intSetting("CHAT_RATE_BURST", 5, 1, 10_000),
   SUBSCRIPTIONS_PER_USER: intSetting("SUBSCRIPTIONS_PER_USER", 50, 1, 10_000),
   STREAM_FLUSH_MS: intSetting("STREAM_FLUSH_MS", 100, 10, 10_000),
+  WS_CONNECTIONS_PER_USER: intSetting("WS_CONNECTIONS_PER_USER", DEFAULT_WS_SETTINGS.connectionsPerUser, 1, 1_000_000),
+  WS_MAX_CONNECTIONS: intSetting("WS_MAX_CONNECTIONS", undefined, 1, 10_000_000),
+  WS_UNAUTHENTICATED_PER_ADDRESS: intSetting("WS_UNAUTHENTICATED_PER_ADDRESS", DEFAULT_WS_SETTINGS.unauthenticatedPerAddress, 1, 1_000_000),
+  WS_OPERATIONS_PER_SOCKET: intSetting("WS_OPERATIONS_PER_SOCKET", DEFAULT_WS_SETTINGS.operationsPerSocket, 1, 10_000),
+  WS_MAX_BUFFERED_BYTES: intSetting("WS_MAX_BUFFERED_BYTES", DEFAULT_WS_SETTINGS.maxBufferedBytes, 64 * 1024, 1024 * 1024 * 1024),
 });
 
 function isNeonHost(url: string | undefined): boolean {
@@ -310,6 +338,13 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
         directives: e.GRAPHQL_MAX_DIRECTIVES,
         cost: e.GRAPHQL_MAX_COST,
       },
+    },
+    ws: {
+      connectionsPerUser: e.WS_CONNECTIONS_PER_USER,
+      maxConnections: e.WS_MAX_CONNECTIONS,
+      unauthenticatedPerAddress: e.WS_UNAUTHENTICATED_PER_ADDRESS,
+      operationsPerSocket: e.WS_OPERATIONS_PER_SOCKET,
+      maxBufferedBytes: e.WS_MAX_BUFFERED_BYTES,
     },
     auth: {
       jwtSecret: e.AUTH_JWT_SECRET,
