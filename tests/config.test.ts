@@ -1,8 +1,8 @@
 import { execFile } from "node:child_process";
 import { fileURLToPath } from "node:url";
 import { describe, expect, it } from "vitest";
-import { ConfigError, loadConfig } from "../src/config.js";
-import { defaultMaxConnections, leavesFdHeadroom } from "../src/ws/fd-limit.js";
+import { ConfigError, loadConfig } from "../src/boot/config.js";
+import { defaultMaxConnections, leavesFdHeadroom } from "../src/server/ws/fd-limit.js";
 
 const ROOT = fileURLToPath(new URL("..", import.meta.url));
 const SECRET = "s".repeat(32);

@@ -1,10 +1,10 @@
 import { GraphQLError, responsePathAsArray } from "graphql";
 import { storedToolCalls } from "../chat/history.js";
 import { sendMessage, type TurnResult } from "../chat/send-message.js";
-import { AppError, type ErrorCode } from "../errors.js";
+import { AppError, type ErrorCode } from "../lib/errors.js";
 import { builder } from "./builder.js";
 import { ConversationRef } from "./conversation.js";
-import { parseId } from "../ids.js";
+import { parseId } from "../lib/ids.js";
 import { MessageRef } from "./message.js";
 import { ToolCallRef, toolCallsOf } from "./tool-call.js";
 import { TurnRef } from "./turn.js";
