@@ -214,6 +214,27 @@ describe("model output the server cannot take as it is", () => {
     expect(fake.requests.length).toBe(requestsBefore);
   });
 
+  it("should answer ASSISTANT_UNAVAILABLE with the user's message kept when tool arguments are too long to use, and resume on a retry", async () => {
+    const user = await newUser(server, "model-output-unusable");
+    const input = { content: "arguments far too long", clientMessageId: randomUUID() };
+    const longArgs = JSON.stringify({ title: "t".repeat(30_000) });
+    scripts.set(input.content, { step: toolCallReply([{ name: "add_task", args: longArgs }]), answer: "never" });
+
+    const failed = await send(user, input);
+    expect(failed.errors).toHaveLength(1);
+    expect(failed.errors![0]!.extensions).toMatchObject({ code: "ASSISTANT_UNAVAILABLE", retryable: true });
+    const conversationId = failed.errors![0]!.extensions!.conversationId as string;
+    const rows = await messagesIn(server.db, conversationId);
+    expect(rows.map((row) => [row.role, row.content])).toEqual([["user", input.content]]);
+    expect(await server.db.task.count({ where: { userId: user.id } })).toBe(0);
+
+    scripts.set(input.content, { step: toolCallReply([{ name: "add_task", args: { title: "short" } }]), answer: "Added." });
+    const resumed = payloadOf(await send(user, input));
+    expect(resumed.turn).toEqual({ status: "COMPLETED", stopCode: null });
+    expect(resumed.reply?.content).toBe("Added.");
+    expect(resumed.toolCalls.map((call) => call.result?.title)).toEqual(["short"]);
+  });
+
   it("should send the model's next call the sanitised ids, each answered by its tool result", async () => {
     const user = await newUser(server, "model-output-wire");
     scripts.set("list them", { step: toolCallReply([{ id: "bad\u0000id", name: "list_tasks", args: {} }]), answer: "ok" });
