@@ -7,12 +7,12 @@
  * (optionally after a full GC), and stops on "stop" the way src/main.ts does:
  * drain, then the pool.
  */
-import { buildApp } from "../src/app.js";
-import { createVerifier } from "../src/auth.js";
-import { assistantFromConfig } from "../src/chat/assistant-from-config.js";
-import { loadConfig } from "../src/config.js";
+import { buildApp } from "../src/server/app.js";
+import { createVerifier } from "../src/auth/verifier.js";
+import { assistantFromConfig } from "../src/boot/assistant-from-config.js";
+import { loadConfig } from "../src/boot/config.js";
 import { createDb } from "../src/db/client.js";
-import { createLogger } from "../src/logger.js";
+import { createLogger } from "../src/lib/logger.js";
 
 export interface ServerStats {
   rss: number;

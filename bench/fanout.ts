@@ -17,7 +17,7 @@
 import { setTimeout as sleep } from "node:timers/promises";
 import pg from "pg";
 import type { WebSocket } from "ws";
-import { signHs256 } from "../src/auth.js";
+import { signHs256 } from "../src/auth/verifier.js";
 import { ApiProcess } from "./api-process.js";
 import { percentileOfSorted as percentile } from "./lib/figure.js";
 import { pollUntil } from "./lib/poll.js";

@@ -9,7 +9,7 @@
  */
 import { createServer, type IncomingMessage } from "node:http";
 import pg from "pg";
-import { toGlobalId } from "../src/ids.js";
+import { toGlobalId } from "../src/lib/ids.js";
 
 // Copied from what Prisma logs for the API's operations (see bench/scenarios/http-load.ts), so both run the same SQL.
 export const LIST_SQL =

@@ -19,7 +19,7 @@
  */
 import pg from "pg";
 import type { WebSocket } from "ws";
-import { toGlobalId } from "../src/ids.js";
+import { toGlobalId } from "../src/lib/ids.js";
 import { openSubscriber } from "./ws-subscriber.js";
 import type { SoakUser } from "./soak-load.js";
 

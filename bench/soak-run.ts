@@ -14,7 +14,7 @@ import pg from "pg";
 import { startFakeCohere, textReply, toolCallReply, type RecordedRequest, type ScriptedReply } from "../tests/helpers/fake-cohere.js";
 import { startOwnCluster } from "../tests/helpers/own-cluster.js";
 import { TEST_JWT_SECRET, tokenFor } from "../tests/helpers/tokens.js";
-import { parseId } from "../src/ids.js";
+import { parseId } from "../src/lib/ids.js";
 import { ApiProcess } from "./api-process.js";
 import { pollUntil } from "./lib/poll.js";
 import { Subscribers, type EventsVerdict } from "./soak-events.js";

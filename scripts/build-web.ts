@@ -1,8 +1,8 @@
 // Builds the web client into web/dist, unless it was built from the same sources already.
 // Runs at install (postinstall) and again, cached, at `npm start`; `--force` rebuilds.
-import "../src/load-env.js";
+import "../src/boot/load-env.js";
 import { rm } from "node:fs/promises";
-import { ensureWebBuild, WEB_DIST_DIR } from "../src/web-ui/build.js";
+import { ensureWebBuild, WEB_DIST_DIR } from "../src/server/web-ui/build.js";
 
 // The same default as the server's: on unless WEB_UI says off, or NODE_ENV=production leaves it unset.
 const setting = process.env.WEB_UI?.trim() || undefined;

@@ -1,7 +1,7 @@
-import "../src/load-env.js";
+import "../src/boot/load-env.js";
 import { openDatabase } from "../src/db/open.js";
-import { createLogger } from "../src/logger.js";
-import { exitOnStartupError, loadConfigOrExit } from "../src/startup-errors.js";
+import { createLogger } from "../src/lib/logger.js";
+import { exitOnStartupError, loadConfigOrExit } from "../src/boot/startup-errors.js";
 
 // `npm run db:migrate`: applies prisma/migrations to DIRECT_URL (or DATABASE_URL,
 // or the embedded database) and exits. The server also does this at start.

@@ -1,7 +1,7 @@
-import "../src/load-env.js";
+import "../src/boot/load-env.js";
 import { parseArgs } from "node:util";
-import { isUsableSubject, signHs256 } from "../src/auth.js";
-import { loadConfigOrExit } from "../src/startup-errors.js";
+import { isUsableSubject, signHs256 } from "../src/auth/verifier.js";
+import { loadConfigOrExit } from "../src/boot/startup-errors.js";
 
 // `npm run -s token -- --sub alice [--ttl 1h]`: a JWT the API accepts, signed
 // with AUTH_JWT_SECRET. stdout carries the token and nothing else, so

@@ -1,13 +1,13 @@
-import "./load-env.js";
-import { buildApp } from "./app.js";
-import { createVerifier, randomDevSecret, signHs256 } from "./auth.js";
-import { assistantFromConfig } from "./chat/assistant-from-config.js";
+import "./boot/load-env.js";
+import { buildApp } from "./server/app.js";
+import { createVerifier, randomDevSecret, signHs256 } from "./auth/verifier.js";
+import { assistantFromConfig } from "./boot/assistant-from-config.js";
 import { createDb } from "./db/client.js";
 import { openDatabase } from "./db/open.js";
-import { createLogger } from "./logger.js";
-import { assertCanListen } from "./port-check.js";
-import { exitOnStartupError, ListenError, loadConfigOrExit } from "./startup-errors.js";
-import { ensureWebBuild, WEB_DIST_DIR } from "./web-ui/build.js";
+import { createLogger } from "./lib/logger.js";
+import { assertCanListen } from "./boot/port-check.js";
+import { exitOnStartupError, ListenError, loadConfigOrExit } from "./boot/startup-errors.js";
+import { ensureWebBuild, WEB_DIST_DIR } from "./server/web-ui/build.js";
 
 const config = loadConfigOrExit();
 

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { Backoff, backoffDelay } from "../src/backoff.js";
+import { Backoff, backoffDelay } from "../src/lib/backoff.js";
 
 describe("backoff", () => {
   const policy = { initialMs: 100, maxMs: 1000 };

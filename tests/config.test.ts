@@ -1,7 +1,7 @@
 import { execFile } from "node:child_process";
 import { fileURLToPath } from "node:url";
 import { describe, expect, it } from "vitest";
-import { ConfigError, loadConfig } from "../src/config.js";
+import { ConfigError, loadConfig } from "../src/boot/config.js";
 
 const ROOT = fileURLToPath(new URL("..", import.meta.url));
 const SECRET = "s".repeat(32);

@@ -9,7 +9,7 @@
 import { randomUUID } from "node:crypto";
 import autocannon from "autocannon";
 import pg from "pg";
-import { signHs256 } from "../../src/auth.js";
+import { signHs256 } from "../../src/auth/verifier.js";
 import { cpuTimeMs } from "../lib/cpu.js";
 import { figure, type Figure } from "../lib/figure.js";
 import { startApi, startRaw } from "../lib/servers.js";

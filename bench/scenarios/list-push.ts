@@ -11,11 +11,11 @@ import type { AddressInfo } from "node:net";
 import { createClient } from "graphql-ws";
 import pg from "pg";
 import { WebSocket, WebSocketServer } from "ws";
-import { buildApp } from "../../src/app.js";
-import { createVerifier, signHs256 } from "../../src/auth.js";
+import { buildApp } from "../../src/server/app.js";
+import { createVerifier, signHs256 } from "../../src/auth/verifier.js";
 import { createDb } from "../../src/db/client.js";
-import { loadConfig } from "../../src/config.js";
-import { createLogger } from "../../src/logger.js";
+import { loadConfig } from "../../src/boot/config.js";
+import { createLogger } from "../../src/lib/logger.js";
 import { figure, median, type Figure } from "../lib/figure.js";
 import type { BenchContext } from "../lib/scenario.js";
 

@@ -11,7 +11,7 @@ import { randomUUID } from "node:crypto";
 import { chmod, mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
-import { signHs256 } from "../../src/auth.js";
+import { signHs256 } from "../../src/auth/verifier.js";
 import { freePort } from "../../src/db/embedded.js";
 import { figure, median, type Figure } from "../lib/figure.js";
 import { graphqlOk, startProgram, waitUntil } from "../lib/program.js";

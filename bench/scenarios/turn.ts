@@ -9,12 +9,12 @@
 import { randomUUID } from "node:crypto";
 import type { AddressInfo } from "node:net";
 import pg from "pg";
-import { buildApp } from "../../src/app.js";
-import { createVerifier, signHs256 } from "../../src/auth.js";
+import { buildApp } from "../../src/server/app.js";
+import { createVerifier, signHs256 } from "../../src/auth/verifier.js";
 import { createCohereModel } from "../../src/chat/cohere.js";
-import { loadConfig } from "../../src/config.js";
+import { loadConfig } from "../../src/boot/config.js";
 import { createDb } from "../../src/db/client.js";
-import { createLogger } from "../../src/logger.js";
+import { createLogger } from "../../src/lib/logger.js";
 import { startFakeCohere, textReply, toolCallReply } from "../../tests/helpers/fake-cohere.js";
 import { figure, median, type Figure } from "../lib/figure.js";
 import type { BenchContext } from "../lib/scenario.js";

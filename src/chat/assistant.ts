@@ -1,5 +1,5 @@
 import { setTimeout as sleep } from "node:timers/promises";
-import { backoffDelay } from "../backoff.js";
+import { backoffDelay } from "../lib/backoff.js";
 import type { Db } from "../db/client.js";
 import {
   activeTurn,
@@ -10,7 +10,7 @@ import {
   turnControl,
   type TurnRef,
 } from "../domain/conversation-log.js";
-import { AppError, ErrorCode } from "../errors.js";
+import { AppError, ErrorCode } from "../lib/errors.js";
 import type { Message, Turn, TurnStatus } from "../generated/prisma/client.js";
 import { userChannel } from "../realtime/hub.js";
 import { leaseTtlMs, type Lease } from "./lease.js";

@@ -1,6 +1,6 @@
 import { setTimeout as sleep } from "node:timers/promises";
 import { CohereClientV2, CohereError, CohereTimeoutError, type Cohere } from "cohere-ai";
-import { backoffDelay } from "../backoff.js";
+import { backoffDelay } from "../lib/backoff.js";
 
 export type ChatRequest = Cohere.V2ChatStreamRequest;
 export type ChatStreamEvent = Cohere.V2ChatStreamResponse;

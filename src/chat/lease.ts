@@ -1,9 +1,9 @@
 import { setTimeout as sleep } from "node:timers/promises";
 import { randomUUID } from "node:crypto";
-import { backoffDelay } from "../backoff.js";
+import { backoffDelay } from "../lib/backoff.js";
 import type { Db } from "../db/client.js";
 import { releaseLease, tryTakeLease } from "../domain/conversation-log.js";
-import { AppError, ErrorCode, notFound } from "../errors.js";
+import { AppError, ErrorCode, notFound } from "../lib/errors.js";
 
 /**
  * A per-conversation turn lock kept in the conversation row. A session-level

@@ -13,7 +13,7 @@ import {
 } from "../domain/conversation-log.js";
 import { isUniqueViolation } from "../domain/prisma-errors.js";
 import { takeToken } from "../domain/rate-limits.js";
-import { badInput, rateLimited } from "../errors.js";
+import { badInput, rateLimited } from "../lib/errors.js";
 import type { Conversation, Message, Turn } from "../generated/prisma/client.js";
 import type { Assistant } from "./assistant.js";
 import { storedToolCalls } from "./history.js";

@@ -2,8 +2,8 @@ import { z } from "zod";
 import type { DbClient } from "../db/client.js";
 import { Bounds, charLength } from "../domain/bounds.js";
 import { addTask, deleteTask, listTasks, updateTask, type TaskStatus } from "../domain/tasks.js";
-import { AppError } from "../errors.js";
-import { parseId, toGlobalId } from "../ids.js";
+import { AppError } from "../lib/errors.js";
+import { parseId, toGlobalId } from "../lib/ids.js";
 
 /**
  * The one registry of task tools, shared by the chat loop and the MCP server.

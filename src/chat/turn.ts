@@ -15,10 +15,10 @@ import {
   type TurnRef,
 } from "../domain/conversation-log.js";
 import type { RateLimit } from "../domain/rate-limits.js";
-import { AppError, ErrorCode } from "../errors.js";
+import { AppError, ErrorCode } from "../lib/errors.js";
 import type { Message, Turn } from "../generated/prisma/client.js";
-import { toGlobalId } from "../ids.js";
-import type { Logger } from "../logger.js";
+import { toGlobalId } from "../lib/ids.js";
+import type { Logger } from "../lib/logger.js";
 import { AnswerWriter } from "./answer-writer.js";
 import { ModelTimeoutError, ModelUnavailableError, type ChatModel, type RetryPolicy } from "./cohere.js";
 import { storedToolCalls, type StoredToolCall } from "./history.js";

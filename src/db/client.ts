@@ -3,7 +3,7 @@ import { PrismaNeon } from "@prisma/adapter-neon";
 import { PrismaPg } from "@prisma/adapter-pg";
 import pg from "pg";
 import { WebSocket } from "ws";
-import type { DatabaseDriver } from "../config.js";
+import type { DatabaseDriver } from "./settings.js";
 import { PrismaClient, type Prisma } from "../generated/prisma/client.js";
 
 export type Db = PrismaClient;

@@ -1,6 +1,6 @@
 import { fileURLToPath } from "node:url";
-import type { Config } from "../config.js";
-import type { Logger } from "../logger.js";
+import type { DatabaseSettings } from "./settings.js";
+import type { Logger } from "../lib/logger.js";
 import { startEmbeddedPostgres } from "./embedded.js";
 import { applyMigrations, MigrationError } from "./migrate.js";
 
@@ -44,7 +44,7 @@ export interface OpenDatabase {
 }
 
 /** The configured database, or the embedded one when DATABASE_URL is unset; migrated either way. */
-export async function openDatabase(database: Config["database"], logger: Logger): Promise<OpenDatabase> {
+export async function openDatabase(database: DatabaseSettings, logger: Logger): Promise<OpenDatabase> {
   let opened: OpenDatabase;
   if (database.url === undefined) {
     const embedded = await startEmbeddedPostgres({

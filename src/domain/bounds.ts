@@ -1,4 +1,4 @@
-import { badInput } from "../errors.js";
+import { badInput } from "../lib/errors.js";
 
 /** The product's bounds, shared by GraphQL inputs, the assistant's tools and MCP. */
 export const Bounds = {

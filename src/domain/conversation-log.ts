@@ -1,5 +1,5 @@
 import type { Db, DbClient } from "../db/client.js";
-import { notFound } from "../errors.js";
+import { notFound } from "../lib/errors.js";
 import { Prisma, type Message, type MessageStatus, type Turn, type TurnStatus } from "../generated/prisma/client.js";
 import { appendMessages, insertStreamingMessage, settleStreamingMessage, type NewMessage } from "./messages.js";
 

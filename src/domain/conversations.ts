@@ -1,5 +1,5 @@
 import type { Db } from "../db/client.js";
-import { notFound } from "../errors.js";
+import { notFound } from "../lib/errors.js";
 import type { Prisma } from "../generated/prisma/client.js";
 import { Bounds, optionalText } from "./bounds.js";
 

@@ -1,5 +1,5 @@
 import type { Db, DbClient } from "../db/client.js";
-import { notFound } from "../errors.js";
+import { notFound } from "../lib/errors.js";
 import type { MessageRole, MessageStatus, Prisma } from "../generated/prisma/client.js";
 
 export type MessageQuery = { select?: Prisma.MessageSelect } | { include?: Prisma.MessageInclude } | Record<string, never>;

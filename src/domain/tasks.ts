@@ -1,5 +1,5 @@
 import type { DbClient } from "../db/client.js";
-import { badInput, notFound } from "../errors.js";
+import { badInput, notFound } from "../lib/errors.js";
 import type { Prisma } from "../generated/prisma/client.js";
 import { Bounds, optionalText, requiredText } from "./bounds.js";
 import { isRecordNotFound } from "./prisma-errors.js";

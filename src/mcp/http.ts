@@ -1,9 +1,9 @@
 import { WebStandardStreamableHTTPServerTransport } from "@modelcontextprotocol/sdk/server/webStandardStreamableHttp.js";
-import { bearerToken, type TokenVerifier } from "../auth.js";
+import { bearerToken, type TokenVerifier } from "../auth/verifier.js";
 import type { Db } from "../db/client.js";
-import { AppError } from "../errors.js";
-import { BodyError, readJsonBody } from "../http/body.js";
-import type { Logger } from "../logger.js";
+import { AppError } from "../lib/errors.js";
+import { BodyError, readJsonBody } from "../lib/http-body.js";
+import type { Logger } from "../lib/logger.js";
 import { createMcpServer } from "./server.js";
 
 export const MCP_PATH = "/mcp";

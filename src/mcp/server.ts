@@ -8,7 +8,7 @@ import {
 } from "@modelcontextprotocol/sdk/types.js";
 import { inputJsonSchema, outputJsonSchema, runTool, TOOLS } from "../chat/tools.js";
 import type { Db } from "../db/client.js";
-import type { Logger } from "../logger.js";
+import type { Logger } from "../lib/logger.js";
 import { ToolCallRequest, toolCallParams } from "./tool-call-params.js";
 
 /**

@@ -1,5 +1,5 @@
 import type { Db } from "../db/client.js";
-import type { Logger } from "../logger.js";
+import type { Logger } from "../lib/logger.js";
 import type { ReconnectInfo } from "./listener.js";
 
 /**

@@ -1,8 +1,8 @@
-import { Backoff, type BackoffPolicy } from "../backoff.js";
+import { Backoff, type BackoffPolicy } from "../lib/backoff.js";
 import type { Db } from "../db/client.js";
-import { AppError, ErrorCode } from "../errors.js";
+import { AppError, ErrorCode } from "../lib/errors.js";
 import type { Message } from "../generated/prisma/client.js";
-import type { Logger } from "../logger.js";
+import type { Logger } from "../lib/logger.js";
 import type { Feed, FeedLimits } from "./feed.js";
 import type { PgListener, ReconnectInfo } from "./listener.js";
 import { MessageFeed, type MessageSubscription } from "./message-feed.js";

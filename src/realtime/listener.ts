@@ -1,7 +1,7 @@
 import { EventEmitter } from "node:events";
 import pg from "pg";
-import { Backoff, type BackoffPolicy } from "../backoff.js";
-import type { Logger } from "../logger.js";
+import { Backoff, type BackoffPolicy } from "../lib/backoff.js";
+import type { Logger } from "../lib/logger.js";
 
 /**
  * One dedicated LISTEN connection per process (on DIRECT_URL: Neon's pooler

@@ -1,5 +1,5 @@
 import { setTimeout as sleep } from "node:timers/promises";
-import { Backoff, type BackoffPolicy } from "../backoff.js";
+import { Backoff, type BackoffPolicy } from "../lib/backoff.js";
 import type { Message } from "../generated/prisma/client.js";
 import { SubscriberRoster, type Feed, type FeedContext, type FeedLimits } from "./feed.js";
 import type { MessageHint } from "./notification.js";

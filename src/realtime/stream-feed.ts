@@ -1,8 +1,8 @@
 import type { Db } from "../db/client.js";
 import { charLength } from "../domain/bounds.js";
 import type { Message } from "../generated/prisma/client.js";
-import { AppError, ErrorCode } from "../errors.js";
-import type { Logger } from "../logger.js";
+import { AppError, ErrorCode } from "../lib/errors.js";
+import type { Logger } from "../lib/logger.js";
 import { userChannel } from "./hub.js";
 import type { PgListener } from "./listener.js";
 import { subscriberStream, type Outlet, type StreamEnd } from "./subscriber.js";

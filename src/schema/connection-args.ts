@@ -12,8 +12,8 @@ import {
   type GraphQLSchema,
 } from "graphql";
 import type { Plugin } from "graphql-yoga";
-import { ErrorCode } from "../errors.js";
-import { isValidCursor } from "../ids.js";
+import { ErrorCode } from "../lib/errors.js";
+import { isValidCursor } from "../lib/ids.js";
 
 export const MAX_PAGE_SIZE = 100;
 

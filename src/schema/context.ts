@@ -1,6 +1,6 @@
 import type DataLoader from "dataloader";
 import type { GraphQLError } from "graphql";
-import type { Viewer } from "../auth.js";
+import type { Viewer } from "../auth/verifier.js";
 import type { Assistant } from "../chat/assistant.js";
 import type { Db } from "../db/client.js";
 import type { Message } from "../generated/prisma/client.js";

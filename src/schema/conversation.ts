@@ -5,7 +5,7 @@ import {
   listConversationPage,
 } from "../domain/conversations.js";
 import { builder } from "./builder.js";
-import { parseId, toGlobalId } from "../ids.js";
+import { parseId, toGlobalId } from "../lib/ids.js";
 
 export const ConversationRef = builder.prismaNode("Conversation", {
   id: { field: "id" },

@@ -1,5 +1,5 @@
 import { getConversation } from "../domain/conversations.js";
-import { parseId } from "../ids.js";
+import { parseId } from "../lib/ids.js";
 import { untilExpiry } from "../realtime/expiry.js";
 import { valueOrEnd } from "../realtime/subscriber.js";
 import type { MessageStreamEvent } from "../realtime/stream-feed.js";

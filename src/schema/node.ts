@@ -8,7 +8,7 @@ import { ConversationRef } from "./conversation.js";
 import { MessageRef } from "./message.js";
 import { TaskRef } from "./task.js";
 import { TurnRef } from "./turn.js";
-import { parseGlobalId, type NodeTypename } from "../ids.js";
+import { parseGlobalId, type NodeTypename } from "../lib/ids.js";
 
 const types = {
   Task: { ref: TaskRef, load: getTask },

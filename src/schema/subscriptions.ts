@@ -1,10 +1,10 @@
 import { getConversation } from "../domain/conversations.js";
-import { badInput } from "../errors.js";
+import { badInput } from "../lib/errors.js";
 import { untilExpiry } from "../realtime/expiry.js";
 import type { TaskChangeEvent } from "../realtime/hub.js";
 import { valueOrEnd } from "../realtime/subscriber.js";
 import { builder } from "./builder.js";
-import { parseId, toGlobalId } from "../ids.js";
+import { parseId, toGlobalId } from "../lib/ids.js";
 import { MessageRef } from "./message.js";
 import { TaskRef } from "./task.js";
 

@@ -7,7 +7,7 @@ import {
   type TaskStatus,
 } from "../domain/tasks.js";
 import { builder } from "./builder.js";
-import { parseId } from "../ids.js";
+import { parseId } from "../lib/ids.js";
 
 export const TaskRef = builder.prismaNode("Task", {
   id: { field: "id" },

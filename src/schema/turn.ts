@@ -1,5 +1,5 @@
 import { turnMessages } from "../domain/conversation-log.js";
-import { parseId } from "../ids.js";
+import { parseId } from "../lib/ids.js";
 import { builder } from "./builder.js";
 import { MessageRef } from "./message.js";
 

@@ -2,7 +2,7 @@ import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { exportJWK, exportSPKI, generateKeyPair, SignJWT, UnsecuredJWT, type CryptoKey, type JWK } from "jose";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { createVerifier, signHs256 } from "../../src/auth.js";
+import { createVerifier, signHs256 } from "../../src/auth/verifier.js";
 import type { Db } from "../../src/db/client.js";
 import { newUserId, testDb } from "../helpers/db.js";
 import { capturingLogger, newUser, startTestServer, type GraphQLResponse, type TestServer } from "../helpers/server.js";

@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
-import { createVerifier, signHs256, type TokenVerifier } from "../../src/auth.js";
-import { AppError } from "../../src/errors.js";
-import { cachingVerifier } from "../../src/token-cache.js";
+import { createVerifier, signHs256, type TokenVerifier } from "../../src/auth/verifier.js";
+import { AppError } from "../../src/lib/errors.js";
+import { cachingVerifier } from "../../src/auth/token-cache.js";
 import { newUserId } from "../helpers/db.js";
 import { TEST_JWT_SECRET, testVerifier } from "../helpers/tokens.js";
 

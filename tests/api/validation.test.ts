@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { toGlobalId } from "../../src/ids.js";
+import { toGlobalId } from "../../src/lib/ids.js";
 import { newUser, startTestServer, type GraphQLResponse, type TestServer, type TestUser } from "../helpers/server.js";
 
 const ADD_TASK = `mutation Add($input: AddTaskInput!) { addTask(input: $input) { id title description } }`;

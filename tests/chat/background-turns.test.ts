@@ -1,6 +1,6 @@
 import { randomUUID } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { parseId } from "../../src/ids.js";
+import { parseId } from "../../src/lib/ids.js";
 import { startFakeCohere, textReply, type FakeCohere } from "../helpers/fake-cohere.js";
 import { newUser, type TestServer, type TestUser } from "../helpers/server.js";
 import { promiseState } from "../realtime/support.js";

@@ -1,6 +1,6 @@
 import { randomUUID } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { toGlobalId } from "../../src/ids.js";
+import { toGlobalId } from "../../src/lib/ids.js";
 import { startFakeCohere, textReply, toolCallReply, wordChunks, type FakeCohere } from "../helpers/fake-cohere.js";
 import { newUser, waitForSubscriptions, type TestServer, type TestUser } from "../helpers/server.js";
 import { wsClient, type TestWsClient } from "../helpers/ws-client.js";

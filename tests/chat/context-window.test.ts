@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { OLDER_MESSAGES_NOTE } from "../../src/chat/history.js";
 import { createConversation } from "../../src/domain/conversations.js";
 import { appendMessages, type NewMessage } from "../../src/domain/messages.js";
-import { toGlobalId } from "../../src/ids.js";
+import { toGlobalId } from "../../src/lib/ids.js";
 import { sendMessage, startChatRig } from "../helpers/chat.js";
 import { textReply, type FakeCohere, type WireMessage } from "../helpers/fake-cohere.js";
 import { newUser, type TestServer, type TestUser } from "../helpers/server.js";

@@ -2,7 +2,7 @@ import { randomUUID } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { Db } from "../../src/db/client.js";
 import { sweepInterruptedTurns } from "../../src/domain/conversation-log.js";
-import { toGlobalId } from "../../src/ids.js";
+import { toGlobalId } from "../../src/lib/ids.js";
 import { cohereAssistant } from "../helpers/chat.js";
 import { testDb } from "../helpers/db.js";
 import { startFakeCohere, textReply, type FakeCohere } from "../helpers/fake-cohere.js";

@@ -3,8 +3,8 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { AssistantDeps } from "../../src/chat/turn.js";
 import type { Db } from "../../src/db/client.js";
 import type { Message } from "../../src/generated/prisma/client.js";
-import type { Logger } from "../../src/logger.js";
-import { toGlobalId } from "../../src/ids.js";
+import type { Logger } from "../../src/lib/logger.js";
+import { toGlobalId } from "../../src/lib/ids.js";
 import {
   cohereAssistant,
   messagesIn,

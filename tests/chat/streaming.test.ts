@@ -3,7 +3,7 @@ import { Client, fetchExchange, subscriptionExchange, type OperationResult } fro
 import { createClient as createWsClient, type Client as WsClient } from "graphql-ws";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { WebSocket } from "ws";
-import { parseId, toGlobalId } from "../../src/ids.js";
+import { parseId, toGlobalId } from "../../src/lib/ids.js";
 import { startFakeCohere, textReply, toolCallReply, wordChunks, type FakeCohere } from "../helpers/fake-cohere.js";
 import type pg from "pg";
 import { cohereAssistant } from "../helpers/chat.js";

@@ -1,7 +1,7 @@
 import type { AssistantDeps } from "../../src/chat/turn.js";
 import type { Db } from "../../src/db/client.js";
 import type { Turn } from "../../src/generated/prisma/client.js";
-import { parseId } from "../../src/ids.js";
+import { parseId } from "../../src/lib/ids.js";
 import { cohereAssistant } from "../helpers/chat.js";
 import type { FakeCohere } from "../helpers/fake-cohere.js";
 import { startTestServer, type TestServer } from "../helpers/server.js";

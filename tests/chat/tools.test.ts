@@ -1,7 +1,7 @@
 import { randomUUID } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { Message, Task } from "../../src/generated/prisma/client.js";
-import { parseId, toGlobalId } from "../../src/ids.js";
+import { parseId, toGlobalId } from "../../src/lib/ids.js";
 import {
   cohereAssistant,
   messagesIn,

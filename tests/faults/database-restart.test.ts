@@ -3,7 +3,7 @@ import { randomUUID } from "node:crypto";
 import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createDb, type Db } from "../../src/db/client.js";
-import { parseId } from "../../src/ids.js";
+import { parseId } from "../../src/lib/ids.js";
 import { cohereAssistant } from "../helpers/chat.js";
 import { startFakeCohere, textReply, type FakeCohere } from "../helpers/fake-cohere.js";
 import { startOwnCluster, type OwnCluster } from "../helpers/own-cluster.js";

@@ -1,7 +1,7 @@
 import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { WebSocket } from "ws";
-import { parseId } from "../../src/ids.js";
+import { parseId } from "../../src/lib/ids.js";
 import { databaseUrl } from "../helpers/db.js";
 import { newUser, startTestServer, waitForSubscriptions, type TestServer, type TestUser } from "../helpers/server.js";
 import { wsClient } from "../helpers/ws-client.js";

@@ -1,8 +1,8 @@
 import fc from "fast-check";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { WebSocket } from "ws";
-import { ErrorCode } from "../../src/errors.js";
-import { toGlobalId } from "../../src/ids.js";
+import { ErrorCode } from "../../src/lib/errors.js";
+import { toGlobalId } from "../../src/lib/ids.js";
 import { newUser, startTestServer, type TestServer, type TestUser } from "../helpers/server.js";
 
 /**

@@ -2,7 +2,7 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { randomUUID } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { Db } from "../../src/db/client.js";
-import { parseId } from "../../src/ids.js";
+import { parseId } from "../../src/lib/ids.js";
 import { cohereAssistant } from "../helpers/chat.js";
 import { testDb } from "../helpers/db.js";
 import { errorReply, startFakeCohere, textReply, toolCallReply, type FakeCohere, type RecordedRequest, type ScriptedReply } from "../helpers/fake-cohere.js";

@@ -1,7 +1,7 @@
 import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createDb, type Db } from "../../src/db/client.js";
-import { parseId } from "../../src/ids.js";
+import { parseId } from "../../src/lib/ids.js";
 import { databaseUrl } from "../helpers/db.js";
 import { newUser, startTestServer, type TestServer, type TestUser } from "../helpers/server.js";
 import { promiseState } from "../realtime/support.js";

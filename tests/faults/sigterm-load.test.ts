@@ -4,7 +4,7 @@ import { request } from "node:http";
 import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { Db } from "../../src/db/client.js";
-import { parseId } from "../../src/ids.js";
+import { parseId } from "../../src/lib/ids.js";
 import { cohereAssistant } from "../helpers/chat.js";
 import { databaseUrl, newUserId, testDb } from "../helpers/db.js";
 import { startFakeCohere, textReply, type FakeCohere } from "../helpers/fake-cohere.js";

@@ -2,8 +2,8 @@ import { createCohereModel } from "../../src/chat/cohere.js";
 import type { AssistantDeps } from "../../src/chat/turn.js";
 import type { Db } from "../../src/db/client.js";
 import type { Message } from "../../src/generated/prisma/client.js";
-import { createLogger, type Logger } from "../../src/logger.js";
-import { parseId } from "../../src/ids.js";
+import { createLogger, type Logger } from "../../src/lib/logger.js";
+import { parseId } from "../../src/lib/ids.js";
 import { startFakeCohere, type FakeCohere } from "./fake-cohere.js";
 import { startTestServer, testAssistant, type GraphQLResponse, type TestServer, type TestUser } from "./server.js";
 

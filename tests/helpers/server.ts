@@ -1,9 +1,9 @@
 import { pino } from "pino";
-import { buildApp, type App, type AppDeps } from "../../src/app.js";
+import { buildApp, type App, type AppDeps } from "../../src/server/app.js";
 import type { AssistantDeps } from "../../src/chat/turn.js";
 import type { Db } from "../../src/db/client.js";
-import { loadConfig, type HttpSettings } from "../../src/config.js";
-import { createLogger, type Logger } from "../../src/logger.js";
+import { loadConfig, type HttpSettings } from "../../src/boot/config.js";
+import { createLogger, type Logger } from "../../src/lib/logger.js";
 import { databaseUrl, newUserId, testDb } from "./db.js";
 import { TEST_JWT_SECRET, testVerifier, tokenFor } from "./tokens.js";
 

@@ -1,5 +1,5 @@
-import { createVerifier, signHs256, type TokenVerifier } from "../../src/auth.js";
-import type { Config } from "../../src/config.js";
+import { createVerifier, signHs256, type TokenVerifier } from "../../src/auth/verifier.js";
+import type { Config } from "../../src/boot/config.js";
 
 /** Made per test run; never a fixed value in the repo. */
 export const TEST_JWT_SECRET = `test-${crypto.randomUUID()}-${crypto.randomUUID()}`;

@@ -3,7 +3,7 @@ import { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
 import { LATEST_PROTOCOL_VERSION, type Tool } from "@modelcontextprotocol/sdk/types.js";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { parseId, toGlobalId } from "../../src/ids.js";
+import { parseId, toGlobalId } from "../../src/lib/ids.js";
 import { newUser, startTestServer, waitForSubscriptions, type TestServer, type TestUser } from "../helpers/server.js";
 import { tokenFor } from "../helpers/tokens.js";
 import { wsClient, type TestWsClient } from "../helpers/ws-client.js";

@@ -5,7 +5,7 @@ import { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { StdioClientTransport } from "@modelcontextprotocol/sdk/client/stdio.js";
 import { LATEST_PROTOCOL_VERSION, type Tool } from "@modelcontextprotocol/sdk/types.js";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { parseId, toGlobalId } from "../../src/ids.js";
+import { parseId, toGlobalId } from "../../src/lib/ids.js";
 import { databaseUrl, newUserId } from "../helpers/db.js";
 import { newUser, startTestServer, waitForSubscriptions, type TestServer, type TestUser } from "../helpers/server.js";
 import { TEST_JWT_SECRET, tokenFor } from "../helpers/tokens.js";
@@ -15,7 +15,7 @@ import { callError, callOk, expectNextChange, expectToolCatalogue, TASK_CHANGED,
 /** `npm run mcp`, as a child process of the test: tsx's loader on this Node. */
 const ROOT = fileURLToPath(new URL("../..", import.meta.url));
 const COMMAND = process.execPath;
-const ARGS = ["--import", "tsx", "src/mcp/stdio.ts"];
+const ARGS = ["--import", "tsx", "src/boot/mcp-stdio.ts"];
 
 /** Settings the stdio server reads; the test's own environment must not leak any of them in. */
 const SERVER_SETTINGS = [

@@ -1,7 +1,7 @@
 import { afterAll, describe, expect, it } from "vitest";
 import type { Db } from "../../src/db/client.js";
 import { addTask } from "../../src/domain/tasks.js";
-import { createLogger } from "../../src/logger.js";
+import { createLogger } from "../../src/lib/logger.js";
 import type { Outlet } from "../../src/realtime/subscriber.js";
 import { TaskFeed, type TaskChangeEvent } from "../../src/realtime/task-feed.js";
 import { newUserId, testDb } from "../helpers/db.js";

@@ -3,7 +3,7 @@ import type pg from "pg";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { acquireLease } from "../../src/chat/lease.js";
 import type { AssistantDeps } from "../../src/chat/turn.js";
-import { parseId } from "../../src/ids.js";
+import { parseId } from "../../src/lib/ids.js";
 import { cohereAssistant, sendMessage } from "../helpers/chat.js";
 import { skewProcessClock } from "../helpers/clock.js";
 import { databaseUrl } from "../helpers/db.js";

@@ -2,7 +2,7 @@ import { EventEmitter } from "node:events";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { Db } from "../../src/db/client.js";
 import type { Message } from "../../src/generated/prisma/client.js";
-import { createLogger } from "../../src/logger.js";
+import { createLogger } from "../../src/lib/logger.js";
 import { RealtimeHub, StreamEnd } from "../../src/realtime/hub.js";
 import { PgListener, type NotificationHandler } from "../../src/realtime/listener.js";
 import { databaseUrl, newUserId, testDb } from "../helpers/db.js";

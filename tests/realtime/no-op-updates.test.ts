@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { parseId } from "../../src/ids.js";
+import { parseId } from "../../src/lib/ids.js";
 import { newUser } from "../helpers/server.js";
 import {
   ADD_TASK,

@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { toGlobalId } from "../../src/ids.js";
+import { toGlobalId } from "../../src/lib/ids.js";
 import { cohereAssistant } from "../helpers/chat.js";
 import { databaseUrl } from "../helpers/db.js";
 import { startFakeCohere, textReply, toolCallReply, type FakeCohere } from "../helpers/fake-cohere.js";

@@ -4,7 +4,7 @@ import pg from "pg";
 import { createConversation } from "../../src/domain/conversations.js";
 import { appendMessages, type NewMessage } from "../../src/domain/messages.js";
 import type { Db } from "../../src/db/client.js";
-import { toGlobalId } from "../../src/ids.js";
+import { toGlobalId } from "../../src/lib/ids.js";
 import { startTestServer, waitForSubscriptions, type TestServer } from "../helpers/server.js";
 import { wsClient, type QueuedSubscription, type TestWsClient } from "../helpers/ws-client.js";
 

@@ -1,7 +1,7 @@
 import type pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { Db } from "../../src/db/client.js";
-import { toGlobalId } from "../../src/ids.js";
+import { toGlobalId } from "../../src/lib/ids.js";
 import { databaseUrl, testDb } from "../helpers/db.js";
 import { newUser } from "../helpers/server.js";
 import { adminClient, appendVia, live, MESSAGE_ADDED, newConversation, nextMessage, nextTaskChange, startLiveServer, TASK_CHANGED, type LiveServer } from "./support.js";

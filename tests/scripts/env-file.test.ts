@@ -22,7 +22,7 @@ async function appliedMigrations(url: string): Promise<string[]> {
   }
 }
 
-// Every entry point imports src/load-env.ts first; db:migrate stands for all of them.
+// Every entry point imports src/boot/load-env.ts first; db:migrate stands for all of them.
 describe("./.env for npm run db:migrate", () => {
   const started: Program[] = [];
   const cleanup: (() => Promise<void>)[] = [];

@@ -5,7 +5,7 @@ import type { CallToolResult } from "@modelcontextprotocol/sdk/types.js";
 import { isInterfaceType, type GraphQLObjectType } from "graphql";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { TOOLS } from "../../src/chat/tools.js";
-import { parseId, toGlobalId, type NodeTypename } from "../../src/ids.js";
+import { parseId, toGlobalId, type NodeTypename } from "../../src/lib/ids.js";
 import { schema } from "../../src/schema/index.js";
 import { deferred, eventsUntilSettled, liveStream, waitFor, type StreamEventView } from "../chat/support.js";
 import { startChatRig, type ChatRig } from "../helpers/chat.js";

@@ -1,7 +1,7 @@
 import { randomUUID } from "node:crypto";
 import { expect } from "vitest";
 import type { Db } from "../../src/db/client.js";
-import { toGlobalId, type NodeTypename } from "../../src/ids.js";
+import { toGlobalId, type NodeTypename } from "../../src/lib/ids.js";
 
 /**
  * The bookkeeping of the isolation attack suite: the ids an attacker tries

@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { Db } from "../../src/db/client.js";
 import { appendMessages } from "../../src/domain/messages.js";
-import { toGlobalId } from "../../src/ids.js";
+import { toGlobalId } from "../../src/lib/ids.js";
 import { testDb } from "../helpers/db.js";
 import { newUser, startTestServer, type TestServer, type TestUser } from "../helpers/server.js";
 import { wsClient } from "../helpers/ws-client.js";

@@ -1,7 +1,7 @@
 import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { Db } from "../../src/db/client.js";
-import { parseId } from "../../src/ids.js";
+import { parseId } from "../../src/lib/ids.js";
 import { databaseUrl, testDb } from "../helpers/db.js";
 import { capturingLogger, newUser, startTestServer, type TestServer, type TestUser } from "../helpers/server.js";
 

@@ -89,7 +89,7 @@ describe("start-up failures of the programs", () => {
     const url = `postgresql://app:${SECRET}@127.0.0.1:${closedPort}/nowhere`;
     const token = await tokenFor(newUserId("startup-mcp"));
     const env = { DATABASE_URL: url, AUTH_JWT_SECRET: TEST_JWT_SECRET, MCP_AUTH_TOKEN: token };
-    const mcp = runScript("src/mcp/stdio.ts", { env }, started);
+    const mcp = runScript("src/boot/mcp-stdio.ts", { env }, started);
     await expectRefusal(mcp, `Cannot reach the database at 127.0.0.1:${closedPort} (ECONNREFUSED); check DATABASE_URL`);
   });
 

@@ -1,13 +1,13 @@
 import { randomBytes } from "node:crypto";
 import { createServer, type Server, type Socket } from "node:net";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
-import { ConfigError, type Config } from "../../src/config.js";
+import { ConfigError, type Config } from "../../src/boot/config.js";
 import { EmbeddedPostgresError, freePort } from "../../src/db/embedded.js";
 import { MigrationError } from "../../src/db/migrate.js";
 import { openDatabase } from "../../src/db/open.js";
-import { createLogger } from "../../src/logger.js";
-import { assertCanListen } from "../../src/port-check.js";
-import { startupErrorLine } from "../../src/startup-errors.js";
+import { createLogger } from "../../src/lib/logger.js";
+import { assertCanListen } from "../../src/boot/port-check.js";
+import { startupErrorLine } from "../../src/boot/startup-errors.js";
 import { databaseUrl } from "../helpers/db.js";
 
 /** A password no line may contain. */

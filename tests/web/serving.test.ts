@@ -1,7 +1,7 @@
 import { request as httpRequest } from "node:http";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { ensureWebBuild, sourceHash, WEB_DIST_DIR, webBuildIsCurrent } from "../../src/web-ui/build.js";
-import { WEB_UI_CSP } from "../../src/web-ui/serve.js";
+import { ensureWebBuild, sourceHash, WEB_DIST_DIR, webBuildIsCurrent } from "../../src/server/web-ui/build.js";
+import { WEB_UI_CSP } from "../../src/server/web-ui/serve.js";
 import { startTestServer, type TestServer } from "../helpers/server.js";
 
 const DEV_TOKEN = "dev-token-for-same-origin-loopback-pages-only";

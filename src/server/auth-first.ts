@@ -1,7 +1,7 @@
 import type { Plugin } from "graphql-yoga";
-import { bearerToken, type TokenVerifier, type Viewer } from "../auth.js";
-import { AppError, ErrorCode } from "../errors.js";
-import { tooLargeMessage } from "./body.js";
+import { bearerToken, type TokenVerifier, type Viewer } from "../auth/verifier.js";
+import { AppError, ErrorCode } from "../lib/errors.js";
+import { tooLargeMessage } from "../lib/http-body.js";
 import { errorResponse } from "./responses.js";
 
 export interface AuthFirstOptions {

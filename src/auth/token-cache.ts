@@ -1,4 +1,4 @@
-import type { TokenVerifier, Viewer } from "./auth.js";
+import type { TokenVerifier, Viewer } from "./viewer.js";
 
 /**
  * Verified tokens by their text, so a client that sends the same bearer token

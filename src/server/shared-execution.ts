@@ -1,10 +1,10 @@
 import { setTimeout as sleep } from "node:timers/promises";
 import { createSourceEventStream, execute, type DocumentNode, type ExecutionArgs, type ExecutionResult } from "graphql";
 import { isAsyncIterable, mapAsyncIterator, type Plugin } from "graphql-yoga";
-import { Backoff } from "../backoff.js";
+import { Backoff } from "../lib/backoff.js";
 import { isDatabaseUnavailable } from "../db/unavailable.js";
 import type { Context } from "../schema/context.js";
-import { StreamEnd } from "./subscriber.js";
+import { StreamEnd } from "../realtime/subscriber.js";
 
 /**
  * One execution per event and distinct selection, not one per subscriber

@@ -1,4 +1,4 @@
-import type { ErrorCode } from "../errors.js";
+import type { ErrorCode } from "../lib/errors.js";
 
 /**
  * A GraphQL-over-HTTP error for answers given before any GraphQL runs (401,

@@ -1,10 +1,10 @@
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { sendNodeResponse } from "@whatwg-node/server";
 import type { YogaServerInstance } from "graphql-yoga";
-import type { Logger } from "../logger.js";
-import { requestContext, requestIdFrom } from "../request-context.js";
+import type { Logger } from "../lib/logger.js";
+import { requestContext, requestIdFrom } from "../lib/request-context.js";
 import type { Context } from "../schema/context.js";
-import { ErrorCode } from "../errors.js";
+import { ErrorCode } from "../lib/errors.js";
 import type { Drain } from "./drain.js";
 import { errorResponse } from "./responses.js";
 import { internalError } from "./routes.js";

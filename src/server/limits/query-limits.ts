@@ -4,9 +4,19 @@ import { maxDirectivesPlugin } from "@escape.tech/graphql-armor-max-directives";
 import { maxTokensPlugin } from "@escape.tech/graphql-armor-max-tokens";
 import { GraphQLError, NoSchemaIntrospectionCustomRule, type ValidationContext } from "graphql";
 import type { Plugin } from "graphql-yoga";
-import type { QueryLimits } from "../config.js";
-import { ErrorCode } from "../errors.js";
+import { ErrorCode } from "../../lib/errors.js";
 import { operationCost } from "./query-cost.js";
+
+export interface QueryLimits {
+  depth: number;
+  aliases: number;
+  tokens: number;
+  directives: number;
+  /** Nested page sizes multiply: see src/server/limits/query-cost.ts. */
+  cost: number;
+}
+
+export const DEFAULT_QUERY_LIMITS: QueryLimits = { depth: 10, aliases: 15, tokens: 1000, directives: 50, cost: 5000 };
 
 /**
  * Limits a document must pass before anything runs: tokens while parsing

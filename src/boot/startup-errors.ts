@@ -1,8 +1,8 @@
 import { ConfigError, loadConfig, type Config } from "./config.js";
-import { EmbeddedPostgresError } from "./db/embedded.js";
-import { MigrationError } from "./db/migrate.js";
-import { DatabaseOpenError } from "./db/open.js";
-import type { Logger } from "./logger.js";
+import { EmbeddedPostgresError } from "../db/embedded.js";
+import { MigrationError } from "../db/migrate.js";
+import { DatabaseOpenError } from "../db/open.js";
+import type { Logger } from "../lib/logger.js";
 
 // Every entry point (server, stdio MCP, scripts) ends a failed start the same
 // way: one line on stderr that says what to change, exit code 1. Never a stack

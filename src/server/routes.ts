@@ -1,6 +1,6 @@
 import type { Plugin } from "graphql-yoga";
-import { ErrorCode } from "../errors.js";
-import type { Logger } from "../logger.js";
+import { ErrorCode } from "../lib/errors.js";
+import type { Logger } from "../lib/logger.js";
 import { errorResponse } from "./responses.js";
 
 /** Answers a request, or returns undefined to let the next route (and finally GraphQL) have it. */

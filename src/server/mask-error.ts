@@ -1,9 +1,9 @@
 import { PothosValidationError } from "@pothos/core";
 import { GraphQLError } from "graphql";
-import { isDatabaseUnavailable } from "./db/unavailable.js";
-import { AppError, ErrorCode, toGraphQLError } from "./errors.js";
+import { isDatabaseUnavailable } from "../db/unavailable.js";
+import { AppError, ErrorCode, toGraphQLError } from "../lib/errors.js";
 import type { Plugin } from "graphql-yoga";
-import type { Logger } from "./logger.js";
+import type { Logger } from "../lib/logger.js";
 import { withoutSuggestions } from "./limits/query-limits.js";
 
 const MASKED_MESSAGE = "Unexpected error";

@@ -6,10 +6,10 @@ import { CloseCode, type FormattedExecutionResult } from "graphql-ws";
 import { useServer } from "graphql-ws/use/ws";
 import type { YogaServerInstance } from "graphql-yoga";
 import { WebSocketServer } from "ws";
-import { bearerToken, type TokenVerifier, type Viewer } from "./auth.js";
-import type { Logger } from "./logger.js";
-import { armDeadline } from "./realtime/deadline-timer.js";
-import type { Context } from "./schema/context.js";
+import { bearerToken, type TokenVerifier, type Viewer } from "../auth/verifier.js";
+import type { Logger } from "../lib/logger.js";
+import { armDeadline } from "../realtime/deadline-timer.js";
+import type { Context } from "../schema/context.js";
 
 const CLOSE_HANDSHAKE_MS = 2000;
 

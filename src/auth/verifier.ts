@@ -1,21 +1,22 @@
 import { randomBytes } from "node:crypto";
 import { createRemoteJWKSet, errors, jwtVerify, SignJWT, type JWTPayload, type JWTVerifyGetKey } from "jose";
-import type { Config } from "./config.js";
-import { unauthenticated } from "./errors.js";
+import { unauthenticated } from "../lib/errors.js";
 import { cachingVerifier } from "./token-cache.js";
+import type { TokenVerifier, Viewer } from "./viewer.js";
 
-export interface Viewer {
-  userId: string;
-  /**
-   * Seconds since the epoch (may be fractional): the token's exp, or sooner
-   * with AUTH_MAX_TOKEN_AGE. Sockets and subscriptions close when it passes.
-   */
-  expiresAt: number;
+export type { TokenVerifier, Viewer } from "./viewer.js";
+
+/** How tokens are verified (AUTH_* settings; see src/boot/config.ts). */
+export interface AuthSettings {
+    jwtSecret: string | undefined;
+    jwksUrl: string | undefined;
+    issuer: string | undefined;
+    audience: string | undefined;
+    /** AUTH_MAX_TOKEN_AGE: the longest a socket or subscription lives, whatever the token's exp says. */
+    maxTokenAgeSeconds: number | undefined;
 }
 
-export interface TokenVerifier {
-  verify(token: string): Promise<Viewer>;
-}
+
 
 /** Asymmetric algorithms a JWKS may publish; "none" and HMAC are never taken from a JWKS. */
 const JWKS_ALGORITHMS = ["RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA"];
@@ -30,7 +31,7 @@ export const TOKEN_CACHE_ENTRIES = 10_000;
 /** The longest a verified token is trusted without checking its signature again. */
 export const TOKEN_CACHE_TTL_MS = 60_000;
 
-export function createVerifier(auth: Config["auth"], options: VerifierOptions = {}): TokenVerifier {
+export function createVerifier(auth: AuthSettings, options: VerifierOptions = {}): TokenVerifier {
   const clock = options.clock ?? Date.now;
   const verifier = cachingVerifier(signatureVerifier(auth, clock), { maxEntries: TOKEN_CACHE_ENTRIES, ttlMs: TOKEN_CACHE_TTL_MS, clock });
   const maxAge = auth.maxTokenAgeSeconds;
@@ -44,7 +45,7 @@ export function createVerifier(auth: Config["auth"], options: VerifierOptions = 
   };
 }
 
-function signatureVerifier(auth: Config["auth"], clock: () => number): TokenVerifier {
+function signatureVerifier(auth: AuthSettings, clock: () => number): TokenVerifier {
   const options = { issuer: auth.issuer, audience: auth.audience, clock };
   if (auth.jwtSecret !== undefined) {
     const key = new TextEncoder().encode(auth.jwtSecret);

@@ -1,6 +1,6 @@
 import { readdir, readFile } from "node:fs/promises";
 import path from "node:path";
-import type { Route } from "../http/routes.js";
+import type { Route } from "../routes.js";
 
 export interface WebUiOptions {
   /** The built client (web/dist). */

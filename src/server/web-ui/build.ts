@@ -6,8 +6,8 @@ import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { setTimeout as sleep } from "node:timers/promises";
 
-/** The repository root: src/web-ui/ is two levels down. */
-const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
+/** The repository root: src/server/web-ui/ is three levels down. */
+const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../../..");
 export const WEB_DIR = path.join(ROOT, "web");
 export const WEB_DIST_DIR = path.join(WEB_DIR, "dist");
 /** Written into dist last: a dist without it (or with another hash) is rebuilt. */

@@ -1,7 +1,7 @@
 import { GraphQLError } from "graphql";
 import type { GraphQLParams, Plugin } from "graphql-yoga";
-import { ErrorCode } from "../errors.js";
-import { BodyError, readJsonBody } from "./body.js";
+import { ErrorCode } from "../lib/errors.js";
+import { BodyError, readJsonBody } from "../lib/http-body.js";
 
 /**
  * Request parsing that never alters what the client sent. Yoga decodes

@@ -1,5 +1,5 @@
 import type { Plugin } from "graphql-yoga";
-import type { Logger } from "../logger.js";
+import type { Logger } from "../lib/logger.js";
 
 /** One line per answered request, on every route, carrying the request id (from the logger's mixin). */
 export function useAccessLog(logger: Logger): Plugin {

@@ -1,7 +1,13 @@
 import { isIP } from "node:net";
 import { z } from "zod";
 
-export type DatabaseDriver = "pg" | "neon";
+import type { AuthSettings } from "../auth/verifier.js";
+import type { DatabaseDriver, DatabaseSettings } from "../db/settings.js";
+import { DEFAULT_QUERY_LIMITS } from "../server/limits/query-limits.js";
+import type { HttpSettings } from "../server/settings.js";
+
+export type { HttpSettings } from "../server/settings.js";
+export { DEFAULT_QUERY_LIMITS } from "../server/limits/query-limits.js";
 
 export interface Config {
   nodeEnv: string;
@@ -14,26 +20,9 @@ export interface Config {
   logLevel: string;
   /** WEB_UI: the web client at `/`; default on in development, off in production. */
   webUi: boolean;
-  database: {
-    /** Unset: the embedded Postgres under ./.data/postgres. */
-    url: string | undefined;
-    /** The unpooled endpoint, for migrations and LISTEN. Defaults to url. */
-    directUrl: string | undefined;
-    driver: DatabaseDriver;
-    poolSize: number;
-    connectionTimeoutMs: number;
-    /** Postgres statement_timeout on every pooled connection, in ms (0 = none). */
-    statementTimeoutMs: number;
-  };
+  database: DatabaseSettings;
   http: HttpSettings;
-  auth: {
-    jwtSecret: string | undefined;
-    jwksUrl: string | undefined;
-    issuer: string | undefined;
-    audience: string | undefined;
-    /** AUTH_MAX_TOKEN_AGE: the longest a socket or subscription lives, whatever the token's exp says. */
-    maxTokenAgeSeconds: number | undefined;
-  };
+  auth: AuthSettings;
   cohere: {
     apiKey: string | undefined;
     model: string;
@@ -62,29 +51,7 @@ export interface Config {
   };
 }
 
-/** What the front door enforces before any GraphQL work happens. */
-export interface HttpSettings {
-  /** Larger bodies get 413 (MAX_BODY_BYTES). */
-  maxBodyBytes: number;
-  /** Origins allowed to call the API from a browser (CORS_ORIGINS); empty = same-origin only. */
-  corsOrigins: string[];
-  /** Introspection queries; off in production unless GRAPHQL_INTROSPECTION=true. */
-  introspection: boolean;
-  /** Validation hints such as "Did you mean …?"; never in production. */
-  suggestions: boolean;
-  limits: QueryLimits;
-}
 
-export interface QueryLimits {
-  depth: number;
-  aliases: number;
-  tokens: number;
-  directives: number;
-  /** Nested page sizes multiply: see src/limits/query-cost.ts. */
-  cost: number;
-}
-
-export const DEFAULT_QUERY_LIMITS: QueryLimits = { depth: 10, aliases: 15, tokens: 1000, directives: 50, cost: 5000 };
 
 export class ConfigError extends Error {
   override name = "ConfigError";

@@ -1,13 +1,13 @@
-import "../load-env.js";
+import "./load-env.js";
 import { StdioServerTransport } from "@modelcontextprotocol/sdk/server/stdio.js";
 import { pino } from "pino";
-import { createVerifier } from "../auth.js";
-import { ConfigError, loadConfig } from "../config.js";
+import { createVerifier } from "../auth/verifier.js";
+import { ConfigError, loadConfig } from "./config.js";
 import { createDb } from "../db/client.js";
 import { openDatabase } from "../db/open.js";
-import { createLogger, type Logger } from "../logger.js";
-import { exitOnStartupError } from "../startup-errors.js";
-import { createMcpServer } from "./server.js";
+import { createLogger, type Logger } from "../lib/logger.js";
+import { exitOnStartupError } from "./startup-errors.js";
+import { createMcpServer } from "../mcp/server.js";
 
 // `npm run mcp`: the task tools over stdio for desktop assistants and IDE
 // agents. stdout carries the protocol, so logs go to stderr. The user is the
