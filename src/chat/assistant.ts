@@ -11,14 +11,14 @@ import {
   type TurnRef,
 } from "../domain/conversation-log.js";
 import { AppError, ErrorCode } from "../lib/errors.js";
-import type { Message, Turn, TurnStatus } from "../generated/prisma/client.js";
-import { userChannel } from "../realtime/hub.js";
+import type { Message, Turn } from "../generated/prisma/client.js";
+import { userChannel, type Notification } from "../realtime/protocol.js";
 import { leaseTtlMs, type Lease } from "./lease.js";
 import { RETRY_LATER, runTurn, TurnStop, unavailable, type AssistantDeps, type TurnEnd, type TurnRun } from "./turn.js";
 
 /** The one thing the assistant needs of the LISTEN connection (PgListener has it). */
 export interface ChannelListener {
-  listen(channel: string, handler: (payload: string) => void): Promise<() => Promise<void>>;
+  listen(channel: string, handler: (notification: Notification) => void): Promise<() => Promise<void>>;
 }
 
 /** How often a running turn reads its row, in case a cancel notification was lost. */
@@ -31,22 +31,6 @@ const CANCEL_WAIT_MS = 5000;
 const SHUTDOWN_WAIT_MS = 10_000;
 /** How often a lease the database could not take back is offered again: from about 100 ms, doubling, at most 2 s apart. */
 const HAND_BACK_BACKOFF = { initialMs: 100, maxMs: 2000 };
-
-interface TurnNote {
-  k: "turn";
-  i: string;
-  st: TurnStatus;
-  x: boolean;
-}
-
-function turnNote(payload: string): TurnNote | undefined {
-  try {
-    const note = JSON.parse(payload) as { k?: unknown };
-    return note.k === "turn" ? (note as TurnNote) : undefined;
-  } catch {
-    return undefined;
-  }
-}
 
 export interface OpenedRun {
   turn: Turn;
@@ -117,9 +101,8 @@ export class Assistant {
     const { logger } = this.deps;
     const turnId = run.turn.id;
     const unlisten = await this.listener
-      ?.listen(userChannel(run.turn.userId), (payload) => {
-        const note = turnNote(payload);
-        if (note?.i === turnId && note.x) controller.abort(new TurnStop("cancelled"));
+      ?.listen(userChannel(run.turn.userId), (note) => {
+        if (note.kind === "turn" && note.turnId === turnId && note.cancelRequested) controller.abort(new TurnStop("cancelled"));
       })
       .catch((error: unknown) => {
         logger.warn({ err: error, turnId }, "could not listen for a cancel; polling the turn instead");
@@ -219,9 +202,8 @@ export class Assistant {
       woken = true;
     };
     const unlisten = await this.listener
-      ?.listen(userChannel(userId), (payload) => {
-        const note = turnNote(payload);
-        if (note?.i === turnId && note.st !== "RUNNING") wake();
+      ?.listen(userChannel(userId), (note) => {
+        if (note.kind === "turn" && note.turnId === turnId && note.status !== "RUNNING") wake();
       })
       .catch(() => undefined);
     const until = performance.now() + limitMs;

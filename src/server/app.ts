@@ -92,7 +92,8 @@ export function buildApp(deps: AppDeps): App {
   const { db, logger, verifier } = deps;
   const listener = new PgListener({ ...deps.listener, connectionString: deps.listenUrl, logger });
   const realtime = new RealtimeHub(db, listener, logger, deps.realtime);
-  const streams = new StreamFeed(db, listener, logger);
+  // One admission for every kind of subscription: messageStream counts against the same cap.
+  const streams = new StreamFeed(db, listener, logger, realtime.admission);
   listener.on("reconnected", () => streams.catchUp());
   const assistant = new Assistant(db, deps.assistant, listener);
   const drain = new Drain();

@@ -5,6 +5,7 @@ import type { Message } from "../../src/generated/prisma/client.js";
 import { createLogger } from "../../src/lib/logger.js";
 import { RealtimeHub, StreamEnd } from "../../src/realtime/hub.js";
 import { PgListener, type NotificationHandler } from "../../src/realtime/listener.js";
+import { parseNotification } from "../../src/realtime/protocol.js";
 import { databaseUrl, newUserId, testDb } from "../helpers/db.js";
 import { appendVia, newConversation, range, waitUntil, within } from "./support.js";
 
@@ -32,13 +33,16 @@ class EarlyNotificationListener extends EventEmitter {
     const unlisten = await this.inner.listen(topic, handler);
     const payload = this.early;
     this.early = undefined;
-    if (payload !== undefined) handler(payload);
+    if (payload === undefined) return unlisten;
+    const notification = parseNotification(payload, logger);
+    if (!notification) throw new Error(`not a notification: ${payload}`);
+    handler(notification);
     return unlisten;
   }
 }
 
 function notificationOf(message: Message): string {
-  return JSON.stringify({ k: "message", i: message.id, c: message.conversationId, s: message.seq });
+  return JSON.stringify({ k: "message", i: message.id, c: message.conversationId, s: message.seq, st: message.status });
 }
 
 async function nextOf<T>(iterator: AsyncIterableIterator<T | StreamEnd>, what: string): Promise<T> {
