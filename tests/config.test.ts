@@ -49,7 +49,7 @@ describe("loadConfig", () => {
     });
     expect(config.cohere.model).toBe("command-a-03-2025");
     expect(config.cohere.apiKey).toBeUndefined();
-    expect(config.chat).toEqual({ rateLimitPerMinute: 20, rateBurst: 5, streamFlushMs: 100 });
+    expect(config.chat).toEqual({ rateLimitPerMinute: 20, rateBurst: 5, streamFlushMs: 100, maxToolCallsPerStep: 16, maxAnswerChars: 20_000 });
     expect(config.cohere.maxInputTokens).toBe(100_000);
     expect(config.realtime).toEqual({ subscriptionsPerUser: 50 });
     expect(config.ws).toStrictEqual({
@@ -134,6 +134,24 @@ describe("loadConfig", () => {
       const error = configError({ COHERE_MAX_INPUT_TOKENS });
       expect(error.message).toContain("COHERE_MAX_INPUT_TOKENS must be an integer (1000–10000000)");
       expect(error.message).toContain(`"${COHERE_MAX_INPUT_TOKENS}"`);
+    }
+  });
+
+  it("should read CHAT_MAX_TOOL_CALLS_PER_STEP and CHAT_MAX_ANSWER_CHARS", () => {
+    const config = loadConfig({ CHAT_MAX_TOOL_CALLS_PER_STEP: "4", CHAT_MAX_ANSWER_CHARS: "5000" });
+    expect(config.chat).toMatchObject({ maxToolCallsPerStep: 4, maxAnswerChars: 5000 });
+  });
+
+  it("should refuse a bad CHAT_MAX_TOOL_CALLS_PER_STEP or CHAT_MAX_ANSWER_CHARS, naming the setting and the value", () => {
+    for (const CHAT_MAX_TOOL_CALLS_PER_STEP of ["0", "1001", "many", "-1"]) {
+      const error = configError({ CHAT_MAX_TOOL_CALLS_PER_STEP });
+      expect(error.message).toContain("CHAT_MAX_TOOL_CALLS_PER_STEP must be an integer (1–1000)");
+      expect(error.message).toContain(`"${CHAT_MAX_TOOL_CALLS_PER_STEP}"`);
+    }
+    for (const CHAT_MAX_ANSWER_CHARS of ["99", "1000001", "2.5"]) {
+      const error = configError({ CHAT_MAX_ANSWER_CHARS });
+      expect(error.message).toContain("CHAT_MAX_ANSWER_CHARS must be an integer (100–1000000)");
+      expect(error.message).toContain(`"${CHAT_MAX_ANSWER_CHARS}"`);
     }
   });
 

@@ -45,6 +45,10 @@ export interface Config {
     rateBurst: number;
     /** STREAM_FLUSH_MS: the longest a streamed answer's stored text lags behind what the model sent. */
     streamFlushMs: number;
+    /** CHAT_MAX_TOOL_CALLS_PER_STEP: past it, none of the step's calls run and the turn ends (ASSISTANT_TOO_MANY_TOOL_CALLS). */
+    maxToolCallsPerStep: number;
+    /** CHAT_MAX_ANSWER_CHARS: an answer is cut here, with a marker (ASSISTANT_ANSWER_TOO_LONG). */
+    maxAnswerChars: number;
   };
 }
 
@@ -219,6 +223,8 @@ const envSchema = z.object({
   COHERE_MAX_INPUT_TOKENS: intSetting("COHERE_MAX_INPUT_TOKENS", 100_000, 1000, 10_000_000),
   CHAT_RATE_LIMIT: intSetting("CHAT_RATE_LIMIT", 20, 0, 100_000),
   CHAT_RATE_BURST: intSetting("CHAT_RATE_BURST", 5, 1, 10_000),
+  CHAT_MAX_TOOL_CALLS_PER_STEP: intSetting("CHAT_MAX_TOOL_CALLS_PER_STEP", 16, 1, 1000),
+  CHAT_MAX_ANSWER_CHARS: intSetting("CHAT_MAX_ANSWER_CHARS", 20_000, 100, 1_000_000),
   SUBSCRIPTIONS_PER_USER: intSetting("SUBSCRIPTIONS_PER_USER", 50, 1, 10_000),
   STREAM_FLUSH_MS: intSetting("STREAM_FLUSH_MS", 100, 10, 10_000),
   WS_CONNECTIONS_PER_USER: intSetting("WS_CONNECTIONS_PER_USER", DEFAULT_WS_SETTINGS.connectionsPerUser, 1, 1_000_000),
@@ -318,6 +324,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       rateLimitPerMinute: e.CHAT_RATE_LIMIT,
       rateBurst: e.CHAT_RATE_BURST,
       streamFlushMs: e.STREAM_FLUSH_MS,
+      maxToolCallsPerStep: e.CHAT_MAX_TOOL_CALLS_PER_STEP,
+      maxAnswerChars: e.CHAT_MAX_ANSWER_CHARS,
     },
   };
 }
