@@ -20,6 +20,8 @@ export function assistantFromConfig(config: Config, logger: Logger): AssistantDe
     logger,
     streamFlushMs: chat.streamFlushMs,
     maxInputTokens: cohere.maxInputTokens,
+    maxToolCallsPerStep: chat.maxToolCallsPerStep,
+    maxAnswerChars: chat.maxAnswerChars,
     rateLimit: chat.rateLimitPerMinute === 0 ? undefined : { perMinute: chat.rateLimitPerMinute, burst: chat.rateBurst },
   };
 }

@@ -4,10 +4,10 @@ import { z } from "zod";
 import type { AuthSettings } from "../auth/verifier.js";
 import type { DatabaseDriver, DatabaseSettings } from "../db/settings.js";
 import { DEFAULT_QUERY_LIMITS } from "../server/limits/query-limits.js";
-import type { HttpSettings, HttpTimeouts } from "../server/settings.js";
+import { DEFAULT_WS_SETTINGS, type HttpSettings, type HttpTimeouts, type WsSettings } from "../server/settings.js";
 import { defaultRequestTimeoutMs } from "../server/timeouts.js";
 
-export type { HttpSettings } from "../server/settings.js";
+export type { HttpSettings, WsSettings } from "../server/settings.js";
 export { DEFAULT_QUERY_LIMITS } from "../server/limits/query-limits.js";
 
 export interface Config {
@@ -23,6 +23,7 @@ export interface Config {
   webUi: boolean;
   database: DatabaseSettings;
   http: HttpSettings;
+  ws: WsSettings;
   auth: AuthSettings;
   cohere: {
     apiKey: string | undefined;
@@ -45,6 +46,10 @@ export interface Config {
     rateBurst: number;
     /** STREAM_FLUSH_MS: the longest a streamed answer's stored text lags behind what the model sent. */
     streamFlushMs: number;
+    /** CHAT_MAX_TOOL_CALLS_PER_STEP: past it, none of the step's calls run and the turn ends (ASSISTANT_TOO_MANY_TOOL_CALLS). */
+    maxToolCallsPerStep: number;
+    /** CHAT_MAX_ANSWER_CHARS: an answer is cut here, with a marker (ASSISTANT_ANSWER_TOO_LONG). */
+    maxAnswerChars: number;
   };
 }
 
@@ -62,12 +67,12 @@ const optionalString = z
   .transform((v) => (v === "" ? undefined : v))
   .optional();
 
-function intSetting(name: string, fallback: number, min: number, max: number, noun = "an integer") {
+function intSetting<F extends number | undefined>(name: string, fallback: F, min: number, max: number, noun = "an integer") {
   return z
     .string()
     .trim()
     .optional()
-    .transform((raw, ctx) => {
+    .transform((raw, ctx): number | F => {
       if (raw === undefined || raw === "") return fallback;
       const value = Number(raw);
       if (!/^\d+$/.test(raw) || value < min || value > max) {
@@ -223,9 +228,26 @@ const envSchema = z.object({
   COHERE_MAX_INPUT_TOKENS: intSetting("COHERE_MAX_INPUT_TOKENS", 100_000, 1000, 10_000_000),
   CHAT_RATE_LIMIT: intSetting("CHAT_RATE_LIMIT", 20, 0, 100_000),
   CHAT_RATE_BURST: intSetting("CHAT_RATE_BURST", 5, 1, 10_000),
+  CHAT_MAX_TOOL_CALLS_PER_STEP: intSetting("CHAT_MAX_TOOL_CALLS_PER_STEP", 16, 1, 1000),
+  CHAT_MAX_ANSWER_CHARS: intSetting("CHAT_MAX_ANSWER_CHARS", 20_000, 100, 1_000_000),
   SUBSCRIPTIONS_PER_USER: intSetting("SUBSCRIPTIONS_PER_USER", 50, 1, 10_000),
   STREAM_FLUSH_MS: intSetting("STREAM_FLUSH_MS", 100, 10, 10_000),
+  WS_CONNECTIONS_PER_USER: intSetting("WS_CONNECTIONS_PER_USER", DEFAULT_WS_SETTINGS.connectionsPerUser, 1, 1_000_000),
+  WS_MAX_CONNECTIONS: intSetting("WS_MAX_CONNECTIONS", undefined, 1, 10_000_000),
+  WS_UNAUTHENTICATED_PER_ADDRESS: intSetting("WS_UNAUTHENTICATED_PER_ADDRESS", DEFAULT_WS_SETTINGS.unauthenticatedPerAddress, 1, 1_000_000),
+  WS_OPERATIONS_PER_SOCKET: intSetting("WS_OPERATIONS_PER_SOCKET", DEFAULT_WS_SETTINGS.operationsPerSocket, 1, 10_000),
+  WS_MAX_BUFFERED_BYTES: intSetting("WS_MAX_BUFFERED_BYTES", DEFAULT_WS_SETTINGS.maxBufferedBytes, 64 * 1024, 1024 * 1024 * 1024),
 });
+
+function wsSettings(e: z.output<typeof envSchema>): WsSettings {
+  return {
+    connectionsPerUser: e.WS_CONNECTIONS_PER_USER,
+    maxConnections: e.WS_MAX_CONNECTIONS,
+    unauthenticatedPerAddress: e.WS_UNAUTHENTICATED_PER_ADDRESS,
+    operationsPerSocket: e.WS_OPERATIONS_PER_SOCKET,
+    maxBufferedBytes: e.WS_MAX_BUFFERED_BYTES,
+  };
+}
 
 function isNeonHost(url: string | undefined): boolean {
   if (url === undefined) return false;
@@ -297,6 +319,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       statementTimeoutMs: e.DATABASE_STATEMENT_TIMEOUT_MS,
     },
     http: httpSettings(e, isProduction),
+    ws: wsSettings(e),
     auth: {
       jwtSecret: e.AUTH_JWT_SECRET,
       jwksUrl: e.AUTH_JWKS_URL,
@@ -320,6 +343,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       rateLimitPerMinute: e.CHAT_RATE_LIMIT,
       rateBurst: e.CHAT_RATE_BURST,
       streamFlushMs: e.STREAM_FLUSH_MS,
+      maxToolCallsPerStep: e.CHAT_MAX_TOOL_CALLS_PER_STEP,
+      maxAnswerChars: e.CHAT_MAX_ANSWER_CHARS,
     },
   };
 }

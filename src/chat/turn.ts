@@ -22,7 +22,9 @@ import type { Logger } from "../lib/logger.js";
 import { AnswerWriter } from "./answer-writer.js";
 import { ModelTimeoutError, ModelUnavailableError, type ChatModel, type RetryPolicy } from "./cohere.js";
 import { storedToolCalls, type StoredToolCall } from "./history.js";
-import { storable, streamStep, type StepResult, type StreamedCall } from "./model-stream.js";
+import { storable, storableArguments, storableToolName, usableCallId } from "./model-output.js";
+import { streamStep, type StepResult, type StreamedCall } from "./model-stream.js";
+import { answerCutMarker, DEFAULT_STEP_BOUNDS, type StepBounds } from "./step-bounds.js";
 import { inputJsonSchema, isWriteTool, parseArguments, runTool, TOOLS, type ToolOutcome } from "./tools.js";
 import { buildWindow } from "./window.js";
 
@@ -42,6 +44,10 @@ export interface AssistantDeps {
   streamFlushMs?: number | undefined;
   /** COHERE_MAX_INPUT_TOKENS: the estimated size of the window each model call gets. Default 100000. */
   maxInputTokens?: number | undefined;
+  /** CHAT_MAX_TOOL_CALLS_PER_STEP: past it, none of the step's calls run and the turn ends. Default 16. */
+  maxToolCallsPerStep?: number | undefined;
+  /** CHAT_MAX_ANSWER_CHARS: an answer is cut here, with a marker. Default 20000. */
+  maxAnswerChars?: number | undefined;
 }
 
 export const DEFAULT_STREAM_FLUSH_MS = 100;
@@ -92,6 +98,8 @@ const BOUND_MESSAGES: Record<string, (detail: string) => string> = {
     "I stopped before finishing: the assistant did not answer in time. Changes made so far are kept; please try again.",
   [ErrorCode.ASSISTANT_REPEATED_TOOL_CALL]: (detail) =>
     `I stopped before finishing: I was repeating the same action (${detail}). Changes made so far are kept; please check your tasks.`,
+  [ErrorCode.ASSISTANT_TOO_MANY_TOOL_CALLS]: (detail) =>
+    `I stopped before finishing: I tried to make more than ${detail} tool calls at once, so I made none of them. Changes made so far are kept; please ask for fewer changes at a time.`,
 };
 
 /** ASSISTANT_UNAVAILABLE for a turn whose user message is stored: the client can retry in the right place. */
@@ -122,7 +130,7 @@ interface CutAnswer {
  * call into the log. It ends the turn (in the log) and says how.
  */
 export async function runTurn(run: TurnRun): Promise<TurnEnd> {
-  const { db, deps, turn, userMessage } = run;
+  const { db, deps, userMessage } = run;
   const model = deps.model;
   if (!model) return fail(run, unavailable("COHERE_API_KEY is not set", false, userMessage));
 
@@ -142,75 +150,111 @@ export async function runTurn(run: TurnRun): Promise<TurnEnd> {
     const steps = messages.filter((message) => message.role === "assistant" && storedToolCalls(message).length > 0).length;
     if (steps >= deps.maxSteps) return endAtBound(run, ErrorCode.ASSISTANT_STEP_LIMIT, String(deps.maxSteps));
 
-    const window = await buildWindow(db, messages, {
-      maxInputTokens: deps.maxInputTokens ?? DEFAULT_MAX_INPUT_TOKENS,
-      now: deps.clock(),
-      tools: COHERE_TOOLS,
-    });
-    const writer = new AnswerWriter(
-      {
-        start: (content) => startAnswer(db, turn, content),
-        flush: (id, content) => flushAnswer(db, turn.id, id, content),
-      },
-      {
-        flushMs: deps.streamFlushMs ?? DEFAULT_STREAM_FLUSH_MS,
-        onStopped: () => void run.checkStop(),
-        onError: (error) => deps.logger.warn({ err: error, turnId: turn.id }, "writing a streamed answer failed; the next write retries"),
-      },
-    );
-
-    let step: StepResult;
-    try {
-      step = await streamStep(model, { model: deps.modelName, messages: window.messages, tools: COHERE_TOOLS }, {
-        timeoutMs: deps.callTimeoutMs,
-        deadline: run.deadline,
-        signal: run.signal,
-        policy: deps.retryPolicy,
-        onRetry: (info) => deps.logger.warn({ ...info, conversationId: turn.conversationId }, "retrying the model call"),
-        onText: (delta) => writer.append(delta),
-      });
-    } catch (error) {
-      await writer.close();
-      const partial = { id: writer.messageId, content: writer.content };
-      if (error instanceof TurnStop) return stopped(run, partial);
-      if (error instanceof ModelTimeoutError) {
-        deps.logger.warn({ conversationId: turn.conversationId, reason: error.message }, "chat turn timed out");
-        return endAtBound(run, ErrorCode.ASSISTANT_TIMEOUT, "", partial);
-      }
-      if (error instanceof ModelUnavailableError) {
-        deps.logger.error({ conversationId: turn.conversationId, err: error.cause ?? error }, "the model is unavailable");
-        const extra = error.retryAfterMs === undefined ? {} : { retryAfterSeconds: Math.ceil(error.retryAfterMs / 1000) };
-        return fail(run, unavailable(RETRY_LATER, error.retryable, userMessage, extra), partial);
-      }
-      throw error;
-    }
-    await writer.close();
-
-    if (step.toolCalls.length > 0) {
-      const calls = await normaliseCalls(run, step.toolCalls);
-      const toolPlan = storable(step.toolPlan || step.thinking).trim();
-      const recorded = await recordStep(
-        db,
-        turn,
-        { streamedId: writer.messageId, content: writer.content, toolPlan: toolPlan || undefined, toolCalls: calls as never },
-        step.usage,
-      );
-      if (!recorded) {
-        await run.checkStop();
-        return stopped(run, { id: writer.messageId, content: writer.content });
-      }
-      continue;
-    }
-    if (step.finishReason === "ERROR") {
-      return fail(
-        run,
-        unavailable("The assistant failed to answer; your message is saved, so retry with the same clientMessageId", true, userMessage),
-        { id: writer.messageId, content: writer.content },
-        step.usage,
-      );
-    }
-    return complete(run, { id: writer.messageId, content: writer.content }, step.usage);
+    const end = await modelStep(run, model, messages);
+    if (end) return end;
   }
+}
+
+/** The bounds of each model call, as configured (CHAT_MAX_TOOL_CALLS_PER_STEP, CHAT_MAX_ANSWER_CHARS). */
+function stepBounds(deps: AssistantDeps): StepBounds {
+  return {
+    maxToolCalls: deps.maxToolCallsPerStep ?? DEFAULT_STEP_BOUNDS.maxToolCalls,
+    maxAnswerChars: deps.maxAnswerChars ?? DEFAULT_STEP_BOUNDS.maxAnswerChars,
+  };
+}
+
+function answerWriter(run: TurnRun): AnswerWriter {
+  const { db, deps, turn } = run;
+  return new AnswerWriter(
+    {
+      start: (content) => startAnswer(db, turn, content),
+      flush: (id, content) => flushAnswer(db, turn.id, id, content),
+    },
+    {
+      flushMs: deps.streamFlushMs ?? DEFAULT_STREAM_FLUSH_MS,
+      onStopped: () => void run.checkStop(),
+      onError: (error) => deps.logger.warn({ err: error, turnId: turn.id }, "writing a streamed answer failed; the next write retries"),
+    },
+  );
+}
+
+/**
+ * One model call, streamed into the log, and what follows from it: the turn's
+ * end, or undefined when a step with tool calls was stored and the loop goes on.
+ */
+async function modelStep(run: TurnRun, model: ChatModel, messages: Message[]): Promise<TurnEnd | undefined> {
+  const { db, deps, turn } = run;
+  const window = await buildWindow(db, messages, {
+    maxInputTokens: deps.maxInputTokens ?? DEFAULT_MAX_INPUT_TOKENS,
+    now: deps.clock(),
+    tools: COHERE_TOOLS,
+  });
+  const writer = answerWriter(run);
+  let step: StepResult;
+  try {
+    step = await streamStep(model, { model: deps.modelName, messages: window.messages, tools: COHERE_TOOLS }, {
+      timeoutMs: deps.callTimeoutMs,
+      deadline: run.deadline,
+      signal: run.signal,
+      policy: deps.retryPolicy,
+      onRetry: (info) => deps.logger.warn({ ...info, conversationId: turn.conversationId }, "retrying the model call"),
+      onText: (delta) => writer.append(delta),
+      bounds: stepBounds(deps),
+    });
+  } catch (error) {
+    await writer.close();
+    return endOnModelError(run, error, { id: writer.messageId, content: writer.content });
+  }
+  await writer.close();
+  return afterStep(run, step, { id: writer.messageId, content: writer.content });
+}
+
+/** A model call that threw: a stop, a timeout or an unavailable model each end the turn their way; anything else is a bug. */
+function endOnModelError(run: TurnRun, error: unknown, partial: CutAnswer): Promise<TurnEnd> {
+  const { deps, turn, userMessage } = run;
+  if (error instanceof TurnStop) return stopped(run, partial);
+  if (error instanceof ModelTimeoutError) {
+    deps.logger.warn({ conversationId: turn.conversationId, reason: error.message }, "chat turn timed out");
+    return endAtBound(run, ErrorCode.ASSISTANT_TIMEOUT, "", partial);
+  }
+  if (error instanceof ModelUnavailableError) {
+    deps.logger.error({ conversationId: turn.conversationId, err: error.cause ?? error }, "the model is unavailable");
+    const extra = error.retryAfterMs === undefined ? {} : { retryAfterSeconds: Math.ceil(error.retryAfterMs / 1000) };
+    return fail(run, unavailable(RETRY_LATER, error.retryable, userMessage, extra), partial);
+  }
+  throw error;
+}
+
+const UNUSABLE_ANSWER = "The assistant's answer could not be used; your message is saved, so retry with the same clientMessageId";
+
+/** What a finished model call leads to: the turn's end, or undefined after storing a step whose calls run next. */
+async function afterStep(run: TurnRun, step: StepResult, answer: CutAnswer): Promise<TurnEnd | undefined> {
+  const { deps, turn, userMessage } = run;
+  if (step.overflow === "tool-calls") {
+    deps.logger.warn({ conversationId: turn.conversationId, bound: stepBounds(deps).maxToolCalls }, "a model step asked for too many tool calls");
+    return endAtBound(run, ErrorCode.ASSISTANT_TOO_MANY_TOOL_CALLS, String(stepBounds(deps).maxToolCalls), answer);
+  }
+  if (step.overflow === "arguments") {
+    deps.logger.warn({ conversationId: turn.conversationId }, "a model step sent tool arguments too long to use");
+    return fail(run, unavailable(UNUSABLE_ANSWER, true, userMessage), answer, step.usage);
+  }
+  if (step.overflow === "answer") return cutAnswer(run, answer, stepBounds(deps).maxAnswerChars);
+  if (step.toolCalls.length > 0) {
+    const recorded = await recordStep(run.db, turn, {
+      streamedId: answer.id,
+      content: storable(answer.content),
+      toolPlan: storable(step.toolPlan || step.thinking).trim() || undefined,
+      toolCalls: (await normaliseCalls(run, step.toolCalls)) as never,
+    }, step.usage);
+    if (recorded) return undefined;
+    await run.checkStop();
+    return stopped(run, answer);
+  }
+  if (step.finishReason === "ERROR") {
+    const error = unavailable("The assistant failed to answer; your message is saved, so retry with the same clientMessageId", true, userMessage);
+    return fail(run, error, answer, step.usage);
+  }
+  return complete(run, answer, step.usage);
 }
 
 /** Ends the turn in the log; when someone else ended it first (a cancel, or its lease taken as dead), follows them. */
@@ -222,7 +266,7 @@ async function end(run: TurnRun, ending: TurnEnding, error?: AppError): Promise<
       status: "CANCELLED",
       stopCode: TurnStopCode.CANCELLED,
       usage: ending.usage,
-      answer: ending.answer && { ...ending.answer, status: "CANCELLED" },
+      answer: ending.answer && { ...ending.answer, status: "CANCELLED", stopCode: undefined },
     });
   }
   const { turn } = outcome;
@@ -234,7 +278,23 @@ function complete(run: TurnRun, answer: CutAnswer, usage: TokenUsage | undefined
     status: "COMPLETED",
     stopCode: null,
     usage,
-    answer: { ...answer, status: "COMPLETE" },
+    answer: { ...answer, content: storable(answer.content), status: "COMPLETE" },
+    yieldToCancel: true,
+  });
+}
+
+/**
+ * The answer reached CHAT_MAX_ANSWER_CHARS: what fitted is the reply, with a
+ * marker saying it was cut, and the turn's stop code (on the reply too) says so.
+ * The model's call was closed at the bound; its usage was never reported.
+ */
+function cutAnswer(run: TurnRun, answer: CutAnswer, maxChars: number): Promise<TurnEnd> {
+  run.deps.logger.warn({ conversationId: run.turn.conversationId, bound: maxChars }, "the model's answer was cut at the bound");
+  const code = ErrorCode.ASSISTANT_ANSWER_TOO_LONG;
+  return end(run, {
+    status: "COMPLETED",
+    stopCode: code,
+    answer: { ...answer, content: storable(answer.content) + answerCutMarker(maxChars), status: "COMPLETE", stopCode: code },
     yieldToCancel: true,
   });
 }
@@ -271,18 +331,20 @@ function endAtBound(run: TurnRun, code: string, detail: string, answer?: CutAnsw
 /**
  * Tool call ids key their results, so each must be unique in the conversation:
  * a missing id, or one an earlier step already used, would match that step's
- * result and never run. Such calls get a fresh id; the history we send carries it.
+ * result and never run. Such calls get a fresh id, as do ids that cannot be
+ * kept as they are (see usableCallId); the history we send carries it.
  */
 async function normaliseCalls(run: TurnRun, calls: readonly StreamedCall[]): Promise<StoredToolCall[]> {
-  const given = calls.map((call) => call.id).filter((id): id is string => id !== undefined);
+  const given = calls.map((call) => usableCallId(call.id)).filter((id): id is string => id !== undefined);
   const used = await toolCallIdsInUse(run.db, run.turn.conversationId, given);
   return calls.map((call, index) => {
-    const id = call.id && !used.has(call.id) ? call.id : `call_${randomUUID()}_${index}`;
+    const usable = usableCallId(call.id);
+    const id = usable && !used.has(usable) ? usable : `call_${randomUUID()}_${index}`;
     used.add(id);
     return {
       id,
       type: "function",
-      function: { name: storable(call.name), arguments: storable(call.arguments) },
+      function: { name: storableToolName(call.name), arguments: storableArguments(call.arguments) },
     };
   });
 }

@@ -368,7 +368,7 @@ export interface TurnEnding {
   stopCode: string | null;
   usage?: TokenUsage | undefined;
   /** The answer this ending settles: the streamed row (if any) gets this text and status, or a row is added. */
-  answer?: { id: string | undefined; content: string; status: Exclude<MessageStatus, "STREAMING"> } | undefined;
+  answer?: { id: string | undefined; content: string; status: Exclude<MessageStatus, "STREAMING">; stopCode?: string | undefined } | undefined;
   /** Messages stored after the answer (a bound's stop message). */
   append?: NewMessage[] | undefined;
   /** A normal end gives way to a cancel asked for before it commits. */
@@ -398,9 +398,11 @@ export async function endTurn(db: Db, turn: TurnRef, ending: TurnEnding): Promis
       if (count !== 1) throw new TurnStopped();
       const answer = ending.answer;
       if (answer?.id) {
-        await settleStreamingMessage(tx, turn.conversationId, answer.id, { content: answer.content, status: answer.status });
+        const fields = { content: answer.content, status: answer.status, stopCode: answer.stopCode ?? null };
+        await settleStreamingMessage(tx, turn.conversationId, answer.id, fields);
       } else if (answer && (answer.content !== "" || answer.status === "COMPLETE")) {
-        await appendMessages(tx, turn.userId, turn.conversationId, [{ role: "assistant", content: answer.content, status: answer.status }]);
+        const { content, status, stopCode } = answer;
+        await appendMessages(tx, turn.userId, turn.conversationId, [{ role: "assistant", content, status, stopCode: stopCode ?? null }]);
       }
       if (ending.append?.length) await appendMessages(tx, turn.userId, turn.conversationId, ending.append);
       return tx.turn.findUniqueOrThrow({ where: { id: turn.id } });

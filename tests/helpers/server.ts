@@ -48,6 +48,7 @@ export async function startTestServer(options: Partial<AppDeps> & { logger?: Log
     http: options.http ?? developmentHttp(),
     shutdownGraceMs: options.shutdownGraceMs ?? 5000,
     realtime: options.realtime,
+    ws: options.ws,
     webUi: options.webUi ?? false,
     readyTimeoutMs: options.readyTimeoutMs,
   });
