@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { Backoff, backoffDelay } from "../src/lib/backoff.js";
+import { Backoff, backoffDelay, mayRetry } from "../src/lib/backoff.js";
 
 describe("backoff", () => {
   const policy = { initialMs: 100, maxMs: 1000 };
@@ -22,5 +22,12 @@ describe("backoff", () => {
     backoff.reset();
     expect(backoff.attempts).toBe(0);
     expect(backoff.next()).toBeLessThan(100);
+  });
+
+  it("should allow maxRetries retries after the first attempt, and any number when it is unset", () => {
+    const three = { ...policy, maxRetries: 3 };
+    expect([0, 1, 2, 3, 4].map((attempt) => mayRetry(attempt, three))).toEqual([true, true, true, false, false]);
+    expect(mayRetry(0, { ...policy, maxRetries: 0 })).toBe(false);
+    expect(mayRetry(5000, policy)).toBe(true);
   });
 });

@@ -15,12 +15,13 @@ import {
   type TurnRef,
 } from "../domain/conversation-log.js";
 import type { RateLimit } from "../domain/rate-limits.js";
+import type { BackoffPolicy } from "../lib/backoff.js";
 import { AppError, ErrorCode } from "../lib/errors.js";
 import type { Message, Turn } from "../generated/prisma/client.js";
 import { toGlobalId } from "../lib/ids.js";
 import type { Logger } from "../lib/logger.js";
 import { AnswerWriter } from "./answer-writer.js";
-import { ModelTimeoutError, ModelUnavailableError, type ChatModel, type RetryPolicy } from "./cohere.js";
+import { ModelTimeoutError, ModelUnavailableError, type ChatModel } from "./cohere.js";
 import { storedToolCalls, type StoredToolCall } from "./history.js";
 import { storable, storableArguments, storableToolName, usableCallId } from "./model-output.js";
 import { streamStep, type StepResult, type StreamedCall } from "./model-stream.js";
@@ -37,7 +38,7 @@ export interface AssistantDeps {
   turnTimeoutMs: number;
   clock: () => Date;
   logger: Logger;
-  retryPolicy?: RetryPolicy;
+  retryPolicy?: BackoffPolicy;
   /** sendMessage calls per user, across all instances (CHAT_RATE_LIMIT, CHAT_RATE_BURST). Undefined: no limit. */
   rateLimit?: RateLimit | undefined;
   /** STREAM_FLUSH_MS: the longest a streamed answer's stored text lags behind the model. Default 100. */

@@ -92,7 +92,7 @@ export function testAssistant(overrides: Partial<AssistantDeps> = {}): Assistant
     turnTimeoutMs: 20_000,
     clock: () => new Date(),
     logger: createLogger("silent"),
-    retryPolicy: { maxRetries: 3, baseDelayMs: 10, maxDelayMs: 100 },
+    retryPolicy: { initialMs: 10, maxMs: 100, maxRetries: 3 },
     ...overrides,
   };
 }
