@@ -39,6 +39,7 @@ describe("loadConfig", () => {
       introspection: true,
       suggestions: true,
       limits: { depth: 10, aliases: 15, tokens: 1000, directives: 50, cost: 5000 },
+      timeouts: { requestMs: 30_000, headersMs: 10_000, keepAliveMs: 5000 },
     });
     expect(config.auth).toStrictEqual({
       jwtSecret: undefined,
@@ -357,5 +358,19 @@ describe("the server process", () => {
     expect(config.http.limits).toEqual({ depth: 7, aliases: 3, tokens: 500, directives: 5, cost: 100 });
     expect(configError({ MAX_BODY_BYTES: "10" }).message).toContain("MAX_BODY_BYTES must be an integer (1024–104857600)");
     expect(configError({ GRAPHQL_MAX_COST: "0" }).message).toContain("GRAPHQL_MAX_COST");
+  });
+
+  it("should read the request timeouts, and follow MAX_BODY_BYTES when REQUEST_TIMEOUT_MS is unset", () => {
+    expect(loadConfig({ REQUEST_TIMEOUT_MS: "2000", HEADERS_TIMEOUT_MS: "500", KEEP_ALIVE_TIMEOUT_MS: "700" }).http.timeouts).toEqual({
+      requestMs: 2000,
+      headersMs: 500,
+      keepAliveMs: 700,
+    });
+    // 30 s per started MiB: a body at the limit must arrive at about 35 KB/s.
+    expect(loadConfig({ MAX_BODY_BYTES: String(10 * 1024 * 1024) }).http.timeouts.requestMs).toBe(300_000);
+    expect(loadConfig({ MAX_BODY_BYTES: String(1024 * 1024 + 1) }).http.timeouts.requestMs).toBe(60_000);
+    expect(configError({ REQUEST_TIMEOUT_MS: "5000" }).message).toBe("HEADERS_TIMEOUT_MS (10000) must not exceed REQUEST_TIMEOUT_MS (5000)");
+    expect(configError({ REQUEST_TIMEOUT_MS: "0" }).message).toContain("REQUEST_TIMEOUT_MS must be an integer (100–3600000)");
+    expect(configError({ KEEP_ALIVE_TIMEOUT_MS: "soon" }).message).toContain("KEEP_ALIVE_TIMEOUT_MS must be an integer");
   });
 });

@@ -4,7 +4,8 @@ import { z } from "zod";
 import type { AuthSettings } from "../auth/verifier.js";
 import type { DatabaseDriver, DatabaseSettings } from "../db/settings.js";
 import { DEFAULT_QUERY_LIMITS } from "../server/limits/query-limits.js";
-import { DEFAULT_WS_SETTINGS, type HttpSettings, type WsSettings } from "../server/settings.js";
+import { DEFAULT_WS_SETTINGS, type HttpSettings, type HttpTimeouts, type WsSettings } from "../server/settings.js";
+import { defaultRequestTimeoutMs } from "../server/timeouts.js";
 
 export type { HttpSettings, WsSettings } from "../server/settings.js";
 export { DEFAULT_QUERY_LIMITS } from "../server/limits/query-limits.js";
@@ -187,6 +188,10 @@ const envSchema = z.object({
   SHUTDOWN_GRACE_MS: intSetting("SHUTDOWN_GRACE_MS", 25_000, 0, 600_000),
   DATABASE_STATEMENT_TIMEOUT_MS: intSetting("DATABASE_STATEMENT_TIMEOUT_MS", 10_000, 0, 3_600_000),
   MAX_BODY_BYTES: intSetting("MAX_BODY_BYTES", 1024 * 1024, 1024, 100 * 1024 * 1024),
+  // 0 only when unset: then it follows MAX_BODY_BYTES (defaultRequestTimeoutMs).
+  REQUEST_TIMEOUT_MS: intSetting("REQUEST_TIMEOUT_MS", 0, 100, 3_600_000),
+  HEADERS_TIMEOUT_MS: intSetting("HEADERS_TIMEOUT_MS", 10_000, 100, 3_600_000),
+  KEEP_ALIVE_TIMEOUT_MS: intSetting("KEEP_ALIVE_TIMEOUT_MS", 5000, 100, 600_000),
   CORS_ORIGINS: optionalString.transform((value, ctx) => {
     if (value === undefined) return [];
     const origins = value.split(",").map((origin) => origin.trim()).filter((origin) => origin !== "");
@@ -249,6 +254,32 @@ function isNeonHost(url: string | undefined): boolean {
   return new URL(url).hostname.endsWith(".neon.tech");
 }
 
+function httpSettings(e: z.infer<typeof envSchema>, isProduction: boolean): HttpSettings {
+  return {
+    maxBodyBytes: e.MAX_BODY_BYTES,
+    corsOrigins: e.CORS_ORIGINS,
+    introspection: e.GRAPHQL_INTROSPECTION ?? !isProduction,
+    suggestions: !isProduction,
+    limits: {
+      depth: e.GRAPHQL_MAX_DEPTH,
+      aliases: e.GRAPHQL_MAX_ALIASES,
+      tokens: e.GRAPHQL_MAX_TOKENS,
+      directives: e.GRAPHQL_MAX_DIRECTIVES,
+      cost: e.GRAPHQL_MAX_COST,
+    },
+    timeouts: httpTimeouts(e),
+  };
+}
+
+function httpTimeouts(e: z.infer<typeof envSchema>): HttpTimeouts {
+  const requestMs = e.REQUEST_TIMEOUT_MS || defaultRequestTimeoutMs(e.MAX_BODY_BYTES);
+  // Node refuses a headers timeout longer than the request's; say so in the settings' own names.
+  if (e.HEADERS_TIMEOUT_MS > requestMs) {
+    throw new ConfigError(`HEADERS_TIMEOUT_MS (${e.HEADERS_TIMEOUT_MS}) must not exceed REQUEST_TIMEOUT_MS (${requestMs})`);
+  }
+  return { requestMs, headersMs: e.HEADERS_TIMEOUT_MS, keepAliveMs: e.KEEP_ALIVE_TIMEOUT_MS };
+}
+
 /** Parses and validates the environment once; throws ConfigError listing every problem. */
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   const parsed = envSchema.safeParse(env);
@@ -287,19 +318,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       connectionTimeoutMs: e.DATABASE_CONNECTION_TIMEOUT_MS,
       statementTimeoutMs: e.DATABASE_STATEMENT_TIMEOUT_MS,
     },
-    http: {
-      maxBodyBytes: e.MAX_BODY_BYTES,
-      corsOrigins: e.CORS_ORIGINS,
-      introspection: e.GRAPHQL_INTROSPECTION ?? !isProduction,
-      suggestions: !isProduction,
-      limits: {
-        depth: e.GRAPHQL_MAX_DEPTH,
-        aliases: e.GRAPHQL_MAX_ALIASES,
-        tokens: e.GRAPHQL_MAX_TOKENS,
-        directives: e.GRAPHQL_MAX_DIRECTIVES,
-        cost: e.GRAPHQL_MAX_COST,
-      },
-    },
+    http: httpSettings(e, isProduction),
     ws: wsSettings(e),
     auth: {
       jwtSecret: e.AUTH_JWT_SECRET,

@@ -33,6 +33,8 @@ import { isSameOriginLoopback } from "./local-request.js";
 import { useRoutes, type Route } from "./routes.js";
 import { useSecurityHeaders } from "./security-headers.js";
 import { useStrictRequestParsing } from "./strict-body.js";
+import { serverTimeouts } from "./timeouts.js";
+import { useUnskippableSubscriptionRoot } from "./unskippable-subscription-root.js";
 import { useNoIntrospection, useQueryLimits } from "./limits/query-limits.js";
 import { webUiRoutes } from "./web-ui/serve.js";
 
@@ -76,6 +78,8 @@ export interface App {
   streams: StreamFeed;
   /** This instance's chat turns. */
   assistant: Assistant;
+  /** HTTP requests accepted and not yet answered or abandoned: what stop() waits for. */
+  requestsInFlight(): number;
   /** The graphql-ws transport's counts (sockets, buffered output, operations in flight). */
   ws: Pick<GraphQLWs, "stats" | "connectionsOf">;
   /** Listens on the port (0 picks a free one) and resolves with the bound address. */
@@ -139,6 +143,7 @@ export function buildApp(deps: AppDeps): App {
       useStrictRequestParsing(deps.http.maxBodyBytes),
       ...useQueryLimits(deps.http.limits),
       ...(deps.http.introspection ? [] : [useNoIntrospection()]),
+      useUnskippableSubscriptionRoot(),
       useValidationErrorCode({ suggestions: deps.http.suggestions }),
       useConnectionArgsGuard(),
       useDeferredErrors(),
@@ -147,7 +152,7 @@ export function buildApp(deps: AppDeps): App {
     ],
   });
 
-  const server = createServer(createFrontDoor(yoga, logger, drain));
+  const server = createServer(serverTimeouts(deps.http.timeouts), createFrontDoor(yoga, logger, drain));
   const ws = attachGraphQLWs({
     server,
     yoga,
@@ -193,6 +198,7 @@ export function buildApp(deps: AppDeps): App {
     realtime,
     streams,
     assistant,
+    requestsInFlight: () => drain.inFlight,
     ws,
     start: async (port, host = "127.0.0.1") => {
       // Subscriptions open even while the listener is still (re)connecting: they stay open and catch up.

@@ -11,6 +11,17 @@ export interface HttpSettings {
   /** Validation hints such as "Did you mean …?"; never in production. */
   suggestions: boolean;
   limits: QueryLimits;
+  timeouts: HttpTimeouts;
+}
+
+/** How long a client may take to send a request, and to send nothing between two. */
+export interface HttpTimeouts {
+  /** The whole request, headers and body (REQUEST_TIMEOUT_MS); past it: 408 and the connection closes. */
+  requestMs: number;
+  /** The request's headers (HEADERS_TIMEOUT_MS); at most requestMs. */
+  headersMs: number;
+  /** An idle keep-alive connection (KEEP_ALIVE_TIMEOUT_MS). */
+  keepAliveMs: number;
 }
 
 /** The graphql-ws transport's bounds: what one socket, one user, one address and the process may hold. */
