@@ -9,7 +9,7 @@ import { AppError, toGraphQLError } from "../lib/errors.js";
 import type { Logger } from "../lib/logger.js";
 import { createMaskError, useValidationErrorCode } from "./mask-error.js";
 import { Assistant } from "../chat/assistant.js";
-import type { AssistantDeps } from "../chat/turn.js";
+import type { AssistantDeps } from "../chat/turn-run.js";
 import { sweepInterruptedTurns } from "../domain/conversation-log.js";
 import { useConnectionArgsGuard } from "../schema/connection-args.js";
 import { useDeferredErrors } from "../schema/deferred-errors.js";
