@@ -6,7 +6,7 @@ import type { Db } from "../db/client.js";
 import type { Logger } from "../lib/logger.js";
 import { createMaskError } from "./mask-error.js";
 import { Assistant } from "../chat/assistant.js";
-import type { AssistantDeps } from "../chat/turn.js";
+import type { AssistantDeps } from "../chat/turn-run.js";
 import type { Context } from "../schema/context.js";
 import { RealtimeHub, type RealtimeOptions } from "../realtime/hub.js";
 import { PgListener, type ListenerOptions } from "../realtime/listener.js";

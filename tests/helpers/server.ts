@@ -1,6 +1,6 @@
 import { pino } from "pino";
 import { buildApp, type App, type AppDeps } from "../../src/server/app.js";
-import type { AssistantDeps } from "../../src/chat/turn.js";
+import type { AssistantDeps } from "../../src/chat/turn-run.js";
 import type { Db } from "../../src/db/client.js";
 import { loadConfig, type HttpSettings } from "../../src/boot/config.js";
 import { createLogger, type Logger } from "../../src/lib/logger.js";
