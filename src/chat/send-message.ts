@@ -18,7 +18,7 @@ import type { Conversation, Message, Turn } from "../generated/prisma/client.js"
 import type { Assistant } from "./assistant.js";
 import { storedToolCalls } from "./history.js";
 import { acquireLease, leaseHandle, leaseTtlMs, newLeaseId, type AcquireOptions, type Lease } from "./lease.js";
-import type { TurnEnd } from "./turn.js";
+import type { TurnEnd } from "./turn-run.js";
 
 export interface SendMessageInput {
   /** Raw conversation id; undefined starts a new conversation. */

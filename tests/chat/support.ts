@@ -1,5 +1,5 @@
 import { expect, vi } from "vitest";
-import type { AssistantDeps } from "../../src/chat/turn.js";
+import type { AssistantDeps } from "../../src/chat/turn-run.js";
 import type { Db } from "../../src/db/client.js";
 import type { Turn } from "../../src/generated/prisma/client.js";
 import { parseId } from "../../src/lib/ids.js";
