@@ -104,15 +104,6 @@ export function capturingLogger(): { logger: Logger; lines: string[] } {
   return { logger, lines };
 }
 
-/** Waits until `count` more subscriptions have their LISTEN in place on this server. */
-export async function waitForSubscriptions(server: TestServer, from: number, count = 1, timeoutMs = 10_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (server.app.realtime.establishedCount < from + count) {
-    if (Date.now() > deadline) throw new Error(`only ${server.app.realtime.establishedCount - from} of ${count} subscriptions established`);
-    await new Promise((resolve) => setTimeout(resolve, 10));
-  }
-}
-
 /** The HTTP settings `npm start` has with an empty environment (development). */
 export function developmentHttp(overrides: Partial<HttpSettings> = {}): HttpSettings {
   return { ...loadConfig({}).http, ...overrides };
