@@ -31,7 +31,7 @@ const STALE_LOCK_MS = 2 * 60_000;
 const TARGET = "node20.19";
 
 /** The programs dist/ holds, relative to src/; the last two are for --web below. */
-const ENTRY_POINTS = ["main.ts", "boot/mcp-stdio.ts", "boot/load-env.ts", "server/web-ui/build.ts"];
+const ENTRY_POINTS = ["main.ts", "boot/mcp-stdio.ts", "boot/load-env.ts", "boot/web-build.ts"];
 /** Optional native helpers their packages load only if installed (try/catch): left to Node. */
 const EXTERNAL = ["pg-native", "bufferutil", "utf-8-validate"];
 
@@ -55,7 +55,10 @@ async function sourceHash(files) {
 }
 
 async function builtHash() {
-  return readFile(path.join(DIST_DIR, HASH_FILE), "utf8").then((text) => text.trim(), () => undefined);
+  return readFile(path.join(DIST_DIR, HASH_FILE), "utf8").then(
+    (text) => text.trim(),
+    () => undefined,
+  );
 }
 
 async function withLock(work) {
@@ -134,8 +137,8 @@ export async function ensureServerBuild({ force = false, log = () => {} } = {}) 
 async function ensureWebBuildIfWanted(log) {
   // The server's .env rules (./.env, the environment wins), as it would start.
   await import(pathToFileURL(path.join(DIST_DIR, "boot", "load-env.js")).href);
-  const web = await import(pathToFileURL(path.join(DIST_DIR, "server", "web-ui", "build.js")).href);
-  if (web.webUiWanted(process.env)) await web.ensureWebBuild(log);
+  const { ensureWebBuildIfWanted } = await import(pathToFileURL(path.join(DIST_DIR, "boot", "web-build.js")).href);
+  await ensureWebBuildIfWanted(log);
 }
 
 if (process.argv[1] !== undefined && path.resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {

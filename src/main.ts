@@ -1,5 +1,5 @@
 import "./boot/load-env.js";
-import { createLifecycle } from "./boot/lifecycle.js";
+import { createLifecycle } from "./boot/signals.js";
 import { assertCanListen } from "./boot/port-check.js";
 import { exitOnStartupError, loadConfigOrExit } from "./boot/startup-errors.js";
 import { openDatabase } from "./db/open.js";

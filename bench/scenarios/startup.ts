@@ -34,7 +34,7 @@ const GOAL_EMBEDDED_MS = 1500;
 const MILESTONES: Record<string, RegExp> = {
   "embedded Postgres up": /^Using the embedded Postgres/,
   "migrations checked": /^migrations checked/,
-  "listening": /^GraphQL API ready/,
+  listening: /^GraphQL API ready/,
 };
 
 interface Start {
@@ -120,7 +120,16 @@ function row(id: string, what: string, side: Side, goalMs: number): Figure {
   const ours = median(side.ours.map((s) => s.totalMs));
   const baseline = median(side.baseline.map((s) => s.totalMs));
   const how = `median of ${STARTS} starts of dist/main.js (NODE_ENV=production, bundled), spawn → first 200 with data; baseline: bench/raw-server.ts bundled, spawn → first 200; the last start`;
-  return figure({ id, figure: what, ours, baseline, unit: "ms", goal: `≤ ${goalMs} ms`, met: ours <= goalMs, note: `${how}: ${describe(side.ours.at(-1)!)}` });
+  return figure({
+    id,
+    figure: what,
+    ours,
+    baseline,
+    unit: "ms",
+    goal: `≤ ${goalMs} ms`,
+    met: ours <= goalMs,
+    note: `${how}: ${describe(side.ours.at(-1)!)}`,
+  });
 }
 
 export async function runStartup(ctx: BenchContext): Promise<Figure[]> {
@@ -145,7 +154,12 @@ export async function runStartup(ctx: BenchContext): Promise<Figure[]> {
         (port) => startBuilt(rawServer, { env: { BENCH_RAW_USER: userId, PORT: String(port), ...extra(port) } }),
         async (port) => (await fetch(`http://127.0.0.1:${port}/list`, { method: "POST", body: "{}" })).status === 200,
       );
-    const external = await measure(ctx, "external database", ours({ DATABASE_URL: ctx.url }), baseline(() => ({ BENCH_RAW_URL: ctx.url })));
+    const external = await measure(
+      ctx,
+      "external database",
+      ours({ DATABASE_URL: ctx.url }),
+      baseline(() => ({ BENCH_RAW_URL: ctx.url })),
+    );
     const first = await ours({}, folder)();
     ctx.log(`  first embedded start (initdb, migrations): ${first.totalMs.toFixed(0)} ms, not counted`);
     const own = await ownPostgresEnv(folder);

@@ -7,7 +7,7 @@ import { buildApp } from "../server/app.js";
 import { WEB_DIST_DIR } from "../server/web-ui/paths.js";
 import { assistantFromConfig } from "./assistant-from-config.js";
 import type { Config } from "./config.js";
-import type { Lifecycle } from "./lifecycle.js";
+import type { Lifecycle } from "./signals.js";
 import { ListenError } from "./startup-errors.js";
 
 // The API proper, wired from the configuration. src/main.ts imports this module
@@ -50,6 +50,7 @@ export async function startApi({ config, logger, database, lifecycle }: StartApi
     http: config.http,
     shutdownGraceMs: config.shutdownGraceMs,
     realtime: { subscriptionsPerUser: config.realtime.subscriptionsPerUser },
+    ws: config.ws,
     graphiql: config.isProduction ? false : { devHeaders: devToken ? { Authorization: `Bearer ${devToken}` } : undefined },
     webUi: config.webUi ? { distDir: WEB_DIST_DIR, devToken } : false,
   });
@@ -59,7 +60,9 @@ export async function startApi({ config, logger, database, lifecycle }: StartApi
     logger.info({ drained }, drained ? "drained" : "drained, with what outlived the grace period interrupted");
   });
   await lifecycle.proceed();
-  const { url } = await app.start(config.port, config.host).catch((cause: unknown) => lifecycle.abort(new ListenError(config.port, config.host, { cause })));
+  const { url } = await app
+    .start(config.port, config.host)
+    .catch((cause: unknown) => lifecycle.abort(new ListenError(config.port, config.host, { cause })));
   logger.info({ endpoint: url }, `GraphQL API ready at ${url}`);
   if (config.webUi) logger.info(`Web client at ${new URL("/", url).href}`);
   if (devToken) printDevToken(devToken, url, config.webUi);

@@ -48,13 +48,22 @@ export async function locateBinaries(): Promise<PostgresBinaries> {
  * that fails quietly, and starting Postgres then says which library is missing.
  */
 export async function linkLibraries(nativeDir: string): Promise<void> {
-  const listed = (await readFile(path.join(nativeDir, "pg-symlinks.json"), "utf8").then(JSON.parse, () => [])) as { source: string; target: string }[];
+  const listed = (await readFile(path.join(nativeDir, "pg-symlinks.json"), "utf8").then(JSON.parse, () => [])) as {
+    source: string;
+    target: string;
+  }[];
   // Listed relative to the package (native/lib/…); nativeDir is that native/ folder, or a copy of it.
   const inNative = (listedPath: string) => path.join(nativeDir, path.relative("native", listedPath));
   await Promise.all(
     listed.map(async ({ source, target }) => {
       const link = inNative(target);
-      if (await lstat(link).then(() => true, () => false)) return;
+      if (
+        await lstat(link).then(
+          () => true,
+          () => false,
+        )
+      )
+        return;
       await symlink(path.relative(path.dirname(link), inNative(source)), link).catch(() => {});
     }),
   );

@@ -61,9 +61,7 @@ export async function initCluster(options: ProcessOptions & { initdb: string; da
  * down (the exit hook); if it is killed outright (SIGKILL, a crash of Node
  * itself), the watchdog does it, so it never outlives us holding the data folder.
  */
-export function startPostmaster(
-  options: ProcessOptions & { postgres: string; dataDir: string; port: number },
-): Promise<Postmaster> {
+export function startPostmaster(options: ProcessOptions & { postgres: string; dataDir: string; port: number }): Promise<Postmaster> {
   const args = ["-D", options.dataDir, "-p", String(options.port), "-c", "listen_addresses=127.0.0.1"];
   args.push("-c", "max_connections=200", "-c", "lc_messages=C");
   const child = spawn(options.postgres, args, { ...options.runAs, env: englishEnv(), stdio: ["ignore", "pipe", "pipe"], detached: true });
@@ -180,9 +178,7 @@ function startFailure(output: string, displayDir: string, code: number | null): 
   const owner = /Is another postmaster \(PID (\d+)\) running/.exec(output);
   if (owner || output.includes('lock file "postmaster.pid" already exists')) {
     const pid = owner ? ` (pid ${owner[1]})` : "";
-    return new EmbeddedPostgresError(
-      `The embedded database in ${displayDir} is in use by another process${pid}; stop it or set DATABASE_URL`,
-    );
+    return new EmbeddedPostgresError(`The embedded database in ${displayDir} is in use by another process${pid}; stop it or set DATABASE_URL`);
   }
   return new EmbeddedPostgresError(
     `The embedded database in ${displayDir} did not start: ${firstError(output) ?? `postgres exited with code ${code}`}`,

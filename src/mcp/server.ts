@@ -1,6 +1,6 @@
 import { Server } from "@modelcontextprotocol/sdk/server/index.js";
+import { Protocol } from "@modelcontextprotocol/sdk/shared/protocol.js";
 import {
-  CallToolRequestSchema,
   ErrorCode as RpcErrorCode,
   ListToolsRequestSchema,
   McpError,
@@ -9,6 +9,7 @@ import {
 import { inputJsonSchema, outputJsonSchema, runTool, TOOLS } from "../chat/tools.js";
 import type { Db } from "../db/client.js";
 import type { Logger } from "../lib/logger.js";
+import { ToolCallRequest, toolCallParams } from "./tool-call-params.js";
 
 /**
  * The task tools as an MCP server. It is the chat assistant's registry, not a
@@ -35,11 +36,13 @@ export function createMcpServer(options: { db: Db; userId: string; logger: Logge
     })),
   }));
 
-  server.setRequestHandler(CallToolRequestSchema, async (request): Promise<CallToolResult> => {
-    const { name, arguments: args } = request.params;
+  // Registered on the base class: Server's own tools/call wrapper checks the params with the
+  // SDK's schema first and answers a bad one with zod's issue dump (see tool-call-params.ts).
+  Protocol.prototype.setRequestHandler.call(server, ToolCallRequest, async (request): Promise<CallToolResult> => {
+    const { name, arguments: args } = toolCallParams(request.params);
     let outcome;
     try {
-      outcome = await runTool({ db: options.db, userId: options.userId }, name, args ?? {});
+      outcome = await runTool({ db: options.db, userId: options.userId }, name, args);
     } catch (error) {
       // Not the caller's fault (the database is down, a bug): the SDK would send the
       // error's own message, which names hosts, ports and source paths. Log it instead.

@@ -3,11 +3,12 @@ import type { Db } from "../db/client.js";
 import { AppError, ErrorCode } from "../lib/errors.js";
 import type { Message } from "../generated/prisma/client.js";
 import type { Logger } from "../lib/logger.js";
+import { Admission } from "./admission.js";
 import type { Feed, FeedLimits } from "./feed.js";
 import type { PgListener, ReconnectInfo } from "./listener.js";
 import { MessageFeed, type MessageSubscription } from "./message-feed.js";
-import { parseHint, userChannel } from "./notification.js";
-import { subscriberStream, type StreamEnd } from "./subscriber.js";
+import { userChannel, type Notification } from "./protocol.js";
+import type { StreamEnd } from "./subscriber.js";
 import { TaskFeed, type TaskChangeEvent } from "./task-feed.js";
 
 /**
@@ -17,15 +18,19 @@ import { TaskFeed, type TaskChangeEvent } from "./task-feed.js";
  * authorization applies again. The hub only schedules: each user's feeds
  * flush one at a time, in order, and a flush that fails is retried with
  * capped backoff until it succeeds or the user's last subscriber leaves.
+ * Every subscription is admitted first (./admission.ts): the hub's
+ * Admission is the one the stream feed (messageStream) shares.
  */
 
-export { userChannel } from "./notification.js";
 export { StreamEnd } from "./subscriber.js";
 export type { MessageSubscription } from "./message-feed.js";
 export type { TaskChangeEvent, TaskChangeKind } from "./task-feed.js";
 
 export interface RealtimeOptions {
-  /** Subscriptions one user may have open on this instance (SUBSCRIPTIONS_PER_USER); one more is RATE_LIMITED. */
+  /**
+   * Subscriptions one user may have open on this instance (SUBSCRIPTIONS_PER_USER), of every kind
+   * together (the hub's Admission, shared with messageStream); one more is RATE_LIMITED.
+   */
   subscriptionsPerUser?: number;
   /** Events that may wait for one subscriber; one more ends it with SUBSCRIPTION_OVERFLOW. */
   bufferLimit?: number;
@@ -78,7 +83,7 @@ class UserHub {
 
   /** Resolves once this user's channel is LISTENed to (at once while the listener is down: catch-up covers that). */
   ensureListening(): Promise<unknown> {
-    this.unlisten ??= this.listener.listen(userChannel(this.userId), (payload) => this.onNotification(payload));
+    this.unlisten ??= this.listener.listen(userChannel(this.userId), (notification) => this.onNotification(notification));
     return this.unlisten;
   }
 
@@ -102,11 +107,10 @@ class UserHub {
     await unlisten?.();
   }
 
-  private onNotification(payload: string): void {
-    const hint = parseHint(payload);
-    // Kinds this feed does not know (another feed's) are not its business.
-    if (hint?.k === "message") this.messages.hint(hint);
-    else if (hint?.k === "task") this.tasks.hint(hint);
+  private onNotification(notification: Notification): void {
+    // Other kinds (stream, turn) are the stream feed's and the assistant's.
+    if (notification.kind === "message") this.messages.hint(notification);
+    else if (notification.kind === "task") this.tasks.hint(notification);
   }
 
   private async flush(): Promise<void> {
@@ -135,6 +139,8 @@ class UserHub {
 }
 
 export class RealtimeHub {
+  /** The per-user cap, shared with every other kind of subscription on this instance. */
+  readonly admission: Admission;
   private readonly users = new Map<string, UserHub>();
   private readonly options: Required<RealtimeOptions>;
   private established = 0;
@@ -146,6 +152,7 @@ export class RealtimeHub {
     options: RealtimeOptions = {},
   ) {
     this.options = { ...DEFAULT_REALTIME_OPTIONS, ...options };
+    this.admission = new Admission(this.options.subscriptionsPerUser);
     listener.on("reconnected", (info) => {
       for (const hub of this.users.values()) hub.reconnected(info);
     });
@@ -188,8 +195,8 @@ export class RealtimeHub {
         `messageAdded fell more than ${limit} messages behind and was ended; subscribe again with afterSeq set to the last seq you received`,
         { extensions: { limit } },
       );
-    return subscriberStream<Message>({ limit, overflowError: overflow }, async (outlet) => {
-      const hub = this.admit(userId);
+    return this.admission.stream<Message>(userId, { limit, overflowError: overflow }, async (outlet) => {
+      const hub = this.userHub(userId);
       const sub = hub.messages.add(outlet, options);
       outlet.onClose(() => {
         sub.remove();
@@ -209,8 +216,8 @@ export class RealtimeHub {
         `taskChanged fell more than ${limit} events behind and was ended; subscribe again and re-read your tasks`,
         { extensions: { limit } },
       );
-    return subscriberStream<TaskChangeEvent>({ limit, overflowError: overflow }, async (outlet) => {
-      const hub = this.admit(userId);
+    return this.admission.stream<TaskChangeEvent>(userId, { limit, overflowError: overflow }, async (outlet) => {
+      const hub = this.userHub(userId);
       const sub = hub.tasks.add(outlet);
       outlet.onClose(() => {
         sub.remove();
@@ -221,17 +228,9 @@ export class RealtimeHub {
     });
   }
 
-  /** The user's hub, unless they have as many subscriptions open here as allowed. */
-  private admit(userId: string): UserHub {
-    const cap = this.options.subscriptionsPerUser;
+  /** The user's hub, made on their first subscription (admitted already). */
+  private userHub(userId: string): UserHub {
     const existing = this.users.get(userId);
-    if (existing && existing.size >= cap) {
-      throw new AppError(
-        ErrorCode.RATE_LIMITED,
-        `Too many subscriptions: at most ${cap} may be open at once per user; end one before starting another`,
-        { extensions: { limit: cap } },
-      );
-    }
     if (existing) return existing;
     const hub = new UserHub(
       userId,

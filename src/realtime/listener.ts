@@ -2,6 +2,7 @@ import { EventEmitter } from "node:events";
 import pg from "pg";
 import { Backoff, type BackoffPolicy } from "../lib/backoff.js";
 import type { Logger } from "../lib/logger.js";
+import { parseNotification, type Notification } from "./protocol.js";
 
 /**
  * One dedicated LISTEN connection per process (on DIRECT_URL: Neon's pooler
@@ -16,6 +17,10 @@ import type { Logger } from "../lib/logger.js";
  * detects half-open connections. After a reconnect it emits "reconnected" with
  * the database time of the last moment it was known to be listening, so
  * subscribers can catch up from the database.
+ *
+ * Each notification is parsed once, here, with the protocol's one parser
+ * (./protocol.ts), however many handlers its channel has: handlers get it
+ * decoded, and a malformed payload is logged once and reaches none of them.
  */
 
 export interface ListenerOptions {
@@ -26,7 +31,7 @@ export interface ListenerOptions {
   backoff?: BackoffPolicy;
 }
 
-export type NotificationHandler = (payload: string) => void;
+export type NotificationHandler = (notification: Notification) => void;
 
 export interface ReconnectInfo {
   /** Database time up to which every notification is known to have arrived. */
@@ -228,9 +233,11 @@ export class PgListener extends EventEmitter<PgListenerEvents> {
   private dispatch(message: pg.Notification): void {
     const handlers = this.wanted.get(message.channel);
     if (!handlers || message.payload === undefined) return;
+    const notification = parseNotification(message.payload, this.options.logger);
+    if (!notification) return;
     for (const handler of [...handlers]) {
       try {
-        handler(message.payload);
+        handler(notification);
       } catch (error) {
         this.options.logger.error({ err: error }, "notification handler failed");
       }

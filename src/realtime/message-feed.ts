@@ -2,7 +2,7 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { Backoff, type BackoffPolicy } from "../lib/backoff.js";
 import type { Message } from "../generated/prisma/client.js";
 import { SubscriberRoster, type Feed, type FeedContext, type FeedLimits } from "./feed.js";
-import type { MessageHint } from "./notification.js";
+import type { MessageNotification } from "./protocol.js";
 import { isSettled } from "./settled.js";
 import type { Outlet } from "./subscriber.js";
 
@@ -77,8 +77,8 @@ export class MessageFeed implements Feed {
     return this.roster.add(sub);
   }
 
-  hint(note: MessageHint): void {
-    this.markHinted(note.c, note.s);
+  hint(note: MessageNotification): void {
+    this.markHinted(note.conversationId, note.seq);
     this.context.requestFlush();
   }
 

@@ -3,9 +3,10 @@ import { charLength } from "../domain/bounds.js";
 import type { Message } from "../generated/prisma/client.js";
 import { AppError, ErrorCode } from "../lib/errors.js";
 import type { Logger } from "../lib/logger.js";
-import { userChannel } from "./hub.js";
+import type { Admission } from "./admission.js";
 import type { PgListener } from "./listener.js";
-import { subscriberStream, type Outlet, type StreamEnd } from "./subscriber.js";
+import { userChannel, type Notification } from "./protocol.js";
+import type { Outlet, StreamEnd } from "./subscriber.js";
 import { isSettled } from "./settled.js";
 
 /**
@@ -28,8 +29,6 @@ export interface MessageStreamEvent {
   offset: number;
   delta: string;
 }
-
-type Note = { k: "stream"; i: string; c: string; o: number } | { k: "message"; i: string; c: string } | { k: string; c?: string; i?: string };
 
 /** While an answer streams, a subscriber that heard nothing for this long re-reads it (a lost notification). */
 const QUIET_RESYNC_MS = 1000;
@@ -94,24 +93,17 @@ class ConversationStream {
     if (last && !isSettled(last) && !this.delivered.has(last.id)) this.deliver(last);
   }
 
-  onNotification(raw: string): void {
-    let note: Note;
-    try {
-      note = JSON.parse(raw) as Note;
-    } catch {
-      return;
-    }
-    if (this.closed || note.c !== this.conversationId || typeof note.i !== "string") return;
-    if (note.k === "stream") {
-      const length = (note as { o?: unknown }).o;
-      if (this.ended.has(note.i)) return;
+  onNotification(note: Notification): void {
+    if (this.closed || (note.kind !== "stream" && note.kind !== "message") || note.conversationId !== this.conversationId) return;
+    if (note.kind === "stream") {
+      if (this.ended.has(note.messageId)) return;
       // Already sent that far: a notification merged into an earlier read.
-      if (typeof length === "number" && (this.delivered.get(note.i) ?? -1) >= length) return;
-    } else if (note.k !== "message" || !this.delivered.has(note.i)) {
+      if ((this.delivered.get(note.messageId) ?? -1) >= note.length) return;
+    } else if (!this.delivered.has(note.messageId)) {
       // Settled messages that never streamed are messageAdded's.
       return;
     }
-    this.wanted.add(note.i);
+    this.wanted.add(note.messageId);
     this.schedule();
   }
 
@@ -190,6 +182,8 @@ export class StreamFeed {
     private readonly db: Db,
     private readonly listener: Pick<PgListener, "listen">,
     private readonly logger: Logger,
+    /** The hub's: a messageStream takes one of the user's slots like any other subscription. */
+    private readonly admission: Admission,
     /** Events one subscriber may leave unread before it is ended (the other feeds' bound). */
     private readonly bufferLimit = 1000,
   ) {}
@@ -215,7 +209,8 @@ export class StreamFeed {
   /**
    * The conversation's answers as they are written. The caller has checked the conversation is
    * the user's. Opens on the first pull (graphql-ws and SSE pull at once); a consumer more than
-   * `bufferLimit` events behind is ended with SUBSCRIPTION_OVERFLOW, as the other feeds are.
+   * `bufferLimit` events behind is ended with SUBSCRIPTION_OVERFLOW, as the other feeds are. It holds
+   * one of the user's SUBSCRIPTIONS_PER_USER slots while open; one too many is RATE_LIMITED.
    */
   follow(userId: string, conversationId: string): AsyncIterableIterator<MessageStreamEvent | StreamEnd> {
     const limit = this.bufferLimit;
@@ -223,12 +218,12 @@ export class StreamFeed {
       new AppError(ErrorCode.SUBSCRIPTION_OVERFLOW, `messageStream fell more than ${limit} events behind and was ended; subscribe again`, {
         extensions: { limit },
       });
-    return subscriberStream<MessageStreamEvent>({ limit, overflowError: overflow }, async (outlet) => {
+    return this.admission.stream<MessageStreamEvent>(userId, { limit, overflowError: overflow }, async (outlet) => {
       const stream = new ConversationStream(this.db, userId, conversationId, this.logger, () => this.streams.delete(stream), outlet);
       this.streams.add(stream);
       outlet.onClose(() => void stream.close());
       // LISTEN first, then read: nothing written after the read can be missed.
-      stream.unlisten = await this.listener.listen(userChannel(userId), (payload) => stream.onNotification(payload));
+      stream.unlisten = await this.listener.listen(userChannel(userId), (note) => stream.onNotification(note));
       await stream.start();
       this.established += 1;
     });

@@ -107,63 +107,92 @@ class BoundedBuffer implements RepeaterBuffer {
 }
 
 /**
+ * The outlet of one stream: what the feeds push into, and the cleanups that
+ * run, once each, when the stream closes for whatever reason.
+ */
+class StreamOutlet<T> implements Outlet<T> {
+  private readonly cleanups: (() => void)[] = [];
+  private isClosed = false;
+
+  constructor(
+    private readonly buffer: BoundedBuffer,
+    private readonly options: StreamOptions,
+    /** The Repeater's push and stop. */
+    private readonly emit: (value: T | StreamEnd) => void,
+    private readonly stop: () => void,
+  ) {}
+
+  get closed(): boolean {
+    return this.isClosed;
+  }
+
+  get buffered(): number {
+    return this.buffer.size;
+  }
+
+  push(value: T): boolean {
+    if (this.isClosed) return false;
+    if (this.buffer.size >= this.options.limit) {
+      // What waits is dropped at once: the consumer resubscribes from where it was.
+      this.buffer.clear();
+      this.end(this.options.overflowError());
+      return false;
+    }
+    this.emit(value);
+    return true;
+  }
+
+  drained(level: number): Promise<void> {
+    return this.isClosed ? Promise.resolve() : this.buffer.whenAtMost(level);
+  }
+
+  end(error?: unknown): void {
+    if (this.isClosed) return;
+    if (error !== undefined) this.emit(new StreamEnd(error));
+    this.close();
+    this.stop();
+  }
+
+  onClose(cleanup: () => void): void {
+    if (this.isClosed) cleanup();
+    else this.cleanups.push(cleanup);
+  }
+
+  /** Runs every cleanup, once: the feeds stop pushing, replays stop paging, slots and LISTENs are released. */
+  close(): void {
+    if (this.isClosed) return;
+    this.isClosed = true;
+    this.buffer.release();
+    for (const cleanup of this.cleanups.splice(0)) cleanup();
+  }
+}
+
+/**
  * A subscriber's stream. `open` runs when the consumer first pulls (graphql-ws
  * and SSE pull at once): it registers the outlet with a feed and hooks its
  * cleanup with outlet.onClose. Whatever ends the stream — the consumer's
- * return() (unsubscribe, socket closed, token expired), end(), overflow, or
- * `open` failing — runs every cleanup, so the feeds stop pushing, replays
- * stop paging and the LISTEN is released: a cancelled subscription stops its
- * source.
+ * return() (unsubscribe, socket closed, token expired, drain), end(),
+ * overflow, or `open` failing — runs every cleanup once, so the feeds stop
+ * pushing, replays stop paging and the LISTEN is released: a cancelled
+ * subscription stops its source. Feeds open streams through Admission
+ * (./admission.ts), which holds the user's slot for as long as this lives.
  */
 export function subscriberStream<T>(options: StreamOptions, open: (outlet: Outlet<T>) => Promise<void>): AsyncIterableIterator<T | StreamEnd> {
   // One slot beyond the limit for the StreamEnd that tells the consumer why.
   const buffer = new BoundedBuffer(options.limit + 1);
   return new Repeater<T | StreamEnd>(async (push, stop) => {
-    const cleanups: (() => void)[] = [];
-    let closed = false;
-    const close = () => {
-      if (closed) return;
-      closed = true;
-      buffer.release();
-      for (const cleanup of cleanups.splice(0)) cleanup();
-    };
-    const end = (error?: unknown) => {
-      if (closed) return;
-      if (error !== undefined) void push(new StreamEnd(error));
-      close();
-      stop();
-    };
-    const outlet: Outlet<T> = {
-      push: (value) => {
-        if (closed) return false;
-        if (buffer.size >= options.limit) {
-          // What waits is dropped at once: the consumer resubscribes from where it was.
-          buffer.clear();
-          end(options.overflowError());
-          return false;
-        }
-        void push(value);
-        return true;
-      },
-      drained: (level) => (closed ? Promise.resolve() : buffer.whenAtMost(level)),
-      end,
-      onClose: (cleanup) => {
-        if (closed) cleanup();
-        else cleanups.push(cleanup);
-      },
-      get closed() {
-        return closed;
-      },
-      get buffered() {
-        return buffer.size;
-      },
-    };
+    const outlet = new StreamOutlet<T>(
+      buffer,
+      options,
+      (value) => void push(value),
+      () => stop(),
+    );
     try {
       await open(outlet);
     } catch (error) {
-      end(error);
+      outlet.end(error);
     }
     await stop;
-    close();
+    outlet.close();
   }, buffer);
 }

@@ -1,7 +1,7 @@
 import type { DeletedTask, Task } from "../generated/prisma/client.js";
 import { SubscriberRoster, type Feed, type FeedContext } from "./feed.js";
 import type { ReconnectInfo } from "./listener.js";
-import type { TaskHint, TaskOp } from "./notification.js";
+import type { TaskNotification, TaskOp } from "./protocol.js";
 import type { Outlet } from "./subscriber.js";
 
 /**
@@ -51,7 +51,7 @@ const BATCH = 1000;
 
 export class TaskFeed implements Feed {
   private readonly roster: SubscriberRoster<TaskSubscriber>;
-  private pending: TaskHint[] = [];
+  private pending: TaskNotification[] = [];
   private catchUpSince: Date | undefined;
   private readonly delivered = new Map<string, Delivered>();
   private deliveries = 0;
@@ -79,7 +79,7 @@ export class TaskFeed implements Feed {
     return this.roster.add(sub);
   }
 
-  hint(note: TaskHint): void {
+  hint(note: TaskNotification): void {
     this.pending.push(note);
     this.context.requestFlush();
   }
@@ -121,9 +121,9 @@ export class TaskFeed implements Feed {
   }
 
   /** The hinted tasks and tombstones, read in one query each, delivered in the order the hints came. */
-  private async reread(batch: readonly TaskHint[]): Promise<void> {
-    const live = [...new Set(batch.filter((note) => note.op !== "DELETE").map((note) => note.i))];
-    const gone = [...new Set(batch.filter((note) => note.op === "DELETE").map((note) => note.i))];
+  private async reread(batch: readonly TaskNotification[]): Promise<void> {
+    const live = [...new Set(batch.filter((note) => note.op !== "DELETE").map((note) => note.taskId))];
+    const gone = [...new Set(batch.filter((note) => note.op === "DELETE").map((note) => note.taskId))];
     const { db, userId } = this.context;
     const [tasks, tombstones] = await Promise.all([
       live.length === 0 ? [] : db.task.findMany({ where: { userId, id: { in: live } } }),
@@ -134,11 +134,11 @@ export class TaskFeed implements Feed {
     for (const note of batch) {
       if (note.op === "DELETE") {
         // A tombstone of another owner, or one already purged: nothing this user may see.
-        const tombstone = tombstoneById.get(note.i);
+        const tombstone = tombstoneById.get(note.taskId);
         if (tombstone) this.publish(deletedEvent(tombstone), tombstone.deletedAt);
       } else {
         // Gone already: its DELETE hint follows and says so.
-        const task = taskById.get(note.i);
+        const task = taskById.get(note.taskId);
         if (task) this.publish({ kind: kindOf(note.op), taskId: task.id, task }, task.updatedAt);
       }
     }

@@ -44,6 +44,9 @@ export const SETTINGS = [
   "SHUTDOWN_GRACE_MS",
   "WEB_UI",
   "CHAT_RATE_LIMIT",
+  "REQUEST_TIMEOUT_MS",
+  "HEADERS_TIMEOUT_MS",
+  "KEEP_ALIVE_TIMEOUT_MS",
 ];
 
 export interface Exit {
@@ -84,17 +87,31 @@ function programEnv(env: Record<string, string | undefined> = {}): Record<string
  */
 export function runScript(
   script: string,
-  options: { args?: string[]; cwd?: string; env?: Record<string, string | undefined>; uid?: number; gid?: number },
+  options: {
+    args?: string[];
+    cwd?: string;
+    env?: Record<string, string | undefined>;
+    uid?: number;
+    gid?: number;
+    /** `ulimit -n` for the program: its file descriptors, to run it out of them for real. */
+    maxOpenFiles?: number;
+  },
   started: Program[],
 ): Program {
   const env = programEnv(options.env);
   // Outside ROOT tsx would not find the project's tsconfig.
   env.TSX_TSCONFIG_PATH = path.join(ROOT, "tsconfig.json");
   const spawnOptions: SpawnOptions = { cwd: options.cwd ?? tmpdir(), env, stdio: "pipe", uid: options.uid, gid: options.gid };
-  const child = spawn(
-    process.execPath,
-    ["--import", TSX_LOADER, path.join(ROOT, script), ...(options.args ?? [])],
-    spawnOptions,
+  const nodeArgs = ["--import", TSX_LOADER, path.join(ROOT, script), ...(options.args ?? [])];
+  // sh sets the limit, then exec: the child's pid is Node's own.
+  const child = (
+    options.maxOpenFiles === undefined
+      ? spawn(process.execPath, nodeArgs, spawnOptions)
+      : spawn(
+          "/bin/sh",
+          ["-c", 'ulimit -n "$1" && shift && exec "$0" "$@"', process.execPath, String(options.maxOpenFiles), ...nodeArgs],
+          spawnOptions,
+        )
   ) as ChildProcessWithoutNullStreams;
   const program = track(child, script, (signal) => child.kill(signal));
   started.push(program);

@@ -4,11 +4,11 @@ import { fileURLToPath } from "node:url";
 import { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { StdioClientTransport } from "@modelcontextprotocol/sdk/client/stdio.js";
 import { LATEST_PROTOCOL_VERSION, type Tool } from "@modelcontextprotocol/sdk/types.js";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { parseId, toGlobalId } from "../../src/lib/ids.js";
 import { databaseUrl, newUserId } from "../helpers/db.js";
 import { ensureBuilt } from "../helpers/process.js";
-import { newUser, startTestServer, waitForSubscriptions, type TestServer, type TestUser } from "../helpers/server.js";
+import { newUser, startTestServer, type TestServer, type TestUser } from "../helpers/server.js";
 import { TEST_JWT_SECRET, tokenFor } from "../helpers/tokens.js";
 import { wsClient, type TestWsClient } from "../helpers/ws-client.js";
 import { callError, callOk, expectNextChange, expectToolCatalogue, TASK_CHANGED, type McpTask } from "./support.js";
@@ -242,7 +242,9 @@ describe("MCP over stdio", () => {
     const foreign = await server.db.task.create({ data: { userId: otherId, title: "Not yours" } });
     const foreignId = toGlobalId("Task", foreign.id);
     expect(await callError(client, "complete_task", { task_id: foreignId })).toBe("Task not found. List the tasks to get valid ids.");
-    expect(await callError(client, "update_task", { task_id: foreignId, title: "Mine now" })).toBe("Task not found. List the tasks to get valid ids.");
+    expect(await callError(client, "update_task", { task_id: foreignId, title: "Mine now" })).toBe(
+      "Task not found. List the tasks to get valid ids.",
+    );
     expect(await callError(client, "delete_task", { task_id: foreignId })).toBe("Task not found. List the tasks to get valid ids.");
     expect(await server.db.task.findUniqueOrThrow({ where: { id: foreign.id } })).toEqual(foreign);
   });
@@ -252,7 +254,10 @@ describe("MCP over stdio", () => {
     wsClients.push(ws);
     const before = server.app.realtime.establishedCount;
     const sub = ws.subscribe(TASK_CHANGED);
-    await waitForSubscriptions(server, before);
+    await vi.waitFor(() => expect(server.app.realtime.establishedCount, "established subscriptions").toBeGreaterThan(before), {
+      timeout: 10_000,
+      interval: 10,
+    });
 
     const added = await callOk<McpTask>(client, tools, "add_task", { title: "Seen live" });
     await expectNextChange(sub, "CREATED", { id: added.id, title: "Seen live", description: null, completed: false });
@@ -269,6 +274,28 @@ describe("MCP over stdio", () => {
     expect(stderr).toContain("MCP server ready on stdio");
     expectOnlyLogRecords(stderr);
     expect(stderr).not.toContain(user.token);
+  });
+
+  it("should answer malformed tools/call params with -32602 in one line, and refuse a lone surrogate naming the field", async () => {
+    const owner = newUserId("mcp-stdio-malformed");
+    const raw = spawnRaw(serverEnv(await tokenFor(owner)), children);
+    await initialize(raw);
+    for (const [args, got] of [
+      [null, "null"],
+      ["title=x", "a string"],
+      [["x"], "an array"],
+    ] as const) {
+      const response = await raw.request("tools/call", { name: "add_task", arguments: args });
+      expect(response.error).toEqual({ code: -32602, message: `Invalid tools/call params: arguments must be an object (got ${got})` });
+    }
+    // JSON.stringify sends the lone surrogate as the escape \ud800, which JSON.parse turns back into one.
+    const surrogate = await raw.request("tools/call", { name: "add_task", arguments: { title: "a\uD800b" } });
+    expect(surrogate.result?.isError).toBe(true);
+    expect(surrogate.result?.content?.[0]?.text).toMatch(/^title: must be well-formed Unicode/);
+    expect(await rowsOf(owner)).toEqual([]);
+    raw.child.stdin.end();
+    expect(await exitWithin(raw)).toEqual({ code: 0, signal: null });
+    expectOnlyLogRecords(raw.stderr());
   });
 
   describe("process lifecycle", () => {

@@ -57,7 +57,7 @@ describe("the task feed's catch-up after a reconnect", () => {
 
     // Live delivery of a first task; the listener is healthy up to its commit.
     const first = await addTask(db, userId, { title: "before the outage" });
-    feed.hint({ k: "task", op: "INSERT", i: first.id });
+    feed.hint({ kind: "task", op: "INSERT", taskId: first.id });
     await feed.flush();
     healthy = first.updatedAt;
     expect(events.map((event) => event.task?.title)).toEqual(["before the outage"]);
@@ -65,7 +65,7 @@ describe("the task feed's catch-up after a reconnect", () => {
     // The listener was down; it comes back, a minute of database time later, while a re-read runs.
     const since = healthy;
     const second = await addTask(db, userId, { title: "re-read while the listener came back" });
-    feed.hint({ k: "task", op: "INSERT", i: second.id });
+    feed.hint({ kind: "task", op: "INSERT", taskId: second.id });
     duringTaskRead = () => {
       healthy = new Date(since.getTime() + 60_000);
       feed.reconnected({ since });

@@ -1,12 +1,11 @@
 import { rm } from "node:fs/promises";
 import { setTimeout as sleep } from "node:timers/promises";
 import { afterAll, beforeAll, describe, it } from "vitest";
-import { RELAYED_SIGNAL_MS } from "../../src/boot/lifecycle.js";
-import { eventually } from "../faults/support.js";
+import { RELAYED_SIGNAL_MS } from "../../src/boot/signals.js";
 import { TOOL_NAMES } from "../mcp/support.js";
 import { databaseUrl, newUserId, testDb } from "../helpers/db.js";
 import { ensureBuilt, runNpm, stopAll, type GroupProgram } from "../helpers/process.js";
-import { inGroups, processTree, stillAlive } from "../helpers/process-tree.js";
+import { processTree } from "../helpers/process-tree.js";
 import { TEST_JWT_SECRET, tokenFor } from "../helpers/tokens.js";
 import {
   devToken,
@@ -15,6 +14,7 @@ import {
   errorLines,
   gatedCohere,
   inFlight,
+  nothingLeft,
   openTempDir,
   REPLY,
   served,
@@ -85,12 +85,6 @@ describe("npm start under SIGTERM and SIGINT", () => {
     else process.kill(target === "npm" ? program.child.pid! : server.pid, signal);
   }
 
-  /** Nothing of the program's tree, nor of any process group it used, is left. */
-  async function nothingLeft({ tree }: Served): Promise<void> {
-    const groups = [...new Set(tree.map((entry) => entry.pgid))];
-    await eventually(() => stillAlive(tree).length === 0 && inGroups(groups).length === 0, "every process of the tree to be gone", 10_000);
-  }
-
   it.concurrent.for(ROUNDS.map((round, index) => ({ ...round, index })))(
     "should drain and exit 0 leaving nothing behind: $kind database, $signal to the $target (round $index)",
     { timeout: 90_000 },
@@ -110,10 +104,12 @@ describe("npm start under SIGTERM and SIGINT", () => {
 
       expect(await server.program.exit(30_000)).toEqual({ code: 0, signal: null });
       const exitMs = performance.now() - signalledAt;
-      await nothingLeft(server);
+      await nothingLeft(server.tree);
       expect(errorLines(server.program)).toEqual([]);
       if (process.env.FAULT_FIGURES) {
-        console.log(`npm-start-signals ${JSON.stringify({ kind, target, signal, processes: server.tree.length, closeCode, exitMs: Math.round(exitMs) })}`);
+        console.log(
+          `npm-start-signals ${JSON.stringify({ kind, target, signal, processes: server.tree.length, closeCode, exitMs: Math.round(exitMs) })}`,
+        );
       }
       expect(server.program.stdout()).toContain('"drained":true');
       if (userId !== undefined) {
@@ -124,53 +120,68 @@ describe("npm start under SIGTERM and SIGINT", () => {
     },
   );
 
-  it.concurrent("should serve MCP from the build, its SDK loaded by the first /mcp request", async ({ expect }) => {
-    const { served: server, token } = await start("external");
-    const response = await fetch(server.url.replace(/\/graphql$/, "/mcp"), {
-      method: "POST",
-      headers: { "content-type": "application/json", accept: "application/json, text/event-stream", authorization: `Bearer ${token}` },
-      body: JSON.stringify({ jsonrpc: "2.0", id: 1, method: "tools/list" }),
-    });
-    expect(response.status).toBe(200);
-    const body = (await response.json()) as { result: { tools: { name: string }[] } };
-    expect(body.result.tools.map((tool) => tool.name).sort()).toEqual([...TOOL_NAMES].sort());
-    expect(await server.program.stop()).toEqual({ code: 0, signal: null });
-  }, 90_000);
+  it.concurrent(
+    "should serve MCP from the build, its SDK loaded by the first /mcp request",
+    async ({ expect }) => {
+      const { served: server, token } = await start("external");
+      const response = await fetch(server.url.replace(/\/graphql$/, "/mcp"), {
+        method: "POST",
+        headers: { "content-type": "application/json", accept: "application/json, text/event-stream", authorization: `Bearer ${token}` },
+        body: JSON.stringify({ jsonrpc: "2.0", id: 1, method: "tools/list" }),
+      });
+      expect(response.status).toBe(200);
+      const body = (await response.json()) as { result: { tools: { name: string }[] } };
+      expect(body.result.tools.map((tool) => tool.name).sort()).toEqual([...TOOL_NAMES].sort());
+      expect(await server.program.stop()).toEqual({ code: 0, signal: null });
+    },
+    90_000,
+  );
 
-  it.concurrent("should exit 1 at once on a second signal, and still stop the embedded Postgres", async ({ expect }) => {
-    const { served: server, token } = await start("embedded");
-    const work = await inFlight(server, token, cohere);
-    server.program.signalGroup("SIGTERM");
-    expect((await work.subscriber.closed).code).toBe(1001);
-    // The model is still held: the server is draining. Only a signal past the relay window counts as a second one.
-    await sleep(RELAYED_SIGNAL_MS + 200);
-    server.program.signalGroup("SIGTERM");
-    expect(await server.program.exit(10_000)).toEqual({ code: 1, signal: null });
-    expect(server.program.stdout()).toContain("second signal: exiting now");
-    await nothingLeft(server);
-    work.release();
-  }, 90_000);
+  it.concurrent(
+    "should exit 1 at once on a second signal, and still stop the embedded Postgres",
+    async ({ expect }) => {
+      const { served: server, token } = await start("embedded");
+      const work = await inFlight(server, token, cohere);
+      server.program.signalGroup("SIGTERM");
+      expect((await work.subscriber.closed).code).toBe(1001);
+      // The model is still held: the server is draining. Only a signal past the relay window counts as a second one.
+      await sleep(RELAYED_SIGNAL_MS + 200);
+      server.program.signalGroup("SIGTERM");
+      expect(await server.program.exit(10_000)).toEqual({ code: 1, signal: null });
+      expect(server.program.stdout()).toContain("second signal: exiting now");
+      await nothingLeft(server.tree);
+      work.release();
+    },
+    90_000,
+  );
 
-  it.concurrent("should still stop the embedded Postgres when the server is killed outright (SIGKILL)", async ({ expect }) => {
-    const { served: server } = await start("embedded");
-    const postmaster = server.tree.find((entry) => entry.ppid === server.server.pid && entry.command.includes("bin/postgres"));
-    expect(postmaster).toBeDefined();
-    // No handler and no exit hook runs: only the watchdog, whose pipe from the server closes, is left to stop it.
-    process.kill(server.server.pid, "SIGKILL");
-    await server.program.exit(10_000);
-    await nothingLeft(server);
-  }, 90_000);
+  it.concurrent(
+    "should still stop the embedded Postgres when the server is killed outright (SIGKILL)",
+    async ({ expect }) => {
+      const { served: server } = await start("embedded");
+      const postmaster = server.tree.find((entry) => entry.ppid === server.server.pid && entry.command.includes("bin/postgres"));
+      expect(postmaster).toBeDefined();
+      // No handler and no exit hook runs: only the watchdog, whose pipe from the server closes, is left to stop it.
+      process.kill(server.server.pid, "SIGKILL");
+      await server.program.exit(10_000);
+      await nothingLeft(server.tree);
+    },
+    90_000,
+  );
 
-  it.concurrent("should stop cleanly when signalled while it starts", async ({ expect }) => {
-    const program = runNpm(["start"], { env: serverEnv(cohere, { EMBEDDED_DATA_DIR: await copyCluster() }) }, started);
-    await program.waitFor(/Using the embedded Postgres/, 60_000);
-    const tree = processTree(program.child.pid!);
-    expect(tree.some((entry) => entry.command.includes("bin/postgres"))).toBe(true);
-    program.signalGroup("SIGTERM");
-    expect(await program.exit(30_000)).toEqual({ code: 0, signal: null });
-    expect(program.stdout()).not.toContain("GraphQL API ready");
-    expect(program.stdout()).toContain("signal during start-up");
-    const groups = [...new Set(tree.map((entry) => entry.pgid))];
-    await eventually(() => stillAlive(tree).length === 0 && inGroups(groups).length === 0, "every process of the tree to be gone", 10_000);
-  }, 90_000);
+  it.concurrent(
+    "should stop cleanly when signalled while it starts",
+    async ({ expect }) => {
+      const program = runNpm(["start"], { env: serverEnv(cohere, { EMBEDDED_DATA_DIR: await copyCluster() }) }, started);
+      await program.waitFor(/Using the embedded Postgres/, 60_000);
+      const tree = processTree(program.child.pid!);
+      expect(tree.some((entry) => entry.command.includes("bin/postgres"))).toBe(true);
+      program.signalGroup("SIGTERM");
+      expect(await program.exit(30_000)).toEqual({ code: 0, signal: null });
+      expect(program.stdout()).not.toContain("GraphQL API ready");
+      expect(program.stdout()).toContain("signal during start-up");
+      await nothingLeft(tree);
+    },
+    90_000,
+  );
 });

@@ -2,9 +2,7 @@ import { spawnSync } from "node:child_process";
 import { readFileSync } from "node:fs";
 import { rm } from "node:fs/promises";
 import { afterAll, beforeAll, describe, it } from "vitest";
-import { eventually } from "../faults/support.js";
 import { ensureBuilt, runGroup, stopAll, type GroupProgram } from "../helpers/process.js";
-import { inGroups, stillAlive } from "../helpers/process-tree.js";
 import {
   devToken,
   drained,
@@ -12,6 +10,7 @@ import {
   errorLines,
   gatedCohere,
   inFlight,
+  nothingLeft,
   openTempDir,
   REPLY,
   served,
@@ -78,8 +77,7 @@ describe("the server as PID 1 (a container's init)", () => {
     if (process.env.FAULT_FIGURES) {
       console.log(`pid1 ${JSON.stringify({ processes: server.tree.length, closeCode, exitMs: Math.round(performance.now() - signalledAt) })}`);
     }
-    const groups = [...new Set(server.tree.map((entry) => entry.pgid))];
-    await eventually(() => stillAlive(server.tree).length === 0 && inGroups(groups).length === 0, "every process of the tree to be gone", 10_000);
+    await nothingLeft(server.tree);
     expect(errorLines(program)).toEqual([]);
     expect(program.stdout()).toContain('"drained":true');
   }, 90_000);

@@ -4,14 +4,14 @@ import { chmod, mkdtemp } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { promisify } from "node:util";
+import { expect, vi } from "vitest";
 import { startEmbeddedPostgres } from "../../src/db/embedded.js";
 import { applyMigrations } from "../../src/db/migrate.js";
 import { MIGRATIONS_DIR } from "../../src/db/open.js";
 import { deferred, SEND_LIVE, type LivePayload } from "../chat/support.js";
-import { eventually } from "../faults/support.js";
 import { startFakeCohere, textReply, type FakeCohere, type RecordedRequest } from "../helpers/fake-cohere.js";
 import { lines, type GroupProgram } from "../helpers/process.js";
-import { processTree, type ProcessEntry } from "../helpers/process-tree.js";
+import { inGroups, processTree, stillAlive, type ProcessEntry } from "../helpers/process-tree.js";
 import { wsClient, type TestWsClient } from "../helpers/ws-client.js";
 import { ADD_TASK, TASK_CHANGED, within } from "../realtime/support.js";
 
@@ -128,10 +128,13 @@ async function gql<T>(url: string, token: string, query: string, variables?: Rec
 export async function liveSubscriber(url: string, token: string): Promise<TestWsClient> {
   const client = wsClient(url.replace(/^http/, "ws"), token);
   const subscription = client.subscribe(TASK_CHANGED);
-  await eventually(async () => {
-    await gql(url, token, ADD_TASK, { title: "seen by the subscriber" });
-    return subscription.pending().length > 0;
-  }, "the subscription to be live");
+  await vi.waitFor(
+    async () => {
+      await gql(url, token, ADD_TASK, { title: "seen by the subscriber" });
+      expect(subscription.pending().length, "events the subscriber has seen").toBeGreaterThan(0);
+    },
+    { timeout: 20_000, interval: 100 },
+  );
   return client;
 }
 
@@ -150,8 +153,20 @@ export async function inFlight(served: Served, token: string, cohere: GatedCoher
   const release = cohere.hold(content);
   const answer = gql<{ sendMessage: LivePayload }>(served.url, token, SEND_LIVE, { input: { content } });
   answer.catch(() => {});
-  await eventually(() => cohere.streaming(content), "the turn's answer to stream");
+  await vi.waitFor(() => expect(cohere.streaming(content), "the turn's answer streaming").toBe(true), { timeout: 20_000, interval: 20 });
   return { subscriber, answer, release, content };
+}
+
+/** Waits until none of `tree` is alive and no live process is left in any of its process groups. */
+export async function nothingLeft(tree: readonly ProcessEntry[]): Promise<void> {
+  const groups = [...new Set(tree.map((entry) => entry.pgid))];
+  await vi.waitFor(
+    () => {
+      expect(stillAlive(tree), "processes of the tree still alive").toEqual([]);
+      expect(inGroups(groups), "live processes in its process groups").toEqual([]);
+    },
+    { timeout: 10_000, interval: 20 },
+  );
 }
 
 /** After the signal: 1001 to the subscriber, then (the model answering during the drain) the whole reply. */
@@ -168,4 +183,3 @@ export function errorLines(program: GroupProgram): string[] {
     .filter((line) => line.startsWith("{"))
     .filter((line) => (JSON.parse(line) as { level: number }).level >= 50);
 }
-

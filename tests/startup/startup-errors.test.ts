@@ -75,9 +75,7 @@ describe("start-up error lines", () => {
 
     it("should say HOST is not an address of this machine", async () => {
       // 192.0.2.1 is TEST-NET-1 (RFC 5737): never assigned to a real interface.
-      expect(await lineFor(assertCanListen(await freePort(), "192.0.2.1"))).toBe(
-        "HOST 192.0.2.1 is not an address of this machine; set HOST",
-      );
+      expect(await lineFor(assertCanListen(await freePort(), "192.0.2.1"))).toBe("HOST 192.0.2.1 is not an address of this machine; set HOST");
     });
 
     it("should say HOST cannot be resolved", async () => {
