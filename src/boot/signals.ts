@@ -33,33 +33,11 @@ export interface Lifecycle {
  * its exit hook.
  */
 export function createLifecycle(logger: Logger, graceMs: number): Lifecycle {
-  const steps: { name: string; run: () => Promise<unknown> }[] = [];
+  const steps: Step[] = [];
   let firstSignal: { signal: string; at: number } | undefined;
   let starting = true;
   let stopping: Promise<never> | undefined;
-
-  const runSteps = async (): Promise<void> => {
-    for (const step of steps.toReversed()) {
-      logger.debug({ step: step.name }, "stopping");
-      await step.run();
-    }
-  };
-  const stop = (signal: string): Promise<never> =>
-    (stopping ??= (async () => {
-      setTimeout(() => {
-        logger.error({ signal, graceMs }, "shutdown still not done past the drain window; exiting now");
-        process.exit(1);
-      }, graceMs + STOP_DEADLINE_MARGIN_MS).unref();
-      logger.info({ signal, graceMs }, "shutting down: draining");
-      try {
-        await runSteps();
-      } catch (error) {
-        logger.error({ err: error }, "error while shutting down");
-        process.exit(1);
-      }
-      logger.info("stopped");
-      process.exit(0);
-    })());
+  const stop = (signal: string): Promise<never> => (stopping ??= stopInOrder(steps, logger, signal, graceMs));
 
   const onSignal = (signal: NodeJS.Signals): void => {
     if (firstSignal !== undefined) {
@@ -83,8 +61,38 @@ export function createLifecycle(logger: Logger, graceMs: number): Lifecycle {
       if (firstSignal !== undefined) void stop(firstSignal.signal);
     },
     abort: async (error) => {
-      await runSteps().catch(() => {});
+      await runSteps(steps, logger).catch(() => {});
       return exitOnStartupError(error, logger);
     },
   };
+}
+
+interface Step {
+  name: string;
+  run: () => Promise<unknown>;
+}
+
+/** The last registered first: what started last stops first. */
+async function runSteps(steps: readonly Step[], logger: Logger): Promise<void> {
+  for (const step of steps.toReversed()) {
+    logger.debug({ step: step.name }, "stopping");
+    await step.run();
+  }
+}
+
+/** Runs the steps and exits: 0 when they all finished, 1 on an error or when they outlast the drain window by far. */
+async function stopInOrder(steps: readonly Step[], logger: Logger, signal: string, graceMs: number): Promise<never> {
+  setTimeout(() => {
+    logger.error({ signal, graceMs }, "shutdown still not done past the drain window; exiting now");
+    process.exit(1);
+  }, graceMs + STOP_DEADLINE_MARGIN_MS).unref();
+  logger.info({ signal, graceMs }, "shutting down: draining");
+  try {
+    await runSteps(steps, logger);
+  } catch (error) {
+    logger.error({ err: error }, "error while shutting down");
+    process.exit(1);
+  }
+  logger.info("stopped");
+  process.exit(0);
 }
