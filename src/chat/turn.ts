@@ -1,6 +1,6 @@
 import { randomUUID } from "node:crypto";
 import type { Cohere } from "cohere-ai";
-import type { Db } from "../db/client.js";
+import type { Db, DbClient } from "../db/client.js";
 import {
   endTurn,
   flushAnswer,
@@ -15,6 +15,7 @@ import {
   type TurnRef,
 } from "../domain/conversation-log.js";
 import type { RateLimit } from "../domain/rate-limits.js";
+import { withSavepoint } from "../domain/undo.js";
 import { AppError, ErrorCode } from "../lib/errors.js";
 import type { Message, Turn } from "../generated/prisma/client.js";
 import { toGlobalId } from "../lib/ids.js";
@@ -23,7 +24,7 @@ import { AnswerWriter } from "./answer-writer.js";
 import { ModelTimeoutError, ModelUnavailableError, type ChatModel, type RetryPolicy } from "./cohere.js";
 import { storedToolCalls, type StoredToolCall } from "./history.js";
 import { storable, streamStep, type StepResult, type StreamedCall } from "./model-stream.js";
-import { inputJsonSchema, isWriteTool, parseArguments, runTool, TOOLS, type ToolOutcome } from "./tools.js";
+import { inputJsonSchema, isWriteTool, parseArguments, runTool, TOOLS, type ToolContext, type ToolOutcome } from "./tools.js";
 import { buildWindow } from "./window.js";
 
 export interface AssistantDeps {
@@ -340,7 +341,7 @@ async function executeCalls(
       if (isRepeat) return toolMessage(call, { ok: false, error: "Not run: this exact call was already made in this turn. Use its earlier result." });
       const parsed = parseArguments(call.function.arguments);
       const outcome: ToolOutcome = parsed.ok
-        ? await runTool({ db: tx, userId: run.turn.userId }, call.function.name, parsed.value)
+        ? await runTool(toolContext(run.turn, tx, call), call.function.name, parsed.value)
         : { ok: false, error: `Invalid arguments for ${call.function.name}: ${parsed.error}` };
       return toolMessage(call, outcome);
     });
@@ -351,6 +352,17 @@ async function executeCalls(
     if (write && !isRepeat) epoch += 1;
   }
   return { stopped: false, repeated };
+}
+
+/** A tool call of this turn: its writes are the assistant's, in this turn, by this call. */
+function toolContext(turn: TurnRef, tx: DbClient, call: StoredToolCall): ToolContext {
+  return {
+    db: tx,
+    userId: turn.userId,
+    cause: { actor: "ASSISTANT", turnId: turn.id, toolCallId: call.id },
+    turn: { id: turn.id, conversationId: turn.conversationId },
+    atomically: (work) => withSavepoint(tx, work),
+  };
 }
 
 function toolMessage(call: StoredToolCall, outcome: ToolOutcome) {
