@@ -50,6 +50,7 @@ const app = buildApp({
   http: config.http,
   shutdownGraceMs: config.shutdownGraceMs,
   realtime: { subscriptionsPerUser: config.realtime.subscriptionsPerUser },
+  ws: config.ws,
   graphiql: false,
 });
 const { port } = await app.start(0, "127.0.0.1");

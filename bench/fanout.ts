@@ -80,6 +80,9 @@ export async function runFanout(options: { url: string; secret: string; sockets:
       LOG_LEVEL: process.env.BENCH_LOG_LEVEL ?? "silent",
       // Every socket of a user subscribes; the default of 50 per user would refuse most of them.
       SUBSCRIPTIONS_PER_USER: "10000",
+      // Thousands of sockets over ten users, and up to 15,000 in all (the bench raises `ulimit -n` for them).
+      WS_CONNECTIONS_PER_USER: "10000",
+      WS_MAX_CONNECTIONS: String(sockets + 100),
     },
   });
   const sql = new pg.Client({ connectionString: url });

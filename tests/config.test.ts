@@ -2,6 +2,7 @@ import { execFile } from "node:child_process";
 import { fileURLToPath } from "node:url";
 import { describe, expect, it } from "vitest";
 import { ConfigError, loadConfig } from "../src/boot/config.js";
+import { defaultMaxConnections, leavesFdHeadroom } from "../src/server/ws/fd-limit.js";
 
 const ROOT = fileURLToPath(new URL("..", import.meta.url));
 const SECRET = "s".repeat(32);
@@ -38,6 +39,7 @@ describe("loadConfig", () => {
       introspection: true,
       suggestions: true,
       limits: { depth: 10, aliases: 15, tokens: 1000, directives: 50, cost: 5000 },
+      timeouts: { requestMs: 30_000, headersMs: 10_000, keepAliveMs: 5000 },
     });
     expect(config.auth).toStrictEqual({
       jwtSecret: undefined,
@@ -48,9 +50,16 @@ describe("loadConfig", () => {
     });
     expect(config.cohere.model).toBe("command-a-03-2025");
     expect(config.cohere.apiKey).toBeUndefined();
-    expect(config.chat).toEqual({ rateLimitPerMinute: 20, rateBurst: 5, streamFlushMs: 100 });
+    expect(config.chat).toEqual({ rateLimitPerMinute: 20, rateBurst: 5, streamFlushMs: 100, maxToolCallsPerStep: 16, maxAnswerChars: 20_000 });
     expect(config.cohere.maxInputTokens).toBe(100_000);
     expect(config.realtime).toEqual({ subscriptionsPerUser: 50 });
+    expect(config.ws).toStrictEqual({
+      connectionsPerUser: 30,
+      maxConnections: undefined,
+      unauthenticatedPerAddress: 256,
+      operationsPerSocket: 16,
+      maxBufferedBytes: 8 * 1024 * 1024,
+    });
   });
 
   it("should treat empty and blank settings as unset", () => {
@@ -129,6 +138,24 @@ describe("loadConfig", () => {
     }
   });
 
+  it("should read CHAT_MAX_TOOL_CALLS_PER_STEP and CHAT_MAX_ANSWER_CHARS", () => {
+    const config = loadConfig({ CHAT_MAX_TOOL_CALLS_PER_STEP: "4", CHAT_MAX_ANSWER_CHARS: "5000" });
+    expect(config.chat).toMatchObject({ maxToolCallsPerStep: 4, maxAnswerChars: 5000 });
+  });
+
+  it("should refuse a bad CHAT_MAX_TOOL_CALLS_PER_STEP or CHAT_MAX_ANSWER_CHARS, naming the setting and the value", () => {
+    for (const CHAT_MAX_TOOL_CALLS_PER_STEP of ["0", "1001", "many", "-1"]) {
+      const error = configError({ CHAT_MAX_TOOL_CALLS_PER_STEP });
+      expect(error.message).toContain("CHAT_MAX_TOOL_CALLS_PER_STEP must be an integer (1–1000)");
+      expect(error.message).toContain(`"${CHAT_MAX_TOOL_CALLS_PER_STEP}"`);
+    }
+    for (const CHAT_MAX_ANSWER_CHARS of ["99", "1000001", "2.5"]) {
+      const error = configError({ CHAT_MAX_ANSWER_CHARS });
+      expect(error.message).toContain("CHAT_MAX_ANSWER_CHARS must be an integer (100–1000000)");
+      expect(error.message).toContain(`"${CHAT_MAX_ANSWER_CHARS}"`);
+    }
+  });
+
   it("should refuse a bad CHAT_RATE_LIMIT or CHAT_RATE_BURST", () => {
     for (const CHAT_RATE_LIMIT of ["abc", "-1", "2.5", "100001"]) {
       const error = configError({ CHAT_RATE_LIMIT });
@@ -152,6 +179,37 @@ describe("loadConfig", () => {
       expect(error.message).toContain("SUBSCRIPTIONS_PER_USER must be an integer (1–10000)");
       expect(error.message).toContain(`"${SUBSCRIPTIONS_PER_USER}"`);
     }
+  });
+
+  it("should read the WebSocket limits and refuse bad ones, naming the setting and the value", () => {
+    const config = loadConfig({
+      WS_CONNECTIONS_PER_USER: "5",
+      WS_MAX_CONNECTIONS: "1000",
+      WS_UNAUTHENTICATED_PER_ADDRESS: "7",
+      WS_OPERATIONS_PER_SOCKET: "3",
+      WS_MAX_BUFFERED_BYTES: "1048576",
+    });
+    expect(config.ws).toEqual({ connectionsPerUser: 5, maxConnections: 1000, unauthenticatedPerAddress: 7, operationsPerSocket: 3, maxBufferedBytes: 1048576 });
+    const bad: [string, string, string][] = [
+      ["WS_CONNECTIONS_PER_USER", "0", "(1–1000000)"],
+      ["WS_MAX_CONNECTIONS", "-5", "(1–10000000)"],
+      ["WS_UNAUTHENTICATED_PER_ADDRESS", "lots", "(1–1000000)"],
+      ["WS_OPERATIONS_PER_SOCKET", "1.5", "(1–10000)"],
+      ["WS_MAX_BUFFERED_BYTES", "1024", "(65536–1073741824)"],
+    ];
+    for (const [name, value, range] of bad) {
+      const error = configError({ [name]: value });
+      expect(error.message).toContain(`${name} must be an integer ${range}, got "${value}"`);
+    }
+  });
+
+  it("should size WS_MAX_CONNECTIONS from the open-file limit when unset, keeping a quarter of it free", () => {
+    expect(defaultMaxConnections(undefined)).toBe(15_000);
+    expect(defaultMaxConnections(1024)).toBe(768);
+    expect(defaultMaxConnections(20_000)).toBe(15_000);
+    expect(defaultMaxConnections(1_048_576)).toBe(15_000);
+    expect(leavesFdHeadroom(15_000, 20_000)).toBe(true);
+    expect(leavesFdHeadroom(19_000, 20_000)).toBe(false);
   });
 
   it("should refuse a DATABASE_URL that is not a Postgres URL", () => {
@@ -300,5 +358,19 @@ describe("the server process", () => {
     expect(config.http.limits).toEqual({ depth: 7, aliases: 3, tokens: 500, directives: 5, cost: 100 });
     expect(configError({ MAX_BODY_BYTES: "10" }).message).toContain("MAX_BODY_BYTES must be an integer (1024–104857600)");
     expect(configError({ GRAPHQL_MAX_COST: "0" }).message).toContain("GRAPHQL_MAX_COST");
+  });
+
+  it("should read the request timeouts, and follow MAX_BODY_BYTES when REQUEST_TIMEOUT_MS is unset", () => {
+    expect(loadConfig({ REQUEST_TIMEOUT_MS: "2000", HEADERS_TIMEOUT_MS: "500", KEEP_ALIVE_TIMEOUT_MS: "700" }).http.timeouts).toEqual({
+      requestMs: 2000,
+      headersMs: 500,
+      keepAliveMs: 700,
+    });
+    // 30 s per started MiB: a body at the limit must arrive at about 35 KB/s.
+    expect(loadConfig({ MAX_BODY_BYTES: String(10 * 1024 * 1024) }).http.timeouts.requestMs).toBe(300_000);
+    expect(loadConfig({ MAX_BODY_BYTES: String(1024 * 1024 + 1) }).http.timeouts.requestMs).toBe(60_000);
+    expect(configError({ REQUEST_TIMEOUT_MS: "5000" }).message).toBe("HEADERS_TIMEOUT_MS (10000) must not exceed REQUEST_TIMEOUT_MS (5000)");
+    expect(configError({ REQUEST_TIMEOUT_MS: "0" }).message).toContain("REQUEST_TIMEOUT_MS must be an integer (100–3600000)");
+    expect(configError({ KEEP_ALIVE_TIMEOUT_MS: "soon" }).message).toContain("KEEP_ALIVE_TIMEOUT_MS must be an integer");
   });
 });

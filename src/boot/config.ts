@@ -4,9 +4,10 @@ import { z } from "zod";
 import type { AuthSettings } from "../auth/verifier.js";
 import type { DatabaseDriver, DatabaseSettings } from "../db/settings.js";
 import { DEFAULT_QUERY_LIMITS } from "../server/limits/query-limits.js";
-import type { HttpSettings } from "../server/settings.js";
+import { DEFAULT_WS_SETTINGS, type HttpSettings, type HttpTimeouts, type WsSettings } from "../server/settings.js";
+import { defaultRequestTimeoutMs } from "../server/timeouts.js";
 
-export type { HttpSettings } from "../server/settings.js";
+export type { HttpSettings, WsSettings } from "../server/settings.js";
 export { DEFAULT_QUERY_LIMITS } from "../server/limits/query-limits.js";
 
 export interface Config {
@@ -22,6 +23,7 @@ export interface Config {
   webUi: boolean;
   database: DatabaseSettings;
   http: HttpSettings;
+  ws: WsSettings;
   auth: AuthSettings;
   cohere: {
     apiKey: string | undefined;
@@ -44,6 +46,10 @@ export interface Config {
     rateBurst: number;
     /** STREAM_FLUSH_MS: the longest a streamed answer's stored text lags behind what the model sent. */
     streamFlushMs: number;
+    /** CHAT_MAX_TOOL_CALLS_PER_STEP: past it, none of the step's calls run and the turn ends (ASSISTANT_TOO_MANY_TOOL_CALLS). */
+    maxToolCallsPerStep: number;
+    /** CHAT_MAX_ANSWER_CHARS: an answer is cut here, with a marker (ASSISTANT_ANSWER_TOO_LONG). */
+    maxAnswerChars: number;
   };
 }
 
@@ -61,12 +67,12 @@ const optionalString = z
   .transform((v) => (v === "" ? undefined : v))
   .optional();
 
-function intSetting(name: string, fallback: number, min: number, max: number, noun = "an integer") {
+function intSetting<F extends number | undefined>(name: string, fallback: F, min: number, max: number, noun = "an integer") {
   return z
     .string()
     .trim()
     .optional()
-    .transform((raw, ctx) => {
+    .transform((raw, ctx): number | F => {
       if (raw === undefined || raw === "") return fallback;
       const value = Number(raw);
       if (!/^\d+$/.test(raw) || value < min || value > max) {
@@ -182,6 +188,10 @@ const envSchema = z.object({
   SHUTDOWN_GRACE_MS: intSetting("SHUTDOWN_GRACE_MS", 25_000, 0, 600_000),
   DATABASE_STATEMENT_TIMEOUT_MS: intSetting("DATABASE_STATEMENT_TIMEOUT_MS", 10_000, 0, 3_600_000),
   MAX_BODY_BYTES: intSetting("MAX_BODY_BYTES", 1024 * 1024, 1024, 100 * 1024 * 1024),
+  // 0 only when unset: then it follows MAX_BODY_BYTES (defaultRequestTimeoutMs).
+  REQUEST_TIMEOUT_MS: intSetting("REQUEST_TIMEOUT_MS", 0, 100, 3_600_000),
+  HEADERS_TIMEOUT_MS: intSetting("HEADERS_TIMEOUT_MS", 10_000, 100, 3_600_000),
+  KEEP_ALIVE_TIMEOUT_MS: intSetting("KEEP_ALIVE_TIMEOUT_MS", 5000, 100, 600_000),
   CORS_ORIGINS: optionalString.transform((value, ctx) => {
     if (value === undefined) return [];
     const origins = value.split(",").map((origin) => origin.trim()).filter((origin) => origin !== "");
@@ -218,13 +228,56 @@ const envSchema = z.object({
   COHERE_MAX_INPUT_TOKENS: intSetting("COHERE_MAX_INPUT_TOKENS", 100_000, 1000, 10_000_000),
   CHAT_RATE_LIMIT: intSetting("CHAT_RATE_LIMIT", 20, 0, 100_000),
   CHAT_RATE_BURST: intSetting("CHAT_RATE_BURST", 5, 1, 10_000),
+  CHAT_MAX_TOOL_CALLS_PER_STEP: intSetting("CHAT_MAX_TOOL_CALLS_PER_STEP", 16, 1, 1000),
+  CHAT_MAX_ANSWER_CHARS: intSetting("CHAT_MAX_ANSWER_CHARS", 20_000, 100, 1_000_000),
   SUBSCRIPTIONS_PER_USER: intSetting("SUBSCRIPTIONS_PER_USER", 50, 1, 10_000),
   STREAM_FLUSH_MS: intSetting("STREAM_FLUSH_MS", 100, 10, 10_000),
+  WS_CONNECTIONS_PER_USER: intSetting("WS_CONNECTIONS_PER_USER", DEFAULT_WS_SETTINGS.connectionsPerUser, 1, 1_000_000),
+  WS_MAX_CONNECTIONS: intSetting("WS_MAX_CONNECTIONS", undefined, 1, 10_000_000),
+  WS_UNAUTHENTICATED_PER_ADDRESS: intSetting("WS_UNAUTHENTICATED_PER_ADDRESS", DEFAULT_WS_SETTINGS.unauthenticatedPerAddress, 1, 1_000_000),
+  WS_OPERATIONS_PER_SOCKET: intSetting("WS_OPERATIONS_PER_SOCKET", DEFAULT_WS_SETTINGS.operationsPerSocket, 1, 10_000),
+  WS_MAX_BUFFERED_BYTES: intSetting("WS_MAX_BUFFERED_BYTES", DEFAULT_WS_SETTINGS.maxBufferedBytes, 64 * 1024, 1024 * 1024 * 1024),
 });
+
+function wsSettings(e: z.output<typeof envSchema>): WsSettings {
+  return {
+    connectionsPerUser: e.WS_CONNECTIONS_PER_USER,
+    maxConnections: e.WS_MAX_CONNECTIONS,
+    unauthenticatedPerAddress: e.WS_UNAUTHENTICATED_PER_ADDRESS,
+    operationsPerSocket: e.WS_OPERATIONS_PER_SOCKET,
+    maxBufferedBytes: e.WS_MAX_BUFFERED_BYTES,
+  };
+}
 
 function isNeonHost(url: string | undefined): boolean {
   if (url === undefined) return false;
   return new URL(url).hostname.endsWith(".neon.tech");
+}
+
+function httpSettings(e: z.infer<typeof envSchema>, isProduction: boolean): HttpSettings {
+  return {
+    maxBodyBytes: e.MAX_BODY_BYTES,
+    corsOrigins: e.CORS_ORIGINS,
+    introspection: e.GRAPHQL_INTROSPECTION ?? !isProduction,
+    suggestions: !isProduction,
+    limits: {
+      depth: e.GRAPHQL_MAX_DEPTH,
+      aliases: e.GRAPHQL_MAX_ALIASES,
+      tokens: e.GRAPHQL_MAX_TOKENS,
+      directives: e.GRAPHQL_MAX_DIRECTIVES,
+      cost: e.GRAPHQL_MAX_COST,
+    },
+    timeouts: httpTimeouts(e),
+  };
+}
+
+function httpTimeouts(e: z.infer<typeof envSchema>): HttpTimeouts {
+  const requestMs = e.REQUEST_TIMEOUT_MS || defaultRequestTimeoutMs(e.MAX_BODY_BYTES);
+  // Node refuses a headers timeout longer than the request's; say so in the settings' own names.
+  if (e.HEADERS_TIMEOUT_MS > requestMs) {
+    throw new ConfigError(`HEADERS_TIMEOUT_MS (${e.HEADERS_TIMEOUT_MS}) must not exceed REQUEST_TIMEOUT_MS (${requestMs})`);
+  }
+  return { requestMs, headersMs: e.HEADERS_TIMEOUT_MS, keepAliveMs: e.KEEP_ALIVE_TIMEOUT_MS };
 }
 
 /** Parses and validates the environment once; throws ConfigError listing every problem. */
@@ -265,19 +318,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       connectionTimeoutMs: e.DATABASE_CONNECTION_TIMEOUT_MS,
       statementTimeoutMs: e.DATABASE_STATEMENT_TIMEOUT_MS,
     },
-    http: {
-      maxBodyBytes: e.MAX_BODY_BYTES,
-      corsOrigins: e.CORS_ORIGINS,
-      introspection: e.GRAPHQL_INTROSPECTION ?? !isProduction,
-      suggestions: !isProduction,
-      limits: {
-        depth: e.GRAPHQL_MAX_DEPTH,
-        aliases: e.GRAPHQL_MAX_ALIASES,
-        tokens: e.GRAPHQL_MAX_TOKENS,
-        directives: e.GRAPHQL_MAX_DIRECTIVES,
-        cost: e.GRAPHQL_MAX_COST,
-      },
-    },
+    http: httpSettings(e, isProduction),
+    ws: wsSettings(e),
     auth: {
       jwtSecret: e.AUTH_JWT_SECRET,
       jwksUrl: e.AUTH_JWKS_URL,
@@ -301,6 +343,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       rateLimitPerMinute: e.CHAT_RATE_LIMIT,
       rateBurst: e.CHAT_RATE_BURST,
       streamFlushMs: e.STREAM_FLUSH_MS,
+      maxToolCallsPerStep: e.CHAT_MAX_TOOL_CALLS_PER_STEP,
+      maxAnswerChars: e.CHAT_MAX_ANSWER_CHARS,
     },
   };
 }

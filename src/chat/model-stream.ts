@@ -8,6 +8,8 @@ import {
   type ChatStreamEvent,
   type RetryPolicy,
 } from "./cohere.js";
+import { storableDelta } from "./model-output.js";
+import { callsCounted, CappedText, MAX_TOOL_ARGUMENTS_CHARS, type StepBounds, type StepOverflow } from "./step-bounds.js";
 
 /** A tool call as it came: the model may leave out its id. */
 export interface StreamedCall {
@@ -27,6 +29,8 @@ export interface StepResult {
   finishReason: string | undefined;
   /** Billed units from message-end, when the model reported them. */
   usage: TokenUsage | undefined;
+  /** Set when a bound stopped the reading before the stream's end (the text holds what fitted). */
+  overflow: StepOverflow | undefined;
 }
 
 export interface StepOptions {
@@ -38,21 +42,18 @@ export interface StepOptions {
   signal: AbortSignal;
   policy?: RetryPolicy | undefined;
   onRetry?: (info: { attempt: number; delayMs: number; status: number | undefined }) => void;
-  /** Each piece of answer text, as it arrives. */
+  /** Each piece of answer text, as it arrives (never past the answer bound). */
   onText(delta: string): void;
-}
-
-/** Postgres text and jsonb cannot hold U+0000; a model could still emit it. */
-export function storable(text: string): string {
-  return text.replaceAll("\u0000", "");
+  bounds: StepBounds;
 }
 
 /**
  * Makes one streamed model call and reads it to its end. A stop (the turn's
  * signal) throws the signal's reason; silence longer than the per-call
  * timeout, or the turn's deadline, throws ModelTimeoutError; a stream that
- * breaks off or ends without message-end throws ModelUnavailableError. In
- * every case the connection to the model is closed before this returns.
+ * breaks off or ends without message-end throws ModelUnavailableError. Past
+ * a step bound it stops reading and returns what fitted, with `overflow` set.
+ * In every case the connection to the model is closed before this returns.
  */
 export async function streamStep(model: ChatModel, request: ChatRequest, options: StepOptions): Promise<StepResult> {
   const call = new AbortController();
@@ -71,10 +72,12 @@ export async function streamStep(model: ChatModel, request: ChatRequest, options
       signal,
     });
     idle = setTimeout(() => call.abort(new ModelTimeoutError("the model went silent")), options.timeoutMs);
-    const reader = new StepReader(options.onText);
+    const reader = new StepReader(options.onText, options.bounds);
     for await (const event of events) {
       idle.refresh();
       reader.apply(event);
+      // Leaving the loop closes the stream: the rest of the answer is not read.
+      if (reader.result.overflow) return reader.result;
     }
     if (!reader.ended) throw new ModelUnavailableError("the model's stream ended before message-end", true, undefined);
     return reader.result;
@@ -91,45 +94,50 @@ export async function streamStep(model: ChatModel, request: ChatRequest, options
   }
 }
 
-/** Folds stream events (cohere-v2 wire order, camel-cased by the SDK) into a step. */
+/** Folds stream events (cohere-v2 wire order, camel-cased by the SDK) into a step, within the step's bounds. */
 class StepReader {
-  readonly result: StepResult = { text: "", thinking: "", toolPlan: "", toolCalls: [], finishReason: undefined, usage: undefined };
+  readonly result: StepResult = {
+    text: "",
+    thinking: "",
+    toolPlan: "",
+    toolCalls: [],
+    finishReason: undefined,
+    usage: undefined,
+    overflow: undefined,
+  };
   ended = false;
   private readonly thinkingBlocks = new Set<number>();
   private readonly calls = new Map<number, StreamedCall>();
+  private readonly text: CappedText;
+  private readonly thinking: CappedText;
+  private readonly toolPlan: CappedText;
 
-  constructor(private readonly onText: (delta: string) => void) {}
+  constructor(
+    private readonly onText: (delta: string) => void,
+    private readonly bounds: StepBounds,
+  ) {
+    this.text = new CappedText(bounds.maxAnswerChars);
+    this.thinking = new CappedText(bounds.maxAnswerChars);
+    this.toolPlan = new CappedText(bounds.maxAnswerChars);
+  }
 
   apply(event: ChatStreamEvent): void {
     switch (event.type) {
       case "content-start":
         if (event.delta?.message?.content?.type === "thinking") this.thinkingBlocks.add(event.index ?? 0);
         return;
-      case "content-delta": {
-        const content = event.delta?.message?.content;
-        if (content?.thinking) this.result.thinking += storable(content.thinking);
-        if (!content?.text || this.thinkingBlocks.has(event.index ?? 0)) return;
-        const text = storable(content.text);
-        if (text === "") return;
-        this.result.text += text;
-        this.onText(text);
-        return;
-      }
+      case "content-delta":
+        return this.contentDelta(event);
       case "tool-plan-delta":
-        this.result.toolPlan += storable(event.delta?.message?.toolPlan ?? "");
+        this.toolPlan.append(storableDelta(event.delta?.message?.toolPlan ?? ""));
+        this.result.toolPlan = this.toolPlan.text;
         return;
-      case "tool-call-start": {
-        const call = event.delta?.message?.toolCalls;
-        const index = event.index ?? this.calls.size;
-        const started: StreamedCall = { id: call?.id || undefined, name: call?.function?.name ?? "", arguments: call?.function?.arguments ?? "" };
-        this.calls.set(index, started);
-        this.result.toolCalls.push(started);
-        return;
-      }
+      case "tool-call-start":
+        return this.toolCallStart(event);
       case "tool-call-delta": {
         const call = this.calls.get(event.index ?? this.calls.size - 1);
         const piece = event.delta?.message?.toolCalls?.function?.arguments ?? "";
-        if (call) call.arguments += piece;
+        if (call) this.addArguments(call, piece);
         return;
       }
       case "message-end": {
@@ -144,5 +152,37 @@ class StepReader {
         // anything newer carry nothing the loop stores.
         return;
     }
+  }
+
+  private contentDelta(event: Extract<ChatStreamEvent, { type: "content-delta" }>): void {
+    const content = event.delta?.message?.content;
+    if (content?.thinking) {
+      this.thinking.append(storableDelta(content.thinking));
+      this.result.thinking = this.thinking.text;
+    }
+    if (!content?.text || this.thinkingBlocks.has(event.index ?? 0)) return;
+    const text = this.text.append(storableDelta(content.text));
+    this.result.text = this.text.text;
+    if (this.text.cut) this.result.overflow = "answer";
+    if (text !== "") this.onText(text);
+  }
+
+  private toolCallStart(event: Extract<ChatStreamEvent, { type: "tool-call-start" }>): void {
+    if (callsCounted(this.result.toolCalls) + 1 > this.bounds.maxToolCalls) {
+      this.result.overflow = "tool-calls";
+      return;
+    }
+    const call = event.delta?.message?.toolCalls;
+    const index = event.index ?? this.calls.size;
+    const started: StreamedCall = { id: call?.id || undefined, name: call?.function?.name ?? "", arguments: "" };
+    this.calls.set(index, started);
+    this.result.toolCalls.push(started);
+    this.addArguments(started, call?.function?.arguments ?? "");
+  }
+
+  /** Arguments past MAX_TOOL_ARGUMENTS_CHARS are not arguments any tool takes: the step cannot be used. */
+  private addArguments(call: StreamedCall, piece: string): void {
+    call.arguments += piece;
+    if (call.arguments.length > MAX_TOOL_ARGUMENTS_CHARS) this.result.overflow = "arguments";
   }
 }

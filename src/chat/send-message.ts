@@ -1,4 +1,4 @@
-import { Bounds, charLength, rejectNul } from "../domain/bounds.js";
+import { Bounds, charLength, requireStorable } from "../domain/bounds.js";
 import { getConversation } from "../domain/conversations.js";
 import {
   findByClientMessageId,
@@ -18,7 +18,7 @@ import type { Conversation, Message, Turn } from "../generated/prisma/client.js"
 import type { Assistant } from "./assistant.js";
 import { storedToolCalls } from "./history.js";
 import { acquireLease, leaseHandle, leaseTtlMs, newLeaseId, type AcquireOptions, type Lease } from "./lease.js";
-import type { TurnEnd } from "./turn.js";
+import type { TurnEnd } from "./turn-run.js";
 
 export interface SendMessageInput {
   /** Raw conversation id; undefined starts a new conversation. */
@@ -66,7 +66,7 @@ function titleFrom(content: string): string {
 }
 
 function validate(userId: string, input: SendMessageInput): Send {
-  rejectNul("input.content", input.content);
+  requireStorable("input.content", input.content);
   const length = charLength(input.content.trim());
   if (length < Bounds.messageContent.min) throw badInput("input.content", "must not be empty");
   if (charLength(input.content) > Bounds.messageContent.max) {
@@ -74,7 +74,7 @@ function validate(userId: string, input: SendMessageInput): Send {
   }
   const clientMessageId = input.clientMessageId ?? null;
   if (clientMessageId !== null) {
-    rejectNul("input.clientMessageId", clientMessageId);
+    requireStorable("input.clientMessageId", clientMessageId);
     const idLength = charLength(clientMessageId);
     if (idLength < Bounds.clientMessageId.min || idLength > Bounds.clientMessageId.max) {
       throw badInput("input.clientMessageId", `must be 1–${Bounds.clientMessageId.max} characters`);

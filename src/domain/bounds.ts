@@ -18,7 +18,7 @@ export function charLength(value: string): number {
 
 /** Trims and checks a required text; `field` names it in the error. */
 export function requiredText(field: string, value: string, bounds: { min: number; max: number }): string {
-  rejectNul(field, value);
+  requireStorable(field, value);
   const trimmed = value.trim();
   const length = charLength(trimmed);
   if (length < bounds.min) throw badInput(field, "must not be empty");
@@ -29,7 +29,7 @@ export function requiredText(field: string, value: string, bounds: { min: number
 /** Trims an optional text; empty becomes null so "clear it" has one spelling. */
 export function optionalText(field: string, value: string | null, bounds: { max: number }): string | null {
   if (value === null) return null;
-  rejectNul(field, value);
+  requireStorable(field, value);
   const trimmed = value.trim();
   if (trimmed === "") return null;
   const length = charLength(trimmed);
@@ -37,7 +37,13 @@ export function optionalText(field: string, value: string | null, bounds: { max:
   return trimmed;
 }
 
-/** Postgres text cannot hold U+0000; without this check it fails as an internal error. */
-export function rejectNul(field: string, value: string): void {
+/**
+ * Every stored string passes here. Postgres text cannot hold U+0000 (without
+ * this check it fails as an internal error), and a lone UTF-16 surrogate (a
+ * JSON "\ud800" escape) has no UTF-8 form: the driver would store U+FFFD in
+ * its place, and input is never silently replaced.
+ */
+export function requireStorable(field: string, value: string): void {
   if (value.includes("\u0000")) throw badInput(field, "must not contain the NUL character (U+0000)");
+  if (!value.isWellFormed()) throw badInput(field, "must be well-formed Unicode (it has a lone surrogate, e.g. an unpaired \\ud800 escape)");
 }

@@ -13,6 +13,10 @@ export const ErrorCode = {
   ASSISTANT_STEP_LIMIT: "ASSISTANT_STEP_LIMIT",
   ASSISTANT_TIMEOUT: "ASSISTANT_TIMEOUT",
   ASSISTANT_REPEATED_TOOL_CALL: "ASSISTANT_REPEATED_TOOL_CALL",
+  /** A model step asked for more tool calls than CHAT_MAX_TOOL_CALLS_PER_STEP: none of them ran. */
+  ASSISTANT_TOO_MANY_TOOL_CALLS: "ASSISTANT_TOO_MANY_TOOL_CALLS",
+  /** The answer was longer than CHAT_MAX_ANSWER_CHARS: the reply is what fitted, with a marker. */
+  ASSISTANT_ANSWER_TOO_LONG: "ASSISTANT_ANSWER_TOO_LONG",
   /** The database cannot be reached right now (or the pool is exhausted): retry shortly. HTTP 503. */
   SERVICE_UNAVAILABLE: "SERVICE_UNAVAILABLE",
   /** Too many requests for now; `extensions.retryAfter` says how many seconds to wait. */

@@ -1,6 +1,6 @@
 import { Server } from "@modelcontextprotocol/sdk/server/index.js";
+import { Protocol } from "@modelcontextprotocol/sdk/shared/protocol.js";
 import {
-  CallToolRequestSchema,
   ErrorCode as RpcErrorCode,
   ListToolsRequestSchema,
   McpError,
@@ -10,6 +10,7 @@ import { inputJsonSchema, outputJsonSchema, runTool, TOOLS } from "../chat/tools
 import type { Db } from "../db/client.js";
 import { MCP_CAUSE } from "../domain/provenance.js";
 import type { Logger } from "../lib/logger.js";
+import { ToolCallRequest, toolCallParams } from "./tool-call-params.js";
 
 /**
  * The task tools as an MCP server. It is the chat assistant's registry, not a
@@ -36,14 +37,16 @@ export function createMcpServer(options: { db: Db; userId: string; logger: Logge
     })),
   }));
 
-  server.setRequestHandler(CallToolRequestSchema, async (request): Promise<CallToolResult> => {
-    const { name, arguments: args } = request.params;
+  // Registered on the base class: Server's own tools/call wrapper checks the params with the
+  // SDK's schema first and answers a bad one with zod's issue dump (see tool-call-params.ts).
+  Protocol.prototype.setRequestHandler.call(server, ToolCallRequest, async (request): Promise<CallToolResult> => {
+    const { name, arguments: args } = toolCallParams(request.params);
     let outcome;
     try {
       outcome = await runTool(
         { db: options.db, userId: options.userId, cause: MCP_CAUSE, atomically: (work) => options.db.$transaction(work) },
         name,
-        args ?? {},
+        args,
       );
     } catch (error) {
       // Not the caller's fault (the database is down, a bug): the SDK would send the

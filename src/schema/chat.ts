@@ -1,7 +1,8 @@
 import { GraphQLError, responsePathAsArray } from "graphql";
 import { storedToolCalls } from "../chat/history.js";
 import { sendMessage, type TurnResult } from "../chat/send-message.js";
-import { AppError, type ErrorCode } from "../lib/errors.js";
+import { ANSWER_CUT_ERROR } from "../chat/step-bounds.js";
+import { AppError, ErrorCode } from "../lib/errors.js";
 import { builder } from "./builder.js";
 import { ConversationRef } from "./conversation.js";
 import { parseId } from "../lib/ids.js";
@@ -58,7 +59,7 @@ builder.mutationField("sendMessage", (t) =>
   t.field({
     type: SendMessagePayload,
     description:
-      "Sends a message to the assistant, which may call task tools before it replies; the answer streams (messageStream) and every step is stored. A turn that ends at a bound (steps, time, a repeated call) returns its payload together with an error whose code says which.",
+      "Sends a message to the assistant, which may call task tools before it replies; the answer streams (messageStream) and every step is stored. A turn that ends at a bound (steps, time, a repeated call, too many tool calls in one step, an answer cut at its length) returns its payload together with an error whose code says which.",
     args: { input: t.arg({ type: SendMessageInput, required: true }) },
     resolve: async (_root, { input }, ctx, info) => {
       const conversationId =
@@ -73,7 +74,10 @@ builder.mutationField("sendMessage", (t) =>
         waitForReply: input.waitForReply,
       });
       if (turn.stopCode !== null) {
-        const error = new AppError(turn.stopCode as ErrorCode, turn.reply?.content ?? "The assistant stopped before finishing", {
+        // A bound's reply is the message saying so; a cut answer's reply is the answer itself.
+        const message =
+          turn.stopCode === ErrorCode.ASSISTANT_ANSWER_TOO_LONG ? ANSWER_CUT_ERROR : (turn.reply?.content ?? "The assistant stopped before finishing");
+        const error = new AppError(turn.stopCode as ErrorCode, message, {
           extensions: { retryable: true },
         });
         // maskError turns the AppError into its coded GraphQL error, as for a thrown one.

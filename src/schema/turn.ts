@@ -29,7 +29,8 @@ export const TurnRef = builder.prismaNode("Turn", {
     status: t.expose("status", { type: TurnStatusEnum }),
     stopCode: t.exposeString("stopCode", {
       nullable: true,
-      description: "The error code that ended the turn, when a bound, a failure or a cancel did (CANCELLED; INTERRUPTED when its server went away).",
+      description:
+        "The error code that ended the turn, when a bound, a failure or a cancel did: ASSISTANT_STEP_LIMIT, ASSISTANT_TIMEOUT, ASSISTANT_REPEATED_TOOL_CALL, ASSISTANT_TOO_MANY_TOOL_CALLS (none of that step's calls ran), ASSISTANT_ANSWER_TOO_LONG (the reply was cut, with a marker), ASSISTANT_UNAVAILABLE, CANCELLED, or INTERRUPTED when its server went away.",
     }),
     conversation: t.relation("conversation"),
     userMessage: t.relation("userMessage"),

@@ -3,13 +3,13 @@ import type { AddressInfo } from "node:net";
 import { GraphQLError } from "graphql";
 import { createYoga, useReadinessCheck, type GraphiQLOptions, type YogaServerInstance } from "graphql-yoga";
 import { bearerToken, type TokenVerifier, type Viewer } from "../auth/verifier.js";
-import type { HttpSettings } from "./settings.js";
+import { DEFAULT_WS_SETTINGS, type HttpSettings, type WsSettings } from "./settings.js";
 import type { Db } from "../db/client.js";
 import { AppError, toGraphQLError } from "../lib/errors.js";
 import type { Logger } from "../lib/logger.js";
 import { createMaskError, useValidationErrorCode } from "./mask-error.js";
 import { Assistant } from "../chat/assistant.js";
-import type { AssistantDeps } from "../chat/turn.js";
+import type { AssistantDeps } from "../chat/turn-run.js";
 import { sweepInterruptedTurns } from "../domain/conversation-log.js";
 import { useConnectionArgsGuard } from "../schema/connection-args.js";
 import { useDeferredErrors } from "../schema/deferred-errors.js";
@@ -20,7 +20,7 @@ import { RealtimeHub, type RealtimeOptions } from "../realtime/hub.js";
 import { PgListener, type ListenerOptions } from "../realtime/listener.js";
 import { useSharedSubscriptionExecution } from "./shared-execution.js";
 import { StreamFeed } from "../realtime/stream-feed.js";
-import { attachGraphQLWs } from "./ws.js";
+import { attachGraphQLWs, type GraphQLWs } from "./ws/attach.js";
 import { currentRequestId, requestIdFrom } from "../lib/request-context.js";
 import { createMcpHandler, MCP_PATH } from "../mcp/http.js";
 import { GRAPHIQL_ASSETS_PATH, graphiqlAsset, graphiqlOptions, renderLocalGraphiQL } from "./graphiql.js";
@@ -33,6 +33,8 @@ import { isSameOriginLoopback } from "./local-request.js";
 import { useRoutes, type Route } from "./routes.js";
 import { useSecurityHeaders } from "./security-headers.js";
 import { useStrictRequestParsing } from "./strict-body.js";
+import { serverTimeouts } from "./timeouts.js";
+import { useUnskippableSubscriptionRoot } from "./unskippable-subscription-root.js";
 import { useNoIntrospection, useQueryLimits } from "./limits/query-limits.js";
 import { webUiRoutes } from "./web-ui/serve.js";
 
@@ -63,6 +65,8 @@ export interface AppDeps {
   listener?: Omit<ListenerOptions, "connectionString" | "logger">;
   /** Subscription caps (SUBSCRIPTIONS_PER_USER) and buffers. */
   realtime?: RealtimeOptions;
+  /** graphql-ws bounds (WS_*); each unset one has its default. */
+  ws?: Partial<WsSettings>;
 }
 
 export interface App {
@@ -74,6 +78,10 @@ export interface App {
   streams: StreamFeed;
   /** This instance's chat turns. */
   assistant: Assistant;
+  /** HTTP requests accepted and not yet answered or abandoned: what stop() waits for. */
+  requestsInFlight(): number;
+  /** The graphql-ws transport's counts (sockets, buffered output, operations in flight). */
+  ws: Pick<GraphQLWs, "stats" | "connectionsOf">;
   /** Listens on the port (0 picks a free one) and resolves with the bound address. */
   start(port: number, host?: string): Promise<{ port: number; url: string }>;
   /**
@@ -97,6 +105,7 @@ export function buildApp(deps: AppDeps): App {
   listener.on("reconnected", () => streams.catchUp());
   const assistant = new Assistant(db, deps.assistant, listener);
   const drain = new Drain();
+  const maskError = createMaskError(logger, { suggestions: deps.http.suggestions });
   const yoga = createYoga<Record<string, unknown>, Context>({
     schema,
     graphqlEndpoint: "/graphql",
@@ -109,7 +118,7 @@ export function buildApp(deps: AppDeps): App {
     cors: corsPolicy(deps.http.corsOrigins),
     graphiql: graphiqlFor(deps.graphiql),
     renderGraphiQL: renderLocalGraphiQL,
-    maskedErrors: { maskError: createMaskError(logger, { suggestions: deps.http.suggestions }) },
+    maskedErrors: { maskError },
     context: async (initial): Promise<Context> => {
       const requestId = currentRequestId() ?? requestIdFrom(initial.request?.headers.get("x-request-id"));
       // The front door (HTTP) or graphql-ws (WebSocket) has verified the token already.
@@ -134,6 +143,7 @@ export function buildApp(deps: AppDeps): App {
       useStrictRequestParsing(deps.http.maxBodyBytes),
       ...useQueryLimits(deps.http.limits),
       ...(deps.http.introspection ? [] : [useNoIntrospection()]),
+      useUnskippableSubscriptionRoot(),
       useValidationErrorCode({ suggestions: deps.http.suggestions }),
       useConnectionArgsGuard(),
       useDeferredErrors(),
@@ -142,15 +152,17 @@ export function buildApp(deps: AppDeps): App {
     ],
   });
 
-  const server = createServer(createFrontDoor(yoga, logger, drain));
+  const server = createServer(serverTimeouts(deps.http.timeouts), createFrontDoor(yoga, logger, drain));
   const ws = attachGraphQLWs({
     server,
     yoga,
     verifier,
     logger,
+    maskError,
     maxPayload: deps.http.maxBodyBytes,
     allowedOrigins: deps.http.corsOrigins,
     accepting: () => !drain.draining,
+    settings: { ...DEFAULT_WS_SETTINGS, ...deps.ws },
   });
 
   let stopping: Promise<boolean> | undefined;
@@ -186,6 +198,8 @@ export function buildApp(deps: AppDeps): App {
     realtime,
     streams,
     assistant,
+    requestsInFlight: () => drain.inFlight,
+    ws,
     start: async (port, host = "127.0.0.1") => {
       // Subscriptions open even while the listener is still (re)connecting: they stay open and catch up.
       listener.start().catch((error: unknown) => logger.warn({ err: error }, "listener not connected yet; retrying"));

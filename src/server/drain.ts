@@ -1,5 +1,6 @@
 import { setMaxListeners } from "node:events";
-import type { ServerResponse } from "node:http";
+import type { IncomingMessage, ServerResponse } from "node:http";
+import type { Socket } from "node:net";
 import type { Plugin } from "graphql-yoga";
 import { isAsyncIterable } from "graphql-yoga";
 import { endWhen } from "../realtime/end-when.js";
@@ -14,6 +15,8 @@ export class Drain {
   private readonly controller = new AbortController();
   private active = 0;
   private waiters: (() => void)[] = [];
+  /** The requests in flight on each connection, each as the function that lets it leave the count (once). */
+  private readonly byConnection = new WeakMap<Socket, Set<() => void>>();
 
   constructor() {
     // Every open subscription listens for the drain: thousands of listeners are expected.
@@ -32,13 +35,39 @@ export class Drain {
     return this.active;
   }
 
-  /** Counts a response until it is finished or its connection is gone. */
-  track(res: ServerResponse): void {
-    this.active += 1;
-    res.once("close", () => {
+  /**
+   * Counts a request from its arrival until its response is written or its connection
+   * is gone: answered, refused or abandoned, it leaves the count exactly once. The
+   * response's 'close' alone is not enough: a pipelined request queued behind another
+   * never gets one when the connection closes first (Node emits it only for the
+   * response being written), so the connection's 'close' lets every request on it go.
+   * Returns how many requests are in flight on that connection, this one included.
+   */
+  track(req: IncomingMessage, res: ServerResponse): number {
+    const onConnection = this.inFlightOn(req.socket);
+    const leave = () => {
+      if (!onConnection.delete(leave)) return;
       this.active -= 1;
       if (this.active === 0) for (const wake of this.waiters.splice(0)) wake();
+    };
+    onConnection.add(leave);
+    this.active += 1;
+    res.once("close", leave);
+    // Closed before its request got here: no 'close' is coming any more.
+    if (req.socket.closed) leave();
+    return onConnection.size;
+  }
+
+  private inFlightOn(socket: Socket): Set<() => void> {
+    const known = this.byConnection.get(socket);
+    if (known) return known;
+    const onConnection = new Set<() => void>();
+    this.byConnection.set(socket, onConnection);
+    // One listener per connection, however many requests it carries.
+    socket.once("close", () => {
+      for (const leave of [...onConnection]) leave();
     });
+    return onConnection;
   }
 
   begin(): void {

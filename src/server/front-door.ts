@@ -27,9 +27,28 @@ export function createFrontDoor(yoga: YogaServerInstance<Record<string, unknown>
   return (req: IncomingMessage, res: ServerResponse): void => {
     const requestId = requestIdFrom(req.headers["x-request-id"]);
     res.setHeader("x-request-id", requestId);
-    drain.track(res);
-    requestContext.run({ requestId }, () => void serve(yoga, logger, req, res, drain));
+    const onConnection = drain.track(req, res);
+    const refused = refusal(drain, req, onConnection);
+    requestContext.run({ requestId }, () => void serve(yoga, logger, req, res, refused));
   };
+}
+
+/**
+ * HTTP/1.1 pipelining: requests a client sends on one connection without
+ * waiting for the answers. Node parses and hands over every one at once, so
+ * without a bound one connection could start thousands of operations. Past
+ * this many in flight on a connection, a request is refused (503, retryable)
+ * without running, and the connection closes once the answers before it are out.
+ */
+export const MAX_PIPELINED_REQUESTS = 32;
+
+/** Why a request is refused without running, if it is. */
+function refusal(drain: Drain, req: IncomingMessage, onConnection: number): string | undefined {
+  if (drain.draining && !isLiveness(req)) return "The server is shutting down; retry shortly";
+  if (onConnection > MAX_PIPELINED_REQUESTS) {
+    return `More than ${MAX_PIPELINED_REQUESTS} requests in flight on one connection; send the rest on a new connection once these are answered`;
+  }
+  return undefined;
 }
 
 async function serve(
@@ -37,10 +56,10 @@ async function serve(
   logger: Logger,
   req: IncomingMessage,
   res: ServerResponse,
-  drain: Drain,
+  refused: string | undefined,
 ): Promise<void> {
   const serverContext = { req, res, startedAt: Date.now() };
-  const response = drain.draining && !isLiveness(req) ? shuttingDown(logger, req, serverContext) : await answer(yoga, logger, req, serverContext);
+  const response = refused !== undefined ? refuse(logger, req, serverContext, refused) : await answer(yoga, logger, req, serverContext);
   // Answered without reading the body (401, 413): the client may still be sending it, so this
   // connection cannot carry another request. Closing it is cheaper than reading the rest.
   if (!req.complete && !res.headersSent) res.setHeader("connection", "close");
@@ -79,9 +98,10 @@ function isLiveness(req: IncomingMessage): boolean {
   return req.url === "/health" || req.url?.startsWith("/health?") === true;
 }
 
-function shuttingDown(logger: Logger, req: IncomingMessage, serverContext: RequestServerContext): Response {
+/** 503, retryable, and this connection takes no more requests. */
+function refuse(logger: Logger, req: IncomingMessage, serverContext: RequestServerContext, message: string): Response {
   serverContext.res.setHeader("connection", "close");
-  const response = errorResponse(503, ErrorCode.SERVICE_UNAVAILABLE, "The server is shutting down; retry shortly", {
+  const response = errorResponse(503, ErrorCode.SERVICE_UNAVAILABLE, message, {
     accept: req.headers.accept ?? null,
     headers: { "retry-after": "1" },
     extensions: { retryable: true },

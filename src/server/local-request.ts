@@ -1,19 +1,28 @@
 import type { IncomingMessage } from "node:http";
-
-const LOOPBACK_HOSTS = new Set(["localhost", "127.0.0.1", "[::1]"]);
+import { isIPv4 } from "node:net";
 
 function isLoopbackAddress(address: string | undefined): boolean {
   if (address === undefined) return false;
   return address === "::1" || address.startsWith("127.") || address.startsWith("::ffff:127.");
 }
 
-function hostnameOf(host: string | null): string | undefined {
-  if (host === null) return undefined;
-  try {
-    return new URL(`http://${host}`).hostname;
-  } catch {
-    return undefined;
-  }
+/** `name[:port]` or `[v6][:port]`, as sent; undefined for anything else. */
+const HOST_HEADER = /^(\[[^\]]*\]|[^:[\]]+)(?::\d{1,5})?$/;
+
+/**
+ * Whether a Host header names this machine in a way no DNS answer can change:
+ * `localhost`, `[::1]`, or an IPv4 loopback address (127.0.0.0/8) written as a
+ * strict dotted quad. A name that merely starts with "127." (127.0.0.1.nip.io,
+ * 127.evil.example) is an ordinary DNS name an attacker may point anywhere,
+ * and the looser IPv4 spellings (127.1, 0x7f.0.0.1, a trailing dot) are refused
+ * too: browsers send the canonical form.
+ */
+export function isLoopbackHost(host: string | null): boolean {
+  if (host === null) return false;
+  const name = HOST_HEADER.exec(host)?.[1]?.toLowerCase();
+  if (name === undefined) return false;
+  if (name === "localhost" || name === "[::1]") return true;
+  return isIPv4(name) && name.split(".")[0] === "127";
 }
 
 /**
@@ -27,8 +36,7 @@ function hostnameOf(host: string | null): string | undefined {
 export function isSameOriginLoopback(request: Request, nodeRequest: IncomingMessage | undefined): boolean {
   if (!isLoopbackAddress(nodeRequest?.socket.remoteAddress)) return false;
   const host = request.headers.get("host");
-  const hostname = hostnameOf(host);
-  if (hostname === undefined || !(LOOPBACK_HOSTS.has(hostname) || hostname.startsWith("127."))) return false;
+  if (!isLoopbackHost(host)) return false;
   const origin = request.headers.get("origin");
   if (origin !== null && origin !== `http://${host}`) return false;
   const site = request.headers.get("sec-fetch-site");

@@ -1,6 +1,6 @@
 import { PothosValidationError } from "@pothos/core";
 import { GraphQLError } from "graphql";
-import { isDatabaseUnavailable } from "../db/unavailable.js";
+import { unavailableReason } from "../db/unavailable.js";
 import { AppError, ErrorCode, toGraphQLError } from "../lib/errors.js";
 import type { Plugin } from "graphql-yoga";
 import type { Logger } from "../lib/logger.js";
@@ -48,8 +48,10 @@ function maskWith(logger: Logger) {
     if (original instanceof PothosValidationError) {
       return toGraphQLError(new AppError(ErrorCode.BAD_USER_INPUT, original.message), base);
     }
-    if (isDatabaseUnavailable(original ?? error)) {
-      logger.warn({ err: original ?? error, path: base?.path }, "database unavailable");
+    const unavailable = unavailableReason(original ?? error);
+    if (unavailable !== undefined) {
+      // Retryable and not a bug (an outage, a statement timeout, no file descriptor left): a warning, not an error.
+      logger.warn({ err: original ?? error, path: base?.path, reason: unavailable }, "database unavailable");
       return toGraphQLError(serviceUnavailable(), base, { http: { status: 503, headers: { "retry-after": "1" } } });
     }
 

@@ -11,4 +11,37 @@ export interface HttpSettings {
   /** Validation hints such as "Did you mean …?"; never in production. */
   suggestions: boolean;
   limits: QueryLimits;
+  timeouts: HttpTimeouts;
 }
+
+/** How long a client may take to send a request, and to send nothing between two. */
+export interface HttpTimeouts {
+  /** The whole request, headers and body (REQUEST_TIMEOUT_MS); past it: 408 and the connection closes. */
+  requestMs: number;
+  /** The request's headers (HEADERS_TIMEOUT_MS); at most requestMs. */
+  headersMs: number;
+  /** An idle keep-alive connection (KEEP_ALIVE_TIMEOUT_MS). */
+  keepAliveMs: number;
+}
+
+/** The graphql-ws transport's bounds: what one socket, one user, one address and the process may hold. */
+export interface WsSettings {
+  /** Sockets one user may have open on one instance (WS_CONNECTIONS_PER_USER); one more is closed with 1008. */
+  connectionsPerUser: number;
+  /** Sockets in the whole process (WS_MAX_CONNECTIONS); undefined: sized from the open-file limit (ws/fd-limit.ts). */
+  maxConnections: number | undefined;
+  /** Sockets of one remote address that have not authenticated yet (WS_UNAUTHENTICATED_PER_ADDRESS); one more upgrade gets 429. */
+  unauthenticatedPerAddress: number;
+  /** Queries and mutations executing at once on one socket (WS_OPERATIONS_PER_SOCKET); one more answers RATE_LIMITED. */
+  operationsPerSocket: number;
+  /** Output a socket may leave unread (WS_MAX_BUFFERED_BYTES); past it the socket is closed with 4413. */
+  maxBufferedBytes: number;
+}
+
+export const DEFAULT_WS_SETTINGS: WsSettings = {
+  connectionsPerUser: 30,
+  maxConnections: undefined,
+  unauthenticatedPerAddress: 256,
+  operationsPerSocket: 16,
+  maxBufferedBytes: 8 * 1024 * 1024,
+};

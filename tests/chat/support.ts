@@ -1,4 +1,4 @@
-import type { AssistantDeps } from "../../src/chat/turn.js";
+import type { AssistantDeps } from "../../src/chat/turn-run.js";
 import type { Db } from "../../src/db/client.js";
 import type { Turn } from "../../src/generated/prisma/client.js";
 import { parseId } from "../../src/lib/ids.js";

@@ -31,9 +31,10 @@ export function browserAvailable(): boolean {
   return found;
 }
 
-export async function launchChromium(): Promise<Browser> {
+/** `args` go to Chromium besides the defaults (e.g. --host-resolver-rules, to reach made-up host names on loopback). */
+export async function launchChromium(args: readonly string[] = []): Promise<Browser> {
   const executablePath = chromiumPath();
   if (!executablePath) throw new Error(MISSING_CHROMIUM);
   // As root (CI), Chromium refuses to start with its sandbox on.
-  return chromium.launch({ executablePath, args: ["--no-sandbox", "--disable-dev-shm-usage"] });
+  return chromium.launch({ executablePath, args: ["--no-sandbox", "--disable-dev-shm-usage", ...args] });
 }

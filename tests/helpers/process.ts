@@ -28,6 +28,9 @@ const SETTINGS = [
   "COHERE_BASE_URL",
   "MCP_AUTH_TOKEN",
   "LOG_LEVEL",
+  "REQUEST_TIMEOUT_MS",
+  "HEADERS_TIMEOUT_MS",
+  "KEEP_ALIVE_TIMEOUT_MS",
 ];
 
 export interface Exit {
@@ -56,7 +59,15 @@ export interface Program {
  */
 export function runScript(
   script: string,
-  options: { args?: string[]; cwd?: string; env?: Record<string, string | undefined>; uid?: number; gid?: number },
+  options: {
+    args?: string[];
+    cwd?: string;
+    env?: Record<string, string | undefined>;
+    uid?: number;
+    gid?: number;
+    /** `ulimit -n` for the program: its file descriptors, to run it out of them for real. */
+    maxOpenFiles?: number;
+  },
   started: Program[],
 ): Program {
   const env: Record<string, string> = {};
@@ -69,10 +80,12 @@ export function runScript(
   // Outside ROOT tsx would not find the project's tsconfig.
   env.TSX_TSCONFIG_PATH = path.join(ROOT, "tsconfig.json");
   const spawnOptions: SpawnOptions = { cwd: options.cwd ?? tmpdir(), env, stdio: "pipe", uid: options.uid, gid: options.gid };
-  const child = spawn(
-    process.execPath,
-    ["--import", TSX_LOADER, path.join(ROOT, script), ...(options.args ?? [])],
-    spawnOptions,
+  const nodeArgs = ["--import", TSX_LOADER, path.join(ROOT, script), ...(options.args ?? [])];
+  // sh sets the limit, then exec: the child's pid is Node's own.
+  const child = (
+    options.maxOpenFiles === undefined
+      ? spawn(process.execPath, nodeArgs, spawnOptions)
+      : spawn("/bin/sh", ["-c", 'ulimit -n "$1" && shift && exec "$0" "$@"', process.execPath, String(options.maxOpenFiles), ...nodeArgs], spawnOptions)
   ) as ChildProcessWithoutNullStreams;
   let stdout = "";
   let stderr = "";

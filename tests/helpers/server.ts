@@ -1,6 +1,6 @@
 import { pino } from "pino";
 import { buildApp, type App, type AppDeps } from "../../src/server/app.js";
-import type { AssistantDeps } from "../../src/chat/turn.js";
+import type { AssistantDeps } from "../../src/chat/turn-run.js";
 import type { Db } from "../../src/db/client.js";
 import { loadConfig, type HttpSettings } from "../../src/boot/config.js";
 import { createLogger, type Logger } from "../../src/lib/logger.js";
@@ -48,6 +48,7 @@ export async function startTestServer(options: Partial<AppDeps> & { logger?: Log
     http: options.http ?? developmentHttp(),
     shutdownGraceMs: options.shutdownGraceMs ?? 5000,
     realtime: options.realtime,
+    ws: options.ws,
     webUi: options.webUi ?? false,
     readyTimeoutMs: options.readyTimeoutMs,
   });

@@ -256,6 +256,53 @@ describe("MCP over Streamable HTTP", () => {
     });
   });
 
+  describe("malformed input", () => {
+    it("should refuse a lone surrogate in an argument that is stored, naming the field, and write nothing", async () => {
+      const user = await newUser(server, "mcp-surrogate");
+      const { client, tools } = await connect(user);
+      const WELL_FORMED = /^(title|description): must be well-formed Unicode/;
+      expect(await callError(client, "add_task", { title: "a\uD800b" })).toMatch(/^title: must be well-formed Unicode/);
+      expect(await callError(client, "add_task", { title: "ok", description: "\uDC00" })).toMatch(/^description: must be well-formed Unicode/);
+      expect(await rowsOf(user.id)).toEqual([]);
+
+      const added = await callOk<McpTask>(client, tools, "add_task", { title: "Kept as it is" });
+      expect(await callError(client, "update_task", { task_id: added.id, title: "x\uDBFFy" })).toMatch(WELL_FORMED);
+      expect(await rowsOf(user.id)).toMatchObject([{ title: "Kept as it is", description: null }]);
+    });
+
+    /** A raw JSON-RPC tools/call over HTTP, as a client that skips the SDK would send it. */
+    async function rawToolCall(token: string, params: unknown): Promise<{ status: number; body: Record<string, any> }> {
+      const response = await fetch(`${server.baseUrl}/mcp`, {
+        method: "POST",
+        headers: { "content-type": "application/json", accept: "application/json, text/event-stream", authorization: `Bearer ${token}` },
+        body: JSON.stringify({ jsonrpc: "2.0", id: 7, method: "tools/call", params }),
+      });
+      return { status: response.status, body: (await response.json()) as Record<string, any> };
+    }
+
+    const malformed: { name: string; params: unknown; message: string }[] = [
+      { name: "null arguments", params: { name: "add_task", arguments: null }, message: "arguments must be an object (got null)" },
+      { name: "string arguments", params: { name: "add_task", arguments: "title=x" }, message: "arguments must be an object (got a string)" },
+      { name: "array arguments", params: { name: "add_task", arguments: [{ title: "x" }] }, message: "arguments must be an object (got an array)" },
+      { name: "number arguments", params: { name: "list_tasks", arguments: 42 }, message: "arguments must be an object (got a number)" },
+      { name: "no tool name", params: { arguments: { title: "x" } }, message: "name must be a string (got nothing)" },
+    ];
+
+    it.each(malformed)("should answer a tools/call with $name as -32602 invalid params in one line, and write nothing", async ({ params, message }) => {
+      const user = await newUser(server, "mcp-malformed");
+      const { status, body } = await rawToolCall(user.token, params);
+      expect(status).toBe(200);
+      expect(body).toEqual({ jsonrpc: "2.0", id: 7, error: { code: -32602, message: `Invalid tools/call params: ${message}` } });
+      expect(await rowsOf(user.id)).toEqual([]);
+    });
+
+    it("should still take a tools/call without arguments as no arguments", async () => {
+      const user = await newUser(server, "mcp-no-arguments");
+      const { body } = await rawToolCall(user.token, { name: "list_tasks" });
+      expect(body.result?.structuredContent).toEqual({ tasks: [], count: 0, truncated: false });
+    });
+  });
+
   describe("authentication", () => {
     const initializeBody = JSON.stringify({
       jsonrpc: "2.0",

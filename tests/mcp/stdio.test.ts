@@ -269,6 +269,28 @@ describe("MCP over stdio", () => {
     expect(stderr).not.toContain(user.token);
   });
 
+  it("should answer malformed tools/call params with -32602 in one line, and refuse a lone surrogate naming the field", async () => {
+    const owner = newUserId("mcp-stdio-malformed");
+    const raw = spawnRaw(serverEnv(await tokenFor(owner)), children);
+    await initialize(raw);
+    for (const [args, got] of [
+      [null, "null"],
+      ["title=x", "a string"],
+      [["x"], "an array"],
+    ] as const) {
+      const response = await raw.request("tools/call", { name: "add_task", arguments: args });
+      expect(response.error).toEqual({ code: -32602, message: `Invalid tools/call params: arguments must be an object (got ${got})` });
+    }
+    // JSON.stringify sends the lone surrogate as the escape \ud800, which JSON.parse turns back into one.
+    const surrogate = await raw.request("tools/call", { name: "add_task", arguments: { title: "a\uD800b" } });
+    expect(surrogate.result?.isError).toBe(true);
+    expect(surrogate.result?.content?.[0]?.text).toMatch(/^title: must be well-formed Unicode/);
+    expect(await rowsOf(owner)).toEqual([]);
+    raw.child.stdin.end();
+    expect(await exitWithin(raw)).toEqual({ code: 0, signal: null });
+    expectOnlyLogRecords(raw.stderr());
+  });
+
   describe("process lifecycle", () => {
     it("should write only JSON-RPC to stdout and exit with code 0 when the client closes stdin", async () => {
       const owner = newUserId("mcp-stdio-raw");

@@ -2,7 +2,7 @@ import { setTimeout as sleep } from "node:timers/promises";
 import type pg from "pg";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { acquireLease } from "../../src/chat/lease.js";
-import type { AssistantDeps } from "../../src/chat/turn.js";
+import type { AssistantDeps } from "../../src/chat/turn-run.js";
 import { parseId } from "../../src/lib/ids.js";
 import { cohereAssistant, sendMessage } from "../helpers/chat.js";
 import { skewProcessClock } from "../helpers/clock.js";

@@ -836,7 +836,9 @@ describe("isolation attack suite: another user's ids at every entry point", () =
   // ---------------------------------------------------------------------------
 
   beforeAll(async () => {
-    rig = await startChatRig();
+    // The assistant-tools attack makes every call (about 90) in one model step: the
+    // per-step bound (16 by default, tests/chat/step-bounds.test.ts) is raised so all of them run.
+    rig = await startChatRig({ assistant: { maxToolCallsPerStep: 1000 } });
     const server = rig.server;
     alice = await newUser(server, "alice");
     bob = await newUser(server, "bob");

@@ -387,6 +387,32 @@ describe.runIf(browserAvailable())("the web client, in Chromium against a real s
     expect(pageProblems).toEqual([]);
   });
 
+  it("should show a conversation afresh after switching away and back: what came meanwhile once, live again, older pages on demand again", async () => {
+    await openConversation(page, "add buy milk");
+    await page.locator('[data-testid="chat-message"]').filter({ hasText: "Nothing else is due today." }).waitFor();
+    const conversation = await db.conversation.findFirstOrThrow({ where: { userId: owner.id, title: "add buy milk" } });
+
+    // Away: the long conversation shows its newest page, then all of it once scrolled up.
+    await openConversation(page, "Long history");
+    await page.waitForFunction(() => document.querySelectorAll('[data-testid="chat-message"]').length === 30);
+    await page.getByRole("list", { name: "Messages" }).evaluate((list) => (list.scrollTop = 0));
+    await page.waitForFunction(() => document.querySelectorAll('[data-testid="chat-message"]').length === 45);
+    await appendVia(db, owner.id, conversation.id, ["written while away"]);
+
+    await openConversation(page, "add buy milk");
+    await page.locator('[data-testid="chat-message"]').filter({ hasText: "written while away" }).waitFor();
+    await appendVia(db, owner.id, conversation.id, ["written after coming back"]);
+    await page.locator('[data-testid="chat-message"]').filter({ hasText: "written after coming back" }).waitFor();
+    const stored = await db.message.findMany({ where: { conversationId: conversation.id }, orderBy: { seq: "asc" } });
+    expect((await shownMessages(page)).map((m) => m.id)).toEqual(stored.map((m) => toGlobalId("Message", m.id)));
+
+    // Back again: the newest page as the server has it, the older ones again on demand.
+    await openConversation(page, "Long history");
+    await page.waitForFunction(() => document.querySelectorAll('[data-testid="chat-message"]').length === 30);
+    expect((await shownMessages(page))[0]?.text).toBe("note 16");
+    expect(pageProblems).toEqual([]);
+  });
+
   it("should show another user, signed in with token-input, none of the first user's data", async () => {
     const strangerId = newUserId("web-stranger");
     const strangerToken = await tokenFor(strangerId);

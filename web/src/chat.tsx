@@ -1,7 +1,7 @@
 import { useEffect, useId, useLayoutEffect, useRef, useState, type FormEvent, type KeyboardEvent } from "react";
 import { useClient, type CombinedError } from "urql";
 import type { ConnectionStore } from "./connection";
-import { useConversationLog, type ChatMessage } from "./conversation-log";
+import { useConversationLog, type ChatMessage, type ConversationLog } from "./conversation-log";
 import { CANCEL_TURN, SEND_MESSAGE } from "./documents";
 import { describeError, errorCode } from "./errors";
 import { ToolChip } from "./tool-chip";
@@ -53,9 +53,9 @@ export function Chat(props: { conversationId: string | null; onConversation: (id
     if (payload) {
       setProblem(undefined);
       setDraft((current) => (current === pending.content ? "" : current));
+      // The user's message is in the cache already (cache.ts); the turn is followed from here on.
       log.follow(payload.turn, payload.conversation.id);
       if (payload.conversation.id !== props.conversationId) props.onConversation(payload.conversation.id);
-      else log.add(payload.userMessage);
       return;
     }
     setProblem(problemFrom(result.error, pending));
@@ -77,9 +77,9 @@ export function Chat(props: { conversationId: string | null; onConversation: (id
 
   const stop = async () => {
     if (!log.turn) return;
+    // The cancelled turn lands in the cache, which the turn bar reads.
     const result = await client.mutation(CANCEL_TURN, { id: log.turn.id }).toPromise();
-    if (result.data) log.setTurn(result.data.cancelTurn);
-    else if (result.error) setProblem({ kind: "other", message: describeError(result.error) });
+    if (result.error) setProblem({ kind: "other", message: describeError(result.error) });
   };
 
   // A turn that failed after sendMessage answered (the model was unavailable, its server went away) can be resumed.
@@ -184,7 +184,7 @@ function ProblemView({ problem, onRetry }: { problem: Problem; onRetry: (pending
   return <ProblemBar message={problem.message} onRetry={() => onRetry(problem.send)} />;
 }
 
-function MessageList({ log, conversationId }: { log: ReturnType<typeof useConversationLog>; conversationId: string | null }) {
+function MessageList({ log, conversationId }: { log: ConversationLog; conversationId: string | null }) {
   const ref = useRef<HTMLOListElement>(null);
   const stick = useRef(true);
   const anchor = useRef<{ height: number; top: number } | undefined>(undefined);

@@ -1,6 +1,6 @@
-import { cacheExchange, type Cache } from "@urql/exchange-graphcache";
 import { createClient as createWsClient, type Client as WsClient } from "graphql-ws";
 import { Client, fetchExchange, mapExchange, subscriptionExchange, type CombinedError } from "urql";
+import { createCacheExchange } from "./cache";
 import { ConnectionStore } from "./connection";
 
 /** graphql-ws closes with this when connection_init's token is refused or has expired. */
@@ -13,12 +13,6 @@ export interface Clients {
   dispose(): void;
 }
 
-function invalidateField(cache: Cache, fieldName: string): void {
-  for (const field of cache.inspectFields("Query")) {
-    if (field.fieldName === fieldName) cache.invalidate("Query", field.fieldName, field.arguments ?? undefined);
-  }
-}
-
 /** True for an error that means "this token will not do": HTTP 401 or the UNAUTHENTICATED code. */
 export function isUnauthenticated(error: CombinedError | undefined): boolean {
   if (!error) return false;
@@ -26,20 +20,14 @@ export function isUnauthenticated(error: CombinedError | undefined): boolean {
   return error.graphQLErrors.some((e) => e.extensions.code === "UNAUTHENTICATED");
 }
 
-/**
- * urql over HTTP for queries and mutations, graphql-ws for subscriptions,
- * both on this page's own origin and with the same bearer token. Lists are
- * re-read when a change could alter them (a taskChanged event, a mutation),
- * so the pane shows the server's order and filters rather than a guess.
- */
-export function createClients(token: string, onUnauthenticated: () => void): Clients {
-  const authorization = `Bearer ${token}`;
-  const connection = new ConnectionStore();
+const isForbidden = (event: unknown) => typeof event === "object" && event !== null && "code" in event && event.code === FORBIDDEN;
+
+/** The page's WebSocket, reporting its state to `connection`; it retries for ever, except after a refused token. */
+function openSocket(authorization: string, connection: ConnectionStore, onUnauthenticated: () => void): WsClient {
   let wasConnected = false;
   const wsUrl = new URL("/graphql", window.location.href);
   wsUrl.protocol = wsUrl.protocol === "https:" ? "wss:" : "ws:";
-
-  const ws = createWsClient({
+  return createWsClient({
     url: wsUrl.href,
     connectionParams: { authorization },
     lazy: false,
@@ -47,7 +35,7 @@ export function createClients(token: string, onUnauthenticated: () => void): Cli
     retryAttempts: Number.POSITIVE_INFINITY,
     // Quick at first (a restart takes a second or two), then no more than every 5 s.
     retryWait: (retries) => new Promise((resolve) => setTimeout(resolve, Math.min(250 * 2 ** retries, 5000) * (0.75 + Math.random() / 2))),
-    shouldRetry: (event) => !(typeof event === "object" && event !== null && "code" in event && event.code === FORBIDDEN),
+    shouldRetry: (event) => !isForbidden(event),
     on: {
       connecting: (isRetry) => connection.set(isRetry || wasConnected ? "reconnecting" : "connecting"),
       connected: (_socket, _payload, wasRetry) => {
@@ -56,7 +44,7 @@ export function createClients(token: string, onUnauthenticated: () => void): Cli
         wasConnected = true;
       },
       closed: (event) => {
-        if (typeof event === "object" && event !== null && "code" in event && event.code === FORBIDDEN) {
+        if (isForbidden(event)) {
           connection.set("unauthenticated");
           onUnauthenticated();
           return;
@@ -68,10 +56,17 @@ export function createClients(token: string, onUnauthenticated: () => void): Cli
       // Fatal (the token was refused): `closed` has said so already.
     },
   });
+}
 
-  const invalidateTasks = (_result: unknown, _args: unknown, cache: Cache) => invalidateField(cache, "tasks");
-  const invalidateConversations = (_result: unknown, _args: unknown, cache: Cache) => invalidateField(cache, "conversations");
-
+/**
+ * urql over HTTP for queries and mutations, graphql-ws for subscriptions,
+ * both on this page's own origin and with the same bearer token, and
+ * graphcache (cache.ts) as the one store every view reads.
+ */
+export function createClients(token: string, onUnauthenticated: () => void): Clients {
+  const authorization = `Bearer ${token}`;
+  const connection = new ConnectionStore();
+  const ws = openSocket(authorization, connection, onUnauthenticated);
   const client = new Client({
     url: "/graphql",
     fetchOptions: () => ({ headers: { authorization } }),
@@ -83,46 +78,7 @@ export function createClients(token: string, onUnauthenticated: () => void): Cli
           if (isUnauthenticated(error)) onUnauthenticated();
         },
       }),
-      cacheExchange({
-        keys: {
-          TaskConnection: () => null,
-          TaskEdge: () => null,
-          ConversationConnection: () => null,
-          ConversationEdge: () => null,
-          MessageConnection: () => null,
-          MessageEdge: () => null,
-          PageInfo: () => null,
-          ToolCall: () => null,
-          TokenUsage: () => null,
-          TaskChangeEvent: () => null,
-          MessageStreamEvent: () => null,
-          SendMessagePayload: () => null,
-        },
-        updates: {
-          Subscription: {
-            taskChanged: (result, _args, cache) => {
-              const event = (result as { taskChanged?: { kind: string; taskId: string } }).taskChanged;
-              if (event?.kind === "DELETED") cache.invalidate({ __typename: "Task", id: event.taskId });
-              invalidateField(cache, "tasks");
-            },
-          },
-          Mutation: {
-            addTask: invalidateTasks,
-            completeTask: invalidateTasks,
-            updateTask: invalidateTasks,
-            deleteTask: (_result, args, cache) => {
-              cache.invalidate({ __typename: "Task", id: String(args.id) });
-              invalidateField(cache, "tasks");
-            },
-            createConversation: invalidateConversations,
-            sendMessage: invalidateConversations,
-            deleteConversation: (_result, args, cache) => {
-              cache.invalidate({ __typename: "Conversation", id: String(args.id) });
-              invalidateField(cache, "conversations");
-            },
-          },
-        },
-      }),
+      createCacheExchange(connection),
       fetchExchange,
       subscriptionExchange({
         forwardSubscription(request) {
@@ -137,11 +93,5 @@ export function createClients(token: string, onUnauthenticated: () => void): Cli
       }),
     ],
   });
-
-  return {
-    client,
-    ws,
-    connection,
-    dispose: () => void ws.dispose(),
-  };
+  return { client, ws, connection, dispose: () => void ws.dispose() };
 }

@@ -4,13 +4,16 @@ import { useSyncExternalStore } from "react";
 export type ConnectionState = "connecting" | "connected" | "reconnecting" | "unauthenticated";
 
 /**
- * The graphql-ws connection's state, and a signal for views that must catch
- * up after a reconnect (re-read lists, resume messages with afterSeq).
+ * The graphql-ws connection's state, and signals for views that must catch
+ * up: after a reconnect (re-read lists, resume messages with afterSeq), and
+ * after a conversation's stream lost text (join it again: the server then
+ * sends everything so far).
  */
 export class ConnectionStore {
   private current: ConnectionState = "connecting";
   private readonly listeners = new Set<() => void>();
   private readonly reconnectListeners = new Set<() => void>();
+  private readonly streamGapListeners = new Set<(conversationId: string) => void>();
 
   get state(): ConnectionState {
     return this.current;
@@ -35,6 +38,16 @@ export class ConnectionStore {
 
   reconnected(): void {
     for (const listener of this.reconnectListeners) listener();
+  }
+
+  /** Called when a messageStream event did not follow on from the text shown (never expected). */
+  onStreamGap(listener: (conversationId: string) => void): () => void {
+    this.streamGapListeners.add(listener);
+    return () => this.streamGapListeners.delete(listener);
+  }
+
+  streamGap(conversationId: string): void {
+    for (const listener of this.streamGapListeners) listener(conversationId);
   }
 }
 

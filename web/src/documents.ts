@@ -121,15 +121,6 @@ export const MESSAGES_PAGE = graphql(
   [MessageFields, TurnFields],
 );
 
-export const MESSAGE = graphql(
-  `
-    query Message($id: ID!) {
-      node(id: $id) { ... on Message { ...MessageFields } }
-    }
-  `,
-  [MessageFields],
-);
-
 export const TURN = graphql(
   `
     query Turn($id: ID!) {
@@ -149,14 +140,28 @@ export const MESSAGE_ADDED = graphql(
   [MessageFields],
 );
 
-/** Answers as they are written: offsets run end to end; joining gives the text so far at offset 0. */
+/**
+ * Answers as they are written: offsets run end to end; joining gives the text
+ * so far at offset 0. Only the fields that never change are selected: the cache
+ * writes whatever an event selects, and a late event must not put a settled
+ * answer back to STREAMING. The settled status, text and tool calls come from
+ * messageAdded; the streamed text is written by the cache's updater.
+ */
 export const MESSAGE_STREAM = graphql(`
   subscription MessageStream($conversationId: ID!) {
     messageStream(conversationId: $conversationId) {
       offset
       delta
-      message { id seq role status toolCallId toolCalls { id name arguments result error } }
+      message { id seq role toolCallId }
     }
+  }
+`);
+
+/** The text of an answer as it streams in, written to the cache by the messageStream updater. */
+export const StreamedText = graphql(`
+  fragment StreamedText on Message {
+    id
+    content
   }
 `);
 

@@ -17,7 +17,7 @@ const LOCK_DIR = path.join(WEB_DIR, ".build-lock");
 const STALE_LOCK_MS = 5 * 60_000;
 
 /** What the bundle is made from: the client's sources, its build settings, the schema and the locked dependencies. */
-const INPUTS = ["web/src", "web/index.html", "web/vite.config.ts", "web/tsconfig.json", "schema.graphql", "package-lock.json"];
+const INPUTS = ["web/src", "web/index.html", "web/package.json", "web/vite.config.ts", "web/tsconfig.json", "schema.graphql", "package-lock.json"];
 
 async function filesUnder(relative: string): Promise<string[]> {
   const absolute = path.join(ROOT, relative);
@@ -100,7 +100,8 @@ async function withLock<T>(work: () => Promise<T>): Promise<T> {
 
 /** Vite in a child process: its own module graph and memory, whatever the caller is (a server, a test worker). */
 function runVite(outDir: string): Promise<void> {
-  const require = createRequire(import.meta.url);
+  // Vite is the web workspace's dependency, not the server's: resolve it as web/ sees it.
+  const require = createRequire(path.join(WEB_DIR, "package.json"));
   const viteBin = path.join(path.dirname(require.resolve("vite/package.json")), "bin", "vite.js");
   const args = [viteBin, "build", "--config", path.join(WEB_DIR, "vite.config.ts"), "--outDir", outDir, "--emptyOutDir", "--logLevel", "warn"];
   return new Promise((resolve, reject) => {
