@@ -3,11 +3,11 @@
  * Both states run in the same run on the same processes, in rounds whose
  * order alternates, the triggers switched with ALTER TABLE … DISABLE TRIGGER:
  *  - throughput of addTask through the API, and of the raw server's INSERT;
- *  - the Postgres backend's CPU time per INSERT (from /proc, for a local
- *    database): the trigger's own work, which a busy neighbour does not
- *    inflate the way it does throughput. Its share of all the CPU an addTask
- *    costs (the API's and Postgres') is what the trigger takes from addTask's
- *    throughput when the machine is CPU-bound, as B2 is here.
+ *  - the trigger's own time per row (EXPLAIN ANALYZE), which a busy
+ *    neighbour disturbs far less than throughput, and its share of all the
+ *    CPU an addTask costs (the API's per request, from /proc, and the
+ *    Postgres backend's per single-row INSERT): what the trigger takes from
+ *    addTask's throughput when the machine is CPU-bound, as B2 is here.
  */
 import { randomUUID } from "node:crypto";
 import pg from "pg";
@@ -20,7 +20,9 @@ const EVENT_TRIGGERS = ["tasks_events", "tasks_events_update"];
 const TRIGGER_ROUNDS = Number(process.env.BENCH_TRIGGER_ROUNDS ?? 4);
 /** The trigger may cost at most this share of addTask's throughput. */
 const MAX_COST = 0.15;
-const INSERTS_PER_ROUND = Number(process.env.BENCH_TRIGGER_INSERTS ?? 3000);
+const INSERTS = Number(process.env.BENCH_TRIGGER_INSERTS ?? 3000);
+const BULK_ROWS = 2000;
+const EXPLAIN_RUNS = 7;
 
 async function setEventTriggers(sql: pg.Client, on: boolean): Promise<void> {
   for (const name of EVENT_TRIGGERS) await sql.query(`ALTER TABLE tasks ${on ? "ENABLE" : "DISABLE"} TRIGGER ${name}`);
@@ -61,10 +63,12 @@ async function onOff(sql: pg.Client, sides: Side[], body: string): Promise<{ on:
 export async function triggerCost(ctx: BenchContext, sql: pg.Client, sides: { api: Side; raw: Side }, body: string): Promise<Figure[]> {
   ctx.log(`B2: addTask and the raw INSERT with the task_events triggers on and off, ${TRIGGER_ROUNDS} rounds of ${DURATION_S} s each…`);
   const { on, off } = await onOff(sql, [sides.api, sides.raw], body);
-  const backend = await backendCpu(ctx, sql);
-  const figures = [...triggerRows(ctx, "addTask", on[0]!, off[0]!), ...triggerRows(ctx, "raw INSERT (bare pg server)", on[1]!, off[1]!)];
-  if (backend) figures.push(...cpuRows(backend, on[0]!));
-  return figures;
+  const side = await databaseSide(ctx);
+  return [
+    ...triggerRows(ctx, "addTask", on[0]!, off[0]!),
+    ...triggerRows(ctx, "raw INSERT (bare pg server)", on[1]!, off[1]!),
+    ...shareRows(side, on[0]!),
+  ];
 }
 
 function triggerRows(ctx: BenchContext, what: string, on: Load[], off: Load[]): Figure[] {
@@ -94,15 +98,28 @@ function triggerRows(ctx: BenchContext, what: string, on: Load[], off: Load[]): 
   ];
 }
 
-interface BackendCpu {
-  /** Postgres backend CPU ms per INSERT, triggers on / off (medians of the rounds). */
-  on: number;
-  off: number;
-  rounds: { on: number; off: number }[];
+/** How long the task_events trigger runs per row, from EXPLAIN ANALYZE of a bulk INSERT rolled back (ms per call). */
+async function triggerMsPerRow(client: pg.Client, userId: string): Promise<number[]> {
+  const perRow: number[] = [];
+  for (let run = 0; run < EXPLAIN_RUNS; run += 1) {
+    await client.query("BEGIN");
+    try {
+      const { rows } = await client.query<{ "QUERY PLAN": { Triggers?: { "Trigger Name": string; Time: number; Calls: number }[] }[] }>(
+        "EXPLAIN (ANALYZE, FORMAT JSON) INSERT INTO tasks (user_id, title) SELECT $1, 'bench ' || g FROM generate_series(1, $2::int) g",
+        [userId, BULK_ROWS],
+      );
+      const trigger = rows[0]?.["QUERY PLAN"][0]?.Triggers?.find((t) => t["Trigger Name"] === "tasks_events");
+      if (trigger) perRow.push(trigger.Time / trigger.Calls);
+    } finally {
+      await client.query("ROLLBACK");
+    }
+  }
+  return perRow;
 }
 
-/** CPU ms the session's backend used for `count` INSERTs, one transaction each (as addTask's are); undefined without /proc. */
-async function insertCpu(client: pg.Client, pid: number, userId: string, count: number): Promise<number | undefined> {
+/** CPU ms the session's backend uses per single-row INSERT, one transaction each as addTask's; undefined without /proc. */
+async function insertCpu(client: pg.Client, userId: string, count: number): Promise<number | undefined> {
+  const [{ pid }] = (await client.query<{ pid: number }>("SELECT pg_backend_pid() AS pid")).rows as [{ pid: number }];
   const before = cpuTimeMs(pid);
   for (let i = 0; i < count; i += 1) {
     await client.query("INSERT INTO tasks (user_id, title) VALUES ($1, $2) RETURNING id, title, completed, created_at", [userId, "bench"]);
@@ -111,47 +128,47 @@ async function insertCpu(client: pg.Client, pid: number, userId: string, count: 
   return before === undefined || after === undefined ? undefined : (after - before) / count;
 }
 
-/** The backend's CPU per INSERT with the triggers on and off, TRIGGER_ROUNDS alternating rounds; undefined for a remote database. */
-async function backendCpu(ctx: BenchContext, sql: pg.Client): Promise<BackendCpu | undefined> {
+interface DatabaseSide {
+  /** The trigger's time per row, each EXPLAIN run. */
+  triggerMs: number[];
+  /** Postgres backend CPU per single-row INSERT with the trigger on; undefined for a remote database. */
+  insertCpuMs: number | undefined;
+}
+
+async function databaseSide(ctx: BenchContext): Promise<DatabaseSide> {
   const client = new pg.Client({ connectionString: ctx.url });
   await client.connect();
   const userId = `bench-trigger-${randomUUID()}`;
   try {
-    const [{ pid }] = (await client.query<{ pid: number }>("SELECT pg_backend_pid() AS pid")).rows as [{ pid: number }];
-    if (cpuTimeMs(pid) === undefined) return undefined;
-    await insertCpu(client, pid, userId, 200); // warm-up
-    const rounds: { on: number; off: number }[] = [];
-    for (let round = 0; round < TRIGGER_ROUNDS; round += 1) {
-      const measured: { on?: number; off?: number } = {};
-      for (const enabled of round % 2 === 0 ? [true, false] : [false, true]) {
-        await setEventTriggers(sql, enabled);
-        measured[enabled ? "on" : "off"] = await insertCpu(client, pid, userId, INSERTS_PER_ROUND);
-      }
-      rounds.push({ on: measured.on ?? Number.NaN, off: measured.off ?? Number.NaN });
-    }
-    ctx.log(`  Postgres CPU per INSERT, on/off: ${rounds.map((r) => `${r.on.toFixed(3)}/${r.off.toFixed(3)}`).join(", ")} ms`);
-    return { on: median(rounds.map((r) => r.on)), off: median(rounds.map((r) => r.off)), rounds };
+    await insertCpu(client, userId, 200); // warm-up
+    const triggerMs = await triggerMsPerRow(client, userId);
+    const insertCpuMs = await insertCpu(client, userId, INSERTS);
+    ctx.log(`  task_events trigger per row (EXPLAIN ANALYZE): ${triggerMs.map((ms) => ms.toFixed(4)).join(", ")} ms; Postgres CPU per INSERT ${insertCpuMs?.toFixed(3) ?? "?"} ms`);
+    return { triggerMs, insertCpuMs };
   } finally {
-    await setEventTriggers(sql, true);
     await client.query("DELETE FROM tasks WHERE user_id = $1", [userId]);
     await client.query("DELETE FROM task_events WHERE user_id = $1", [userId]);
     await client.end();
   }
 }
 
-function cpuRows(backend: BackendCpu, apiOn: Load[]): Figure[] {
-  const api = median(apiOn.map((l) => l.cpuMsPerRequest).filter((v): v is number => v !== null));
-  const share = (backend.on - backend.off) / (api + backend.on);
-  return [
+function shareRows(side: DatabaseSide, apiOn: Load[]): Figure[] {
+  const trigger = median(side.triggerMs);
+  const rows: Figure[] = [
     figure({
       id: "B2",
-      figure: "Postgres CPU per INSERT, task_events trigger on / off",
-      ours: backend.on,
-      baseline: backend.off,
+      figure: "task_events trigger: time per row written",
+      ours: trigger,
+      baseline: null,
       unit: "ms",
       goal: "—",
-      note: `the backend of one session, ${INSERTS_PER_ROUND} single-row INSERTs (one transaction each) per round, ${TRIGGER_ROUNDS} alternating rounds; CPU time from /proc`,
+      note: `EXPLAIN ANALYZE of a ${BULK_ROWS}-row INSERT (rolled back), ${EXPLAIN_RUNS} runs: the trigger's own time per call, median; runs ${side.triggerMs.map((ms) => ms.toFixed(4)).join(", ")}`,
     }),
+  ];
+  if (side.insertCpuMs === undefined) return rows;
+  const api = median(apiOn.map((l) => l.cpuMsPerRequest).filter((v): v is number => v !== null));
+  const share = trigger / (api + side.insertCpuMs);
+  rows.push(
     figure({
       id: "B2",
       figure: "addTask: the trigger's share of a request's CPU (its throughput cost when CPU-bound)",
@@ -160,7 +177,8 @@ function cpuRows(backend: BackendCpu, apiOn: Load[]): Figure[] {
       unit: "%",
       goal: `≤ ${MAX_COST * 100}%`,
       met: share <= MAX_COST,
-      note: `(Postgres CPU per INSERT on − off) / (API CPU per addTask + Postgres CPU per INSERT on) = (${backend.on.toFixed(3)} − ${backend.off.toFixed(3)}) / (${api.toFixed(3)} + ${backend.on.toFixed(3)}); leaves out the load generator's CPU, so it overstates the share`,
+      note: `trigger time per row / (API CPU per addTask + Postgres CPU per single-row INSERT) = ${trigger.toFixed(4)} / (${api.toFixed(3)} + ${side.insertCpuMs.toFixed(3)}); leaves out the load generator's CPU, so it overstates the share`,
     }),
-  ];
+  );
+  return rows;
 }
