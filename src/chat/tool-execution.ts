@@ -1,5 +1,7 @@
-import { recordToolCall } from "../domain/conversation-log.js";
+import type { DbClient } from "../db/client.js";
+import { recordToolCall, type TurnIdentity } from "../domain/conversation-log.js";
 import type { NewMessage } from "../domain/messages.js";
+import { withSavepoint } from "../domain/undo.js";
 import type { StoredToolCall } from "./history.js";
 import { parseArguments, runTool, type ToolContext, type ToolOutcome } from "./tools.js";
 import type { TurnRun } from "./turn-run.js";
@@ -38,7 +40,7 @@ export async function executeToolCalls(run: ToolRun, calls: readonly StepCall[])
     if (run.signal.aborted) return "stopped";
     const ran = await recordToolCall(run.db, run.turn, async (tx) => {
       if (planned.kind === "answer") return toolMessage(planned.call, planned.outcome);
-      return toolMessage(planned.call, await runCall({ db: tx, userId: run.turn.userId }, planned.call));
+      return toolMessage(planned.call, await runCall(toolContext(run.turn, tx, planned.call), planned.call));
     });
     if (!ran) {
       await run.checkStop();
@@ -46,6 +48,17 @@ export async function executeToolCalls(run: ToolRun, calls: readonly StepCall[])
     }
   }
   return "done";
+}
+
+/** A tool call of this turn: its writes are the assistant's, in this turn, by this call. */
+function toolContext(turn: TurnIdentity, tx: DbClient, call: StoredToolCall): ToolContext {
+  return {
+    db: tx,
+    userId: turn.userId,
+    cause: { actor: "ASSISTANT", turnId: turn.id, toolCallId: call.id },
+    turn: { id: turn.id, conversationId: turn.conversationId },
+    atomically: (work) => withSavepoint(tx, work),
+  };
 }
 
 /** One call through the registry; arguments that are not a JSON object are an error the model can read. */

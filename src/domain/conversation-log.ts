@@ -212,6 +212,15 @@ export async function getTurn(db: DbClient, userId: string, turnId: string): Pro
   return turn;
 }
 
+/**
+ * One of the user's turns, or null (another user's is null too). findUnique,
+ * so that Prisma batches the lookups of one tick into one query.
+ */
+export async function findTurn(db: DbClient, userId: string, turnId: string): Promise<Turn | null> {
+  const turn = await db.turn.findUnique({ where: { id: turnId } });
+  return turn?.userId === userId ? turn : null;
+}
+
 /** A turn's user message and everything after it, up to the next user message, in seq order. */
 export async function turnMessages(db: DbClient, userMessage: Pick<Message, "conversationId" | "seq">): Promise<Message[]> {
   const { conversationId, seq } = userMessage;

@@ -8,6 +8,7 @@ import {
 } from "@modelcontextprotocol/sdk/types.js";
 import { inputJsonSchema, outputJsonSchema, runTool, TOOLS } from "../chat/tools.js";
 import type { Db } from "../db/client.js";
+import { MCP_CAUSE } from "../domain/provenance.js";
 import type { Logger } from "../lib/logger.js";
 import { ToolCallRequest, toolCallParams } from "./tool-call-params.js";
 
@@ -42,7 +43,11 @@ export function createMcpServer(options: { db: Db; userId: string; logger: Logge
     const { name, arguments: args } = toolCallParams(request.params);
     let outcome;
     try {
-      outcome = await runTool({ db: options.db, userId: options.userId }, name, args);
+      outcome = await runTool(
+        { db: options.db, userId: options.userId, cause: MCP_CAUSE, atomically: (work) => options.db.$transaction(work) },
+        name,
+        args,
+      );
     } catch (error) {
       // Not the caller's fault (the database is down, a bug): the SDK would send the
       // error's own message, which names hosts, ports and source paths. Log it instead.

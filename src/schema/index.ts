@@ -7,6 +7,8 @@ import "./conversation.js";
 import "./message.js";
 import "./tool-call.js";
 import "./turn.js";
+import "./task-event.js";
+import "./undo-turn.js";
 import "./chat.js";
 import "./subscriptions.js";
 import "./message-stream.js";
