@@ -1,4 +1,4 @@
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { parseId } from "../../src/lib/ids.js";
 import { deferred } from "../chat/support.js";
 import { startChatRig, type ChatRig } from "../helpers/chat.js";
@@ -112,13 +112,10 @@ describe("the assistant's undo_turn", () => {
     const known = deferred();
     let turnId = "";
     // The model asks to undo the very turn it runs in; it learns the id once sendMessage answered.
-    rig.fake.enqueue(
-      async () => {
-        await known.promise;
-        return toolCallReply([{ id: "call_undo_self", name: "undo_turn", args: { turn_id: turnId } }]);
-      },
-      textReply("I cannot undo this turn."),
-    );
+    rig.fake.enqueue(async () => {
+      await known.promise;
+      return toolCallReply([{ id: "call_undo_self", name: "undo_turn", args: { turn_id: turnId } }]);
+    }, textReply("I cannot undo this turn."));
     const started = await ok<{ sendMessage: { turn: { id: string } } }>(user, SEND, { input: { content: "undo yourself", waitForReply: false } });
     turnId = started.sendMessage.turn.id;
     known.resolve();
@@ -129,13 +126,14 @@ describe("the assistant's undo_turn", () => {
     expect(ended.undoneAt).toBeNull();
   });
 
-  async function waitForTurn(turnId: string) {
-    const deadline = Date.now() + 15_000;
-    for (;;) {
-      const turn = await rig.server.db.turn.findUniqueOrThrow({ where: { id: parseId(turnId, "id", "Turn") } });
-      if (turn.status !== "RUNNING") return turn;
-      if (Date.now() > deadline) throw new Error("the turn did not end");
-      await new Promise((resolve) => setTimeout(resolve, 20));
-    }
+  function waitForTurn(turnId: string) {
+    return vi.waitFor(
+      async () => {
+        const turn = await rig.server.db.turn.findUniqueOrThrow({ where: { id: parseId(turnId, "id", "Turn") } });
+        expect(turn.status, "the turn's end").not.toBe("RUNNING");
+        return turn;
+      },
+      { timeout: 15_000, interval: 20 },
+    );
   }
 });
