@@ -73,11 +73,7 @@ export async function undoTurn(tx: DbClient, request: UndoRequest): Promise<Undo
   if (changes.length > 0) {
     await lockTasks(tx, userId, ids);
     const conflicts = await changedSince(tx, userId, turnId, changes);
-    if (conflicts.length > 0) {
-      throw new AppError(ErrorCode.CONFLICT, `Cannot undo the turn: ${conflicts.length} of its tasks changed since; nothing was changed`, {
-        extensions: { taskIds: conflicts.map((id) => toGlobalId("Task", id)) },
-      });
-    }
+    if (conflicts.length > 0) throw conflict(conflicts);
     const cause: Cause = { actor: "UNDO", undoneTurnId: turnId, ...request.requestedBy };
     const targets = JSON.stringify(changes.map((change) => ({ task_id: change.taskId, row: change.target })));
     await tx.$queryRaw`SELECT todo_restore_tasks(${userId}, ${targets}::jsonb) AS written FROM ${causeFrom(cause)}`;
@@ -92,6 +88,21 @@ export async function undoTurn(tx: DbClient, request: UndoRequest): Promise<Undo
   return { turn, reverted, tasks: tasks.sort((a, b) => (order.get(a.id) ?? 0) - (order.get(b.id) ?? 0)) };
 }
 
+/** Why a turn in this state cannot be undone, or undefined if it can be (as far as the turn itself goes). */
+function turnRefusal(turn: { status: string; undone: boolean }): AppError | undefined {
+  if (turn.status === "RUNNING") {
+    return new AppError(ErrorCode.TURN_RUNNING, "The turn is still running: undo it once it has ended (or stop it with cancelTurn)");
+  }
+  if (turn.undone) return new AppError(ErrorCode.ALREADY_UNDONE, "The turn was already undone");
+  return undefined;
+}
+
+function conflict(taskIds: readonly string[]): AppError {
+  return new AppError(ErrorCode.CONFLICT, `Cannot undo the turn: ${taskIds.length} of its tasks changed since; nothing was changed`, {
+    extensions: { taskIds: taskIds.map((id) => toGlobalId("Task", id)) },
+  });
+}
+
 /** Locks the turn row for the rest of the transaction, and refuses what cannot be undone. */
 async function lockTurn(tx: DbClient, request: UndoRequest): Promise<void> {
   const [turn] = await tx.$queryRaw<{ conversation_id: string; status: string; undone: boolean }[]>`
@@ -99,10 +110,35 @@ async function lockTurn(tx: DbClient, request: UndoRequest): Promise<void> {
     WHERE id = ${request.turnId}::uuid AND user_id = ${request.userId}
     FOR UPDATE`;
   if (!turn || (request.conversationId !== undefined && turn.conversation_id !== request.conversationId)) throw notFound("Turn");
-  if (turn.status === "RUNNING") {
-    throw new AppError(ErrorCode.TURN_RUNNING, "The turn is still running: undo it once it has ended (or stop it with cancelTurn)");
+  const refusal = turnRefusal(turn);
+  if (refusal) throw refusal;
+}
+
+/** Whether undoTurn would succeed now, and if not, why: what a client shows beside its Undo. */
+export interface UndoCheck {
+  canUndo: boolean;
+  /** TURN_RUNNING, ALREADY_UNDONE, CONFLICT, or NOTHING_TO_UNDO (the turn changed no task); null when it can. */
+  code: string | null;
+  reason: string | null;
+  /** CONFLICT: the tasks changed since (global ids). */
+  taskIds: string[];
+}
+
+/** undoTurn's checks without its locks or writes: the answer holds for the moment it was read. */
+export async function undoCheck(db: DbClient, userId: string, turnId: string): Promise<UndoCheck> {
+  const [turn] = await db.$queryRaw<{ status: string; undone: boolean }[]>`
+    SELECT status::text, undone_at IS NOT NULL AS undone FROM turns WHERE id = ${turnId}::uuid AND user_id = ${userId}`;
+  if (!turn) throw notFound("Turn");
+  const refusal = turnRefusal(turn);
+  const changes = refusal ? [] : await changesOf(db, userId, turnId);
+  const conflicts = changes.length > 0 ? await changedSince(db, userId, turnId, changes) : [];
+  const error = refusal ?? (conflicts.length > 0 ? conflict(conflicts) : undefined);
+  if (error) {
+    const taskIds = Array.isArray(error.extensions.taskIds) ? (error.extensions.taskIds as string[]) : [];
+    return { canUndo: false, code: error.code, reason: error.message, taskIds };
   }
-  if (turn.undone) throw new AppError(ErrorCode.ALREADY_UNDONE, "The turn was already undone");
+  if (changes.length === 0) return { canUndo: false, code: "NOTHING_TO_UNDO", reason: "The turn changed no task", taskIds: [] };
+  return { canUndo: true, code: null, reason: null, taskIds: [] };
 }
 
 /** Each task the turn changed, with its state before the turn's first change of it; the last changed first. */

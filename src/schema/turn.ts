@@ -4,7 +4,8 @@ import { builder } from "./builder.js";
 import { MessageRef } from "./message.js";
 
 export const TurnStatusEnum = builder.enumType("TurnStatus", {
-  description: "RUNNING until the turn ends: COMPLETED (it answered, or a bound stopped it: see stopCode), CANCELLED, or FAILED (retry with the clientMessageId to resume).",
+  description:
+    "RUNNING until the turn ends: COMPLETED (it answered, or a bound stopped it: see stopCode), CANCELLED, or FAILED (retry with the clientMessageId to resume).",
   values: ["RUNNING", "COMPLETED", "CANCELLED", "FAILED"] as const,
 });
 
@@ -46,9 +47,7 @@ export const TurnRef = builder.prismaNode("Turn", {
       description: "Billed tokens summed over the turn's model calls; null before the first call ends.",
       select: { inputTokens: true, outputTokens: true },
       resolve: (turn) =>
-        turn.inputTokens === null && turn.outputTokens === null
-          ? null
-          : { inputTokens: turn.inputTokens ?? 0, outputTokens: turn.outputTokens ?? 0 },
+        turn.inputTokens === null && turn.outputTokens === null ? null : { inputTokens: turn.inputTokens ?? 0, outputTokens: turn.outputTokens ?? 0 },
     }),
     startedAt: t.expose("startedAt", { type: "DateTime" }),
     finishedAt: t.expose("finishedAt", { type: "DateTime", nullable: true }),
@@ -59,6 +58,13 @@ export const TurnRef = builder.prismaNode("Turn", {
     }),
   }),
 });
+
+builder.prismaObjectField("Message", "turn", (t) =>
+  t.relation("turn", {
+    nullable: true,
+    description: "On user messages: the turn this message opened (what the assistant did for it). Null on the others.",
+  }),
+);
 
 builder.prismaObjectField("Conversation", "activeTurn", (t) =>
   t.field({

@@ -1,4 +1,4 @@
-import { undoTurnForUser, type UndoOutcome } from "../domain/undo.js";
+import { undoCheck, undoTurnForUser, type UndoCheck, type UndoOutcome } from "../domain/undo.js";
 import { parseId } from "../lib/ids.js";
 import { builder } from "./builder.js";
 import { TaskRef } from "./task.js";
@@ -21,6 +21,27 @@ const UndoTurnPayloadRef = builder.objectRef<UndoOutcome>("UndoTurnPayload").imp
     }),
   }),
 });
+
+const UndoCheckRef = builder.objectRef<UndoCheck>("UndoCheck").implement({
+  description: "Whether undoTurn would succeed now, and if not, why (read without locks: it may change the moment after).",
+  fields: (t) => ({
+    canUndo: t.exposeBoolean("canUndo"),
+    code: t.exposeString("code", {
+      nullable: true,
+      description: "Why not: TURN_RUNNING, ALREADY_UNDONE, CONFLICT (see taskIds) or NOTHING_TO_UNDO (the turn changed no task); null when it can.",
+    }),
+    reason: t.exposeString("reason", { nullable: true, description: "The same, in words a client can show." }),
+    taskIds: t.exposeIDList("taskIds", { description: "CONFLICT: the tasks changed since the turn changed them." }),
+  }),
+});
+
+builder.prismaObjectField("Turn", "undoCheck", (t) =>
+  t.field({
+    type: UndoCheckRef,
+    description: "Whether undoTurn would succeed now, for a client to enable its Undo or say why not.",
+    resolve: (turn, _args, ctx) => undoCheck(ctx.db, ctx.viewer.userId, turn.id),
+  }),
+);
 
 builder.mutationField("undoTurn", (t) =>
   t.field({

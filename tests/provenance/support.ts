@@ -21,6 +21,8 @@ export const HISTORY = /* GraphQL */ `
   }
 `;
 export const TURN_EVENTS = `query Turn($id: ID!) { node(id: $id) { ... on Turn { id status undoneAt taskEvents { ${EVENT_FIELDS} } } } }`;
+export const UNDO_CHECK = `query Check($id: ID!) { node(id: $id) { ... on Turn { undoCheck { canUndo code reason taskIds } } } }`;
+export const MESSAGE_TURN = `query MessageTurn($id: ID!) { node(id: $id) { ... on Message { role turn { id } } } }`;
 export const UNDO = /* GraphQL */ `
   mutation Undo($id: ID!) {
     undoTurn(id: $id) { turn { id undoneAt } reverted { ${EVENT_FIELDS} } tasks { id title description completed createdAt } }
@@ -109,6 +111,17 @@ export async function addTask(user: TestUser, title: string, description?: strin
 export async function historyOf(user: TestUser, taskId: string, first = 50): Promise<EventView[]> {
   const data = await ok<{ task: { history: { edges: { node: EventView }[] } } }>(user, HISTORY, { id: taskId, first });
   return data.task.history.edges.map((edge) => edge.node);
+}
+
+export interface UndoCheckView {
+  canUndo: boolean;
+  code: string | null;
+  reason: string | null;
+  taskIds: string[];
+}
+
+export async function undoCheckOf(user: TestUser, turnId: string): Promise<UndoCheckView> {
+  return (await ok<{ node: { undoCheck: UndoCheckView } }>(user, UNDO_CHECK, { id: turnId })).node.undoCheck;
 }
 
 export async function turnEvents(user: TestUser, turnId: string): Promise<{ undoneAt: string | null; taskEvents: EventView[] }> {

@@ -1,7 +1,7 @@
 import { setTimeout as sleep } from "node:timers/promises";
 import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
-import { parseId } from "../../src/lib/ids.js";
+import { parseId, toGlobalId } from "../../src/lib/ids.js";
 import { deferred } from "../chat/support.js";
 import { startChatRig, type ChatRig } from "../helpers/chat.js";
 import { databaseUrl } from "../helpers/db.js";
@@ -18,8 +18,10 @@ import {
   resultOf,
   SEND,
   TASK,
+  MESSAGE_TURN,
   turnEvents,
   UNDO,
+  undoCheckOf,
   UPDATE,
   type TaskView,
   type UndoView,
@@ -146,6 +148,7 @@ describe("undoTurn", () => {
         { timeout: 15_000, interval: 20 },
       );
       const before = await snapshot(rig.server.db, user.id);
+      expect(await undoCheckOf(user, turnId)).toMatchObject({ canUndo: false, code: "TURN_RUNNING" });
       const error = errorOf(await user.gql(UNDO, { id: turnId }));
       expect(error.code).toBe("TURN_RUNNING");
       expect(await snapshot(rig.server.db, user.id)).toEqual(before);
@@ -161,6 +164,47 @@ describe("undoTurn", () => {
     );
     expect((await undo(user, turnId)).reverted.map((event) => event.kind)).toEqual(["DELETED"]);
     expect(await rig.server.db.task.count({ where: { userId: user.id } })).toBe(0);
+  });
+
+  it("should say beforehand whether an undo would succeed and why not, changing nothing, and name each user message's turn", async () => {
+    const user = await newUser(rig.server, "undo-check");
+    const task = await addTask(user, "Return books");
+    const quiet = await assistantTurn(rig, user, [{ name: "list_tasks", args: { status: "all" } }]);
+    const turn = await assistantTurn(
+      rig,
+      user,
+      [{ name: "update_task", args: { task_id: task.id, title: "Return the books" } }],
+      quiet.conversationId,
+    );
+
+    const sent = await rig.server.db.turn.findUniqueOrThrow({ where: { id: parseId(turn.turnId, "id", "Turn") } });
+    const asked = await ok<{ node: { role: string; turn: { id: string } | null } }>(user, MESSAGE_TURN, {
+      id: toGlobalId("Message", sent.userMessageId),
+    });
+    expect(asked.node).toEqual({ role: "USER", turn: { id: turn.turnId } });
+
+    expect(await undoCheckOf(user, quiet.turnId)).toEqual({
+      canUndo: false,
+      code: "NOTHING_TO_UNDO",
+      reason: "The turn changed no task",
+      taskIds: [],
+    });
+    expect(await undoCheckOf(user, turn.turnId)).toEqual({ canUndo: true, code: null, reason: null, taskIds: [] });
+    await ok(user, COMPLETE, { id: task.id });
+    const before = await snapshot(rig.server.db, user.id);
+    expect(await undoCheckOf(user, turn.turnId)).toEqual({
+      canUndo: false,
+      code: "CONFLICT",
+      reason: "Cannot undo the turn: 1 of its tasks changed since; nothing was changed",
+      taskIds: [task.id],
+    });
+    expect(await snapshot(rig.server.db, user.id)).toEqual(before);
+    // What it said is what undoTurn does.
+    expect(errorOf(await user.gql(UNDO, { id: turn.turnId }))).toMatchObject({ code: "CONFLICT", extensions: { taskIds: [task.id] } });
+
+    const fresh = await assistantTurn(rig, user, [{ name: "add_task", args: { title: "Fresh" } }], quiet.conversationId);
+    await undo(user, fresh.turnId);
+    expect(await undoCheckOf(user, fresh.turnId)).toMatchObject({ canUndo: false, code: "ALREADY_UNDONE" });
   });
 
   it("should answer NOT_FOUND for another user's turn, exactly as for a turn that does not exist, and change nothing", async () => {

@@ -65,8 +65,11 @@ const NODE = /* GraphQL */ `
       __typename
       ... on Task { taskTitle: title description completed history(first: 10) { edges { node { id before after } } } }
       ... on Conversation { conversationTitle: title activeTurn { id } messagePage: messages(first: 50) { edges { node { id content } } } }
-      ... on Message { role content toolCallId toolCalls { id name arguments result error } conversation { id title } }
-      ... on Turn { status stopCode undoneAt conversation { id title } userMessage { content } turnMessages: messages { id content } taskEvents { id after } }
+      ... on Message { role content toolCallId toolCalls { id name arguments result error } conversation { id title } turn { id status } }
+      ... on Turn {
+        status stopCode undoneAt conversation { id title } userMessage { content } turnMessages: messages { id content } taskEvents { id after }
+        undoCheck { canUndo code reason taskIds }
+      }
       ... on TaskEvent { kind actor taskId toolCallId before after turn { id status } undoingTurn { id } }
     }
   }
