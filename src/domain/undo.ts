@@ -132,10 +132,15 @@ export async function undoCheck(db: DbClient, userId: string, turnId: string): P
   const refusal = turnRefusal(turn);
   const changes = refusal ? [] : await changesOf(db, userId, turnId);
   const conflicts = changes.length > 0 ? await changedSince(db, userId, turnId, changes) : [];
-  const error = refusal ?? (conflicts.length > 0 ? conflict(conflicts) : undefined);
-  if (error) {
-    const taskIds = Array.isArray(error.extensions.taskIds) ? (error.extensions.taskIds as string[]) : [];
-    return { canUndo: false, code: error.code, reason: error.message, taskIds };
+  if (refusal) return { canUndo: false, code: refusal.code, reason: refusal.message, taskIds: [] };
+  if (conflicts.length > 0) {
+    const count = conflicts.length === 1 ? "1 of the tasks it changed was" : `${conflicts.length} of the tasks it changed were`;
+    return {
+      canUndo: false,
+      code: ErrorCode.CONFLICT,
+      reason: `${count} changed again since`,
+      taskIds: conflicts.map((id) => toGlobalId("Task", id)),
+    };
   }
   if (changes.length === 0) return { canUndo: false, code: "NOTHING_TO_UNDO", reason: "The turn changed no task", taskIds: [] };
   return { canUndo: true, code: null, reason: null, taskIds: [] };

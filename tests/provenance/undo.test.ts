@@ -195,7 +195,7 @@ describe("undoTurn", () => {
     expect(await undoCheckOf(user, turn.turnId)).toEqual({
       canUndo: false,
       code: "CONFLICT",
-      reason: "Cannot undo the turn: 1 of its tasks changed since; nothing was changed",
+      reason: "1 of the tasks it changed was changed again since",
       taskIds: [task.id],
     });
     expect(await snapshot(rig.server.db, user.id)).toEqual(before);

@@ -4,13 +4,14 @@ import type { ConnectionStore } from "./connection";
 import type { MESSAGE_ADDED, MESSAGE_STREAM, SEND_MESSAGE } from "./documents";
 import type { ResultOf } from "./graphql";
 import { addMessage, addOlderPage, applyStreamEvent, type MessagePage } from "./message-cache";
+import { signalTaskChange } from "./task-change-signal";
 
 /**
  * The client's one store of server data: urql's graphcache. Every view reads
  * through it; subscriptions and mutations change it here, in updaters.
  */
 
-const NODE_TYPES = new Set(["Task", "Conversation", "Message", "Turn"]);
+const NODE_TYPES = new Set(["Task", "Conversation", "Message", "Turn", "TaskEvent"]);
 
 /** The type a global id names (base64 of "Type:id"), so `node(id:)` can be answered from the cache. */
 export function typenameOfGlobalId(id: string): string | undefined {
@@ -45,6 +46,10 @@ const keys: CacheExchangeOpts["keys"] = {
   TaskChangeEvent: () => null,
   MessageStreamEvent: () => null,
   SendMessagePayload: () => null,
+  TaskEventConnection: () => null,
+  TaskEventEdge: () => null,
+  UndoCheck: () => null,
+  UndoTurnPayload: () => null,
 };
 
 const resolvers: CacheExchangeOpts["resolvers"] = {
@@ -75,6 +80,8 @@ function updates(connection: ConnectionStore): CacheExchangeOpts["updates"] {
         const event = (result as { taskChanged?: { kind: string; taskId: string } }).taskChanged;
         if (event?.kind === "DELETED") cache.invalidate({ __typename: "Task", id: event.taskId });
         invalidateField(cache, "tasks");
+        // What each turn's Undo may do, and each task's history, can have changed with it.
+        signalTaskChange();
       },
       messageAdded: (result, args, cache) => {
         const { messageAdded } = result as ResultOf<typeof MESSAGE_ADDED>;

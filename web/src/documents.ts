@@ -92,6 +92,7 @@ export const MessageFields = graphql(`
     content
     toolCallId
     toolCalls { id name arguments result error }
+    turn { id }
   }
 `);
 
@@ -185,4 +186,53 @@ export const CANCEL_TURN = graphql(
     }
   `,
   [TurnFields],
+);
+
+/** One recorded change to a task, as the chat's change list and a task's history show it. */
+export const TaskEventFields = graphql(`
+  fragment TaskEventFields on TaskEvent {
+    id
+    at
+    kind
+    actor
+    taskId
+    before
+    after
+  }
+`);
+
+/** What a turn changed, and whether it can be undone now (and if not, why). */
+export const TURN_CHANGES = graphql(
+  `
+    query TurnChanges($id: ID!) {
+      node(id: $id) {
+        ... on Turn {
+          id
+          status
+          undoneAt
+          taskEvents { ...TaskEventFields }
+          undoCheck { canUndo code reason }
+        }
+      }
+    }
+  `,
+  [TaskEventFields],
+);
+
+export const UNDO_TURN = graphql(`
+  mutation UndoTurn($id: ID!) {
+    undoTurn(id: $id) { turn { id undoneAt } }
+  }
+`);
+
+export const TASK_HISTORY = graphql(
+  `
+    query TaskHistory($id: ID!) {
+      task(id: $id) {
+        id
+        history(first: 20) { edges { node { ...TaskEventFields } } }
+      }
+    }
+  `,
+  [TaskEventFields],
 );

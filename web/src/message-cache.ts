@@ -76,7 +76,8 @@ export function applyStreamEvent(cache: Cache, conversationId: string, event: St
     cache.writeFragment(StreamedText, { __typename: "Message", id: event.message.id, content } as ResultOf<typeof StreamedText>);
     return true;
   }
-  const message = { __typename: "Message", ...event.message, status: "STREAMING", content, toolCalls: [] } as ChatMessage;
+  // An answer: no turn of its own (only the user message that opened it has one).
+  const message = { __typename: "Message", ...event.message, status: "STREAMING", content, toolCalls: [], turn: null } as ChatMessage;
   cache.writeFragment(MessageFields, message);
   addMessage(cache, conversationId, message);
   return true;

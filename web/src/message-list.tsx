@@ -1,6 +1,7 @@
-import { useEffect, useLayoutEffect, useRef, type RefObject } from "react";
+import { Fragment, useEffect, useLayoutEffect, useMemo, useRef, type RefObject } from "react";
 import type { ChatMessage, ConversationLog } from "./conversation-log";
 import { ToolChip } from "./tool-chip";
+import { TurnChanges } from "./turn-changes";
 
 const NEAR_BOTTOM_PX = 80;
 const NEAR_TOP_PX = 60;
@@ -9,6 +10,7 @@ const NEAR_TOP_PX = 60;
 export function MessageList({ log, conversationId }: { log: ConversationLog; conversationId: string | null }) {
   const { ref, onScroll, loadOlder } = useMessageScroll(log, conversationId);
   const toolNames = new Map(log.messages.flatMap((m) => m.toolCalls.map((call) => [call.id, call.name] as const)));
+  const turnEnds = useMemo(() => lastMessagesOfTurns(log.messages), [log.messages]);
 
   if (log.error) return <p className="error" role="alert">{log.error}</p>;
   return (
@@ -21,11 +23,36 @@ export function MessageList({ log, conversationId }: { log: ConversationLog; con
         </li>
       )}
       {conversationId === null && <li className="hint">Start a conversation: ask the assistant to add, complete or list your tasks.</li>}
-      {log.messages.map((message) => (
-        <MessageItem key={message.id} message={message} toolNames={toolNames} />
-      ))}
+      {log.messages.map((message) => {
+        const turn = turnEnds.get(message.id);
+        return (
+          <Fragment key={message.id}>
+            <MessageItem message={message} toolNames={toolNames} />
+            {turn && <TurnChanges turnId={turn.turnId} messages={turn.messages} />}
+          </Fragment>
+        );
+      })}
     </ol>
   );
+}
+
+/**
+ * Each turn's last message shown, by id, with the turn and how many messages of
+ * it are shown: a user message opens a turn, which runs until the next one.
+ * What the turn changed goes under its last message.
+ */
+function lastMessagesOfTurns(messages: readonly ChatMessage[]): Map<string, { turnId: string; messages: number }> {
+  const ends = new Map<string, { turnId: string; messages: number }>();
+  let open: { turnId: string; messages: number; last: string } | undefined;
+  for (const message of messages) {
+    if (message.role === "USER") {
+      if (open) ends.set(open.last, open);
+      open = message.turn ? { turnId: message.turn.id, messages: 0, last: message.id } : undefined;
+    }
+    if (open) open = { ...open, messages: open.messages + 1, last: message.id };
+  }
+  if (open) ends.set(open.last, open);
+  return new Map([...ends].map(([id, end]) => [id, { turnId: end.turnId, messages: end.messages }]));
 }
 
 /**

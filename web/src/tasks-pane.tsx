@@ -4,6 +4,7 @@ import type { ConnectionStore } from "./connection";
 import { ADD_TASK, COMPLETE_TASK, DELETE_TASK, TASK_CHANGED, TASKS, UPDATE_TASK } from "./documents";
 import { describeError } from "./errors";
 import type { ResultOf } from "./graphql";
+import { useTaskHistoryToggle } from "./task-history";
 
 type Filter = "ALL" | "PENDING" | "COMPLETED";
 type Task = NonNullable<ResultOf<typeof TASKS>["tasks"]["edges"][number]>["node"];
@@ -81,6 +82,7 @@ function TaskItem({ task }: { task: Task }) {
   const [draft, setDraft] = useState(task.title);
   const [problem, setProblem] = useState<string>();
   const checkboxId = useId();
+  const history = useTaskHistoryToggle(task.id, task.title);
 
   const run = async (operation: Promise<{ error?: Parameters<typeof describeError>[0] | undefined }>) => {
     const { error } = await operation;
@@ -123,7 +125,9 @@ function TaskItem({ task }: { task: Task }) {
         <button type="button" data-testid="task-delete" aria-label={`Delete ${task.title}`} onClick={() => void run(remove({ id: task.id }))}>
           Delete
         </button>
+        {history.button}
       </div>
+      {history.panel}
       {problem && <p role="alert" className="error">{problem}</p>}
     </li>
   );
