@@ -3,6 +3,8 @@ import { z } from "zod";
 
 import type { AuthSettings } from "../auth/verifier.js";
 import type { DatabaseDriver, DatabaseSettings } from "../db/settings.js";
+import { prefixProblem } from "../realtime/nats-subjects.js";
+import type { TransportSettings } from "../realtime/transport.js";
 import { DEFAULT_QUERY_LIMITS } from "../server/limits/query-limits.js";
 import { DEFAULT_WS_SETTINGS, type HttpSettings, type HttpTimeouts, type WsSettings } from "../server/settings.js";
 import { defaultRequestTimeoutMs } from "../server/timeouts.js";
@@ -38,6 +40,8 @@ export interface Config {
   realtime: {
     /** Subscriptions one user may have open at once on one instance (SUBSCRIPTIONS_PER_USER). */
     subscriptionsPerUser: number;
+    /** REALTIME_TRANSPORT (postgres | nats), with NATS_URL and NATS_SUBJECT_PREFIX for nats. */
+    transport: TransportSettings;
   };
   chat: {
     /** sendMessage calls a minute per user, across all instances; 0: no limit. */
@@ -231,6 +235,22 @@ const envSchema = z.object({
   CHAT_MAX_TOOL_CALLS_PER_STEP: intSetting("CHAT_MAX_TOOL_CALLS_PER_STEP", 16, 1, 1000),
   CHAT_MAX_ANSWER_CHARS: intSetting("CHAT_MAX_ANSWER_CHARS", 20_000, 100, 1_000_000),
   SUBSCRIPTIONS_PER_USER: intSetting("SUBSCRIPTIONS_PER_USER", 50, 1, 10_000),
+  REALTIME_TRANSPORT: optionalString.superRefine((v, ctx) => {
+    if (v !== undefined && v !== "postgres" && v !== "nats") {
+      ctx.addIssue({ code: "custom", message: `REALTIME_TRANSPORT must be "postgres" or "nats", got ${JSON.stringify(v)}` });
+    }
+  }),
+  NATS_URL: optionalString.transform((value, ctx) => {
+    const servers = (value ?? "nats://127.0.0.1:4222").split(",").map((server) => server.trim()).filter((server) => server !== "");
+    for (const server of servers) {
+      if (!isNatsServer(server)) ctx.addIssue({ code: "custom", message: `NATS_URL: "${server}" is not a server like nats://host:4222 (several separated by commas)` });
+    }
+    return servers;
+  }),
+  NATS_SUBJECT_PREFIX: optionalString.superRefine((v, ctx) => {
+    const problem = v === undefined ? undefined : prefixProblem(v);
+    if (problem) ctx.addIssue({ code: "custom", message: `NATS_SUBJECT_PREFIX must be ${problem}, got ${JSON.stringify(v)}` });
+  }),
   STREAM_FLUSH_MS: intSetting("STREAM_FLUSH_MS", 100, 10, 10_000),
   WS_CONNECTIONS_PER_USER: intSetting("WS_CONNECTIONS_PER_USER", DEFAULT_WS_SETTINGS.connectionsPerUser, 1, 1_000_000),
   WS_MAX_CONNECTIONS: intSetting("WS_MAX_CONNECTIONS", undefined, 1, 10_000_000),
@@ -247,6 +267,25 @@ function wsSettings(e: z.output<typeof envSchema>): WsSettings {
     operationsPerSocket: e.WS_OPERATIONS_PER_SOCKET,
     maxBufferedBytes: e.WS_MAX_BUFFERED_BYTES,
   };
+}
+
+/** nats://, tls:// or bare host:port, as the NATS client takes them. */
+function isNatsServer(value: string): boolean {
+  try {
+    const url = new URL(value.includes("://") ? value : `nats://${value}`);
+    return ["nats:", "tls:"].includes(url.protocol) && url.hostname !== "" && url.pathname.replace(/^\/$/, "") === "";
+  } catch {
+    return false;
+  }
+}
+
+function realtimeSettings(e: z.infer<typeof envSchema>): Config["realtime"] {
+  return { subscriptionsPerUser: e.SUBSCRIPTIONS_PER_USER, transport: transportSettings(e) };
+}
+
+function transportSettings(e: z.infer<typeof envSchema>): TransportSettings {
+  if (e.REALTIME_TRANSPORT !== "nats") return { kind: "postgres" };
+  return { kind: "nats", servers: e.NATS_URL, subjectPrefix: e.NATS_SUBJECT_PREFIX ?? "todo.realtime" };
 }
 
 function isNeonHost(url: string | undefined): boolean {
@@ -336,9 +375,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       turnTimeoutMs: e.COHERE_TURN_TIMEOUT_MS,
       maxInputTokens: e.COHERE_MAX_INPUT_TOKENS,
     },
-    realtime: {
-      subscriptionsPerUser: e.SUBSCRIPTIONS_PER_USER,
-    },
+    realtime: realtimeSettings(e),
     chat: {
       rateLimitPerMinute: e.CHAT_RATE_LIMIT,
       rateBurst: e.CHAT_RATE_BURST,

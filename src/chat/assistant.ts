@@ -16,7 +16,7 @@ import { userChannel, type Notification } from "../realtime/protocol.js";
 import { leaseTtlMs, type Lease } from "./lease.js";
 import { RETRY_LATER, runTurn, TurnStop, unavailable, type AssistantDeps, type TurnEnd, type TurnRun } from "./turn.js";
 
-/** The one thing the assistant needs of the LISTEN connection (PgListener has it). */
+/** The one thing the assistant needs of the realtime transport (src/realtime/transport.ts). */
 export interface ChannelListener {
   listen(channel: string, handler: (notification: Notification) => void): Promise<() => Promise<void>>;
 }

@@ -17,7 +17,8 @@ import { createToolResultLoader } from "../schema/loaders.js";
 import type { Context } from "../schema/context.js";
 import { schema } from "../schema/index.js";
 import { RealtimeHub, type RealtimeOptions } from "../realtime/hub.js";
-import { PgListener, type ListenerOptions } from "../realtime/listener.js";
+import { createTransport, type TransportOptions } from "../realtime/create-transport.js";
+import type { RealtimeTransport, TransportSettings } from "../realtime/transport.js";
 import { useSharedSubscriptionExecution } from "./shared-execution.js";
 import { StreamFeed } from "../realtime/stream-feed.js";
 import { attachGraphQLWs, type GraphQLWs } from "./ws/attach.js";
@@ -60,9 +61,12 @@ export interface AppDeps {
   readyTimeoutMs?: number;
   /** How long stop() lets accepted requests finish (SHUTDOWN_GRACE_MS, default 25 s). */
   shutdownGraceMs?: number;
-  /** The unpooled URL the LISTEN connection uses (DIRECT_URL). */
+  /** The unpooled URL the LISTEN connection and the nats relay's session use (DIRECT_URL). */
   listenUrl: string;
-  listener?: Omit<ListenerOptions, "connectionString" | "logger">;
+  /** REALTIME_TRANSPORT and its settings; postgres when unset. */
+  transport?: TransportSettings;
+  /** The transport's heartbeat, reconnect backoff and (nats) relay timings. */
+  listener?: Omit<TransportOptions, "connectionString" | "logger" | "settings">;
   /** Subscription caps (SUBSCRIPTIONS_PER_USER) and buffers. */
   realtime?: RealtimeOptions;
   /** graphql-ws bounds (WS_*); each unset one has its default. */
@@ -72,7 +76,8 @@ export interface AppDeps {
 export interface App {
   yoga: YogaServerInstance<Record<string, unknown>, Context>;
   server: Server;
-  listener: PgListener;
+  /** How wake-ups reach this instance (REALTIME_TRANSPORT): LISTEN/NOTIFY or NATS. */
+  transport: RealtimeTransport;
   realtime: RealtimeHub;
   /** messageStream's source. */
   streams: StreamFeed;
@@ -98,12 +103,12 @@ const ANSWERS_AFTER_STOP_MS = 2000;
 
 export function buildApp(deps: AppDeps): App {
   const { db, logger, verifier } = deps;
-  const listener = new PgListener({ ...deps.listener, connectionString: deps.listenUrl, logger });
-  const realtime = new RealtimeHub(db, listener, logger, deps.realtime);
+  const transport = createTransport({ ...deps.listener, settings: deps.transport ?? { kind: "postgres" }, connectionString: deps.listenUrl, logger });
+  const realtime = new RealtimeHub(db, transport, logger, deps.realtime);
   // One admission for every kind of subscription: messageStream counts against the same cap.
-  const streams = new StreamFeed(db, listener, logger, realtime.admission);
-  listener.on("reconnected", () => streams.catchUp());
-  const assistant = new Assistant(db, deps.assistant, listener);
+  const streams = new StreamFeed(db, transport, logger, realtime.admission);
+  transport.on("reconnected", () => streams.catchUp());
+  const assistant = new Assistant(db, deps.assistant, transport);
   const drain = new Drain();
   const maskError = createMaskError(logger, { suggestions: deps.http.suggestions });
   const yoga = createYoga<Record<string, unknown>, Context>({
@@ -138,7 +143,7 @@ export function buildApp(deps: AppDeps): App {
       useAccessLog(logger),
       useSecurityHeaders(),
       useRoutes(routes(deps), logger),
-      useReadinessCheck({ endpoint: "/ready", check: () => databaseReady(db, logger, deps.readyTimeoutMs ?? 2000) }),
+      useReadinessCheck({ endpoint: "/ready", check: () => ready(db, transport, logger, deps.readyTimeoutMs ?? 2000) }),
       useAuthFirst({ graphqlEndpoint: "/graphql", verifier, maxBodyBytes: deps.http.maxBodyBytes }),
       useStrictRequestParsing(deps.http.maxBodyBytes),
       ...useQueryLimits(deps.http.limits),
@@ -187,22 +192,22 @@ export function buildApp(deps: AppDeps): App {
       server.close((error) => (error ? reject(error) : resolve()));
       server.closeAllConnections();
     });
-    await listener.close();
+    await transport.close();
     return finished;
   };
 
   return {
     yoga,
     server,
-    listener,
+    transport,
     realtime,
     streams,
     assistant,
     requestsInFlight: () => drain.inFlight,
     ws,
     start: async (port, host = "127.0.0.1") => {
-      // Subscriptions open even while the listener is still (re)connecting: they stay open and catch up.
-      listener.start().catch((error: unknown) => logger.warn({ err: error }, "listener not connected yet; retrying"));
+      // Subscriptions open even while the transport is still (re)connecting: they stay open and catch up.
+      transport.start().catch((error: unknown) => logger.warn({ err: error, transport: transport.kind }, "realtime transport not connected yet; retrying"));
       // Turns that dead instances left RUNNING (their leases expired) are marked interrupted; requests find any it misses.
       void sweepInterruptedTurns(db).then(
         (count) => count > 0 && logger.info({ count }, "marked turns of stopped instances interrupted"),
@@ -256,6 +261,27 @@ async function verifyFallback(verifier: TokenVerifier, request: Request | undefi
     if (error instanceof AppError) throw toGraphQLError(error, undefined, { http: { status: 401 } });
     throw error;
   }
+}
+
+/**
+ * Ready: the database answers and the realtime transport is connected (LISTEN,
+ * or NATS), each within the timeout: an instance whose subscribers would
+ * hear nothing new is taken out of rotation like one without a database.
+ */
+async function ready(db: Db, transport: RealtimeTransport, logger: Logger, timeoutMs: number): Promise<boolean> {
+  const [database, connected] = await Promise.all([databaseReady(db, logger, timeoutMs), transportConnected(transport, timeoutMs)]);
+  if (!connected) logger.warn({ transport: transport.kind }, "readiness check failed: the realtime transport is not connected");
+  return database && connected;
+}
+
+/** Whether the transport is connected, or connects within `timeoutMs` (it may be starting, or reconnecting now). */
+async function transportConnected(transport: RealtimeTransport, timeoutMs: number): Promise<boolean> {
+  const deadline = Date.now() + timeoutMs;
+  while (!transport.connected) {
+    if (Date.now() >= deadline) return false;
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+  return true;
 }
 
 async function databaseReady(db: Db, logger: Logger, timeoutMs: number): Promise<boolean> {

@@ -176,7 +176,7 @@ describe("Postgres restarted under mixed load", () => {
     // While it is down every kind of request is refused, and the listener knows.
     const failedBefore = all.map((kind) => kind.unavailable);
     await eventually(() => all.every((kind, i) => kind.unavailable > failedBefore[i]!), "every kind of request to fail while Postgres is down");
-    expect(server.app.listener.connected).toBe(false);
+    expect(server.app.transport.connected).toBe(false);
     // Over graphql-ws too, the same answer, without the HTTP-only extensions (status, Retry-After).
     const wsQuery = wsClient(server.wsUrl, user.token);
     clients.push(wsQuery);

@@ -169,7 +169,7 @@ describe("an app whose clock runs 60 s behind the database's", () => {
       created.push((await user.gql<{ addTask: TaskView }>(ADD_TASK, { title })).data!.addTask);
     }
     expect(tasks.pending()).toEqual([]);
-    const reconnected = nextEvent(server.app.listener, "reconnected");
+    const reconnected = nextEvent(server.app.transport, "reconnected");
     gate.open();
     await reconnected;
 

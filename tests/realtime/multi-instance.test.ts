@@ -103,10 +103,10 @@ describe("two server instances on one database", () => {
     for (const { server, gate } of instances) await killListener(server, gate, admin);
     const task = (await b.request<{ addTask: TaskView }>(ADD_TASK, { title: "During the double outage" }, user.token)).data!.addTask;
     await appendVia(a.db, user.id, conversation.id, ["down 1", "down 2"]);
-    expect(a.app.listener.connected).toBe(false);
-    expect(b.app.listener.connected).toBe(false);
+    expect(a.app.transport.connected).toBe(false);
+    expect(b.app.transport.connected).toBe(false);
 
-    const reconnected = instances.map(({ server }) => nextEvent(server.app.listener, "reconnected"));
+    const reconnected = instances.map(({ server }) => nextEvent(server.app.transport, "reconnected"));
     for (const { gate } of instances) gate.open();
     await Promise.all(reconnected);
 

@@ -66,7 +66,7 @@ describe("subscribing while the LISTEN connection reconnects", () => {
     await killListener(server, gate, admin);
     gate.delayReplies(150);
     const before = server.app.realtime.establishedCount;
-    const reconnected = nextEvent(server.app.listener, "reconnected");
+    const reconnected = nextEvent(server.app.transport, "reconnected");
     gate.open();
     const subs: QueuedSubscription[] = [];
     const subscribe = (index: number) => subs.push(clients[index]!.subscribe(TASK_CHANGED));

@@ -402,7 +402,7 @@ describe("ending subscriptions", () => {
 
   it("should release a user's subscribers and stop listening to their channel once their last subscription ends", async () => {
     const realtime = server.app.realtime;
-    const listener = server.app.listener;
+    const listener = server.app.transport;
     const user = await newUser(server);
     const conversation = await newConversation(server.db, user.id);
     const client = server.connect(user.token);
@@ -428,12 +428,12 @@ describe("ending subscriptions", () => {
     const client = server.connect(user.token);
     for (let i = 0; i < 3; i += 1) await live(server, client, TASK_CHANGED);
     expect(realtime.subscriberCount).toBe(3);
-    expect(server.app.listener.topicCount).toBe(1);
+    expect(server.app.transport.topicCount).toBe(1);
 
     // Abruptly, as a lost network would: no complete messages.
     client.client.terminate();
     expect((await within(client.closed, 10_000, "close")).code).not.toBe(1000);
-    await waitUntil(() => realtime.subscriberCount === 0 && server.app.listener.topicCount === 0, "everything is released");
+    await waitUntil(() => realtime.subscriberCount === 0 && server.app.transport.topicCount === 0, "everything is released");
 
     // A new subscription of the same user starts from scratch and works.
     const fresh = server.connect(user.token);
