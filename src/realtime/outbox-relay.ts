@@ -222,15 +222,22 @@ export class OutboxRelay {
     nc.publish(this.options.names.tick, JSON.stringify({ t: at.toISOString() }));
   }
 
-  /** Deletes rows older than `before` and leaves one resync marker in their place, in one statement. */
+  /**
+   * Deletes rows older than `before`, and any earlier resync marker, and
+   * leaves one marker in their place that goes back as far as all of them: one
+   * statement, so a marker never goes missing, and never more than one.
+   */
   private async prune(client: pg.Client, before: Date): Promise<void> {
     const { rows } = await client.query<{ pruned: string }>(
-      `WITH gone AS (DELETE FROM "realtime_outbox" WHERE "created_at" < $1 RETURNING "created_at"),
+      `WITH gone AS (
+              DELETE FROM "realtime_outbox" WHERE "created_at" < $1 OR "channel" = 'resync'
+              RETURNING "channel", CASE WHEN "channel" = 'resync' THEN ("payload"::json ->> 't')::timestamptz ELSE "created_at" END AS since
+            ),
             marker AS (
               INSERT INTO "realtime_outbox" ("channel", "payload")
-              SELECT 'resync', json_build_object('k', 'resync', 't', min("created_at"))::text FROM gone HAVING count(*) > 0
+              SELECT 'resync', json_build_object('k', 'resync', 't', min(since))::text FROM gone HAVING count(*) > 0
             )
-       SELECT count(*)::text AS pruned FROM gone`,
+       SELECT count(*) FILTER (WHERE "channel" <> 'resync')::text AS pruned FROM gone`,
       [before],
     );
     this.options.logger.warn({ pruned: Number(rows[0]?.pruned ?? 0) }, "outbox rows older than the relay's limit pruned; subscribers will catch up");

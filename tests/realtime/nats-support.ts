@@ -23,6 +23,8 @@ export interface NatsRig {
   admin: pg.Client;
   /** An app instance on the nats transport, closed by dispose(). */
   instance(options?: Partial<AppDeps>): Promise<LiveServer>;
+  /** Closes every instance started so far (the next one started then leads the relay). */
+  closeInstances(): Promise<void>;
   /** Rows waiting in the outbox now. */
   outboxSize(): Promise<number>;
   dispose(): Promise<void>;
@@ -55,6 +57,9 @@ export async function natsRig(): Promise<NatsRig> {
       const server = await startLiveServer({ db, listenUrl: database.url, transport, listener: FAST_TRANSPORT, ...options });
       servers.push(server);
       return server;
+    },
+    async closeInstances() {
+      await Promise.all(servers.splice(0).map((server) => server.close()));
     },
     async outboxSize() {
       const { rows } = await admin.query<{ n: number }>(`SELECT count(*)::int AS n FROM realtime_outbox`);
