@@ -1,3 +1,4 @@
+import type { Db } from "../db/client.js";
 import type { BackoffPolicy } from "../lib/backoff.js";
 import type { Logger } from "../lib/logger.js";
 import { PgListener } from "./listener.js";
@@ -10,6 +11,8 @@ export interface TransportOptions {
   /** DIRECT_URL: the LISTEN connection (postgres), the relay's session (nats). */
   connectionString: string;
   logger: Logger;
+  /** For the snapshots the nats transport takes when it starts listening to a topic. */
+  db: Db;
   /** How often the connection proves it is alive (SELECT now() on LISTEN; NATS pings). */
   heartbeatIntervalMs?: number;
   heartbeatTimeoutMs?: number;
@@ -29,6 +32,10 @@ export function createTransport(options: TransportOptions): RealtimeTransport {
       heartbeatIntervalMs: options.heartbeatIntervalMs,
       backoff: options.backoff,
       relay: options.relay,
+      snapshot: async () => {
+        const [row] = await options.db.$queryRaw<{ snapshot: string }[]>`SELECT pg_current_snapshot()::text AS snapshot`;
+        return row?.snapshot ?? "";
+      },
     });
   }
   return new PgListener({

@@ -23,6 +23,9 @@ import { nanos } from "@nats-io/transport-node";
 
 export const RESYNC_CHANNEL = "resync";
 
+/** The header that carries a wake-up's writing transaction id (realtime_outbox.xact_id). */
+export const XACT_HEADER = "Todo-Xact";
+
 /** A subject token as NATS allows it, without wildcards. */
 const TOKEN = /^[A-Za-z0-9_-]+$/;
 

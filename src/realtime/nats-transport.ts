@@ -3,12 +3,13 @@ import { connect, type Msg, type NatsConnection, type Subscription } from "@nats
 import pg from "pg";
 import { Backoff, type BackoffPolicy } from "../lib/backoff.js";
 import type { Logger } from "../lib/logger.js";
-import { natsNames, type NatsNames } from "./nats-subjects.js";
+import { natsNames, XACT_HEADER, type NatsNames } from "./nats-subjects.js";
 import { OutboxRelay, type RelayTuning } from "./outbox-relay.js";
 import { RecentIds } from "./recent-ids.js";
 import { Topics } from "./topics.js";
 import type { NatsSettings, NotificationHandler, RealtimeTransport, TransportEvents } from "./transport.js";
 import { claimTransport } from "./transport-mode.js";
+import { XactSnapshot } from "./xact-snapshot.js";
 
 /**
  * The nats transport (./transport.ts), REALTIME_TRANSPORT=nats. The triggers
@@ -25,7 +26,9 @@ import { claimTransport } from "./transport-mode.js";
  * "reconnected" makes every subscriber catch up from the database, exactly as
  * the postgres transport does after a LISTEN outage: a lost wake-up never
  * loses data. Duplicates (a row the relay published twice) are dropped by
- * message id (./recent-ids.ts).
+ * message id (./recent-ids.ts), and so is the late wake-up of a commit that a
+ * topic's subscription had already seen when it started (./xact-snapshot.ts),
+ * which LISTEN would never have heard.
  *
  * healthyAt comes from the relay's ticks: each carries the database time up
  * to which every outbox row was published before it, and NATS keeps one
@@ -43,10 +46,18 @@ export interface NatsTransportOptions {
   /** Between attempts of the first connection (the client reconnects by itself after that). */
   backoff?: BackoffPolicy;
   relay?: Partial<RelayTuning>;
+  /**
+   * pg_current_snapshot() as text, read when a topic is first listened to: its
+   * wake-ups of transactions that snapshot saw are dropped (./xact-snapshot.ts).
+   * Without it every wake-up is delivered.
+   */
+  snapshot?: () => Promise<string>;
 }
 
 /** Message ids remembered for dropping duplicates. */
 const RECENT_IDS = 8192;
+/** Wake-ups held per topic while its snapshot is read. */
+const HELD_LIMIT = 1000;
 
 export class NatsTransport extends EventEmitter<TransportEvents> implements RealtimeTransport {
   readonly kind = "nats";
@@ -54,6 +65,11 @@ export class NatsTransport extends EventEmitter<TransportEvents> implements Real
   private readonly names: NatsNames;
   private readonly wanted: Topics;
   private readonly subscriptions = new Map<string, Subscription>();
+  /** Per topic: its subscription and snapshot being set up, then done. */
+  private readonly setups = new Map<string, Promise<void>>();
+  private readonly snapshots = new Map<string, XactSnapshot>();
+  /** Wake-ups of topics whose snapshot is being read: filtered by it once it is known. */
+  private readonly held = new Map<string, Msg[]>();
   private readonly recent = new RecentIds(RECENT_IDS);
   private readonly backoff: Backoff;
   private nc: NatsConnection | undefined;
@@ -98,17 +114,56 @@ export class NatsTransport extends EventEmitter<TransportEvents> implements Real
 
   async listen(topic: string, handler: NotificationHandler): Promise<() => Promise<void>> {
     const remove = this.wanted.add(topic, handler);
-    const nc = this.nc;
-    if (nc && !this.subscriptions.has(topic)) {
-      this.subscribe(nc, topic);
-      // The server has the subscription once it answers a ping sent after it.
-      if (this.ready) await nc.flush().catch(() => {});
+    let setup = this.setups.get(topic);
+    if (!setup) {
+      setup = this.setUp(topic);
+      this.setups.set(topic, setup);
     }
+    // Every listener of a topic waits for the same snapshot: each reads its starting point after it.
+    await setup;
     return async () => {
       if (!remove()) return;
       this.subscriptions.get(topic)?.unsubscribe();
       this.subscriptions.delete(topic);
+      this.setups.delete(topic);
+      this.snapshots.delete(topic);
     };
+  }
+
+  /** Subscribes a new topic, then reads the snapshot its wake-ups are filtered by (holding them meanwhile). */
+  private async setUp(topic: string): Promise<void> {
+    if (!this.options.snapshot) {
+      await this.subscribeNew(topic);
+      return;
+    }
+    this.held.set(topic, []);
+    try {
+      await this.subscribeNew(topic);
+      await this.readSnapshot(topic, this.options.snapshot);
+    } finally {
+      const held = this.held.get(topic) ?? [];
+      this.held.delete(topic);
+      for (const msg of held) this.onWakeUp(topic, msg);
+    }
+  }
+
+  private async subscribeNew(topic: string): Promise<void> {
+    const nc = this.nc;
+    if (nc) {
+      this.subscribe(nc, topic);
+      // The server has the subscription once it answers a ping sent after it.
+      if (this.ready) await nc.flush().catch(() => {});
+    }
+  }
+
+  private async readSnapshot(topic: string, read: () => Promise<string>): Promise<void> {
+    try {
+      // Only now: a commit this snapshot does not see is published after the subscription is in place.
+      const snapshot = XactSnapshot.parse(await read());
+      if (snapshot && this.wanted.has(topic)) this.snapshots.set(topic, snapshot);
+    } catch (error) {
+      this.options.logger.warn({ err: error }, "could not read a snapshot for a new topic; its wake-ups are not filtered");
+    }
   }
 
   async close(): Promise<void> {
@@ -214,6 +269,14 @@ export class NatsTransport extends EventEmitter<TransportEvents> implements Real
   }
 
   private onWakeUp(topic: string, msg: Msg): void {
+    const held = this.held.get(topic);
+    // Bounded by what arrives during one snapshot query; past the bound they go out unfiltered, never lost.
+    if (held && held.length < HELD_LIMIT) {
+      held.push(msg);
+      return;
+    }
+    const xact = msg.headers?.get(XACT_HEADER);
+    if (xact && this.snapshots.get(topic)?.saw(xact)) return;
     const id = msg.headers?.get("Nats-Msg-Id");
     if (id && this.recent.seen(id)) return;
     this.wanted.dispatch(topic, msg.string());

@@ -1,10 +1,10 @@
 import { setTimeout as sleep } from "node:timers/promises";
 import { jetstream, jetstreamManager } from "@nats-io/jetstream";
-import type { NatsConnection } from "@nats-io/transport-node";
+import { headers, type NatsConnection } from "@nats-io/transport-node";
 import pg from "pg";
 import { Backoff } from "../lib/backoff.js";
 import type { Logger } from "../lib/logger.js";
-import { ensureStream, isPublishableChannel, type NatsNames } from "./nats-subjects.js";
+import { ensureStream, isPublishableChannel, XACT_HEADER, type NatsNames } from "./nats-subjects.js";
 
 /**
  * Drains realtime_outbox into NATS: exactly one relay at a time per database,
@@ -66,6 +66,8 @@ interface OutboxRow {
   id: string;
   channel: string;
   payload: string;
+  /** The writing transaction's id, as text. */
+  xactId: string;
   createdAt: Date;
 }
 
@@ -203,7 +205,9 @@ export class OutboxRelay {
           logger.warn({ id: row.id }, "outbox row with a channel that is not a user's; dropped");
           return;
         }
-        await js.publish(names.subjectOf(row.channel), row.payload, { msgID: row.id });
+        const h = headers();
+        h.set(XACT_HEADER, row.xactId);
+        await js.publish(names.subjectOf(row.channel), row.payload, { msgID: row.id, headers: h });
       }),
     );
     const failed = results.filter((result) => result.status === "rejected");
@@ -234,8 +238,9 @@ export class OutboxRelay {
               RETURNING "channel", CASE WHEN "channel" = 'resync' THEN ("payload"::json ->> 't')::timestamptz ELSE "created_at" END AS since
             ),
             marker AS (
-              INSERT INTO "realtime_outbox" ("channel", "payload")
-              SELECT 'resync', json_build_object('k', 'resync', 't', min(since))::text FROM gone HAVING count(*) > 0
+              INSERT INTO "realtime_outbox" ("channel", "payload", "xact_id")
+              SELECT 'resync', json_build_object('k', 'resync', 't', min(since))::text, pg_current_xact_id()::text::bigint
+                FROM gone HAVING count(*) > 0
             )
        SELECT count(*) FILTER (WHERE "channel" <> 'resync')::text AS pruned FROM gone`,
       [before],
@@ -250,15 +255,18 @@ export class OutboxRelay {
 
 async function readBatch(client: pg.Client, limit: number): Promise<Batch> {
   // now() is the statement's transaction start: every row committed before it is visible to this read.
-  const { rows } = await client.query<{ at: Date; id: string | null; channel: string; payload: string; created_at: Date }>(
-    `SELECT n.at, o.id::text AS id, o.channel, o.payload, o.created_at
+  const { rows } = await client.query<{ at: Date; id: string | null; channel: string; payload: string; xact_id: string; created_at: Date }>(
+    `SELECT n.at, o.id::text AS id, o.channel, o.payload, o.xact_id::text AS xact_id, o.created_at
        FROM (SELECT now() AS at) n
        LEFT JOIN LATERAL (SELECT * FROM "realtime_outbox" ORDER BY "id" LIMIT $1) o ON true`,
     [limit],
   );
   const at = rows[0]?.at ?? new Date();
   const found = rows.filter((row) => row.id !== null);
-  return { at, rows: found.map((row) => ({ id: row.id as string, channel: row.channel, payload: row.payload, createdAt: row.created_at })) };
+  return {
+    at,
+    rows: found.map((row) => ({ id: row.id as string, channel: row.channel, payload: row.payload, xactId: row.xact_id, createdAt: row.created_at })),
+  };
 }
 
 function definedOnly(options: Partial<RelayTuning>): Partial<RelayTuning> {

@@ -66,7 +66,7 @@ export interface AppDeps {
   /** REALTIME_TRANSPORT and its settings; postgres when unset. */
   transport?: TransportSettings;
   /** The transport's heartbeat, reconnect backoff and (nats) relay timings. */
-  listener?: Omit<TransportOptions, "connectionString" | "logger" | "settings">;
+  listener?: Omit<TransportOptions, "connectionString" | "logger" | "settings" | "db">;
   /** Subscription caps (SUBSCRIPTIONS_PER_USER) and buffers. */
   realtime?: RealtimeOptions;
   /** graphql-ws bounds (WS_*); each unset one has its default. */
@@ -103,7 +103,7 @@ const ANSWERS_AFTER_STOP_MS = 2000;
 
 export function buildApp(deps: AppDeps): App {
   const { db, logger, verifier } = deps;
-  const transport = createTransport({ ...deps.listener, settings: deps.transport ?? { kind: "postgres" }, connectionString: deps.listenUrl, logger });
+  const transport = createTransport({ ...deps.listener, settings: deps.transport ?? { kind: "postgres" }, connectionString: deps.listenUrl, logger, db });
   const realtime = new RealtimeHub(db, transport, logger, deps.realtime);
   // One admission for every kind of subscription: messageStream counts against the same cap.
   const streams = new StreamFeed(db, transport, logger, realtime.admission);

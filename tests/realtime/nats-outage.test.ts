@@ -105,6 +105,24 @@ describe("the nats transport when NATS goes away", () => {
     tasks.dispose();
   });
 
+  it("should not push, as a change, a commit from before the subscription that the relay publishes after it", async () => {
+    await rig.closeInstances();
+    const { server: relayHost, gate } = await gated();
+    await waitUntil(() => relayOf(relayHost).leading, "the gated instance leads the relay");
+    const subscriber = await rig.instance();
+    await waitUntil(() => subscriber.app.transport.connected, "the subscriber is on NATS");
+    const user = await newUser(subscriber);
+    // Written while the relay cannot publish; the subscription starts after the commit, before the publish.
+    gate.cut();
+    await waitUntil(() => !relayHost.app.transport.connected, "the relay host lost NATS");
+    await insertTask(rig, user.id, "before the subscription");
+    const tasks = await live(subscriber, subscriber.connect(user.token), TASK_CHANGED);
+    gate.open();
+    await waitUntil(async () => (await rig.outboxSize()) === 0, "the relay has published the earlier commit");
+    await expectNothingMore(rig, user.id, tasks);
+    tasks.dispose();
+  });
+
   it("should prune wake-ups its relay could not publish in time, and have subscribers catch up on the resync it leaves", async () => {
     await rig.closeInstances();
     // The relay's own NATS connection is cut; the subscriber's is not, so it has no reconnect to catch up on.

@@ -24,11 +24,15 @@ INSERT INTO "realtime_settings" ("id", "transport") VALUES (1, 'postgres');
 -- Wake-ups waiting for the relay, in the order their rows were written (the
 -- id is the JetStream message id, so a republished row is dropped as a
 -- duplicate). channel is the user's (todo_realtime_channel), payload the same
--- JSON a NOTIFY would carry (src/realtime/protocol.ts).
+-- JSON a NOTIFY would carry (src/realtime/protocol.ts). xact_id is the writing
+-- transaction's id: a subscriber drops the wake-up of a commit that its
+-- subscription's snapshot already saw, as LISTEN never hears a NOTIFY sent
+-- before it (src/realtime/xact-snapshot.ts).
 CREATE TABLE "realtime_outbox" (
     "id" BIGSERIAL NOT NULL,
     "channel" TEXT NOT NULL,
     "payload" TEXT NOT NULL,
+    "xact_id" BIGINT NOT NULL,
     "created_at" TIMESTAMPTZ(3) NOT NULL DEFAULT CURRENT_TIMESTAMP,
 
     CONSTRAINT "realtime_outbox_pkey" PRIMARY KEY ("id")
@@ -42,7 +46,8 @@ CREATE FUNCTION "todo_realtime_send"(p_channel TEXT, p_payload TEXT) RETURNS VOI
     AS $$
 BEGIN
     IF (SELECT "transport" FROM "realtime_settings" WHERE "id" = 1) = 'nats' THEN
-        INSERT INTO "realtime_outbox" ("channel", "payload") VALUES (p_channel, p_payload);
+        INSERT INTO "realtime_outbox" ("channel", "payload", "xact_id")
+        VALUES (p_channel, p_payload, pg_current_xact_id()::text::bigint);
     ELSE
         PERFORM pg_notify(p_channel, p_payload);
     END IF;
