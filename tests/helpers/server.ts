@@ -89,6 +89,11 @@ export function runTransport(): TransportSettings {
   return { kind: "nats", servers: [inject("natsUrl")], subjectPrefix: "todo.test" };
 }
 
+/** True in a run with REALTIME_TRANSPORT=nats: tests of the LISTEN connection itself are skipped there. */
+export function onNatsTransport(): boolean {
+  return runTransport().kind === "nats";
+}
+
 export async function newUser(server: TestServer, label?: string): Promise<TestUser> {
   const id = newUserId(label);
   const token = await tokenFor(id);

@@ -8,6 +8,7 @@ import { NatsTransport } from "../../src/realtime/nats-transport.js";
 import { natsNames } from "../../src/realtime/nats-subjects.js";
 import { userChannel, type Notification } from "../../src/realtime/protocol.js";
 import { newUser } from "../helpers/server.js";
+import { natsServerAvailable } from "../helpers/nats.js";
 import { natsRig, type NatsRig } from "./nats-support.js";
 import {
   ADD_TASK,
@@ -30,7 +31,7 @@ import {
  * by raw SQL, reaches subscribers of the other through the outbox, the relay
  * and NATS, and never through pg_notify.
  */
-describe("the nats transport between two instances", () => {
+describe.runIf(natsServerAvailable())("the nats transport between two instances", () => {
   let rig: NatsRig;
   let a: LiveServer;
   let b: LiveServer;
@@ -109,7 +110,7 @@ describe("the nats transport between two instances", () => {
  * relay that died between publish and delete, and its successor publishing
  * the row again) is handed to subscribers once.
  */
-describe("the nats transport's duplicate filter", () => {
+describe.runIf(natsServerAvailable())("the nats transport's duplicate filter", () => {
   let rig: NatsRig;
   let transport: NatsTransport;
 

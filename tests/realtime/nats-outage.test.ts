@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { toGlobalId } from "../../src/lib/ids.js";
 import type { NatsTransport } from "../../src/realtime/nats-transport.js";
-import { startTcpGate, type TcpGate } from "../helpers/nats.js";
+import { natsServerAvailable, startTcpGate, type TcpGate } from "../helpers/nats.js";
 import { newUser } from "../helpers/server.js";
 import type { QueuedSubscription } from "../helpers/ws-client.js";
 import { FAST_TRANSPORT, natsRig, type NatsRig } from "./nats-support.js";
@@ -27,7 +27,7 @@ import {
  * wait in the outbox (bounded: pruned past an age, leaving a resync marker).
  * Each case counts every event: nothing lost, nothing twice.
  */
-describe("the nats transport when NATS goes away", () => {
+describe.runIf(natsServerAvailable())("the nats transport when NATS goes away", () => {
   let rig: NatsRig;
   const gates: TcpGate[] = [];
 
