@@ -45,7 +45,7 @@ export interface RelayTuning {
 }
 
 export const DEFAULT_RELAY_TUNING: RelayTuning = {
-  pollMs: 20,
+  pollMs: 10,
   batch: 500,
   tickMs: 1000,
   lockRetryMs: 500,
