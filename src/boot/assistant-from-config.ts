@@ -1,7 +1,7 @@
 import type { Config } from "./config.js";
 import type { Logger } from "../lib/logger.js";
 import { createCohereModel } from "../chat/cohere.js";
-import type { AssistantDeps } from "../chat/turn.js";
+import type { AssistantDeps } from "../chat/turn-run.js";
 
 /**
  * The assistant as the environment configures it. One place, so that the

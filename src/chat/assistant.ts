@@ -1,5 +1,5 @@
 import { setTimeout as sleep } from "node:timers/promises";
-import { backoffDelay } from "../lib/backoff.js";
+import { backoffDelay, type BackoffPolicy } from "../lib/backoff.js";
 import type { Db } from "../db/client.js";
 import {
   activeTurn,
@@ -8,13 +8,15 @@ import {
   interruptIfDead,
   requestCancel,
   turnControl,
-  type TurnRef,
+  type TurnIdentity,
 } from "../domain/conversation-log.js";
 import { AppError, ErrorCode } from "../lib/errors.js";
 import type { Message, Turn } from "../generated/prisma/client.js";
 import { userChannel, type Notification } from "../realtime/protocol.js";
 import { leaseTtlMs, type Lease } from "./lease.js";
-import { RETRY_LATER, runTurn, TurnStop, unavailable, type AssistantDeps, type TurnEnd, type TurnRun } from "./turn.js";
+import { runTurn } from "./turn.js";
+import { RETRY_LATER, unavailable } from "./turn-end.js";
+import { TurnStoppedError, type AssistantDeps, type TurnEnd, type TurnRun } from "./turn-run.js";
 
 /** The one thing the assistant needs of the realtime transport (src/realtime/transport.ts). */
 export interface ChannelListener {
@@ -30,7 +32,7 @@ const CANCEL_WAIT_MS = 5000;
 /** How long stop() waits for this instance's turns to end. */
 const SHUTDOWN_WAIT_MS = 10_000;
 /** How often a lease the database could not take back is offered again: from about 100 ms, doubling, at most 2 s apart. */
-const HAND_BACK_BACKOFF = { initialMs: 100, maxMs: 2000 };
+const HAND_BACK_BACKOFF: BackoffPolicy = { initialMs: 100, maxMs: 2000 };
 
 export interface OpenedRun {
   turn: Turn;
@@ -70,16 +72,16 @@ export class Assistant {
    */
   launch(opened: OpenedRun): Promise<TurnEnd> {
     const { turn, userMessage, lease } = opened;
-    const ref: TurnRef = { id: turn.id, userId: turn.userId, conversationId: turn.conversationId };
+    const identity: TurnIdentity = { id: turn.id, userId: turn.userId, conversationId: turn.conversationId };
     const controller = new AbortController();
     const run: TurnRun = {
       db: this.db,
       deps: this.deps,
-      turn: ref,
+      turn: identity,
       userMessage,
       signal: controller.signal,
       deadline: performance.now() + this.deps.turnTimeoutMs,
-      checkStop: () => this.checkStop(ref.id, controller),
+      checkStop: () => this.checkStop(identity.id, controller),
     };
     const done = this.drive(run, controller, lease).finally(() => this.running.delete(turn.id));
     this.running.set(turn.id, { controller, done });
@@ -90,8 +92,8 @@ export class Assistant {
     if (controller.signal.aborted) return;
     try {
       const control = await turnControl(this.db, turnId);
-      if (control?.cancelRequested) controller.abort(new TurnStop("cancelled"));
-      else if (control?.status !== "RUNNING") controller.abort(new TurnStop("interrupted"));
+      if (control?.cancelRequested) controller.abort(new TurnStoppedError("cancelled"));
+      else if (control?.status !== "RUNNING") controller.abort(new TurnStoppedError("interrupted"));
     } catch (error) {
       this.deps.logger.warn({ err: error, turnId }, "could not read the turn's row; the next check retries");
     }
@@ -102,7 +104,7 @@ export class Assistant {
     const turnId = run.turn.id;
     const unlisten = await this.listener
       ?.listen(userChannel(run.turn.userId), (note) => {
-        if (note.kind === "turn" && note.turnId === turnId && note.cancelRequested) controller.abort(new TurnStop("cancelled"));
+        if (note.kind === "turn" && note.turnId === turnId && note.cancelRequested) controller.abort(new TurnStoppedError("cancelled"));
       })
       .catch((error: unknown) => {
         logger.warn({ err: error, turnId }, "could not listen for a cancel; polling the turn instead");
@@ -146,7 +148,7 @@ export class Assistant {
    * a database restart would wait for the lease to expire (turn time + 30 s)
    * before it could resume the turn.
    */
-  private async handBack(turn: TurnRef, lease: Lease, interrupt: boolean): Promise<void> {
+  private async handBack(turn: TurnIdentity, lease: Lease, interrupt: boolean): Promise<void> {
     const attempt = async () => {
       await lease.release();
       if (interrupt) await interruptIfDead(this.db, turn.userId, turn.id);
@@ -246,7 +248,7 @@ export class Assistant {
     if (await interruptIfDead(this.db, userId, turnId)) return getTurn(this.db, userId, turnId);
     await requestCancel(this.db, userId, turnId);
     // Here, the notification is not even needed.
-    this.running.get(turnId)?.controller.abort(new TurnStop("cancelled"));
+    this.running.get(turnId)?.controller.abort(new TurnStoppedError("cancelled"));
     const end = await this.waitForEnd(userId, turnId, undefined, CANCEL_WAIT_MS);
     return end.turn ?? getTurn(this.db, userId, turnId);
   }
@@ -274,7 +276,7 @@ export class Assistant {
 
   async stop(): Promise<void> {
     const runs = [...this.running.values()];
-    for (const { controller } of runs) controller.abort(new TurnStop("shutdown"));
+    for (const { controller } of runs) controller.abort(new TurnStoppedError("shutdown"));
     this.stopping.abort();
     let timer: NodeJS.Timeout | undefined;
     await Promise.race([

@@ -30,8 +30,8 @@ export interface TokenUsage {
   outputTokens: number;
 }
 
-/** What the loop knows of its turn: enough to scope every write. */
-export interface TurnRef {
+/** Which turn the loop runs, and whose: enough to scope every write. */
+export interface TurnIdentity {
   id: string;
   userId: string;
   conversationId: string;
@@ -276,17 +276,17 @@ async function mayWrite(tx: DbClient, turnId: string): Promise<boolean> {
   return rows[0]?.ok === true;
 }
 
-/** Rolls a transaction back when the turn may no longer write. */
-class TurnStopped extends Error {}
+/** Thrown inside a transaction to roll it back when the turn may no longer write (it ended, or a cancel was asked). */
+class TurnNotWritable extends Error {}
 
 async function whileRunning<T>(db: Db, turnId: string, work: (tx: DbClient) => Promise<T>): Promise<T | undefined> {
   try {
     return await db.$transaction(async (tx) => {
-      if (!(await mayWrite(tx, turnId))) throw new TurnStopped();
+      if (!(await mayWrite(tx, turnId))) throw new TurnNotWritable();
       return work(tx);
     });
   } catch (error) {
-    if (error instanceof TurnStopped) return undefined;
+    if (error instanceof TurnNotWritable) return undefined;
     throw error;
   }
 }
@@ -313,7 +313,7 @@ export interface Step {
  * usage to the turn, in one transaction. False (nothing stored) when the turn
  * may no longer write.
  */
-export async function recordStep(db: Db, turn: TurnRef, step: Step, usage: TokenUsage | undefined): Promise<boolean> {
+export async function recordStep(db: Db, turn: TurnIdentity, step: Step, usage: TokenUsage | undefined): Promise<boolean> {
   const done = await whileRunning(db, turn.id, async (tx) => {
     if (usage) await tx.$executeRaw`UPDATE turns SET ${addUsage(usage)} WHERE id = ${turn.id}::uuid`;
     const fields = { content: step.content, toolPlan: step.toolPlan ?? null, toolCalls: step.toolCalls, status: "COMPLETE" as const };
@@ -329,7 +329,7 @@ export async function recordStep(db: Db, turn: TurnRef, step: Step, usage: Token
  * locks the turn row: a cancel either lands before (the call does not run) or
  * waits for the call to commit. False when the turn may no longer write.
  */
-export async function recordToolCall(db: Db, turn: TurnRef, run: (tx: DbClient) => Promise<NewMessage>): Promise<boolean> {
+export async function recordToolCall(db: Db, turn: TurnIdentity, run: (tx: DbClient) => Promise<NewMessage>): Promise<boolean> {
   const done = await whileRunning(db, turn.id, async (tx) => {
     await appendMessages(tx, turn.userId, turn.conversationId, [await run(tx)]);
     return true;
@@ -338,7 +338,7 @@ export async function recordToolCall(db: Db, turn: TurnRef, run: (tx: DbClient) 
 }
 
 /** Stores the first text of a streamed answer as a STREAMING message; null when the turn may no longer write. */
-export async function startAnswer(db: Db, turn: TurnRef, content: string): Promise<Message | null> {
+export async function startAnswer(db: Db, turn: TurnIdentity, content: string): Promise<Message | null> {
   const message = await whileRunning(db, turn.id, (tx) => insertStreamingMessage(tx, turn.userId, turn.conversationId, content));
   return message ?? null;
 }
@@ -387,7 +387,7 @@ export type EndOutcome =
  * text and status, and any closing message, in one transaction, so a reader
  * never sees a COMPLETE answer in a RUNNING turn, nor the reverse.
  */
-export async function endTurn(db: Db, turn: TurnRef, ending: TurnEnding): Promise<EndOutcome> {
+export async function endTurn(db: Db, turn: TurnIdentity, ending: TurnEnding): Promise<EndOutcome> {
   try {
     const ended = await db.$transaction(async (tx) => {
       const guard = ending.yieldToCancel ? Prisma.sql`AND cancel_requested_at IS NULL` : Prisma.empty;
@@ -395,7 +395,7 @@ export async function endTurn(db: Db, turn: TurnRef, ending: TurnEnding): Promis
         UPDATE turns SET status = ${ending.status}::turn_status, stop_code = ${ending.stopCode}, finished_at = now()
           ${ending.usage ? Prisma.sql`, ${addUsage(ending.usage)}` : Prisma.empty}
         WHERE id = ${turn.id}::uuid AND status = 'RUNNING' ${guard}`;
-      if (count !== 1) throw new TurnStopped();
+      if (count !== 1) throw new TurnNotWritable();
       const answer = ending.answer;
       if (answer?.id) {
         const fields = { content: answer.content, status: answer.status, stopCode: answer.stopCode ?? null };
@@ -409,7 +409,7 @@ export async function endTurn(db: Db, turn: TurnRef, ending: TurnEnding): Promis
     });
     return { kind: "ended", turn: ended };
   } catch (error) {
-    if (!(error instanceof TurnStopped)) throw error;
+    if (!(error instanceof TurnNotWritable)) throw error;
     const current = await db.turn.findUnique({ where: { id: turn.id } });
     // Its conversation was deleted meanwhile (the turn went with it).
     if (!current) throw notFound("Conversation");

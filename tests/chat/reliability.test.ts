@@ -1,6 +1,6 @@
 import { randomUUID } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import type { AssistantDeps } from "../../src/chat/turn.js";
+import type { AssistantDeps } from "../../src/chat/turn-run.js";
 import type { Db } from "../../src/db/client.js";
 import type { Message } from "../../src/generated/prisma/client.js";
 import type { Logger } from "../../src/lib/logger.js";

@@ -1,5 +1,5 @@
 import { createCohereModel } from "../../src/chat/cohere.js";
-import type { AssistantDeps } from "../../src/chat/turn.js";
+import type { AssistantDeps } from "../../src/chat/turn-run.js";
 import type { Db } from "../../src/db/client.js";
 import type { Message } from "../../src/generated/prisma/client.js";
 import { createLogger, type Logger } from "../../src/lib/logger.js";

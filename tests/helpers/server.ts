@@ -1,10 +1,10 @@
 import { pino } from "pino";
+import { inject } from "vitest";
 import { buildApp, type App, type AppDeps } from "../../src/server/app.js";
-import type { AssistantDeps } from "../../src/chat/turn.js";
+import type { AssistantDeps } from "../../src/chat/turn-run.js";
 import type { Db } from "../../src/db/client.js";
 import { loadConfig, type HttpSettings } from "../../src/boot/config.js";
 import { createLogger, type Logger } from "../../src/lib/logger.js";
-import { inject } from "vitest";
 import type { TransportSettings } from "../../src/realtime/transport.js";
 import { databaseUrl, newUserId, testDb } from "./db.js";
 import { TEST_JWT_SECRET, testVerifier, tokenFor } from "./tokens.js";
@@ -110,7 +110,7 @@ export function testAssistant(overrides: Partial<AssistantDeps> = {}): Assistant
     turnTimeoutMs: 20_000,
     clock: () => new Date(),
     logger: createLogger("silent"),
-    retryPolicy: { maxRetries: 3, baseDelayMs: 10, maxDelayMs: 100 },
+    retryPolicy: { initialMs: 10, maxMs: 100, maxRetries: 3 },
     ...overrides,
   };
 }
@@ -120,15 +120,6 @@ export function capturingLogger(): { logger: Logger; lines: string[] } {
   const lines: string[] = [];
   const logger = createLogger("trace", { write: (line: string) => void lines.push(line) } as pino.DestinationStream);
   return { logger, lines };
-}
-
-/** Waits until `count` more subscriptions have their LISTEN in place on this server. */
-export async function waitForSubscriptions(server: TestServer, from: number, count = 1, timeoutMs = 10_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (server.app.realtime.establishedCount < from + count) {
-    if (Date.now() > deadline) throw new Error(`only ${server.app.realtime.establishedCount - from} of ${count} subscriptions established`);
-    await new Promise((resolve) => setTimeout(resolve, 10));
-  }
 }
 
 /** The HTTP settings `npm start` has with an empty environment (development). */

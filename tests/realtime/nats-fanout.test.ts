@@ -9,7 +9,7 @@ import { natsNames } from "../../src/realtime/nats-subjects.js";
 import { userChannel, type Notification } from "../../src/realtime/protocol.js";
 import { newUser } from "../helpers/server.js";
 import { natsServerAvailable } from "../helpers/nats.js";
-import { natsRig, type NatsRig } from "./nats-support.js";
+import { natsRig, until, type NatsRig } from "./nats-support.js";
 import {
   ADD_TASK,
   appendVia,
@@ -20,7 +20,6 @@ import {
   nextTaskChange,
   TASK_CHANGED,
   UPDATE_TASK,
-  waitUntil,
   type LiveServer,
   type TaskView,
 } from "./support.js";
@@ -40,7 +39,7 @@ describe.runIf(natsServerAvailable())("the nats transport between two instances"
     rig = await natsRig();
     a = await rig.instance();
     b = await rig.instance();
-    await waitUntil(() => a.app.transport.connected && b.app.transport.connected, "both instances are on NATS");
+    await until(() => a.app.transport.connected && b.app.transport.connected, "both instances are on NATS");
   });
   afterAll(async () => {
     await rig?.dispose();
@@ -80,7 +79,7 @@ describe.runIf(natsServerAvailable())("the nats transport between two instances"
       // A round trip on the LISTEN connection after the commit: a NOTIFY would have arrived before its answer.
       await ear.query("SELECT 1");
       expect(heard).toEqual([]);
-      await waitUntil(async () => (await rig.outboxSize()) === 0, "the relay has drained the outbox");
+      await until(async () => (await rig.outboxSize()) === 0, "the relay has drained the outbox");
     } finally {
       await ear.end();
       tasks.dispose();
@@ -88,7 +87,7 @@ describe.runIf(natsServerAvailable())("the nats transport between two instances"
   });
 
   it("should have exactly one relay leading at a time", async () => {
-    await waitUntil(() => [a, b].some((server) => relayOf(server).leading), "a relay leads");
+    await until(() => [a, b].some((server) => relayOf(server).leading), "a relay leads");
     expect([a, b].filter((server) => relayOf(server).leading)).toHaveLength(1);
   });
 
@@ -140,12 +139,12 @@ describe.runIf(natsServerAvailable())("the nats transport's duplicate filter", (
         nc.publish(subject, payload(taskId), { headers: h });
       }
       await nc.flush();
-      await waitUntil(() => heard.length >= 2, "both distinct wake-ups arrive");
+      await until(() => heard.length >= 2, "both distinct wake-ups arrive");
       // A last wake-up behind the others: once it is heard, nothing else is on its way.
       const h = headers();
       h.set("Nats-Msg-Id", "903");
       nc.publish(subject, payload(randomUUID()), { headers: h });
-      await waitUntil(() => heard.length >= 3, "the last wake-up arrives");
+      await until(() => heard.length >= 3, "the last wake-up arrives");
       expect(heard.map((note) => (note.kind === "task" ? note.taskId : ""))).toEqual([first, second, expect.any(String)]);
     } finally {
       await nc.close();

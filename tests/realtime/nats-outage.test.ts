@@ -4,7 +4,7 @@ import type { NatsTransport } from "../../src/realtime/nats-transport.js";
 import { natsServerAvailable, startTcpGate, type TcpGate } from "../helpers/nats.js";
 import { newUser } from "../helpers/server.js";
 import type { QueuedSubscription } from "../helpers/ws-client.js";
-import { FAST_TRANSPORT, natsRig, type NatsRig } from "./nats-support.js";
+import { FAST_TRANSPORT, natsRig, until, type NatsRig } from "./nats-support.js";
 import {
   ADD_TASK,
   appendVia,
@@ -13,7 +13,6 @@ import {
   newConversation,
   nextEvent,
   TASK_CHANGED,
-  waitUntil,
   type LiveServer,
   type MessageView,
   type TaskChangeView,
@@ -50,7 +49,7 @@ describe.runIf(natsServerAvailable())("the nats transport when NATS goes away", 
     await rig.closeInstances();
     const a = await rig.instance();
     const b = await rig.instance();
-    await waitUntil(() => a.app.transport.connected && b.app.transport.connected, "both instances are on NATS");
+    await until(() => a.app.transport.connected && b.app.transport.connected, "both instances are on NATS");
     const user = await newUser(a);
     const conversation = await newConversation(a.db, user.id);
     const client = a.connect(user.token);
@@ -76,7 +75,7 @@ describe.runIf(natsServerAvailable())("the nats transport when NATS goes away", 
     expect((await messagesOf(messages, 3)).map((message) => message.seq)).toEqual([1, 2, 3]);
     await expectNothingMore(rig, user.id, tasks);
     expect((await fetch(`${a.baseUrl}/ready`)).status).toBe(200);
-    await waitUntil(async () => (await rig.outboxSize()) === 0, "the outbox is drained");
+    await until(async () => (await rig.outboxSize()) === 0, "the outbox is drained");
     tasks.dispose();
     messages.dispose();
   });
@@ -85,9 +84,9 @@ describe.runIf(natsServerAvailable())("the nats transport when NATS goes away", 
     // The relay leads elsewhere and keeps publishing: what it publishes during the cut is lost to the subscriber.
     await rig.closeInstances();
     const relayHost = await rig.instance();
-    await waitUntil(() => relayOf(relayHost).leading, "the ungated instance leads the relay");
+    await until(() => relayOf(relayHost).leading, "the ungated instance leads the relay");
     const { server: subscriber, gate } = await gated();
-    await waitUntil(() => subscriber.app.transport.connected, "the subscriber is on NATS");
+    await until(() => subscriber.app.transport.connected, "the subscriber is on NATS");
     const user = await newUser(subscriber);
     const tasks = await live(subscriber, subscriber.connect(user.token), TASK_CHANGED);
 
@@ -96,7 +95,7 @@ describe.runIf(natsServerAvailable())("the nats transport when NATS goes away", 
     await down;
     const written: string[] = [];
     for (let i = 0; i < 6; i += 1) written.push(await insertTask(rig, user.id, `during the cut ${i}`));
-    await waitUntil(async () => (await rig.outboxSize()) === 0, "the relay has published the cut's writes");
+    await until(async () => (await rig.outboxSize()) === 0, "the relay has published the cut's writes");
     const back = nextEvent(subscriber.app.transport, "reconnected");
     gate.open();
     await back;
@@ -108,17 +107,17 @@ describe.runIf(natsServerAvailable())("the nats transport when NATS goes away", 
   it("should not push, as a change, a commit from before the subscription that the relay publishes after it", async () => {
     await rig.closeInstances();
     const { server: relayHost, gate } = await gated();
-    await waitUntil(() => relayOf(relayHost).leading, "the gated instance leads the relay");
+    await until(() => relayOf(relayHost).leading, "the gated instance leads the relay");
     const subscriber = await rig.instance();
-    await waitUntil(() => subscriber.app.transport.connected, "the subscriber is on NATS");
+    await until(() => subscriber.app.transport.connected, "the subscriber is on NATS");
     const user = await newUser(subscriber);
     // Written while the relay cannot publish; the subscription starts after the commit, before the publish.
     gate.cut();
-    await waitUntil(() => !relayHost.app.transport.connected, "the relay host lost NATS");
+    await until(() => !relayHost.app.transport.connected, "the relay host lost NATS");
     await insertTask(rig, user.id, "before the subscription");
     const tasks = await live(subscriber, subscriber.connect(user.token), TASK_CHANGED);
     gate.open();
-    await waitUntil(async () => (await rig.outboxSize()) === 0, "the relay has published the earlier commit");
+    await until(async () => (await rig.outboxSize()) === 0, "the relay has published the earlier commit");
     await expectNothingMore(rig, user.id, tasks);
     tasks.dispose();
   });
@@ -127,18 +126,18 @@ describe.runIf(natsServerAvailable())("the nats transport when NATS goes away", 
     await rig.closeInstances();
     // The relay's own NATS connection is cut; the subscriber's is not, so it has no reconnect to catch up on.
     const { server: relayHost, gate } = await gated({ listener: { ...FAST_TRANSPORT, relay: { maxAgeMs: 1500 } } });
-    await waitUntil(() => relayOf(relayHost).leading, "the gated instance leads the relay");
+    await until(() => relayOf(relayHost).leading, "the gated instance leads the relay");
     const subscriber = await rig.instance();
-    await waitUntil(() => subscriber.app.transport.connected, "the subscriber is on NATS");
+    await until(() => subscriber.app.transport.connected, "the subscriber is on NATS");
     const user = await newUser(subscriber);
     const tasks = await live(subscriber, subscriber.connect(user.token), TASK_CHANGED);
 
     gate.cut();
-    await waitUntil(() => !relayHost.app.transport.connected, "the relay host lost NATS");
+    await until(() => !relayHost.app.transport.connected, "the relay host lost NATS");
     const written: string[] = [];
     for (let i = 0; i < 4; i += 1) written.push(await insertTask(rig, user.id, `never published ${i}`));
     // Pruned to the one resync marker.
-    await waitUntil(async () => (await rig.admin.query(`SELECT 1 FROM realtime_outbox WHERE channel <> 'resync'`)).rowCount === 0, "the rows are pruned");
+    await until(async () => (await rig.admin.query(`SELECT 1 FROM realtime_outbox WHERE channel <> 'resync'`)).rowCount === 0, "the rows are pruned");
     expect(await rig.outboxSize()).toBe(1);
     expect(subscriber.app.transport.connected).toBe(true);
     gate.open();

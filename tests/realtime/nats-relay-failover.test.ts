@@ -6,8 +6,8 @@ import { newUser } from "../helpers/server.js";
 import { TEST_JWT_SECRET } from "../helpers/tokens.js";
 import type { QueuedSubscription } from "../helpers/ws-client.js";
 import { natsServerAvailable } from "../helpers/nats.js";
-import { natsRig, type NatsRig } from "./nats-support.js";
-import { live, TASK_CHANGED, waitUntil, type LiveServer, type TaskChangeView } from "./support.js";
+import { natsRig, until, type NatsRig } from "./nats-support.js";
+import { live, TASK_CHANGED, type LiveServer, type TaskChangeView } from "./support.js";
 
 /** Tasks written in all, and after how many of them the leader dies. */
 const WRITES = 150;
@@ -51,7 +51,7 @@ describe.runIf(natsServerAvailable())("the nats relay's leader killed mid-stream
     await leader.waitFor(/outbox relay: this instance leads/, 60_000);
     // Started once the child leads: its candidate waits for the lock.
     survivor = await rig.instance();
-    await waitUntil(() => survivor.app.transport.connected, "the survivor is on NATS");
+    await until(() => survivor.app.transport.connected, "the survivor is on NATS");
   });
   afterAll(async () => {
     await stopAll(started);
@@ -70,12 +70,12 @@ describe.runIf(natsServerAvailable())("the nats relay's leader killed mid-stream
       written.push(toGlobalId("Task", rows[0]!.id));
       if (i === KILL_AFTER - 1) {
         // Mid-stream: the leader has been publishing this stream already.
-        await waitUntil(() => sub.pending().length > 0, "the leader has published some of the stream");
+        await until(() => sub.pending().length > 0, "the leader has published some of the stream");
         deliveredBeforeKill = sub.pending().length;
         leader.child.kill("SIGKILL");
         const killedAt = performance.now();
         // Watched while the stream goes on.
-        takeover = waitUntil(() => relayOf(survivor).leading, "the survivor leads", TAKEOVER_BOUND_MS * 2).then(() => performance.now() - killedAt);
+        takeover = until(() => relayOf(survivor).leading, "the survivor leads", TAKEOVER_BOUND_MS * 2).then(() => performance.now() - killedAt);
       }
       await new Promise((resolve) => setTimeout(resolve, WRITE_GAP_MS));
     }
@@ -94,7 +94,7 @@ describe.runIf(natsServerAvailable())("the nats relay's leader killed mid-stream
     expect(deliveredBeforeKill).toBeGreaterThan(0);
     expect(relayOf(survivor).publishedCount).toBeGreaterThan(0);
     console.info(`relay takeover ${Math.round(takeoverMs)} ms after SIGKILL; ${deliveredBeforeKill} of ${WRITES} delivered before it`);
-    await waitUntil(async () => (await rig.outboxSize()) === 0, "the outbox is drained");
+    await until(async () => (await rig.outboxSize()) === 0, "the outbox is drained");
     sub.dispose();
   });
 });

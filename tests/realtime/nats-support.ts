@@ -1,5 +1,6 @@
 import { randomBytes } from "node:crypto";
 import pg from "pg";
+import { expect, vi } from "vitest";
 import { applyMigrations } from "../../src/db/migrate.js";
 import { MIGRATIONS_DIR } from "../../src/db/open.js";
 import type { Db } from "../../src/db/client.js";
@@ -73,4 +74,9 @@ export async function natsRig(): Promise<NatsRig> {
       await database.drop();
     },
   };
+}
+
+/** Waits (vi.waitFor) until `condition` holds, failing with `what` after `timeoutMs`. */
+export async function until(condition: () => boolean | Promise<boolean>, what: string, timeoutMs = 15_000): Promise<void> {
+  await vi.waitFor(async () => expect(await condition(), what).toBe(true), { timeout: timeoutMs, interval: 10 });
 }

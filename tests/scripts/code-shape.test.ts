@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { importCycles, LAYERS, layerOf, rootFiles, sourceFiles, unplacedFolders, upwardImports } from "../../scripts/code-shape.js";
+import { importCycles, LAYERS, layerOf, longFunctions, rootFiles, sourceFiles, unplacedFolders, upwardImports } from "../../scripts/code-shape.js";
 
 // The limits of issue 21 ("one shape for the codebase"), held here so they cannot creep back.
 describe("the shape of src/", () => {
@@ -20,6 +20,10 @@ describe("the shape of src/", () => {
 
   it("should never import from a layer above (domain/ and db/ never import chat/, realtime/, schema/ or server/)", () => {
     expect(upwardImports(server)).toEqual([]);
+  });
+
+  it("should have no function over 60 lines in src/ and web/src/", () => {
+    expect(longFunctions([...sourceFiles("src"), ...sourceFiles("web/src")], 60)).toEqual([]);
   });
 });
 

@@ -3,14 +3,14 @@ import { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
 import type { CallToolResult } from "@modelcontextprotocol/sdk/types.js";
 import { isInterfaceType, type GraphQLObjectType } from "graphql";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { TOOLS } from "../../src/chat/tools.js";
 import { parseId, toGlobalId, type NodeTypename } from "../../src/lib/ids.js";
 import { schema } from "../../src/schema/index.js";
-import { deferred, eventsUntilSettled, liveStream, waitFor, type StreamEventView } from "../chat/support.js";
+import { deferred, eventsUntilSettled, liveStream, type StreamEventView } from "../chat/support.js";
 import { startChatRig, type ChatRig } from "../helpers/chat.js";
 import { textReply, toolCallReply, wordChunks, type RecordedRequest } from "../helpers/fake-cohere.js";
-import { newUser, waitForSubscriptions, type GraphQLResponse, type TestUser } from "../helpers/server.js";
+import { newUser, type GraphQLResponse, type TestUser } from "../helpers/server.js";
 import { wsClient, type QueuedSubscription, type TestWsClient } from "../helpers/ws-client.js";
 import { readSse, within } from "../realtime/support.js";
 import {
@@ -547,10 +547,13 @@ describe("isolation attack suite: another user's ids at every entry point", () =
         const payload = started.data!.sendMessage;
         const conversationId = parseId(payload.conversation.id, "id", "Conversation");
         const prefix = chunks.slice(0, 3).join("");
-        const streaming = await waitFor(
-          () => rig.server.db.message.findFirst({ where: { conversationId, role: "assistant" } }),
-          (row) => row?.content === prefix,
-          "the partial answer to be stored",
+        const streaming = await vi.waitFor(
+          async () => {
+            const row = await rig.server.db.message.findFirst({ where: { conversationId, role: "assistant" } });
+            expect(row?.content, "the partial answer stored").toBe(prefix);
+            return row;
+          },
+          { timeout: 15_000, interval: 20 },
         );
         const live = [
           target("Turn", parseId(payload.turn.id, "id", "Turn"), "Alice's running turn"),
@@ -659,7 +662,10 @@ describe("isolation attack suite: another user's ids at every entry point", () =
     const aliceAdded = aliceWs.subscribe<{ messageAdded: { id: string; content: string } }>(MESSAGE_ADDED, {});
     const bobTasks = bobWs.subscribe<{ taskChanged: { kind: string; taskId: string } }>(TASK_CHANGED);
     const bobAdded = bobWs.subscribe<{ messageAdded: { id: string; content: string } }>(MESSAGE_ADDED, {});
-    await waitForSubscriptions(server, before, 4);
+    await vi.waitFor(() => expect(server.app.realtime.establishedCount, "established subscriptions").toBeGreaterThanOrEqual(before + 4), {
+      timeout: 10_000,
+      interval: 10,
+    });
     const aliceStream = await liveStream(server, aliceWs, aliceChat);
     const bobStream = await liveStream(server, bobWs, b.conversation);
     const subs: QueuedSubscription[] = [aliceTasks, aliceAdded, bobTasks, bobAdded, aliceStream, bobStream];

@@ -1,0 +1,68 @@
+import type { Db } from "../db/client.js";
+import type { TurnIdentity } from "../domain/conversation-log.js";
+import type { RateLimit } from "../domain/rate-limits.js";
+import type { Message, Turn } from "../generated/prisma/client.js";
+import type { BackoffPolicy } from "../lib/backoff.js";
+import type { Logger } from "../lib/logger.js";
+import type { ChatModel } from "./cohere.js";
+
+export interface AssistantDeps {
+  /** Undefined when COHERE_API_KEY is unset: chat answers ASSISTANT_UNAVAILABLE, everything else works. */
+  model: ChatModel | undefined;
+  modelName: string;
+  maxSteps: number;
+  callTimeoutMs: number;
+  turnTimeoutMs: number;
+  clock: () => Date;
+  logger: Logger;
+  retryPolicy?: BackoffPolicy;
+  /** sendMessage calls per user, across all instances (CHAT_RATE_LIMIT, CHAT_RATE_BURST). Undefined: no limit. */
+  rateLimit?: RateLimit | undefined;
+  /** STREAM_FLUSH_MS: the longest a streamed answer's stored text lags behind the model. Default 100. */
+  streamFlushMs?: number | undefined;
+  /** COHERE_MAX_INPUT_TOKENS: the estimated size of the window each model call gets. Default 100000. */
+  maxInputTokens?: number | undefined;
+  /** CHAT_MAX_TOOL_CALLS_PER_STEP: past it, none of the step's calls run and the turn ends. Default 16. */
+  maxToolCallsPerStep?: number | undefined;
+  /** CHAT_MAX_ANSWER_CHARS: an answer is cut here, with a marker. Default 20000. */
+  maxAnswerChars?: number | undefined;
+}
+
+export const DEFAULT_STREAM_FLUSH_MS = 100;
+export const DEFAULT_MAX_INPUT_TOKENS = 100_000;
+
+/** Why a turn was told to stop from outside the loop: it was cancelled, its instance is shutting down, or someone else ended it. */
+export type StopReason = "cancelled" | "shutdown" | "interrupted";
+
+/**
+ * What a turn's stop signal is aborted with, and so what a model call under
+ * that signal throws: the loop tells a stop from a failure by it.
+ */
+export class TurnStoppedError extends Error {
+  override name = "TurnStoppedError";
+  constructor(readonly reason: StopReason) {
+    super(`the turn was stopped (${reason})`);
+  }
+}
+
+/** How a turn ended, as its instance knows it. */
+export interface TurnEnd {
+  /** Undefined only when the turn could not even be read (the database failed). */
+  turn?: Turn | undefined;
+  /** What a client waiting for the turn is told, when it ended in a failure. */
+  error?: unknown;
+}
+
+/** What one run of the loop works with. */
+export interface TurnRun {
+  db: Db;
+  deps: AssistantDeps;
+  turn: TurnIdentity;
+  userMessage: Message;
+  /** Aborted with a TurnStoppedError when the turn must stop. */
+  signal: AbortSignal;
+  /** performance.now() value at which the turn's time is up (counted from when it took the lease). */
+  deadline: number;
+  /** Reads the turn row and aborts `signal` if the turn was asked to stop: the backstop to the notification. */
+  checkStop(): Promise<void>;
+}
