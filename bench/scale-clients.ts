@@ -12,9 +12,7 @@ import { openSubscriber } from "./ws-subscriber.js";
 
 export type ToClients =
   /** Opens one socket per target: [port index, token index]. */
-  | { type: "open"; ports: number[]; tokens: string[]; targets: [number, number][] }
-  | { type: "collect" }
-  | { type: "close" };
+  { type: "open"; ports: number[]; tokens: string[]; targets: [number, number][] } | { type: "collect" } | { type: "close" };
 
 export type FromClients =
   | { type: "opened"; count: number }

@@ -84,7 +84,10 @@ export async function runScale(options: ScaleOptions): Promise<ScaleResult> {
     const cpuBefore = totalCpu(servers);
     const written = await writeFor(sql, users, options.rate, options.seconds, "b8");
     const cpuAfter = totalCpu(servers);
-    return await measure(options, clients, written, { connectMs, cpuMs: cpuBefore === undefined || cpuAfter === undefined ? undefined : cpuAfter - cpuBefore });
+    return await measure(options, clients, written, {
+      connectMs,
+      cpuMs: cpuBefore === undefined || cpuAfter === undefined ? undefined : cpuAfter - cpuBefore,
+    });
   } finally {
     await Promise.all((clients?.children ?? []).map((child) => closeClient(child)));
     await Promise.all(servers.map((server) => server.stop()));
@@ -126,14 +129,20 @@ function totalCpu(servers: readonly ApiProcess[]): number | undefined {
 
 /** Socket k belongs to user k % users and sits on instance ⌊k / users⌋ % instances: each user on every instance. */
 function placement(options: ScaleOptions): { user: number; instance: number }[] {
-  return Array.from({ length: options.sockets }, (_, k) => ({ user: k % options.users, instance: Math.floor(k / options.users) % options.instances }));
+  return Array.from({ length: options.sockets }, (_, k) => ({
+    user: k % options.users,
+    instance: Math.floor(k / options.users) % options.instances,
+  }));
 }
 
 async function openClients(options: ScaleOptions, servers: readonly ApiProcess[], users: readonly string[]): Promise<Clients> {
   const tokens = await Promise.all(users.map((sub) => signHs256(options.secret, { sub, expiresIn: "2h" })));
   const count = Math.ceil(options.sockets / SOCKETS_PER_CLIENT);
   const children = Array.from({ length: count }, () =>
-    fork(fileURLToPath(new URL("./scale-clients.ts", import.meta.url)), { execArgv: ["--import", "tsx"], stdio: ["ignore", "inherit", "inherit", "ipc"] }),
+    fork(fileURLToPath(new URL("./scale-clients.ts", import.meta.url)), {
+      execArgv: ["--import", "tsx"],
+      stdio: ["ignore", "inherit", "inherit", "ipc"],
+    }),
   );
   const ask = async (message: ToClients, reply: FromClients["type"]) =>
     Promise.all(
@@ -176,7 +185,15 @@ interface Written {
 /** Commits `rate` tasks a second for `seconds`, each for a random user, paced every 10 ms. */
 async function writeFor(sql: pg.Pool, users: readonly string[], rate: number, seconds: number, label: string): Promise<Written> {
   const total = Math.round(rate * seconds);
-  const written: Written = { sentAt: new Float64Array(total).fill(Number.NaN), userOf: new Int32Array(total).fill(-1), committed: 0, commitMs: [], skipped: 0, failed: 0, seconds };
+  const written: Written = {
+    sentAt: new Float64Array(total).fill(Number.NaN),
+    userOf: new Int32Array(total).fill(-1),
+    committed: 0,
+    commitMs: [],
+    skipped: 0,
+    failed: 0,
+    seconds,
+  };
   const pending = new Set<Promise<void>>();
   const start = performance.now();
   let issued = 0;
@@ -213,7 +230,12 @@ async function writeFor(sql: pg.Pool, users: readonly string[], rate: number, se
   return written;
 }
 
-async function measure(options: ScaleOptions, clients: Clients, written: Written, extra: { connectMs: number; cpuMs: number | undefined }): Promise<ScaleResult> {
+async function measure(
+  options: ScaleOptions,
+  clients: Clients,
+  written: Written,
+  extra: { connectMs: number; cpuMs: number | undefined },
+): Promise<ScaleResult> {
   const perUser = new Int32Array(options.users);
   for (const { user } of placement(options)) perUser[user] = (perUser[user] ?? 0) + 1;
   let expected = 0;

@@ -53,7 +53,9 @@ export async function runWriteCost(options: WriteCostOptions): Promise<Record<Wr
     for (let round = 0; round < options.rounds; round += 1) {
       for (const mode of MODES) {
         const result = await runMode(options, admin, mode);
-        options.log(`  B9 round ${round + 1} ${mode}: SQL ${result.sqlRate.toFixed(0)}/s, addTask ${result.httpRate.toFixed(0)}/s, outbox left ${result.backlog}`);
+        options.log(
+          `  B9 round ${round + 1} ${mode}: SQL ${result.sqlRate.toFixed(0)}/s, addTask ${result.httpRate.toFixed(0)}/s, outbox left ${result.backlog}`,
+        );
         samples.get(mode)!.push(result);
       }
     }

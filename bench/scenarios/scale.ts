@@ -55,11 +55,50 @@ async function b8(ctx: BenchContext, nats: NatsServer): Promise<Figure[]> {
   const note = (r: ScaleResult) =>
     `${label}; ${r.writes} writes committed (${r.achievedRate.toFixed(0)}/s), ${r.expected} receipts owed, ${r.duplicates} duplicates; API CPU ${r.apiCpuMsPerWrite?.toFixed(2) ?? "—"} ms per write over all instances; sockets connected in ${(r.connectMs / 1000).toFixed(0)} s`;
   return [
-    figure({ id: "B8", figure: "commit→receipt p50, nats (baseline: postgres)", ours: natsResult.p50Ms, baseline: postgres.p50Ms, unit: "ms", goal: "—", note: `nats: ${note(natsResult)}` }),
-    figure({ id: "B8", figure: "commit→receipt p99, nats (baseline: postgres)", ours: natsResult.p99Ms, baseline: postgres.p99Ms, unit: "ms", goal: `≤ ${B8_P99_GOAL_MS} ms`, met: natsResult.p99Ms <= B8_P99_GOAL_MS, note: `postgres: ${note(postgres)}` }),
-    figure({ id: "B8", figure: `events lost, nats (of ${natsResult.expected}; baseline: postgres)`, ours: natsResult.lost, baseline: postgres.lost, unit: "events", goal: "0", met: natsResult.lost === 0 && natsResult.duplicates === 0 }),
-    figure({ id: "B8", figure: "writes committed per second, nats (baseline: postgres)", ours: natsResult.achievedRate, baseline: postgres.achievedRate, unit: "/s", goal: "—" }),
-    figure({ id: "B8", figure: "the INSERT's own commit p99, nats (baseline: postgres)", ours: natsResult.commitP99Ms, baseline: postgres.commitP99Ms, unit: "ms", goal: "—" }),
+    figure({
+      id: "B8",
+      figure: "commit→receipt p50, nats (baseline: postgres)",
+      ours: natsResult.p50Ms,
+      baseline: postgres.p50Ms,
+      unit: "ms",
+      goal: "—",
+      note: `nats: ${note(natsResult)}`,
+    }),
+    figure({
+      id: "B8",
+      figure: "commit→receipt p99, nats (baseline: postgres)",
+      ours: natsResult.p99Ms,
+      baseline: postgres.p99Ms,
+      unit: "ms",
+      goal: `≤ ${B8_P99_GOAL_MS} ms`,
+      met: natsResult.p99Ms <= B8_P99_GOAL_MS,
+      note: `postgres: ${note(postgres)}`,
+    }),
+    figure({
+      id: "B8",
+      figure: `events lost, nats (of ${natsResult.expected}; baseline: postgres)`,
+      ours: natsResult.lost,
+      baseline: postgres.lost,
+      unit: "events",
+      goal: "0",
+      met: natsResult.lost === 0 && natsResult.duplicates === 0,
+    }),
+    figure({
+      id: "B8",
+      figure: "writes committed per second, nats (baseline: postgres)",
+      ours: natsResult.achievedRate,
+      baseline: postgres.achievedRate,
+      unit: "/s",
+      goal: "—",
+    }),
+    figure({
+      id: "B8",
+      figure: "the INSERT's own commit p99, nats (baseline: postgres)",
+      ours: natsResult.commitP99Ms,
+      baseline: postgres.commitP99Ms,
+      unit: "ms",
+      goal: "—",
+    }),
   ];
 }
 
@@ -76,8 +115,22 @@ async function b9(ctx: BenchContext, nats: NatsServer): Promise<Figure[]> {
   const how = `median of ${size.rounds} rounds of ${size.seconds} s (modes in turn) after a 2 s warm-up each; one API process on the matching transport all along`;
   const rows = (what: string, rate: (r: ModeResult) => number): Figure[] => [
     figure({ id: "B9", figure: `${what}: notifications off`, ours: rate(results.off), baseline: null, unit: "/s", goal: "—" }),
-    figure({ id: "B9", figure: `${what}: postgres (NOTIFY), baseline off`, ours: rate(results.postgres), baseline: rate(results.off), unit: "/s", goal: "—" }),
-    figure({ id: "B9", figure: `${what}: nats (outbox), baseline off`, ours: rate(results.nats), baseline: rate(results.off), unit: "/s", goal: "—" }),
+    figure({
+      id: "B9",
+      figure: `${what}: postgres (NOTIFY), baseline off`,
+      ours: rate(results.postgres),
+      baseline: rate(results.off),
+      unit: "/s",
+      goal: "—",
+    }),
+    figure({
+      id: "B9",
+      figure: `${what}: nats (outbox), baseline off`,
+      ours: rate(results.nats),
+      baseline: rate(results.off),
+      unit: "/s",
+      goal: "—",
+    }),
     figure({
       id: "B9",
       figure: `${what}: nats, baseline postgres`,

@@ -216,7 +216,11 @@ export class NatsTransport extends EventEmitter<TransportEvents> implements Real
 
   /** The triggers write the outbox from here on (./transport-mode.ts). */
   private async claim(): Promise<void> {
-    const client = new pg.Client({ connectionString: this.options.connectionString, application_name: "todo-api-nats", connectionTimeoutMillis: 10_000 });
+    const client = new pg.Client({
+      connectionString: this.options.connectionString,
+      application_name: "todo-api-nats",
+      connectionTimeoutMillis: 10_000,
+    });
     client.on("error", () => {});
     try {
       await client.connect();

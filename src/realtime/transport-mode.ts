@@ -33,7 +33,10 @@ export async function claimTransport(client: Queryable, kind: TransportKind, log
   );
   const previous = rows[0]?.previous;
   if (previous !== undefined && previous !== null) {
-    logger.warn({ from: previous, to: kind }, "switched the database's realtime transport; instances still on the other one hear no wake-ups until restarted");
+    logger.warn(
+      { from: previous, to: kind },
+      "switched the database's realtime transport; instances still on the other one hear no wake-ups until restarted",
+    );
   }
   if (kind === "postgres") await client.query(`DELETE FROM "realtime_outbox"`);
 }

@@ -28,7 +28,9 @@ const ANSWERS_AFTER_STOP_MS = 2000;
 export async function startApp(parts: LifecycleParts, port: number, host = "127.0.0.1"): Promise<{ port: number; url: string }> {
   const { transport, logger, db } = parts;
   // Subscriptions open even while the transport is still (re)connecting: they stay open and catch up.
-  transport.start().catch((error: unknown) => logger.warn({ err: error, transport: transport.kind }, "realtime transport not connected yet; retrying"));
+  transport
+    .start()
+    .catch((error: unknown) => logger.warn({ err: error, transport: transport.kind }, "realtime transport not connected yet; retrying"));
   // Turns that dead instances left RUNNING (their leases expired) are marked interrupted; requests find any it misses.
   void sweepInterruptedTurns(db).then(
     (count) => count > 0 && logger.info({ count }, "marked turns of stopped instances interrupted"),

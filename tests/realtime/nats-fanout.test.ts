@@ -73,7 +73,9 @@ describe.runIf(natsServerAvailable())("the nats transport between two instances"
     ear.on("notification", (note) => heard.push(note.payload ?? ""));
     await ear.query(`LISTEN "${userChannel(user.id)}"`);
     try {
-      const { rows } = await rig.admin.query<{ id: string }>(`INSERT INTO tasks (user_id, title) VALUES ($1, 'Inserted by SQL') RETURNING id`, [user.id]);
+      const { rows } = await rig.admin.query<{ id: string }>(`INSERT INTO tasks (user_id, title) VALUES ($1, 'Inserted by SQL') RETURNING id`, [
+        user.id,
+      ]);
       const change = await nextTaskChange(tasks);
       expect(change).toMatchObject({ kind: "CREATED", taskId: toGlobalId("Task", rows[0]!.id), task: { title: "Inserted by SQL" } });
       // A round trip on the LISTEN connection after the commit: a NOTIFY would have arrived before its answer.
@@ -133,7 +135,11 @@ describe.runIf(natsServerAvailable())("the nats transport's duplicate filter", (
       const payload = (taskId: string) => JSON.stringify({ k: "task", op: "INSERT", i: taskId });
       const first = randomUUID();
       const second = randomUUID();
-      for (const [id, taskId] of [["901", first], ["901", first], ["902", second]] as const) {
+      for (const [id, taskId] of [
+        ["901", first],
+        ["901", first],
+        ["902", second],
+      ] as const) {
         const h = headers();
         h.set("Nats-Msg-Id", id);
         nc.publish(subject, payload(taskId), { headers: h });

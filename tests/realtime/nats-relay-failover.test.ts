@@ -66,7 +66,10 @@ describe.runIf(natsServerAvailable())("the nats relay's leader killed mid-stream
     let deliveredBeforeKill = 0;
     let takeover: Promise<number> | undefined;
     for (let i = 0; i < WRITES; i += 1) {
-      const { rows } = await rig.admin.query<{ id: string }>(`INSERT INTO tasks (user_id, title) VALUES ($1, $2) RETURNING id`, [user.id, `task ${i}`]);
+      const { rows } = await rig.admin.query<{ id: string }>(`INSERT INTO tasks (user_id, title) VALUES ($1, $2) RETURNING id`, [
+        user.id,
+        `task ${i}`,
+      ]);
       written.push(toGlobalId("Task", rows[0]!.id));
       if (i === KILL_AFTER - 1) {
         // Mid-stream: the leader has been publishing this stream already.
