@@ -2,6 +2,7 @@ import { isIP } from "node:net";
 import { z } from "zod";
 
 import type { AuthSettings } from "../auth/verifier.js";
+import type { ApprovalPolicy } from "../chat/approval-policy.js";
 import type { DatabaseDriver, DatabaseSettings } from "../db/settings.js";
 import { DEFAULT_QUERY_LIMITS } from "../server/limits/query-limits.js";
 import { DEFAULT_WS_SETTINGS, type HttpSettings, type HttpTimeouts, type WsSettings } from "../server/settings.js";
@@ -50,6 +51,10 @@ export interface Config {
     maxToolCallsPerStep: number;
     /** CHAT_MAX_ANSWER_CHARS: an answer is cut here, with a marker (ASSISTANT_ANSWER_TOO_LONG). */
     maxAnswerChars: number;
+    /** CHAT_APPROVAL: which tool calls wait for the user's approval (destructive, all, none). */
+    approval: ApprovalPolicy;
+    /** CHAT_APPROVAL_TTL: how long a held call waits for a decision, in seconds. */
+    approvalTtlSeconds: number;
   };
 }
 
@@ -148,6 +153,8 @@ const HOST_NAME = /^(?=.{1,253}$)[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?(?:\.[a-z0-
 
 const PG_PROTOCOLS = ["postgres:", "postgresql:"] as const;
 
+const APPROVAL_POLICIES = ["destructive", "all", "none"] as const satisfies readonly ApprovalPolicy[];
+
 const envSchema = z.object({
   NODE_ENV: optionalString,
   PORT: z
@@ -230,6 +237,12 @@ const envSchema = z.object({
   CHAT_RATE_BURST: intSetting("CHAT_RATE_BURST", 5, 1, 10_000),
   CHAT_MAX_TOOL_CALLS_PER_STEP: intSetting("CHAT_MAX_TOOL_CALLS_PER_STEP", 16, 1, 1000),
   CHAT_MAX_ANSWER_CHARS: intSetting("CHAT_MAX_ANSWER_CHARS", 20_000, 100, 1_000_000),
+  CHAT_APPROVAL: optionalString.superRefine((v, ctx) => {
+    if (v !== undefined && !(APPROVAL_POLICIES as readonly string[]).includes(v)) {
+      ctx.addIssue({ code: "custom", message: `CHAT_APPROVAL must be one of ${APPROVAL_POLICIES.join(", ")}, got "${v}"` });
+    }
+  }),
+  CHAT_APPROVAL_TTL: durationSetting("CHAT_APPROVAL_TTL", 7),
   SUBSCRIPTIONS_PER_USER: intSetting("SUBSCRIPTIONS_PER_USER", 50, 1, 10_000),
   STREAM_FLUSH_MS: intSetting("STREAM_FLUSH_MS", 100, 10, 10_000),
   WS_CONNECTIONS_PER_USER: intSetting("WS_CONNECTIONS_PER_USER", DEFAULT_WS_SETTINGS.connectionsPerUser, 1, 1_000_000),
@@ -345,6 +358,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       streamFlushMs: e.STREAM_FLUSH_MS,
       maxToolCallsPerStep: e.CHAT_MAX_TOOL_CALLS_PER_STEP,
       maxAnswerChars: e.CHAT_MAX_ANSWER_CHARS,
+      approval: (e.CHAT_APPROVAL as ApprovalPolicy | undefined) ?? "destructive",
+      approvalTtlSeconds: e.CHAT_APPROVAL_TTL ?? 15 * 60,
     },
   };
 }

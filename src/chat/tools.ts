@@ -28,6 +28,18 @@ export interface ToolDefinition<Input extends z.ZodType = z.ZodType, Output = un
   output: z.ZodType<Output>;
   annotations: ToolAnnotations;
   run(context: ToolContext, input: z.infer<Input>): Promise<Output>;
+  /**
+   * Whether a call would change more than one task, from its validated input:
+   * a bulk call, which CHAT_APPROVAL=destructive asks the user about first
+   * (chat/approval-policy.ts). Unset: never.
+   */
+  changesManyTasks?(input: z.infer<Input>): boolean;
+  /**
+   * The tasks a call names, as raw ids, from its validated input: what an
+   * approval shows of it (their titles), and what is checked to exist before
+   * asking. Undefined when a named id is not a task id (the call cannot run).
+   */
+  taskIdsOf?(input: z.infer<Input>): string[] | undefined;
 }
 
 /** What a tool call produced: a result for the model, or an error message it can read and recover from. */
@@ -75,6 +87,21 @@ function taskOutput(task: { id: string; title: string; description: string | nul
   };
 }
 
+/** The raw id of a task_id argument, or undefined when it is not a task id. */
+function maybeTaskId(value: string): string | undefined {
+  try {
+    return parseId(value, "task_id", "Task");
+  } catch {
+    return undefined;
+  }
+}
+
+/** taskIdsOf for the tools that take one task_id. */
+function namedTask(input: { task_id: string }): string[] | undefined {
+  const id = maybeTaskId(input.task_id);
+  return id === undefined ? undefined : [id];
+}
+
 function taskIdOf(value: string): string {
   try {
     return parseId(value, "task_id", "Task");
@@ -93,6 +120,7 @@ const addTaskTool = defineTool({
   output: TaskOutput,
   annotations: { readOnlyHint: false, destructiveHint: false, idempotentHint: false },
   run: async ({ db, userId }, input) => taskOutput(await addTask(db, userId, input)),
+  taskIdsOf: () => [],
 });
 
 const listTasksTool = defineTool({
@@ -118,6 +146,7 @@ const completeTaskTool = defineTool({
   output: TaskOutput,
   annotations: { readOnlyHint: false, destructiveHint: false, idempotentHint: true },
   run: async ({ db, userId }, input) => taskOutput(await updateTask(db, userId, taskIdOf(input.task_id), { completed: true })),
+  taskIdsOf: namedTask,
 });
 
 const deleteTaskTool = defineTool({
@@ -127,6 +156,7 @@ const deleteTaskTool = defineTool({
   output: z.object({ deleted: TaskOutput }),
   annotations: { readOnlyHint: false, destructiveHint: true, idempotentHint: false },
   run: async ({ db, userId }, input) => ({ deleted: taskOutput(await deleteTask(db, userId, taskIdOf(input.task_id))) }),
+  taskIdsOf: namedTask,
 });
 
 const updateTaskTool = defineTool({
@@ -146,6 +176,7 @@ const updateTaskTool = defineTool({
         description: input.description,
       }),
     ),
+  taskIdsOf: namedTask,
 });
 
 export const TOOLS: readonly ToolDefinition[] = [addTaskTool, listTasksTool, completeTaskTool, deleteTaskTool, updateTaskTool];

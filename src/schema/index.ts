@@ -5,10 +5,13 @@ import "./node.js";
 import "./task.js";
 import "./conversation.js";
 import "./message.js";
+import "./tool-approval.js";
 import "./tool-call.js";
 import "./turn.js";
+import "./decide-tool-calls.js";
 import "./chat.js";
 import "./subscriptions.js";
 import "./message-stream.js";
+import "./turn-updated.js";
 
 export const schema = builder.toSchema({ sortSchema: true });

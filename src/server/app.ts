@@ -13,13 +13,14 @@ import type { AssistantDeps } from "../chat/turn-run.js";
 import { sweepInterruptedTurns } from "../domain/conversation-log.js";
 import { useConnectionArgsGuard } from "../schema/connection-args.js";
 import { useDeferredErrors } from "../schema/deferred-errors.js";
-import { createToolResultLoader } from "../schema/loaders.js";
+import { createTaskLoader, createToolApprovalLoader, createToolResultLoader } from "../schema/loaders.js";
 import type { Context } from "../schema/context.js";
 import { schema } from "../schema/index.js";
 import { RealtimeHub, type RealtimeOptions } from "../realtime/hub.js";
 import { PgListener, type ListenerOptions } from "../realtime/listener.js";
 import { useSharedSubscriptionExecution } from "./shared-execution.js";
 import { StreamFeed } from "../realtime/stream-feed.js";
+import { TurnFeed } from "../realtime/turn-feed.js";
 import { attachGraphQLWs, type GraphQLWs } from "./ws/attach.js";
 import { currentRequestId, requestIdFrom } from "../lib/request-context.js";
 import { createMcpHandler, MCP_PATH } from "../mcp/http.js";
@@ -76,6 +77,8 @@ export interface App {
   realtime: RealtimeHub;
   /** messageStream's source. */
   streams: StreamFeed;
+  /** turnUpdated's source. */
+  turns: TurnFeed;
   /** This instance's chat turns. */
   assistant: Assistant;
   /** HTTP requests accepted and not yet answered or abandoned: what stop() waits for. */
@@ -102,7 +105,11 @@ export function buildApp(deps: AppDeps): App {
   const realtime = new RealtimeHub(db, listener, logger, deps.realtime);
   // One admission for every kind of subscription: messageStream counts against the same cap.
   const streams = new StreamFeed(db, listener, logger, realtime.admission);
-  listener.on("reconnected", () => streams.catchUp());
+  const turns = new TurnFeed(db, listener, logger, realtime.admission);
+  listener.on("reconnected", () => {
+    streams.catchUp();
+    turns.catchUp();
+  });
   const assistant = new Assistant(db, deps.assistant, listener);
   const drain = new Drain();
   const maskError = createMaskError(logger, { suggestions: deps.http.suggestions });
@@ -130,7 +137,10 @@ export function buildApp(deps: AppDeps): App {
         assistant,
         realtime,
         streams,
+        turns,
         toolResults: createToolResultLoader(db, viewer.userId),
+        toolApprovals: createToolApprovalLoader(db, viewer.userId),
+        tasks: createTaskLoader(db, viewer.userId),
         deferredErrors: [],
       };
     },
@@ -197,6 +207,7 @@ export function buildApp(deps: AppDeps): App {
     listener,
     realtime,
     streams,
+    turns,
     assistant,
     requestsInFlight: () => drain.inFlight,
     ws,
@@ -208,6 +219,8 @@ export function buildApp(deps: AppDeps): App {
         (count) => count > 0 && logger.info({ count }, "marked turns of stopped instances interrupted"),
         (error: unknown) => logger.warn({ err: error }, "could not sweep interrupted turns; requests still find them"),
       );
+      // Turns whose approval expired while no instance was up end now, and each later one when it falls due.
+      assistant.startSweeps();
       return new Promise((resolve, reject) => {
         server.once("error", reject);
         server.listen(port, host, () => {

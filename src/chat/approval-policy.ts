@@ -1,0 +1,59 @@
+import { createHash } from "node:crypto";
+import type { StoredToolCall } from "./history.js";
+import { findTool, parseArguments } from "./tools.js";
+import { callSignature } from "./turn-steps.js";
+
+/**
+ * When the assistant asks the user before a tool call runs (CHAT_APPROVAL):
+ * - destructive (the default): a tool that says it destroys (destructiveHint:
+ *   delete_task), and any call that would change more than one task (a tool
+ *   declares that of its validated arguments: changesManyTasks);
+ * - all: every write tool;
+ * - none: never.
+ * Read tools never wait, and neither does a call that cannot run (unknown
+ * tool, invalid arguments, an id that is not a task id): it answers with its
+ * error at once, as it would have.
+ */
+export const APPROVAL_POLICIES = ["destructive", "all", "none"] as const;
+export type ApprovalPolicy = (typeof APPROVAL_POLICIES)[number];
+
+export const DEFAULT_APPROVAL_POLICY: ApprovalPolicy = "destructive";
+/** CHAT_APPROVAL_TTL's default: 15 minutes. */
+export const DEFAULT_APPROVAL_TTL_MS = 15 * 60_000;
+
+/** What the policy says of one call. */
+export interface CallReview {
+  /** The user is asked before it runs. */
+  asks: boolean;
+  /** The tasks it names (raw ids): each must be the user's for the question to be worth asking. */
+  taskIds: string[];
+}
+
+const RUNS: CallReview = { asks: false, taskIds: [] };
+
+/** Whether `policy` asks before a call of tool `name` with arguments `args` (a parsed JSON object) runs. */
+export function reviewCall(policy: ApprovalPolicy, name: string, args: unknown): CallReview {
+  if (policy === "none") return RUNS;
+  const tool = findTool(name);
+  if (!tool || tool.annotations.readOnlyHint === true) return RUNS;
+  const parsed = tool.input.safeParse(args);
+  if (!parsed.success) return RUNS;
+  const taskIds = tool.taskIdsOf ? tool.taskIdsOf(parsed.data) : [];
+  if (taskIds === undefined) return RUNS;
+  const asks = policy === "all" || tool.annotations.destructiveHint === true || tool.changesManyTasks?.(parsed.data) === true;
+  return asks ? { asks, taskIds } : RUNS;
+}
+
+/** reviewCall for a call as the model sent it (JSON-encoded arguments). */
+export function reviewStoredCall(policy: ApprovalPolicy, call: StoredToolCall): CallReview {
+  const parsed = parseArguments(call.function.arguments);
+  return parsed.ok ? reviewCall(policy, call.function.name, parsed.value) : RUNS;
+}
+
+/**
+ * What binds a decision to the call it was shown for: sha256 of the tool's
+ * name and its arguments in canonical form (key order does not matter).
+ */
+export function argumentsHash(call: StoredToolCall): string {
+  return createHash("sha256").update(callSignature(call), "utf8").digest("hex");
+}
