@@ -153,7 +153,6 @@ async function openNew(assistant: Assistant, send: Send, leaseOptions: AcquireOp
  * storing the user message again, unless a later message has been sent since.
  */
 async function retryTurn(assistant: Assistant, send: Send, original: OpenedTurn): Promise<TurnResult> {
-  const { db } = assistant;
   const { userMessage } = original;
   if (send.conversationId !== undefined && send.conversationId !== userMessage.conversationId) {
     throw badInput("input.clientMessageId", "was already used for a message in another conversation");
@@ -164,45 +163,54 @@ async function retryTurn(assistant: Assistant, send: Send, original: OpenedTurn)
   let turn = original.turn;
   // Each pass moves the turn on (RUNNING → ended, FAILED → RUNNING); a few passes settle any race.
   for (let pass = 0; pass < 4; pass += 1) {
-    if (turn.status === "RUNNING") {
-      if (await interruptIfDead(db, send.userId, turn.id)) {
-        turn = await getTurn(db, send.userId, turn.id);
-        continue;
-      }
-      if (!send.waitForReply) return result(assistant, userMessage, turn);
-      const end = await assistant.waitForEnd(send.userId, turn.id, userMessage);
-      if (end.turn?.status === "FAILED" && end.turn.stopCode === "INTERRUPTED") {
-        turn = end.turn;
-        continue;
-      }
-      return settle(assistant, userMessage, end);
-    }
-    if (turn.status !== "FAILED") return result(assistant, userMessage, turn);
-
-    const lease = await acquireLease(db, send.userId, userMessage.conversationId, leaseOptions(assistant));
-    let restarted: Turn | null;
-    try {
-      // A later message has been sent since: its turn already showed this one to
-      // the model, and an answer made now would land after it, outside this turn
-      // (and again on every retry). Return the turn as it stands.
-      if (await hasLaterUserMessage(db, userMessage.conversationId, userMessage.seq)) {
-        await lease.release();
-        return result(assistant, userMessage, await getTurn(db, send.userId, turn.id));
-      }
-      restarted = await restartTurn(db, turn.id, lease.id);
-    } catch (error) {
-      await lease.release().catch(() => {});
-      throw error;
-    }
-    if (!restarted) {
-      // Someone resumed it first (and it ended meanwhile): look again.
-      await lease.release();
-      turn = await getTurn(db, send.userId, turn.id);
-      continue;
-    }
-    return follow(assistant, send, userMessage, restarted, assistant.launch({ turn: restarted, userMessage, lease }));
+    if (turn.status !== "RUNNING" && turn.status !== "FAILED") return result(assistant, userMessage, turn);
+    const step = turn.status === "RUNNING" ? await joinRunning(assistant, send, userMessage, turn) : await resumeFailed(assistant, send, userMessage, turn);
+    if ("done" in step) return step.done;
+    turn = step.again;
   }
   return result(assistant, userMessage, turn);
+}
+
+/**
+ * One pass of retryTurn: its answer, or the turn to look at again because it moved on meanwhile.
+ * The answer is the promise itself, returned as the loop used to return it, so a failure while
+ * reading it is not taken for a failure of the restart (which would hand the lease back twice).
+ */
+type RetryStep = { done: Promise<TurnResult> } | { again: Turn };
+
+/** A RUNNING turn is waited for (with waitForReply), unless its instance died: then it is looked at again. */
+async function joinRunning(assistant: Assistant, send: Send, userMessage: Message, turn: Turn): Promise<RetryStep> {
+  if (await interruptIfDead(assistant.db, send.userId, turn.id)) return { again: await getTurn(assistant.db, send.userId, turn.id) };
+  if (!send.waitForReply) return { done: result(assistant, userMessage, turn) };
+  const end = await assistant.waitForEnd(send.userId, turn.id, userMessage);
+  if (end.turn?.status === "FAILED" && end.turn.stopCode === "INTERRUPTED") return { again: end.turn };
+  return { done: settle(assistant, userMessage, end) };
+}
+
+/** A FAILED turn is restarted under a new lease, unless a later message was sent or someone resumed it first. */
+async function resumeFailed(assistant: Assistant, send: Send, userMessage: Message, turn: Turn): Promise<RetryStep> {
+  const { db } = assistant;
+  const lease = await acquireLease(db, send.userId, userMessage.conversationId, leaseOptions(assistant));
+  let restarted: Turn | null;
+  try {
+    // A later message has been sent since: its turn already showed this one to
+    // the model, and an answer made now would land after it, outside this turn
+    // (and again on every retry). Return the turn as it stands.
+    if (await hasLaterUserMessage(db, userMessage.conversationId, userMessage.seq)) {
+      await lease.release();
+      return { done: result(assistant, userMessage, await getTurn(db, send.userId, turn.id)) };
+    }
+    restarted = await restartTurn(db, turn.id, lease.id);
+  } catch (error) {
+    await lease.release().catch(() => {});
+    throw error;
+  }
+  if (!restarted) {
+    // Someone resumed it first (and it ended meanwhile): look again.
+    await lease.release();
+    return { again: await getTurn(db, send.userId, turn.id) };
+  }
+  return { done: follow(assistant, send, userMessage, restarted, assistant.launch({ turn: restarted, userMessage, lease })) };
 }
 
 /** Answers at once (waitForReply: false) or when the turn has ended. */

@@ -41,10 +41,15 @@ const TYPES: Record<string, string> = {
   ".json": "application/json; charset=utf-8",
 };
 
+interface Asset {
+  body: Uint8Array<ArrayBuffer>;
+  type: string;
+}
+
 interface Bundle {
   index: string;
   /** Hashed file names under assets/, as built: nothing else is served. */
-  assets: Map<string, { body: Uint8Array<ArrayBuffer>; type: string }>;
+  assets: Map<string, Asset>;
 }
 
 function escapeAttribute(value: string): string {
@@ -53,7 +58,7 @@ function escapeAttribute(value: string): string {
 
 async function loadBundle(distDir: string): Promise<Bundle> {
   const index = await readFile(path.join(distDir, "index.html"), "utf8");
-  const assets = new Map<string, { body: Uint8Array<ArrayBuffer>; type: string }>();
+  const assets = new Map<string, Asset>();
   const names = await readdir(path.join(distDir, "assets")).catch(() => [] as string[]);
   for (const name of names) {
     const type = TYPES[path.extname(name)];
@@ -71,53 +76,67 @@ const notFound = () => new Response("Not found", { status: 404, headers: { "cont
  * build has new names). The bundle is read once, on the first request.
  */
 export function webUiRoutes(options: WebUiOptions): Route[] {
-  let bundle: Promise<Bundle> | undefined;
-  const load = () => {
-    bundle ??= loadBundle(options.distDir);
-    // A missing build is retried on the next request rather than remembered.
-    bundle.catch(() => (bundle = undefined));
-    return bundle;
-  };
-  const readable = (request: Request) => request.method === "GET" || request.method === "HEAD";
-
+  const load = bundleLoader(options.distDir);
   const page = async (request: Request, serverContext: Record<string, unknown>): Promise<Response | undefined> => {
     if (!readable(request)) return undefined;
     let index: string;
     try {
       index = (await load()).index;
     } catch {
-      return new Response("The web client is not built: run `npm run web:build`, or restart with `npm start`.", {
-        status: 503,
-        headers: { "content-type": "text/plain; charset=utf-8", "retry-after": "5" },
-      });
+      return notBuilt();
     }
     const token = options.devToken !== undefined && options.trusted(request, serverContext) ? options.devToken : "";
-    const html = index.replace(DEV_TOKEN_META, `<meta name="todo-dev-token" content="${escapeAttribute(token)}">`);
-    const headers = {
-      "content-type": "text/html; charset=utf-8",
-      "cache-control": "no-store",
-      "content-security-policy": WEB_UI_CSP,
-    };
-    return new Response(request.method === "HEAD" ? null : html, { status: 200, headers });
+    return pageResponse(request, index.replace(DEV_TOKEN_META, `<meta name="todo-dev-token" content="${escapeAttribute(token)}">`));
   };
-
   const asset = async (request: Request): Promise<Response | undefined> => {
     if (!readable(request)) return notFound();
     // Names are compared as sent, never decoded: only the built files exist here.
     const name = new URL(request.url).pathname.slice("/assets/".length);
     const file = (await load().catch(() => undefined))?.assets.get(name);
-    if (!file) return notFound();
-    const headers = {
-      "content-type": file.type,
-      "content-length": String(file.body.length),
-      "cache-control": "public, max-age=31536000, immutable",
-    };
-    return new Response(request.method === "HEAD" ? null : file.body, { status: 200, headers });
+    return file ? assetResponse(request, file) : notFound();
   };
-
   return [
     { path: "/", handle: page },
     { path: "/index.html", handle: page },
     { path: "/assets/", handle: asset },
   ];
+}
+
+/** Reads the bundle on first use and keeps it; a missing build is retried on the next request rather than remembered. */
+function bundleLoader(distDir: string): () => Promise<Bundle> {
+  let bundle: Promise<Bundle> | undefined;
+  return () => {
+    bundle ??= loadBundle(distDir);
+    bundle.catch(() => (bundle = undefined));
+    return bundle;
+  };
+}
+
+function readable(request: Request): boolean {
+  return request.method === "GET" || request.method === "HEAD";
+}
+
+function notBuilt(): Response {
+  return new Response("The web client is not built: run `npm run web:build`, or restart with `npm start`.", {
+    status: 503,
+    headers: { "content-type": "text/plain; charset=utf-8", "retry-after": "5" },
+  });
+}
+
+function pageResponse(request: Request, html: string): Response {
+  const headers = {
+    "content-type": "text/html; charset=utf-8",
+    "cache-control": "no-store",
+    "content-security-policy": WEB_UI_CSP,
+  };
+  return new Response(request.method === "HEAD" ? null : html, { status: 200, headers });
+}
+
+function assetResponse(request: Request, file: Asset): Response {
+  const headers = {
+    "content-type": file.type,
+    "content-length": String(file.body.length),
+    "cache-control": "public, max-age=31536000, immutable",
+  };
+  return new Response(request.method === "HEAD" ? null : file.body, { status: 200, headers });
 }
