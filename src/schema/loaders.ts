@@ -37,7 +37,8 @@ export function createToolApprovalLoader(db: Db, userId: string): DataLoader<str
     // Oldest first, so a later row for the same call (never expected) wins.
     const byKey = new Map(rows.map((row) => [toolResultKey(row.conversationId, row.toolCallId), row]));
     return keys.map((key) => byKey.get(key) ?? null);
-  });
+    // Batched per tick, never cached: a subscription's context lives across events, and an approval changes between them.
+  }, { cache: false });
 }
 
 /** The viewer's tasks by raw id (another user's, or a missing one, is null): what a tool call names. */
@@ -46,5 +47,5 @@ export function createTaskLoader(db: Db, userId: string): DataLoader<string, Tas
     const rows = await findOwnedTasks(db, userId, ids);
     const byId = new Map(rows.map((row) => [row.id, row]));
     return ids.map((id) => byId.get(id) ?? null);
-  });
+  }, { cache: false });
 }
