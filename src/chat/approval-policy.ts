@@ -1,6 +1,6 @@
 import { createHash } from "node:crypto";
 import type { StoredToolCall } from "./history.js";
-import { findTool, parseArguments } from "./tools.js";
+import { findTool, parseArguments, type ToolDefinition } from "./tools.js";
 import { callSignature } from "./turn-steps.js";
 
 /**
@@ -31,10 +31,13 @@ export interface CallReview {
 
 const RUNS: CallReview = { asks: false, taskIds: [] };
 
-/** Whether `policy` asks before a call of tool `name` with arguments `args` (a parsed JSON object) runs. */
-export function reviewCall(policy: ApprovalPolicy, name: string, args: unknown): CallReview {
+/**
+ * Whether `policy` asks before a call of tool `name` with arguments `args` (a
+ * parsed JSON object) runs. `find` is the registry's lookup.
+ */
+export function reviewCall(policy: ApprovalPolicy, name: string, args: unknown, find: (name: string) => ToolDefinition | undefined = findTool): CallReview {
   if (policy === "none") return RUNS;
-  const tool = findTool(name);
+  const tool = find(name);
   if (!tool || tool.annotations.readOnlyHint === true) return RUNS;
   const parsed = tool.input.safeParse(args);
   if (!parsed.success) return RUNS;
