@@ -1,0 +1,113 @@
+import { useEffect, useId, useState } from "react";
+import { useClient } from "urql";
+import type { TurnView } from "./conversation-log";
+import { DECIDE_TOOL_CALLS, type ApprovalCallFields } from "./documents";
+import { describeError, errorCode } from "./errors";
+import type { ResultOf } from "./graphql";
+import { summarise } from "./tool-chip";
+
+type HeldCall = ResultOf<typeof ApprovalCallFields>;
+
+const VERBS: Record<string, string> = {
+  delete_task: "Delete",
+  complete_task: "Complete",
+  update_task: "Change",
+  add_task: "Add a task",
+};
+
+/** What the call will do, in words: the verb and the titles of the tasks it names (not only their ids). */
+export function describeCall(call: HeldCall): string {
+  const verb = VERBS[call.name] ?? call.name;
+  if (call.tasks.length > 0) return `${verb} ${call.tasks.map((task) => `“${task.title}”`).join(", ")}`;
+  const args = summarise(call.arguments);
+  return args === "" ? verb : `${verb}: ${args}`;
+}
+
+/** Time left until `expiresAt`, as m:ss, counting down each second; "expired" once it has passed. */
+function useTimeLeft(expiresAt: string): string {
+  const [now, setNow] = useState(Date.now());
+  useEffect(() => {
+    const timer = setInterval(() => setNow(Date.now()), 1000);
+    return () => clearInterval(timer);
+  }, []);
+  const seconds = Math.ceil((Date.parse(expiresAt) - now) / 1000);
+  if (seconds <= 0) return "expired";
+  return `${Math.floor(seconds / 60)}:${String(seconds % 60).padStart(2, "0")} left`;
+}
+
+/**
+ * The calls a waiting turn (REQUIRES_ACTION) holds for the user, one card
+ * each: what it will do, Approve, Reject with an optional reason, and the time
+ * left. The cards read the turn from the cache, so they come back after a
+ * reload (the conversation's activeTurn) and change live when a decision is
+ * taken elsewhere (turnUpdated); the turn resumes once every call is decided.
+ */
+export function ApprovalCards({ turn }: { turn: TurnView }) {
+  const held = turn.toolCalls.filter((call) => call.approval !== null);
+  if (turn.status !== "REQUIRES_ACTION" || held.length === 0) return null;
+  return (
+    <div className="approvals" aria-live="polite">
+      <p className="approvals-note">The assistant asks before it does this:</p>
+      {held.map((call) => (
+        <ApprovalCard key={call.id} turnId={turn.id} call={call} />
+      ))}
+    </div>
+  );
+}
+
+function ApprovalCard({ turnId, call }: { turnId: string; call: HeldCall }) {
+  const client = useClient();
+  const approval = call.approval!;
+  const [reason, setReason] = useState("");
+  const [busy, setBusy] = useState(false);
+  const [problem, setProblem] = useState<string>();
+  const timeLeft = useTimeLeft(approval.expiresAt);
+  const reasonId = useId();
+  const title = describeCall(call);
+  const pending = approval.status === "PENDING";
+
+  const decide = async (approve: boolean) => {
+    setBusy(true);
+    setProblem(undefined);
+    const decision = { toolCallId: call.id, approve, argumentsHash: approval.argumentsHash, ...(approve || reason.trim() === "" ? {} : { reason: reason.trim() }) };
+    // The turn that comes back (and turnUpdated after it) lands in the cache, which these cards read.
+    const result = await client.mutation(DECIDE_TOOL_CALLS, { turnId, decisions: [decision] }).toPromise();
+    setBusy(false);
+    if (!result.error) return;
+    setProblem(errorCode(result.error) === "STALE_DECISION" ? "This was already decided elsewhere, or it expired." : describeError(result.error));
+  };
+
+  return (
+    <section className="approval-card" data-testid="approval-card" data-tool-call-id={call.id} data-status={approval.status} aria-label={`Approval: ${title}`}>
+      <p className="approval-title" data-testid="approval-title">
+        {title}
+      </p>
+      {pending ? (
+        <>
+          <span className="approval-time" data-testid="approval-time-left">
+            {timeLeft}
+          </span>
+          <label htmlFor={reasonId} className="visually-hidden">
+            Reason for rejecting (optional)
+          </label>
+          <input id={reasonId} data-testid="approval-reason" maxLength={1000} placeholder="Reason, if you reject (optional)" value={reason} onChange={(event) => setReason(event.target.value)} />
+          <div className="approval-actions">
+            <button type="button" data-testid="approval-approve" className="approve" disabled={busy} onClick={() => void decide(true)}>
+              Approve
+            </button>
+            <button type="button" data-testid="approval-reject" disabled={busy} onClick={() => void decide(false)}>
+              Reject
+            </button>
+          </div>
+        </>
+      ) : (
+        <span className="approval-decided">{approval.status === "APPROVED" ? "Approved" : approval.status === "REJECTED" ? "Rejected" : "Expired"}</span>
+      )}
+      {problem && (
+        <p className="problem" role="alert">
+          {problem}
+        </p>
+      )}
+    </section>
+  );
+}
