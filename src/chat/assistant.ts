@@ -94,6 +94,7 @@ export class Assistant {
       signal: controller.signal,
       // A turn resumed after a pause gets what is left of its time: the wait is not counted.
       deadline: performance.now() + this.deps.turnTimeoutMs - turn.timeUsedMs,
+      decided: turn.lastDecisionAt !== null,
       checkStop: () => this.checkStop(identity.id, controller),
     };
     const done = this.drive(run, controller, lease).finally(() => this.running.delete(turn.id));

@@ -74,12 +74,14 @@ export function planCalls(calls: readonly StepCall[], facts: PlanFacts): Planned
 }
 
 /** What tool execution needs of the turn. */
-export type ToolRun = Pick<TurnRun, "db" | "turn" | "signal" | "checkStop"> & { deps: Pick<TurnRun["deps"], "approvalPolicy"> };
+export type ToolRun = Pick<TurnRun, "db" | "turn" | "signal" | "checkStop" | "decided"> & { deps: Pick<TurnRun["deps"], "approvalPolicy"> };
 
 /** Reads what planning needs: the turn's approvals, and which of the tasks the asked-about calls name are the user's. */
 async function planFacts(run: ToolRun, calls: readonly StepCall[]): Promise<PlanFacts> {
   const policy = run.deps.approvalPolicy ?? DEFAULT_APPROVAL_POLICY;
-  const approvals = await approvalsOfTurn(run.db, run.turn.id);
+  // A turn that never paused has no approvals: no read for it, unless a call would be held now.
+  const asking = calls.some(({ call }) => reviewStoredCall(policy, call).asks);
+  const approvals = run.decided || asking ? await approvalsOfTurn(run.db, run.turn.id) : new Map<string, ToolApproval>();
   const named = calls.flatMap(({ call }) => (approvals.has(call.id) ? [] : reviewStoredCall(policy, call).taskIds));
   const owned = await findOwnedTasks(run.db, run.turn.userId, named);
   return { approvals, policy, owned: new Set(owned.map((task) => task.id)) };

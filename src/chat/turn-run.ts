@@ -71,6 +71,12 @@ export interface TurnRun {
    * never counts).
    */
   deadline: number;
+  /**
+   * The user has decided on calls of this turn (it paused before): its
+   * approvals are read before its calls run. A turn that never paused has
+   * none, and skips that read unless a call needs approval.
+   */
+  decided: boolean;
   /** Reads the turn row and aborts `signal` if the turn was asked to stop: the backstop to the notification. */
   checkStop(): Promise<void>;
 }
