@@ -152,8 +152,6 @@ export interface NewTurn {
 }
 
 async function appendUserMessage(tx: DbClient, input: NewTurn, conversationId: string): Promise<OpenedTurn> {
-  // A turn still waiting for approval here ends first: the new message is what the user wants now.
-  await settleWaitingTurns(tx, conversationId);
   const [userMessage] = await appendMessages(tx, input.userId, conversationId, [
     { role: "user", content: input.content, clientMessageId: input.clientMessageId },
   ]);
@@ -164,9 +162,16 @@ async function appendUserMessage(tx: DbClient, input: NewTurn, conversationId: s
   return { turn, userMessage };
 }
 
-/** Commits the user message and its RUNNING turn, in a conversation whose lease `leaseId` is. */
+/**
+ * Commits the user message and its RUNNING turn, in a conversation whose
+ * lease `leaseId` is. A turn still waiting for approval there ends first, in
+ * the same transaction: the new message is what the user wants now.
+ */
 export function openTurn(db: Db, conversationId: string, input: NewTurn): Promise<OpenedTurn> {
-  return db.$transaction((tx) => appendUserMessage(tx, input, conversationId));
+  return db.$transaction(async (tx) => {
+    await settleWaitingTurns(tx, conversationId);
+    return appendUserMessage(tx, input, conversationId);
+  });
 }
 
 /** Creates a conversation holding lease `leaseId`, and commits the user message and its RUNNING turn in it. */
