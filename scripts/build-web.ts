@@ -2,12 +2,10 @@
 // Runs at install (postinstall) and again, cached, at `npm start`; `--force` rebuilds.
 import "../src/boot/load-env.js";
 import { rm } from "node:fs/promises";
+import { webUiWanted } from "../src/boot/config.js";
 import { ensureWebBuild, WEB_DIST_DIR } from "../src/server/web-ui/build.js";
 
-// The same default as the server's: on unless WEB_UI says off, or NODE_ENV=production leaves it unset.
-const setting = process.env.WEB_UI?.trim() || undefined;
-const enabled = setting === undefined ? process.env.NODE_ENV?.trim() !== "production" : setting === "true" || setting === "1";
-if (process.argv.includes("--if-enabled") && !enabled) {
+if (process.argv.includes("--if-enabled") && !webUiWanted()) {
   console.log("WEB_UI is off: the web client is not built");
   process.exit(0);
 }

@@ -2,33 +2,24 @@ import "../src/boot/load-env.js";
 import { parseArgs } from "node:util";
 import { isUsableSubject, signHs256 } from "../src/auth/verifier.js";
 import { loadConfigOrExit } from "../src/boot/startup-errors.js";
+import { durationRule, durationWithin, formatDuration, type DurationBounds } from "../src/lib/duration.js";
 
 // `npm run -s token -- --sub alice [--ttl 1h]`: a JWT the API accepts, signed
 // with AUTH_JWT_SECRET. stdout carries the token and nothing else, so
 // `TOKEN=$(npm run -s token -- --sub alice)` works; a refusal is one line on stderr.
 
 const USAGE = "usage: npm run -s token -- --sub <user id> [--ttl 1h]";
-const UNIT_SECONDS: Record<string, number> = { s: 1, m: 60, h: 3600, d: 86_400 };
 /** A longer-lived bearer token is a standing credential: mint a new one instead. */
-const MAX_TTL_DAYS = 365;
+const TTL_BOUNDS: DurationBounds = { minSeconds: 1, maxSeconds: 365 * 86_400 };
 
 function refuse(message: string): never {
   process.stderr.write(`${message}\n`);
   process.exit(1);
 }
 
-/** Seconds for "30s", "15m", "1h", "7d"; anything else is refused. */
+/** Seconds for "3600", "30s", "15m", "1h", "7d", as AUTH_MAX_TOKEN_AGE reads them; anything else is refused. */
 function parseTtl(raw: string): number {
-  const match = /^(\d{1,9})([smhd])$/.exec(raw.trim());
-  const amount = match?.[1];
-  const unit = match?.[2];
-  if (amount === undefined || unit === undefined) {
-    refuse(`--ttl must be a whole number followed by s, m, h or d (e.g. 30s, 15m, 1h, 7d), got ${JSON.stringify(raw)}`);
-  }
-  const seconds = Number(amount) * (UNIT_SECONDS[unit] ?? 1);
-  if (seconds === 0) refuse("--ttl must be longer than 0s");
-  if (seconds > MAX_TTL_DAYS * 86_400) refuse(`--ttl must be at most ${MAX_TTL_DAYS}d, got ${JSON.stringify(raw)}`);
-  return seconds;
+  return durationWithin(raw, TTL_BOUNDS) ?? refuse(`--ttl must be ${durationRule(TTL_BOUNDS, "1h")}, got ${JSON.stringify(raw)}`);
 }
 
 let args: { sub?: string; ttl?: string; help?: boolean };
@@ -42,7 +33,7 @@ try {
   refuse(`${error instanceof Error ? error.message : String(error)}; ${USAGE}`);
 }
 if (args.help) {
-  process.stdout.write(`${USAGE}\n  --ttl: 30s, 15m, 1h (default), 7d…; at most ${MAX_TTL_DAYS}d\n`);
+  process.stdout.write(`${USAGE}\n  --ttl: seconds (3600) or 30s, 15m, 1h (default), 7d…; at most ${formatDuration(TTL_BOUNDS.maxSeconds)}\n`);
   process.exit(0);
 }
 const sub = args.sub;

@@ -1,7 +1,7 @@
 import { execFile } from "node:child_process";
 import { fileURLToPath } from "node:url";
 import { describe, expect, it } from "vitest";
-import { ConfigError, loadConfig } from "../src/boot/config.js";
+import { ConfigError, loadConfig, webUiWanted } from "../src/boot/config.js";
 import { defaultMaxConnections, leavesFdHeadroom } from "../src/server/ws/fd-limit.js";
 
 const ROOT = fileURLToPath(new URL("..", import.meta.url));
@@ -324,6 +324,38 @@ describe("loadConfig", () => {
     expect(message).toContain("DATABASE_POOL_SIZE must be an integer");
     expect(message).toContain('DATABASE_DRIVER must be "pg" or "neon"');
   });
+
+  it("should list every conflict between settings at once, one a line", () => {
+    const message = configError({ NODE_ENV: "production", DIRECT_URL: "postgresql://h/db", REQUEST_TIMEOUT_MS: "200" }).message;
+    expect(message.split("\n")).toEqual([
+      "In production, AUTH_JWT_SECRET or AUTH_JWKS_URL must be set",
+      "DIRECT_URL is set but DATABASE_URL is not",
+      "HEADERS_TIMEOUT_MS (10000) must not exceed REQUEST_TIMEOUT_MS (200)",
+    ]);
+  });
+
+  it("should name each bad origin of CORS_ORIGINS", () => {
+    const lines = configError({ CORS_ORIGINS: "*, https://ok.example.com, ftp://x.example" }).message.split("\n");
+    expect(lines).toHaveLength(2);
+    expect(lines[0]).toMatch(/^CORS_ORIGINS .*"\*"/);
+    expect(lines[1]).toMatch(/^CORS_ORIGINS .*"ftp:\/\/x\.example"/);
+  });
+
+  it("should never quote a secret or a URL back in an error, and quote other values exactly", () => {
+    const url = configError({ DATABASE_URL: "mysql://app:hunter2-password@db.example.com/app" }).message;
+    expect(url).toBe("DATABASE_URL must start with postgres:// or postgresql://");
+    expect(configError({ AUTH_JWT_SECRET: "hunter2-secret" }).message).toBe("AUTH_JWT_SECRET must be at least 32 bytes");
+    expect(configError({ COHERE_BASE_URL: "not a url" }).message).toBe("COHERE_BASE_URL must be a URL starting with https:// or http://");
+    expect(configError({ DATABASE_POOL_SIZE: 'ten "connections"' }).message).toBe(
+      'DATABASE_POOL_SIZE must be an integer (1–1000), got "ten \\"connections\\""',
+    );
+  });
+
+  it("should read MCP_AUTH_TOKEN for the stdio MCP server", () => {
+    expect(loadConfig({}).mcp).toEqual({ authToken: undefined });
+    expect(loadConfig({ MCP_AUTH_TOKEN: " a.b.c " }).mcp).toEqual({ authToken: "a.b.c" });
+    expect(loadConfig({ MCP_AUTH_TOKEN: " " }).mcp).toEqual({ authToken: undefined });
+  });
 });
 
 describe("the server process", () => {
@@ -357,6 +389,16 @@ describe("the server process", () => {
     expect(loadConfig({ WEB_UI: "false" }).webUi).toBe(false);
     expect(loadConfig({ WEB_UI: "0" }).webUi).toBe(false);
     expect(configError({ WEB_UI: "on" }).message).toContain('WEB_UI must be true or false, got "on"');
+  });
+
+  it("should tell the install-time web build what the server will do, from WEB_UI and NODE_ENV alone", () => {
+    expect(webUiWanted({})).toBe(true);
+    expect(webUiWanted({ NODE_ENV: "production" })).toBe(false);
+    expect(webUiWanted({ NODE_ENV: "production", WEB_UI: "1" })).toBe(true);
+    expect(webUiWanted({ WEB_UI: "false" })).toBe(false);
+    // The server refuses to start on a bad WEB_UI; the build skips. Other settings are not its business.
+    expect(webUiWanted({ WEB_UI: "on" })).toBe(false);
+    expect(webUiWanted({ NODE_ENV: "production", WEB_UI: "true", PORT: "abc" })).toBe(true);
   });
 
   it("should read CORS_ORIGINS as a list of exact origins", () => {

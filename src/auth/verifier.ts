@@ -3,6 +3,7 @@ import { createRemoteJWKSet, errors, jwtVerify, SignJWT, type JWTPayload, type J
 import { unauthenticated } from "../lib/errors.js";
 import { cachingVerifier } from "./token-cache.js";
 import type { TokenVerifier, Viewer } from "./viewer.js";
+import { parseDuration } from "../lib/duration.js";
 
 export type { TokenVerifier, Viewer } from "./viewer.js";
 
@@ -117,11 +118,15 @@ export async function signHs256(
   secret: string,
   claims: { sub: string; expiresIn: string | number; issuer?: string; audience?: string },
 ): Promise<string> {
+  // One reading of the clock for iat and a relative exp, so exp − iat is exactly the duration asked for
+  // (jose reads the clock once per setter, and a second can tick over between them).
+  const now = Math.floor(Date.now() / 1000);
+  const relative = typeof claims.expiresIn === "string" ? parseDuration(claims.expiresIn) : undefined;
   let jwt = new SignJWT({})
     .setProtectedHeader({ alg: "HS256", typ: "JWT" })
     .setSubject(claims.sub)
-    .setIssuedAt()
-    .setExpirationTime(claims.expiresIn);
+    .setIssuedAt(now)
+    .setExpirationTime(relative === undefined ? claims.expiresIn : now + relative);
   if (claims.issuer !== undefined) jwt = jwt.setIssuer(claims.issuer);
   if (claims.audience !== undefined) jwt = jwt.setAudience(claims.audience);
   return jwt.sign(new TextEncoder().encode(secret));

@@ -18,7 +18,7 @@ let logger: Logger | undefined;
 async function main(): Promise<void> {
   const config = loadConfig();
   logger = createLogger(config.logLevel, pino.destination(2));
-  const token = process.env.MCP_AUTH_TOKEN?.trim();
+  const token = config.mcp.authToken;
   if (!token) throw new ConfigError("MCP_AUTH_TOKEN must be set to a JWT for the user whose tasks this server manages");
   if (config.auth.jwtSecret === undefined && config.auth.jwksUrl === undefined) {
     throw new ConfigError("Set AUTH_JWT_SECRET or AUTH_JWKS_URL so MCP_AUTH_TOKEN can be verified");

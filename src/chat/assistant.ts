@@ -1,5 +1,5 @@
 import { setTimeout as sleep } from "node:timers/promises";
-import { backoffDelay } from "../lib/backoff.js";
+import { backoffDelay, type BackoffPolicy } from "../lib/backoff.js";
 import type { Db } from "../db/client.js";
 import {
   activeTurn,
@@ -35,7 +35,7 @@ const CANCEL_WAIT_MS = 5000;
 /** How long stop() waits for this instance's turns to end. */
 const SHUTDOWN_WAIT_MS = 10_000;
 /** How often a lease the database could not take back is offered again: from about 100 ms, doubling, at most 2 s apart. */
-const HAND_BACK_BACKOFF = { initialMs: 100, maxMs: 2000 };
+const HAND_BACK_BACKOFF: BackoffPolicy = { initialMs: 100, maxMs: 2000 };
 
 export interface OpenedRun {
   turn: Turn;

@@ -1,6 +1,6 @@
 import { setTimeout as sleep } from "node:timers/promises";
 import { CohereClientV2, CohereError, CohereTimeoutError, type Cohere } from "cohere-ai";
-import { backoffDelay } from "../lib/backoff.js";
+import { backoffDelay, mayRetry, type BackoffPolicy } from "../lib/backoff.js";
 
 export type ChatRequest = Cohere.V2ChatStreamRequest;
 export type ChatStreamEvent = Cohere.V2ChatStreamResponse;
@@ -52,14 +52,8 @@ export class ModelUnavailableError extends Error {
   }
 }
 
-export interface RetryPolicy {
-  /** Further attempts after the first. */
-  maxRetries: number;
-  baseDelayMs: number;
-  maxDelayMs: number;
-}
-
-export const DEFAULT_RETRY_POLICY: RetryPolicy = { maxRetries: 3, baseDelayMs: 250, maxDelayMs: 8000 };
+/** Three retries after the first call, from about 250 ms apart, doubling, at most 8 s. */
+export const DEFAULT_RETRY_POLICY: BackoffPolicy = { initialMs: 250, maxMs: 8000, maxRetries: 3 };
 
 const RETRYABLE_STATUS = new Set([408, 429, 500, 502, 503, 504]);
 
@@ -101,7 +95,7 @@ export interface CallOptions {
   deadline: number;
   /** Stops the call and any wait between attempts; the signal's reason is thrown. */
   signal: AbortSignal;
-  policy?: RetryPolicy;
+  policy?: BackoffPolicy;
   onRetry?: (info: { attempt: number; delayMs: number; status: number | undefined }) => void;
 }
 
@@ -129,10 +123,10 @@ export async function chatWithRetries(model: ChatModel, request: ChatRequest, op
       if (!isRetryable(error)) {
         throw new ModelUnavailableError(`the model answered ${status ?? "with an error"}`, false, undefined, { cause: error });
       }
-      if (attempt >= policy.maxRetries) {
+      if (!mayRetry(attempt, policy)) {
         throw new ModelUnavailableError(`the model kept failing (${status ?? "no response"})`, true, hint, { cause: error });
       }
-      const delayMs = hint ?? backoffDelay(attempt, { initialMs: policy.baseDelayMs, maxMs: policy.maxDelayMs });
+      const delayMs = hint ?? backoffDelay(attempt, policy);
       if (performance.now() + delayMs >= options.deadline) {
         throw new ModelUnavailableError("the model asked to wait longer than this turn may take", true, hint, { cause: error });
       }

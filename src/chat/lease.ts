@@ -1,6 +1,6 @@
 import { setTimeout as sleep } from "node:timers/promises";
 import { randomUUID } from "node:crypto";
-import { backoffDelay } from "../lib/backoff.js";
+import { backoffDelay, type BackoffPolicy } from "../lib/backoff.js";
 import type { Db } from "../db/client.js";
 import { releaseLease, tryTakeLease } from "../domain/conversation-log.js";
 import { AppError, ErrorCode, notFound } from "../lib/errors.js";
@@ -25,7 +25,7 @@ export interface AcquireOptions {
 }
 
 /** How often a waiting turn looks at the lease again: from about 20 ms, doubling, at most 250 ms apart (with jitter). */
-const LEASE_BACKOFF = { initialMs: 20, maxMs: 250 };
+const LEASE_BACKOFF: BackoffPolicy = { initialMs: 20, maxMs: 250 };
 
 /** The lease outlives the turn's own time, so only a dead instance's lease ever expires. */
 const LEASE_GRACE_MS = 30_000;

@@ -1,4 +1,5 @@
 import type { TokenUsage } from "../domain/conversation-log.js";
+import type { BackoffPolicy } from "../lib/backoff.js";
 import {
   chatWithRetries,
   ModelTimeoutError,
@@ -6,7 +7,6 @@ import {
   type ChatModel,
   type ChatRequest,
   type ChatStreamEvent,
-  type RetryPolicy,
 } from "./cohere.js";
 import { storableDelta } from "./model-output.js";
 import { callsCounted, CappedText, MAX_TOOL_ARGUMENTS_CHARS, type StepBounds, type StepOverflow } from "./step-bounds.js";
@@ -40,7 +40,7 @@ export interface StepOptions {
   deadline: number;
   /** The turn's stop signal: aborting it ends the call at once, and its reason is thrown. */
   signal: AbortSignal;
-  policy?: RetryPolicy | undefined;
+  policy?: BackoffPolicy | undefined;
   onRetry?: (info: { attempt: number; delayMs: number; status: number | undefined }) => void;
   /** Each piece of answer text, as it arrives (never past the answer bound). */
   onText(delta: string): void;

@@ -2,9 +2,10 @@ import type { Db } from "../db/client.js";
 import type { TurnIdentity } from "../domain/conversation-log.js";
 import type { RateLimit } from "../domain/rate-limits.js";
 import type { Message, Turn } from "../generated/prisma/client.js";
+import type { BackoffPolicy } from "../lib/backoff.js";
 import type { Logger } from "../lib/logger.js";
 import type { ApprovalPolicy } from "./approval-policy.js";
-import type { ChatModel, RetryPolicy } from "./cohere.js";
+import type { ChatModel } from "./cohere.js";
 
 export interface AssistantDeps {
   /** Undefined when COHERE_API_KEY is unset: chat answers ASSISTANT_UNAVAILABLE, everything else works. */
@@ -15,7 +16,7 @@ export interface AssistantDeps {
   turnTimeoutMs: number;
   clock: () => Date;
   logger: Logger;
-  retryPolicy?: RetryPolicy;
+  retryPolicy?: BackoffPolicy;
   /** sendMessage calls per user, across all instances (CHAT_RATE_LIMIT, CHAT_RATE_BURST). Undefined: no limit. */
   rateLimit?: RateLimit | undefined;
   /** STREAM_FLUSH_MS: the longest a streamed answer's stored text lags behind the model. Default 100. */

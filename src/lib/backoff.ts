@@ -1,13 +1,21 @@
 /**
  * Capped exponential backoff with jitter, for everything that waits and tries
  * again: the LISTEN connection's reconnects, realtime re-reads, the chat
- * turn's lease and the model's retries.
+ * turn's lease and its hand-back, shared executions and the model's retries.
+ * One policy type for all of them.
  */
 export interface BackoffPolicy {
   /** The first delay (before jitter). */
   initialMs: number;
   /** No delay is longer than this. */
   maxMs: number;
+  /** Retries after the first attempt; unset: as many as the caller's own deadline allows. */
+  maxRetries?: number | undefined;
+}
+
+/** Whether retry number `attempt` (0 for the first) is within the policy's maxRetries. */
+export function mayRetry(attempt: number, policy: BackoffPolicy): boolean {
+  return policy.maxRetries === undefined || attempt < policy.maxRetries;
 }
 
 /**

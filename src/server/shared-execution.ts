@@ -1,7 +1,7 @@
 import { setTimeout as sleep } from "node:timers/promises";
 import { createSourceEventStream, execute, type DocumentNode, type ExecutionArgs, type ExecutionResult } from "graphql";
 import { isAsyncIterable, mapAsyncIterator, type Plugin } from "graphql-yoga";
-import { Backoff } from "../lib/backoff.js";
+import { Backoff, type BackoffPolicy } from "../lib/backoff.js";
 import { isDatabaseUnavailable } from "../db/unavailable.js";
 import type { Context } from "../schema/context.js";
 import { StreamEnd } from "../realtime/subscriber.js";
@@ -57,7 +57,7 @@ function executeShared(args: ExecutionArgs, event: unknown, key: string): Execut
 
 /** How long an event's execution is retried while the database cannot be reached, before its error goes out. */
 const UNREACHABLE_RETRY_MS = 60_000;
-const UNREACHABLE_BACKOFF = { initialMs: 100, maxMs: 2000 };
+const UNREACHABLE_BACKOFF: BackoffPolicy = { initialMs: 100, maxMs: 2000 };
 
 /**
  * Executes the selection on an event; when a field of it (a Message's

@@ -21,9 +21,9 @@ import {
   toolResultsSent,
   turnAfter,
   turnOf,
+  waitFor,
   type ApprovalTurn,
 } from "./approval-support.js";
-import { waitFor } from "./support.js";
 
 /**
  * How a wait for approval ends other than by a clean decision (issue 24):

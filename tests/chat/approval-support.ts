@@ -1,11 +1,22 @@
-import { expect } from "vitest";
+import { expect, vi } from "vitest";
 import { toGlobalId } from "../../src/lib/ids.js";
 import type { FakeCohere, RecordedRequest } from "../helpers/fake-cohere.js";
 import type { GraphQLResponse, TestServer, TestUser } from "../helpers/server.js";
 import type { QueuedSubscription, TestWsClient } from "../helpers/ws-client.js";
-import { waitFor } from "./support.js";
 
 /** Documents and helpers of the approval tests (issue 24). */
+
+/** The first value `read` gives that is `done`, read every 20 ms (vi.waitFor); on timeout the failure names `what` and the last value. */
+export function waitFor<T>(read: () => Promise<T>, done: (value: T) => boolean, what: string, timeoutMs = 15_000): Promise<T> {
+  return vi.waitFor(
+    async () => {
+      const value = await read();
+      expect(done(value), `${what} (last: ${JSON.stringify(value)?.slice(0, 300)})`).toBe(true);
+      return value;
+    },
+    { timeout: timeoutMs, interval: 20 },
+  );
+}
 
 const TURN_FIELDS = /* GraphQL */ `
   id status stopCode startedAt finishedAt

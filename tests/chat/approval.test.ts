@@ -17,8 +17,9 @@ import {
   toolResultsSent,
   turnAfter,
   turnOf,
+  waitFor,
 } from "./approval-support.js";
-import { deferred, twoInstances, waitFor } from "./support.js";
+import { deferred, twoInstances } from "./support.js";
 
 /**
  * Approval before destructive or bulk tool calls (issue 24), end to end: the

@@ -1,10 +1,10 @@
 import { randomUUID } from "node:crypto";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { parseId } from "../../src/lib/ids.js";
 import { startFakeCohere, textReply, type FakeCohere } from "../helpers/fake-cohere.js";
 import { newUser, type TestServer, type TestUser } from "../helpers/server.js";
 import { promiseState } from "../realtime/support.js";
-import { ACTIVE_TURN, deferred, SEND_LIVE, twoInstances, waitFor, type LivePayload } from "./support.js";
+import { ACTIVE_TURN, deferred, SEND_LIVE, twoInstances, type LivePayload } from "./support.js";
 
 const TURN = /* GraphQL */ `
   query Turn($id: ID!) {
@@ -53,10 +53,13 @@ describe("turns that run on without their client", () => {
     expect(active.data?.conversation.activeTurn).toEqual({ id: started.turn.id, status: "RUNNING" });
 
     gate.resolve();
-    const ended = await waitFor(
-      () => user.gql(TURN, { id: started.turn.id }),
-      (response) => response.data?.node?.status !== "RUNNING",
-      "the background turn to end",
+    const ended = await vi.waitFor(
+      async () => {
+        const response = await user.gql(TURN, { id: started.turn.id });
+        expect(response.data?.node?.status, "the background turn's status").not.toBe("RUNNING");
+        return response;
+      },
+      { timeout: 15_000, interval: 20 },
     );
     expect(ended.errors).toBeUndefined();
     expect(ended.data?.node).toMatchObject({
@@ -86,20 +89,27 @@ describe("turns that run on without their client", () => {
       signal: abort.signal,
     });
     request.catch(() => {});
-    const turn = await waitFor(
-      () => a.db.turn.findFirst({ where: { userId: user.id } }),
-      (row) => row !== null && fake.requests.length > requestsBefore,
-      "the turn to start and call the model",
+    const turn = await vi.waitFor(
+      async () => {
+        const row = await a.db.turn.findFirst({ where: { userId: user.id } });
+        expect(row, "the turn").not.toBeNull();
+        expect(fake.requests.length, "model calls").toBeGreaterThan(requestsBefore);
+        return row;
+      },
+      { timeout: 15_000, interval: 20 },
     );
 
     abort.abort();
     await expect(request).rejects.toThrow();
     gate.resolve();
 
-    const ended = await waitFor(
-      () => a.db.turn.findUniqueOrThrow({ where: { id: turn!.id } }),
-      (row) => row.status !== "RUNNING",
-      "the turn to end",
+    const ended = await vi.waitFor(
+      async () => {
+        const row = await a.db.turn.findUniqueOrThrow({ where: { id: turn!.id } });
+        expect(row.status, "the turn's status").not.toBe("RUNNING");
+        return row;
+      },
+      { timeout: 15_000, interval: 20 },
     );
     expect(ended.status).toBe("COMPLETED");
     const rows = await a.db.message.findMany({ where: { userId: user.id }, orderBy: { seq: "asc" } });
@@ -124,7 +134,7 @@ describe("turns that run on without their client", () => {
     expect(again.userMessage.id).toBe(first.userMessage.id);
 
     const waiting = send(b, user, { content: "once", clientMessageId });
-    await waitFor(async () => fake.requests.length, (count) => count > requestsBefore, "the model call");
+    await vi.waitFor(() => expect(fake.requests.length, "model calls").toBeGreaterThan(requestsBefore), { timeout: 15_000, interval: 20 });
     expect(await promiseState(waiting)).toBe("pending");
     gate.resolve();
     const finished = await waiting;

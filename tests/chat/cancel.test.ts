@@ -1,8 +1,8 @@
 import { randomUUID } from "node:crypto";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { toGlobalId } from "../../src/lib/ids.js";
 import { startFakeCohere, textReply, toolCallReply, wordChunks, type FakeCohere } from "../helpers/fake-cohere.js";
-import { newUser, waitForSubscriptions, type TestServer, type TestUser } from "../helpers/server.js";
+import { newUser, type TestServer, type TestUser } from "../helpers/server.js";
 import { wsClient, type TestWsClient } from "../helpers/ws-client.js";
 import {
   CANCEL_TURN,
@@ -12,7 +12,6 @@ import {
   liveStream,
   SEND_LIVE,
   twoInstances,
-  waitFor,
   type LivePayload,
   type TurnView,
 } from "./support.js";
@@ -60,7 +59,10 @@ describe("cancelTurn", () => {
     const stream = await liveStream(b, client, conversationId);
     const addedBefore = b.app.realtime.establishedCount;
     const added = client.subscribe(`subscription A($c: ID) { messageAdded(conversationId: $c) { id role status content } }`, { c: conversationId });
-    await waitForSubscriptions(b, addedBefore);
+    await vi.waitFor(() => expect(b.app.realtime.establishedCount, "established subscriptions").toBeGreaterThan(addedBefore), {
+      timeout: 10_000,
+      interval: 10,
+    });
     const chunks = wordChunks(LONG_ANSWER);
     const never = deferred();
     fake.enqueue(textReply(LONG_ANSWER, { chunks, gate: { afterDeltas: 6, until: never.promise } }));
@@ -68,10 +70,13 @@ describe("cancelTurn", () => {
 
     // The sender waits for the reply on `a`.
     const sending = send(a, user, { conversationId, content: "think hard" });
-    const partial = await waitFor(
-      () => a.db.message.findFirst({ where: { userId: user.id, role: "assistant" } }),
-      (row) => row?.content === prefix,
-      "the partial answer written",
+    const partial = await vi.waitFor(
+      async () => {
+        const row = await a.db.message.findFirst({ where: { userId: user.id, role: "assistant" } });
+        expect(row?.content, "the answer written so far").toBe(prefix);
+        return row;
+      },
+      { timeout: 15_000, interval: 20 },
     );
     const turn = await a.db.turn.findFirstOrThrow({ where: { userId: user.id } });
 
@@ -85,7 +90,7 @@ describe("cancelTurn", () => {
       ["ASSISTANT", "CANCELLED", prefix],
     ]);
     expect(await a.db.message.findUniqueOrThrow({ where: { id: partial!.id } })).toMatchObject({ status: "CANCELLED", content: prefix });
-    await waitFor(async () => fake.requests.at(-1)!.aborted, (aborted) => aborted, "the model's stream to be closed");
+    await vi.waitFor(() => expect(fake.requests.at(-1)?.aborted, "the model's stream was closed").toBe(true), { timeout: 15_000, interval: 20 });
 
     const response = await sending;
     expect(response.errors).toBeUndefined();
@@ -114,7 +119,7 @@ describe("cancelTurn", () => {
     const started = await send(a, user, { content: "add two tasks", waitForReply: false });
     expect(started.errors).toBeUndefined();
     const turnId = started.data!.sendMessage.turn.id;
-    await waitFor(async () => fake.requests.length - requestsBefore, (count) => count === 2, "the second model call");
+    await vi.waitFor(() => expect(fake.requests.length - requestsBefore, "model calls").toBe(2), { timeout: 15_000, interval: 20 });
     expect((await a.db.task.findMany({ where: { userId: user.id } })).map((task) => task.title)).toEqual(["First"]);
 
     const cancelled = await cancel(b, user, turnId);
@@ -126,7 +131,7 @@ describe("cancelTurn", () => {
       ["ASSISTANT", "COMPLETE"],
       ["TOOL", "COMPLETE"],
     ]);
-    await waitFor(async () => fake.requests.at(-1)!.aborted, (aborted) => aborted, "the model call to be aborted");
+    await vi.waitFor(() => expect(fake.requests.at(-1)?.aborted, "the model call was aborted").toBe(true), { timeout: 15_000, interval: 20 });
     expect((await a.db.task.findMany({ where: { userId: user.id } })).map((task) => task.title)).toEqual(["First"]);
     expect(fake.requests.length - requestsBefore).toBe(2);
   });
@@ -137,15 +142,21 @@ describe("cancelTurn", () => {
     fake.enqueue(textReply("This answer never finishes.", { gate: { afterDeltas: 1, until: never.promise } }));
     const started = await send(a, user, { content: "slow", waitForReply: false });
     const turnId = started.data!.sendMessage.turn.id;
-    await waitFor(() => a.db.message.count({ where: { userId: user.id, role: "assistant" } }), (count) => count === 1, "the answer to start");
+    await vi.waitFor(async () => expect(await a.db.message.count({ where: { userId: user.id, role: "assistant" } }), "assistant messages").toBe(1), {
+      timeout: 15_000,
+      interval: 20,
+    });
 
     // Sent to the instance that runs it this time.
     const cancelled = await cancel(a, user, turnId);
     const answeredAt = performance.now();
-    const row = await waitFor(
-      () => a.db.turn.findFirstOrThrow({ where: { userId: user.id } }),
-      (turn) => turn.status !== "RUNNING",
-      "the turn to end",
+    const row = await vi.waitFor(
+      async () => {
+        const turn = await a.db.turn.findFirstOrThrow({ where: { userId: user.id } });
+        expect(turn.status, "the turn's status").not.toBe("RUNNING");
+        return turn;
+      },
+      { timeout: 15_000, interval: 20 },
     );
     // A generous behavioural bound: the contract says at most 1 s.
     expect(performance.now() - answeredAt).toBeLessThan(1000);

@@ -1,5 +1,5 @@
 import { randomUUID } from "node:crypto";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import type { Db } from "../../src/db/client.js";
 import { sweepInterruptedTurns } from "../../src/domain/conversation-log.js";
 import { toGlobalId } from "../../src/lib/ids.js";
@@ -7,7 +7,7 @@ import { cohereAssistant } from "../helpers/chat.js";
 import { testDb } from "../helpers/db.js";
 import { startFakeCohere, textReply, type FakeCohere } from "../helpers/fake-cohere.js";
 import { newUser, startTestServer, type TestServer, type TestUser } from "../helpers/server.js";
-import { ACTIVE_TURN, CANCEL_TURN, deferred, SEND_LIVE, waitFor, type LivePayload } from "./support.js";
+import { ACTIVE_TURN, CANCEL_TURN, deferred, SEND_LIVE, type LivePayload } from "./support.js";
 
 /**
  * What an instance that died mid-turn leaves behind, written as it would be:
@@ -169,7 +169,10 @@ describe("a turn whose instance died", () => {
       user.token,
     );
     expect(started.errors).toBeUndefined();
-    await waitFor(() => db.message.findFirst({ where: { userId: user.id, role: "assistant" } }), (row) => row !== null, "the answer to start");
+    await vi.waitFor(async () => expect(await db.message.findFirst({ where: { userId: user.id, role: "assistant" } }), "the answer").not.toBeNull(), {
+      timeout: 15_000,
+      interval: 20,
+    });
 
     const stopped = own.app.stop();
     // Draining: new work is refused, while the turn goes on.
@@ -197,7 +200,10 @@ describe("a turn whose instance died", () => {
       user.token,
     );
     expect(started.errors).toBeUndefined();
-    await waitFor(() => db.message.findFirst({ where: { userId: user.id, role: "assistant" } }), (row) => row !== null, "the answer to start");
+    await vi.waitFor(async () => expect(await db.message.findFirst({ where: { userId: user.id, role: "assistant" } }), "the answer").not.toBeNull(), {
+      timeout: 15_000,
+      interval: 20,
+    });
 
     await own.close();
 

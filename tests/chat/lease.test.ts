@@ -1,12 +1,12 @@
 import { randomUUID } from "node:crypto";
 import pg from "pg";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { databaseUrl } from "../helpers/db.js";
 import { setTimeout as sleep } from "node:timers/promises";
 import { startFakeCohere, textReply, type FakeCohere } from "../helpers/fake-cohere.js";
 import { cohereAssistant, startChatRig } from "../helpers/chat.js";
 import { capturingLogger, newUser, startTestServer, type TestServer } from "../helpers/server.js";
-import { deferred, SEND_LIVE, waitFor, type LivePayload } from "./support.js";
+import { deferred, SEND_LIVE, type LivePayload } from "./support.js";
 
 describe("the conversation's lease and a turn's clock", () => {
   const closers: (() => Promise<unknown>)[] = [];
@@ -35,7 +35,10 @@ describe("the conversation's lease and a turn's clock", () => {
     const held = deferred();
     fake.enqueue(textReply("The long one.", { gate: { afterDeltas: 1, until: held.promise } }), textReply("The quick one."));
     const first = user.gql<{ sendMessage: LivePayload }>(SEND_LIVE, { input: { conversationId, content: "long" } });
-    await waitFor(() => a.db.message.count({ where: { userId: user.id, role: "assistant" } }), (count) => count === 1, "the long answer to start");
+    await vi.waitFor(async () => expect(await a.db.message.count({ where: { userId: user.id, role: "assistant" } }), "assistant messages").toBe(1), {
+      timeout: 15_000,
+      interval: 20,
+    });
 
     const second = b.request<{ sendMessage: LivePayload }>(SEND_LIVE, { input: { conversationId, content: "quick" } }, user.token);
     // The second send waits for the lease longer than its own turn may take.

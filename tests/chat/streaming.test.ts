@@ -1,7 +1,7 @@
 import { randomUUID } from "node:crypto";
 import { Client, fetchExchange, subscriptionExchange, type OperationResult } from "@urql/core";
 import { createClient as createWsClient, type Client as WsClient } from "graphql-ws";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { WebSocket } from "ws";
 import { parseId, toGlobalId } from "../../src/lib/ids.js";
 import { startFakeCohere, textReply, toolCallReply, wordChunks, type FakeCohere } from "../helpers/fake-cohere.js";
@@ -20,7 +20,6 @@ import {
   nextStreamEvent,
   SEND_LIVE,
   twoInstances,
-  waitFor,
   type LivePayload,
   type StreamEventView,
 } from "./support.js";
@@ -74,7 +73,10 @@ describe("streamed answers", () => {
     const stream = await liveStream(b, client, conversationId);
     const beforeAdded = b.app.realtime.establishedCount;
     const added = client.subscribe(MESSAGE_ADDED, { conversationId });
-    while (b.app.realtime.establishedCount <= beforeAdded) await new Promise((resolve) => setTimeout(resolve, 10));
+    await vi.waitFor(() => expect(b.app.realtime.establishedCount, "established subscriptions").toBeGreaterThan(beforeAdded), {
+      timeout: 10_000,
+      interval: 10,
+    });
 
     const chunks = wordChunks(ANSWER);
     const gate = deferred();
@@ -86,10 +88,13 @@ describe("streamed answers", () => {
 
     // Mid-stream: the row holds exactly what the model sent so far, and is STREAMING.
     const prefix = chunks.slice(0, half).join("");
-    const row = await waitFor(
-      () => a.db.message.findFirst({ where: { userId: user.id, role: "assistant" } }),
-      (message) => message?.content === prefix,
-      "the first half written",
+    const row = await vi.waitFor(
+      async () => {
+        const message = await a.db.message.findFirst({ where: { userId: user.id, role: "assistant" } });
+        expect(message?.content, "the answer written so far").toBe(prefix);
+        return message;
+      },
+      { timeout: 15_000, interval: 20 },
     );
     expect(row!.status).toBe("STREAMING");
     const running = await user.gql(ACTIVE_TURN, { id: conversationId });
@@ -117,10 +122,13 @@ describe("streamed answers", () => {
     expect(stored).toMatchObject({ status: "COMPLETE", content: ANSWER });
     const settled = (await added.next()).data?.messageAdded;
     expect(settled).toMatchObject({ id: last.message.id, role: "ASSISTANT", content: ANSWER });
-    const idle = await waitFor(
-      () => user.gql(ACTIVE_TURN, { id: conversationId }),
-      (response) => response.data?.conversation.activeTurn === null,
-      "the turn to end",
+    const idle = await vi.waitFor(
+      async () => {
+        const response = await user.gql(ACTIVE_TURN, { id: conversationId });
+        expect(response.data?.conversation.activeTurn, "the active turn").toBeNull();
+        return response;
+      },
+      { timeout: 15_000, interval: 20 },
     );
     expect(idle.errors).toBeUndefined();
     added.dispose();
@@ -135,10 +143,12 @@ describe("streamed answers", () => {
     fake.enqueue(textReply(ANSWER, { chunks, eventDelayMs: 2, gate: { afterDeltas: 9, until: gate.promise } }));
     const started = await send(a, user, { conversationId, content: "plan it", waitForReply: false });
     const prefix = chunks.slice(0, 9).join("");
-    await waitFor(
-      () => a.db.message.findFirst({ where: { userId: user.id, role: "assistant" } }),
-      (message) => message?.content === prefix,
-      "the first nine deltas written",
+    await vi.waitFor(
+      async () => {
+        const message = await a.db.message.findFirst({ where: { userId: user.id, role: "assistant" } });
+        expect(message?.content, "the answer written so far").toBe(prefix);
+      },
+      { timeout: 15_000, interval: 20 },
     );
 
     const stream = await liveStream(b, connect(b, user), conversationId);
@@ -149,10 +159,13 @@ describe("streamed answers", () => {
     const events = [first, ...(await eventsUntilSettled(stream))];
     expect(joined(events)).toBe(ANSWER);
     expect(events.at(-1)!.message).toMatchObject({ status: "COMPLETE", content: ANSWER });
-    const turn = await waitFor(
-      () => a.db.turn.findUniqueOrThrow({ where: { id: parseId(started.turn.id, "id", "Turn") } }),
-      (row) => row.status !== "RUNNING",
-      "the turn to end",
+    const turn = await vi.waitFor(
+      async () => {
+        const row = await a.db.turn.findUniqueOrThrow({ where: { id: parseId(started.turn.id, "id", "Turn") } });
+        expect(row.status, "the turn's status").not.toBe("RUNNING");
+        return row;
+      },
+      { timeout: 15_000, interval: 20 },
     );
     expect(turn.status).toBe("COMPLETED");
     stream.dispose();
@@ -164,16 +177,19 @@ describe("streamed answers", () => {
     const gate = deferred();
     fake.enqueue(textReply("Settled after you joined.", { gate: { afterDeltas: 2, until: gate.promise } }));
     await send(a, user, { conversationId, content: "join me", waitForReply: false });
-    await waitFor(
-      () => a.db.message.findFirst({ where: { userId: user.id, role: "assistant" } }),
-      (row) => row?.status === "STREAMING" && row.content.length > 0,
-      "the answer to start streaming",
+    await vi.waitFor(
+      async () => {
+        const row = await a.db.message.findFirst({ where: { userId: user.id, role: "assistant" } });
+        expect(row?.status, "the answer's status").toBe("STREAMING");
+        expect(row?.content, "the answer written so far").not.toBe("");
+      },
+      { timeout: 15_000, interval: 20 },
     );
 
     const client = connect(b, user);
     const before = b.app.realtime.establishedCount;
     const added = client.subscribe(MESSAGE_ADDED, { conversationId });
-    while (b.app.realtime.establishedCount <= before) await new Promise((resolve) => setTimeout(resolve, 10));
+    await vi.waitFor(() => expect(b.app.realtime.establishedCount, "established subscriptions").toBeGreaterThan(before), { timeout: 10_000, interval: 10 });
     gate.resolve();
 
     expect((await added.next()).data?.messageAdded).toMatchObject({ role: "ASSISTANT", content: "Settled after you joined." });
@@ -229,7 +245,7 @@ describe("streamed answers", () => {
         onResult();
       });
     closers.push(async () => subscription.unsubscribe());
-    while (b.app.streams.establishedCount <= before) await new Promise((resolve) => setTimeout(resolve, 10));
+    await vi.waitFor(() => expect(b.app.streams.establishedCount, "established streams").toBeGreaterThan(before), { timeout: 10_000, interval: 10 });
 
     fake.enqueue(textReply("Streamed through urql.", { eventDelayMs: 5 }));
     const payload = await send(a, user, { conversationId, content: "hi urql" });
@@ -263,7 +279,7 @@ describe("streamed answers", () => {
     expect(response.status).toBe(200);
     const sse: SseReader = readSse(response);
     closers.push(() => sse.cancel());
-    while (b.app.streams.establishedCount <= before) await new Promise((resolve) => setTimeout(resolve, 10));
+    await vi.waitFor(() => expect(b.app.streams.establishedCount, "established streams").toBeGreaterThan(before), { timeout: 10_000, interval: 10 });
 
     fake.enqueue(textReply("Streamed over SSE, step by step.", { eventDelayMs: 5 }));
     const payload = await send(a, user, { conversationId, content: "hi sse" });
@@ -331,10 +347,13 @@ describe("streamed answers across a LISTEN outage", () => {
     fake.enqueue(textReply(ANSWER, { chunks, gate: { afterDeltas: 12, until: held.promise } }));
     await a.request(SEND_LIVE, { input: { conversationId, content: "while you were away", waitForReply: false } }, user.token);
     const prefix = chunks.slice(0, 12).join("");
-    await waitFor(
-      () => a.db.message.findFirst({ where: { userId: user.id, role: "assistant" } }),
-      (row) => row?.content === prefix,
-      "the first deltas written while b could not hear them",
+    // Written while b could not hear them.
+    await vi.waitFor(
+      async () => {
+        const row = await a.db.message.findFirst({ where: { userId: user.id, role: "assistant" } });
+        expect(row?.content, "the answer written so far").toBe(prefix);
+      },
+      { timeout: 15_000, interval: 20 },
     );
     expect(stream.pending()).toEqual([]);
 

@@ -1,3 +1,4 @@
+import { expect, vi } from "vitest";
 import type { AssistantDeps } from "../../src/chat/turn-run.js";
 import type { Db } from "../../src/db/client.js";
 import type { Turn } from "../../src/generated/prisma/client.js";
@@ -81,13 +82,14 @@ export async function twoInstances(fake: FakeCohere, overrides: Partial<Assistan
 export async function liveStream(server: TestServer, client: TestWsClient, conversationId: string): Promise<QueuedSubscription> {
   const before = server.app.streams.establishedCount;
   const sub = client.subscribe(MESSAGE_STREAM, { conversationId });
-  const deadline = Date.now() + 10_000;
-  while (server.app.streams.establishedCount <= before) {
-    const failed = sub.pending().find((result) => result.errors);
-    if (failed) throw new Error(`messageStream failed: ${JSON.stringify(failed.errors)}`);
-    if (Date.now() > deadline) throw new Error("messageStream was not established");
-    await new Promise((resolve) => setTimeout(resolve, 10));
-  }
+  await vi.waitFor(
+    () => {
+      const failed = sub.pending().filter((result) => result.errors);
+      expect(failed, "messageStream error results").toEqual([]);
+      expect(server.app.streams.establishedCount, "established streams").toBeGreaterThan(before);
+    },
+    { timeout: 10_000, interval: 10 },
+  );
   return sub;
 }
 
@@ -123,14 +125,4 @@ export function joined(events: readonly StreamEventView[], start = 0): string {
 /** The turn rows of a conversation, by its global id. */
 export function turnsIn(db: Db, conversationGlobalId: string): Promise<Turn[]> {
   return db.turn.findMany({ where: { conversationId: parseId(conversationGlobalId, "id", "Conversation") }, orderBy: { startedAt: "asc" } });
-}
-
-export async function waitFor<T>(read: () => Promise<T>, done: (value: T) => boolean, what: string, timeoutMs = 15_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await read();
-    if (done(value)) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what} (last: ${JSON.stringify(value)})`);
-    await new Promise((resolve) => setTimeout(resolve, 20));
-  }
 }

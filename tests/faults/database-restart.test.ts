@@ -1,17 +1,17 @@
 import { setTimeout as sleep } from "node:timers/promises";
 import { randomUUID } from "node:crypto";
 import pg from "pg";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { createDb, type Db } from "../../src/db/client.js";
 import { parseId } from "../../src/lib/ids.js";
 import { cohereAssistant } from "../helpers/chat.js";
 import { startFakeCohere, textReply, type FakeCohere } from "../helpers/fake-cohere.js";
 import { startOwnCluster, type OwnCluster } from "../helpers/own-cluster.js";
-import { newUser, startTestServer, waitForSubscriptions, type TestServer, type TestUser } from "../helpers/server.js";
+import { newUser, startTestServer, type TestServer, type TestUser } from "../helpers/server.js";
 import { wsClient, type QueuedSubscription, type TestWsClient } from "../helpers/ws-client.js";
 import { ADD_TASK, MESSAGE_ADDED, TASK_CHANGED, UPDATE_TASK, type MessageView, type TaskChangeView } from "../realtime/support.js";
 import { deferred } from "../chat/support.js";
-import { eventually, INTERNALS, record, tally, type Tally } from "./support.js";
+import { INTERNALS, record, tally, type Tally } from "./support.js";
 
 const SEND = /* GraphQL */ `
   mutation Send($input: SendMessageInput!) {
@@ -86,7 +86,10 @@ describe("Postgres restarted under mixed load", () => {
       const before = server.app.realtime.establishedCount;
       taskSubs.push(client.subscribe(TASK_CHANGED));
       messageSubs.push(client.subscribe(MESSAGE_ADDED));
-      await waitForSubscriptions(server, before, 2);
+      await vi.waitFor(() => expect(server.app.realtime.establishedCount, "established subscriptions").toBeGreaterThanOrEqual(before + 2), {
+        timeout: 10_000,
+        interval: 10,
+      });
     }
 
     const reads = tally();
@@ -161,12 +164,19 @@ describe("Postgres restarted under mixed load", () => {
     const workers = [reader(), creator(1), creator(2), updater(), updater(), sender(1), sender(2)];
 
     const all = [reads, creates, updates, sends];
-    await eventually(() => all.every((kind) => kind.ok >= 3), "some of each kind of request to succeed before the outage");
+    await vi.waitFor(
+      () => expect(Math.min(...all.map((kind) => kind.ok)), "successes of the least successful kind before the outage").toBeGreaterThanOrEqual(3),
+      { timeout: 20_000, interval: 20 },
+    );
     const heldInput = { content: HELD, clientMessageId: `cm-${randomUUID()}` };
     const heldSend = user.gql<{ sendMessage: SendView }>(SEND, { input: heldInput });
-    await eventually(
-      async () => (await db.message.count({ where: { userId: user.id, role: "assistant", status: "STREAMING", conversation: { title: HELD } } })) > 0,
-      "the held answer to be streaming",
+    await vi.waitFor(
+      async () =>
+        expect(
+          await db.message.count({ where: { userId: user.id, role: "assistant", status: "STREAMING", conversation: { title: HELD } } }),
+          "the held answer's STREAMING rows",
+        ).toBeGreaterThan(0),
+      { timeout: 20_000, interval: 20 },
     );
     phase = "down";
     await cluster.stop();
@@ -175,7 +185,14 @@ describe("Postgres restarted under mixed load", () => {
     failedSends.push(heldInput);
     // While it is down every kind of request is refused, and the listener knows.
     const failedBefore = all.map((kind) => kind.unavailable);
-    await eventually(() => all.every((kind, i) => kind.unavailable > failedBefore[i]!), "every kind of request to fail while Postgres is down");
+    await vi.waitFor(
+      () =>
+        expect(
+          Math.min(...all.map((kind, i) => kind.unavailable - failedBefore[i]!)),
+          "failures of the least failed kind while Postgres is down",
+        ).toBeGreaterThan(0),
+      { timeout: 20_000, interval: 20 },
+    );
     expect(server.app.listener.connected).toBe(false);
     // Over graphql-ws too, the same answer, without the HTTP-only extensions (status, Retry-After).
     const wsQuery = wsClient(server.wsUrl, user.token);
@@ -185,7 +202,11 @@ describe("Postgres restarted under mixed load", () => {
     expect(JSON.stringify(overWs)).not.toMatch(INTERNALS);
     await cluster.start();
     phase = "after";
-    await eventually(() => all.every((kind) => (okAfter.get(kind) ?? 0) >= 3), "every kind of request to succeed again after the restart");
+    await vi.waitFor(
+      () =>
+        expect(Math.min(...all.map((kind) => okAfter.get(kind) ?? 0)), "successes of the least successful kind after the restart").toBeGreaterThanOrEqual(3),
+      { timeout: 20_000, interval: 20 },
+    );
     loading = false;
     await Promise.all(workers);
 
@@ -198,7 +219,7 @@ describe("Postgres restarted under mixed load", () => {
     const heldLeases = async () =>
       (await db.conversation.count({ where: { userId: user.id, turnLeaseId: { not: null } } })) +
       (await db.turn.count({ where: { userId: user.id, status: "RUNNING" } }));
-    await eventually(async () => (await heldLeases()) === 0, "the cut turns' leases to be handed back");
+    await vi.waitFor(async () => expect(await heldLeases(), "leases the cut turns still hold").toBe(0), { timeout: 20_000, interval: 20 });
     const cutTurns = await db.turn.count({ where: { userId: user.id, status: "FAILED" } });
     expect(cutTurns).toBeGreaterThanOrEqual(1);
 
@@ -265,11 +286,13 @@ describe("Postgres restarted under mixed load", () => {
           if (result.errors) throw new Error(`messageAdded errored: ${JSON.stringify(result.errors)}`);
           return parseId((result.data?.messageAdded as MessageView).id, "id", "Message");
         });
-      await eventually(
-        () =>
-          taskSubs.every((sub) => JSON.stringify(lastTaskVersions(sub)) === JSON.stringify(expectedTasks)) &&
-          messageSubs.every((sub) => messageIds(sub).length >= expectedMessages.length),
-        "the subscribers to catch up",
+      // The subscribers catch up.
+      await vi.waitFor(
+        () => {
+          for (const sub of taskSubs) expect(lastTaskVersions(sub), "the last version of each task a subscriber saw").toEqual(expectedTasks);
+          for (const sub of messageSubs) expect(messageIds(sub).length, "messages a subscriber saw").toBeGreaterThanOrEqual(expectedMessages.length);
+        },
+        { timeout: 20_000, interval: 20 },
       );
       // A sentinel of each feed, so anything still on its way (a duplicate) arrives before it.
       const sentinel = await user.gql<{ addTask: { id: string } }>(ADD_TASK, { title: "v0", description: "sentinel" });
@@ -278,11 +301,16 @@ describe("Postgres restarted under mixed load", () => {
         parseId(id, "id", "Message"),
       );
       const sentinelTask = parseId(sentinel.data!.addTask.id, "id", "Task");
-      await eventually(
-        () =>
-          taskSubs.every((sub) => lastTaskVersions(sub).some(([id]) => id === sentinelTask)) &&
-          messageSubs.every((sub) => sentinelMessages.every((id) => messageIds(sub).includes(id))),
-        "the sentinels",
+      // The sentinels arrive.
+      await vi.waitFor(
+        () => {
+          for (const sub of taskSubs) {
+            const seen = lastTaskVersions(sub).map(([id]) => id);
+            expect(seen, "tasks a subscriber saw").toContain(sentinelTask);
+          }
+          for (const sub of messageSubs) expect(messageIds(sub), "messages a subscriber saw").toEqual(expect.arrayContaining(sentinelMessages));
+        },
+        { timeout: 20_000, interval: 20 },
       );
 
       let eventsChecked = 0;

@@ -1,11 +1,11 @@
 import pg from "pg";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { WebSocket } from "ws";
 import { parseId } from "../../src/lib/ids.js";
 import { databaseUrl } from "../helpers/db.js";
-import { newUser, startTestServer, waitForSubscriptions, type TestServer, type TestUser } from "../helpers/server.js";
+import { newUser, startTestServer, type TestServer, type TestUser } from "../helpers/server.js";
 import { wsClient } from "../helpers/ws-client.js";
-import { readSse, TASK_CHANGED, waitUntil, within } from "../realtime/support.js";
+import { readSse, TASK_CHANGED, within } from "../realtime/support.js";
 
 describe("stop() drains", () => {
   let server: TestServer;
@@ -37,16 +37,22 @@ describe("stop() drains", () => {
         body: JSON.stringify({ query: TASK_CHANGED }),
       }),
     );
-    await waitForSubscriptions(server, before, 2);
+    await vi.waitFor(() => expect(server.app.realtime.establishedCount, "established subscriptions").toBeGreaterThanOrEqual(before + 2), {
+      timeout: 10_000,
+      interval: 10,
+    });
 
     // An accepted request that is still working when the drain begins (it waits on a row lock).
     await holder.query("BEGIN");
     await holder.query("SELECT id FROM tasks WHERE id = $1 FOR UPDATE", [parseId(taskId, "id", "Task")]);
     const accepted = user.gql(`mutation ($id: ID!) { completeTask(id: $id) { id completed } }`, { id: taskId });
-    await waitUntil(async () => {
-      const { rows } = await holder.query<{ n: number }>("SELECT count(*)::int AS n FROM pg_stat_activity WHERE wait_event_type = 'Lock'");
-      return (rows[0]?.n ?? 0) > 0;
-    }, "the request to wait on the lock");
+    await vi.waitFor(
+      async () => {
+        const { rows } = await holder.query<{ n: number }>("SELECT count(*)::int AS n FROM pg_stat_activity WHERE wait_event_type = 'Lock'");
+        expect(rows[0]?.n ?? 0, "connections waiting on a lock").toBeGreaterThan(0);
+      },
+      { timeout: 15_000, interval: 10 },
+    );
 
     const stopped = server.app.stop();
 

@@ -2,12 +2,12 @@ import { existsSync, readdirSync } from "node:fs";
 import { Agent, request } from "node:http";
 import { connect, type Socket } from "node:net";
 import { setTimeout as sleep } from "node:timers/promises";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { databaseUrl, newUserId } from "../helpers/db.js";
 import { lines, runScript, stopAll, type Program } from "../helpers/process.js";
 import type { GraphQLResponse } from "../helpers/server.js";
 import { TEST_JWT_SECRET, tokenFor } from "../helpers/tokens.js";
-import { eventually, record, tally } from "./support.js";
+import { record, tally } from "./support.js";
 
 /** The API's `ulimit -n`: room to start (module loading opens many files at once; about 30 are in use once it runs), little to spare. */
 const MAX_OPEN_FILES = 256;
@@ -121,6 +121,9 @@ describe.runIf(existsSync("/proc/self/fd"))("a pool that cannot open a connectio
   it("should serve again once descriptors are free", async () => {
     for (const socket of fillers) socket.destroy();
     fillers = [];
-    await eventually(async () => (await send(agent, url, token, "POST", QUERY)).status === 200, "a query to succeed again");
+    await vi.waitFor(async () => expect((await send(agent, url, token, "POST", QUERY)).status, "a query's status").toBe(200), {
+      timeout: 20_000,
+      interval: 20,
+    });
   });
 });

@@ -1,13 +1,12 @@
 import { connect } from "node:net";
 import { setTimeout as sleep } from "node:timers/promises";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import pg from "pg";
 import type { Db } from "../../src/db/client.js";
 import { MAX_PIPELINED_REQUESTS } from "../../src/server/front-door.js";
 import { parseId } from "../../src/lib/ids.js";
 import { databaseUrl, testDb } from "../helpers/db.js";
 import { newUser, startTestServer, type TestServer, type TestUser } from "../helpers/server.js";
-import { eventually } from "./support.js";
 
 const BODY = JSON.stringify({ query: "{ __typename }" });
 
@@ -70,9 +69,11 @@ describe("pipelined HTTP requests", () => {
   it("should count every request of a burst out again when its connection closes, with or without a token", async () => {
     for (const token of [user.token, undefined]) {
       await burstAndHangUp(port, pipelined(port, 200, token), 20);
-      // Waits (bounded) for the count to come down, then shows what it is: 0, or what was left behind.
-      await eventually(() => server.app.requestsInFlight() === 0, "no request in flight", 10_000).catch(() => {});
-      expect(server.app.requestsInFlight(), token === undefined ? "without a token" : "with a token").toBe(0);
+      // A timeout shows what is left behind.
+      await vi.waitFor(() => expect(server.app.requestsInFlight(), token === undefined ? "in flight, without a token" : "in flight, with a token").toBe(0), {
+        timeout: 10_000,
+        interval: 20,
+      });
     }
   });
 
@@ -86,7 +87,7 @@ describe("pipelined HTTP requests", () => {
     await holder.query("SELECT id FROM tasks WHERE id = $1 FOR UPDATE", [parseId(id, "id", "Task")]);
     const reading = burstAndRead(port, pipelined(port, count, user.token, complete));
     try {
-      await eventually(() => server.app.requestsInFlight() >= count, `all ${count} requests to arrive (${server.app.requestsInFlight()})`, 10_000);
+      await vi.waitFor(() => expect(server.app.requestsInFlight(), "requests in flight").toBeGreaterThanOrEqual(count), { timeout: 10_000, interval: 20 });
     } finally {
       await holder.query("ROLLBACK");
     }
@@ -96,7 +97,7 @@ describe("pipelined HTTP requests", () => {
     expect(text).toContain('"code":"SERVICE_UNAVAILABLE"');
     expect(text).toContain('"retryable":true');
     expect(text.toLowerCase()).toContain("connection: close");
-    await eventually(() => server.app.requestsInFlight() === 0, "no request in flight", 10_000);
+    await vi.waitFor(() => expect(server.app.requestsInFlight(), "requests in flight").toBe(0), { timeout: 10_000, interval: 20 });
   });
 
   it("should keep serving other connections, and drain at once on stop()", async () => {

@@ -1,11 +1,11 @@
 import pg from "pg";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { createDb, type Db } from "../../src/db/client.js";
 import { parseId } from "../../src/lib/ids.js";
 import { databaseUrl } from "../helpers/db.js";
 import { newUser, startTestServer, type TestServer, type TestUser } from "../helpers/server.js";
 import { promiseState } from "../realtime/support.js";
-import { eventually, INTERNALS } from "./support.js";
+import { INTERNALS } from "./support.js";
 
 const POOL_SIZE = 2;
 const COMPLETE = `mutation ($id: ID!) { completeTask(id: $id) { id completed } }`;
@@ -53,14 +53,17 @@ describe("an exhausted pool", () => {
     await holder.query("BEGIN");
     await holder.query("SELECT id FROM tasks WHERE id = $1 FOR UPDATE", [parseId(taskId, "id", "Task")]);
     const held = Array.from({ length: POOL_SIZE }, () => user.gql(COMPLETE, { id: taskId }));
-    await eventually(async () => {
-      // Not the holder: inside its transaction pg_stat_activity would be a snapshot of the first look.
-      const { rows } = await watcher.query<{ n: number }>(
-        "SELECT count(*)::int AS n FROM pg_stat_activity WHERE application_name = $1 AND wait_event_type = 'Lock'",
-        [applicationName],
-      );
-      return rows[0]?.n === POOL_SIZE;
-    }, "every pooled connection to wait on the lock");
+    await vi.waitFor(
+      async () => {
+        // Not the holder: inside its transaction pg_stat_activity would be a snapshot of the first look.
+        const { rows } = await watcher.query<{ n: number }>(
+          "SELECT count(*)::int AS n FROM pg_stat_activity WHERE application_name = $1 AND wait_event_type = 'Lock'",
+          [applicationName],
+        );
+        expect(rows[0]?.n, "pooled connections waiting on the lock").toBe(POOL_SIZE);
+      },
+      { timeout: 20_000, interval: 20 },
+    );
 
     // Plain reads, and sendMessage, whose user message is stored in an interactive transaction
     // (Prisma waits for that one's connection with a timer of its own).

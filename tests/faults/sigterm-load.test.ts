@@ -2,7 +2,7 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { randomUUID } from "node:crypto";
 import { request } from "node:http";
 import pg from "pg";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import type { Db } from "../../src/db/client.js";
 import { parseId } from "../../src/lib/ids.js";
 import { cohereAssistant } from "../helpers/chat.js";
@@ -14,7 +14,7 @@ import { TEST_JWT_SECRET, tokenFor } from "../helpers/tokens.js";
 import { wsClient, type TestWsClient } from "../helpers/ws-client.js";
 import { deferred, SEND_LIVE, type LivePayload } from "../chat/support.js";
 import { readSse, TASK_CHANGED, within } from "../realtime/support.js";
-import { eventually, INTERNALS } from "./support.js";
+import { INTERNALS } from "./support.js";
 
 /** What became of one HTTP request. */
 type Outcome =
@@ -143,29 +143,43 @@ describe("SIGTERM under load", () => {
     let sseLive = false;
     void sse.next(60_000).then(() => (sseLive = true));
     let firstTask: string | undefined;
-    await eventually(async () => {
-      const added = await post(graphqlUrl, token, `mutation { addTask(input: { title: "warm-up" }) { id } }`);
-      if (added.kind === "answered") firstTask ??= (JSON.parse(added.body) as { data: { addTask: { id: string } } }).data.addTask.id;
-      await sleep(100);
-      return subs.every((sub) => sub.pending().length > 0) && sseLive;
-    }, "every subscriber to be live");
+    await vi.waitFor(
+      async () => {
+        const added = await post(graphqlUrl, token, `mutation { addTask(input: { title: "warm-up" }) { id } }`);
+        if (added.kind === "answered") firstTask ??= (JSON.parse(added.body) as { data: { addTask: { id: string } } }).data.addTask.id;
+        await sleep(100);
+        expect(subs.filter((sub) => sub.pending().length === 0).length, "graphql-ws subscribers with no event yet").toBe(0);
+        expect(sseLive, "the SSE subscriber has an event").toBe(true);
+      },
+      { timeout: 20_000, interval: 20 },
+    );
 
     // An accepted request that waits on a row lock through the signal.
     await holder.query("BEGIN");
     await holder.query("SELECT id FROM tasks WHERE id = $1 FOR UPDATE", [parseId(firstTask!, "id", "Task")]);
     const locked = post(graphqlUrl, token, `mutation ($id: ID!) { completeTask(id: $id) { id completed } }`, { id: firstTask });
-    await eventually(async () => {
-      const { rows } = await watcher.query<{ n: number }>(
-        "SELECT count(*)::int AS n FROM pg_stat_activity WHERE application_name = $1 AND wait_event_type = 'Lock'",
-        [appName],
-      );
-      return rows[0]?.n === 1;
-    }, "the request to wait on the lock");
+    await vi.waitFor(
+      async () => {
+        const { rows } = await watcher.query<{ n: number }>(
+          "SELECT count(*)::int AS n FROM pg_stat_activity WHERE application_name = $1 AND wait_event_type = 'Lock'",
+          [appName],
+        );
+        expect(rows[0]?.n, "connections waiting on the lock").toBe(1);
+      },
+      { timeout: 20_000, interval: 20 },
+    );
 
     // A turn whose model stream is held open past the grace period, with its client waiting for the reply.
     const clientMessageId = `cm-${randomUUID()}`;
     const heldSend = post(graphqlUrl, token, SEND_LIVE, { input: { content: HELD, clientMessageId } });
-    await eventually(() => fake.requests.some((request) => request.sent.filter((event) => event.type === "content-delta").length >= 2), "the held answer to stream");
+    await vi.waitFor(
+      () =>
+        expect(
+          Math.max(0, ...fake.requests.map((request) => request.sent.filter((event) => event.type === "content-delta").length)),
+          "deltas of the held answer",
+        ).toBeGreaterThanOrEqual(2),
+      { timeout: 20_000, interval: 20 },
+    );
 
     // Load: reads and writes on connections of their own, through the signal and after the exit.
     const outcomes: Outcome[] = [];
@@ -184,14 +198,17 @@ describe("SIGTERM under load", () => {
       loop(`mutation { addTask(input: { title: "under load" }) { id title } }`),
       loop(`mutation { addTask(input: { title: "under load" }) { id title } }`),
     ];
-    await eventually(() => outcomes.filter((outcome) => outcome.kind === "answered").length >= 8, "the load to be answered");
+    await vi.waitFor(() => expect(outcomes.filter((outcome) => outcome.kind === "answered").length, "answered load requests").toBeGreaterThanOrEqual(8), {
+      timeout: 20_000,
+      interval: 20,
+    });
 
     const signalAt = performance.now();
     program.child.kill("SIGTERM");
 
     // At once: not ready, new requests and sockets refused.
     // (The signal is handled asynchronously: the first answers may still be 200.)
-    await eventually(async () => (await fetch(`${baseUrl}/ready`)).status === 503, "/ready to answer 503");
+    await vi.waitFor(async () => expect((await fetch(`${baseUrl}/ready`)).status, "/ready").toBe(503), { timeout: 20_000, interval: 20 });
     const fresh = await post(graphqlUrl, token, "{ tasks(first: 1) { edges { node { id } } } }");
     expect(fresh).toMatchObject({ kind: "answered", status: 503 });
     expect(JSON.parse((fresh as { body: string }).body).errors[0].extensions).toEqual({ code: "SERVICE_UNAVAILABLE", retryable: true });
@@ -213,7 +230,14 @@ describe("SIGTERM under load", () => {
     expect(heldBody.errors?.[0]?.extensions).toMatchObject({ code: "ASSISTANT_UNAVAILABLE", retryable: true });
 
     expect(await program.exit(30_000)).toEqual({ code: 0, signal: null });
-    await eventually(() => outcomes.some((outcome) => outcome.kind === "refused" && outcome.startedAt > signalAt), "a request to be refused after the exit");
+    await vi.waitFor(
+      () =>
+        expect(
+          outcomes.filter((outcome) => outcome.kind === "refused" && outcome.startedAt > signalAt).length,
+          "requests refused after the exit",
+        ).toBeGreaterThan(0),
+      { timeout: 20_000, interval: 20 },
+    );
     loading = false;
     await Promise.all(loops);
 

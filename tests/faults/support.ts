@@ -1,4 +1,3 @@
-import { setTimeout as sleep } from "node:timers/promises";
 import type { GraphQLResponse } from "../helpers/server.js";
 
 /** Shared pieces of the fault tests: what a client may see while something is broken, and a load loop. */
@@ -48,13 +47,4 @@ export function record(into: Tally, response: GraphQLResponse<unknown>): boolean
   if (violation === undefined) into.unavailable += 1;
   else into.violations.push(violation);
   return false;
-}
-
-/** Polls until `condition` holds; fails naming `what` after `timeoutMs`. */
-export async function eventually(condition: () => boolean | Promise<boolean>, what: string, timeoutMs = 20_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await condition())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await sleep(20);
-  }
 }

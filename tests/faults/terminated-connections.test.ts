@@ -1,13 +1,13 @@
 import { setTimeout as sleep } from "node:timers/promises";
 import { randomUUID } from "node:crypto";
 import pg from "pg";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { createDb, type Db } from "../../src/db/client.js";
 import { parseId } from "../../src/lib/ids.js";
 import { databaseUrl } from "../helpers/db.js";
 import { newUser, startTestServer, type TestServer, type TestUser } from "../helpers/server.js";
 import { ADD_TASK } from "../realtime/support.js";
-import { eventually, record, tally } from "./support.js";
+import { record, tally } from "./support.js";
 
 const TASKS = "{ tasks(first: 10) { edges { node { id } } } }";
 const ROUNDS = 3;
@@ -62,7 +62,7 @@ describe("pooled connections terminated under load", () => {
     let killed = 0;
     for (let round = 0; round < ROUNDS; round += 1) {
       const okBefore = reads.ok + writes.ok;
-      await eventually(() => reads.ok + writes.ok >= okBefore + 5, "the load to be answered");
+      await vi.waitFor(() => expect(reads.ok + writes.ok, "answered load requests").toBeGreaterThanOrEqual(okBefore + 5), { timeout: 20_000, interval: 20 });
       const { rows } = await admin.query<{ ok: boolean }>(
         "SELECT pg_terminate_backend(pid) AS ok FROM pg_stat_activity WHERE application_name = $1",
         [applicationName],
@@ -70,7 +70,10 @@ describe("pooled connections terminated under load", () => {
       killed += rows.filter((row) => row.ok).length;
     }
     const okAfter = reads.ok + writes.ok;
-    await eventually(() => reads.ok + writes.ok >= okAfter + 5, "the load to be answered after the last kill");
+    await vi.waitFor(() => expect(reads.ok + writes.ok, "answered load requests after the last kill").toBeGreaterThanOrEqual(okAfter + 5), {
+      timeout: 20_000,
+      interval: 20,
+    });
     loading = false;
     await Promise.all(workers);
 

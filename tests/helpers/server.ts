@@ -92,7 +92,7 @@ export function testAssistant(overrides: Partial<AssistantDeps> = {}): Assistant
     turnTimeoutMs: 20_000,
     clock: () => new Date(),
     logger: createLogger("silent"),
-    retryPolicy: { maxRetries: 3, baseDelayMs: 10, maxDelayMs: 100 },
+    retryPolicy: { initialMs: 10, maxMs: 100, maxRetries: 3 },
     ...overrides,
   };
 }
@@ -102,15 +102,6 @@ export function capturingLogger(): { logger: Logger; lines: string[] } {
   const lines: string[] = [];
   const logger = createLogger("trace", { write: (line: string) => void lines.push(line) } as pino.DestinationStream);
   return { logger, lines };
-}
-
-/** Waits until `count` more subscriptions have their LISTEN in place on this server. */
-export async function waitForSubscriptions(server: TestServer, from: number, count = 1, timeoutMs = 10_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (server.app.realtime.establishedCount < from + count) {
-    if (Date.now() > deadline) throw new Error(`only ${server.app.realtime.establishedCount - from} of ${count} subscriptions established`);
-    await new Promise((resolve) => setTimeout(resolve, 10));
-  }
 }
 
 /** The HTTP settings `npm start` has with an empty environment (development). */

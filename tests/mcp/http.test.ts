@@ -2,9 +2,9 @@ import { randomUUID } from "node:crypto";
 import { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
 import { LATEST_PROTOCOL_VERSION, type Tool } from "@modelcontextprotocol/sdk/types.js";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { parseId, toGlobalId } from "../../src/lib/ids.js";
-import { newUser, startTestServer, waitForSubscriptions, type TestServer, type TestUser } from "../helpers/server.js";
+import { newUser, startTestServer, type TestServer, type TestUser } from "../helpers/server.js";
 import { tokenFor } from "../helpers/tokens.js";
 import { wsClient, type TestWsClient } from "../helpers/ws-client.js";
 import { callError, callOk, expectNextChange, expectToolCatalogue, nextChange, TASK_CHANGED, type McpTask } from "./support.js";
@@ -385,7 +385,10 @@ describe("MCP over Streamable HTTP", () => {
       wsClients.push(ws);
       const before = server.app.realtime.establishedCount;
       const sub = ws.subscribe(TASK_CHANGED);
-      await waitForSubscriptions(server, before);
+      await vi.waitFor(() => expect(server.app.realtime.establishedCount, "established subscriptions").toBeGreaterThan(before), {
+        timeout: 10_000,
+        interval: 10,
+      });
 
       const added = await callOk<McpTask>(client, tools, "add_task", { title: "Live", description: "via MCP" });
       await expectNextChange(sub, "CREATED", { id: added.id, title: "Live", description: "via MCP", completed: false });

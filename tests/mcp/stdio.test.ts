@@ -4,10 +4,10 @@ import { fileURLToPath } from "node:url";
 import { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { StdioClientTransport } from "@modelcontextprotocol/sdk/client/stdio.js";
 import { LATEST_PROTOCOL_VERSION, type Tool } from "@modelcontextprotocol/sdk/types.js";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { parseId, toGlobalId } from "../../src/lib/ids.js";
 import { databaseUrl, newUserId } from "../helpers/db.js";
-import { newUser, startTestServer, waitForSubscriptions, type TestServer, type TestUser } from "../helpers/server.js";
+import { newUser, startTestServer, type TestServer, type TestUser } from "../helpers/server.js";
 import { TEST_JWT_SECRET, tokenFor } from "../helpers/tokens.js";
 import { wsClient, type TestWsClient } from "../helpers/ws-client.js";
 import { callError, callOk, expectNextChange, expectToolCatalogue, TASK_CHANGED, type McpTask } from "./support.js";
@@ -250,7 +250,10 @@ describe("MCP over stdio", () => {
     wsClients.push(ws);
     const before = server.app.realtime.establishedCount;
     const sub = ws.subscribe(TASK_CHANGED);
-    await waitForSubscriptions(server, before);
+    await vi.waitFor(() => expect(server.app.realtime.establishedCount, "established subscriptions").toBeGreaterThan(before), {
+      timeout: 10_000,
+      interval: 10,
+    });
 
     const added = await callOk<McpTask>(client, tools, "add_task", { title: "Seen live" });
     await expectNextChange(sub, "CREATED", { id: added.id, title: "Seen live", description: null, completed: false });

@@ -1,8 +1,8 @@
 import { createClient } from "graphql-ws";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { WebSocket } from "ws";
 import { newUserId } from "../helpers/db.js";
-import { newUser, waitForSubscriptions } from "../helpers/server.js";
+import { newUser } from "../helpers/server.js";
 import { tokenFor } from "../helpers/tokens.js";
 import {
   ADD_TASK,
@@ -86,7 +86,10 @@ describe("subscription auth over graphql-ws", () => {
           complete: () => {},
         },
       );
-      await waitForSubscriptions(server, before);
+      await vi.waitFor(() => expect(server.app.realtime.establishedCount, "established subscriptions").toBeGreaterThan(before), {
+        timeout: 10_000,
+        interval: 10,
+      });
       const task = (await user.gql<{ addTask: TaskView }>(ADD_TASK, { title: "Via header" })).data!.addTask;
       await within(received, 10_000, "event");
       expect(events).toEqual([{ data: { taskChanged: { kind: "CREATED", taskId: task.id, task } } }]);

@@ -1,6 +1,6 @@
 import { setTimeout as sleep } from "node:timers/promises";
 import type pg from "pg";
-import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from "vitest";
 import { acquireLease } from "../../src/chat/lease.js";
 import type { AssistantDeps } from "../../src/chat/turn-run.js";
 import { parseId } from "../../src/lib/ids.js";
@@ -20,7 +20,6 @@ import {
   startLiveServer,
   startPgGate,
   TASK_CHANGED,
-  waitUntil,
   type LiveServer,
   type PgGate,
   type TaskChangeView,
@@ -143,7 +142,14 @@ describe("an app whose clock runs 60 s behind the database's", () => {
     const user = await newUser(server, "clock-lease");
     fake.enqueue({ ...textReply("Noted."), delayMs: 1000 });
     const sending = sendMessage(user, { content: "Remember the milk" });
-    await waitUntil(() => fake.requests.length > 0 && fake.pending() === 0, "the turn is waiting for the model");
+    // The turn is waiting for the model.
+    await vi.waitFor(
+      () => {
+        expect(fake.requests.length, "model calls").toBeGreaterThan(0);
+        expect(fake.pending(), "replies not yet taken").toBe(0);
+      },
+      { timeout: 15_000, interval: 10 },
+    );
     const { rows } = await admin.query<{ remaining: number }>(
       `SELECT extract(epoch FROM turn_lease_expires_at - now())::float8 AS remaining FROM conversations WHERE user_id = $1`,
       [user.id],

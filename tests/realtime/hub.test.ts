@@ -1,5 +1,5 @@
 import { EventEmitter } from "node:events";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import type { Db } from "../../src/db/client.js";
 import type { Message } from "../../src/generated/prisma/client.js";
 import { createLogger } from "../../src/lib/logger.js";
@@ -7,7 +7,7 @@ import { RealtimeHub, StreamEnd } from "../../src/realtime/hub.js";
 import { PgListener, type NotificationHandler } from "../../src/realtime/listener.js";
 import { parseNotification } from "../../src/realtime/protocol.js";
 import { databaseUrl, newUserId, testDb } from "../helpers/db.js";
-import { appendVia, newConversation, range, waitUntil, within } from "./support.js";
+import { appendVia, newConversation, range, within } from "./support.js";
 
 /**
  * The hub on real Postgres and a real LISTEN connection, with the timing of
@@ -108,7 +108,7 @@ describe("the realtime hub", () => {
     iterators.push(messages);
     // A stream opens when it is first pulled, as graphql-ws and SSE do at once.
     const first = nextOf(messages, "first message");
-    await waitUntil(() => hub.establishedCount === 1, "the subscription is established");
+    await vi.waitFor(() => expect(hub.establishedCount, "established subscriptions").toBe(1), { timeout: 15_000, interval: 10 });
     await appendVia(db, userId, conversation.id, ["new"]);
     expect(await first).toMatchObject({ seq: 4, content: "new" });
   });
@@ -124,7 +124,7 @@ describe("the realtime hub", () => {
     const messages = hub.messages(userId, { conversationId: conversation.id });
     iterators.push(messages);
     const first = nextOf(messages, "message committed after establishment");
-    await waitUntil(() => hub.establishedCount === 1, "the subscription is established");
+    await vi.waitFor(() => expect(hub.establishedCount, "established subscriptions").toBe(1), { timeout: 15_000, interval: 10 });
     await appendVia(db, userId, conversation.id, ["after"]);
     expect(await first).toMatchObject({ seq: 2, content: "after" });
   });

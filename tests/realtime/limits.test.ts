@@ -4,7 +4,7 @@ import { Readable } from "node:stream";
 import { setFlagsFromString } from "node:v8";
 import { runInNewContext } from "node:vm";
 import type pg from "pg";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { WebSocket } from "ws";
 import { databaseUrl } from "../helpers/db.js";
 import { newUser } from "../helpers/server.js";
@@ -19,7 +19,6 @@ import {
   readSse,
   startLiveServer,
   TASK_CHANGED,
-  waitUntil,
   within,
   type LiveServer,
   type TaskView,
@@ -66,7 +65,7 @@ describe("subscription limits", () => {
 
     // Ending one makes room for another.
     open.shift()!.dispose();
-    await waitUntil(() => server.app.realtime.subscriberCount === 50, "one subscription has ended");
+    await vi.waitFor(() => expect(server.app.realtime.subscriberCount, "subscribers once one has ended").toBe(50), { timeout: 15_000, interval: 10 });
     const again = await live(server, client, TASK_CHANGED);
     const second = (await user.gql<{ addTask: TaskView }>(ADD_TASK, { title: "Room again" })).data!.addTask;
     expect(await nextTaskChange(again)).toMatchObject({ kind: "CREATED", taskId: second.id });
@@ -95,7 +94,7 @@ describe("subscription limits", () => {
     // A raw graphql-transport-ws socket that stops reading once subscribed.
     const before = server.app.realtime.establishedCount;
     const stalled = await rawSubscriber(server.wsUrl, user.token, { query, variables: { id: conversation.globalId } });
-    await waitUntil(() => server.app.realtime.establishedCount === before + 1, "the stalled subscription is established");
+    await vi.waitFor(() => expect(server.app.realtime.establishedCount, "established subscriptions").toBe(before + 1), { timeout: 15_000, interval: 10 });
     stalled.socket.pause();
 
     gc();
@@ -108,15 +107,18 @@ describe("subscription limits", () => {
       rounds += 1;
       if (rounds > 12) throw new Error(`the stalled subscriber was not ended after ${total} messages`);
       total = await insertMessages(admin, conversation.id, 500, 8192);
-      await waitUntil(() => {
-        mostBuffered = Math.max(mostBuffered, server.app.realtime.bufferedEvents);
-        return read === total;
-      }, `the reader has all ${total} messages`);
+      await vi.waitFor(
+        () => {
+          mostBuffered = Math.max(mostBuffered, server.app.realtime.bufferedEvents);
+          expect(read, "the last seq the reader has").toBe(total);
+        },
+        { timeout: 15_000, interval: 10 },
+      );
     }
     // Two more rounds after it was ended: nothing piles up for it.
     for (let extra = 0; extra < 2; extra += 1) {
       total = await insertMessages(admin, conversation.id, 500, 8192);
-      await waitUntil(() => read === total, `the reader has all ${total} messages`);
+      await vi.waitFor(() => expect(read, "the last seq the reader has").toBe(total), { timeout: 15_000, interval: 10 });
     }
     gc();
     const heapGrowth = process.memoryUsage().heapUsed - heapBefore;
@@ -160,14 +162,14 @@ describe("subscription limits", () => {
     });
     response.pause();
     expect(response.statusCode).toBe(200);
-    await waitUntil(() => server.app.realtime.establishedCount === before + 1, "the SSE subscription is established");
+    await vi.waitFor(() => expect(server.app.realtime.establishedCount, "established subscriptions").toBe(before + 1), { timeout: 15_000, interval: 10 });
 
     // Its body is not read until the stream has been ended.
     let total = 0;
     for (let round = 1; server.app.realtime.subscriberCount === 2; round += 1) {
       if (round > 12) throw new Error(`the unread SSE stream was not ended after ${total} messages`);
       total = await insertMessages(admin, conversation.id, 500, 8192);
-      await waitUntil(() => read === total, `the reader has all ${total} messages`);
+      await vi.waitFor(() => expect(read, "the last seq the reader has").toBe(total), { timeout: 15_000, interval: 10 });
     }
 
     const stream = readSse(new Response(Readable.toWeb(response) as ReadableStream<Uint8Array>));

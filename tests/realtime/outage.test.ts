@@ -1,5 +1,5 @@
 import type pg from "pg";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { databaseUrl } from "../helpers/db.js";
 import { toGlobalId } from "../../src/lib/ids.js";
 import { newUser } from "../helpers/server.js";
@@ -24,7 +24,6 @@ import {
   startPgGate,
   TASK_CHANGED,
   UPDATE_TASK,
-  waitUntil,
   within,
   type LiveServer,
   type PgGate,
@@ -196,13 +195,13 @@ describe("a killed LISTEN connection", () => {
     // A stream opens when it is first pulled, as graphql-ws and SSE do at once.
     const first = realtime.taskChanges(user.id);
     const firstPull = first.next();
-    await waitUntil(() => realtime.establishedCount === before + 1, "the first subscription is established");
+    await vi.waitFor(() => expect(realtime.establishedCount, "established subscriptions").toBe(before + 1), { timeout: 15_000, interval: 10 });
     // The second starts (it reads the database time) while the first ends.
     const second = realtime.taskChanges(user.id);
     const secondPull = second.next();
     await first.return?.();
     expect((await firstPull).done).toBe(true);
-    await waitUntil(() => realtime.establishedCount === before + 2, "the second subscription is established");
+    await vi.waitFor(() => expect(realtime.establishedCount, "established subscriptions").toBe(before + 2), { timeout: 15_000, interval: 10 });
 
     await takeListenerDown();
     const during = (await user.gql<{ addTask: TaskView }>(ADD_TASK, { title: "During the outage" })).data!.addTask;
@@ -233,7 +232,7 @@ describe("a killed LISTEN connection", () => {
       `subscription T($c: ID!) { turnUpdated(conversationId: $c) { id status } }`,
       { c: conversation.globalId },
     );
-    await waitUntil(() => server.app.turns.establishedCount > before, "turnUpdated listens");
+    await vi.waitFor(() => expect(server.app.turns.establishedCount, "turnUpdated listens").toBeGreaterThan(before), { timeout: 10_000, interval: 10 });
 
     await takeListenerDown();
     const paused = await insertTurn("paused while down", "RUNNING");

@@ -1,7 +1,7 @@
 import type pg from "pg";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { databaseUrl } from "../helpers/db.js";
-import { newUser, waitForSubscriptions } from "../helpers/server.js";
+import { newUser } from "../helpers/server.js";
 import type { QueuedSubscription } from "../helpers/ws-client.js";
 import {
   adminClient,
@@ -12,7 +12,6 @@ import {
   startLiveServer,
   startPgGate,
   TASK_CHANGED,
-  waitUntil,
   type LiveServer,
   type PgGate,
 } from "./support.js";
@@ -71,15 +70,21 @@ describe("subscribing while the LISTEN connection reconnects", () => {
     const subs: QueuedSubscription[] = [];
     const subscribe = (index: number) => subs.push(clients[index]!.subscribe(TASK_CHANGED));
 
-    await waitUntil(async () => (await listenerStatement()) !== undefined, "the listener's backend appears behind the gate", 15_000);
+    await vi.waitFor(async () => expect(await listenerStatement(), "the statement of the listener's backend behind the gate").toBeDefined(), {
+      timeout: 15_000,
+      interval: 10,
+    });
     subscribe(0);
-    await waitUntil(async () => /^LISTEN/i.test((await listenerStatement()) ?? ""), "the listener sends LISTEN");
+    await vi.waitFor(async () => expect(await listenerStatement(), "the listener's statement").toMatch(/^LISTEN/i), { timeout: 15_000, interval: 10 });
     subscribe(1);
-    await waitUntil(async () => /^SELECT now\(\)/i.test((await listenerStatement()) ?? ""), "the listener reads the database time");
+    await vi.waitFor(async () => expect(await listenerStatement(), "the listener's statement").toMatch(/^SELECT now\(\)/i), { timeout: 15_000, interval: 10 });
     subscribe(2);
     await reconnected;
     subscribe(3);
-    await waitForSubscriptions(server, before, subs.length);
+    await vi.waitFor(() => expect(server.app.realtime.establishedCount, "established subscriptions").toBeGreaterThanOrEqual(before + subs.length), {
+      timeout: 10_000,
+      interval: 10,
+    });
     gate.delayReplies(0);
 
     for (const [index, user] of users.entries()) {

@@ -1,5 +1,5 @@
 import type pg from "pg";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import type { Db } from "../../src/db/client.js";
 import { databaseUrl, testDb } from "../helpers/db.js";
 import { capturingLogger, newUser } from "../helpers/server.js";
@@ -12,7 +12,6 @@ import {
   nextTaskChange,
   startLiveServer,
   TASK_CHANGED,
-  waitUntil,
   type LiveServer,
 } from "./support.js";
 
@@ -78,7 +77,7 @@ describe("a re-read that fails", () => {
        SELECT $1::uuid, user_id, 'user', 'while the pool was busy', last_seq FROM bumped`,
       [conversation.id],
     );
-    await waitUntil(() => failures() > before, "a re-read fails");
+    await vi.waitFor(() => expect(failures(), "failed re-reads").toBeGreaterThan(before), { timeout: 15_000, interval: 10 });
     await release();
 
     expect(await nextTaskChange(tasks)).toMatchObject({ kind: "CREATED", task: { title: "while the pool was busy" } });

@@ -1,5 +1,5 @@
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { newUser, startTestServer, waitForSubscriptions, type TestServer } from "../helpers/server.js";
+import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
+import { newUser, startTestServer, type TestServer } from "../helpers/server.js";
 import { tokenFor } from "../helpers/tokens.js";
 import {
   ADD_TASK,
@@ -32,7 +32,10 @@ describe("subscriptions over SSE", () => {
     expect(response.headers.get("content-type")).toMatch(/^text\/event-stream/);
     const stream = readSse(response);
     streams.push(stream);
-    await waitForSubscriptions(server, before);
+    await vi.waitFor(() => expect(server.app.realtime.establishedCount, "established subscriptions").toBeGreaterThan(before), {
+      timeout: 10_000,
+      interval: 10,
+    });
     return stream;
   }
 

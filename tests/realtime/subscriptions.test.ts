@@ -1,9 +1,9 @@
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { toGlobalId } from "../../src/lib/ids.js";
 import { cohereAssistant } from "../helpers/chat.js";
 import { databaseUrl } from "../helpers/db.js";
 import { startFakeCohere, textReply, toolCallReply, type FakeCohere } from "../helpers/fake-cohere.js";
-import { newUser, waitForSubscriptions } from "../helpers/server.js";
+import { newUser } from "../helpers/server.js";
 import {
   ADD_TASK,
   adminClient,
@@ -20,7 +20,6 @@ import {
   startLiveServer,
   TASK_CHANGED,
   UPDATE_TASK,
-  waitUntil,
   within,
   type LiveServer,
   type MessageView,
@@ -288,7 +287,10 @@ describe("subscriptions over graphql-ws", () => {
     })();
     const sub = client.subscribe(MESSAGE_ADDED, { conversationId: conversation.globalId, afterSeq: 10 });
     await writer;
-    await waitForSubscriptions(server, before);
+    await vi.waitFor(() => expect(server.app.realtime.establishedCount, "established subscriptions").toBeGreaterThan(before), {
+      timeout: 10_000,
+      interval: 10,
+    });
     const last = 50 + more;
     const received = await messagesUntil(sub, last);
     // A sentinel after the last: anything repeated would come before it.
@@ -412,14 +414,20 @@ describe("ending subscriptions", () => {
     expect(listener.topicCount).toBe(1);
 
     tasks.dispose();
-    await waitUntil(() => realtime.subscriberCount === 1, "one subscription is left");
+    await vi.waitFor(() => expect(realtime.subscriberCount, "subscribers left").toBe(1), { timeout: 15_000, interval: 10 });
     expect(listener.topicCount).toBe(1);
     // The one left still works.
     await appendVia(server.db, user.id, conversation.id, ["still here"]);
     expect(await nextMessage(messages)).toMatchObject({ seq: 1, content: "still here" });
 
     messages.dispose();
-    await waitUntil(() => realtime.subscriberCount === 0 && listener.topicCount === 0, "everything is released");
+    await vi.waitFor(
+      () => {
+        expect(realtime.subscriberCount, "subscribers left").toBe(0);
+        expect(listener.topicCount, "topics left").toBe(0);
+      },
+      { timeout: 15_000, interval: 10 },
+    );
   });
 
   it("should release the subscriptions of a socket that drops without completing them", async () => {
@@ -433,7 +441,13 @@ describe("ending subscriptions", () => {
     // Abruptly, as a lost network would: no complete messages.
     client.client.terminate();
     expect((await within(client.closed, 10_000, "close")).code).not.toBe(1000);
-    await waitUntil(() => realtime.subscriberCount === 0 && server.app.listener.topicCount === 0, "everything is released");
+    await vi.waitFor(
+      () => {
+        expect(realtime.subscriberCount, "subscribers left").toBe(0);
+        expect(server.app.listener.topicCount, "topics left").toBe(0);
+      },
+      { timeout: 15_000, interval: 10 },
+    );
 
     // A new subscription of the same user starts from scratch and works.
     const fresh = server.connect(user.token);

@@ -1,11 +1,12 @@
 import { once } from "node:events";
 import { createServer, connect, type AddressInfo, type Server, type Socket } from "node:net";
 import pg from "pg";
+import { expect, vi } from "vitest";
 import { createConversation } from "../../src/domain/conversations.js";
 import { appendMessages, type NewMessage } from "../../src/domain/messages.js";
 import type { Db } from "../../src/db/client.js";
 import { toGlobalId } from "../../src/lib/ids.js";
-import { startTestServer, waitForSubscriptions, type TestServer } from "../helpers/server.js";
+import { startTestServer, type TestServer } from "../helpers/server.js";
 import { wsClient, type QueuedSubscription, type TestWsClient } from "../helpers/ws-client.js";
 
 /** Shared documents and helpers of the realtime tests. */
@@ -95,7 +96,7 @@ export async function live<T = Record<string, any>>(
 ): Promise<QueuedSubscription<T>> {
   const before = server.app.realtime.establishedCount;
   const sub = client.subscribe<T>(query, variables);
-  await waitForSubscriptions(server, before);
+  await vi.waitFor(() => expect(server.app.realtime.establishedCount, "established subscriptions").toBeGreaterThan(before), { timeout: 10_000, interval: 10 });
   return sub;
 }
 
@@ -152,15 +153,6 @@ export function appendVia(db: Db, userId: string, conversationId: string, conten
       contents.map((content) => ({ role, content })),
     ),
   );
-}
-
-/** Polls a condition that has no event of its own (e.g. the listener's first connect). */
-export async function waitUntil(condition: () => boolean | Promise<boolean>, what: string, timeoutMs = 15_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await condition())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting until ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 10));
-  }
 }
 
 /** Resolves with the next `name` event of the emitter (registered now, so call it before causing the event). */
@@ -279,10 +271,13 @@ export async function killListenersBehind(admin: pg.Client, gate: PgGate, expect
   }
   const pids = rows.map((row) => row.pid);
   // pg_terminate_backend only signals: wait until the backends are gone, so later lookups see only live ones.
-  await waitUntil(async () => {
-    const { rows: left } = await admin.query<{ n: number }>(`SELECT count(*)::int AS n FROM pg_stat_activity WHERE pid = ANY($1::int[])`, [pids]);
-    return left[0]?.n === 0;
-  }, "the killed listener backends are gone");
+  await vi.waitFor(
+    async () => {
+      const { rows: left } = await admin.query<{ n: number }>(`SELECT count(*)::int AS n FROM pg_stat_activity WHERE pid = ANY($1::int[])`, [pids]);
+      expect(left[0]?.n, "killed listener backends still in pg_stat_activity").toBe(0);
+    },
+    { timeout: 15_000, interval: 10 },
+  );
   return pids;
 }
 
@@ -292,7 +287,7 @@ export async function killListenersBehind(admin: pg.Client, gate: PgGate, expect
  * The gate stays shut, so the listener stays down until it is opened.
  */
 export async function killListener(server: TestServer, gate: PgGate, admin: pg.Client): Promise<number[]> {
-  await waitUntil(() => server.app.listener.connected, "the listener is connected");
+  await vi.waitFor(() => expect(server.app.listener.connected, "the listener is connected").toBe(true), { timeout: 15_000, interval: 10 });
   gate.shut();
   const down = nextEvent(server.app.listener, "down");
   const killed = await killListenersBehind(admin, gate);

@@ -1,8 +1,8 @@
 import { setTimeout as sleep } from "node:timers/promises";
 import { SignJWT } from "jose";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { newUserId } from "../helpers/db.js";
-import { newUser, waitForSubscriptions, type TestServer } from "../helpers/server.js";
+import { newUser, type TestServer } from "../helpers/server.js";
 import { TEST_JWT_SECRET, testVerifier, tokenFor } from "../helpers/tokens.js";
 import {
   ADD_TASK,
@@ -54,7 +54,10 @@ describe("how long subscriptions live", () => {
     expect(response.status).toBe(200);
     const stream = readSse(response);
     streams.push(stream);
-    await waitForSubscriptions(target, before);
+    await vi.waitFor(() => expect(target.app.realtime.establishedCount, "established subscriptions").toBeGreaterThan(before), {
+      timeout: 10_000,
+      interval: 10,
+    });
     return stream;
   }
 

@@ -1,8 +1,8 @@
 import { Client, fetchExchange, subscriptionExchange, type OperationResult } from "@urql/core";
 import { createClient as createWsClient, type Client as WsClient } from "graphql-ws";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { WebSocket } from "ws";
-import { newUser, startTestServer, waitForSubscriptions, type TestServer, type TestUser } from "../helpers/server.js";
+import { newUser, startTestServer, type TestServer, type TestUser } from "../helpers/server.js";
 import { ADD_TASK, appendVia, DELETE_TASK, MESSAGE_ADDED, newConversation, TASK_CHANGED, within, type TaskView } from "./support.js";
 
 /** An urql client as an app would set it up: HTTP for queries and mutations, graphql-ws for subscriptions. */
@@ -77,7 +77,10 @@ describe("subscriptions through urql", () => {
     const before = server.app.realtime.establishedCount;
     const tasks = collect(client.subscription(TASK_CHANGED, {}));
     const messages = collect(client.subscription(MESSAGE_ADDED, { conversationId: conversation.globalId }));
-    await waitForSubscriptions(server, before, 2);
+    await vi.waitFor(() => expect(server.app.realtime.establishedCount, "established subscriptions").toBeGreaterThanOrEqual(before + 2), {
+      timeout: 10_000,
+      interval: 10,
+    });
 
     const added = await client.mutation<{ addTask: TaskView }>(ADD_TASK, { title: "Through urql" }).toPromise();
     expect(added.error).toBeUndefined();

@@ -23,10 +23,7 @@ describe("the shape of src/", () => {
   });
 
   it("should have no function over 60 lines in src/ and web/src/", () => {
-    // loadConfig is shortened on the configuration branch (issue 21 item 5); its merge removes this entry.
-    const allowed = new Set(["src/boot/config.ts loadConfig"]);
-    const long = longFunctions([...sourceFiles("src"), ...sourceFiles("web/src")], 60);
-    expect(long.filter((f) => !allowed.has(`${f.file} ${f.name}`))).toEqual([]);
+    expect(longFunctions([...sourceFiles("src"), ...sourceFiles("web/src")], 60)).toEqual([]);
   });
 });
 

@@ -112,7 +112,13 @@ describe("npm run token", () => {
       name: "--ttl is not a duration",
       args: ["--sub", "alice", "--ttl", "soon"],
       env: { AUTH_JWT_SECRET: TEST_JWT_SECRET },
-      line: '--ttl must be a whole number followed by s, m, h or d (e.g. 30s, 15m, 1h, 7d), got "soon"',
+      line: '--ttl must be a duration from 1 second to 365 days, in seconds ("3600") or with a unit s, m, h or d ("1h"), got "soon"',
+    },
+    {
+      name: "--ttl is longer than a year",
+      args: ["--sub", "alice", "--ttl", "366d"],
+      env: { AUTH_JWT_SECRET: TEST_JWT_SECRET },
+      line: '--ttl must be a duration from 1 second to 365 days, in seconds ("3600") or with a unit s, m, h or d ("1h"), got "366d"',
     },
     {
       name: "the configuration is invalid",

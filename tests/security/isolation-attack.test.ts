@@ -3,14 +3,14 @@ import { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
 import type { CallToolResult } from "@modelcontextprotocol/sdk/types.js";
 import { isInterfaceType, type GraphQLObjectType } from "graphql";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { TOOLS } from "../../src/chat/tools.js";
 import { parseId, toGlobalId, type NodeTypename } from "../../src/lib/ids.js";
 import { schema } from "../../src/schema/index.js";
-import { deferred, eventsUntilSettled, liveStream, waitFor, type StreamEventView } from "../chat/support.js";
+import { deferred, eventsUntilSettled, liveStream, type StreamEventView } from "../chat/support.js";
 import { startChatRig, type ChatRig } from "../helpers/chat.js";
 import { textReply, toolCallReply, wordChunks, type RecordedRequest } from "../helpers/fake-cohere.js";
-import { newUser, waitForSubscriptions, type GraphQLResponse, type TestUser } from "../helpers/server.js";
+import { newUser, type GraphQLResponse, type TestUser } from "../helpers/server.js";
 import { wsClient, type QueuedSubscription, type TestWsClient } from "../helpers/ws-client.js";
 import { readSse, within } from "../realtime/support.js";
 import {
@@ -558,10 +558,13 @@ describe("isolation attack suite: another user's ids at every entry point", () =
         const payload = started.data!.sendMessage;
         const conversationId = parseId(payload.conversation.id, "id", "Conversation");
         const prefix = chunks.slice(0, 3).join("");
-        const streaming = await waitFor(
-          () => rig.server.db.message.findFirst({ where: { conversationId, role: "assistant" } }),
-          (row) => row?.content === prefix,
-          "the partial answer to be stored",
+        const streaming = await vi.waitFor(
+          async () => {
+            const row = await rig.server.db.message.findFirst({ where: { conversationId, role: "assistant" } });
+            expect(row?.content, "the partial answer stored").toBe(prefix);
+            return row;
+          },
+          { timeout: 15_000, interval: 20 },
         );
         const live = [
           target("Turn", parseId(payload.turn.id, "id", "Turn"), "Alice's running turn"),
@@ -632,7 +635,10 @@ describe("isolation attack suite: another user's ids at every entry point", () =
         rig.fake.enqueue(textReply(`${WORD} deleted after approval`));
         const decided = await ok<{ decideToolCalls: { id: string; status: string } }>(alice, DECIDE, { id: held.turn.id, decisions: [{ toolCallId: aliceCall, approve: true }] });
         expect(decided.decideToolCalls).toMatchObject({ id: held.turn.id, status: "RUNNING" });
-        await waitFor(() => rig.server.db.turn.findUniqueOrThrow({ where: { id: live[0]!.uuid } }), (turn) => turn.status === "COMPLETED", "Alice's approved turn");
+        await vi.waitFor(
+          async () => expect((await rig.server.db.turn.findUniqueOrThrow({ where: { id: live[0]!.uuid } })).status, "Alice's approved turn").toBe("COMPLETED"),
+          { timeout: 15_000, interval: 20 },
+        );
         expect(await rig.server.db.task.findUnique({ where: { id: parseId(doomed, "id", "Task") } })).toBeNull();
         ledger.control(DECIDE_PATH);
       },
@@ -653,7 +659,7 @@ describe("isolation attack suite: another user's ids at every entry point", () =
         const aliceTurns = aliceWs.subscribe<{ turnUpdated: { id: string; status: string } }>(TURN_UPDATED, { c: made.createConversation.id });
         const bobTurns = bobWs.subscribe<{ turnUpdated: { id: string; status: string; userMessage: { content: string } } }>(TURN_UPDATED, { c: b.conversation });
         try {
-          await waitFor(async () => rig.server.app.turns.establishedCount - before, (count) => count === 2, "both turnUpdated subscriptions");
+          await vi.waitFor(() => expect(rig.server.app.turns.establishedCount - before, "both turnUpdated subscriptions").toBe(2), { timeout: 10_000, interval: 10 });
           rig.fake.enqueue(textReply(`${WORD} turn answer`));
           const sent = await send(alice, { conversationId: made.createConversation.id, content: `${WORD} a turn` });
           expect(sent.errors).toBeUndefined();
@@ -746,7 +752,10 @@ describe("isolation attack suite: another user's ids at every entry point", () =
     const aliceAdded = aliceWs.subscribe<{ messageAdded: { id: string; content: string } }>(MESSAGE_ADDED, {});
     const bobTasks = bobWs.subscribe<{ taskChanged: { kind: string; taskId: string } }>(TASK_CHANGED);
     const bobAdded = bobWs.subscribe<{ messageAdded: { id: string; content: string } }>(MESSAGE_ADDED, {});
-    await waitForSubscriptions(server, before, 4);
+    await vi.waitFor(() => expect(server.app.realtime.establishedCount, "established subscriptions").toBeGreaterThanOrEqual(before + 4), {
+      timeout: 10_000,
+      interval: 10,
+    });
     const aliceStream = await liveStream(server, aliceWs, aliceChat);
     const bobStream = await liveStream(server, bobWs, b.conversation);
     const subs: QueuedSubscription[] = [aliceTasks, aliceAdded, bobTasks, bobAdded, aliceStream, bobStream];
@@ -1114,7 +1123,10 @@ describe("isolation attack suite: another user's ids at every entry point", () =
       expect(paused.toolCalls.map((call) => call.approval?.status ?? null)).toEqual([null, null, null, null, "PENDING"]);
       await ok(alice, DECIDE, { id: paused.turn.id, decisions: [{ toolCallId: "c_delete", approve: true }] });
       const turnId = parseId(paused.turn.id, "id", "Turn");
-      await waitFor(() => rig.server.db.turn.findUniqueOrThrow({ where: { id: turnId } }), (turn) => turn.status === "COMPLETED", "Alice's approved turn");
+      await vi.waitFor(
+        async () => expect((await rig.server.db.turn.findUniqueOrThrow({ where: { id: turnId } })).status, "Alice's approved turn").toBe("COMPLETED"),
+        { timeout: 15_000, interval: 20 },
+      );
       const done = await ok<{ node: { turnToolCalls: { id: string; error: string | null; result: unknown }[] } }>(alice, NODE, { id: paused.turn.id });
       const results = new Map(done.node.turnToolCalls.map((call) => [call.id, call]));
       for (const control of controls) {

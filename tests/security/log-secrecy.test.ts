@@ -1,5 +1,5 @@
 import { randomBytes } from "node:crypto";
-import { afterAll, describe, expect, it } from "vitest";
+import { afterAll, describe, expect, it, vi } from "vitest";
 import { freePort } from "../../src/db/embedded.js";
 import { databaseUrl, newUserId } from "../helpers/db.js";
 import { runScript, stopAll, type Program } from "../helpers/process.js";
@@ -60,12 +60,14 @@ describe("logs at LOG_LEVEL=trace", () => {
     const ws = wsClient(`ws://127.0.0.1:${port}/graphql`, token);
     const sub = ws.subscribe(`subscription { taskChanged { kind } }`);
     // The subscription is in place at some point after connecting; a change then reaches it.
-    let pushed = false;
-    for (let attempt = 0; !pushed && attempt < 20; attempt++) {
-      await gql(`mutation { addTask(input: { title: "pushed" }) { id } }`, token);
-      pushed = await sub.next(500).then(() => true, () => false);
-    }
-    expect(pushed).toBe(true);
+    await vi.waitFor(
+      async () => {
+        await gql(`mutation { addTask(input: { title: "pushed" }) { id } }`, token);
+        // Fails with "no subscription message within 500 ms" until a change reaches it.
+        await sub.next(500);
+      },
+      { timeout: 10_000, interval: 20 },
+    );
     await ws.dispose();
     expect((await server.stop()).code).toBe(0);
 

@@ -1,7 +1,7 @@
 import { connect } from "node:net";
 import { setTimeout as sleep } from "node:timers/promises";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { developmentHttp, newUser, startTestServer, waitForSubscriptions, type TestServer, type TestUser } from "../helpers/server.js";
+import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
+import { developmentHttp, newUser, startTestServer, type TestServer, type TestUser } from "../helpers/server.js";
 import { readSse, TASK_CHANGED, type SseReader } from "../realtime/support.js";
 
 /** Short on purpose, so the test needs no wait near Node's defaults (300 s for a request, 60 s for headers). */
@@ -90,7 +90,10 @@ describe("a request that trickles in", () => {
     });
     const stream = readSse(response);
     streams.push(stream);
-    await waitForSubscriptions(server, before);
+    await vi.waitFor(() => expect(server.app.realtime.establishedCount, "established subscriptions").toBeGreaterThan(before), {
+      timeout: 10_000,
+      interval: 10,
+    });
     // Longer than both timeouts and a few checking intervals.
     await sleep(TIMEOUTS.requestMs * 2.5);
     await user.gql(`mutation { addTask(input: { title: "after the timeouts" }) { id } }`);

@@ -1,7 +1,6 @@
-import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from "vitest";
 import { newUser, startTestServer, type TestServer } from "../helpers/server.js";
 import { openRaw, openRawOrFail, type RawSocket } from "../helpers/raw-ws.js";
-import { waitUntil } from "../realtime/support.js";
 
 const TASKS = "{ tasks(first: 1) { edges { node { id } } } }";
 /** WS_CONNECTIONS_PER_USER's documented default. */
@@ -57,26 +56,33 @@ describe("WebSocket connection caps", () => {
       const theirs = track(await openRawOrFail(server.wsUrl));
       expect(await theirs.init(other.token)).toBe("ack");
       theirs.send({ id: "1", type: "subscribe", payload: { query: TASKS } });
-      await waitUntil(() => theirs.messages.some((m) => m.type === "complete"), "the other user's query over WebSocket");
+      await vi.waitFor(
+        () =>
+          expect(
+            theirs.messages.map((m) => m.type),
+            "the other user's messages",
+          ).toContain("complete"),
+        { timeout: 15_000, interval: 10 },
+      );
       expect(theirs.messages.find((m) => m.type === "next")?.payload).toEqual({ data: { tasks: { edges: [] } } });
       expect((await other.gql(TASKS)).data).toEqual({ tasks: { edges: [] } });
       expect((await fetch(`${server.baseUrl}/health`)).status).toBe(200);
 
       // Closing sockets makes room again; every count falls back when all are gone.
       for (const raw of sockets.slice(0, 5)) raw.socket.close();
-      await waitUntil(() => server.app.ws.connectionsOf(greedy.id) === cap - 5, "five of the user's sockets to be released");
+      await vi.waitFor(() => expect(server.app.ws.connectionsOf(greedy.id), "the user's sockets").toBe(cap - 5), { timeout: 15_000, interval: 10 });
       const again = track(await openRawOrFail(server.wsUrl));
       expect(await again.init(greedy.token)).toBe("ack");
       for (const raw of [...sockets, again, theirs]) raw.socket.close();
-      await waitUntil(() => server.app.ws.stats().connections === 0, "every socket to be released");
+      await vi.waitFor(() => expect(server.app.ws.stats().connections, "connections").toBe(0), { timeout: 15_000, interval: 10 });
       expect(server.app.ws.stats()).toMatchObject({ connections: 0, unauthenticated: 0, users: 0 });
     });
 
     it("should close a socket that never sends connection_init after the init timeout (4408), and stop counting it", async () => {
       const silent = track(await openRawOrFail(server.wsUrl));
-      await waitUntil(() => server.app.ws.stats().unauthenticated === 1, "the silent socket to be counted");
+      await vi.waitFor(() => expect(server.app.ws.stats().unauthenticated, "unauthenticated sockets").toBe(1), { timeout: 15_000, interval: 10 });
       expect(await silent.closed).toEqual({ code: 4408, reason: "Connection initialisation timeout" });
-      await waitUntil(() => server.app.ws.stats().connections === 0, "the silent socket to be released");
+      await vi.waitFor(() => expect(server.app.ws.stats().connections, "connections").toBe(0), { timeout: 15_000, interval: 10 });
     });
   });
 
@@ -106,7 +112,7 @@ describe("WebSocket connection caps", () => {
       expect(await next.init(user.token)).toBe("ack");
 
       for (const raw of [...pending, next]) raw.socket.close();
-      await waitUntil(() => server.app.ws.stats().connections === 0, "every socket to be released");
+      await vi.waitFor(() => expect(server.app.ws.stats().connections, "connections").toBe(0), { timeout: 15_000, interval: 10 });
     });
 
     it("should refuse upgrades past WS_MAX_CONNECTIONS with 503 while /health and another user's query answer", async () => {
@@ -125,11 +131,11 @@ describe("WebSocket connection caps", () => {
       expect((await outsider.gql(TASKS)).data).toEqual({ tasks: { edges: [] } });
 
       sockets[0]!.socket.close();
-      await waitUntil(() => server.app.ws.stats().connections === 24, "one socket to be released");
+      await vi.waitFor(() => expect(server.app.ws.stats().connections, "connections").toBe(24), { timeout: 15_000, interval: 10 });
       const again = track(await openRawOrFail(server.wsUrl));
       expect(await again.init(outsider.token)).toBe("ack");
       for (const raw of [...sockets, again]) raw.socket.close();
-      await waitUntil(() => server.app.ws.stats().connections === 0, "every socket to be released");
+      await vi.waitFor(() => expect(server.app.ws.stats().connections, "connections").toBe(0), { timeout: 15_000, interval: 10 });
     });
   });
 });

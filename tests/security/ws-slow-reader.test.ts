@@ -1,9 +1,9 @@
 import type { Socket } from "node:net";
 import type { Duplex } from "node:stream";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { newUser, startTestServer, type TestServer, type TestUser } from "../helpers/server.js";
 import { openRawOrFail, type RawSocket, type ServerMessage } from "../helpers/raw-ws.js";
-import { TASK_CHANGED, waitUntil } from "../realtime/support.js";
+import { TASK_CHANGED } from "../realtime/support.js";
 
 const TASK_COUNT = 100;
 /** 15 aliases (GRAPHQL_MAX_ALIASES) of a page of 100 tasks with 200-character titles and 1,000-character descriptions: about 2 MB of result. */
@@ -54,17 +54,21 @@ describe("a graphql-ws socket that stops reading", () => {
     expect(await raw.init(user.token)).toBe("ack");
     const subscribersBefore = server.app.realtime.subscriberCount;
     raw.send({ id: "live", type: "subscribe", payload: { query: TASK_CHANGED } });
-    await waitUntil(() => server.app.realtime.subscriberCount === subscribersBefore + 1, "the subscription on the socket to start");
+    await vi.waitFor(() => expect(server.app.realtime.subscriberCount, "subscribers").toBe(subscribersBefore + 1), { timeout: 15_000, interval: 10 });
 
     raw.socket.pause();
     for (let i = 0; i < OPERATIONS; i += 1) raw.send({ id: `q${i}`, type: "subscribe", payload: { query: BIG_QUERY } });
     const socket = await serverSide;
     // Node's own count of what the server's socket holds unsent, sampled until the server gives up on it.
     let peak = 0;
-    await waitUntil(() => {
-      peak = Math.max(peak, socket.writableLength);
-      return server.app.ws?.stats().closedSendBufferFull === 1 || socket.destroyed || peak > 4 * cap;
-    }, "the server to close the socket, or its buffer to pass four times the cap", 30_000);
+    await vi.waitFor(
+      () => {
+        peak = Math.max(peak, socket.writableLength);
+        const given = server.app.ws?.stats().closedSendBufferFull === 1 || socket.destroyed || peak > 4 * cap;
+        expect(given, "the server closed the socket, or its buffer passed four times the cap").toBe(true);
+      },
+      { timeout: 30_000, interval: 10 },
+    );
     expect(peak).toBeLessThanOrEqual(cap);
     expect(server.app.ws.stats().peakBufferedBytes).toBeLessThanOrEqual(cap);
     expect(server.app.ws.stats().closedSendBufferFull).toBe(1);
@@ -74,8 +78,8 @@ describe("a graphql-ws socket that stops reading", () => {
     expect(closed).toEqual({ code: 4413, reason: "Send buffer full: the client is not reading" });
 
     // Freed: the subscription's iterator returned, no operation running, the socket's seat and buffers gone.
-    await waitUntil(() => server.app.realtime.subscriberCount === subscribersBefore, "the subscription to end with its socket");
-    await waitUntil(() => server.app.ws.stats().operationsInFlight === 0, "the socket's operations to finish");
+    await vi.waitFor(() => expect(server.app.realtime.subscriberCount, "subscribers").toBe(subscribersBefore), { timeout: 15_000, interval: 10 });
+    await vi.waitFor(() => expect(server.app.ws.stats().operationsInFlight, "operations in flight").toBe(0), { timeout: 15_000, interval: 10 });
     expect(server.app.ws.stats()).toMatchObject({ connections: 0, bufferedBytes: 0, operationsInFlight: 0 });
     expect(socket.destroyed).toBe(true);
     // The server is fine for everyone else.
@@ -87,7 +91,7 @@ describe("a graphql-ws socket that stops reading", () => {
     const raw = await openRawOrFail(server.wsUrl);
     expect(await raw.init(user.token)).toBe("ack");
     for (let i = 0; i < OPERATIONS; i += 1) raw.send({ id: `q${i}`, type: "subscribe", payload: { query: ONE_PAGE } });
-    await waitUntil(() => answered(raw.messages) === OPERATIONS, `all ${OPERATIONS} operations to be answered`);
+    await vi.waitFor(() => expect(answered(raw.messages), "operations answered").toBe(OPERATIONS), { timeout: 15_000, interval: 10 });
 
     const results = raw.messages.filter((m) => m.type === "next");
     const refusals = raw.messages.filter((m) => m.type === "error");
@@ -104,10 +108,17 @@ describe("a graphql-ws socket that stops reading", () => {
     }
     // Room again once they have finished.
     raw.send({ id: "after", type: "subscribe", payload: { query: ONE_PAGE } });
-    await waitUntil(() => raw.messages.some((m) => m.id === "after" && m.type === "complete"), "the next query to be answered");
+    await vi.waitFor(
+      () =>
+        expect(
+          raw.messages.map((m) => `${m.id}:${m.type}`),
+          "messages on the socket",
+        ).toContain("after:complete"),
+      { timeout: 15_000, interval: 10 },
+    );
     expect(raw.messages.find((m) => m.id === "after")?.type).toBe("next");
     raw.socket.close();
-    await waitUntil(() => server.app.ws.stats().connections === 0, "the socket to be released");
+    await vi.waitFor(() => expect(server.app.ws.stats().connections, "connections").toBe(0), { timeout: 15_000, interval: 10 });
   });
 });
 
