@@ -35,7 +35,12 @@ const RUNS: CallReview = { asks: false, taskIds: [] };
  * Whether `policy` asks before a call of tool `name` with arguments `args` (a
  * parsed JSON object) runs. `find` is the registry's lookup.
  */
-export function reviewCall(policy: ApprovalPolicy, name: string, args: unknown, find: (name: string) => ToolDefinition | undefined = findTool): CallReview {
+export function reviewCall(
+  policy: ApprovalPolicy,
+  name: string,
+  args: unknown,
+  find: (name: string) => ToolDefinition | undefined = findTool,
+): CallReview {
   if (policy === "none") return RUNS;
   const tool = find(name);
   if (!tool || tool.annotations.readOnlyHint === true) return RUNS;

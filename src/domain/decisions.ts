@@ -44,18 +44,21 @@ function stale(toolCallId: string, status: ToolApprovalStatus, why: string): App
 /** Checks the list's shape before anything is read: each problem names its place in `decisions`. */
 export function validateDecisions(decisions: readonly Decision[]): void {
   if (decisions.length === 0) throw badInput("decisions", "must not be empty");
-  if (decisions.length > Bounds.decisions.max) throw badInput("decisions", `must have at most ${Bounds.decisions.max} entries (got ${decisions.length})`);
+  if (decisions.length > Bounds.decisions.max)
+    throw badInput("decisions", `must have at most ${Bounds.decisions.max} entries (got ${decisions.length})`);
   const seen = new Set<string>();
   decisions.forEach((decision, index) => {
     const field = `decisions[${index}]`;
     requireStorable(`${field}.toolCallId`, decision.toolCallId);
-    if (charLength(decision.toolCallId) > Bounds.toolCallId.max) throw badInput(`${field}.toolCallId`, `must be at most ${Bounds.toolCallId.max} characters`);
+    if (charLength(decision.toolCallId) > Bounds.toolCallId.max)
+      throw badInput(`${field}.toolCallId`, `must be at most ${Bounds.toolCallId.max} characters`);
     if (seen.has(decision.toolCallId)) throw badInput(`${field}.toolCallId`, `"${decision.toolCallId}" is decided twice in this list`);
     seen.add(decision.toolCallId);
     if (decision.reason !== null && decision.reason !== undefined) {
       requireStorable(`${field}.reason`, decision.reason);
       const length = charLength(decision.reason);
-      if (length > Bounds.approvalReason.max) throw badInput(`${field}.reason`, `must be at most ${Bounds.approvalReason.max} characters (got ${length})`);
+      if (length > Bounds.approvalReason.max)
+        throw badInput(`${field}.reason`, `must be at most ${Bounds.approvalReason.max} characters (got ${length})`);
     }
   });
 }
@@ -70,7 +73,8 @@ function verdict(decision: Decision, approval: ToolApproval, turnStatus: string,
     return stale(id, approval.status, "its arguments are not the ones that hash (argumentsHash) was shown for");
   }
   if (approval.status === wanted) return "same";
-  if (approval.status !== "PENDING") return stale(id, approval.status, `it was already ${approval.status.toLowerCase()}${approval.reason ? ` (${approval.reason})` : ""}`);
+  if (approval.status !== "PENDING")
+    return stale(id, approval.status, `it was already ${approval.status.toLowerCase()}${approval.reason ? ` (${approval.reason})` : ""}`);
   if (turnStatus !== "REQUIRES_ACTION") return stale(id, approval.status, "its turn is no longer waiting for a decision");
   if (approval.expiresAt <= now) return "expired";
   return "apply";
@@ -108,7 +112,9 @@ async function record(tx: DbClient, userId: string, turnId: string, decisions: r
   if (applying.length === 0) return { turn: await tx.turn.findUniqueOrThrow({ where: { id: turnId } }), resumed: false, userMessage: null };
   await tx.$executeRaw`UPDATE turns SET last_decision_at = now() WHERE id = ${turnId}::uuid`;
   const waiting = await tx.toolApproval.count({ where: { turnId, status: "PENDING" } });
-  return waiting === 0 ? resume(tx, turnId, lease, applying.at(-1)!.toolCallId) : { turn: await tx.turn.findUniqueOrThrow({ where: { id: turnId } }), resumed: false, userMessage: null };
+  return waiting === 0
+    ? resume(tx, turnId, lease, applying.at(-1)!.toolCallId)
+    : { turn: await tx.turn.findUniqueOrThrow({ where: { id: turnId } }), resumed: false, userMessage: null };
 }
 
 /** Every held call is decided: the turn runs again, under a lease taken here for the deciding instance. */
@@ -134,7 +140,13 @@ async function resume(tx: DbClient, turnId: string, lease: ResumeLease, lastDeci
  * turn past its approval's expiry is ended APPROVAL_EXPIRED first (lazily,
  * beside the sweep), and its decision is then stale.
  */
-export async function decideToolCalls(db: Db, userId: string, turnId: string, decisions: readonly Decision[], lease: ResumeLease): Promise<DecideOutcome> {
+export async function decideToolCalls(
+  db: Db,
+  userId: string,
+  turnId: string,
+  decisions: readonly Decision[],
+  lease: ResumeLease,
+): Promise<DecideOutcome> {
   validateDecisions(decisions);
   await expireDueTurns(db, { userId, turnId });
   const recorded = await db.$transaction((tx) => record(tx, userId, turnId, decisions, lease));

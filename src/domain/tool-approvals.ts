@@ -77,7 +77,8 @@ export const EXPIRED_ENDING: WaitEnding = {
   stopCode: ErrorCode.APPROVAL_EXPIRED,
   approvalReason: "Not decided in time",
   notRun: "Not run: the user did not approve this call in time.",
-  reply: "I did not make that change: it needed your approval, and the approval expired before you gave it. Nothing was changed; ask again if you still want it.",
+  reply:
+    "I did not make that change: it needed your approval, and the approval expired before you gave it. Nothing was changed; ask again if you still want it.",
   onlyIfDue: true,
 };
 

@@ -46,7 +46,14 @@ export async function confirmDestructive(
   if (tasks.length < new Set(review.taskIds).size) return { run: true };
   try {
     const answer = await server.elicitInput(
-      { mode: "form", message: question(name, tasks.map((task) => task.title)), requestedSchema: { type: "object", properties: {} } },
+      {
+        mode: "form",
+        message: question(
+          name,
+          tasks.map((task) => task.title),
+        ),
+        requestedSchema: { type: "object", properties: {} },
+      },
       { timeout: ELICITATION_TIMEOUT_MS },
     );
     if (answer.action === "accept") return { run: true };

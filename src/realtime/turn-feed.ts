@@ -126,9 +126,13 @@ export class TurnFeed {
   follow(userId: string, conversationId: string): AsyncIterableIterator<Turn | StreamEnd> {
     const limit = this.bufferLimit;
     const overflow = () =>
-      new AppError(ErrorCode.SUBSCRIPTION_OVERFLOW, `turnUpdated fell more than ${limit} events behind and was ended; subscribe again and re-read the turn`, {
-        extensions: { limit },
-      });
+      new AppError(
+        ErrorCode.SUBSCRIPTION_OVERFLOW,
+        `turnUpdated fell more than ${limit} events behind and was ended; subscribe again and re-read the turn`,
+        {
+          extensions: { limit },
+        },
+      );
     return this.admission.stream<Turn>(userId, { limit, overflowError: overflow }, async (outlet) => {
       const follower = new ConversationTurns(this.db, userId, conversationId, this.logger, outlet);
       this.followers.add(follower);

@@ -6,7 +6,10 @@ const ToolCallDecision = builder.inputType("ToolCallDecision", {
   description: "The user's decision on one held tool call of a turn.",
   fields: (t) => ({
     toolCallId: t.string({ required: true, description: "ToolCall.id of a call whose approval is PENDING." }),
-    approve: t.boolean({ required: true, description: "true runs the call (ownership and existence are checked again then); false tells the model the user declined." }),
+    approve: t.boolean({
+      required: true,
+      description: "true runs the call (ownership and existence are checked again then); false tells the model the user declined.",
+    }),
     reason: t.string({ description: "With a rejection: why, at most 1000 characters; the model reads it." }),
     argumentsHash: t.string({
       description: "ToolApproval.argumentsHash as it was shown: when given and the call's differs, the decision is STALE_DECISION.",
@@ -23,7 +26,6 @@ builder.mutationField("decideToolCalls", (t) =>
       turnId: t.arg.id({ required: true }),
       decisions: t.arg({ type: [ToolCallDecision], required: true }),
     },
-    resolve: (_root, args, ctx) =>
-      ctx.assistant.decideToolCalls(ctx.viewer.userId, parseId(args.turnId, "turnId", "Turn"), args.decisions),
+    resolve: (_root, args, ctx) => ctx.assistant.decideToolCalls(ctx.viewer.userId, parseId(args.turnId, "turnId", "Turn"), args.decisions),
   }),
 );

@@ -32,20 +32,26 @@ export function createToolResultLoader(db: Db, userId: string): DataLoader<strin
 
 /** The approvals of tool calls, by the same `${conversationId}:${toolCallId}` keys, one query per request. */
 export function createToolApprovalLoader(db: Db, userId: string): DataLoader<string, ToolApproval | null> {
-  return new DataLoader(async (keys) => {
-    const rows = await approvalsOfCalls(db, userId, keys.map(splitKey));
-    // Oldest first, so a later row for the same call (never expected) wins.
-    const byKey = new Map(rows.map((row) => [toolResultKey(row.conversationId, row.toolCallId), row]));
-    return keys.map((key) => byKey.get(key) ?? null);
-    // Batched per tick, never cached: a subscription's context lives across events, and an approval changes between them.
-  }, { cache: false });
+  return new DataLoader(
+    async (keys) => {
+      const rows = await approvalsOfCalls(db, userId, keys.map(splitKey));
+      // Oldest first, so a later row for the same call (never expected) wins.
+      const byKey = new Map(rows.map((row) => [toolResultKey(row.conversationId, row.toolCallId), row]));
+      return keys.map((key) => byKey.get(key) ?? null);
+      // Batched per tick, never cached: a subscription's context lives across events, and an approval changes between them.
+    },
+    { cache: false },
+  );
 }
 
 /** The viewer's tasks by raw id (another user's, or a missing one, is null): what a tool call names. */
 export function createTaskLoader(db: Db, userId: string): DataLoader<string, Task | null> {
-  return new DataLoader(async (ids) => {
-    const rows = await findOwnedTasks(db, userId, ids);
-    const byId = new Map(rows.map((row) => [row.id, row]));
-    return ids.map((id) => byId.get(id) ?? null);
-  }, { cache: false });
+  return new DataLoader(
+    async (ids) => {
+      const rows = await findOwnedTasks(db, userId, ids);
+      const byId = new Map(rows.map((row) => [row.id, row]));
+      return ids.map((id) => byId.get(id) ?? null);
+    },
+    { cache: false },
+  );
 }

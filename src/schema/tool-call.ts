@@ -78,5 +78,10 @@ export function toolCallsOf(
 /** Every tool call among `messages` (a turn's), in order, each with its result from the same list. */
 export function toolCallsOfMessages(messages: readonly Message[]): ToolCallShape[] {
   const results = new Map(messages.filter((m) => m.role === "tool").map((m) => [m.toolCallId, m]));
-  return messages.flatMap((message) => toolCallsOf(message, storedToolCalls(message).map((call) => results.get(call.id))));
+  return messages.flatMap((message) =>
+    toolCallsOf(
+      message,
+      storedToolCalls(message).map((call) => results.get(call.id)),
+    ),
+  );
 }

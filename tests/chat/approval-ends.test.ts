@@ -115,13 +115,25 @@ describe("decisions that no longer apply, and waits that end", () => {
     const cases: [TestUser, unknown[], string, string | undefined][] = [
       [user, [{ toolCallId: "call_nope", approve: true }], "BAD_USER_INPUT", "decisions[0].toolCallId"],
       [user, [], "BAD_USER_INPUT", "decisions"],
-      [user, [{ toolCallId: "call_gamma", approve: true }, { toolCallId: "call_gamma", approve: false }], "BAD_USER_INPUT", "decisions[1].toolCallId"],
+      [
+        user,
+        [
+          { toolCallId: "call_gamma", approve: true },
+          { toolCallId: "call_gamma", approve: false },
+        ],
+        "BAD_USER_INPUT",
+        "decisions[1].toolCallId",
+      ],
       [user, [{ toolCallId: "call_gamma", approve: false, reason: "x".repeat(1001) }], "BAD_USER_INPUT", "decisions[0].reason"],
       [user, [{ toolCallId: "call_gamma", approve: false, reason: "nul\u0000" }], "BAD_USER_INPUT", "decisions[0].reason"],
       [other, [{ toolCallId: "call_gamma", approve: true }], "NOT_FOUND", undefined],
     ];
     for (const [who, decisions, code, field] of cases) {
-      const response = await server.request(`mutation D($t: ID!, $d: [ToolCallDecision!]!) { decideToolCalls(turnId: $t, decisions: $d) { id } }`, { t: turn.id, d: decisions }, who.token);
+      const response = await server.request(
+        `mutation D($t: ID!, $d: [ToolCallDecision!]!) { decideToolCalls(turnId: $t, decisions: $d) { id } }`,
+        { t: turn.id, d: decisions },
+        who.token,
+      );
       expect(errorCode(response), JSON.stringify(decisions).slice(0, 80)).toBe(code);
       expect(response.errors![0]!.extensions?.field).toBe(field);
     }
@@ -144,14 +156,19 @@ describe("decisions that no longer apply, and waits that end", () => {
 
     expect(cancelled).toMatchObject({ status: "CANCELLED", stopCode: "CANCELLED" });
     expect(cancelled.finishedAt).not.toBeNull();
-    expect(cancelled.toolCalls[0]).toMatchObject({ error: "Not run: the user cancelled the turn before deciding.", approval: { status: "EXPIRED", reason: "The turn was cancelled" } });
+    expect(cancelled.toolCalls[0]).toMatchObject({
+      error: "Not run: the user cancelled the turn before deciding.",
+      approval: { status: "EXPIRED", reason: "The turn was cancelled" },
+    });
     expect(cancelled.messages.map((m) => m.role)).toEqual(["USER", "ASSISTANT", "TOOL"]);
     expect(await taskTitles(server, user)).toEqual(["delta"]);
     expect(await statusesUntil(turns, turn.id, "CANCELLED")).toEqual(["RUNNING", "REQUIRES_ACTION", "CANCELLED"]);
     const stale = await decide(server, user, turn.id, [{ toolCallId: "call_delta", approve: true }]);
     expect(errorCode(stale)).toBe("STALE_DECISION");
     expect(await taskTitles(server, user)).toEqual(["delta"]);
-    expect((await server.request<{ conversation: { activeTurn: null } }>(ACTIVE, { id: conversationId }, user.token)).data?.conversation.activeTurn).toBeNull();
+    expect(
+      (await server.request<{ conversation: { activeTurn: null } }>(ACTIVE, { id: conversationId }, user.token)).data?.conversation.activeTurn,
+    ).toBeNull();
     // Cancelled again: the ended turn as it is.
     expect((await server.request<{ cancelTurn: ApprovalTurn }>(CANCEL, { id: turn.id }, user.token)).data?.cancelTurn.status).toBe("CANCELLED");
     expect(requestsSince(fake, from)).toHaveLength(1);
@@ -161,7 +178,13 @@ describe("decisions that no longer apply, and waits that end", () => {
   it("should end a waiting turn when a newer message comes, and run the newer turn; the old decisions are stale", async () => {
     const user = await newUser(server);
     const { turn } = await pausedOn(user, ["epsilon"]);
-    const conversationId = (await server.request<{ node: { conversation: { id: string } } }>(`query T($id: ID!) { node(id: $id) { ... on Turn { conversation { id } } } }`, { id: turn.id }, user.token)).data!.node.conversation.id;
+    const conversationId = (
+      await server.request<{ node: { conversation: { id: string } } }>(
+        `query T($id: ID!) { node(id: $id) { ... on Turn { conversation { id } } } }`,
+        { id: turn.id },
+        user.token,
+      )
+    ).data!.node.conversation.id;
     const from = fake.requests.length;
     fake.enqueue(textReply("Fine, I will leave it."));
 
@@ -170,9 +193,14 @@ describe("decisions that no longer apply, and waits that end", () => {
     expect(next.turn.status).toBe("COMPLETED");
     const old = await turnOf(server, user, turn.id);
     expect(old).toMatchObject({ status: "CANCELLED", stopCode: "CANCELLED" });
-    expect(old.toolCalls[0]).toMatchObject({ error: "Not run: the user sent a new message instead of deciding.", approval: { status: "EXPIRED", reason: "A newer message replaced this turn" } });
+    expect(old.toolCalls[0]).toMatchObject({
+      error: "Not run: the user sent a new message instead of deciding.",
+      approval: { status: "EXPIRED", reason: "A newer message replaced this turn" },
+    });
     // The newer turn's model call saw the held call answered, before the new message.
-    expect(toolResultsSent(requestsSince(fake, from)[0]!).get("call_epsilon")).toEqual({ error: "Not run: the user sent a new message instead of deciding." });
+    expect(toolResultsSent(requestsSince(fake, from)[0]!).get("call_epsilon")).toEqual({
+      error: "Not run: the user sent a new message instead of deciding.",
+    });
     expect(errorCode(await decide(server, user, turn.id, [{ toolCallId: "call_epsilon", approve: true }]))).toBe("STALE_DECISION");
     expect(await taskTitles(server, user)).toEqual(["epsilon"]);
   });
@@ -215,7 +243,10 @@ describe("CHAT_APPROVAL_TTL", () => {
     expect(await statusesUntil(turns, paused.turn.id, "COMPLETED")).toEqual(["RUNNING", "REQUIRES_ACTION", "COMPLETED"]);
     const ended = await turnOf(server, user, paused.turn.id);
     expect(ended).toMatchObject({ status: "COMPLETED", stopCode: "APPROVAL_EXPIRED" });
-    expect(ended.toolCalls[0]).toMatchObject({ error: "Not run: the user did not approve this call in time.", approval: { status: "EXPIRED", reason: "Not decided in time" } });
+    expect(ended.toolCalls[0]).toMatchObject({
+      error: "Not run: the user did not approve this call in time.",
+      approval: { status: "EXPIRED", reason: "Not decided in time" },
+    });
     expect(ended.messages.map((m) => [m.role, m.content]).at(-1)).toEqual(["ASSISTANT", EXPIRED_REPLY]);
     expect(await taskTitles(server, user)).toEqual(["Expiring"]);
     expect(requestsSince(fake, from)).toHaveLength(1);

@@ -69,7 +69,11 @@ describe("CHAT_APPROVAL", () => {
   it("should hash a call by its tool and canonical arguments: key order does not matter, anything else does", () => {
     const hash = argumentsHash(call("update_task", { task_id: task, title: "a" }));
     expect(hash).toMatch(/^[0-9a-f]{64}$/);
-    const reordered: StoredToolCall = { id: "other", type: "function", function: { name: "update_task", arguments: `{"title":"a","task_id":"${task}"}` } };
+    const reordered: StoredToolCall = {
+      id: "other",
+      type: "function",
+      function: { name: "update_task", arguments: `{"title":"a","task_id":"${task}"}` },
+    };
     expect(argumentsHash(reordered)).toBe(hash);
     expect(argumentsHash(call("update_task", { task_id: task, title: "b" }))).not.toBe(hash);
     expect(argumentsHash(call("complete_task", { task_id: task, title: "a" }))).not.toBe(hash);
@@ -93,7 +97,11 @@ describe("planCalls with approvals", () => {
       facts({ approvals: new Map([["del", { status, argumentsHash: hash, reason }]]) });
     expect(planCalls(calls, approval("APPROVED"))[0]).toEqual({ kind: "run", call: del });
     expect(planCalls(calls, approval("PENDING"))[0]).toEqual({ kind: "hold", call: del, argumentsHash: hash });
-    expect(planCalls(calls, approval("REJECTED", "keep it"))[0]).toEqual({ kind: "answer", call: del, outcome: { ok: false, error: declined("keep it") } });
+    expect(planCalls(calls, approval("REJECTED", "keep it"))[0]).toEqual({
+      kind: "answer",
+      call: del,
+      outcome: { ok: false, error: declined("keep it") },
+    });
     expect(declined("keep it")).toBe("Not run: the user declined this call. Their reason: keep it");
     expect(declined(null)).toBe("Not run: the user declined this call. They gave no reason.");
     // An approval given for other arguments never runs this call.

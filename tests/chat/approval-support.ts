@@ -49,11 +49,30 @@ export const TURN_NODE = /* GraphQL */ `
 `;
 
 export const ACTIVE = /* GraphQL */ `
-  query Active($id: ID!) { conversation(id: $id) { activeTurn { id status } } }
+  query Active($id: ID!) {
+    conversation(id: $id) {
+      activeTurn {
+        id
+        status
+      }
+    }
+  }
 `;
 
 export const TURN_UPDATED = /* GraphQL */ `
-  subscription Turns($c: ID!) { turnUpdated(conversationId: $c) { id status stopCode toolCalls { id approval { status } } } }
+  subscription Turns($c: ID!) {
+    turnUpdated(conversationId: $c) {
+      id
+      status
+      stopCode
+      toolCalls {
+        id
+        approval {
+          status
+        }
+      }
+    }
+  }
 `;
 
 export interface ApprovalView {
@@ -127,11 +146,19 @@ export async function turnOf(server: TestServer, user: TestUser, turnId: string)
 
 /** The turn once it has left `status` (RUNNING by default). */
 export function turnAfter(server: TestServer, user: TestUser, turnId: string, status: ApprovalTurn["status"] = "RUNNING"): Promise<ApprovalTurn> {
-  return waitFor(() => turnOf(server, user, turnId), (turn) => turn.status !== status, `turn ${turnId} to leave ${status}`);
+  return waitFor(
+    () => turnOf(server, user, turnId),
+    (turn) => turn.status !== status,
+    `turn ${turnId} to leave ${status}`,
+  );
 }
 
 export async function addTask(server: TestServer, user: TestUser, title: string): Promise<string> {
-  const response = await server.request<{ addTask: { id: string } }>(`mutation A($t: String!) { addTask(input: { title: $t }) { id } }`, { t: title }, user.token);
+  const response = await server.request<{ addTask: { id: string } }>(
+    `mutation A($t: String!) { addTask(input: { title: $t }) { id } }`,
+    { t: title },
+    user.token,
+  );
   expect(response.errors).toBeUndefined();
   return response.data!.addTask.id;
 }
@@ -150,7 +177,11 @@ export async function newConversationOf(server: TestServer, user: TestUser): Pro
 export async function followTurns(server: TestServer, client: TestWsClient, conversationId: string): Promise<QueuedSubscription> {
   const before = server.app.turns.establishedCount;
   const sub = client.subscribe(TURN_UPDATED, { c: conversationId });
-  await waitFor(async () => server.app.turns.establishedCount, (count) => count > before || sub.pending().some((r) => r.errors), "turnUpdated to listen");
+  await waitFor(
+    async () => server.app.turns.establishedCount,
+    (count) => count > before || sub.pending().some((r) => r.errors),
+    "turnUpdated to listen",
+  );
   const failed = sub.pending().find((result) => result.errors);
   if (failed) throw new Error(`turnUpdated failed: ${JSON.stringify(failed.errors)}`);
   return sub;

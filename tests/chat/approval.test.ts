@@ -56,7 +56,10 @@ describe("approval of held tool calls", () => {
     clients.push(client);
     const turns = await followTurns(a, client, conversationId);
     const from = fake.requests.length;
-    fake.enqueue(toolCallReply([{ id: "call_delete_milk", name: "delete_task", args: { task_id: milk } }], "Delete it."), textReply("Deleted Buy milk."));
+    fake.enqueue(
+      toolCallReply([{ id: "call_delete_milk", name: "delete_task", args: { task_id: milk } }], "Delete it."),
+      textReply("Deleted Buy milk."),
+    );
 
     const paused = await sent(a, user, { conversationId, content: "drop the milk" });
 
@@ -64,7 +67,12 @@ describe("approval of held tool calls", () => {
     expect(paused.reply).toBeNull();
     const [call] = paused.turn.toolCalls;
     expect(call).toMatchObject({ id: "call_delete_milk", name: "delete_task", result: null, error: null, tasks: [{ id: milk, title: "Buy milk" }] });
-    expect(call!.approval).toMatchObject({ status: "PENDING", reason: null, decidedAt: null, argumentsHash: expect.stringMatching(/^[0-9a-f]{64}$/) });
+    expect(call!.approval).toMatchObject({
+      status: "PENDING",
+      reason: null,
+      decidedAt: null,
+      argumentsHash: expect.stringMatching(/^[0-9a-f]{64}$/),
+    });
     // CHAT_APPROVAL_TTL (15 minutes by default) from the pause, by the database's clock.
     const waits = Date.parse(call!.approval!.expiresAt) - Date.parse(paused.turn.startedAt);
     expect(waits).toBeGreaterThan(14 * MINUTE);
@@ -82,7 +90,12 @@ describe("approval of held tool calls", () => {
     const done = await turnAfter(a, user, paused.turn.id);
 
     expect(done).toMatchObject({ status: "COMPLETED", stopCode: null });
-    expect(done.toolCalls[0]).toMatchObject({ error: null, result: { deleted: { id: milk, title: "Buy milk" } }, approval: { status: "APPROVED" }, tasks: [] });
+    expect(done.toolCalls[0]).toMatchObject({
+      error: null,
+      result: { deleted: { id: milk, title: "Buy milk" } },
+      approval: { status: "APPROVED" },
+      tasks: [],
+    });
     expect(done.messages.map((m) => [m.role, m.content]).at(-1)).toEqual(["ASSISTANT", "Deleted Buy milk."]);
     expect(await taskTitles(a, user)).toEqual(["Keep me"]);
     const requests = requestsSince(fake, from);
@@ -144,7 +157,10 @@ describe("approval of held tool calls", () => {
     expect(half.toolCalls.map((call) => call.approval?.status ?? null)).toEqual(["PENDING", null, "APPROVED"]);
     const live = await turns.next(15_000);
     expect(live.data?.turnUpdated).toMatchObject({ id: paused.turn.id, status: "REQUIRES_ACTION" });
-    expect((live.data?.turnUpdated as { toolCalls: { approval: unknown }[] }).toolCalls[2]).toEqual({ id: "call_del_second", approval: { status: "APPROVED" } });
+    expect((live.data?.turnUpdated as { toolCalls: { approval: unknown }[] }).toolCalls[2]).toEqual({
+      id: "call_del_second",
+      approval: { status: "APPROVED" },
+    });
     expect(await taskTitles(a, user)).toEqual(["Added meanwhile", "First", "Second"]);
     expect(requestsSince(fake, from)).toHaveLength(1);
 
@@ -176,7 +192,11 @@ describe("approval of held tool calls", () => {
     await decided(b, user, paused.turn.id, [{ toolCallId: "call_del_plan", approve: true }]);
     try {
       // The model's answer waits at the gate, after the approved call ran: the turn is running, on b alone.
-      await waitFor(async () => requestsSince(fake, from).length, (count) => count === 2, "the model call after the delete");
+      await waitFor(
+        async () => requestsSince(fake, from).length,
+        (count) => count === 2,
+        "the model call after the delete",
+      );
       expect(b.app.assistant.runningCount).toBe(1);
       expect(a.app.assistant.runningCount).toBe(0);
       expect(await taskTitles(a, user)).toEqual([]);
@@ -196,7 +216,10 @@ describe("approval of held tool calls", () => {
     try {
       const user = await newUser(first);
       const task = await addTask(first, user, "Survives a restart");
-      fake.enqueue(toolCallReply([{ id: "call_del_restart", name: "delete_task", args: { task_id: task } }]), textReply("Deleted after the restart."));
+      fake.enqueue(
+        toolCallReply([{ id: "call_del_restart", name: "delete_task", args: { task_id: task } }]),
+        textReply("Deleted after the restart."),
+      );
       const paused = await sent(first, user, { content: "delete it" });
       expect(paused.turn.status).toBe("REQUIRES_ACTION");
       await first.close();

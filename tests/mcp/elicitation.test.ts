@@ -35,9 +35,16 @@ describe("MCP elicitation before a destructive call", () => {
     server = await startTestServer();
     user = await newUser(server, "mcp-elicit");
     const env: Record<string, string> = {};
-    for (const [key, value] of Object.entries(process.env)) if (value !== undefined && !key.startsWith("AUTH_") && !key.startsWith("DATABASE_")) env[key] = value;
+    for (const [key, value] of Object.entries(process.env))
+      if (value !== undefined && !key.startsWith("AUTH_") && !key.startsWith("DATABASE_")) env[key] = value;
     Object.assign(env, { DATABASE_URL: databaseUrl(), AUTH_JWT_SECRET: TEST_JWT_SECRET, MCP_AUTH_TOKEN: user.token, LOG_LEVEL: "warn" });
-    const transport = new StdioClientTransport({ command: process.execPath, args: ["--import", "tsx", "src/boot/mcp-stdio.ts"], cwd: ROOT, env, stderr: "pipe" });
+    const transport = new StdioClientTransport({
+      command: process.execPath,
+      args: ["--import", "tsx", "src/boot/mcp-stdio.ts"],
+      cwd: ROOT,
+      env,
+      stderr: "pipe",
+    });
     client = new Client({ name: "mcp-elicit-test", version: "1.0.0" }, { capabilities: { elicitation: {} } });
     client.setRequestHandler(ElicitRequestSchema, (request) => {
       asked.push({ message: request.params.message });
@@ -82,7 +89,9 @@ describe("MCP elicitation before a destructive call", () => {
     answer = "decline";
     await callOk(client, tools, "complete_task", { task_id: mine.id });
     await callOk(client, tools, "update_task", { task_id: mine.id, title: "Renamed" });
-    expect(await callError(client, "delete_task", { task_id: toGlobalId("Task", foreign.id) })).toBe("Task not found. List the tasks to get valid ids.");
+    expect(await callError(client, "delete_task", { task_id: toGlobalId("Task", foreign.id) })).toBe(
+      "Task not found. List the tasks to get valid ids.",
+    );
     expect(await callError(client, "delete_task", { task_id: "garbage" })).toMatch(/^task_id "garbage" is not a task id/);
     expect(asked).toEqual([]);
     expect(await server.db.task.findUniqueOrThrow({ where: { id: foreign.id } })).toEqual(foreign);
@@ -96,7 +105,8 @@ describe("MCP elicitation before a destructive call", () => {
       httpAsked += 1;
       return { action: "decline" };
     });
-    const transport = () => new StreamableHTTPClientTransport(new URL(`${server.baseUrl}/mcp`), { requestInit: { headers: { authorization: `Bearer ${user.token}` } } });
+    const transport = () =>
+      new StreamableHTTPClientTransport(new URL(`${server.baseUrl}/mcp`), { requestInit: { headers: { authorization: `Bearer ${user.token}` } } });
     await plain.connect(transport());
     await http.connect(transport());
     try {

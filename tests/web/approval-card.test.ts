@@ -26,7 +26,11 @@ const AXE_SOURCE: string = (require("axe-core") as { source: string }).source;
 async function axeViolations(page: Page): Promise<string[]> {
   await page.evaluate(AXE_SOURCE);
   const violations = await page.evaluate(async () => {
-    const axe = (window as unknown as { axe: { run(context: Document): Promise<{ violations: { id: string; impact: string | null; nodes: { target: unknown }[] }[] }> } }).axe;
+    const axe = (
+      window as unknown as {
+        axe: { run(context: Document): Promise<{ violations: { id: string; impact: string | null; nodes: { target: unknown }[] }[] }> };
+      }
+    ).axe;
     const result = await axe.run(document);
     return result.violations.map((v) => ({ id: v.id, impact: v.impact, targets: v.nodes.map((n) => JSON.stringify(n.target)) }));
   });
@@ -107,13 +111,20 @@ describe.runIf(browserAvailable())("the approval card, in Chromium", () => {
 
     await page.reload();
     await page.locator('[data-testid="connection-status"][data-state="connected"]').waitFor();
-    await page.getByTestId("conversation-item").filter({ hasText: "clear out milk and receipts" }).getByRole("button", { name: "clear out milk and receipts", exact: true }).click();
+    await page
+      .getByTestId("conversation-item")
+      .filter({ hasText: "clear out milk and receipts" })
+      .getByRole("button", { name: "clear out milk and receipts", exact: true })
+      .click();
     await card("call_web_milk").waitFor();
     await card("call_web_receipts").waitFor();
 
     // Decided elsewhere (another client): the card follows at once; the turn still waits for the other.
     const turn = await db.turn.findFirstOrThrow({ where: { userId: owner.id, status: "REQUIRES_ACTION" } });
-    const elsewhere = await owner.gql(DECIDE, { turnId: toGlobalId("Turn", turn.id), decisions: [{ toolCallId: "call_web_receipts", approve: true }] });
+    const elsewhere = await owner.gql(DECIDE, {
+      turnId: toGlobalId("Turn", turn.id),
+      decisions: [{ toolCallId: "call_web_receipts", approve: true }],
+    });
     expect(elsewhere.errors).toBeUndefined();
     await page.locator('[data-testid="approval-card"][data-tool-call-id="call_web_receipts"][data-status="APPROVED"]').waitFor();
     expect(await card("call_web_receipts").textContent()).toContain("Approved");

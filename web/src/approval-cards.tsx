@@ -55,53 +55,45 @@ export function ApprovalCards({ turn }: { turn: TurnView }) {
   );
 }
 
-function ApprovalCard({ turnId, call }: { turnId: string; call: HeldCall }) {
+const DECIDED: Record<string, string> = { APPROVED: "Approved", REJECTED: "Rejected", EXPIRED: "Expired" };
+
+/** decideToolCalls for one card: the turn that comes back (and turnUpdated after it) lands in the cache, which the cards read. */
+function useDecide(turnId: string, call: HeldCall) {
   const client = useClient();
-  const approval = call.approval!;
-  const [reason, setReason] = useState("");
   const [busy, setBusy] = useState(false);
   const [problem, setProblem] = useState<string>();
-  const timeLeft = useTimeLeft(approval.expiresAt);
-  const reasonId = useId();
-  const title = describeCall(call);
-  const pending = approval.status === "PENDING";
-
-  const decide = async (approve: boolean) => {
+  const decide = async (approve: boolean, reason: string) => {
     setBusy(true);
     setProblem(undefined);
-    const decision = { toolCallId: call.id, approve, argumentsHash: approval.argumentsHash, ...(approve || reason.trim() === "" ? {} : { reason: reason.trim() }) };
-    // The turn that comes back (and turnUpdated after it) lands in the cache, which these cards read.
+    const given = approve || reason.trim() === "" ? {} : { reason: reason.trim() };
+    const decision = { toolCallId: call.id, approve, argumentsHash: call.approval!.argumentsHash, ...given };
     const result = await client.mutation(DECIDE_TOOL_CALLS, { turnId, decisions: [decision] }).toPromise();
     setBusy(false);
     if (!result.error) return;
     setProblem(errorCode(result.error) === "STALE_DECISION" ? "This was already decided elsewhere, or it expired." : describeError(result.error));
   };
+  return { busy, problem, decide };
+}
 
+function ApprovalCard({ turnId, call }: { turnId: string; call: HeldCall }) {
+  const approval = call.approval!;
+  const { busy, problem, decide } = useDecide(turnId, call);
+  const title = describeCall(call);
   return (
-    <section className="approval-card" data-testid="approval-card" data-tool-call-id={call.id} data-status={approval.status} aria-label={`Approval: ${title}`}>
+    <section
+      className="approval-card"
+      data-testid="approval-card"
+      data-tool-call-id={call.id}
+      data-status={approval.status}
+      aria-label={`Approval: ${title}`}
+    >
       <p className="approval-title" data-testid="approval-title">
         {title}
       </p>
-      {pending ? (
-        <>
-          <span className="approval-time" data-testid="approval-time-left">
-            {timeLeft}
-          </span>
-          <label htmlFor={reasonId} className="visually-hidden">
-            Reason for rejecting (optional)
-          </label>
-          <input id={reasonId} data-testid="approval-reason" maxLength={1000} placeholder="Reason, if you reject (optional)" value={reason} onChange={(event) => setReason(event.target.value)} />
-          <div className="approval-actions">
-            <button type="button" data-testid="approval-approve" className="approve" disabled={busy} onClick={() => void decide(true)}>
-              Approve
-            </button>
-            <button type="button" data-testid="approval-reject" disabled={busy} onClick={() => void decide(false)}>
-              Reject
-            </button>
-          </div>
-        </>
+      {approval.status === "PENDING" ? (
+        <PendingControls expiresAt={approval.expiresAt} busy={busy} onDecide={(approve, reason) => void decide(approve, reason)} />
       ) : (
-        <span className="approval-decided">{approval.status === "APPROVED" ? "Approved" : approval.status === "REJECTED" ? "Rejected" : "Expired"}</span>
+        <span className="approval-decided">{DECIDED[approval.status]}</span>
       )}
       {problem && (
         <p className="problem" role="alert">
@@ -109,5 +101,38 @@ function ApprovalCard({ turnId, call }: { turnId: string; call: HeldCall }) {
         </p>
       )}
     </section>
+  );
+}
+
+/** A pending card's time left, its optional reason, Approve and Reject. */
+function PendingControls(props: { expiresAt: string; busy: boolean; onDecide: (approve: boolean, reason: string) => void }) {
+  const [reason, setReason] = useState("");
+  const timeLeft = useTimeLeft(props.expiresAt);
+  const reasonId = useId();
+  return (
+    <>
+      <span className="approval-time" data-testid="approval-time-left">
+        {timeLeft}
+      </span>
+      <label htmlFor={reasonId} className="visually-hidden">
+        Reason for rejecting (optional)
+      </label>
+      <input
+        id={reasonId}
+        data-testid="approval-reason"
+        maxLength={1000}
+        placeholder="Reason, if you reject (optional)"
+        value={reason}
+        onChange={(event) => setReason(event.target.value)}
+      />
+      <div className="approval-actions">
+        <button type="button" data-testid="approval-approve" className="approve" disabled={props.busy} onClick={() => props.onDecide(true, reason)}>
+          Approve
+        </button>
+        <button type="button" data-testid="approval-reject" disabled={props.busy} onClick={() => props.onDecide(false, reason)}>
+          Reject
+        </button>
+      </div>
+    </>
   );
 }
