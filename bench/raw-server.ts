@@ -1,12 +1,17 @@
 /**
- * The raw baseline of B1 and B2: a bare node:http server with a pg pool, run
+ * The raw baseline of B1, B2 and B6: a bare node:http server with a pg pool, run
  * as a child process exactly as the API is. It reads and parses the JSON body,
  * runs the very SQL Prisma sends for the same operation, and answers the same
  * JSON (global ids, ISO dates), with no GraphQL, no ORM and no auth.
  * Env: BENCH_RAW_URL, BENCH_RAW_USER (whose tasks), PORT, DATABASE_POOL_SIZE.
+ * B6's embedded baseline adds BENCH_RAW_POSTGRES (the binary), BENCH_RAW_PGDATA
+ * (an initialised cluster; its port is BENCH_RAW_URL's) and, as root,
+ * BENCH_RAW_PG_UID/GID: it then starts that Postgres itself first, the least a
+ * server on its own Postgres can do (spawn, wait until it accepts connections).
  *   POST /list  →  tasks(first: 20) { edges { node { id title completed createdAt } } }
  *   POST /add   →  addTask(input: { title }) { id title completed createdAt }
  */
+import { spawn, type ChildProcess } from "node:child_process";
 import { createServer, type IncomingMessage } from "node:http";
 import pg from "pg";
 import { toGlobalId } from "../src/lib/ids.js";
@@ -65,9 +70,35 @@ const server = createServer((request, response) => {
     }
   })();
 });
+/** The cluster in BENCH_RAW_PGDATA, started and accepting connections; undefined without one. */
+async function startOwnPostgres(): Promise<ChildProcess | undefined> {
+  const dataDir = process.env.BENCH_RAW_PGDATA;
+  if (!dataDir) return undefined;
+  const ids = process.env.BENCH_RAW_PG_UID ? { uid: Number(process.env.BENCH_RAW_PG_UID), gid: Number(process.env.BENCH_RAW_PG_GID) } : {};
+  const args = ["-D", dataDir, "-p", new URL(url!).port, "-c", "listen_addresses=127.0.0.1"];
+  const child = spawn(process.env.BENCH_RAW_POSTGRES!, args, { ...ids, stdio: ["ignore", "ignore", "pipe"], detached: true });
+  let output = "";
+  await new Promise<void>((resolve, reject) => {
+    child.stderr!.setEncoding("utf8").on("data", (chunk: string) => {
+      output += chunk;
+      if (output.includes("ready to accept connections")) resolve();
+    });
+    child.once("exit", () => reject(new Error(`postgres exited: ${output}`)));
+  });
+  return child;
+}
+
+const postgres = await startOwnPostgres();
 server.listen(Number(process.env.PORT ?? 0), "127.0.0.1");
 process.on("SIGTERM", () => {
   server.close();
   server.closeAllConnections();
-  void pool.end().then(() => process.exit(0));
+  void pool.end().then(async () => {
+    if (postgres) {
+      const exited = new Promise((resolve) => postgres.once("exit", resolve));
+      postgres.kill("SIGINT");
+      await exited;
+    }
+    process.exit(0);
+  });
 });

@@ -1,5 +1,6 @@
 // Builds the web client into web/dist, unless it was built from the same sources already.
-// Runs at install (postinstall) and again, cached, at `npm start`; `--force` rebuilds.
+// `npm run web:build` (`-- --force` rebuilds) and `npm run dev` (predev, --if-enabled). At install and
+// before `npm start`, scripts/build.mjs --web does the same through the bundle (dist/boot/web-build.js).
 import "../src/boot/load-env.js";
 import { rm } from "node:fs/promises";
 import { webUiWanted } from "../src/boot/config.js";

@@ -28,6 +28,7 @@ describe("loadConfig", () => {
     expect(config.database).toEqual({
       url: undefined,
       directUrl: undefined,
+      embeddedDataDir: ".data/postgres",
       driver: "pg",
       poolSize: 10,
       connectionTimeoutMs: 5000,
@@ -215,7 +216,13 @@ describe("loadConfig", () => {
       WS_OPERATIONS_PER_SOCKET: "3",
       WS_MAX_BUFFERED_BYTES: "1048576",
     });
-    expect(config.ws).toEqual({ connectionsPerUser: 5, maxConnections: 1000, unauthenticatedPerAddress: 7, operationsPerSocket: 3, maxBufferedBytes: 1048576 });
+    expect(config.ws).toEqual({
+      connectionsPerUser: 5,
+      maxConnections: 1000,
+      unauthenticatedPerAddress: 7,
+      operationsPerSocket: 3,
+      maxBufferedBytes: 1048576,
+    });
     const bad: [string, string, string][] = [
       ["WS_CONNECTIONS_PER_USER", "0", "(1–1000000)"],
       ["WS_MAX_CONNECTIONS", "-5", "(1–10000000)"],
@@ -259,9 +266,7 @@ describe("loadConfig", () => {
     expect(loadConfig({ DATABASE_URL: "postgresql://app@db.example.com/app" }).database.driver).toBe("pg");
     // Only a real subdomain of neon.tech counts.
     expect(loadConfig({ DATABASE_URL: "postgresql://app@evilneon.tech/app" }).database.driver).toBe("pg");
-    expect(loadConfig({ DATABASE_URL: "postgresql://app@db.example.com/app", DATABASE_DRIVER: "neon" }).database.driver).toBe(
-      "neon",
-    );
+    expect(loadConfig({ DATABASE_URL: "postgresql://app@db.example.com/app", DATABASE_DRIVER: "neon" }).database.driver).toBe("neon");
   });
 
   it("should default DIRECT_URL to DATABASE_URL", () => {
@@ -273,9 +278,7 @@ describe("loadConfig", () => {
   });
 
   it("should refuse production without AUTH_JWT_SECRET or AUTH_JWKS_URL", () => {
-    expect(configError({ NODE_ENV: "production" }).message).toContain(
-      "In production, AUTH_JWT_SECRET or AUTH_JWKS_URL must be set",
-    );
+    expect(configError({ NODE_ENV: "production" }).message).toContain("In production, AUTH_JWT_SECRET or AUTH_JWKS_URL must be set");
     const withSecret = loadConfig({ NODE_ENV: "production", AUTH_JWT_SECRET: SECRET });
     expect(withSecret.isProduction).toBe(true);
     expect(withSecret.auth.jwtSecret).toBe(SECRET);
@@ -284,17 +287,15 @@ describe("loadConfig", () => {
   });
 
   it("should refuse both AUTH_JWT_SECRET and AUTH_JWKS_URL", () => {
-    expect(
-      configError({ AUTH_JWT_SECRET: SECRET, AUTH_JWKS_URL: "https://issuer.example.com/.well-known/jwks.json" }).message,
-    ).toContain("Set AUTH_JWT_SECRET or AUTH_JWKS_URL, not both");
+    expect(configError({ AUTH_JWT_SECRET: SECRET, AUTH_JWKS_URL: "https://issuer.example.com/.well-known/jwks.json" }).message).toContain(
+      "Set AUTH_JWT_SECRET or AUTH_JWKS_URL, not both",
+    );
   });
 
   it("should refuse an AUTH_JWT_SECRET shorter than 32 bytes", () => {
     expect(configError({ AUTH_JWT_SECRET: "s".repeat(31) }).message).toContain("AUTH_JWT_SECRET must be at least 32 bytes");
     // Surrounding whitespace does not count towards the length.
-    expect(configError({ AUTH_JWT_SECRET: ` ${"s".repeat(31)} ` }).message).toContain(
-      "AUTH_JWT_SECRET must be at least 32 bytes",
-    );
+    expect(configError({ AUTH_JWT_SECRET: ` ${"s".repeat(31)} ` }).message).toContain("AUTH_JWT_SECRET must be at least 32 bytes");
     expect(loadConfig({ AUTH_JWT_SECRET: SECRET }).auth.jwtSecret).toBe(SECRET);
   });
 

@@ -20,15 +20,24 @@ export interface Program {
 }
 
 /**
- * Runs a TypeScript entry point (relative to ROOT, or `root`: a patched copy, bench/levers.ts) on this Node with tsx's loader, as `npm start`
+ * Runs a TypeScript entry point (relative to ROOT, or `root`: a patched copy, bench/levers.ts) on this Node with tsx's loader, as `npm run dev`
  * runs src/main.ts, in a process of its own so client and server are measured the same way.
  */
 export function startProgram(script: string, options: { env: Record<string, string>; cwd?: string; nodeArgs?: string[]; root?: string }): Program {
+  return spawnNode([...(options.nodeArgs ?? []), "--import", TSX_LOADER, `${options.root ?? ROOT}/${script}`], options);
+}
+
+/** Runs a built JavaScript file (an absolute path) with plain Node, as `npm start` runs dist/main.js. */
+export function startBuilt(file: string, options: { env: Record<string, string>; cwd?: string; nodeArgs?: string[] }): Program {
+  return spawnNode([...(options.nodeArgs ?? []), file], options);
+}
+
+function spawnNode(args: string[], options: { env: Record<string, string>; cwd?: string }): Program {
   // Output goes to a file, not a pipe: reading a pipe would cost the bench process (the load generator) CPU.
   const logDir = mkdtempSync(path.join(tmpdir(), "todo-bench-log-"));
   const logFile = path.join(logDir, "output.log");
   const fd = openSync(logFile, "w");
-  const child = spawn(process.execPath, [...(options.nodeArgs ?? []), "--import", TSX_LOADER, `${options.root ?? ROOT}/${script}`], {
+  const child = spawn(process.execPath, args, {
     cwd: options.cwd ?? ROOT,
     // Only what the program needs: a developer's DATABASE_URL or LOG_LEVEL must not leak in.
     env: { PATH: process.env.PATH ?? "", HOME: process.env.HOME ?? "", ...options.env },

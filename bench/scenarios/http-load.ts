@@ -4,45 +4,24 @@
  * bench/raw-server.ts (node:http + pg, the same SQL, the same JSON), both child
  * processes on the same database, one after the other, each after a warm-up.
  *   B1  tasks(first: 20)  vs  SELECT … LIMIT 21
- *   B2  addTask           vs  INSERT … RETURNING (the NOTIFY trigger fires in both)
+ *   B2  addTask           vs  INSERT … RETURNING (the NOTIFY and task_events triggers fire in both)
+ * B2 also measures what provenance costs (trigger-cost.ts).
  */
 import { randomUUID } from "node:crypto";
-import autocannon from "autocannon";
 import pg from "pg";
 import { signHs256 } from "../../src/auth/verifier.js";
-import { cpuTimeMs } from "../lib/cpu.js";
 import { figure, type Figure } from "../lib/figure.js";
+import { CONNECTIONS, DURATION_S, load, WARMUP_S, type Load } from "../lib/load.js";
 import { startApi, startRaw } from "../lib/servers.js";
 import type { BenchContext } from "../lib/scenario.js";
+import { triggerCost } from "./trigger-cost.js";
 
-const CONNECTIONS = 50;
-const DURATION_S = Number(process.env.BENCH_DURATION ?? 10);
-const WARMUP_S = 2;
+export { load, type Load } from "../lib/load.js";
+
 const GOAL = 0.5;
 
 export const LIST = "{ tasks(first: 20) { edges { node { id title completed createdAt } } } }";
 export const ADD = "mutation Add($title: String!) { addTask(input: { title: $title }) { id title completed createdAt } }";
-
-export interface Load {
-  rps: number;
-  p50Ms: number;
-  p99Ms: number;
-  requests: number;
-  /** Connection errors, timeouts (10 s) included: reported, as an overloaded machine has some. */
-  errors: number;
-  /** The server process's CPU time (user + system) per answered request, when /proc tells. */
-  cpuMsPerRequest: number | null;
-}
-
-export async function load(url: string, body: string, headers: Record<string, string>, seconds: number, serverPid?: number): Promise<Load> {
-  const cpuBefore = cpuTimeMs(serverPid);
-  const result = await autocannon({ url, method: "POST", body, headers: { "content-type": "application/json", ...headers }, connections: CONNECTIONS, duration: seconds });
-  // Every answer must be a 200; a fast 500 is not throughput.
-  if (result.non2xx > 0) throw new Error(`${url}: ${result.non2xx} non-2xx answers under load`);
-  const cpuAfter = cpuTimeMs(serverPid);
-  const cpuMsPerRequest = cpuBefore === undefined || cpuAfter === undefined || result["2xx"] === 0 ? null : (cpuAfter - cpuBefore) / result["2xx"];
-  return { rps: result["2xx"] / result.duration, p50Ms: result.latency.p50, p99Ms: result.latency.p99, requests: result["2xx"], errors: result.errors, cpuMsPerRequest };
-}
 
 /** Runs both sides of one scenario: warm-up, then measured; the API first, then the raw server. */
 async function compare(ctx: BenchContext, api: { url: string; token: string; pid?: number }, rawServer: { url: string; pid?: number }, body: string) {
@@ -79,11 +58,17 @@ export async function runHttpLoad(ctx: BenchContext, ids: ReadonlySet<string>): 
       const body = JSON.stringify({ query: ADD, variables: { title: "bench" } });
       const { ours, raw: base } = await compare(ctx, { url: api.url, token, pid: api.program.child.pid }, { url: `${raw.baseUrl}/add`, pid: raw.program.child.pid }, body);
       figures.push(...rows("B2", "addTask", ours, base));
+      const sides = {
+        api: { url: api.url, headers: { authorization: `Bearer ${token}` }, pid: api.program.child.pid },
+        raw: { url: `${raw.baseUrl}/add`, headers: {}, pid: raw.program.child.pid },
+      };
+      figures.push(...(await triggerCost(ctx, sql, sides, body)));
     }
   } finally {
     await api.program.stop();
     await raw.program.stop();
     await sql.query("DELETE FROM tasks WHERE user_id = $1", [userId]).catch(() => {});
+    await sql.query("DELETE FROM task_events WHERE user_id = $1", [userId]).catch(() => {});
     await sql.end();
   }
   return figures;

@@ -1,5 +1,5 @@
 import type { ApprovalPolicy } from "../chat/approval-policy.js";
-import type { DatabaseSettings } from "../db/settings.js";
+import { EMBEDDED_DATA_DIR, type DatabaseSettings } from "../db/settings.js";
 import { DEFAULT_QUERY_LIMITS } from "../server/limits/query-limits.js";
 import { DEFAULT_WS_SETTINGS, type HttpSettings, type WsSettings } from "../server/settings.js";
 import { defaultRequestTimeoutMs } from "../server/timeouts.js";
@@ -42,7 +42,7 @@ export const SETTINGS = {
     default: 25_000,
     min: 0,
     max: 600_000,
-    doc: "On SIGTERM/SIGINT, how long accepted requests may take to finish, in ms.",
+    doc: "The drain window: on SIGTERM/SIGINT, how long accepted requests and running chat turns may take to finish, in ms (see [Production runtime](#production-runtime)).",
   }),
   logLevel: oneOf("LOG_LEVEL", LOG_LEVELS, {
     default: "info",
@@ -54,6 +54,11 @@ export const SETTINGS = {
   }),
   database: {
     url: url("DATABASE_URL", { protocols: POSTGRES, shownDefault: "unset → embedded", doc: "Postgres URL (pooled is fine)." }),
+    embeddedDataDir: text("EMBEDDED_DATA_DIR", {
+      default: EMBEDDED_DATA_DIR,
+      shownDefault: "`./.data/postgres`",
+      doc: "Without `DATABASE_URL`: the embedded Postgres' cluster folder, relative to the working directory (its password file sits beside it).",
+    }),
     directUrl: url("DIRECT_URL", {
       protocols: POSTGRES,
       shownDefault: "`DATABASE_URL`",
@@ -118,10 +123,25 @@ export const SETTINGS = {
       doc: "Answer `__schema` / `__type`.",
     }),
     limits: {
-      depth: int("GRAPHQL_MAX_DEPTH", { default: DEFAULT_QUERY_LIMITS.depth, min: 1, max: 1000, doc: "Query depth limit, checked before anything runs (see Security)." }),
+      depth: int("GRAPHQL_MAX_DEPTH", {
+        default: DEFAULT_QUERY_LIMITS.depth,
+        min: 1,
+        max: 1000,
+        doc: "Query depth limit, checked before anything runs (see Security).",
+      }),
       aliases: int("GRAPHQL_MAX_ALIASES", { default: DEFAULT_QUERY_LIMITS.aliases, min: 0, max: 10_000, doc: "Aliases one query may use." }),
-      tokens: int("GRAPHQL_MAX_TOKENS", { default: DEFAULT_QUERY_LIMITS.tokens, min: 10, max: 1_000_000, doc: "Tokens one query document may have." }),
-      directives: int("GRAPHQL_MAX_DIRECTIVES", { default: DEFAULT_QUERY_LIMITS.directives, min: 0, max: 10_000, doc: "Directives one query may use." }),
+      tokens: int("GRAPHQL_MAX_TOKENS", {
+        default: DEFAULT_QUERY_LIMITS.tokens,
+        min: 10,
+        max: 1_000_000,
+        doc: "Tokens one query document may have.",
+      }),
+      directives: int("GRAPHQL_MAX_DIRECTIVES", {
+        default: DEFAULT_QUERY_LIMITS.directives,
+        min: 0,
+        max: 10_000,
+        doc: "Directives one query may use.",
+      }),
       cost: int("GRAPHQL_MAX_COST", {
         default: DEFAULT_QUERY_LIMITS.cost,
         min: 1,

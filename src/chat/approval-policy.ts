@@ -1,4 +1,7 @@
 import { createHash } from "node:crypto";
+import type { DbClient } from "../db/client.js";
+import { findOwnedTurns } from "../domain/conversation-log.js";
+import { findOwnedTasks } from "../domain/tasks.js";
 import type { StoredToolCall } from "./history.js";
 import { findTool, parseArguments, type ToolDefinition } from "./tools.js";
 import { callSignature } from "./turn-steps.js";
@@ -11,8 +14,9 @@ import { callSignature } from "./turn-steps.js";
  * - all: every write tool;
  * - none: never.
  * Read tools never wait, and neither does a call that cannot run (unknown
- * tool, invalid arguments, an id that is not a task id): it answers with its
- * error at once, as it would have.
+ * tool, invalid arguments, an id that is not a task id, or names a task or
+ * turn that is not the user's): it answers with its error at once, as it
+ * would have.
  */
 export const APPROVAL_POLICIES = ["destructive", "all", "none"] as const;
 export type ApprovalPolicy = (typeof APPROVAL_POLICIES)[number];
@@ -25,11 +29,13 @@ export const DEFAULT_APPROVAL_TTL_MS = 15 * 60_000;
 export interface CallReview {
   /** The user is asked before it runs. */
   asks: boolean;
-  /** The tasks it names (raw ids): each must be the user's for the question to be worth asking. */
+  /** The tasks it names (raw ids), what a card shows of it. */
   taskIds: string[];
+  /** Everything it names (tasks and turns, raw ids): each must be the user's for the question to be worth asking. */
+  targets: string[];
 }
 
-const RUNS: CallReview = { asks: false, taskIds: [] };
+const RUNS: CallReview = { asks: false, taskIds: [], targets: [] };
 
 /**
  * Whether `policy` asks before a call of tool `name` with arguments `args` (a
@@ -46,10 +52,18 @@ export function reviewCall(
   if (!tool || tool.annotations.readOnlyHint === true) return RUNS;
   const parsed = tool.input.safeParse(args);
   if (!parsed.success) return RUNS;
-  const taskIds = tool.taskIdsOf ? tool.taskIdsOf(parsed.data) : [];
-  if (taskIds === undefined) return RUNS;
+  const named = tool.targetsOf ? tool.targetsOf(parsed.data) : {};
+  if (named === undefined) return RUNS;
   const asks = policy === "all" || tool.annotations.destructiveHint === true || tool.changesManyTasks?.(parsed.data) === true;
-  return asks ? { asks, taskIds } : RUNS;
+  const taskIds = named.taskIds ?? [];
+  return asks ? { asks, taskIds, targets: [...taskIds, ...(named.turnIds ?? [])] } : RUNS;
+}
+
+/** Which of `ids` (raw task and turn ids) are the user's own. */
+export async function ownedTargets(db: DbClient, userId: string, ids: readonly string[]): Promise<Set<string>> {
+  if (ids.length === 0) return new Set();
+  const [tasks, turns] = await Promise.all([findOwnedTasks(db, userId, ids), findOwnedTurns(db, userId, ids)]);
+  return new Set([...tasks.map((task) => task.id), ...turns.map((turn) => turn.id)]);
 }
 
 /** reviewCall for a call as the model sent it (JSON-encoded arguments). */

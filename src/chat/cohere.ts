@@ -1,5 +1,5 @@
 import { setTimeout as sleep } from "node:timers/promises";
-import { CohereClientV2, CohereError, CohereTimeoutError, type Cohere } from "cohere-ai";
+import type { Cohere, CohereClientV2, CohereError } from "cohere-ai";
 import { backoffDelay, mayRetry, type BackoffPolicy } from "../lib/backoff.js";
 
 export type ChatRequest = Cohere.V2ChatStreamRequest;
@@ -21,17 +21,53 @@ export interface CohereSettings {
   baseUrl?: string | undefined;
 }
 
+/**
+ * The SDK, loaded by the first model call: it is one of the largest modules
+ * of the server and no request but sendMessage needs it, so a start does not
+ * pay for it. Until it is loaded no error can be one of its own.
+ */
+type CohereSdk = typeof import("cohere-ai");
+let sdk: CohereSdk | undefined;
+let loadingSdk: Promise<CohereSdk> | undefined;
+
+function loadSdk(): Promise<CohereSdk> {
+  loadingSdk ??= import("cohere-ai").then((module) => (sdk = commonJsExports(module)));
+  // A failed load is tried again by the next call rather than remembered.
+  loadingSdk.catch(() => (loadingSdk = undefined));
+  return loadingSdk;
+}
+
+/**
+ * The package is CommonJS, and how its exports arrive depends on who loads it: Node's loader
+ * gives them named and as `default`, tsx named only, the dist/ bundle's chunk as `default` only.
+ */
+function commonJsExports(module: CohereSdk & { default?: CohereSdk }): CohereSdk {
+  return module.CohereClientV2 === undefined && module.default !== undefined ? module.default : module;
+}
+
 /** The real SDK client. Retries are ours (they honour Retry-After and the turn's deadline), so the SDK's are off. */
 export function createCohereModel(settings: CohereSettings): ChatModel {
-  const client = new CohereClientV2({
-    token: settings.apiKey,
-    ...(settings.baseUrl ? { environment: settings.baseUrl.replace(/\/+$/, "") } : {}),
-    maxRetries: 0,
-  });
-  return {
-    stream: (request, { timeoutMs, signal }) =>
-      client.chatStream(request, { timeoutInSeconds: timeoutMs / 1000, maxRetries: 0, abortSignal: signal }),
+  let client: CohereClientV2 | undefined;
+  const clientOf = async (): Promise<CohereClientV2> => {
+    const { CohereClientV2 } = await loadSdk();
+    return (client ??= new CohereClientV2({
+      token: settings.apiKey,
+      ...(settings.baseUrl ? { environment: settings.baseUrl.replace(/\/+$/, "") } : {}),
+      maxRetries: 0,
+    }));
   };
+  return {
+    stream: async (request, { timeoutMs, signal }) =>
+      (await clientOf()).chatStream(request, { timeoutInSeconds: timeoutMs / 1000, maxRetries: 0, abortSignal: signal }),
+  };
+}
+
+function isCohereError(error: unknown): error is CohereError {
+  return sdk !== undefined && error instanceof sdk.CohereError;
+}
+
+function isCohereTimeoutError(error: unknown): boolean {
+  return sdk !== undefined && error instanceof sdk.CohereTimeoutError;
 }
 
 /** The model did not answer within the per-call or per-turn time limit. */
@@ -58,12 +94,12 @@ export const DEFAULT_RETRY_POLICY: BackoffPolicy = { initialMs: 250, maxMs: 8000
 const RETRYABLE_STATUS = new Set([408, 429, 500, 502, 503, 504]);
 
 function statusOf(error: unknown): number | undefined {
-  return error instanceof CohereError ? error.statusCode : undefined;
+  return isCohereError(error) ? error.statusCode : undefined;
 }
 
 /** Retry-After as seconds or an HTTP date, in milliseconds. */
 export function retryAfterMs(error: unknown, now: number = Date.now()): number | undefined {
-  if (!(error instanceof CohereError)) return undefined;
+  if (!isCohereError(error)) return undefined;
   const header = error.rawResponse?.headers?.get?.("retry-after");
   if (header === null || header === undefined || header === "") return undefined;
   const seconds = Number(header);
@@ -76,17 +112,14 @@ function isTimeout(error: unknown): boolean {
   // cohere-ai 8.x aborts a timed-out request with the string reason "timeout", which fetch
   // rethrows as is, so the SDK reports a status-less CohereError whose cause is "timeout"
   // rather than a CohereTimeoutError.
-  return (
-    error instanceof CohereTimeoutError ||
-    (error instanceof CohereError && error.statusCode === undefined && error.cause === "timeout")
-  );
+  return isCohereTimeoutError(error) || (isCohereError(error) && error.statusCode === undefined && error.cause === "timeout");
 }
 
 function isRetryable(error: unknown): boolean {
   const status = statusOf(error);
   if (status !== undefined) return RETRYABLE_STATUS.has(status);
   // No status: the request never got an HTTP answer (connection refused or reset).
-  return error instanceof CohereError || (error instanceof Error && !(error instanceof CohereTimeoutError));
+  return isCohereError(error) || (error instanceof Error && !isCohereTimeoutError(error));
 }
 
 export interface CallOptions {

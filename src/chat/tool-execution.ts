@@ -1,9 +1,10 @@
-import { recordToolCall } from "../domain/conversation-log.js";
+import type { DbClient } from "../db/client.js";
+import { recordToolCall, type TurnIdentity } from "../domain/conversation-log.js";
 import type { NewMessage } from "../domain/messages.js";
-import { findOwnedTasks } from "../domain/tasks.js";
 import { approvalsOfTurn, type HeldCall } from "../domain/tool-approvals.js";
+import { withSavepoint } from "../domain/undo.js";
 import type { ToolApproval } from "../generated/prisma/client.js";
-import { argumentsHash, DEFAULT_APPROVAL_POLICY, reviewStoredCall, type ApprovalPolicy } from "./approval-policy.js";
+import { argumentsHash, DEFAULT_APPROVAL_POLICY, ownedTargets, reviewStoredCall, type ApprovalPolicy } from "./approval-policy.js";
 import type { StoredToolCall } from "./history.js";
 import { parseArguments, runTool, type ToolContext, type ToolOutcome } from "./tools.js";
 import type { TurnRun } from "./turn-run.js";
@@ -34,7 +35,7 @@ export type PlannedCall =
 export interface PlanFacts {
   approvals: ReadonlyMap<string, Pick<ToolApproval, "status" | "argumentsHash" | "reason">>;
   policy: ApprovalPolicy;
-  /** Raw ids of the user's tasks among those the calls name. */
+  /** Raw ids of the user's own among the tasks and turns the calls name. */
   owned: ReadonlySet<string>;
 }
 
@@ -68,7 +69,7 @@ export function planCalls(calls: readonly StepCall[], facts: PlanFacts): Planned
     const approval = facts.approvals.get(call.id);
     if (approval) return planDecided(call, approval);
     const review = reviewStoredCall(facts.policy, call);
-    if (!review.asks || !review.taskIds.every((id) => facts.owned.has(id))) return { kind: "run", call };
+    if (!review.asks || !review.targets.every((id) => facts.owned.has(id))) return { kind: "run", call };
     return { kind: "hold", call, argumentsHash: argumentsHash(call) };
   });
 }
@@ -82,9 +83,8 @@ async function planFacts(run: ToolRun, calls: readonly StepCall[]): Promise<Plan
   // A turn that never paused has no approvals: no read for it, unless a call would be held now.
   const asking = calls.some(({ call }) => reviewStoredCall(policy, call).asks);
   const approvals = run.decided || asking ? await approvalsOfTurn(run.db, run.turn.id) : new Map<string, ToolApproval>();
-  const named = calls.flatMap(({ call }) => (approvals.has(call.id) ? [] : reviewStoredCall(policy, call).taskIds));
-  const owned = await findOwnedTasks(run.db, run.turn.userId, named);
-  return { approvals, policy, owned: new Set(owned.map((task) => task.id)) };
+  const named = calls.flatMap(({ call }) => (approvals.has(call.id) ? [] : reviewStoredCall(policy, call).targets));
+  return { approvals, policy, owned: await ownedTargets(run.db, run.turn.userId, named) };
 }
 
 /** How a step's calls came out: all answered, the turn stopped, or some held for the user (the others answered). */
@@ -103,7 +103,7 @@ export async function executeToolCalls(run: ToolRun, calls: readonly StepCall[])
     if (run.signal.aborted) return "stopped";
     const ran = await recordToolCall(run.db, run.turn, async (tx) => {
       if (plan.kind === "answer") return toolMessage(plan.call, plan.outcome);
-      return toolMessage(plan.call, await runCall({ db: tx, userId: run.turn.userId }, plan.call));
+      return toolMessage(plan.call, await runCall(toolContext(run.turn, tx, plan.call), plan.call));
     });
     if (!ran) {
       await run.checkStop();
@@ -114,6 +114,17 @@ export async function executeToolCalls(run: ToolRun, calls: readonly StepCall[])
     plan.kind === "hold" ? [{ toolCallId: plan.call.id, toolName: plan.call.function.name, argumentsHash: plan.argumentsHash }] : [],
   );
   return held.length > 0 ? { held } : "done";
+}
+
+/** A tool call of this turn: its writes are the assistant's, in this turn, by this call. */
+function toolContext(turn: TurnIdentity, tx: DbClient, call: StoredToolCall): ToolContext {
+  return {
+    db: tx,
+    userId: turn.userId,
+    cause: { actor: "ASSISTANT", turnId: turn.id, toolCallId: call.id },
+    turn: { id: turn.id, conversationId: turn.conversationId },
+    atomically: (work) => withSavepoint(tx, work),
+  };
 }
 
 /** One call through the registry; arguments that are not a JSON object are an error the model can read. */

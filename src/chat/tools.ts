@@ -1,56 +1,22 @@
 import { z } from "zod";
-import type { DbClient } from "../db/client.js";
 import { Bounds, charLength } from "../domain/bounds.js";
 import { addTask, deleteTask, listTasks, updateTask, type TaskStatus } from "../domain/tasks.js";
-import { AppError } from "../lib/errors.js";
-import { parseId, toGlobalId } from "../lib/ids.js";
+import { AppError, ErrorCode } from "../lib/errors.js";
+import { parseId } from "../lib/ids.js";
+import { defineTool, TaskOutput, taskOutput, type CallTargets, type ToolContext, type ToolDefinition } from "./tool-definition.js";
+import { undoTurnTool } from "./undo-tool.js";
 
 /**
- * The one registry of task tools, shared by the chat loop and the MCP server.
+ * The one registry of tools, shared by the chat loop and the MCP server.
  * The user id is never a parameter: it comes from the authenticated caller.
  */
 
-export interface ToolContext {
-  db: DbClient;
-  userId: string;
-}
-
-export interface ToolAnnotations {
-  readOnlyHint?: boolean;
-  destructiveHint?: boolean;
-  idempotentHint?: boolean;
-}
-
-export interface ToolDefinition<Input extends z.ZodType = z.ZodType, Output = unknown> {
-  name: string;
-  description: string;
-  input: Input;
-  output: z.ZodType<Output>;
-  annotations: ToolAnnotations;
-  run(context: ToolContext, input: z.infer<Input>): Promise<Output>;
-  /**
-   * Whether a call would change more than one task, from its validated input:
-   * a bulk call, which CHAT_APPROVAL=destructive asks the user about first
-   * (chat/approval-policy.ts). Unset: never.
-   */
-  changesManyTasks?(input: z.infer<Input>): boolean;
-  /**
-   * The tasks a call names, as raw ids, from its validated input: what an
-   * approval shows of it (their titles), and what is checked to exist before
-   * asking. Undefined when a named id is not a task id (the call cannot run).
-   */
-  taskIdsOf?(input: z.infer<Input>): string[] | undefined;
-}
+export type { CallTargets, ToolAnnotations, ToolContext, ToolDefinition } from "./tool-definition.js";
 
 /** What a tool call produced: a result for the model, or an error message it can read and recover from. */
 export type ToolOutcome = { ok: true; result: Record<string, unknown> } | { ok: false; error: string };
 
 const MAX_LISTED = 50;
-
-/** Keeps each tool's input type for its `run` while the registry holds them all alike. */
-function defineTool<Input extends z.ZodType, Output>(tool: ToolDefinition<Input, Output>): ToolDefinition<Input, Output> {
-  return tool;
-}
 
 function boundedText(bounds: { min?: number; max: number }, what: string) {
   const min = bounds.min ?? 0;
@@ -68,25 +34,6 @@ const taskIdSchema = z
   .min(1)
   .describe("The task's id, exactly as add_task or list_tasks returned it.");
 
-const TaskOutput = z.object({
-  id: z.string(),
-  title: z.string(),
-  description: z.string().nullable(),
-  completed: z.boolean(),
-  created_at: z.string(),
-});
-type TaskOutput = z.infer<typeof TaskOutput>;
-
-function taskOutput(task: { id: string; title: string; description: string | null; completed: boolean; createdAt: Date }): TaskOutput {
-  return {
-    id: toGlobalId("Task", task.id),
-    title: task.title,
-    description: task.description,
-    completed: task.completed,
-    created_at: task.createdAt.toISOString(),
-  };
-}
-
 /** The raw id of a task_id argument, or undefined when it is not a task id. */
 function maybeTaskId(value: string): string | undefined {
   try {
@@ -96,10 +43,10 @@ function maybeTaskId(value: string): string | undefined {
   }
 }
 
-/** taskIdsOf for the tools that take one task_id. */
-function namedTask(input: { task_id: string }): string[] | undefined {
+/** targetsOf for the tools that take one task_id. */
+function namedTask(input: { task_id: string }): CallTargets | undefined {
   const id = maybeTaskId(input.task_id);
-  return id === undefined ? undefined : [id];
+  return id === undefined ? undefined : { taskIds: [id] };
 }
 
 function taskIdOf(value: string): string {
@@ -119,8 +66,8 @@ const addTaskTool = defineTool({
   }),
   output: TaskOutput,
   annotations: { readOnlyHint: false, destructiveHint: false, idempotentHint: false },
-  run: async ({ db, userId }, input) => taskOutput(await addTask(db, userId, input)),
-  taskIdsOf: () => [],
+  run: async ({ db, userId, cause }, input) => taskOutput(await addTask(db, userId, input, cause)),
+  targetsOf: () => ({}),
 });
 
 const listTasksTool = defineTool({
@@ -145,8 +92,9 @@ const completeTaskTool = defineTool({
   input: z.object({ task_id: taskIdSchema }),
   output: TaskOutput,
   annotations: { readOnlyHint: false, destructiveHint: false, idempotentHint: true },
-  run: async ({ db, userId }, input) => taskOutput(await updateTask(db, userId, taskIdOf(input.task_id), { completed: true })),
-  taskIdsOf: namedTask,
+  run: async ({ db, userId, cause }, input) =>
+    taskOutput(await updateTask(db, userId, taskIdOf(input.task_id), { completed: true }, cause)),
+  targetsOf: namedTask,
 });
 
 const deleteTaskTool = defineTool({
@@ -155,8 +103,8 @@ const deleteTaskTool = defineTool({
   input: z.object({ task_id: taskIdSchema }),
   output: z.object({ deleted: TaskOutput }),
   annotations: { readOnlyHint: false, destructiveHint: true, idempotentHint: false },
-  run: async ({ db, userId }, input) => ({ deleted: taskOutput(await deleteTask(db, userId, taskIdOf(input.task_id))) }),
-  taskIdsOf: namedTask,
+  run: async ({ db, userId, cause }, input) => ({ deleted: taskOutput(await deleteTask(db, userId, taskIdOf(input.task_id), cause)) }),
+  targetsOf: namedTask,
 });
 
 const updateTaskTool = defineTool({
@@ -169,17 +117,12 @@ const updateTaskTool = defineTool({
   }),
   output: TaskOutput,
   annotations: { readOnlyHint: false, destructiveHint: false, idempotentHint: true },
-  run: async ({ db, userId }, input) =>
-    taskOutput(
-      await updateTask(db, userId, taskIdOf(input.task_id), {
-        title: input.title,
-        description: input.description,
-      }),
-    ),
-  taskIdsOf: namedTask,
+  run: async ({ db, userId, cause }, input) =>
+    taskOutput(await updateTask(db, userId, taskIdOf(input.task_id), { title: input.title, description: input.description }, cause)),
+  targetsOf: namedTask,
 });
 
-export const TOOLS: readonly ToolDefinition[] = [addTaskTool, listTasksTool, completeTaskTool, deleteTaskTool, updateTaskTool];
+export const TOOLS: readonly ToolDefinition[] = [addTaskTool, listTasksTool, completeTaskTool, deleteTaskTool, updateTaskTool, undoTurnTool];
 
 const byName = new Map(TOOLS.map((tool) => [tool.name, tool]));
 
@@ -224,8 +167,8 @@ export function parseArguments(raw: string): { ok: true; value: unknown } | { ok
 
 /**
  * Runs one tool call. Every failure the model could cause (unknown tool, bad
- * arguments, unknown or foreign task) becomes an error outcome it can read;
- * only unexpected failures (the database down) throw.
+ * arguments, unknown or foreign task or turn, an undo refused) becomes an
+ * error outcome it can read; only unexpected failures (the database down) throw.
  */
 export async function runTool(context: ToolContext, name: string, args: unknown): Promise<ToolOutcome> {
   const tool = findTool(name);
@@ -238,9 +181,30 @@ export async function runTool(context: ToolContext, name: string, args: unknown)
     const result = await tool.run(context, parsed.data);
     return { ok: true, result: result as Record<string, unknown> };
   } catch (error) {
-    if (error instanceof AppError && (error.code === "NOT_FOUND" || error.code === "BAD_USER_INPUT")) {
-      return { ok: false, error: error.code === "NOT_FOUND" ? "Task not found. List the tasks to get valid ids." : error.message };
+    const refusal = refusalText(error);
+    if (refusal === undefined) throw error;
+    return { ok: false, error: refusal };
+  }
+}
+
+/** The refusals a tool answers with, as text the model can act on; undefined for anything unexpected. */
+function refusalText(error: unknown): string | undefined {
+  if (!(error instanceof AppError)) return undefined;
+  switch (error.code) {
+    case ErrorCode.NOT_FOUND:
+      // Another user's row reads exactly as a row that does not exist.
+      return error.message === "Turn not found"
+        ? "Turn not found in this conversation. Omit turn_id to undo the latest turn that changed tasks."
+        : "Task not found. List the tasks to get valid ids.";
+    case ErrorCode.CONFLICT: {
+      const ids = error.extensions.taskIds;
+      return Array.isArray(ids) ? `${error.message}. Tasks changed since: ${ids.join(", ")}.` : error.message;
     }
-    throw error;
+    case ErrorCode.BAD_USER_INPUT:
+    case ErrorCode.ALREADY_UNDONE:
+    case ErrorCode.TURN_RUNNING:
+      return error.message;
+    default:
+      return undefined;
   }
 }

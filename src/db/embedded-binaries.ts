@@ -1,4 +1,4 @@
-import { chmod, readFile, stat } from "node:fs/promises";
+import { chmod, lstat, readFile, stat, symlink } from "node:fs/promises";
 import { createRequire } from "node:module";
 import path from "node:path";
 import { pathToFileURL } from "node:url";
@@ -35,7 +35,38 @@ export async function locateBinaries(): Promise<PostgresBinaries> {
   const manifest = path.join(path.dirname(path.dirname(entry)), "package.json");
   const { version } = JSON.parse(await readFile(manifest, "utf8")) as { version: string };
   await Promise.all([initdb, postgres].map(ensureExecutable));
-  return { initdb, postgres, nativeDir: path.dirname(path.dirname(postgres)), build: `${version}-${platform}-${process.arch}` };
+  const nativeDir = path.dirname(path.dirname(postgres));
+  await linkLibraries(nativeDir);
+  return { initdb, postgres, nativeDir, build: `${version}-${platform}-${process.arch}` };
+}
+
+/**
+ * The build's shared-library links (libicui18n.so.60 → libicui18n.so.60.2, …), listed in its
+ * pg-symlinks.json, are made by the package's own install script, which npm skips when it does not
+ * run dependencies' scripts (`--ignore-scripts`, npm 11's allowScripts policy). Without them
+ * postgres cannot load its libraries, so the missing ones are made here; in a read-only install
+ * that fails quietly, and starting Postgres then says which library is missing.
+ */
+export async function linkLibraries(nativeDir: string): Promise<void> {
+  const listed = (await readFile(path.join(nativeDir, "pg-symlinks.json"), "utf8").then(JSON.parse, () => [])) as {
+    source: string;
+    target: string;
+  }[];
+  // Listed relative to the package (native/lib/…); nativeDir is that native/ folder, or a copy of it.
+  const inNative = (listedPath: string) => path.join(nativeDir, path.relative("native", listedPath));
+  await Promise.all(
+    listed.map(async ({ source, target }) => {
+      const link = inNative(target);
+      if (
+        await lstat(link).then(
+          () => true,
+          () => false,
+        )
+      )
+        return;
+      await symlink(path.relative(path.dirname(link), inNative(source)), link).catch(() => {});
+    }),
+  );
 }
 
 async function ensureExecutable(file: string): Promise<void> {

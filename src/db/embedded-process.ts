@@ -39,7 +39,8 @@ export async function initCluster(options: ProcessOptions & { initdb: string; da
     "--lc-messages=C",
     "--encoding=UTF8",
   ];
-  const child = spawn(options.initdb, args, { ...options.runAs, env: englishEnv(), stdio: ["ignore", "pipe", "pipe"] });
+  // Its own process group, as the postmaster's: a Ctrl-C meant for the server must not leave a half-made cluster.
+  const child = spawn(options.initdb, args, { ...options.runAs, env: englishEnv(), stdio: ["ignore", "pipe", "pipe"], detached: true });
   const output = collect(child, options.onLog);
   const code = await new Promise<number | null>((resolve, reject) => {
     child.on("error", (error) => reject(spawnFailure("initdb", error)));
@@ -53,17 +54,23 @@ export async function initCluster(options: ProcessOptions & { initdb: string; da
 
 /**
  * Starts the postmaster as a child process and resolves once it accepts
- * connections. If this process exits without stop(), the postmaster is still
- * told to shut down, so it never outlives us holding the data folder.
+ * connections. It runs in a process group of its own, so a signal sent to the
+ * server's group (Ctrl-C, `kill -- -PGID`, a supervisor) does not stop it
+ * under the requests still draining: the server stops it last, with stop().
+ * If this process exits without stop(), the postmaster is still told to shut
+ * down (the exit hook); if it is killed outright (SIGKILL, a crash of Node
+ * itself), the watchdog does it, so it never outlives us holding the data folder.
  */
-export function startPostmaster(
-  options: ProcessOptions & { postgres: string; dataDir: string; port: number },
-): Promise<Postmaster> {
+export function startPostmaster(options: ProcessOptions & { postgres: string; dataDir: string; port: number }): Promise<Postmaster> {
   const args = ["-D", options.dataDir, "-p", String(options.port), "-c", "listen_addresses=127.0.0.1"];
   args.push("-c", "max_connections=200", "-c", "lc_messages=C");
-  const child = spawn(options.postgres, args, { ...options.runAs, env: englishEnv(), stdio: ["ignore", "pipe", "pipe"] });
+  const child = spawn(options.postgres, args, { ...options.runAs, env: englishEnv(), stdio: ["ignore", "pipe", "pipe"], detached: true });
   const output = collect(child, options.onLog);
-  const shutDownWithUs = () => signalShutdown(child);
+  const watchdog = startWatchdog(child);
+  const shutDownWithUs = () => {
+    signalShutdown(child);
+    watchdog?.kill("SIGKILL");
+  };
   process.once("exit", shutDownWithUs);
 
   let running = true;
@@ -71,6 +78,8 @@ export function startPostmaster(
     const done = () => {
       running = false;
       process.off("exit", shutDownWithUs);
+      // Its job is over: with the postmaster gone, its pid may be reused.
+      watchdog?.kill("SIGKILL");
       resolve();
     };
     child.once("exit", done);
@@ -105,6 +114,30 @@ export function startPostmaster(
       if (!ready) reject(startFailure(output(), options.displayDir, code));
     });
   });
+}
+
+/**
+ * A shell that waits on a pipe from this process and, when the pipe closes
+ * without a word (this process died, however: SIGKILL included), asks the
+ * postmaster for a fast shutdown. The pipe's end is closed by the kernel when
+ * we die, which no exit hook can promise. Its own process group too, so the
+ * server's group signal does not end it early; the server kills it once the
+ * postmaster has stopped. None on Windows, which has no such shell.
+ */
+function startWatchdog(postmaster: ChildProcess): ChildProcess | undefined {
+  if (process.platform === "win32" || postmaster.pid === undefined) return undefined;
+  const script = 'read -r _ignored; kill -INT "$1" 2>/dev/null';
+  const watchdog = spawn("/bin/sh", ["-c", script, "postgres-watchdog", String(postmaster.pid)], {
+    stdio: ["pipe", "ignore", "ignore"],
+    detached: true,
+  });
+  // A missing shell only loses this safeguard; the exit hook still stops the postmaster.
+  watchdog.on("error", () => {});
+  watchdog.stdin?.on("error", () => {});
+  // Neither it nor its pipe may keep the server's event loop alive.
+  watchdog.unref();
+  (watchdog.stdin as (NodeJS.WritableStream & { unref?: () => void }) | null)?.unref?.();
+  return watchdog;
 }
 
 /** Fast shutdown: sessions are ended, the data folder is left consistent. */
@@ -145,9 +178,7 @@ function startFailure(output: string, displayDir: string, code: number | null): 
   const owner = /Is another postmaster \(PID (\d+)\) running/.exec(output);
   if (owner || output.includes('lock file "postmaster.pid" already exists')) {
     const pid = owner ? ` (pid ${owner[1]})` : "";
-    return new EmbeddedPostgresError(
-      `The embedded database in ${displayDir} is in use by another process${pid}; stop it or set DATABASE_URL`,
-    );
+    return new EmbeddedPostgresError(`The embedded database in ${displayDir} is in use by another process${pid}; stop it or set DATABASE_URL`);
   }
   return new EmbeddedPostgresError(
     `The embedded database in ${displayDir} did not start: ${firstError(output) ?? `postgres exited with code ${code}`}`,

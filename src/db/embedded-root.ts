@@ -4,7 +4,7 @@ import { existsSync } from "node:fs";
 import { chmod, cp, mkdir, rename, rm } from "node:fs/promises";
 import path from "node:path";
 import { promisify } from "node:util";
-import type { PostgresBinaries } from "./embedded-binaries.js";
+import { linkLibraries, type PostgresBinaries } from "./embedded-binaries.js";
 import { EmbeddedPostgresError, type RunAs } from "./embedded-process.js";
 
 // Postgres refuses to run as root, so as root it runs as the `postgres` system
@@ -56,6 +56,8 @@ export async function reachableBinaries(
     postgres: path.join(target, path.relative(binaries.nativeDir, binaries.postgres)),
   };
   if (!existsSync(copy.postgres)) await copyAtomically(binaries.nativeDir, target, sharedDir);
+  // A copy made from an install whose links were missing lacks them too.
+  await linkLibraries(target);
   if (!canRun(user, copy.postgres)) {
     throw new EmbeddedPostgresError(
       `The postgres system user cannot run the embedded Postgres, not even its copy in ${target}; ` +

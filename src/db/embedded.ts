@@ -26,6 +26,8 @@ export interface EmbeddedOptions {
   onNotice?: (message: string) => void;
   /** As root: where copies the postgres system user must reach are kept (default SHARED_DIR). */
   sharedDir?: string;
+  /** Called as the postmaster is spawned, before it accepts connections: work to do while it boots. */
+  onBooting?: () => void;
 }
 
 /** A free loopback port, found by letting the OS pick one. */
@@ -97,7 +99,9 @@ export async function startEmbeddedPostgres(options: EmbeddedOptions): Promise<E
     await createCluster({ ...processOptions, initdb: binaries.initdb, dataDir, password });
   }
   const port = options.port ?? (await freePort());
-  const postmaster = await startPostmaster({ ...processOptions, postgres: binaries.postgres, dataDir, port });
+  const starting = startPostmaster({ ...processOptions, postgres: binaries.postgres, dataDir, port });
+  options.onBooting?.();
+  const postmaster = await starting;
 
   const credentials = `postgres:${encodeURIComponent(password)}@127.0.0.1:${port}`;
   try {

@@ -1,11 +1,11 @@
-import { fileURLToPath } from "node:url";
+import path from "node:path";
 import type { DatabaseSettings } from "./settings.js";
 import type { Logger } from "../lib/logger.js";
+import { PROJECT_ROOT } from "../lib/project-root.js";
 import { startEmbeddedPostgres } from "./embedded.js";
 import { applyMigrations, MigrationError } from "./migrate.js";
 
-export const MIGRATIONS_DIR = fileURLToPath(new URL("../../prisma/migrations", import.meta.url));
-export const EMBEDDED_DATA_DIR = ".data/postgres";
+export const MIGRATIONS_DIR = path.join(PROJECT_ROOT, "prisma", "migrations");
 
 /**
  * A configured database could not be reached or used at start. It names the
@@ -43,14 +43,18 @@ export interface OpenDatabase {
   close(): Promise<void>;
 }
 
-/** The configured database, or the embedded one when DATABASE_URL is unset; migrated either way. */
-export async function openDatabase(database: DatabaseSettings, logger: Logger): Promise<OpenDatabase> {
+/**
+ * The configured database, or the embedded one when DATABASE_URL is unset; migrated either way.
+ * `whileBooting` is called once the embedded Postgres is spawned and booting (never for another).
+ */
+export async function openDatabase(database: DatabaseSettings, logger: Logger, whileBooting?: () => void): Promise<OpenDatabase> {
   let opened: OpenDatabase;
   if (database.url === undefined) {
     const embedded = await startEmbeddedPostgres({
-      dataDir: EMBEDDED_DATA_DIR,
+      dataDir: database.embeddedDataDir,
       onLog: (line) => logger.debug({ postgres: line.trim() }, "embedded postgres"),
       onNotice: (message) => logger.warn(message),
+      onBooting: whileBooting,
     });
     logger.info({ dataDir: embedded.dataDir }, `Using the embedded Postgres (DATABASE_URL is unset); data in ${embedded.dataDir}`);
     opened = { url: embedded.url, directUrl: embedded.url, close: embedded.stop };

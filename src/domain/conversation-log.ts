@@ -220,6 +220,21 @@ export async function getTurn(db: DbClient, userId: string, turnId: string): Pro
   return turn;
 }
 
+/**
+ * One of the user's turns, or null (another user's is null too). findUnique,
+ * so that Prisma batches the lookups of one tick into one query.
+ */
+export async function findTurn(db: DbClient, userId: string, turnId: string): Promise<Turn | null> {
+  const turn = await db.turn.findUnique({ where: { id: turnId } });
+  return turn?.userId === userId ? turn : null;
+}
+
+/** The user's turns among `ids` (raw ids); another user's, or a missing one, is left out. */
+export function findOwnedTurns(db: DbClient, userId: string, ids: readonly string[]): Promise<{ id: string }[]> {
+  if (ids.length === 0) return Promise.resolve([]);
+  return db.turn.findMany({ where: { userId, id: { in: [...new Set(ids)] } }, select: { id: true } });
+}
+
 /** A turn's user message and everything after it, up to the next user message, in seq order. */
 export async function turnMessages(db: DbClient, userMessage: Pick<Message, "conversationId" | "seq">): Promise<Message[]> {
   const { conversationId, seq } = userMessage;

@@ -1,8 +1,8 @@
 import type { DbClient } from "../db/client.js";
 import { badInput, notFound } from "../lib/errors.js";
-import type { Prisma } from "../generated/prisma/client.js";
+import { Prisma, type Task } from "../generated/prisma/client.js";
 import { Bounds, optionalText, requiredText } from "./bounds.js";
-import { isRecordNotFound } from "./prisma-errors.js";
+import { causeFrom, type Cause } from "./provenance.js";
 
 /** Every function takes the caller's userId; a row of another user is NOT_FOUND, never FORBIDDEN. */
 
@@ -65,47 +65,76 @@ export async function listTasks(db: DbClient, userId: string, status: TaskStatus
   return db.task.findMany({ where: taskWhere(userId, status), orderBy: TASK_ORDER, take: limit });
 }
 
-export async function addTask(db: DbClient, userId: string, input: AddTaskInput, query: TaskQuery = {}, names?: FieldNames) {
-  const title = requiredText(fieldName(names, "title"), input.title, Bounds.taskTitle);
-  const description = optionalText(fieldName(names, "description"), input.description ?? null, Bounds.taskDescription);
-  return db.task.create({ ...query, data: { userId, title, description } });
+/** A task row as `RETURNING tasks.*` gives it: snake_case columns, which Prisma's model names in camelCase. */
+type TaskRow = Record<string, unknown>;
+
+/** The row in the model's shape, for every column there is (a column added later comes along). */
+function taskFromRow(row: TaskRow | undefined): Task {
+  if (row === undefined) throw notFound("Task");
+  const task: Record<string, unknown> = {};
+  for (const [column, value] of Object.entries(row)) {
+    task[column.replace(/_([a-z])/g, (_match, letter: string) => letter.toUpperCase())] = value;
+  }
+  return task as Task;
 }
 
+/*
+ * The writes are raw statements so that the cause goes in the write itself
+ * (provenance.ts): one statement each, whoever calls, in a transaction or not.
+ */
+
+export async function addTask(db: DbClient, userId: string, input: AddTaskInput, cause: Cause, names?: FieldNames): Promise<Task> {
+  const title = requiredText(fieldName(names, "title"), input.title, Bounds.taskTitle);
+  const description = optionalText(fieldName(names, "description"), input.description ?? null, Bounds.taskDescription);
+  const rows = await db.$queryRaw<TaskRow[]>`
+    INSERT INTO tasks (user_id, title, description)
+    SELECT ${userId}, ${title}, ${description} FROM ${causeFrom(cause)}
+    RETURNING tasks.*`;
+  return taskFromRow(rows[0]);
+}
+
+/** The SET list of an update; empty when the input changes nothing. */
+function assignments(input: UpdateTaskInput, names: FieldNames | undefined): Prisma.Sql[] {
+  const sets: Prisma.Sql[] = [];
+  if (input.title !== undefined) {
+    if (input.title === null) throw notNullable(names, "title");
+    sets.push(Prisma.sql`title = ${requiredText(fieldName(names, "title"), input.title, Bounds.taskTitle)}`);
+  }
+  if (input.description !== undefined) {
+    sets.push(Prisma.sql`description = ${optionalText(fieldName(names, "description"), input.description, Bounds.taskDescription)}`);
+  }
+  if (input.completed !== undefined) {
+    if (input.completed === null) throw notNullable(names, "completed");
+    sets.push(Prisma.sql`completed = ${input.completed}`);
+  }
+  return sets;
+}
+
+/** An update that changes nothing leaves the row (and its updated_at) as it was and records no event. */
 export async function updateTask(
   db: DbClient,
   userId: string,
   id: string,
   input: UpdateTaskInput,
-  query: TaskQuery = {},
+  cause: Cause,
   names?: FieldNames,
-) {
-  const data: Prisma.TaskUpdateInput = {};
-  if (input.title !== undefined) {
-    if (input.title === null) throw notNullable(names, "title");
-    data.title = requiredText(fieldName(names, "title"), input.title, Bounds.taskTitle);
-  }
-  if (input.description !== undefined) {
-    data.description = optionalText(fieldName(names, "description"), input.description, Bounds.taskDescription);
-  }
-  if (input.completed !== undefined) {
-    if (input.completed === null) throw notNullable(names, "completed");
-    data.completed = input.completed;
-  }
-  try {
-    return await db.task.update({ ...query, where: { id, userId }, data });
-  } catch (error) {
-    if (isRecordNotFound(error)) throw notFound("Task");
-    throw error;
-  }
+): Promise<Task> {
+  const sets = assignments(input, names);
+  if (sets.length === 0) return getTask(db, userId, id);
+  const rows = await db.$queryRaw<TaskRow[]>`
+    UPDATE tasks SET ${Prisma.join(sets, ", ")} FROM ${causeFrom(cause)}
+    WHERE tasks.id = ${id}::uuid AND tasks.user_id = ${userId}
+    RETURNING tasks.*`;
+  return taskFromRow(rows[0]);
 }
 
-export async function deleteTask(db: DbClient, userId: string, id: string, query: TaskQuery = {}) {
-  try {
-    return await db.task.delete({ ...query, where: { id, userId } });
-  } catch (error) {
-    if (isRecordNotFound(error)) throw notFound("Task");
-    throw error;
-  }
+/** Deletes the task and returns it as it was. */
+export async function deleteTask(db: DbClient, userId: string, id: string, cause: Cause): Promise<Task> {
+  const rows = await db.$queryRaw<TaskRow[]>`
+    DELETE FROM tasks USING ${causeFrom(cause)}
+    WHERE tasks.id = ${id}::uuid AND tasks.user_id = ${userId}
+    RETURNING tasks.*`;
+  return taskFromRow(rows[0]);
 }
 
 function notNullable(names: FieldNames | undefined, field: string) {

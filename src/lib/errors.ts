@@ -28,6 +28,12 @@ export const ErrorCode = {
   SERVICE_UNAVAILABLE: "SERVICE_UNAVAILABLE",
   /** Too many requests for now; `extensions.retryAfter` says how many seconds to wait. */
   RATE_LIMITED: "RATE_LIMITED",
+  /** The change would overwrite something changed since (undoTurn: `extensions.taskIds`); nothing was changed. */
+  CONFLICT: "CONFLICT",
+  /** undoTurn of a turn that was already undone. */
+  ALREADY_UNDONE: "ALREADY_UNDONE",
+  /** undoTurn of a turn that is still running. */
+  TURN_RUNNING: "TURN_RUNNING",
   /** A subscriber fell too far behind and its subscription was ended: subscribe again (messageAdded: with afterSeq). */
   SUBSCRIPTION_OVERFLOW: "SUBSCRIPTION_OVERFLOW",
   INTERNAL_SERVER_ERROR: "INTERNAL_SERVER_ERROR",

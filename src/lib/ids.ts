@@ -5,7 +5,7 @@ import { badInput } from "./errors.js";
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
-export type NodeTypename = "Task" | "Conversation" | "Message" | "Turn";
+export type NodeTypename = "Task" | "Conversation" | "Message" | "Turn" | "TaskEvent";
 
 export function isUuid(value: unknown): value is string {
   return typeof value === "string" && UUID.test(value);
@@ -36,7 +36,7 @@ export function parseGlobalId(
   return { typename, id: decoded.id };
 }
 
-/** The id a Task, Conversation, Message or Turn global ID stands for. */
+/** The id a Task, Conversation, Message, Turn or TaskEvent global ID stands for. */
 export function parseId(value: string, field: string, typename: NodeTypename): string {
   return parseGlobalId(value, field, [typename]).id;
 }

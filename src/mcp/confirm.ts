@@ -1,5 +1,5 @@
 import type { Server } from "@modelcontextprotocol/sdk/server/index.js";
-import { reviewCall } from "../chat/approval-policy.js";
+import { ownedTargets, reviewCall } from "../chat/approval-policy.js";
 import type { DbClient } from "../db/client.js";
 import { findOwnedTasks } from "../domain/tasks.js";
 import type { Logger } from "../lib/logger.js";
@@ -24,7 +24,9 @@ const ELICITATION_TIMEOUT_MS = 10 * 60_000;
 
 const VERBS: Record<string, string> = { delete_task: "Delete" };
 
-function question(name: string, titles: readonly string[]): string {
+/** What the user is asked: the tasks by title where the call names them, else the call itself. */
+function question(name: string, args: unknown, titles: readonly string[]): string {
+  if (titles.length === 0) return `Allow ${name} (${JSON.stringify(args)}) to change your tasks?`;
   const named = titles.map((title) => `“${title}”`).join(", ");
   const verb = VERBS[name];
   const subject = titles.length === 1 ? `the task ${named}` : `${titles.length} tasks: ${named}`;
@@ -42,20 +44,12 @@ export async function confirmDestructive(
   if (!server.getClientCapabilities()?.elicitation?.form) return { run: true };
   const review = reviewCall("destructive", name, args);
   if (!review.asks) return { run: true };
+  const owned = await ownedTargets(context.db, context.userId, review.targets);
+  if (!review.targets.every((id) => owned.has(id))) return { run: true };
   const tasks = await findOwnedTasks(context.db, context.userId, review.taskIds);
-  if (tasks.length < new Set(review.taskIds).size) return { run: true };
   try {
-    const answer = await server.elicitInput(
-      {
-        mode: "form",
-        message: question(
-          name,
-          tasks.map((task) => task.title),
-        ),
-        requestedSchema: { type: "object", properties: {} },
-      },
-      { timeout: ELICITATION_TIMEOUT_MS },
-    );
+    const message = question(name, args, tasks.map((task) => task.title));
+    const answer = await server.elicitInput({ mode: "form", message, requestedSchema: { type: "object", properties: {} } }, { timeout: ELICITATION_TIMEOUT_MS });
     if (answer.action === "accept") return { run: true };
     return { run: false, reason: `Not run: the user ${answer.action === "decline" ? "declined" : "dismissed the question"}.` };
   } catch (error) {

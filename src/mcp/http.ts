@@ -1,12 +1,20 @@
-import { WebStandardStreamableHTTPServerTransport } from "@modelcontextprotocol/sdk/server/webStandardStreamableHttp.js";
 import { bearerToken, type TokenVerifier } from "../auth/verifier.js";
 import type { Db } from "../db/client.js";
 import { AppError } from "../lib/errors.js";
 import { BodyError, readJsonBody } from "../lib/http-body.js";
 import type { Logger } from "../lib/logger.js";
-import { createMcpServer } from "./server.js";
 
 export const MCP_PATH = "/mcp";
+
+type McpModules = [typeof import("@modelcontextprotocol/sdk/server/webStandardStreamableHttp.js"), typeof import("./server.js")];
+let loading: Promise<McpModules> | undefined;
+
+/** The MCP SDK, loaded by the first /mcp request: a start of the server does not need it. */
+function loadMcp(): Promise<McpModules> {
+  loading ??= Promise.all([import("@modelcontextprotocol/sdk/server/webStandardStreamableHttp.js"), import("./server.js")]);
+  loading.catch(() => (loading = undefined));
+  return loading;
+}
 
 function rpcError(status: number, code: number, message: string, headers: Record<string, string> = {}): Response {
   return Response.json({ jsonrpc: "2.0", error: { code, message }, id: null }, { status, headers });
@@ -37,6 +45,7 @@ export function createMcpHandler(options: { db: Db; verifier: TokenVerifier; log
       if (!(error instanceof BodyError)) throw error;
       return rpcError(error.status, -32700, `Parse error: ${error.message}`);
     }
+    const [{ WebStandardStreamableHTTPServerTransport }, { createMcpServer }] = await loadMcp();
     const server = createMcpServer({ db: options.db, userId, logger: options.logger });
     const transport = new WebStandardStreamableHTTPServerTransport({ sessionIdGenerator: undefined, enableJsonResponse: true });
     await server.connect(transport);

@@ -8,6 +8,7 @@ import {
 } from "@modelcontextprotocol/sdk/types.js";
 import { inputJsonSchema, outputJsonSchema, runTool, TOOLS } from "../chat/tools.js";
 import type { Db } from "../db/client.js";
+import { MCP_CAUSE } from "../domain/provenance.js";
 import type { Logger } from "../lib/logger.js";
 import { confirmDestructive } from "./confirm.js";
 import { ToolCallRequest, toolCallParams } from "./tool-call-params.js";
@@ -47,7 +48,11 @@ export function createMcpServer(options: { db: Db; userId: string; logger: Logge
       // Where the client can ask its user (elicitation), a destructive call waits for their yes.
       const confirmation = await confirmDestructive(server, options, name, args);
       if (!confirmation.run) return { isError: true, content: [{ type: "text", text: confirmation.reason }] };
-      outcome = await runTool({ db: options.db, userId: options.userId }, name, args);
+      outcome = await runTool(
+        { db: options.db, userId: options.userId, cause: MCP_CAUSE, atomically: (work) => options.db.$transaction(work) },
+        name,
+        args,
+      );
     } catch (error) {
       // Not the caller's fault (the database is down, a bug): the SDK would send the
       // error's own message, which names hosts, ports and source paths. Log it instead.

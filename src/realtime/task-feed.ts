@@ -20,7 +20,11 @@ export type TaskChangeKind = "CREATED" | "UPDATED" | "DELETED";
 export interface TaskChangeEvent {
   kind: TaskChangeKind;
   taskId: string;
-  /** The task now; for DELETED, its last state. */
+  /**
+   * The task now; for DELETED, its last state. Its lastEventId names the
+   * change that made it so (the cause), read in the same row, so the two
+   * always agree however many changes the feed collapsed.
+   */
   task: Task | null;
 }
 
@@ -234,10 +238,11 @@ function deletedEvent(tombstone: DeletedTask): TaskChangeEvent {
 
 /**
  * updated_at is the transaction's start at millisecond precision: two commits
- * can share it, so the content is part of the version.
+ * can share it, so the content is part of the version, and so is the event
+ * that made it (its cause, which the database sets with every version).
  */
 function versionOf(event: TaskChangeEvent): string {
   const task = event.task;
-  const state = task ? JSON.stringify([task.updatedAt.toISOString(), task.title, task.description, task.completed]) : "";
+  const state = task ? JSON.stringify([task.updatedAt.toISOString(), task.title, task.description, task.completed, task.lastEventId]) : "";
   return `${event.kind === "DELETED" ? "deleted" : "live"}:${state}`;
 }

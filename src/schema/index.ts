@@ -9,6 +9,8 @@ import "./tool-approval.js";
 import "./tool-call.js";
 import "./turn.js";
 import "./decide-tool-calls.js";
+import "./task-event.js";
+import "./undo-turn.js";
 import "./chat.js";
 import "./subscriptions.js";
 import "./message-stream.js";

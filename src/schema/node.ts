@@ -3,10 +3,12 @@ import { getConversation } from "../domain/conversations.js";
 import { getMessage } from "../domain/messages.js";
 import { getTask } from "../domain/tasks.js";
 import { getTurn } from "../domain/conversation-log.js";
+import { getTaskEvent } from "../domain/task-events.js";
 import { builder } from "./builder.js";
 import { ConversationRef } from "./conversation.js";
 import { MessageRef } from "./message.js";
 import { TaskRef } from "./task.js";
+import { TaskEventRef } from "./task-event.js";
 import { TurnRef } from "./turn.js";
 import { parseGlobalId, type NodeTypename } from "../lib/ids.js";
 
@@ -15,16 +17,17 @@ const types = {
   Conversation: { ref: ConversationRef, load: getConversation },
   Message: { ref: MessageRef, load: getMessage },
   Turn: { ref: TurnRef, load: getTurn },
+  TaskEvent: { ref: TaskEventRef, load: getTaskEvent },
 } satisfies Record<NodeTypename, unknown>;
 
 builder.queryField("node", (t) =>
   t.field({
     type: builder.nodeInterfaceRef(),
     nullable: true,
-    description: "Any Task, Conversation, Message or Turn of the viewer by its global ID. Others' are NOT_FOUND.",
+    description: "Any Task, Conversation, Message, Turn or TaskEvent of the viewer by its global ID. Others' are NOT_FOUND.",
     args: { id: t.arg.id({ required: true }) },
     resolve: async (_root, args, ctx) => {
-      const { typename, id } = parseGlobalId(args.id, "id", ["Task", "Conversation", "Message", "Turn"]);
+      const { typename, id } = parseGlobalId(args.id, "id", ["Task", "Conversation", "Message", "Turn", "TaskEvent"]);
       const type = types[typename];
       const row = await type.load(ctx.db, ctx.viewer.userId, id);
       // Lets the Node interface resolve the row's concrete type.

@@ -1,4 +1,5 @@
 import { getConversation } from "../domain/conversations.js";
+import { findTaskEvent } from "../domain/task-events.js";
 import { badInput } from "../lib/errors.js";
 import { untilExpiry } from "../realtime/expiry.js";
 import type { TaskChangeEvent } from "../realtime/hub.js";
@@ -7,10 +8,7 @@ import { builder } from "./builder.js";
 import { parseId, toGlobalId } from "../lib/ids.js";
 import { MessageRef } from "./message.js";
 import { TaskRef } from "./task.js";
-
-const TaskChangeKindEnum = builder.enumType("TaskChangeKind", {
-  values: ["CREATED", "UPDATED", "DELETED"] as const,
-});
+import { TaskChangeKindEnum, TaskEventRef } from "./task-event.js";
 
 const TaskChangeEventRef = builder.objectRef<TaskChangeEvent>("TaskChangeEvent").implement({
   description: "A committed change to one of the viewer's tasks, whoever made it.",
@@ -22,6 +20,16 @@ const TaskChangeEventRef = builder.objectRef<TaskChangeEvent>("TaskChangeEvent")
       nullable: true,
       description: "The task as committed; for DELETED, its last state.",
       resolve: (event) => event.task,
+    }),
+    cause: t.field({
+      type: TaskEventRef,
+      nullable: true,
+      description:
+        "The recorded change that made the task what `task` shows (for DELETED, the deletion), with who made it; null for a task last written before changes were recorded.",
+      resolve: (event, _args, ctx) => {
+        const id = event.task?.lastEventId;
+        return id ? findTaskEvent(ctx.db, ctx.viewer.userId, id) : null;
+      },
     }),
   }),
 });

@@ -6,6 +6,7 @@ import {
   updateTask,
   type TaskStatus,
 } from "../domain/tasks.js";
+import { USER_CAUSE } from "../domain/provenance.js";
 import { builder } from "./builder.js";
 import { parseId } from "../lib/ids.js";
 
@@ -63,29 +64,30 @@ builder.queryFields((t) => ({
   }),
 }));
 
+// Writes answer the whole row they wrote (no Prisma selection to honour): a
+// task has no relations, so the row is everything a selection can ask for.
 builder.mutationFields((t) => ({
-  addTask: t.prismaField({
-    type: "Task",
+  addTask: t.field({
+    type: TaskRef,
     args: { input: t.arg({ type: AddTaskInput, required: true }) },
-    resolve: (query, _root, { input }, ctx) => addTask(ctx.db, ctx.viewer.userId, input, query, { prefix: "input" }),
+    resolve: (_root, { input }, ctx) => addTask(ctx.db, ctx.viewer.userId, input, USER_CAUSE, { prefix: "input" }),
   }),
-  updateTask: t.prismaField({
-    type: "Task",
+  updateTask: t.field({
+    type: TaskRef,
     args: { input: t.arg({ type: UpdateTaskInput, required: true }) },
-    resolve: (query, _root, { input }, ctx) =>
-      updateTask(ctx.db, ctx.viewer.userId, parseId(input.id, "input.id", "Task"), input, query, { prefix: "input" }),
+    resolve: (_root, { input }, ctx) =>
+      updateTask(ctx.db, ctx.viewer.userId, parseId(input.id, "input.id", "Task"), input, USER_CAUSE, { prefix: "input" }),
   }),
-  completeTask: t.prismaField({
-    type: "Task",
+  completeTask: t.field({
+    type: TaskRef,
     description: "Marks the task completed. Completing a completed task is a no-op.",
     args: { id: t.arg.id({ required: true }) },
-    resolve: (query, _root, args, ctx) =>
-      updateTask(ctx.db, ctx.viewer.userId, parseId(args.id, "id", "Task"), { completed: true }, query),
+    resolve: (_root, args, ctx) => updateTask(ctx.db, ctx.viewer.userId, parseId(args.id, "id", "Task"), { completed: true }, USER_CAUSE),
   }),
-  deleteTask: t.prismaField({
-    type: "Task",
+  deleteTask: t.field({
+    type: TaskRef,
     description: "Deletes the task and returns it as it was.",
     args: { id: t.arg.id({ required: true }) },
-    resolve: (query, _root, args, ctx) => deleteTask(ctx.db, ctx.viewer.userId, parseId(args.id, "id", "Task"), query),
+    resolve: (_root, args, ctx) => deleteTask(ctx.db, ctx.viewer.userId, parseId(args.id, "id", "Task"), USER_CAUSE),
   }),
 }));

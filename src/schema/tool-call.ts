@@ -20,8 +20,8 @@ export interface ToolCallShape {
 function namedTaskIds(call: ToolCallShape): string[] {
   const tool = findTool(call.name);
   const parsed = tool?.input.safeParse(call.arguments);
-  if (!tool?.taskIdsOf || !parsed?.success) return [];
-  return tool.taskIdsOf(parsed.data) ?? [];
+  if (!tool?.targetsOf || !parsed?.success) return [];
+  return tool.targetsOf(parsed.data)?.taskIds ?? [];
 }
 
 export const ToolCallRef = builder.objectRef<ToolCallShape>("ToolCall").implement({

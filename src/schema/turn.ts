@@ -60,6 +60,11 @@ export const TurnRef = builder.prismaNode("Turn", {
     }),
     startedAt: t.expose("startedAt", { type: "DateTime" }),
     finishedAt: t.expose("finishedAt", { type: "DateTime", nullable: true }),
+    undoneAt: t.expose("undoneAt", {
+      type: "DateTime",
+      nullable: true,
+      description: "When undoTurn (or the assistant's undo_turn) reverted this turn's task changes; null if it was not undone.",
+    }),
   }),
 });
 

@@ -10,8 +10,12 @@ import { renderGraphiQL, type GraphiQLOptions } from "graphql-yoga";
  */
 export const GRAPHIQL_ASSETS_PATH = "/graphiql/assets/";
 
-const require = createRequire(import.meta.url);
-const distDir = path.join(path.dirname(require.resolve("@graphql-yoga/graphiql/package.json")), "dist");
+/** GraphiQL's bundle, looked up by the first asset request (never, in production). */
+let distDir: string | undefined;
+function graphiqlDist(): string {
+  distDir ??= path.join(path.dirname(createRequire(import.meta.url).resolve("@graphql-yoga/graphiql/package.json")), "dist");
+  return distDir;
+}
 
 /** Only these files are served: nothing else under node_modules is reachable. */
 const ASSETS: Record<string, string> = {
@@ -68,7 +72,7 @@ export async function graphiqlAsset(request: Request, pathname: string): Promise
   }
   let file = cache.get(name);
   if (!file) {
-    file = readFile(path.join(distDir, name));
+    file = readFile(path.join(graphiqlDist(), name));
     cache.set(name, file);
     file.catch(() => cache.delete(name));
   }

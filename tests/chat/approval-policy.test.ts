@@ -29,7 +29,7 @@ const completeTasks: ToolDefinition = {
   annotations: { readOnlyHint: false, destructiveHint: false },
   run: async () => ({}),
   changesManyTasks: (input: { task_ids: string[] }) => input.task_ids.length > 1,
-  taskIdsOf: () => [],
+  targetsOf: () => ({}),
 };
 const withBulk = (name: string) => (name === completeTasks.name ? completeTasks : findTool(name));
 
@@ -37,7 +37,7 @@ describe("CHAT_APPROVAL", () => {
   const asks = (policy: ApprovalPolicy, name: string, args: Record<string, unknown>) => reviewCall(policy, name, args, withBulk).asks;
 
   it("should hold delete_task and bulk calls under destructive, naming the deleted task, and nothing else", () => {
-    expect(reviewCall("destructive", "delete_task", { task_id: task })).toEqual({ asks: true, taskIds: [TASK] });
+    expect(reviewCall("destructive", "delete_task", { task_id: task })).toEqual({ asks: true, taskIds: [TASK], targets: [TASK] });
     expect(asks("destructive", "complete_tasks", { task_ids: [task, task] })).toBe(true);
     expect(asks("destructive", "complete_tasks", { task_ids: [task] })).toBe(false);
     for (const [name, args] of [

@@ -38,7 +38,7 @@ const TASKS = /* GraphQL */ `
   }
 `;
 
-const TOOL_NAMES = ["add_task", "list_tasks", "complete_task", "delete_task", "update_task"];
+const TOOL_NAMES = ["add_task", "list_tasks", "complete_task", "delete_task", "update_task", "undo_turn"];
 const NOT_FOUND = "Task not found. List the tasks to get valid ids.";
 const NOT_RUN = "Not run: this exact call was already made in this turn. Use its earlier result.";
 
@@ -640,7 +640,7 @@ describe("assistant task tools", () => {
     const { response, payload, requests } = await send(user, "email my boss", { expectedCalls: 2 });
     expect(response.errors).toBeUndefined();
 
-    const error = 'Unknown tool "send_email". Available tools: add_task, list_tasks, complete_task, delete_task, update_task.';
+    const error = 'Unknown tool "send_email". Available tools: add_task, list_tasks, complete_task, delete_task, update_task, undo_turn.';
     expect(callById(payload, "call_unknown")).toEqual({
       id: "call_unknown",
       name: "send_email",
@@ -868,7 +868,7 @@ describe("assistant task tools", () => {
 
   // ---------------------------------------------------------------- tool schemas and the user
 
-  it("should send the five tools with JSON-schema parameters and no user parameter", async () => {
+  it("should send the six tools with JSON-schema parameters and no user parameter", async () => {
     const user = await newUser(server);
     fake.enqueue(textReply("Hello."));
 
@@ -895,6 +895,8 @@ describe("assistant task tools", () => {
       expect(parameters[name]!.properties.task_id).toMatchObject({ type: "string" });
     }
     expect(Object.keys(parameters.update_task!.properties).sort()).toEqual(["description", "task_id", "title"]);
+    expect(Object.keys(parameters.undo_turn!.properties)).toEqual(["turn_id"]);
+    expect(parameters.undo_turn!.required ?? []).toEqual([]);
 
     // No user parameter, at any depth, in any tool.
     const keys: string[] = [];

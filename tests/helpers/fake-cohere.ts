@@ -70,7 +70,8 @@ export interface ScriptedReply {
   rawBody?: string;
 }
 
-export type Script = ScriptedReply | ((request: RecordedRequest) => ScriptedReply);
+/** A function script may be async: the request waits for it (e.g. for an id the test learns only once the turn started). */
+export type Script = ScriptedReply | ((request: RecordedRequest) => ScriptedReply | Promise<ScriptedReply>);
 
 export interface FakeCohere {
   /** Pass as COHERE_BASE_URL / the SDK's `environment`. */
@@ -259,7 +260,7 @@ export async function startFakeCohere(): Promise<FakeCohere> {
       res.writeHead(500, { "content-type": "application/json" }).end(JSON.stringify({ message: "fake cohere: nothing scripted" }));
       return;
     }
-    const reply = typeof script === "function" ? script(recorded) : script;
+    const reply = typeof script === "function" ? await script(recorded) : script;
     if (reply.delayMs) await wait(reply.delayMs);
     if (res.destroyed || closing) return;
     const status = reply.status ?? 200;

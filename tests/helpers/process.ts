@@ -1,8 +1,9 @@
-import { spawn, type ChildProcessWithoutNullStreams, type SpawnOptions } from "node:child_process";
+import { execFile, spawn, type ChildProcessWithoutNullStreams, type SpawnOptions } from "node:child_process";
 import { createRequire } from "node:module";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
+import { promisify } from "node:util";
 
 /** The repository root: where package.json, src/ and scripts/ are. */
 export const ROOT = fileURLToPath(new URL("../..", import.meta.url));
@@ -10,8 +11,19 @@ export const ROOT = fileURLToPath(new URL("../..", import.meta.url));
 /** tsx's loader by absolute URL, so a program runs from any working directory (a temp folder with its own .env or .data). */
 const TSX_LOADER = pathToFileURL(createRequire(import.meta.url).resolve("tsx")).href;
 
+let building: Promise<unknown> | undefined;
+
+/**
+ * dist/ as `npm start` runs it, built first if stale (scripts/build.mjs, as prestart does): once
+ * per test worker, before programs that run the build start, rather than in each of them at once.
+ */
+export function ensureBuilt(): Promise<unknown> {
+  building ??= promisify(execFile)(process.execPath, ["scripts/build.mjs", "--quiet"], { cwd: ROOT });
+  return building;
+}
+
 /** Settings the programs read; the test's own environment must not leak any of them in. */
-const SETTINGS = [
+export const SETTINGS = [
   "NODE_ENV",
   "PORT",
   "HOST",
@@ -20,6 +32,7 @@ const SETTINGS = [
   "DATABASE_DRIVER",
   "DATABASE_POOL_SIZE",
   "DATABASE_CONNECTION_TIMEOUT_MS",
+  "EMBEDDED_DATA_DIR",
   "AUTH_JWT_SECRET",
   "AUTH_JWKS_URL",
   "AUTH_JWT_ISSUER",
@@ -28,6 +41,9 @@ const SETTINGS = [
   "COHERE_BASE_URL",
   "MCP_AUTH_TOKEN",
   "LOG_LEVEL",
+  "SHUTDOWN_GRACE_MS",
+  "WEB_UI",
+  "CHAT_RATE_LIMIT",
   "REQUEST_TIMEOUT_MS",
   "HEADERS_TIMEOUT_MS",
   "KEEP_ALIVE_TIMEOUT_MS",
@@ -51,6 +67,18 @@ export interface Program {
   stop(graceMs?: number): Promise<Exit>;
 }
 
+/** The test's environment without any of SETTINGS, plus `env` (undefined values left out). */
+function programEnv(env: Record<string, string | undefined> = {}): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const [key, value] of Object.entries(process.env)) {
+    if (value !== undefined && !SETTINGS.includes(key)) out[key] = value;
+  }
+  for (const [key, value] of Object.entries(env)) {
+    if (value !== undefined) out[key] = value;
+  }
+  return out;
+}
+
 /**
  * Runs `script` (relative to ROOT) on this Node with tsx, as `npm run` would,
  * with only `env` of the settings above. The working directory defaults to the
@@ -70,13 +98,7 @@ export function runScript(
   },
   started: Program[],
 ): Program {
-  const env: Record<string, string> = {};
-  for (const [key, value] of Object.entries(process.env)) {
-    if (value !== undefined && !SETTINGS.includes(key)) env[key] = value;
-  }
-  for (const [key, value] of Object.entries(options.env ?? {})) {
-    if (value !== undefined) env[key] = value;
-  }
+  const env = programEnv(options.env);
   // Outside ROOT tsx would not find the project's tsconfig.
   env.TSX_TSCONFIG_PATH = path.join(ROOT, "tsconfig.json");
   const spawnOptions: SpawnOptions = { cwd: options.cwd ?? tmpdir(), env, stdio: "pipe", uid: options.uid, gid: options.gid };
@@ -85,8 +107,57 @@ export function runScript(
   const child = (
     options.maxOpenFiles === undefined
       ? spawn(process.execPath, nodeArgs, spawnOptions)
-      : spawn("/bin/sh", ["-c", 'ulimit -n "$1" && shift && exec "$0" "$@"', process.execPath, String(options.maxOpenFiles), ...nodeArgs], spawnOptions)
+      : spawn(
+          "/bin/sh",
+          ["-c", 'ulimit -n "$1" && shift && exec "$0" "$@"', process.execPath, String(options.maxOpenFiles), ...nodeArgs],
+          spawnOptions,
+        )
   ) as ChildProcessWithoutNullStreams;
+  const program = track(child, script, (signal) => child.kill(signal));
+  started.push(program);
+  return program;
+}
+
+/**
+ * Runs `npm <args>` from the repository (as `npm start` must be run), in a
+ * process group of its own, as a terminal or a supervisor starts it: `stop()`
+ * and `signalGroup()` signal the whole group. The settings above that `env`
+ * leaves out are set empty, so a developer's ./.env (which npm's working
+ * directory, the repository, may hold) cannot fill them in.
+ */
+export function runNpm(args: string[], options: { env?: Record<string, string | undefined> }, started: GroupProgram[]): GroupProgram {
+  return runGroup("npm", args, options, started);
+}
+
+/** `command` from the repository in a process group of its own, with the environment runNpm() gives. */
+export function runGroup(
+  command: string,
+  args: string[],
+  options: { env?: Record<string, string | undefined> },
+  started: GroupProgram[],
+): GroupProgram {
+  const blanks = Object.fromEntries(SETTINGS.map((key) => [key, ""]));
+  const env = programEnv({ ...blanks, ...options.env });
+  const child = spawn(command, args, { cwd: ROOT, env, stdio: "pipe", detached: true }) as ChildProcessWithoutNullStreams;
+  const signalGroup = (signal: NodeJS.Signals) => {
+    try {
+      process.kill(-child.pid!, signal);
+    } catch {
+      // The group is gone already.
+    }
+  };
+  const program: GroupProgram = { ...track(child, [command, ...args].join(" "), signalGroup), signalGroup };
+  started.push(program);
+  return program;
+}
+
+export interface GroupProgram extends Program {
+  /** Signals every process of the program's group (npm, and node under it; not the detached Postgres). */
+  signalGroup(signal: NodeJS.Signals): void;
+}
+
+/** A Program over `child`: its output, its exit, waiting for a line; `kill` is how stop() signals it. */
+function track(child: ChildProcessWithoutNullStreams, label: string, kill: (signal: NodeJS.Signals) => void): Program {
   let stdout = "";
   let stderr = "";
   child.stdout.setEncoding("utf8").on("data", (chunk: string) => void (stdout += chunk));
@@ -95,43 +166,15 @@ export function runScript(
   const exited = new Promise<Exit>((resolve) => child.once("close", (code, signal) => resolve({ code, signal })));
   let done = false;
   void exited.then(() => (done = true));
-
-  const program: Program = {
+  return {
     child,
     stdout: () => stdout,
     stderr: () => stderr,
     exited,
-    waitFor: (pattern, timeoutMs = 30_000) =>
-      new Promise((resolve, reject) => {
-        const check = () => {
-          const match = pattern.exec(stdout) ?? pattern.exec(stderr);
-          if (!match) return false;
-          cleanup();
-          resolve(match);
-          return true;
-        };
-        const onExit = () => {
-          if (check()) return;
-          cleanup();
-          reject(new Error(`${script} exited before printing ${pattern}; stderr: ${stderr}`));
-        };
-        const timer = setTimeout(() => {
-          cleanup();
-          reject(new Error(`${script} did not print ${pattern} within ${timeoutMs} ms; stderr: ${stderr}`));
-        }, timeoutMs);
-        const cleanup = () => {
-          clearTimeout(timer);
-          child.stdout.off("data", check);
-          child.stderr.off("data", check);
-        };
-        if (check()) return;
-        child.stdout.on("data", check);
-        child.stderr.on("data", check);
-        void exited.then(onExit);
-      }),
+    waitFor: (pattern, timeoutMs = 30_000) => waitForOutput({ child, label, exited, output: () => [stdout, stderr] }, pattern, timeoutMs),
     exit: (timeoutMs = 30_000) =>
       new Promise((resolve, reject) => {
-        const timer = setTimeout(() => reject(new Error(`${script} still running after ${timeoutMs} ms; stderr: ${stderr}`)), timeoutMs);
+        const timer = setTimeout(() => reject(new Error(`${label} still running after ${timeoutMs} ms; stderr: ${stderr}`)), timeoutMs);
         void exited.then((exit) => {
           clearTimeout(timer);
           resolve(exit);
@@ -139,15 +182,52 @@ export function runScript(
       }),
     stop: async (graceMs = 15_000) => {
       if (done) return exited;
-      child.kill("SIGTERM");
-      const timer = setTimeout(() => child.kill("SIGKILL"), graceMs);
+      kill("SIGTERM");
+      const timer = setTimeout(() => kill("SIGKILL"), graceMs);
       const exit = await exited;
       clearTimeout(timer);
       return exit;
     },
   };
-  started.push(program);
-  return program;
+}
+
+interface Watched {
+  child: ChildProcessWithoutNullStreams;
+  label: string;
+  exited: Promise<Exit>;
+  output: () => [string, string];
+}
+
+/** Resolves once stdout or stderr matches; fails if the program exits or `timeoutMs` passes first. */
+function waitForOutput({ child, label, exited, output }: Watched, pattern: RegExp, timeoutMs: number): Promise<RegExpMatchArray> {
+  return new Promise((resolve, reject) => {
+    const check = () => {
+      const [stdout, stderr] = output();
+      const match = pattern.exec(stdout) ?? pattern.exec(stderr);
+      if (!match) return false;
+      cleanup();
+      resolve(match);
+      return true;
+    };
+    const onExit = () => {
+      if (check()) return;
+      cleanup();
+      reject(new Error(`${label} exited before printing ${pattern}; stderr: ${output()[1]}`));
+    };
+    const timer = setTimeout(() => {
+      cleanup();
+      reject(new Error(`${label} did not print ${pattern} within ${timeoutMs} ms; stderr: ${output()[1]}`));
+    }, timeoutMs);
+    const cleanup = () => {
+      clearTimeout(timer);
+      child.stdout.off("data", check);
+      child.stderr.off("data", check);
+    };
+    if (check()) return;
+    child.stdout.on("data", check);
+    child.stderr.on("data", check);
+    void exited.then(onExit);
+  });
 }
 
 /** Stops every program still running (gracefully first, so an embedded Postgres is shut down too). */

@@ -7,15 +7,16 @@ import { LATEST_PROTOCOL_VERSION, type Tool } from "@modelcontextprotocol/sdk/ty
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { parseId, toGlobalId } from "../../src/lib/ids.js";
 import { databaseUrl, newUserId } from "../helpers/db.js";
+import { ensureBuilt } from "../helpers/process.js";
 import { newUser, startTestServer, type TestServer, type TestUser } from "../helpers/server.js";
 import { TEST_JWT_SECRET, tokenFor } from "../helpers/tokens.js";
 import { wsClient, type TestWsClient } from "../helpers/ws-client.js";
 import { callError, callOk, expectNextChange, expectToolCatalogue, TASK_CHANGED, type McpTask } from "./support.js";
 
-/** `npm run mcp`, as a child process of the test: tsx's loader on this Node. */
+/** `npm run mcp`, as a child process of the test: the built entry (dist/, see ensureBuilt) on this Node. */
 const ROOT = fileURLToPath(new URL("../..", import.meta.url));
 const COMMAND = process.execPath;
-const ARGS = ["--import", "tsx", "src/boot/mcp-stdio.ts"];
+const ARGS = ["dist/boot/mcp-stdio.js"];
 
 /** Settings the stdio server reads; the test's own environment must not leak any of them in. */
 const SERVER_SETTINGS = [
@@ -168,6 +169,7 @@ describe("MCP over stdio", () => {
   const children: ChildProcessWithoutNullStreams[] = [];
 
   beforeAll(async () => {
+    await ensureBuilt();
     server = await startTestServer();
     user = await newUser(server, "mcp-stdio");
     transport = new StdioClientTransport({ command: COMMAND, args: ARGS, cwd: ROOT, env: serverEnv(user.token), stderr: "pipe" });
@@ -240,7 +242,9 @@ describe("MCP over stdio", () => {
     const foreign = await server.db.task.create({ data: { userId: otherId, title: "Not yours" } });
     const foreignId = toGlobalId("Task", foreign.id);
     expect(await callError(client, "complete_task", { task_id: foreignId })).toBe("Task not found. List the tasks to get valid ids.");
-    expect(await callError(client, "update_task", { task_id: foreignId, title: "Mine now" })).toBe("Task not found. List the tasks to get valid ids.");
+    expect(await callError(client, "update_task", { task_id: foreignId, title: "Mine now" })).toBe(
+      "Task not found. List the tasks to get valid ids.",
+    );
     expect(await callError(client, "delete_task", { task_id: foreignId })).toBe("Task not found. List the tasks to get valid ids.");
     expect(await server.db.task.findUniqueOrThrow({ where: { id: foreign.id } })).toEqual(foreign);
   });

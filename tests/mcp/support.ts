@@ -6,7 +6,7 @@ import type { QueuedSubscription } from "../helpers/ws-client.js";
 
 /** Shared checks of the MCP tests (HTTP and stdio). */
 
-export const TOOL_NAMES = ["add_task", "list_tasks", "complete_task", "delete_task", "update_task"] as const;
+export const TOOL_NAMES = ["add_task", "list_tasks", "complete_task", "delete_task", "update_task", "undo_turn"] as const;
 
 export const TASK_CHANGED = /* GraphQL */ `
   subscription { taskChanged { kind taskId task { id title description completed } } }
@@ -29,7 +29,7 @@ export interface TaskChange {
 const validator = new AjvJsonSchemaValidator();
 
 /**
- * Asserts what tools/list must say about the five task tools: their input
+ * Asserts what tools/list must say about the task tools and undo_turn: their input
  * schemas, output schemas and annotations, and that no tool takes a user id.
  */
 export function expectToolCatalogue(tools: Tool[]): void {
@@ -89,6 +89,11 @@ export function expectToolCatalogue(tools: Tool[]): void {
   for (const name of ["add_task", "complete_task", "update_task", "list_tasks"] as const) {
     expect(tool(name).annotations?.destructiveHint, name).not.toBe(true);
   }
+  // undo_turn deletes what a turn created: destructive, and not idempotent (a second call is refused).
+  expect(Object.keys(tool("undo_turn").inputSchema.properties ?? {})).toEqual(["turn_id"]);
+  expect(tool("undo_turn").inputSchema.required ?? []).toEqual([]);
+  expect(tool("undo_turn").annotations).toMatchObject({ readOnlyHint: false, destructiveHint: true, idempotentHint: false });
+  expect(tool("undo_turn").outputSchema?.required).toEqual(["undone_turn_id", "undo_turn_id", "reverted", "tasks"]);
 }
 
 /**

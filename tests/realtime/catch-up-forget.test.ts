@@ -1,5 +1,6 @@
 import { afterAll, describe, expect, it } from "vitest";
 import type { Db } from "../../src/db/client.js";
+import { USER_CAUSE } from "../../src/domain/provenance.js";
 import { addTask } from "../../src/domain/tasks.js";
 import { createLogger } from "../../src/lib/logger.js";
 import type { Outlet } from "../../src/realtime/subscriber.js";
@@ -56,7 +57,7 @@ describe("the task feed's catch-up after a reconnect", () => {
     await feed.flush();
 
     // Live delivery of a first task; the listener is healthy up to its commit.
-    const first = await addTask(db, userId, { title: "before the outage" });
+    const first = await addTask(db, userId, { title: "before the outage" }, USER_CAUSE);
     feed.hint({ kind: "task", op: "INSERT", taskId: first.id });
     await feed.flush();
     healthy = first.updatedAt;
@@ -64,7 +65,7 @@ describe("the task feed's catch-up after a reconnect", () => {
 
     // The listener was down; it comes back, a minute of database time later, while a re-read runs.
     const since = healthy;
-    const second = await addTask(db, userId, { title: "re-read while the listener came back" });
+    const second = await addTask(db, userId, { title: "re-read while the listener came back" }, USER_CAUSE);
     feed.hint({ kind: "task", op: "INSERT", taskId: second.id });
     duringTaskRead = () => {
       healthy = new Date(since.getTime() + 60_000);

@@ -46,15 +46,16 @@ import {
  */
 
 const NOT_FOUND_TOOL_TEXT = "Task not found. List the tasks to get valid ids.";
+const TURN_NOT_FOUND_TOOL_TEXT = "Turn not found in this conversation. Omit turn_id to undo the latest turn that changed tasks.";
 
 /** The fewest attempts a full run makes, by entry point (the run is deterministic: these are its counts). */
 const EXPECTED_ATTEMPTS: Record<EntryPoint, number> = {
-  query: 131,
-  node: 70,
-  mutation: 206,
-  subscription: 94,
-  mcp: 85,
-  assistant: 85,
+  query: 263,
+  node: 114,
+  mutation: 351,
+  subscription: 124,
+  mcp: 174,
+  assistant: 174,
 };
 
 const NODE = /* GraphQL */ `
@@ -62,17 +63,28 @@ const NODE = /* GraphQL */ `
     node(id: $id) {
       id
       __typename
-      ... on Task { taskTitle: title description completed }
+      ... on Task { taskTitle: title description completed history(first: 10) { edges { node { id before after } } } }
       ... on Conversation { conversationTitle: title activeTurn { id } messagePage: messages(first: 50) { edges { node { id content } } } }
       ... on Message { role content toolCallId toolCalls { id name arguments result error } conversation { id title } }
       ... on Turn {
-        status stopCode conversation { id title } userMessage { content } turnMessages: messages { id content }
+        status stopCode undoneAt conversation { id title } userMessage { content } turnMessages: messages { id content } taskEvents { id after }
         turnToolCalls: toolCalls { id arguments result error approval { status reason argumentsHash } tasks { id title } }
+      }
+      ... on TaskEvent { kind actor taskId toolCallId before after turn { id status } undoingTurn { id } }
+    }
+  }
+`;
+const TASK = `query Task($id: ID!) { task(id: $id) { id title description completed history(first: 20) { edges { node { id after } } } } }`;
+const TASK_HISTORY = /* GraphQL */ `
+  query History($id: ID!, $after: String, $before: String, $first: Int, $last: Int) {
+    task(id: $id) {
+      history(after: $after, before: $before, first: $first, last: $last) {
+        edges { cursor node { id kind before after } }
+        pageInfo { hasNextPage hasPreviousPage }
       }
     }
   }
 `;
-const TASK = `query Task($id: ID!) { task(id: $id) { id title description completed } }`;
 const CONVERSATION = /* GraphQL */ `
   query Conversation($id: ID!) {
     conversation(id: $id) { id title activeTurn { id status } messages(first: 50) { edges { node { id role content } } } }
@@ -119,6 +131,9 @@ const DECIDE = /* GraphQL */ `
 const TURN_UPDATED = /* GraphQL */ `
   subscription Turns($c: ID!) { turnUpdated(conversationId: $c) { id status userMessage { content } toolCalls { id approval { status } } } }
 `;
+const UNDO_TURN = /* GraphQL */ `
+  mutation Undo($id: ID!) { undoTurn(id: $id) { turn { id undoneAt } reverted { id kind before after } tasks { id title } } }
+`;
 const SEND = /* GraphQL */ `
   mutation Send($input: SendMessageInput!) {
     sendMessage(input: $input) {
@@ -139,7 +154,7 @@ const MESSAGE_ADDED = /* GraphQL */ `
 const MESSAGE_STREAM = /* GraphQL */ `
   subscription Stream($c: ID!) { messageStream(conversationId: $c) { offset delta message { id seq role status content } } }
 `;
-const TASK_CHANGED = `subscription { taskChanged { kind taskId task { id title description completed } } }`;
+const TASK_CHANGED = `subscription { taskChanged { kind taskId task { id title description completed } cause { id actor toolCallId turn { id } before after } } }`;
 
 type RootType = "Query" | "Mutation" | "Subscription";
 const ROOTS: readonly RootType[] = ["Query", "Mutation", "Subscription"];
@@ -232,7 +247,7 @@ describe("isolation attack suite: another user's ids at every entry point", () =
     const ghost = await ghostOf(`${document}\0${JSON.stringify(variables("<ID>"))}`, form, (id) => bob.gql(document, variables(id)));
     const findings = judge(visible(response, form.value), ghost.seen, form.code, codeOf(response));
     const message = response.errors?.[0]?.message ?? "";
-    if (form.code === "NOT_FOUND" && !/^(Task|Conversation|Message|Turn) not found$/.test(message)) findings.push(`said "${message}"`);
+    if (form.code === "NOT_FOUND" && !/^(Task|Conversation|Message|Turn|TaskEvent) not found$/.test(message)) findings.push(`said "${message}"`);
     ledger.record(entry, field, form.label, findings);
   }
 
@@ -305,6 +320,14 @@ describe("isolation attack suite: another user's ids at every entry point", () =
     return (await ok<{ addTask: { id: string } }>(alice, ADD_TASK, { input: { title: `${WORD} ${title}` } })).addTask.id;
   }
 
+  /** A turn of Alice's, in her chat, whose model adds one task: a turn of hers to undo in a control. */
+  async function aliceAssistantTurn(title: string): Promise<{ id: string }> {
+    rig.fake.enqueue(toolCallReply([{ id: `call_${randomUUID()}`, name: "add_task", args: { title: `${WORD} ${title}` } }], `${WORD} plan`), textReply(`${WORD} added`));
+    const response = await send(alice, { conversationId: a.chat, content: `${WORD} add ${title}` });
+    expect(response.errors).toBeUndefined();
+    return response.data!.sendMessage.turn;
+  }
+
   // ---------------------------------------------------------------------------
   // Root fields: one case per field of Query, Mutation and Subscription
 
@@ -369,11 +392,22 @@ describe("isolation attack suite: another user's ids at every entry point", () =
       task: async () => {
         await unchanged("query", "Query.task", async () => {
           await each(formsFor(["Task"]), (form) => attackGql("query", "Query.task", TASK, (id) => ({ id }), form));
+          await each(formsFor(["Task"]), (form) => attackGql("query", "Query.task", TASK_HISTORY, (id) => ({ id, first: 10 }), form));
+          // Alice's rows (her events among them) as cursors of the history of Bob's own task.
+          await attackCursors("Query.task", TASK_HISTORY, { id: b.done[0] }, 100);
         });
         for (const t of ofType("Task")) {
           expect((await ok<{ task: { id: string; title: string } }>(alice, TASK, { id: t.globalId })).task.id).toBe(t.globalId);
           ledger.control("Query.task");
         }
+        // The cursor path works: Alice pages her task's history from its newest event.
+        type HistoryPage = { task: { history: { edges: { cursor: string; node: { id: string } }[] } } };
+        const history = await ok<HistoryPage>(alice, TASK_HISTORY, { id: a.doneTask, first: 10 });
+        const [newest, ...older] = history.task.history.edges;
+        expect(older.length).toBeGreaterThan(0);
+        const rest = await ok<HistoryPage>(alice, TASK_HISTORY, { id: a.doneTask, first: 10, after: newest!.cursor });
+        expect(rest.task.history.edges.map((edge) => edge.node.id)).toEqual(older.map((edge) => edge.node.id));
+        ledger.control("Query.task");
       },
       conversation: async () => {
         await unchanged("query", "Query.conversation", async () => {
@@ -575,6 +609,8 @@ describe("isolation attack suite: another user's ids at every entry point", () =
         try {
           await unchanged("mutation", "Mutation.cancelTurn", async () => {
             await each(formsFor(["Turn"], live), (form) => attackGql("mutation", "Mutation.cancelTurn", CANCEL_TURN, (id) => ({ id }), form));
+            // "missing", not "running": a running turn must not reveal that it exists either.
+            await each(formsFor(["Turn"], live), (form) => attackGql("mutation", "Mutation.undoTurn", UNDO_TURN, (id) => ({ id }), form));
             await each(formsFor(NODE_TYPES, live), (form) => attackGql("node", "Query.node", NODE, (id) => ({ id }), form));
             // "missing", not "busy": a busy conversation must not reveal that it exists.
             const into = (id: string) => ({ input: { conversationId: id, content: "bob joins in", waitForReply: false } });
@@ -641,6 +677,17 @@ describe("isolation attack suite: another user's ids at every entry point", () =
         );
         expect(await rig.server.db.task.findUnique({ where: { id: parseId(doomed, "id", "Task") } })).toBeNull();
         ledger.control(DECIDE_PATH);
+      },
+      undoTurn: async () => {
+        await unchanged("mutation", "Mutation.undoTurn", async () => {
+          await each(formsFor(["Turn"]), (form) => attackGql("mutation", "Mutation.undoTurn", UNDO_TURN, (id) => ({ id }), form));
+        });
+        // The control: Alice undoes a turn of hers that added a task (not one the other cases aim at).
+        const turn = await aliceAssistantTurn("to be undone");
+        const data = await ok<{ undoTurn: { turn: { id: string; undoneAt: string | null }; reverted: { kind: string }[] } }>(alice, UNDO_TURN, { id: turn.id });
+        expect(data.undoTurn.turn).toMatchObject({ id: turn.id, undoneAt: expect.any(String) });
+        expect(data.undoTurn.reverted.map((event) => event.kind)).toEqual(["DELETED"]);
+        ledger.control("Mutation.undoTurn");
       },
     },
 
@@ -832,18 +879,30 @@ describe("isolation attack suite: another user's ids at every entry point", () =
   // ---------------------------------------------------------------------------
   // Tools: the MCP server and the assistant share one registry
 
-  /** The task_id arguments and expected answers of the tools that take an id; the others are attacked by lists and owners. */
-  const TOOL_ARGS: Record<string, ((taskId: string) => Record<string, unknown>) | null> = {
+  /** The tools that take an id: the type of id each takes, and its arguments; the others are attacked by lists and owners. */
+  interface IdTool {
+    accepts: readonly NodeTypename[];
+    args: (id: string) => Record<string, unknown>;
+  }
+  const TOOL_ARGS: Record<string, IdTool | null> = {
     add_task: null,
     list_tasks: null,
-    complete_task: (id) => ({ task_id: id }),
-    delete_task: (id) => ({ task_id: id }),
-    update_task: (id) => ({ task_id: id, title: "bob-hijack", description: "bob was here" }),
+    complete_task: { accepts: ["Task"], args: (id) => ({ task_id: id }) },
+    delete_task: { accepts: ["Task"], args: (id) => ({ task_id: id }) },
+    update_task: { accepts: ["Task"], args: (id) => ({ task_id: id, title: "bob-hijack", description: "bob was here" }) },
+    undo_turn: { accepts: ["Turn"], args: (id) => ({ turn_id: id }) },
   };
 
+  /** The id a planned call sends, whichever argument carries it. */
+  function sentId(args: Record<string, unknown>): string | undefined {
+    const id = args.task_id ?? args.turn_id;
+    return typeof id === "string" ? id : undefined;
+  }
+
   function toolCode(text: string): IdForm["code"] | string {
-    if (text === NOT_FOUND_TOOL_TEXT) return "NOT_FOUND";
+    if (text === NOT_FOUND_TOOL_TEXT || text === TURN_NOT_FOUND_TOOL_TEXT) return "NOT_FOUND";
     if (/^task_id ".*" is not a task id; use an id that add_task or list_tasks returned$/.test(text)) return "BAD_USER_INPUT";
+    if (/^turn_id ".*" is not a turn id$/.test(text)) return "BAD_USER_INPUT";
     return text;
   }
 
@@ -917,9 +976,15 @@ describe("isolation attack suite: another user's ids at every entry point", () =
         target("Message", row.id, `Alice's chat's ${row.role} message ${row.seq}${row.toolCalls ? " (with a tool call)" : ""}`),
       ),
       ...(await db.turn.findMany({ where })).map((row) => target("Turn", row.id, "Alice's finished turn")),
+      ...(await db.taskEvent.findMany({ where, orderBy: { seq: "asc" } })).map((row) =>
+        target("TaskEvent", row.id, `Alice's ${row.actor} ${row.kind} task event`),
+      ),
     ];
-    // user, assistant step with the tool call, tool result, answer.
-    expect(targets.map((t) => t.type)).toEqual(["Task", "Task", "Task", "Conversation", "Conversation", "Message", "Message", "Message", "Message", "Turn"]);
+    // user, assistant step with the tool call, tool result, answer; two tasks created and changed by her, one created by the assistant.
+    expect(targets.map((t) => t.type)).toEqual([
+      ...["Task", "Task", "Task", "Conversation", "Conversation", "Message", "Message", "Message", "Message", "Turn"],
+      ...["TaskEvent", "TaskEvent", "TaskEvent", "TaskEvent", "TaskEvent"],
+    ]);
 
     // Bob's rows from after Alice's: his conversation has more messages than hers.
     await bobTask("bob's newer, pending", false);
@@ -963,7 +1028,9 @@ describe("isolation attack suite: another user's ids at every entry point", () =
     const listed = await bobMcp.listTools();
     expect(listed.tools.map((tool) => tool.name).sort()).toEqual(TOOLS.map((tool) => tool.name).sort());
     // The snapshot covers every table that holds a user's rows.
-    expect(await userTables(rig.server.db)).toEqual(expect.arrayContaining(["tasks", "deleted_tasks", "conversations", "messages", "turns"]));
+    expect(await userTables(rig.server.db)).toEqual(
+      expect.arrayContaining(["tasks", "deleted_tasks", "conversations", "messages", "turns", "task_events"]),
+    );
   });
 
   for (const root of ROOTS) {
@@ -977,11 +1044,11 @@ describe("isolation attack suite: another user's ids at every entry point", () =
   describe("MCP tools", () => {
     it("should answer every tool with Alice's ids exactly as for ids of nothing, and change nothing of hers", async () => {
       await unchanged("mcp", "MCP tools", async () => {
-        for (const [name, args] of Object.entries(TOOL_ARGS)) {
-          if (!args) continue;
-          await each(formsFor(["Task"]), async (form) => {
-            const answer = await mcpAnswer(bobMcp, name, args(form.value));
-            const ghost = await ghostOf(`mcp\0${name}`, form, (id) => mcpAnswer(bobMcp, name, args(id)));
+        for (const [name, tool] of Object.entries(TOOL_ARGS)) {
+          if (!tool) continue;
+          await each(formsFor(tool.accepts), async (form) => {
+            const answer = await mcpAnswer(bobMcp, name, tool.args(form.value));
+            const ghost = await ghostOf(`mcp\0${name}`, form, (id) => mcpAnswer(bobMcp, name, tool.args(id)));
             const code = toolCode(toolText(answer));
             ledger.record("mcp", `mcp.${name}`, form.label, judge(visible(answer, form.value), ghost.seen, form.code, code));
           });
@@ -1018,6 +1085,8 @@ describe("isolation attack suite: another user's ids at every entry point", () =
       expect((await call("update_task", { task_id: added.id, title: `${WORD} renamed via mcp` })).title).toBe(`${WORD} renamed via mcp`);
       expect((await call("complete_task", { task_id: added.id })).completed).toBe(true);
       expect((await call("delete_task", { task_id: added.id })).deleted.id).toBe(added.id);
+      const turn = await aliceAssistantTurn("to be undone over MCP");
+      expect((await call("undo_turn", { turn_id: turn.id })).undone_turn_id).toBe(turn.id);
     });
   });
 
@@ -1040,17 +1109,17 @@ describe("isolation attack suite: another user's ids at every entry point", () =
       const calls: Planned[] = [];
       const ghosts = new Map<string, Planned>();
       let n = 0;
-      for (const [name, args] of Object.entries(TOOL_ARGS)) {
-        if (!args) continue;
-        for (const form of formsFor(["Task"])) {
+      for (const [name, tool] of Object.entries(TOOL_ARGS)) {
+        if (!tool) continue;
+        for (const form of formsFor(tool.accepts)) {
           const key = `${name}\0${form.shape}`;
           if (!ghosts.has(key)) {
-            const ghost: Planned = { id: `ghost_${n}`, name, args: args(form.ghost), form };
+            const ghost: Planned = { id: `ghost_${n}`, name, args: tool.args(form.ghost), form };
             ghosts.set(key, ghost);
             calls.push(ghost);
           }
           n += 1;
-          calls.push({ id: `attack_${n}`, name, args: args(form.value), form, ghostOf: key });
+          calls.push({ id: `attack_${n}`, name, args: tool.args(form.value), form, ghostOf: key });
         }
       }
       for (const status of ["all", "pending", "completed"]) calls.push({ id: `list_${status}`, name: "list_tasks", args: { status } });
@@ -1075,7 +1144,7 @@ describe("isolation attack suite: another user's ids at every entry point", () =
           const error = inPayload.get(call.id)?.error;
           const code = typeof error === "string" ? toolCode(error) : `no error: ${JSON.stringify(answer)}`;
           const seen = visible(answer, call.form.value);
-          const findings = judge(seen, visible(answerOf(ghost.id), ghost.args.task_id as string), call.form.code, code);
+          const findings = judge(seen, visible(answerOf(ghost.id), sentId(ghost.args) ?? ""), call.form.code, code);
           // What the model reads back is that same error, word for word.
           if (typeof error !== "string" || !received.get(call.id)?.includes(JSON.stringify({ error }).slice(1, -1))) {
             findings.push(`the model got ${received.get(call.id) ?? "nothing"} for the error ${String(error)}`);
@@ -1098,7 +1167,7 @@ describe("isolation attack suite: another user's ids at every entry point", () =
         ledger.record("assistant", "assistant.add_task", "Alice's user id as the owner", row?.userId === bob.id ? [] : [`stored ${JSON.stringify(row)}`]);
 
         // Nothing of Alice's in anything the model was sent for Bob: his history, his tool results.
-        const sentIds = calls.flatMap((call) => (typeof call.args.task_id === "string" ? [call.args.task_id] : [])).concat(alice.id);
+        const sentIds = calls.flatMap((call) => sentId(call.args) ?? []).concat(alice.id);
         for (const request of requests) {
           const found = secrets.foundIn(visible(request.body, ...sentIds));
           if (found.length > 0) ledger.leaks.push(`assistant: the model was sent Alice's ${found.join(", ")} in Bob's turn`);
@@ -1107,12 +1176,14 @@ describe("isolation attack suite: another user's ids at every entry point", () =
 
       // The control: Alice's model calls every tool with her own ids, and each call works.
       const [toComplete, toUpdate, toDelete] = [await aliceTask("for the assistant to complete"), await aliceTask("to rename"), await aliceTask("to drop")];
+      const toUndo = await aliceAssistantTurn("for the assistant to undo");
       const controls = [
         { id: "c_add", name: "add_task", args: { title: `${WORD} added in the control` } },
         { id: "c_list", name: "list_tasks", args: { status: "pending" } },
         { id: "c_complete", name: "complete_task", args: { task_id: toComplete } },
         { id: "c_update", name: "update_task", args: { task_id: toUpdate, title: `${WORD} renamed by the assistant` } },
         { id: "c_delete", name: "delete_task", args: { task_id: toDelete } },
+        { id: "c_undo", name: "undo_turn", args: { turn_id: toUndo.id } },
       ];
       rig.fake.enqueue(toolCallReply(controls, `${WORD} plan`), textReply(`${WORD} done`));
       const response = await send(alice, { conversationId: a.chat, content: `${WORD} do it all` });

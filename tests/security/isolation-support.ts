@@ -10,7 +10,7 @@ import { toGlobalId, type NodeTypename } from "../../src/lib/ids.js";
  * and the ledger of attempts and leaks that the suite reports.
  */
 
-export const NODE_TYPES: readonly NodeTypename[] = ["Task", "Conversation", "Message", "Turn"];
+export const NODE_TYPES: readonly NodeTypename[] = ["Task", "Conversation", "Message", "Turn", "TaskEvent"];
 
 /** Where an attempt came in; the report counts attempts by these. */
 export type EntryPoint = "query" | "node" | "mutation" | "subscription" | "mcp" | "assistant";
@@ -116,7 +116,7 @@ export async function snapshot(db: Db, userId: string): Promise<Record<string, s
 /** The ids (database and global) of every row the user has: none of them may reach the attacker. */
 export async function rowIds(db: Db, userId: string): Promise<string[]> {
   const rows = await snapshot(db, userId);
-  const typeOf: Record<string, NodeTypename> = { tasks: "Task", conversations: "Conversation", messages: "Message", turns: "Turn" };
+  const typeOf: Record<string, NodeTypename> = { tasks: "Task", conversations: "Conversation", messages: "Message", turns: "Turn", task_events: "TaskEvent" };
   const ids: string[] = [];
   for (const [table, texts] of Object.entries(rows)) {
     for (const text of texts) {

@@ -25,7 +25,7 @@ async function lineFor(promise: Promise<unknown>): Promise<string> {
 }
 
 function settings(url: string, directUrl = url, connectionTimeoutMs = 5000): Config["database"] {
-  return { url, directUrl, driver: "pg", poolSize: 1, connectionTimeoutMs, statementTimeoutMs: 0 };
+  return { url, directUrl, embeddedDataDir: ".data/postgres", driver: "pg", poolSize: 1, connectionTimeoutMs, statementTimeoutMs: 0 };
 }
 
 function openLine(database: Config["database"]): Promise<string> {
@@ -75,9 +75,7 @@ describe("start-up error lines", () => {
 
     it("should say HOST is not an address of this machine", async () => {
       // 192.0.2.1 is TEST-NET-1 (RFC 5737): never assigned to a real interface.
-      expect(await lineFor(assertCanListen(await freePort(), "192.0.2.1"))).toBe(
-        "HOST 192.0.2.1 is not an address of this machine; set HOST",
-      );
+      expect(await lineFor(assertCanListen(await freePort(), "192.0.2.1"))).toBe("HOST 192.0.2.1 is not an address of this machine; set HOST");
     });
 
     it("should say HOST cannot be resolved", async () => {

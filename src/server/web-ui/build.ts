@@ -3,13 +3,11 @@ import { createHash, randomBytes } from "node:crypto";
 import { mkdir, readdir, readFile, rename, rm, stat, writeFile } from "node:fs/promises";
 import { createRequire } from "node:module";
 import path from "node:path";
-import { fileURLToPath } from "node:url";
 import { setTimeout as sleep } from "node:timers/promises";
+import { ROOT, WEB_DIR, WEB_DIST_DIR } from "./paths.js";
 
-/** The repository root: src/server/web-ui/ is three levels down. */
-const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../../..");
-export const WEB_DIR = path.join(ROOT, "web");
-export const WEB_DIST_DIR = path.join(WEB_DIR, "dist");
+export { WEB_DIR, WEB_DIST_DIR } from "./paths.js";
+
 /** Written into dist last: a dist without it (or with another hash) is rebuilt. */
 const HASH_FILE = ".build-hash";
 const LOCK_DIR = path.join(WEB_DIR, ".build-lock");
@@ -41,7 +39,10 @@ export async function sourceHash(): Promise<string> {
 }
 
 async function builtHash(): Promise<string | undefined> {
-  return readFile(path.join(WEB_DIST_DIR, HASH_FILE), "utf8").then((text) => text.trim(), () => undefined);
+  return readFile(path.join(WEB_DIST_DIR, HASH_FILE), "utf8").then(
+    (text) => text.trim(),
+    () => undefined,
+  );
 }
 
 /** True when web/dist was built from the current sources. */

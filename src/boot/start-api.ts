@@ -1,0 +1,80 @@
+import { createVerifier, randomDevSecret, signHs256 } from "../auth/verifier.js";
+import type { AuthSettings } from "../auth/verifier.js";
+import { createDb } from "../db/client.js";
+import type { OpenDatabase } from "../db/open.js";
+import type { Logger } from "../lib/logger.js";
+import { buildApp } from "../server/app.js";
+import { WEB_DIST_DIR } from "../server/web-ui/paths.js";
+import { assistantFromConfig } from "./assistant-from-config.js";
+import type { Config } from "./config.js";
+import type { Lifecycle } from "./signals.js";
+import { ListenError } from "./startup-errors.js";
+
+// The API proper, wired from the configuration. src/main.ts imports this module
+// while the database opens: it is the larger part of a start's module loading.
+
+export interface StartApiOptions {
+  config: Config;
+  logger: Logger;
+  database: OpenDatabase;
+  lifecycle: Lifecycle;
+}
+
+/** With no AUTH_* setting (refused in production), a per-process secret and a dev token signed with it. */
+async function authWithDevToken(auth: AuthSettings): Promise<{ auth: AuthSettings; devToken?: string }> {
+  if (auth.jwtSecret !== undefined || auth.jwksUrl !== undefined) return { auth };
+  const jwtSecret = randomDevSecret();
+  return { auth: { ...auth, jwtSecret }, devToken: await signHs256(jwtSecret, { sub: "dev-user", expiresIn: "12h" }) };
+}
+
+/** Builds the app on `database`, registers its shutdown steps and listens; resolves with the API's URL. */
+export async function startApi({ config, logger, database, lifecycle }: StartApiOptions): Promise<string> {
+  const db = createDb({
+    url: database.url,
+    driver: config.database.driver,
+    poolSize: config.database.poolSize,
+    connectionTimeoutMs: config.database.connectionTimeoutMs,
+    statementTimeoutMs: config.database.statementTimeoutMs,
+  });
+  lifecycle.onStop("database pool", () => db.$disconnect());
+  const { auth, devToken } = await authWithDevToken(config.auth);
+  if (config.cohere.apiKey === undefined) {
+    logger.warn("COHERE_API_KEY is not set: sendMessage answers ASSISTANT_UNAVAILABLE; everything else works");
+  }
+  const app = buildApp({
+    db,
+    logger,
+    listenUrl: database.directUrl,
+    assistant: assistantFromConfig(config, logger),
+    verifier: createVerifier(auth),
+    http: config.http,
+    shutdownGraceMs: config.shutdownGraceMs,
+    realtime: { subscriptionsPerUser: config.realtime.subscriptionsPerUser },
+    ws: config.ws,
+    graphiql: config.isProduction ? false : { devHeaders: devToken ? { Authorization: `Bearer ${devToken}` } : undefined },
+    webUi: config.webUi ? { distDir: WEB_DIST_DIR, devToken } : false,
+  });
+  logger.debug("app built");
+  lifecycle.onStop("API", async () => {
+    const drained = await app.stop();
+    logger.info({ drained }, drained ? "drained" : "drained, with what outlived the grace period interrupted");
+  });
+  await lifecycle.proceed();
+  const { url } = await app
+    .start(config.port, config.host)
+    .catch((cause: unknown) => lifecycle.abort(new ListenError(config.port, config.host, { cause })));
+  logger.info({ endpoint: url }, `GraphQL API ready at ${url}`);
+  if (config.webUi) logger.info(`Web client at ${new URL("/", url).href}`);
+  if (devToken) printDevToken(devToken, url, config.webUi);
+  return url;
+}
+
+/** Printed, not logged: a convenience for this process only, signed with a secret that dies with it. */
+function printDevToken(devToken: string, url: string, webUi: boolean): void {
+  const where = webUi ? `GraphiQL at ${url} and the web client at ${new URL("/", url).href} already send it` : `GraphiQL at ${url} already sends it`;
+  process.stdout.write(
+    `\nNo AUTH_JWT_SECRET or AUTH_JWKS_URL set: using a random per-process secret.\n` +
+      `Dev token for user "dev-user" (valid 12h; ${where}):\n\n` +
+      `  Authorization: Bearer ${devToken}\n\n`,
+  );
+}
