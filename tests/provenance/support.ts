@@ -28,7 +28,21 @@ export const UNDO = /* GraphQL */ `
 `;
 export const SEND = /* GraphQL */ `
   mutation Send($input: SendMessageInput!) {
-    sendMessage(input: $input) { conversation { id } turn { id status } toolCalls { id name result error } }
+    sendMessage(input: $input) {
+      conversation {
+        id
+      }
+      turn {
+        id
+        status
+      }
+      toolCalls {
+        id
+        name
+        result
+        error
+      }
+    }
   }
 `;
 export const TASK_CHANGED = `subscription { taskChanged { kind taskId task { id title } cause { ${EVENT_FIELDS} } } }`;

@@ -1,9 +1,9 @@
 import pg from "pg";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { parseId } from "../../src/lib/ids.js";
 import { startChatRig, type ChatRig } from "../helpers/chat.js";
 import { databaseUrl } from "../helpers/db.js";
-import { newUser, waitForSubscriptions } from "../helpers/server.js";
+import { newUser } from "../helpers/server.js";
 import { wsClient, type QueuedSubscription, type TestWsClient } from "../helpers/ws-client.js";
 import { addTask, assistantTurn, historyOf, ok, resultOf, TASK_CHANGED, UNDO, UPDATE, type EventView } from "./support.js";
 
@@ -38,7 +38,10 @@ describe("taskChanged's cause", () => {
     clients.push(client);
     const before = rig.server.app.realtime.establishedCount;
     const sub = client.subscribe<{ taskChanged: ChangeView }>(TASK_CHANGED);
-    await waitForSubscriptions(rig.server, before);
+    await vi.waitFor(() => expect(rig.server.app.realtime.establishedCount, "established subscriptions").toBeGreaterThan(before), {
+      timeout: 10_000,
+      interval: 10,
+    });
     return sub;
   }
 
@@ -109,7 +112,10 @@ describe("taskChanged's cause", () => {
     const sub = await subscribe(user.token);
     const turn = await assistantTurn(rig, user, [{ id: "call_add_cause", name: "add_task", args: { title: "Pick up parcel" } }]);
     const added = resultOf(turn, "add_task");
-    expect(await next(sub)).toMatchObject({ kind: "CREATED", cause: { actor: "ASSISTANT", toolCallId: "call_add_cause", turn: { id: turn.turnId } } });
+    expect(await next(sub)).toMatchObject({
+      kind: "CREATED",
+      cause: { actor: "ASSISTANT", toolCallId: "call_add_cause", turn: { id: turn.turnId } },
+    });
     const deleting = await assistantTurn(rig, user, [{ name: "delete_task", args: { task_id: added.id } }], turn.conversationId);
     expect(await next(sub)).toMatchObject({ kind: "DELETED", cause: { kind: "DELETED", actor: "ASSISTANT", turn: { id: deleting.turnId } } });
     await ok(user, UNDO, { id: deleting.turnId });

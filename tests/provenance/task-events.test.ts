@@ -48,7 +48,9 @@ describe("task events: every change, with its cause", () => {
     const client = new Client({ name: "provenance-test", version: "1.0.0" });
     mcpClients.push(client);
     await client.connect(
-      new StreamableHTTPClientTransport(new URL(`${rig.server.baseUrl}/mcp`), { requestInit: { headers: { authorization: `Bearer ${user.token}` } } }),
+      new StreamableHTTPClientTransport(new URL(`${rig.server.baseUrl}/mcp`), {
+        requestInit: { headers: { authorization: `Bearer ${user.token}` } },
+      }),
     );
     return client;
   }
@@ -107,7 +109,13 @@ describe("task events: every change, with its cause", () => {
     const added = resultOf(turn, "add_task");
 
     const [createdByTool] = await historyOf(user, added.id);
-    expect(createdByTool).toMatchObject({ kind: "CREATED", actor: "ASSISTANT", turn: { id: turn.turnId }, toolCallId: "call_add_1", undoingTurn: null });
+    expect(createdByTool).toMatchObject({
+      kind: "CREATED",
+      actor: "ASSISTANT",
+      turn: { id: turn.turnId },
+      toolCallId: "call_add_1",
+      undoingTurn: null,
+    });
     const [completedByTool, createdByUser] = await historyOf(user, mine.id);
     expect(completedByTool).toMatchObject({ kind: "UPDATED", actor: "ASSISTANT", turn: { id: turn.turnId }, toolCallId: "call_complete_1" });
     expect(createdByUser).toMatchObject({ kind: "CREATED", actor: "USER", turn: null });
@@ -166,11 +174,9 @@ describe("task events: every change, with its cause", () => {
     const titles: string[] = [];
     let after: string | undefined;
     for (let page = 0; page < 5; page += 1) {
-      const data = await ok<{ task: { history: { edges: { cursor: string; node: EventView }[]; pageInfo: { hasNextPage: boolean; endCursor: string } } } }>(
-        user,
-        HISTORY,
-        { id: task.id, first: 2, after },
-      );
+      const data = await ok<{
+        task: { history: { edges: { cursor: string; node: EventView }[]; pageInfo: { hasNextPage: boolean; endCursor: string } } };
+      }>(user, HISTORY, { id: task.id, first: 2, after });
       titles.push(...data.task.history.edges.map((edge) => String(edge.node.after?.title)));
       if (!data.task.history.pageInfo.hasNextPage) break;
       after = data.task.history.pageInfo.endCursor;

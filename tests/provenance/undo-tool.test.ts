@@ -112,13 +112,10 @@ describe("the assistant's undo_turn", () => {
     const known = deferred();
     let turnId = "";
     // The model asks to undo the very turn it runs in; it learns the id once sendMessage answered.
-    rig.fake.enqueue(
-      async () => {
-        await known.promise;
-        return toolCallReply([{ id: "call_undo_self", name: "undo_turn", args: { turn_id: turnId } }]);
-      },
-      textReply("I cannot undo this turn."),
-    );
+    rig.fake.enqueue(async () => {
+      await known.promise;
+      return toolCallReply([{ id: "call_undo_self", name: "undo_turn", args: { turn_id: turnId } }]);
+    }, textReply("I cannot undo this turn."));
     const started = await ok<{ sendMessage: { turn: { id: string } } }>(user, SEND, { input: { content: "undo yourself", waitForReply: false } });
     turnId = started.sendMessage.turn.id;
     known.resolve();

@@ -1,8 +1,8 @@
 import { setTimeout as sleep } from "node:timers/promises";
 import pg from "pg";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { parseId } from "../../src/lib/ids.js";
-import { deferred, waitFor } from "../chat/support.js";
+import { deferred } from "../chat/support.js";
 import { startChatRig, type ChatRig } from "../helpers/chat.js";
 import { databaseUrl } from "../helpers/db.js";
 import { textReply, toolCallReply } from "../helpers/fake-cohere.js";
@@ -138,10 +138,12 @@ describe("undoTurn", () => {
     const turnId = started.sendMessage.turn.id;
     try {
       // Paused at the gate: the tool call committed, the answer's first word stored.
-      await waitFor(
-        () => rig.server.db.message.findFirst({ where: { userId: user.id, role: "assistant", status: "STREAMING" } }),
-        (message) => message?.content === "Still ",
-        "the answer to pause at the gate",
+      await vi.waitFor(
+        async () => {
+          const message = await rig.server.db.message.findFirst({ where: { userId: user.id, role: "assistant", status: "STREAMING" } });
+          expect(message?.content, "the answer to pause at the gate").toBe("Still ");
+        },
+        { timeout: 15_000, interval: 20 },
       );
       const before = await snapshot(rig.server.db, user.id);
       const error = errorOf(await user.gql(UNDO, { id: turnId }));
@@ -150,7 +152,13 @@ describe("undoTurn", () => {
     } finally {
       gate.resolve();
     }
-    await waitFor(() => rig.server.db.turn.findUnique({ where: { id: parseId(turnId, "id", "Turn") } }), (t) => t?.status === "COMPLETED", "the turn to end");
+    await vi.waitFor(
+      async () => {
+        const turn = await rig.server.db.turn.findUnique({ where: { id: parseId(turnId, "id", "Turn") } });
+        expect(turn?.status, "the turn to end").toBe("COMPLETED");
+      },
+      { timeout: 15_000, interval: 20 },
+    );
     expect((await undo(user, turnId)).reverted.map((event) => event.kind)).toEqual(["DELETED"]);
     expect(await rig.server.db.task.count({ where: { userId: user.id } })).toBe(0);
   });
