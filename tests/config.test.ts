@@ -51,7 +51,15 @@ describe("loadConfig", () => {
     });
     expect(config.cohere.model).toBe("command-a-03-2025");
     expect(config.cohere.apiKey).toBeUndefined();
-    expect(config.chat).toEqual({ rateLimitPerMinute: 20, rateBurst: 5, streamFlushMs: 100, maxToolCallsPerStep: 16, maxAnswerChars: 20_000 });
+    expect(config.chat).toEqual({
+      rateLimitPerMinute: 20,
+      rateBurst: 5,
+      streamFlushMs: 100,
+      maxToolCallsPerStep: 16,
+      maxAnswerChars: 20_000,
+      approval: "destructive",
+      approvalTtlSeconds: 900,
+    });
     expect(config.cohere.maxInputTokens).toBe(100_000);
     expect(config.realtime).toEqual({ subscriptionsPerUser: 50, transport: { kind: "postgres" } });
     expect(config.ws).toStrictEqual({
@@ -154,6 +162,24 @@ describe("loadConfig", () => {
       const error = configError({ CHAT_MAX_ANSWER_CHARS });
       expect(error.message).toContain("CHAT_MAX_ANSWER_CHARS must be an integer (100–1000000)");
       expect(error.message).toContain(`"${CHAT_MAX_ANSWER_CHARS}"`);
+    }
+  });
+
+  it("should read CHAT_APPROVAL and CHAT_APPROVAL_TTL, with or without a unit", () => {
+    for (const policy of ["destructive", "all", "none"] as const) expect(loadConfig({ CHAT_APPROVAL: policy }).chat.approval).toBe(policy);
+    expect(loadConfig({ CHAT_APPROVAL_TTL: "90" }).chat.approvalTtlSeconds).toBe(90);
+    expect(loadConfig({ CHAT_APPROVAL_TTL: "30m" }).chat.approvalTtlSeconds).toBe(1800);
+    expect(loadConfig({ CHAT_APPROVAL_TTL: "7d" }).chat.approvalTtlSeconds).toBe(7 * 86_400);
+  });
+
+  it("should refuse a bad CHAT_APPROVAL or CHAT_APPROVAL_TTL, naming the setting and the value", () => {
+    for (const CHAT_APPROVAL of ["destructve", "ALL", "yes"]) {
+      expect(configError({ CHAT_APPROVAL }).message).toBe(`CHAT_APPROVAL must be one of destructive, all, none, got "${CHAT_APPROVAL}"`);
+    }
+    for (const CHAT_APPROVAL_TTL of ["0", "8d", "15 minutes", "-1"]) {
+      const error = configError({ CHAT_APPROVAL_TTL });
+      expect(error.message).toContain("CHAT_APPROVAL_TTL must be a duration from 1 second to 7 days");
+      expect(error.message).toContain(`"${CHAT_APPROVAL_TTL}"`);
     }
   });
 

@@ -1,3 +1,4 @@
+import type { ApprovalPolicy } from "../chat/approval-policy.js";
 import { EMBEDDED_DATA_DIR, type DatabaseSettings } from "../db/settings.js";
 import { DEFAULT_QUERY_LIMITS } from "../server/limits/query-limits.js";
 import { DEFAULT_WS_SETTINGS, type HttpSettings, type WsSettings } from "../server/settings.js";
@@ -17,6 +18,9 @@ export class ConfigError extends Error {
 const LOG_LEVELS = ["fatal", "error", "warn", "info", "debug", "trace", "silent"] as const;
 const POSTGRES = ["postgres", "postgresql"] as const;
 const WEB = ["https", "http"] as const;
+const APPROVAL_POLICIES = ["destructive", "all", "none"] as const satisfies readonly ApprovalPolicy[];
+/** CHAT_APPROVAL_TTL unset: 15 minutes. */
+const APPROVAL_TTL_SECONDS = 15 * 60;
 
 /**
  * Every setting, declared once: the environment variable, its kind and
@@ -155,7 +159,7 @@ export const SETTINGS = {
       max: 10_000,
       doc:
         "Open subscriptions one user may have on one instance, all kinds together " +
-        "(`messageAdded`, `taskChanged`, `messageStream`); one more answers `RATE_LIMITED`.",
+        "(`messageAdded`, `taskChanged`, `messageStream`, `turnUpdated`); one more answers `RATE_LIMITED`.",
     }),
     transport: oneOf("REALTIME_TRANSPORT", ["postgres", "nats"], {
       default: "postgres",
@@ -234,6 +238,15 @@ export const SETTINGS = {
       max: 10_000,
       doc: "A streamed answer is written to its row at most this often, in ms.",
     }),
+    approval: oneOf("CHAT_APPROVAL", APPROVAL_POLICIES, {
+      default: "destructive",
+      doc: "Which assistant tool calls wait for the user's approval (see [Approvals](#approvals)): `destructive` (`delete_task`, and any call that would change more than one task), `all` (every write tool) or `none`. Read tools never wait.",
+    }),
+    approvalTtlSeconds: duration("CHAT_APPROVAL_TTL", {
+      bounds: { minSeconds: 1, maxSeconds: 7 * 86_400 },
+      shownDefault: "`15m`",
+      doc: "How long a held call waits for a decision; then the turn ends with `APPROVAL_EXPIRED` and nothing held runs.",
+    }),
   },
   auth: {
     jwtSecret: secret("AUTH_JWT_SECRET", {
@@ -290,6 +303,7 @@ function resolve(v: Values) {
     // reachable from the network unless HOST says so.
     host: v.host ?? (isProduction ? "0.0.0.0" : "127.0.0.1"),
     webUi: webUiOn(v.webUi, isProduction),
+    chat: { ...v.chat, approvalTtlSeconds: v.chat.approvalTtlSeconds ?? APPROVAL_TTL_SECONDS },
     database: database(v.database),
     http: http(v.http, isProduction),
     realtime: realtime(v.realtime),

@@ -140,3 +140,9 @@ export async function deleteTask(db: DbClient, userId: string, id: string, cause
 function notNullable(names: FieldNames | undefined, field: string) {
   return badInput(fieldName(names, field), "must not be null (omit it to leave it unchanged)");
 }
+
+/** The user's tasks among `ids` (raw ids), in no particular order; another user's or a missing one is left out. */
+export function findOwnedTasks(db: DbClient, userId: string, ids: readonly string[]) {
+  if (ids.length === 0) return Promise.resolve([]);
+  return db.task.findMany({ where: { userId, id: { in: [...new Set(ids)] } } });
+}

@@ -40,7 +40,9 @@ import type { Logger } from "../lib/logger.js";
  *   UPDATE on the new one's (20261125120000_task_move_tombstone).
  *   op → op, i → taskId.
  * - "turn": todo_notify_turn() on turns_notify (AFTER UPDATE of status or
- *   cancel_requested_at; 20261127120000_turns).
+ *   cancel_requested_at; 20261127120000_turns; and of last_decision_at, a
+ *   decision on one of its held calls) and turns_notify_insert (AFTER
+ *   INSERT: a turn starts RUNNING; both 20261208100000_tool_approvals).
  *   i → turnId, c → conversationId, st → status, x → cancelRequested.
  *
  * Size: Postgres refuses a payload of 8,000 bytes or more, and the refusal
@@ -157,7 +159,7 @@ const DECODERS: { [K in Notification["kind"]]: (fields: Fields) => Extract<Notif
 
 // Records, not arrays: a value added to the enum in schema.prisma fails the type check here until it is listed.
 const MESSAGE_STATUSES: Record<MessageStatus, true> = { STREAMING: true, COMPLETE: true, CANCELLED: true, FAILED: true };
-const TURN_STATUSES: Record<TurnStatus, true> = { RUNNING: true, COMPLETED: true, CANCELLED: true, FAILED: true };
+const TURN_STATUSES: Record<TurnStatus, true> = { RUNNING: true, REQUIRES_ACTION: true, COMPLETED: true, CANCELLED: true, FAILED: true };
 const TASK_OPS: Record<TaskOp, true> = { INSERT: true, UPDATE: true, DELETE: true };
 
 /** Reads a payload's fields; the first one that is wrong is kept in `problem` (the value read is then a placeholder). */

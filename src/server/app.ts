@@ -12,6 +12,7 @@ import { RealtimeHub, type RealtimeOptions } from "../realtime/hub.js";
 import { createTransport, type TransportOptions } from "../realtime/create-transport.js";
 import type { RealtimeTransport, TransportSettings } from "../realtime/transport.js";
 import { StreamFeed } from "../realtime/stream-feed.js";
+import { TurnFeed } from "../realtime/turn-feed.js";
 import { attachGraphQLWs, type GraphQLWs } from "./ws/attach.js";
 import { createMcpHandler, MCP_PATH } from "../mcp/http.js";
 import { GRAPHIQL_ASSETS_PATH, graphiqlAsset } from "./graphiql.js";
@@ -68,6 +69,8 @@ export interface App {
   realtime: RealtimeHub;
   /** messageStream's source. */
   streams: StreamFeed;
+  /** turnUpdated's source. */
+  turns: TurnFeed;
   /** This instance's chat turns. */
   assistant: Assistant;
   /** HTTP requests accepted and not yet answered or abandoned: what stop() waits for. */
@@ -91,7 +94,7 @@ export interface App {
  */
 export function buildApp(deps: AppDeps): App {
   const { db, logger, verifier } = deps;
-  const { transport, realtime, streams } = realtimeFor(deps);
+  const { transport, realtime, streams, turns } = realtimeFor(deps);
   const assistant = new Assistant(db, deps.assistant, transport);
   const drain = new Drain();
   const maskError = createMaskError(logger, { suggestions: deps.http.suggestions });
@@ -104,7 +107,7 @@ export function buildApp(deps: AppDeps): App {
     routes: routes(deps),
     graphiql: deps.graphiql,
     ready: () => ready(db, transport, logger, deps.readyTimeoutMs ?? 2000),
-    context: contextFactory({ db, verifier, assistant, realtime, streams }),
+    context: contextFactory({ db, verifier, assistant, realtime, streams, turns }),
   });
   const server = createServer(serverTimeouts(deps.http.timeouts), createFrontDoor(yoga, logger, drain));
   const ws = attachGraphQLWs({
@@ -126,6 +129,7 @@ export function buildApp(deps: AppDeps): App {
     transport,
     realtime,
     streams,
+    turns,
     assistant,
     requestsInFlight: () => drain.inFlight,
     ws,
@@ -135,15 +139,19 @@ export function buildApp(deps: AppDeps): App {
   };
 }
 
-/** The realtime transport (REALTIME_TRANSPORT) and what reads from it: the hub (messageAdded, taskChanged) and messageStream's feed. */
+/** The realtime transport (REALTIME_TRANSPORT) and what reads from it: the hub (messageAdded, taskChanged), messageStream's and turnUpdated's feeds. */
 function realtimeFor(deps: AppDeps) {
   const settings = deps.transport ?? { kind: "postgres" };
   const transport = createTransport({ ...deps.listener, settings, connectionString: deps.listenUrl, logger: deps.logger, db: deps.db });
   const realtime = new RealtimeHub(deps.db, transport, deps.logger, deps.realtime);
   // One admission for every kind of subscription: messageStream counts against the same cap.
   const streams = new StreamFeed(deps.db, transport, deps.logger, realtime.admission);
-  transport.on("reconnected", () => streams.catchUp());
-  return { transport, realtime, streams };
+  const turns = new TurnFeed(deps.db, transport, deps.logger, realtime.admission);
+  transport.on("reconnected", () => {
+    streams.catchUp();
+    turns.catchUp();
+  });
+  return { transport, realtime, streams, turns };
 }
 
 function routes(deps: AppDeps): Route[] {

@@ -36,6 +36,8 @@ export async function startApp(parts: LifecycleParts, port: number, host = "127.
     (count) => count > 0 && logger.info({ count }, "marked turns of stopped instances interrupted"),
     (error: unknown) => logger.warn({ err: error }, "could not sweep interrupted turns; requests still find them"),
   );
+  // Turns whose approval expired while no instance was up end now, and each later one when it falls due.
+  parts.assistant.startSweeps();
   return listen(parts.server, port, host, logger);
 }
 

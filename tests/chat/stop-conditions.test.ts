@@ -110,7 +110,7 @@ describe("the steps of a turn", () => {
     const again = call("add_task", { title: "X" });
     const list = call("list_tasks");
     const [, second] = turnSteps([user(), assistant(add), result(add), assistant(again, list)]);
-    expect(planCalls(unansweredCalls([second!]))).toEqual([
+    expect(planCalls(unansweredCalls([second!]), { approvals: new Map(), policy: "destructive", owned: new Set() })).toEqual([
       { kind: "answer", call: again, outcome: { ok: false, error: NOT_RUN_REPEAT } },
       { kind: "run", call: list },
     ]);

@@ -63,7 +63,8 @@ describe("assistant task tools", () => {
   let server: TestServer;
 
   beforeAll(async () => {
-    ({ fake, server } = await startChatRig());
+    // These cases are about the tools themselves: a delete runs at once (approval has its own tests, approval*.test.ts).
+    ({ fake, server } = await startChatRig({ assistant: { approvalPolicy: "none" } }));
   });
   afterAll(async () => {
     await server?.close();

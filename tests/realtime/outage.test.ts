@@ -1,6 +1,7 @@
 import type pg from "pg";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { databaseUrl } from "../helpers/db.js";
+import { toGlobalId } from "../../src/lib/ids.js";
 import { newUser, onNatsTransport } from "../helpers/server.js";
 import {
   ADD_TASK,
@@ -212,6 +213,39 @@ describe.skipIf(onNatsTransport())("a killed LISTEN connection", () => {
     expect(event.value).toMatchObject({ kind: "CREATED", task: { title: "During the outage" } });
     expect(during.title).toBe("During the outage");
     await second.return?.();
+  });
+
+  it("should deliver to turnUpdated a turn that started and paused while it was down, and no turn that ended before", async () => {
+    const user = await newUser(server);
+    const conversation = await newConversation(server.db, user.id);
+    const insertTurn = async (content: string, status: string) => {
+      const [message] = await appendVia(server.db, user.id, conversation.id, [content]);
+      const { rows } = await admin.query<{ id: string }>(
+        `INSERT INTO turns (user_id, conversation_id, user_message_id, status) VALUES ($1, $2, $3, $4::turn_status) RETURNING id`,
+        [user.id, conversation.id, message!.id, status],
+      );
+      return rows[0]!.id;
+    };
+    await insertTurn("long done", "COMPLETED");
+    const client = server.connect(user.token);
+    const before = server.app.turns.establishedCount;
+    const turns = client.subscribe<{ turnUpdated: { id: string; status: string } }>(
+      `subscription T($c: ID!) { turnUpdated(conversationId: $c) { id status } }`,
+      { c: conversation.globalId },
+    );
+    await vi.waitFor(() => expect(server.app.turns.establishedCount, "turnUpdated listens").toBeGreaterThan(before), { timeout: 10_000, interval: 10 });
+
+    await takeListenerDown();
+    const paused = await insertTurn("paused while down", "RUNNING");
+    await admin.query("UPDATE turns SET status = 'REQUIRES_ACTION' WHERE id = $1", [paused]);
+    await bringListenerBack();
+
+    expect((await turns.next(10_000)).data?.turnUpdated).toEqual({ id: toGlobalId("Turn", paused), status: "REQUIRES_ACTION" });
+    // Live again, and the turn that ended before the subscription is not news.
+    await admin.query("UPDATE turns SET status = 'COMPLETED' WHERE id = $1", [paused]);
+    expect((await turns.next(10_000)).data?.turnUpdated).toEqual({ id: toGlobalId("Turn", paused), status: "COMPLETED" });
+    expect(turns.pending()).toEqual([]);
+    turns.dispose();
   });
 
   it("should recover again after repeated kills", async () => {

@@ -158,7 +158,7 @@ describe.skipIf(onNatsTransport())("the notification protocol, through the real 
     expect(await one()).toEqual({ kind: "task", op: "DELETE", taskId });
   });
 
-  it("should parse 'turn' from a cancel request and from the turn's end", async () => {
+  it("should parse 'turn' from a turn's start, a cancel request and the turn's end", async () => {
     const conversationId = await insertConversation(writer, userId);
     const userMessage = await insertMessage(writer, { conversationId, userId, role: "user", content: "go", seq: 1 });
     await parsed();
@@ -167,8 +167,8 @@ describe.skipIf(onNatsTransport())("the notification protocol, through the real 
       [userId, conversationId, userMessage],
     );
     const turnId = rows[0]!.id;
-    // Starting a turn is not announced: only its changes are.
-    expect(await parsed()).toEqual([]);
+    // Its start is announced (turnUpdated follows every status a turn takes, RUNNING first).
+    expect(await one()).toEqual({ kind: "turn", turnId, conversationId, status: "RUNNING", cancelRequested: false });
     await writer.query("UPDATE turns SET cancel_requested_at = now() WHERE id = $1", [turnId]);
     expect(await one()).toEqual({ kind: "turn", turnId, conversationId, status: "RUNNING", cancelRequested: true });
     await writer.query("UPDATE turns SET status = 'CANCELLED', finished_at = now() WHERE id = $1", [turnId]);
@@ -179,8 +179,16 @@ describe.skipIf(onNatsTransport())("the notification protocol, through the real 
       "INSERT INTO turns (user_id, conversation_id, user_message_id) VALUES ($1, $2, $3) RETURNING id",
       [userId, conversationId, second],
     );
+    expect(await one()).toEqual({ kind: "turn", turnId: next.rows[0]!.id, conversationId, status: "RUNNING", cancelRequested: false });
     await writer.query("UPDATE turns SET status = 'COMPLETED' WHERE id = $1", [next.rows[0]!.id]);
     expect(await one()).toEqual({ kind: "turn", turnId: next.rows[0]!.id, conversationId, status: "COMPLETED", cancelRequested: false });
+    // A decision on one of its held calls is announced too, with the status unchanged; other updates are not.
+    await writer.query("UPDATE turns SET status = 'REQUIRES_ACTION' WHERE id = $1", [next.rows[0]!.id]);
+    expect(await one()).toMatchObject({ turnId: next.rows[0]!.id, status: "REQUIRES_ACTION" });
+    await writer.query("UPDATE turns SET last_decision_at = now() WHERE id = $1", [next.rows[0]!.id]);
+    expect(await one()).toMatchObject({ turnId: next.rows[0]!.id, status: "REQUIRES_ACTION" });
+    await writer.query("UPDATE turns SET input_tokens = 7 WHERE id = $1", [next.rows[0]!.id]);
+    expect(await parsed()).toEqual([]);
   });
 
   it("should keep every payload a trigger builds far below Postgres' 8,000-byte cap, whatever the row holds", async () => {
@@ -226,7 +234,7 @@ describe("the notification parser on payloads no trigger builds", () => {
     ["a null message status", JSON.stringify({ ...message, st: null }), "message: st is not one of STREAMING, COMPLETE, CANCELLED, FAILED"],
     ["a stream without length", JSON.stringify({ ...stream, o: undefined }), "stream: o is not a non-negative integer"],
     ["a turn whose x is a string", JSON.stringify({ ...turn, x: "true" }), "turn: x is not a boolean"],
-    ["a turn with an unknown status", JSON.stringify({ ...turn, st: "PAUSED" }), "turn: st is not one of RUNNING, COMPLETED, CANCELLED, FAILED"],
+    ["a turn with an unknown status", JSON.stringify({ ...turn, st: "PAUSED" }), "turn: st is not one of RUNNING, REQUIRES_ACTION, COMPLETED, CANCELLED, FAILED"],
   ];
 
   it.each(malformed)("should drop %s, with one warning that gives the reason and not the payload", (_name, payload, reason) => {

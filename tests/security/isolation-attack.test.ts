@@ -66,7 +66,10 @@ const NODE = /* GraphQL */ `
       ... on Task { taskTitle: title description completed history(first: 10) { edges { node { id before after } } } }
       ... on Conversation { conversationTitle: title activeTurn { id } messagePage: messages(first: 50) { edges { node { id content } } } }
       ... on Message { role content toolCallId toolCalls { id name arguments result error } conversation { id title } }
-      ... on Turn { status stopCode undoneAt conversation { id title } userMessage { content } turnMessages: messages { id content } taskEvents { id after } }
+      ... on Turn {
+        status stopCode undoneAt conversation { id title } userMessage { content } turnMessages: messages { id content } taskEvents { id after }
+        turnToolCalls: toolCalls { id arguments result error approval { status reason argumentsHash } tasks { id title } }
+      }
       ... on TaskEvent { kind actor taskId toolCallId before after turn { id status } undoingTurn { id } }
     }
   }
@@ -120,6 +123,14 @@ const DELETE_TASK = `mutation Delete($id: ID!) { deleteTask(id: $id) { id title 
 const CREATE_CONVERSATION = `mutation Create($input: CreateConversationInput) { createConversation(input: $input) { id title } }`;
 const DELETE_CONVERSATION = `mutation DeleteConversation($id: ID!) { deleteConversation(id: $id) }`;
 const CANCEL_TURN = `mutation Cancel($id: ID!) { cancelTurn(id: $id) { id status stopCode messages { id content } } }`;
+const DECIDE = /* GraphQL */ `
+  mutation Decide($id: ID!, $decisions: [ToolCallDecision!]!) {
+    decideToolCalls(turnId: $id, decisions: $decisions) { id status toolCalls { id approval { status reason } tasks { id title } } }
+  }
+`;
+const TURN_UPDATED = /* GraphQL */ `
+  subscription Turns($c: ID!) { turnUpdated(conversationId: $c) { id status userMessage { content } toolCalls { id approval { status } } } }
+`;
 const UNDO_TURN = /* GraphQL */ `
   mutation Undo($id: ID!) { undoTurn(id: $id) { turn { id undoneAt } reverted { id kind before after } tasks { id title } } }
 `;
@@ -131,7 +142,7 @@ const SEND = /* GraphQL */ `
       turn { id status }
       reply { id content }
       messages { id role content }
-      toolCalls { id name arguments result error }
+      toolCalls { id name arguments result error approval { status } }
     }
   }
 `;
@@ -154,7 +165,7 @@ interface SendView {
   turn: { id: string; status: string };
   reply: { id: string; content: string } | null;
   messages: { id: string; role: string; content: string }[];
-  toolCalls: { id: string; name: string; arguments: unknown; result: unknown; error: string | null }[];
+  toolCalls: { id: string; name: string; arguments: unknown; result: unknown; error: string | null; approval: { status: string } | null }[];
 }
 
 describe("isolation attack suite: another user's ids at every entry point", () => {
@@ -621,6 +632,52 @@ describe("isolation attack suite: another user's ids at every entry point", () =
           never.resolve();
         }
       },
+      decideToolCalls: async () => {
+        const DECIDE_PATH = "Mutation.decideToolCalls";
+        // Alice's turn waiting for her approval of a delete, and Bob's own waiting turn.
+        const doomed = await aliceTask("awaiting approval");
+        const aliceCall = `call_alice_held_${randomUUID()}`;
+        rig.fake.enqueue(toolCallReply([{ id: aliceCall, name: "delete_task", args: { task_id: doomed } }], `${WORD} ask first`));
+        const waiting = await send(alice, { content: `${WORD} delete with approval` });
+        expect(waiting.errors).toBeUndefined();
+        const held = waiting.data!.sendMessage;
+        expect(held.turn.status).toBe("REQUIRES_ACTION");
+        const bobsTask = (await ok<{ addTask: { id: string } }>(bob, ADD_TASK, { input: { title: "bob's doomed task" } })).addTask.id;
+        const bobCall = `call_bob_held_${randomUUID()}`;
+        rig.fake.enqueue(toolCallReply([{ id: bobCall, name: "delete_task", args: { task_id: bobsTask } }], "bob asks first"));
+        const bobWaiting = (await send(bob, { content: "bob deletes with approval" })).data!.sendMessage;
+        expect(bobWaiting.turn.status).toBe("REQUIRES_ACTION");
+        const live = [
+          target("Turn", parseId(held.turn.id, "id", "Turn"), "Alice's turn waiting for approval"),
+          target("Conversation", parseId(held.conversation.id, "id", "Conversation"), "Alice's conversation waiting for approval"),
+        ];
+        const decisions = (approve: boolean) => [{ toolCallId: aliceCall, approve, reason: "bob decides" }];
+        await unchanged("mutation", DECIDE_PATH, async () => {
+          for (const approve of [true, false]) {
+            await each(formsFor(["Turn"], [...targets, ...live]), (form) => attackGql("mutation", DECIDE_PATH, DECIDE, (id) => ({ id, decisions: decisions(approve) }), form));
+          }
+          await each(formsFor(["Turn"], live), (form) => attackGql("mutation", "Mutation.cancelTurn", CANCEL_TURN, (id) => ({ id }), form));
+          await each(formsFor(NODE_TYPES, live), (form) => attackGql("node", "Query.node", NODE, (id) => ({ id }), form));
+          await each(formsFor(["Conversation"], live), (form) => attackSubscription("Subscription.turnUpdated", TURN_UPDATED, (id) => ({ c: id }), form));
+          // Alice's call id on Bob's own waiting turn: the answer an id of no call gets, and nothing of hers decided.
+          const ghost = await bob.gql(DECIDE, { id: bobWaiting.turn.id, decisions: [{ toolCallId: `call_ghost_${randomUUID()}`, approve: true }] });
+          const mine = await bob.gql(DECIDE, { id: bobWaiting.turn.id, decisions: [{ toolCallId: aliceCall, approve: true }] });
+          const findings = judge(visible(mine, aliceCall), visible(ghost).replace(/call_ghost_[0-9a-f-]+/g, "<ID>"), "BAD_USER_INPUT", codeOf(mine));
+          ledger.record("mutation", DECIDE_PATH, "Alice's tool call id on Bob's own waiting turn", findings);
+        });
+        expect(await rig.server.db.toolApproval.findFirst({ where: { toolCallId: aliceCall } })).toMatchObject({ status: "PENDING" });
+        await ok(bob, CANCEL_TURN, { id: bobWaiting.turn.id });
+        // The control: Alice approves with the ids Bob used, and her turn runs on.
+        rig.fake.enqueue(textReply(`${WORD} deleted after approval`));
+        const decided = await ok<{ decideToolCalls: { id: string; status: string } }>(alice, DECIDE, { id: held.turn.id, decisions: [{ toolCallId: aliceCall, approve: true }] });
+        expect(decided.decideToolCalls).toMatchObject({ id: held.turn.id, status: "RUNNING" });
+        await vi.waitFor(
+          async () => expect((await rig.server.db.turn.findUniqueOrThrow({ where: { id: live[0]!.uuid } })).status, "Alice's approved turn").toBe("COMPLETED"),
+          { timeout: 15_000, interval: 20 },
+        );
+        expect(await rig.server.db.task.findUnique({ where: { id: parseId(doomed, "id", "Task") } })).toBeNull();
+        ledger.control(DECIDE_PATH);
+      },
       undoTurn: async () => {
         await unchanged("mutation", "Mutation.undoTurn", async () => {
           await each(formsFor(["Turn"]), (form) => attackGql("mutation", "Mutation.undoTurn", UNDO_TURN, (id) => ({ id }), form));
@@ -635,6 +692,39 @@ describe("isolation attack suite: another user's ids at every entry point", () =
     },
 
     Subscription: {
+      turnUpdated: async () => {
+        const TURN_UPDATED_PATH = "Subscription.turnUpdated";
+        await unchanged("subscription", TURN_UPDATED_PATH, async () => {
+          await each(formsFor(["Conversation"]), async (form) => {
+            await attackSubscription(TURN_UPDATED_PATH, TURN_UPDATED, (id) => ({ c: id }), form);
+            if (form.owned) await attackSubscription(TURN_UPDATED_PATH, TURN_UPDATED, (id) => ({ c: id }), form, true);
+          });
+        });
+        // Both follow a conversation of their own; Alice's turn reaches her, and Bob's first event is his own turn.
+        const made = await ok<{ createConversation: { id: string } }>(alice, CREATE_CONVERSATION, { input: { title: `${WORD} turns` } });
+        const before = rig.server.app.turns.establishedCount;
+        const aliceTurns = aliceWs.subscribe<{ turnUpdated: { id: string; status: string } }>(TURN_UPDATED, { c: made.createConversation.id });
+        const bobTurns = bobWs.subscribe<{ turnUpdated: { id: string; status: string; userMessage: { content: string } } }>(TURN_UPDATED, { c: b.conversation });
+        try {
+          await vi.waitFor(() => expect(rig.server.app.turns.establishedCount - before, "both turnUpdated subscriptions").toBe(2), { timeout: 10_000, interval: 10 });
+          rig.fake.enqueue(textReply(`${WORD} turn answer`));
+          const sent = await send(alice, { conversationId: made.createConversation.id, content: `${WORD} a turn` });
+          expect(sent.errors).toBeUndefined();
+          expect((await nextOf(aliceTurns, "Alice's turn")).turnUpdated).toMatchObject({ id: sent.data!.sendMessage.turn.id, status: "RUNNING" });
+          ledger.control(TURN_UPDATED_PATH);
+          rig.fake.enqueue(textReply("bob's turn answer"));
+          expect((await send(bob, { conversationId: b.conversation, content: "bob's turn sentinel" })).errors).toBeUndefined();
+          const first = await nextOf(bobTurns, "Bob's turn");
+          const findings = [
+            ...(first.turnUpdated.userMessage.content === "bob's turn sentinel" ? [] : [`Bob's first event was ${JSON.stringify(first)}`]),
+            ...secrets.foundIn(visible([first, ...bobTurns.pending()])).map((marker) => `Bob received Alice's ${marker}`),
+          ];
+          ledger.record("subscription", TURN_UPDATED_PATH, "Alice's turn starting while Bob follows his own conversation", findings);
+        } finally {
+          aliceTurns.dispose();
+          bobTurns.dispose();
+        }
+      },
       messageAdded: async () => {
         await unchanged("subscription", "Subscription.messageAdded", async () => {
           await each(formsFor(["Conversation"]), async (form) => {
@@ -1098,7 +1188,18 @@ describe("isolation attack suite: another user's ids at every entry point", () =
       rig.fake.enqueue(toolCallReply(controls, `${WORD} plan`), textReply(`${WORD} done`));
       const response = await send(alice, { conversationId: a.chat, content: `${WORD} do it all` });
       expect(response.errors).toBeUndefined();
-      const results = new Map(response.data!.sendMessage.toolCalls.map((call) => [call.id, call]));
+      // Her delete waits for her approval (CHAT_APPROVAL=destructive); the other four ran.
+      const paused = response.data!.sendMessage;
+      expect(paused.turn.status).toBe("REQUIRES_ACTION");
+      expect(paused.toolCalls.map((call) => call.approval?.status ?? null)).toEqual([null, null, null, null, "PENDING"]);
+      await ok(alice, DECIDE, { id: paused.turn.id, decisions: [{ toolCallId: "c_delete", approve: true }] });
+      const turnId = parseId(paused.turn.id, "id", "Turn");
+      await vi.waitFor(
+        async () => expect((await rig.server.db.turn.findUniqueOrThrow({ where: { id: turnId } })).status, "Alice's approved turn").toBe("COMPLETED"),
+        { timeout: 15_000, interval: 20 },
+      );
+      const done = await ok<{ node: { turnToolCalls: { id: string; error: string | null; result: unknown }[] } }>(alice, NODE, { id: paused.turn.id });
+      const results = new Map(done.node.turnToolCalls.map((call) => [call.id, call]));
       for (const control of controls) {
         expect(results.get(control.id)?.error ?? null, control.name).toBeNull();
         ledger.control(`assistant.${control.name}`);

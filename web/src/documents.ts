@@ -95,13 +95,28 @@ export const MessageFields = graphql(`
   }
 `);
 
-export const TurnFields = graphql(`
-  fragment TurnFields on Turn {
+/** A tool call as an approval card shows it: what it will do (its tasks' titles), and its approval. */
+export const ApprovalCallFields = graphql(`
+  fragment ApprovalCallFields on ToolCall {
     id
-    status
-    stopCode
+    name
+    arguments
+    approval { status expiresAt reason argumentsHash }
+    tasks { id title }
   }
 `);
+
+export const TurnFields = graphql(
+  `
+    fragment TurnFields on Turn {
+      id
+      status
+      stopCode
+      toolCalls { ...ApprovalCallFields }
+    }
+  `,
+  [ApprovalCallFields],
+);
 
 /** One page of a conversation, newest first: `before` pages back. */
 export const MESSAGES_PAGE = graphql(
@@ -176,6 +191,25 @@ export const SEND_MESSAGE = graphql(
     }
   `,
   [MessageFields, TurnFields],
+);
+
+/** Every status change of the conversation's turns, and every decision on a held call, from any tab or server. */
+export const TURN_UPDATED = graphql(
+  `
+    subscription TurnUpdated($conversationId: ID!) {
+      turnUpdated(conversationId: $conversationId) { ...TurnFields }
+    }
+  `,
+  [TurnFields],
+);
+
+export const DECIDE_TOOL_CALLS = graphql(
+  `
+    mutation DecideToolCalls($turnId: ID!, $decisions: [ToolCallDecision!]!) {
+      decideToolCalls(turnId: $turnId, decisions: $decisions) { ...TurnFields }
+    }
+  `,
+  [TurnFields],
 );
 
 export const CANCEL_TURN = graphql(
