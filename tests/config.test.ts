@@ -51,9 +51,17 @@ describe("loadConfig", () => {
     });
     expect(config.cohere.model).toBe("command-a-03-2025");
     expect(config.cohere.apiKey).toBeUndefined();
-    expect(config.chat).toEqual({ rateLimitPerMinute: 20, rateBurst: 5, streamFlushMs: 100, maxToolCallsPerStep: 16, maxAnswerChars: 20_000 });
+    expect(config.chat).toEqual({
+      rateLimitPerMinute: 20,
+      rateBurst: 5,
+      streamFlushMs: 100,
+      maxToolCallsPerStep: 16,
+      maxAnswerChars: 20_000,
+      approval: "destructive",
+      approvalTtlSeconds: 900,
+    });
     expect(config.cohere.maxInputTokens).toBe(100_000);
-    expect(config.realtime).toEqual({ subscriptionsPerUser: 50 });
+    expect(config.realtime).toEqual({ subscriptionsPerUser: 50, transport: { kind: "postgres" } });
     expect(config.ws).toStrictEqual({
       connectionsPerUser: 30,
       maxConnections: undefined,
@@ -157,6 +165,24 @@ describe("loadConfig", () => {
     }
   });
 
+  it("should read CHAT_APPROVAL and CHAT_APPROVAL_TTL, with or without a unit", () => {
+    for (const policy of ["destructive", "all", "none"] as const) expect(loadConfig({ CHAT_APPROVAL: policy }).chat.approval).toBe(policy);
+    expect(loadConfig({ CHAT_APPROVAL_TTL: "90" }).chat.approvalTtlSeconds).toBe(90);
+    expect(loadConfig({ CHAT_APPROVAL_TTL: "30m" }).chat.approvalTtlSeconds).toBe(1800);
+    expect(loadConfig({ CHAT_APPROVAL_TTL: "7d" }).chat.approvalTtlSeconds).toBe(7 * 86_400);
+  });
+
+  it("should refuse a bad CHAT_APPROVAL or CHAT_APPROVAL_TTL, naming the setting and the value", () => {
+    for (const CHAT_APPROVAL of ["destructve", "ALL", "yes"]) {
+      expect(configError({ CHAT_APPROVAL }).message).toBe(`CHAT_APPROVAL must be one of destructive, all, none, got "${CHAT_APPROVAL}"`);
+    }
+    for (const CHAT_APPROVAL_TTL of ["0", "8d", "15 minutes", "-1"]) {
+      const error = configError({ CHAT_APPROVAL_TTL });
+      expect(error.message).toContain("CHAT_APPROVAL_TTL must be a duration from 1 second to 7 days");
+      expect(error.message).toContain(`"${CHAT_APPROVAL_TTL}"`);
+    }
+  });
+
   it("should refuse a bad CHAT_RATE_LIMIT or CHAT_RATE_BURST", () => {
     for (const CHAT_RATE_LIMIT of ["abc", "-1", "2.5", "100001"]) {
       const error = configError({ CHAT_RATE_LIMIT });
@@ -172,14 +198,48 @@ describe("loadConfig", () => {
   });
 
   it("should read SUBSCRIPTIONS_PER_USER and refuse a bad one", () => {
-    expect(loadConfig({ SUBSCRIPTIONS_PER_USER: "200" }).realtime).toEqual({ subscriptionsPerUser: 200 });
-    expect(loadConfig({ SUBSCRIPTIONS_PER_USER: " " }).realtime).toEqual({ subscriptionsPerUser: 50 });
+    expect(loadConfig({ SUBSCRIPTIONS_PER_USER: "200" }).realtime).toEqual({ subscriptionsPerUser: 200, transport: { kind: "postgres" } });
+    expect(loadConfig({ SUBSCRIPTIONS_PER_USER: " " }).realtime).toEqual({ subscriptionsPerUser: 50, transport: { kind: "postgres" } });
     // 0 would refuse every subscription; there is no "off".
     for (const SUBSCRIPTIONS_PER_USER of ["0", "abc", "-1", "1.5", "10001"]) {
       const error = configError({ SUBSCRIPTIONS_PER_USER });
       expect(error.message).toContain("SUBSCRIPTIONS_PER_USER must be an integer (1–10000)");
       expect(error.message).toContain(`"${SUBSCRIPTIONS_PER_USER}"`);
     }
+  });
+
+  it("should read REALTIME_TRANSPORT with NATS_URL and NATS_SUBJECT_PREFIX, and refuse bad ones, naming the setting and the value", () => {
+    expect(loadConfig({}).realtime.transport).toEqual({ kind: "postgres" });
+    // The NATS settings mean nothing on the default transport.
+    expect(loadConfig({ REALTIME_TRANSPORT: "postgres", NATS_URL: "nats://nats.internal:4222" }).realtime.transport).toEqual({ kind: "postgres" });
+    expect(loadConfig({ REALTIME_TRANSPORT: "nats" }).realtime.transport).toEqual({
+      kind: "nats",
+      servers: ["nats://127.0.0.1:4222"],
+      subjectPrefix: "todo.realtime",
+    });
+    expect(
+      loadConfig({
+        REALTIME_TRANSPORT: "nats",
+        NATS_URL: " nats://a.internal:4222, tls://b.internal:4222 ,c.internal:4223",
+        NATS_SUBJECT_PREFIX: "acme.todo-prod",
+      }).realtime.transport,
+    ).toEqual({ kind: "nats", servers: ["nats://a.internal:4222", "tls://b.internal:4222", "c.internal:4223"], subjectPrefix: "acme.todo-prod" });
+    const bad: [Record<string, string>, string][] = [
+      [{ REALTIME_TRANSPORT: "redis" }, 'REALTIME_TRANSPORT must be one of postgres, nats, got "redis"'],
+      [
+        { REALTIME_TRANSPORT: "nats", NATS_URL: "http://nats.internal" },
+        'NATS_URL must list servers like nats://host:4222; "http://nats.internal" is not one',
+      ],
+      [{ REALTIME_TRANSPORT: "nats", NATS_URL: "nats://" }, 'NATS_URL must list servers like nats://host:4222; "nats://" is not one'],
+      [{ REALTIME_TRANSPORT: "nats", NATS_SUBJECT_PREFIX: "todo.>" }, "NATS_SUBJECT_PREFIX must be dot-separated tokens"],
+      [{ REALTIME_TRANSPORT: "nats", NATS_SUBJECT_PREFIX: "todo..rt" }, '"todo..rt"'],
+      [{ REALTIME_TRANSPORT: "nats", NATS_SUBJECT_PREFIX: "todo rt" }, '"todo rt"'],
+    ];
+    for (const [env, message] of bad) expect(configError(env).message).toContain(message);
+    // A server list may hold a password: a bad entry is named without it, and the whole value never.
+    const leaky = configError({ REALTIME_TRANSPORT: "nats", NATS_URL: "nats://alice:s3cret@good:4222,https://bob:hunter2@bad" }).message;
+    expect(leaky).toContain('"https://…@bad" is not one');
+    expect(leaky).not.toMatch(/s3cret|hunter2/);
   });
 
   it("should read the WebSocket limits and refuse bad ones, naming the setting and the value", () => {

@@ -17,14 +17,21 @@ export interface Load {
   cpuMsPerRequest: number | null;
 }
 
-export async function load(url: string, body: string, headers: Record<string, string>, seconds: number, serverPid?: number): Promise<Load> {
+export async function load(
+  url: string,
+  body: string,
+  headers: Record<string, string>,
+  seconds: number,
+  serverPid?: number,
+  connections = CONNECTIONS,
+): Promise<Load> {
   const cpuBefore = cpuTimeMs(serverPid);
   const result = await autocannon({
     url,
     method: "POST",
     body,
     headers: { "content-type": "application/json", ...headers },
-    connections: CONNECTIONS,
+    connections,
     duration: seconds,
   });
   // Every answer must be a 200; a fast 500 is not throughput.

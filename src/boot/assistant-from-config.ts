@@ -22,6 +22,8 @@ export function assistantFromConfig(config: Config, logger: Logger): AssistantDe
     maxInputTokens: cohere.maxInputTokens,
     maxToolCallsPerStep: chat.maxToolCallsPerStep,
     maxAnswerChars: chat.maxAnswerChars,
+    approvalPolicy: chat.approval,
+    approvalTtlMs: chat.approvalTtlSeconds * 1000,
     rateLimit: chat.rateLimitPerMinute === 0 ? undefined : { perMinute: chat.rateLimitPerMinute, burst: chat.rateBurst },
   };
 }

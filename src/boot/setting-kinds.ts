@@ -43,7 +43,12 @@ export function oneOf<const V extends readonly [string, ...string[]], D extends 
     .enum(values)
     .optional()
     .transform((value): V[number] | D => value ?? o.default);
-  return new Setting<V[number] | D>(env, schema, { rule: o.rule ?? `one of ${values.join(", ")}`, doc: o.doc, shownDefault: o.shownDefault }, o.default);
+  return new Setting<V[number] | D>(
+    env,
+    schema,
+    { rule: o.rule ?? `one of ${values.join(", ")}`, doc: o.doc, shownDefault: o.shownDefault },
+    o.default,
+  );
 }
 
 export function text<D extends string | undefined>(env: string, o: Doc & { default: D }): Setting<string | D> {
@@ -61,7 +66,12 @@ export function secret(env: string, o: Doc & { minBytes?: number }): Setting<str
     .string()
     .refine((value) => Buffer.byteLength(value) >= minBytes)
     .optional();
-  return new Setting(env, schema, { rule: minBytes > 0 ? `at least ${minBytes} bytes` : "any text", doc: o.doc, shownDefault: o.shownDefault, quiet: true });
+  return new Setting(env, schema, {
+    rule: minBytes > 0 ? `at least ${minBytes} bytes` : "any text",
+    doc: o.doc,
+    shownDefault: o.shownDefault,
+    quiet: true,
+  });
 }
 
 /** A URL with one of `protocols` ("https", "postgresql"); not quoted back, as it may hold a password. */
@@ -110,9 +120,65 @@ export function origins(env: string, o: Doc): Setting<string[]> {
   });
   const schema = z
     .string()
-    .transform((list) => list.split(",").map((origin) => origin.trim()).filter((origin) => origin !== ""))
+    .transform((list) =>
+      list
+        .split(",")
+        .map((origin) => origin.trim())
+        .filter((origin) => origin !== ""),
+    )
     .pipe(z.array(entry))
     .optional()
     .transform((list) => list ?? []);
-  return new Setting(env, schema, { rule: "comma-separated origins (scheme://host[:port])", doc: o.doc, shownDefault: o.shownDefault ?? "none", quiet: true }, []);
+  return new Setting(
+    env,
+    schema,
+    { rule: "comma-separated origins (scheme://host[:port])", doc: o.doc, shownDefault: o.shownDefault ?? "none", quiet: true },
+    [],
+  );
+}
+
+/** Text that passes `test` (the rule says what that is); `default` when unset. */
+export function matching<D extends string | undefined>(
+  env: string,
+  o: Doc & { default: D; rule: string; test: (value: string) => boolean },
+): Setting<string | D> {
+  const schema = z
+    .string()
+    .refine(o.test)
+    .optional()
+    .transform((value) => value ?? o.default);
+  return new Setting(env, schema, { rule: o.rule, doc: o.doc, shownDefault: o.shownDefault }, o.default);
+}
+
+/** nats://, tls:// or a bare host:port, as the NATS client takes them. */
+function isNatsServer(value: string): boolean {
+  try {
+    const parsed = new URL(value.includes("://") ? value : `nats://${value}`);
+    return ["nats:", "tls:"].includes(parsed.protocol) && parsed.hostname !== "" && (parsed.pathname === "" || parsed.pathname === "/");
+  } catch {
+    return false;
+  }
+}
+
+/** A comma-separated list of NATS servers (a cluster's seeds); each bad one is named, never the whole value (it may hold a password). */
+export function natsServers(env: string, o: Doc & { default: string }): Setting<string[]> {
+  const entry = z.string().refine(isNatsServer, {
+    error: (issue) => `must list servers like nats://host:4222; ${JSON.stringify(String(issue.input).replace(/\/\/[^@/]*@/, "//…@"))} is not one`,
+  });
+  const schema = z
+    .string()
+    .optional()
+    .transform((list) =>
+      (list ?? o.default)
+        .split(",")
+        .map((server) => server.trim())
+        .filter((server) => server !== ""),
+    )
+    .pipe(z.array(entry).min(1));
+  return new Setting(
+    env,
+    schema,
+    { rule: "comma-separated NATS servers (nats://host:port)", doc: o.doc, shownDefault: o.shownDefault, quiet: true },
+    [o.default],
+  );
 }

@@ -1,24 +1,19 @@
 import { setTimeout as sleep } from "node:timers/promises";
 import { backoffDelay, type BackoffPolicy } from "../lib/backoff.js";
 import type { Db } from "../db/client.js";
-import {
-  activeTurn,
-  endTurn,
-  getTurn,
-  interruptIfDead,
-  requestCancel,
-  turnControl,
-  type TurnIdentity,
-} from "../domain/conversation-log.js";
+import { activeTurn, endTurn, getTurn, interruptIfDead, requestCancel, turnControl, type TurnIdentity } from "../domain/conversation-log.js";
+import { cancelWaitingTurn, decideToolCalls, type Decision } from "../domain/decisions.js";
 import { AppError, ErrorCode } from "../lib/errors.js";
 import type { Message, Turn } from "../generated/prisma/client.js";
 import { userChannel, type Notification } from "../realtime/protocol.js";
-import { leaseTtlMs, type Lease } from "./lease.js";
+import { DEFAULT_APPROVAL_TTL_MS } from "./approval-policy.js";
+import { ApprovalExpiry } from "./approval-expiry.js";
+import { leaseHandle, leaseTtlMs, newLeaseId, type Lease } from "./lease.js";
 import { runTurn } from "./turn.js";
 import { RETRY_LATER, unavailable } from "./turn-end.js";
 import { TurnStoppedError, type AssistantDeps, type TurnEnd, type TurnRun } from "./turn-run.js";
 
-/** The one thing the assistant needs of the LISTEN connection (PgListener has it). */
+/** The one thing the assistant needs of the realtime transport (src/realtime/transport.ts). */
 export interface ChannelListener {
   listen(channel: string, handler: (notification: Notification) => void): Promise<() => Promise<void>>;
 }
@@ -54,12 +49,21 @@ export class Assistant {
   private readonly handBacks = new Set<Promise<void>>();
   /** Aborted by stop(): hand-backs make one last try instead of waiting. */
   private readonly stopping = new AbortController();
+  /** Ends turns whose approval expired, on time (started by startSweeps). */
+  private readonly expiry: ApprovalExpiry;
 
   constructor(
     readonly db: Db,
     readonly deps: AssistantDeps,
     private readonly listener?: ChannelListener,
-  ) {}
+  ) {
+    this.expiry = new ApprovalExpiry(db, deps.logger);
+  }
+
+  /** Starts this instance's sweep of expired approvals (the app does, at start; stop() ends it). */
+  startSweeps(): void {
+    this.expiry.start();
+  }
 
   /** Turns running in this instance now. */
   get runningCount(): number {
@@ -80,7 +84,9 @@ export class Assistant {
       turn: identity,
       userMessage,
       signal: controller.signal,
-      deadline: performance.now() + this.deps.turnTimeoutMs,
+      // A turn resumed after a pause gets what is left of its time: the wait is not counted.
+      deadline: performance.now() + this.deps.turnTimeoutMs - turn.timeUsedMs,
+      decided: turn.lastDecisionAt !== null,
       checkStop: () => this.checkStop(identity.id, controller),
     };
     const done = this.drive(run, controller, lease).finally(() => this.running.delete(turn.id));
@@ -114,7 +120,9 @@ export class Assistant {
     poll.unref();
     let endStored = true;
     try {
-      return await runTurn(run);
+      const end = await runTurn(run);
+      if (end.turn?.status === "REQUIRES_ACTION") this.expiry.pausedFor(this.deps.approvalTtlMs ?? DEFAULT_APPROVAL_TTL_MS);
+      return end;
     } catch (error) {
       // An AppError is an expected end (its conversation was deleted meanwhile): the client gets it as it is.
       if (error instanceof AppError) return { error };
@@ -157,7 +165,10 @@ export class Assistant {
       await attempt();
       return;
     } catch (error) {
-      this.deps.logger.warn({ err: error, turnId: turn.id }, "releasing the conversation's lease failed; retrying in the background (else it expires by itself)");
+      this.deps.logger.warn(
+        { err: error, turnId: turn.id },
+        "releasing the conversation's lease failed; retrying in the background (else it expires by itself)",
+      );
     }
     const retrying = this.retryHandBack(turn.id, attempt).finally(() => this.handBacks.delete(retrying));
     this.handBacks.add(retrying);
@@ -243,7 +254,14 @@ export class Assistant {
    * as it is; another user's is NOT_FOUND.
    */
   async cancelTurn(userId: string, turnId: string): Promise<Turn> {
-    const turn = await getTurn(this.db, userId, turnId);
+    let turn = await getTurn(this.db, userId, turnId);
+    if (turn.status === "REQUIRES_ACTION") {
+      // Waiting for approval: nothing runs it, so it ends here, at once.
+      const ended = await cancelWaitingTurn(this.db, userId, turnId);
+      if (ended) return ended;
+      // A decision resumed it meanwhile: stop it as a running turn.
+      turn = await getTurn(this.db, userId, turnId);
+    }
     if (turn.status !== "RUNNING") return turn;
     if (await interruptIfDead(this.db, userId, turnId)) return getTurn(this.db, userId, turnId);
     await requestCancel(this.db, userId, turnId);
@@ -253,7 +271,22 @@ export class Assistant {
     return end.turn ?? getTurn(this.db, userId, turnId);
   }
 
-  /** The conversation's RUNNING turn (one whose instance died is marked interrupted instead). */
+  /**
+   * Records the user's decisions on a waiting turn's held calls (see
+   * domain/decisions.ts). The last decision resumes the turn here, on this
+   * instance, in the background: the answer is the turn, RUNNING again.
+   */
+  async decideToolCalls(userId: string, turnId: string, decisions: readonly Decision[]): Promise<Turn> {
+    const leaseId = newLeaseId();
+    const outcome = await decideToolCalls(this.db, userId, turnId, decisions, { leaseId, ttlMs: leaseTtlMs(this.deps.turnTimeoutMs) });
+    if (outcome.resumed && outcome.userMessage) {
+      const lease = leaseHandle(this.db, outcome.turn.conversationId, leaseId);
+      void this.launch({ turn: outcome.turn, userMessage: outcome.userMessage, lease });
+    }
+    return outcome.turn;
+  }
+
+  /** The conversation's turn in progress, RUNNING or waiting for approval (one whose instance died is marked interrupted instead). */
   activeTurn(userId: string, conversationId: string): Promise<Turn | null> {
     return activeTurn(this.db, userId, conversationId);
   }
@@ -275,6 +308,7 @@ export class Assistant {
   }
 
   async stop(): Promise<void> {
+    this.expiry.stop();
     const runs = [...this.running.values()];
     for (const { controller } of runs) controller.abort(new TurnStoppedError("shutdown"));
     this.stopping.abort();

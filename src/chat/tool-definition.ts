@@ -32,6 +32,26 @@ export interface ToolDefinition<Input extends z.ZodType = z.ZodType, Output = un
   output: z.ZodType<Output>;
   annotations: ToolAnnotations;
   run(context: ToolContext, input: z.infer<Input>): Promise<Output>;
+  /**
+   * Whether a call would change more than one task, from its validated input:
+   * a bulk call, which CHAT_APPROVAL=destructive asks the user about first
+   * (chat/approval-policy.ts). Unset: never.
+   */
+  changesManyTasks?(input: z.infer<Input>): boolean;
+  /**
+   * What a call names, as raw ids, from its validated input: its tasks (what
+   * an approval card shows of it, by title) and its turns. A call held for
+   * approval must name only the user's own: one that names anything else
+   * cannot change it, and answers "not found" at once instead of asking.
+   * Undefined when a named id is not an id of its kind (the call cannot run).
+   */
+  targetsOf?(input: z.infer<Input>): CallTargets | undefined;
+}
+
+/** The rows a call names, as raw ids. */
+export interface CallTargets {
+  taskIds?: string[];
+  turnIds?: string[];
 }
 
 /** Keeps each tool's input type for its `run` while the registry holds them all alike. */

@@ -3,7 +3,7 @@ import { Bounds, charLength } from "../domain/bounds.js";
 import { addTask, deleteTask, listTasks, updateTask, type TaskStatus } from "../domain/tasks.js";
 import { AppError, ErrorCode } from "../lib/errors.js";
 import { parseId } from "../lib/ids.js";
-import { defineTool, TaskOutput, taskOutput, type ToolContext, type ToolDefinition } from "./tool-definition.js";
+import { defineTool, TaskOutput, taskOutput, type CallTargets, type ToolContext, type ToolDefinition } from "./tool-definition.js";
 import { undoTurnTool } from "./undo-tool.js";
 
 /**
@@ -11,7 +11,7 @@ import { undoTurnTool } from "./undo-tool.js";
  * The user id is never a parameter: it comes from the authenticated caller.
  */
 
-export type { ToolAnnotations, ToolContext, ToolDefinition } from "./tool-definition.js";
+export type { CallTargets, ToolAnnotations, ToolContext, ToolDefinition } from "./tool-definition.js";
 
 /** What a tool call produced: a result for the model, or an error message it can read and recover from. */
 export type ToolOutcome = { ok: true; result: Record<string, unknown> } | { ok: false; error: string };
@@ -29,10 +29,22 @@ function boundedText(bounds: { min?: number; max: number }, what: string) {
     .meta({ minLength: min, maxLength: bounds.max });
 }
 
-const taskIdSchema = z
-  .string()
-  .min(1)
-  .describe("The task's id, exactly as add_task or list_tasks returned it.");
+const taskIdSchema = z.string().min(1).describe("The task's id, exactly as add_task or list_tasks returned it.");
+
+/** The raw id of a task_id argument, or undefined when it is not a task id. */
+function maybeTaskId(value: string): string | undefined {
+  try {
+    return parseId(value, "task_id", "Task");
+  } catch {
+    return undefined;
+  }
+}
+
+/** targetsOf for the tools that take one task_id. */
+function namedTask(input: { task_id: string }): CallTargets | undefined {
+  const id = maybeTaskId(input.task_id);
+  return id === undefined ? undefined : { taskIds: [id] };
+}
 
 function taskIdOf(value: string): string {
   try {
@@ -52,6 +64,7 @@ const addTaskTool = defineTool({
   output: TaskOutput,
   annotations: { readOnlyHint: false, destructiveHint: false, idempotentHint: false },
   run: async ({ db, userId, cause }, input) => taskOutput(await addTask(db, userId, input, cause)),
+  targetsOf: () => ({}),
 });
 
 const listTasksTool = defineTool({
@@ -76,8 +89,8 @@ const completeTaskTool = defineTool({
   input: z.object({ task_id: taskIdSchema }),
   output: TaskOutput,
   annotations: { readOnlyHint: false, destructiveHint: false, idempotentHint: true },
-  run: async ({ db, userId, cause }, input) =>
-    taskOutput(await updateTask(db, userId, taskIdOf(input.task_id), { completed: true }, cause)),
+  run: async ({ db, userId, cause }, input) => taskOutput(await updateTask(db, userId, taskIdOf(input.task_id), { completed: true }, cause)),
+  targetsOf: namedTask,
 });
 
 const deleteTaskTool = defineTool({
@@ -87,6 +100,7 @@ const deleteTaskTool = defineTool({
   output: z.object({ deleted: TaskOutput }),
   annotations: { readOnlyHint: false, destructiveHint: true, idempotentHint: false },
   run: async ({ db, userId, cause }, input) => ({ deleted: taskOutput(await deleteTask(db, userId, taskIdOf(input.task_id), cause)) }),
+  targetsOf: namedTask,
 });
 
 const updateTaskTool = defineTool({
@@ -101,6 +115,7 @@ const updateTaskTool = defineTool({
   annotations: { readOnlyHint: false, destructiveHint: false, idempotentHint: true },
   run: async ({ db, userId, cause }, input) =>
     taskOutput(await updateTask(db, userId, taskIdOf(input.task_id), { title: input.title, description: input.description }, cause)),
+  targetsOf: namedTask,
 });
 
 export const TOOLS: readonly ToolDefinition[] = [addTaskTool, listTasksTool, completeTaskTool, deleteTaskTool, updateTaskTool, undoTurnTool];
@@ -128,9 +143,7 @@ export function outputJsonSchema(tool: ToolDefinition): Record<string, unknown> 
 }
 
 function describeIssues(error: z.ZodError): string {
-  return error.issues
-    .map((issue) => (issue.path.length > 0 ? `${issue.path.join(".")}: ${issue.message}` : issue.message))
-    .join("; ");
+  return error.issues.map((issue) => (issue.path.length > 0 ? `${issue.path.join(".")}: ${issue.message}` : issue.message)).join("; ");
 }
 
 /** Parses a JSON-encoded argument string (Cohere's wire format) into an object, or explains why not. */

@@ -1,7 +1,9 @@
-import { endTurn, TurnStopCode, type TokenUsage, type TurnEnding } from "../domain/conversation-log.js";
+import { endTurn, pauseTurn, TurnStopCode, type TokenUsage, type TurnEnding } from "../domain/conversation-log.js";
+import type { HeldCall } from "../domain/tool-approvals.js";
 import type { Message } from "../generated/prisma/client.js";
 import { AppError, ErrorCode } from "../lib/errors.js";
 import { toGlobalId } from "../lib/ids.js";
+import { DEFAULT_APPROVAL_TTL_MS } from "./approval-policy.js";
 import type { StreamedAnswer } from "./model-call.js";
 import { storable } from "./model-output.js";
 import { answerCutMarker } from "./step-bounds.js";
@@ -104,4 +106,19 @@ export function endAtBound(run: TurnRun, code: string, detail: string, answer?: 
     answer: answer && { ...answer, status: "FAILED" },
     append: [{ role: "assistant", content, stopCode: code }],
   });
+}
+
+/**
+ * Some of the step's calls wait for the user (CHAT_APPROVAL): the turn
+ * pauses, REQUIRES_ACTION, holding no lease and no memory; the time it used so
+ * far is stored, so that a resumed turn gets only the rest of its bound.
+ * Cancelled meanwhile (nothing stored): it ends as its stop says.
+ */
+export async function pause(run: TurnRun, held: readonly HeldCall[]): Promise<TurnEnd> {
+  const { turnTimeoutMs, approvalTtlMs } = run.deps;
+  const timeUsedMs = Math.min(turnTimeoutMs, Math.max(0, turnTimeoutMs - (run.deadline - performance.now())));
+  const turn = await pauseTurn(run.db, run.turn, { held, ttlMs: approvalTtlMs ?? DEFAULT_APPROVAL_TTL_MS, timeUsedMs });
+  if (turn) return { turn };
+  await run.checkStop();
+  return stopped(run, undefined);
 }

@@ -4,6 +4,7 @@ import type { RateLimit } from "../domain/rate-limits.js";
 import type { Message, Turn } from "../generated/prisma/client.js";
 import type { BackoffPolicy } from "../lib/backoff.js";
 import type { Logger } from "../lib/logger.js";
+import type { ApprovalPolicy } from "./approval-policy.js";
 import type { ChatModel } from "./cohere.js";
 
 export interface AssistantDeps {
@@ -26,6 +27,10 @@ export interface AssistantDeps {
   maxToolCallsPerStep?: number | undefined;
   /** CHAT_MAX_ANSWER_CHARS: an answer is cut here, with a marker. Default 20000. */
   maxAnswerChars?: number | undefined;
+  /** CHAT_APPROVAL: which tool calls wait for the user's approval. Default destructive. */
+  approvalPolicy?: ApprovalPolicy | undefined;
+  /** CHAT_APPROVAL_TTL: how long a held call waits for a decision before the turn ends APPROVAL_EXPIRED. Default 15 min. */
+  approvalTtlMs?: number | undefined;
 }
 
 export const DEFAULT_STREAM_FLUSH_MS = 100;
@@ -61,8 +66,18 @@ export interface TurnRun {
   userMessage: Message;
   /** Aborted with a TurnStoppedError when the turn must stop. */
   signal: AbortSignal;
-  /** performance.now() value at which the turn's time is up (counted from when it took the lease). */
+  /**
+   * performance.now() value at which the turn's time is up: counted from when
+   * it took the lease, less what it used before a pause (the wait for a human
+   * never counts).
+   */
   deadline: number;
+  /**
+   * The user has decided on calls of this turn (it paused before): its
+   * approvals are read before its calls run. A turn that never paused has
+   * none, and skips that read unless a call needs approval.
+   */
+  decided: boolean;
   /** Reads the turn row and aborts `signal` if the turn was asked to stop: the backstop to the notification. */
   checkStop(): Promise<void>;
 }

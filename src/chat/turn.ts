@@ -9,16 +9,17 @@ import { storable, storableArguments, storableToolName, usableCallId } from "./m
 import type { StepResult, StreamedCall } from "./model-stream.js";
 import { firstStop, stopRules } from "./stop-conditions.js";
 import { executeToolCalls } from "./tool-execution.js";
-import { complete, cutAnswer, endAtBound, fail, RETRY_LATER, stopped, unavailable } from "./turn-end.js";
+import { complete, cutAnswer, endAtBound, fail, pause, RETRY_LATER, stopped, unavailable } from "./turn-end.js";
 import { TurnStoppedError, type TurnEnd, type TurnRun } from "./turn-run.js";
 import { turnSteps, unansweredCalls } from "./turn-steps.js";
 
 /**
  * The step loop of one turn, over the conversation log: each pass reads the
- * turn's messages, runs any tool calls not yet answered, checks the stop
- * conditions, or calls the model and stores its step. The log is the state,
- * so a turn resumed on another instance picks up where this one left off.
- * It ends the turn (in the log) and says how.
+ * turn's messages, runs any tool calls not yet answered (pausing the turn when
+ * some wait for the user's approval), checks the stop conditions, or calls the
+ * model and stores its step. The log is the state, so a turn resumed on
+ * another instance, after a pause or an interruption, picks up where this one
+ * left off. It ends or pauses the turn (in the log) and says how.
  */
 export async function runTurn(run: TurnRun): Promise<TurnEnd> {
   const model = run.deps.model;
@@ -31,9 +32,11 @@ export async function runTurn(run: TurnRun): Promise<TurnEnd> {
     const messages = await turnMessages(run.db, run.userMessage);
     const steps = turnSteps(messages);
 
-    const pending = unansweredCalls(steps);
-    if (pending.length > 0) {
-      if ((await executeToolCalls(run, pending)) === "stopped") return stopped(run, undefined);
+    const unanswered = unansweredCalls(steps);
+    if (unanswered.length > 0) {
+      const executed = await executeToolCalls(run, unanswered);
+      if (executed === "stopped") return stopped(run, undefined);
+      if (executed !== "done") return pause(run, executed.held);
       continue;
     }
 
@@ -92,12 +95,17 @@ async function afterStep(run: TurnRun, step: StepResult, answer: StreamedAnswer)
 
 /** Stores a step that asked for tools (its calls run on the next pass); ends the turn if it may no longer write. */
 async function recordToolStep(run: TurnRun, step: StepResult, answer: StreamedAnswer): Promise<TurnEnd | undefined> {
-  const recorded = await recordStep(run.db, run.turn, {
-    streamedId: answer.id,
-    content: storable(answer.content),
-    toolPlan: storable(step.toolPlan || step.thinking).trim() || undefined,
-    toolCalls: (await normaliseCalls(run, step.toolCalls)) as never,
-  }, step.usage);
+  const recorded = await recordStep(
+    run.db,
+    run.turn,
+    {
+      streamedId: answer.id,
+      content: storable(answer.content),
+      toolPlan: storable(step.toolPlan || step.thinking).trim() || undefined,
+      toolCalls: (await normaliseCalls(run, step.toolCalls)) as never,
+    },
+    step.usage,
+  );
   if (recorded) return undefined;
   await run.checkStop();
   return stopped(run, answer);

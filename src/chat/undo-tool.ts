@@ -60,6 +60,15 @@ export const undoTurnTool = defineTool({
   }),
   output: UndoOutput,
   annotations: { readOnlyHint: false, destructiveHint: true, idempotentHint: false },
+  // Held for approval under CHAT_APPROVAL=destructive (destructiveHint): only when the named turn is the user's.
+  targetsOf: (input) => {
+    if (input.turn_id === undefined) return {};
+    try {
+      return { turnIds: [parseId(input.turn_id, "turn_id", "Turn")] };
+    } catch {
+      return undefined;
+    }
+  },
   run: async (context, input) => {
     const turnId = await targetOf(context, input.turn_id);
     const request: UndoRequest = { userId: context.userId, turnId, conversationId: context.turn?.conversationId };

@@ -7,6 +7,10 @@ export const Bounds = {
   conversationTitle: { max: 200 },
   messageContent: { min: 1, max: 5000 },
   clientMessageId: { min: 1, max: 100 },
+  /** decideToolCalls: a reason given with a decision, the length of a tool call id, and decisions per call (a step holds at most CHAT_MAX_TOOL_CALLS_PER_STEP, at most 1000). */
+  approvalReason: { max: 1000 },
+  toolCallId: { max: 200 },
+  decisions: { max: 1000 },
 } as const;
 
 /** Length in characters as Postgres counts them (code points), not UTF-16 units. */

@@ -2,6 +2,7 @@ import type { Db, DbClient } from "../db/client.js";
 import { notFound } from "../lib/errors.js";
 import { Prisma, type Message, type MessageStatus, type Turn, type TurnStatus } from "../generated/prisma/client.js";
 import { appendMessages, insertStreamingMessage, settleStreamingMessage, type NewMessage } from "./messages.js";
+import { expireDueTurns, insertApprovals, settleWaitingTurns, type HeldCall } from "./tool-approvals.js";
 
 /**
  * The conversation log: every database access of a chat turn goes through
@@ -161,9 +162,16 @@ async function appendUserMessage(tx: DbClient, input: NewTurn, conversationId: s
   return { turn, userMessage };
 }
 
-/** Commits the user message and its RUNNING turn, in a conversation whose lease `leaseId` is. */
+/**
+ * Commits the user message and its RUNNING turn, in a conversation whose
+ * lease `leaseId` is. A turn still waiting for approval there ends first, in
+ * the same transaction: the new message is what the user wants now.
+ */
 export function openTurn(db: Db, conversationId: string, input: NewTurn): Promise<OpenedTurn> {
-  return db.$transaction((tx) => appendUserMessage(tx, input, conversationId));
+  return db.$transaction(async (tx) => {
+    await settleWaitingTurns(tx, conversationId);
+    return appendUserMessage(tx, input, conversationId);
+  });
 }
 
 /** Creates a conversation holding lease `leaseId`, and commits the user message and its RUNNING turn in it. */
@@ -201,7 +209,7 @@ export async function findByClientMessageId(db: Db, userId: string, clientMessag
 export async function restartTurn(db: Db, turnId: string, leaseId: string): Promise<Turn | null> {
   const [turn] = await db.turn.updateManyAndReturn({
     where: { id: turnId, status: "FAILED" },
-    data: { status: "RUNNING", stopCode: null, finishedAt: null, cancelRequestedAt: null, leaseId },
+    data: { status: "RUNNING", stopCode: null, finishedAt: null, cancelRequestedAt: null, leaseId, timeUsedMs: 0 },
   });
   return turn ?? null;
 }
@@ -219,6 +227,12 @@ export async function getTurn(db: DbClient, userId: string, turnId: string): Pro
 export async function findTurn(db: DbClient, userId: string, turnId: string): Promise<Turn | null> {
   const turn = await db.turn.findUnique({ where: { id: turnId } });
   return turn?.userId === userId ? turn : null;
+}
+
+/** The user's turns among `ids` (raw ids); another user's, or a missing one, is left out. */
+export function findOwnedTurns(db: DbClient, userId: string, ids: readonly string[]): Promise<{ id: string }[]> {
+  if (ids.length === 0) return Promise.resolve([]);
+  return db.turn.findMany({ where: { userId, id: { in: [...new Set(ids)] } }, select: { id: true } });
 }
 
 /** A turn's user message and everything after it, up to the next user message, in seq order. */
@@ -248,12 +262,15 @@ export async function hasLaterUserMessage(db: DbClient, conversationId: string, 
 }
 
 /**
- * The conversation's RUNNING turn, or null. A RUNNING turn whose lease is gone
- * is found dead here and marked FAILED / INTERRUPTED instead of returned.
+ * The conversation's turn in progress, RUNNING or waiting for approval
+ * (REQUIRES_ACTION), or null. A RUNNING turn whose lease is gone is found dead
+ * here and marked FAILED / INTERRUPTED, and a waiting one past its approval's
+ * expiry is ended APPROVAL_EXPIRED, instead of returned.
  */
 export async function activeTurn(db: Db, userId: string, conversationId: string): Promise<Turn | null> {
-  const turn = await db.turn.findFirst({ where: { conversationId, userId, status: "RUNNING" } });
+  const turn = await db.turn.findFirst({ where: { conversationId, userId, status: { in: ["RUNNING", "REQUIRES_ACTION"] } } });
   if (!turn) return null;
+  if (turn.status === "REQUIRES_ACTION") return (await expireDueTurns(db, { userId, turnId: turn.id })) > 0 ? null : turn;
   return (await interruptIfDead(db, userId, turn.id)) ? null : turn;
 }
 
@@ -346,6 +363,48 @@ export async function recordToolCall(db: Db, turn: TurnIdentity, run: (tx: DbCli
   return done === true;
 }
 
+export interface Pause {
+  /** The calls the user must decide on. */
+  held: readonly HeldCall[];
+  /** CHAT_APPROVAL_TTL: how long the approvals wait. */
+  ttlMs: number;
+  /** The turn's own time used so far (a resumed turn gets the rest of its bound). */
+  timeUsedMs: number;
+}
+
+/**
+ * Pauses a RUNNING turn for the user's approval (issue 24): its PENDING
+ * approvals, the turn REQUIRES_ACTION with the time it has used, and the
+ * conversation's lease given back, in one transaction. Nothing of the wait is
+ * in memory: a decision on any instance, after any restart, resumes it. Null
+ * (nothing stored) when the turn may no longer write.
+ */
+export async function pauseTurn(db: Db, turn: TurnIdentity, pause: Pause): Promise<Turn | null> {
+  const paused = await whileRunning(db, turn.id, async (tx) => {
+    await insertApprovals(tx, turn, pause.held, pause.ttlMs);
+    await tx.$executeRaw`
+      UPDATE conversations SET turn_lease_id = NULL, turn_lease_expires_at = NULL
+      WHERE id = ${turn.conversationId}::uuid AND turn_lease_id = (SELECT lease_id FROM turns WHERE id = ${turn.id}::uuid)`;
+    await tx.$executeRaw`
+      UPDATE turns SET status = 'REQUIRES_ACTION', lease_id = NULL, time_used_ms = ${Math.round(pause.timeUsedMs)}::int
+      WHERE id = ${turn.id}::uuid`;
+    return tx.turn.findUniqueOrThrow({ where: { id: turn.id } });
+  });
+  return paused ?? null;
+}
+
+/**
+ * Takes the conversation's lease inside the caller's transaction, if it is
+ * free (or its holder died). What a decision that resumes a waiting turn
+ * does, in the transaction that records it. False when another turn holds it.
+ */
+export async function takeFreeLease(tx: DbClient, conversationId: string, leaseId: string, ttlMs: number): Promise<boolean> {
+  const count = await tx.$executeRaw`
+    UPDATE conversations SET turn_lease_id = ${leaseId}::uuid, turn_lease_expires_at = ${expiryAfter(ttlMs)}
+    WHERE id = ${conversationId}::uuid AND (turn_lease_id IS NULL OR turn_lease_expires_at < now())`;
+  return count === 1;
+}
+
 /** Stores the first text of a streamed answer as a STREAMING message; null when the turn may no longer write. */
 export async function startAnswer(db: Db, turn: TurnIdentity, content: string): Promise<Message | null> {
   const message = await whileRunning(db, turn.id, (tx) => insertStreamingMessage(tx, turn.userId, turn.conversationId, content));
@@ -373,7 +432,7 @@ export async function flushAnswer(db: Db, turnId: string, messageId: string, con
 }
 
 export interface TurnEnding {
-  status: Exclude<TurnStatus, "RUNNING">;
+  status: Exclude<TurnStatus, "RUNNING" | "REQUIRES_ACTION">;
   stopCode: string | null;
   usage?: TokenUsage | undefined;
   /** The answer this ending settles: the streamed row (if any) gets this text and status, or a row is added. */

@@ -111,14 +111,7 @@ function assignments(input: UpdateTaskInput, names: FieldNames | undefined): Pri
 }
 
 /** An update that changes nothing leaves the row (and its updated_at) as it was and records no event. */
-export async function updateTask(
-  db: DbClient,
-  userId: string,
-  id: string,
-  input: UpdateTaskInput,
-  cause: Cause,
-  names?: FieldNames,
-): Promise<Task> {
+export async function updateTask(db: DbClient, userId: string, id: string, input: UpdateTaskInput, cause: Cause, names?: FieldNames): Promise<Task> {
   const sets = assignments(input, names);
   if (sets.length === 0) return getTask(db, userId, id);
   const rows = await db.$queryRaw<TaskRow[]>`
@@ -139,4 +132,10 @@ export async function deleteTask(db: DbClient, userId: string, id: string, cause
 
 function notNullable(names: FieldNames | undefined, field: string) {
   return badInput(fieldName(names, field), "must not be null (omit it to leave it unchanged)");
+}
+
+/** The user's tasks among `ids` (raw ids), in no particular order; another user's or a missing one is left out. */
+export function findOwnedTasks(db: DbClient, userId: string, ids: readonly string[]) {
+  if (ids.length === 0) return Promise.resolve([]);
+  return db.task.findMany({ where: { userId, id: { in: [...new Set(ids)] } } });
 }

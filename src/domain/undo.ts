@@ -90,7 +90,8 @@ export async function undoTurn(tx: DbClient, request: UndoRequest): Promise<Undo
 
 /** Why a turn in this state cannot be undone, or undefined if it can be (as far as the turn itself goes). */
 function turnRefusal(turn: { status: string; undone: boolean }): AppError | undefined {
-  if (turn.status === "RUNNING") {
+  // A turn waiting for approval (REQUIRES_ACTION) has not ended either: it resumes once its calls are decided.
+  if (turn.status === "RUNNING" || turn.status === "REQUIRES_ACTION") {
     return new AppError(ErrorCode.TURN_RUNNING, "The turn is still running: undo it once it has ended (or stop it with cancelTurn)");
   }
   if (turn.undone) return new AppError(ErrorCode.ALREADY_UNDONE, "The turn was already undone");

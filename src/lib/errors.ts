@@ -17,6 +17,13 @@ export const ErrorCode = {
   ASSISTANT_TOO_MANY_TOOL_CALLS: "ASSISTANT_TOO_MANY_TOOL_CALLS",
   /** The answer was longer than CHAT_MAX_ANSWER_CHARS: the reply is what fitted, with a marker. */
   ASSISTANT_ANSWER_TOO_LONG: "ASSISTANT_ANSWER_TOO_LONG",
+  /**
+   * A decision on a held tool call that no longer applies: the call was decided the other way, its approval
+   * expired, its turn was cancelled or replaced, or its arguments are not the ones shown. Nothing was changed.
+   */
+  STALE_DECISION: "STALE_DECISION",
+  /** A turn waited for the user's approval longer than CHAT_APPROVAL_TTL: nothing held ran, and its reply says so. */
+  APPROVAL_EXPIRED: "APPROVAL_EXPIRED",
   /** The database cannot be reached right now (or the pool is exhausted): retry shortly. HTTP 503. */
   SERVICE_UNAVAILABLE: "SERVICE_UNAVAILABLE",
   /** Too many requests for now; `extensions.retryAfter` says how many seconds to wait. */
@@ -76,11 +83,7 @@ export function rateLimited(what: string, retryAfterSeconds: number): AppError {
   });
 }
 
-export function toGraphQLError(
-  error: AppError,
-  base?: GraphQLError,
-  extra: Record<string, unknown> = {},
-): GraphQLError {
+export function toGraphQLError(error: AppError, base?: GraphQLError, extra: Record<string, unknown> = {}): GraphQLError {
   return new GraphQLError(error.message, {
     nodes: base?.nodes,
     source: base?.source,

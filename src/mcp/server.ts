@@ -1,15 +1,11 @@
 import { Server } from "@modelcontextprotocol/sdk/server/index.js";
 import { Protocol } from "@modelcontextprotocol/sdk/shared/protocol.js";
-import {
-  ErrorCode as RpcErrorCode,
-  ListToolsRequestSchema,
-  McpError,
-  type CallToolResult,
-} from "@modelcontextprotocol/sdk/types.js";
+import { ErrorCode as RpcErrorCode, ListToolsRequestSchema, McpError, type CallToolResult } from "@modelcontextprotocol/sdk/types.js";
 import { inputJsonSchema, outputJsonSchema, runTool, TOOLS } from "../chat/tools.js";
 import type { Db } from "../db/client.js";
 import { MCP_CAUSE } from "../domain/provenance.js";
 import type { Logger } from "../lib/logger.js";
+import { confirmDestructive } from "./confirm.js";
 import { ToolCallRequest, toolCallParams } from "./tool-call-params.js";
 
 /**
@@ -17,6 +13,7 @@ import { ToolCallRequest, toolCallParams } from "./tool-call-params.js";
  * copy: the same schemas, validation, ownership rules and domain functions, so
  * an MCP call persists exactly as a chat tool call does (and the same triggers
  * announce it to taskChanged subscribers). One server per authenticated user.
+ * Before a destructive call it asks the user, where the client can (./confirm.ts).
  */
 export function createMcpServer(options: { db: Db; userId: string; logger: Logger }): Server {
   const server = new Server(
@@ -43,6 +40,9 @@ export function createMcpServer(options: { db: Db; userId: string; logger: Logge
     const { name, arguments: args } = toolCallParams(request.params);
     let outcome;
     try {
+      // Where the client can ask its user (elicitation), a destructive call waits for their yes.
+      const confirmation = await confirmDestructive(server, options, name, args);
+      if (!confirmation.run) return { isError: true, content: [{ type: "text", text: confirmation.reason }] };
       outcome = await runTool(
         { db: options.db, userId: options.userId, cause: MCP_CAUSE, atomically: (work) => options.db.$transaction(work) },
         name,

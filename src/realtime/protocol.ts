@@ -8,7 +8,10 @@ import type { Logger } from "../lib/logger.js";
  * commits, and the one parser every consumer reads it with.
  *
  * The encoder is SQL, not TypeScript: triggers in prisma/migrations build each
- * payload with json_build_object and send it with pg_notify. A notification
+ * payload with json_build_object and send it with todo_realtime_send(channel,
+ * payload) (20261201100000_realtime_outbox), which pg_notify()s it or, when
+ * the database's transport is nats, writes it to realtime_outbox for the relay
+ * to publish on the channel's NATS subject (./transport.ts). A notification
  * is a hint (ids, a seq, a length, a status; never row data or user text):
  * whoever hears it re-reads the rows under the user's scope.
  *
@@ -37,7 +40,9 @@ import type { Logger } from "../lib/logger.js";
  *   UPDATE on the new one's (20261125120000_task_move_tombstone).
  *   op → op, i → taskId.
  * - "turn": todo_notify_turn() on turns_notify (AFTER UPDATE of status or
- *   cancel_requested_at; 20261127120000_turns).
+ *   cancel_requested_at; 20261127120000_turns; and of last_decision_at, a
+ *   decision on one of its held calls) and turns_notify_insert (AFTER
+ *   INSERT: a turn starts RUNNING; both 20261208100000_tool_approvals).
  *   i → turnId, c → conversationId, st → status, x → cancelRequested.
  *
  * Size: Postgres refuses a payload of 8,000 bytes or more, and the refusal
@@ -45,9 +50,11 @@ import type { Logger } from "../lib/logger.js";
  * integer, an enum or a boolean, so a payload stays under 200 bytes whatever
  * the row holds; a field added later must keep it so (no text from the row).
  *
- * Delivery: at commit, in commit order, only to connections LISTENing then;
- * identical payloads on one channel in one transaction arrive once. Hence
- * hints, and catch-up from the rows after a LISTEN outage.
+ * Delivery (postgres): at commit, in commit order, only to connections
+ * LISTENing then; identical payloads on one channel in one transaction arrive
+ * once. (nats): once the relay has published the row, in outbox id order, at
+ * least once; a commit the subscription had seen when it started is dropped.
+ * Hence hints, and catch-up from the rows after a transport outage.
  *
  * Parsing never throws. A payload that is not one of the kinds above, well
  * formed, is logged at warn (length and reason, never the payload) and
@@ -152,7 +159,7 @@ const DECODERS: { [K in Notification["kind"]]: (fields: Fields) => Extract<Notif
 
 // Records, not arrays: a value added to the enum in schema.prisma fails the type check here until it is listed.
 const MESSAGE_STATUSES: Record<MessageStatus, true> = { STREAMING: true, COMPLETE: true, CANCELLED: true, FAILED: true };
-const TURN_STATUSES: Record<TurnStatus, true> = { RUNNING: true, COMPLETED: true, CANCELLED: true, FAILED: true };
+const TURN_STATUSES: Record<TurnStatus, true> = { RUNNING: true, REQUIRES_ACTION: true, COMPLETED: true, CANCELLED: true, FAILED: true };
 const TASK_OPS: Record<TaskOp, true> = { INSERT: true, UPDATE: true, DELETE: true };
 
 /** Reads a payload's fields; the first one that is wrong is kept in `problem` (the value read is then a placeholder). */

@@ -1,5 +1,4 @@
 import { GraphQLError, responsePathAsArray } from "graphql";
-import { storedToolCalls } from "../chat/history.js";
 import { sendMessage, type TurnResult } from "../chat/send-message.js";
 import { ANSWER_CUT_ERROR } from "../chat/step-bounds.js";
 import { AppError, ErrorCode } from "../lib/errors.js";
@@ -7,7 +6,7 @@ import { builder } from "./builder.js";
 import { ConversationRef } from "./conversation.js";
 import { parseId } from "../lib/ids.js";
 import { MessageRef } from "./message.js";
-import { ToolCallRef, toolCallsOf } from "./tool-call.js";
+import { ToolCallRef, toolCallsOfMessages } from "./tool-call.js";
 import { TurnRef } from "./turn.js";
 
 const SendMessageInput = builder.inputType("SendMessageInput", {
@@ -21,7 +20,7 @@ const SendMessageInput = builder.inputType("SendMessageInput", {
     waitForReply: t.boolean({
       defaultValue: true,
       description:
-        "true: answer when the turn has ended. false: answer as soon as the message is stored, with the turn RUNNING and no reply; follow it with messageStream and messageAdded. Either way the turn runs to its end even if the client goes away.",
+        "true: answer when the turn has ended, or as soon as it pauses for the user's approval (turn.status REQUIRES_ACTION, no reply; see decideToolCalls). false: answer as soon as the message is stored, with the turn RUNNING and no reply; follow it with messageStream, messageAdded and turnUpdated. Either way the turn runs to its end (or its pause) even if the client goes away.",
     }),
   }),
 });
@@ -45,12 +44,7 @@ const SendMessagePayload = builder.objectRef<TurnResult>("SendMessagePayload").i
     toolCalls: t.field({
       type: [ToolCallRef],
       description: "Every tool call of this turn, in order, with its result or error.",
-      resolve: (turn) => {
-        const results = new Map(turn.messages.filter((m) => m.role === "tool").map((m) => [m.toolCallId, m]));
-        return turn.messages.flatMap((message) =>
-          toolCallsOf(message, storedToolCalls(message).map((call) => results.get(call.id))),
-        );
-      },
+      resolve: (turn) => toolCallsOfMessages(turn.messages),
     }),
   }),
 });
@@ -76,7 +70,9 @@ builder.mutationField("sendMessage", (t) =>
       if (turn.stopCode !== null) {
         // A bound's reply is the message saying so; a cut answer's reply is the answer itself.
         const message =
-          turn.stopCode === ErrorCode.ASSISTANT_ANSWER_TOO_LONG ? ANSWER_CUT_ERROR : (turn.reply?.content ?? "The assistant stopped before finishing");
+          turn.stopCode === ErrorCode.ASSISTANT_ANSWER_TOO_LONG
+            ? ANSWER_CUT_ERROR
+            : (turn.reply?.content ?? "The assistant stopped before finishing");
         const error = new AppError(turn.stopCode as ErrorCode, message, {
           extensions: { retryable: true },
         });

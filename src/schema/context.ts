@@ -3,9 +3,10 @@ import type { GraphQLError } from "graphql";
 import type { Viewer } from "../auth/verifier.js";
 import type { Assistant } from "../chat/assistant.js";
 import type { Db } from "../db/client.js";
-import type { Message } from "../generated/prisma/client.js";
+import type { Message, Task, ToolApproval } from "../generated/prisma/client.js";
 import type { RealtimeHub } from "../realtime/hub.js";
 import type { StreamFeed } from "../realtime/stream-feed.js";
+import type { TurnFeed } from "../realtime/turn-feed.js";
 
 /** Per-operation context. The database is injected by buildApp, so several app instances can share one process. */
 export interface Context {
@@ -17,8 +18,14 @@ export interface Context {
   realtime: RealtimeHub;
   /** messageStream's source. */
   streams: StreamFeed;
+  /** turnUpdated's source. */
+  turns: TurnFeed;
   /** Tool result messages by `${conversationId}:${toolCallId}`, batched per request. */
   toolResults: DataLoader<string, Message | null>;
+  /** Approvals of held tool calls, by the same keys. */
+  toolApprovals: DataLoader<string, ToolApproval | null>;
+  /** The viewer's tasks by raw id: what tool calls name. */
+  tasks: DataLoader<string, Task | null>;
   /** Errors to report beside a field's data (a chat turn that ended at a bound). */
   deferredErrors: GraphQLError[];
 }

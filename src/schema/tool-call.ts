@@ -1,7 +1,10 @@
-import { parseArguments } from "../chat/tools.js";
+import { parseArguments, findTool } from "../chat/tools.js";
 import { storedToolCalls, toolDocument } from "../chat/history.js";
-import type { Message } from "../generated/prisma/client.js";
+import type { Message, Task } from "../generated/prisma/client.js";
 import { builder } from "./builder.js";
+import { toolResultKey } from "./loaders.js";
+import { TaskRef } from "./task.js";
+import { ToolApprovalRef } from "./tool-approval.js";
 
 export interface ToolCallShape {
   id: string;
@@ -9,6 +12,16 @@ export interface ToolCallShape {
   arguments: unknown;
   result: unknown;
   error: string | null;
+  /** Where the call was made: its approval is looked up by the call's id there. */
+  conversationId: string;
+}
+
+/** The raw ids of the tasks a call names, as its tool reads its arguments; none when they are invalid. */
+function namedTaskIds(call: ToolCallShape): string[] {
+  const tool = findTool(call.name);
+  const parsed = tool?.input.safeParse(call.arguments);
+  if (!tool?.targetsOf || !parsed?.success) return [];
+  return tool.targetsOf(parsed.data)?.taskIds ?? [];
 }
 
 export const ToolCallRef = builder.objectRef<ToolCallShape>("ToolCall").implement({
@@ -23,11 +36,29 @@ export const ToolCallRef = builder.objectRef<ToolCallShape>("ToolCall").implemen
     }),
     result: t.field({ type: "JSON", nullable: true, resolve: (call) => call.result ?? null }),
     error: t.exposeString("error", { nullable: true }),
+    approval: t.field({
+      type: ToolApprovalRef,
+      nullable: true,
+      description: "Set when CHAT_APPROVAL held the call for the user's decision; null for calls that needed none.",
+      resolve: (call, _args, ctx) => ctx.toolApprovals.load(toolResultKey(call.conversationId, call.id)),
+    }),
+    tasks: t.field({
+      type: [TaskRef],
+      description:
+        "The viewer's tasks this call names (its task_id), as they are now: what an approval card shows. A task that no longer exists is left out.",
+      resolve: async (call, _args, ctx) => {
+        const tasks = await ctx.tasks.loadMany(namedTaskIds(call));
+        return tasks.filter((task): task is Task => task !== null && !(task instanceof Error));
+      },
+    }),
   }),
 });
 
 /** Pairs an assistant message's calls with their tool messages (undefined: no result stored). */
-export function toolCallsOf(message: Pick<Message, "toolCalls">, results: readonly (Message | null | undefined)[]): ToolCallShape[] {
+export function toolCallsOf(
+  message: Pick<Message, "toolCalls" | "conversationId">,
+  results: readonly (Message | null | undefined)[],
+): ToolCallShape[] {
   return storedToolCalls(message).map((call, index) => {
     const parsed = parseArguments(call.function.arguments);
     const resultMessage = results[index];
@@ -39,6 +70,18 @@ export function toolCallsOf(message: Pick<Message, "toolCalls">, results: readon
       arguments: parsed.ok ? parsed.value : call.function.arguments,
       result: error === null ? (document ?? null) : null,
       error,
+      conversationId: message.conversationId,
     };
   });
+}
+
+/** Every tool call among `messages` (a turn's), in order, each with its result from the same list. */
+export function toolCallsOfMessages(messages: readonly Message[]): ToolCallShape[] {
+  const results = new Map(messages.filter((m) => m.role === "tool").map((m) => [m.toolCallId, m]));
+  return messages.flatMap((message) =>
+    toolCallsOf(
+      message,
+      storedToolCalls(message).map((call) => results.get(call.id)),
+    ),
+  );
 }

@@ -6,7 +6,8 @@ import { AppError, toGraphQLError } from "../lib/errors.js";
 import { currentRequestId, requestIdFrom } from "../lib/request-context.js";
 import type { RealtimeHub } from "../realtime/hub.js";
 import type { StreamFeed } from "../realtime/stream-feed.js";
-import { createToolResultLoader } from "../schema/loaders.js";
+import type { TurnFeed } from "../realtime/turn-feed.js";
+import { createTaskLoader, createToolApprovalLoader, createToolResultLoader } from "../schema/loaders.js";
 import type { Context } from "../schema/context.js";
 import type { FrontDoorContext } from "./auth-first.js";
 
@@ -17,11 +18,12 @@ export interface ContextServices {
   assistant: Assistant;
   realtime: RealtimeHub;
   streams: StreamFeed;
+  turns: TurnFeed;
 }
 
 /** Builds each operation's context: its viewer, its request id, this instance's services and per-request loaders. */
 export function contextFactory(services: ContextServices) {
-  const { db, verifier, assistant, realtime, streams } = services;
+  const { db, verifier, assistant, realtime, streams, turns } = services;
   return async (initial: YogaInitialContext): Promise<Context> => {
     const requestId = currentRequestId() ?? requestIdFrom(initial.request?.headers.get("x-request-id"));
     // The front door (HTTP) or graphql-ws (WebSocket) has verified the token already.
@@ -33,7 +35,10 @@ export function contextFactory(services: ContextServices) {
       assistant,
       realtime,
       streams,
+      turns,
       toolResults: createToolResultLoader(db, viewer.userId),
+      toolApprovals: createToolApprovalLoader(db, viewer.userId),
+      tasks: createTaskLoader(db, viewer.userId),
       deferredErrors: [],
     };
   };

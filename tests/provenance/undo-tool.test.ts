@@ -1,9 +1,10 @@
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { parseId } from "../../src/lib/ids.js";
 import { deferred } from "../chat/support.js";
-import { startChatRig, type ChatRig } from "../helpers/chat.js";
+import { DECIDE } from "../chat/approval-support.js";
+import { cohereAssistant, startChatRig, type ChatRig } from "../helpers/chat.js";
 import { textReply, toolCallReply } from "../helpers/fake-cohere.js";
-import { newUser, type TestUser } from "../helpers/server.js";
+import { newUser, startTestServer, type TestUser } from "../helpers/server.js";
 import { snapshot } from "../security/isolation-support.js";
 import { addTask, assistantTurn, historyOf, ok, resultOf, SEND, turnEvents, UNDO, UPDATE, type UndoView } from "./support.js";
 
@@ -12,7 +13,8 @@ describe("the assistant's undo_turn", () => {
   let rig: ChatRig;
 
   beforeAll(async () => {
-    rig = await startChatRig();
+    // Approval (CHAT_APPROVAL, issue 24) would hold delete_task and undo_turn: these tests are about what the writes record.
+    rig = await startChatRig({ assistant: { approvalPolicy: "none" } });
   });
 
   afterAll(async () => {
@@ -124,6 +126,41 @@ describe("the assistant's undo_turn", () => {
     const result = await rig.server.db.message.findFirst({ where: { userId: user.id, role: "tool", toolCallId: "call_undo_self" } });
     expect(JSON.parse(result!.content)).toEqual({ error: "The turn is still running: undo it once it has ended (or stop it with cancelTurn)" });
     expect(ended.undoneAt).toBeNull();
+  });
+
+  it("should hold undo_turn for approval under the default policy, and record the undo with the call that asked once approved", async () => {
+    const server = await startTestServer({ assistant: cohereAssistant(rig.fake) });
+    try {
+      const user = await newUser(server, "undo-tool-approval");
+      const first = await assistantTurn({ ...rig, server }, user, [{ name: "add_task", args: { title: "Pay the gas bill" } }]);
+      const task = resultOf(first, "add_task");
+      rig.fake.enqueue(toolCallReply([{ id: "call_undo_held", name: "undo_turn", args: {} }], "Undoing."), textReply("Undone."));
+      const sent = await user.gql<{ sendMessage: { turn: { id: string; status: string } } }>(SEND, {
+        input: { content: "undo that", conversationId: first.conversationId },
+      });
+      expect(sent.data?.sendMessage.turn.status).toBe("REQUIRES_ACTION");
+      // Held: nothing undone yet.
+      expect(await server.db.task.findUnique({ where: { id: parseId(task.id, "id", "Task") } })).not.toBeNull();
+      const decided = await user.gql(DECIDE, {
+        turnId: sent.data!.sendMessage.turn.id,
+        decisions: [{ toolCallId: "call_undo_held", approve: true }],
+      });
+      expect(decided.errors, JSON.stringify(decided.errors)).toBeUndefined();
+      await vi.waitFor(
+        async () => expect(await server.db.task.findUnique({ where: { id: parseId(task.id, "id", "Task") } }), "the undo").toBeNull(),
+        { timeout: 15_000, interval: 20 },
+      );
+      const [deletion] = (await turnEvents(user, sent.data!.sendMessage.turn.id)).taskEvents;
+      expect(deletion).toMatchObject({
+        kind: "DELETED",
+        actor: "UNDO",
+        turn: { id: first.turnId },
+        undoingTurn: { id: sent.data!.sendMessage.turn.id },
+        toolCallId: "call_undo_held",
+      });
+    } finally {
+      await server.close();
+    }
   });
 
   function waitForTurn(turnId: string) {

@@ -8,12 +8,23 @@ import { newUser, type TestServer, type TestUser } from "../helpers/server.js";
 import { tokenFor } from "../helpers/tokens.js";
 import type { TestWsClient } from "../helpers/ws-client.js";
 import { MESSAGE_STREAM } from "../chat/support.js";
-import { ADD_TASK, adminClient, appendVia, MESSAGE_ADDED, newConversation, readSse, startLiveServer, TASK_CHANGED, within, type LiveServer } from "./support.js";
+import {
+  ADD_TASK,
+  adminClient,
+  appendVia,
+  MESSAGE_ADDED,
+  newConversation,
+  readSse,
+  startLiveServer,
+  TASK_CHANGED,
+  within,
+  type LiveServer,
+} from "./support.js";
 
 /**
  * One admission path for every subscription (src/realtime/admission.ts):
- * with SUBSCRIPTIONS_PER_USER=3, messageAdded, taskChanged and messageStream
- * share the user's three slots, over graphql-ws and SSE alike; a fourth of
+ * with SUBSCRIPTIONS_PER_USER=3, messageAdded, taskChanged, messageStream and
+ * turnUpdated share the user's three slots, over graphql-ws and SSE alike; a fourth of
  * any kind gets the same RATE_LIMITED error while the three keep delivering;
  * and a slot comes back exactly once, however its subscription ends.
  */
@@ -24,7 +35,19 @@ const REFUSED = {
   extensions: { code: "RATE_LIMITED", limit: CAP },
 };
 
-type Kind = "messageAdded" | "taskChanged" | "messageStream";
+type Kind = "messageAdded" | "taskChanged" | "messageStream" | "turnUpdated";
+
+const TURN_UPDATED = /* GraphQL */ `
+  subscription Turns($conversationId: ID!) {
+    turnUpdated(conversationId: $conversationId) {
+      id
+      status
+      userMessage {
+        content
+      }
+    }
+  }
+`;
 type Transport = "ws" | "sse";
 type Result = { data?: Record<string, any> | null; errors?: readonly { message: string; extensions?: Record<string, unknown>; path?: unknown }[] };
 
@@ -46,7 +69,7 @@ interface Fixture {
 }
 
 function established(server: TestServer): number {
-  return server.app.realtime.establishedCount + server.app.streams.establishedCount;
+  return server.app.realtime.establishedCount + server.app.streams.establishedCount + server.app.turns.establishedCount;
 }
 
 async function fixture(server: LiveServer, admin: pg.Client): Promise<Fixture> {
@@ -65,6 +88,7 @@ async function fixture(server: LiveServer, admin: pg.Client): Promise<Fixture> {
 function documentOf(kind: Kind, f: Fixture): { query: string; variables?: Record<string, unknown> } {
   if (kind === "messageAdded") return { query: MESSAGE_ADDED, variables: { conversationId: f.added.globalId } };
   if (kind === "messageStream") return { query: MESSAGE_STREAM, variables: { conversationId: f.streamed.globalId } };
+  if (kind === "turnUpdated") return { query: TURN_UPDATED, variables: { conversationId: f.added.globalId } };
   return { query: TASK_CHANGED };
 }
 
@@ -110,7 +134,9 @@ async function refused(server: TestServer, f: Fixture, kind: Kind, transport: Tr
 async function expectDelivering(admin: pg.Client, server: TestServer, f: Fixture, opens: readonly Open[]): Promise<void> {
   const marker = `m-${randomUUID()}`;
   await f.user.gql(ADD_TASK, { title: marker });
-  await appendVia(server.db, f.user.id, f.added.id, [marker]);
+  const [message] = await appendVia(server.db, f.user.id, f.added.id, [marker]);
+  // A turn for it starts: turnUpdated's change.
+  await admin.query("INSERT INTO turns (user_id, conversation_id, user_message_id) VALUES ($1, $2, $3)", [f.user.id, f.added.id, message!.id]);
   await admin.query("UPDATE messages SET content = content || $2 WHERE id = $1", [f.answerId, marker]);
   for (const open of opens) {
     // A messageStream that joined mid-answer first gets the answer so far: read on to the marker.
@@ -129,6 +155,7 @@ function carries(kind: Kind, result: Result, marker: string): boolean {
   const data = result.data ?? {};
   if (kind === "taskChanged") return data.taskChanged?.task?.title === marker;
   if (kind === "messageAdded") return data.messageAdded?.content === marker;
+  if (kind === "turnUpdated") return data.turnUpdated?.userMessage?.content === marker;
   return typeof data.messageStream?.message?.content === "string" && data.messageStream.message.content.endsWith(marker);
 }
 
@@ -153,7 +180,7 @@ describe("one admission path for every subscription (SUBSCRIPTIONS_PER_USER=3)",
     await admin.end();
   });
 
-  it.each<Kind>(["messageAdded", "taskChanged", "messageStream"])(
+  it.each<Kind>(["messageAdded", "taskChanged", "messageStream", "turnUpdated"])(
     "should refuse a fourth %s after three of the same kind with the one RATE_LIMITED error, while the three keep delivering",
     async (kind) => {
       const f = await fixture(server, admin);
@@ -166,15 +193,51 @@ describe("one admission path for every subscription (SUBSCRIPTIONS_PER_USER=3)",
   );
 
   it.each<[string, [Kind, Transport][]]>([
-    ["one of each kind", [["messageAdded", "ws"], ["taskChanged", "sse"], ["messageStream", "ws"]]],
-    ["two messageStreams and a taskChanged", [["messageStream", "sse"], ["messageStream", "ws"], ["taskChanged", "ws"]]],
-    ["two messageAdded and a messageStream", [["messageAdded", "ws"], ["messageAdded", "sse"], ["messageStream", "sse"]]],
-    ["two taskChanged and a messageAdded", [["taskChanged", "ws"], ["taskChanged", "sse"], ["messageAdded", "ws"]]],
+    [
+      "one of each kind",
+      [
+        ["messageAdded", "ws"],
+        ["taskChanged", "sse"],
+        ["messageStream", "ws"],
+      ],
+    ],
+    [
+      "two messageStreams and a taskChanged",
+      [
+        ["messageStream", "sse"],
+        ["messageStream", "ws"],
+        ["taskChanged", "ws"],
+      ],
+    ],
+    [
+      "two messageAdded and a messageStream",
+      [
+        ["messageAdded", "ws"],
+        ["messageAdded", "sse"],
+        ["messageStream", "sse"],
+      ],
+    ],
+    [
+      "two taskChanged and a messageAdded",
+      [
+        ["taskChanged", "ws"],
+        ["taskChanged", "sse"],
+        ["messageAdded", "ws"],
+      ],
+    ],
+    [
+      "a turnUpdated, a messageStream and a taskChanged",
+      [
+        ["turnUpdated", "sse"],
+        ["messageStream", "ws"],
+        ["taskChanged", "ws"],
+      ],
+    ],
   ])("should refuse a fourth subscription of any kind, over either transport, with %s open, and keep the three delivering", async (_name, mix) => {
     const f = await fixture(server, admin);
     const three: Open[] = [];
     for (const [kind, transport] of mix) three.push(await admit(f, kind, transport));
-    for (const kind of ["messageStream", "messageAdded", "taskChanged"] as const) {
+    for (const kind of ["messageStream", "messageAdded", "taskChanged", "turnUpdated"] as const) {
       for (const transport of ["ws", "sse"] as const) expect(await refused(server, f, kind, transport)).toEqual(REFUSED);
     }
     expect(server.app.realtime.admission.heldBy(f.user.id)).toBe(CAP);
@@ -231,7 +294,11 @@ describe("the drain", () => {
     const admin = await adminClient(databaseUrl());
     try {
       const f = await fixture(server, admin);
-      const opens = [await admitted(server, f, "messageStream", "ws"), await admitted(server, f, "taskChanged", "sse"), await admitted(server, f, "messageAdded", "ws")];
+      const opens = [
+        await admitted(server, f, "messageStream", "ws"),
+        await admitted(server, f, "taskChanged", "sse"),
+        await admitted(server, f, "messageAdded", "ws"),
+      ];
       expect(server.app.realtime.admission.openCount).toBe(CAP);
       await server.app.stop();
       await vi.waitFor(() => expect(server.app.realtime.admission.openCount).toBe(0), { timeout: 10_000, interval: 10 });

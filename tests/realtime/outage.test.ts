@@ -1,7 +1,8 @@
 import type pg from "pg";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { databaseUrl } from "../helpers/db.js";
-import { newUser } from "../helpers/server.js";
+import { toGlobalId } from "../../src/lib/ids.js";
+import { newUser, onNatsTransport } from "../helpers/server.js";
 import {
   ADD_TASK,
   adminClient,
@@ -36,7 +37,8 @@ import {
  * commits certainly happen while the listener is down; opening the gate lets
  * the listener's reconnect (50–500 ms backoff) through.
  */
-describe("a killed LISTEN connection", () => {
+// The postgres transport's own LISTEN connection: under REALTIME_TRANSPORT=nats there is none (nats-*.test.ts cover its outages).
+describe.skipIf(onNatsTransport())("a killed LISTEN connection", () => {
   let gate: PgGate;
   let server: LiveServer;
   let admin: pg.Client;
@@ -44,14 +46,14 @@ describe("a killed LISTEN connection", () => {
   /** Kills the listener's backend and resolves once the listener knows; the gate stays shut. */
   async function takeListenerDown(): Promise<number[]> {
     const killed = await killListener(server, gate, admin);
-    expect(server.app.listener.connected).toBe(false);
+    expect(server.app.transport.connected).toBe(false);
     return killed;
   }
 
   /** Lets the listener reconnect and resolves once it has (catch-up is queued by then). */
   async function bringListenerBack(): Promise<void> {
-    expect(server.app.listener.connected).toBe(false);
-    const reconnected = nextEvent(server.app.listener, "reconnected");
+    expect(server.app.transport.connected).toBe(false);
+    const reconnected = nextEvent(server.app.transport, "reconnected");
     gate.open();
     await reconnected;
   }
@@ -92,13 +94,12 @@ describe("a killed LISTEN connection", () => {
     const keptFinal = (await user.gql<{ completeTask: TaskView }>(COMPLETE_TASK, { id: kept.id })).data!.completeTask;
     const doomedLast = (await user.gql<{ deleteTask: TaskView }>(DELETE_TASK, { id: doomed.id })).data!.deleteTask;
     const fresh = (await user.gql<{ addTask: TaskView }>(ADD_TASK, { title: "Fresh" })).data!.addTask;
-    const freshFinal = (await user.gql<{ updateTask: TaskView }>(UPDATE_TASK, { input: { id: fresh.id, title: "Fresh, edited" } })).data!
-      .updateTask;
+    const freshFinal = (await user.gql<{ updateTask: TaskView }>(UPDATE_TASK, { input: { id: fresh.id, title: "Fresh, edited" } })).data!.updateTask;
     const fleeting = (await user.gql<{ addTask: TaskView }>(ADD_TASK, { title: "Fleeting" })).data!.addTask;
     const fleetingLast = (await user.gql<{ deleteTask: TaskView }>(DELETE_TASK, { id: fleeting.id })).data!.deleteTask;
 
     // Still down, and the subscriptions and the socket are still open, with nothing delivered.
-    expect(server.app.listener.connected).toBe(false);
+    expect(server.app.transport.connected).toBe(false);
     expect(await promiseState(messages.ended)).toBe("pending");
     expect(await promiseState(tasks.ended)).toBe("pending");
     expect(await promiseState(client.closed)).toBe("pending");
@@ -211,6 +212,42 @@ describe("a killed LISTEN connection", () => {
     expect(event.value).toMatchObject({ kind: "CREATED", task: { title: "During the outage" } });
     expect(during.title).toBe("During the outage");
     await second.return?.();
+  });
+
+  it("should deliver to turnUpdated a turn that started and paused while it was down, and no turn that ended before", async () => {
+    const user = await newUser(server);
+    const conversation = await newConversation(server.db, user.id);
+    const insertTurn = async (content: string, status: string) => {
+      const [message] = await appendVia(server.db, user.id, conversation.id, [content]);
+      const { rows } = await admin.query<{ id: string }>(
+        `INSERT INTO turns (user_id, conversation_id, user_message_id, status) VALUES ($1, $2, $3, $4::turn_status) RETURNING id`,
+        [user.id, conversation.id, message!.id, status],
+      );
+      return rows[0]!.id;
+    };
+    await insertTurn("long done", "COMPLETED");
+    const client = server.connect(user.token);
+    const before = server.app.turns.establishedCount;
+    const turns = client.subscribe<{ turnUpdated: { id: string; status: string } }>(
+      `subscription T($c: ID!) { turnUpdated(conversationId: $c) { id status } }`,
+      { c: conversation.globalId },
+    );
+    await vi.waitFor(() => expect(server.app.turns.establishedCount, "turnUpdated listens").toBeGreaterThan(before), {
+      timeout: 10_000,
+      interval: 10,
+    });
+
+    await takeListenerDown();
+    const paused = await insertTurn("paused while down", "RUNNING");
+    await admin.query("UPDATE turns SET status = 'REQUIRES_ACTION' WHERE id = $1", [paused]);
+    await bringListenerBack();
+
+    expect((await turns.next(10_000)).data?.turnUpdated).toEqual({ id: toGlobalId("Turn", paused), status: "REQUIRES_ACTION" });
+    // Live again, and the turn that ended before the subscription is not news.
+    await admin.query("UPDATE turns SET status = 'COMPLETED' WHERE id = $1", [paused]);
+    expect((await turns.next(10_000)).data?.turnUpdated).toEqual({ id: toGlobalId("Turn", paused), status: "COMPLETED" });
+    expect(turns.pending()).toEqual([]);
+    turns.dispose();
   });
 
   it("should recover again after repeated kills", async () => {

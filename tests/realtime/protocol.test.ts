@@ -3,15 +3,9 @@ import fc from "fast-check";
 import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { PgListener } from "../../src/realtime/listener.js";
-import {
-  decodeNotification,
-  MAX_PAYLOAD_BYTES,
-  parseNotification,
-  userChannel,
-  type Notification,
-} from "../../src/realtime/protocol.js";
+import { decodeNotification, MAX_PAYLOAD_BYTES, parseNotification, userChannel, type Notification } from "../../src/realtime/protocol.js";
 import { databaseUrl, newUserId } from "../helpers/db.js";
-import { capturingLogger, newUser } from "../helpers/server.js";
+import { capturingLogger, newUser, onNatsTransport } from "../helpers/server.js";
 import { ADD_TASK, adminClient, live, nextTaskChange, startLiveServer, TASK_CHANGED, within, type LiveServer, type TaskView } from "./support.js";
 
 /**
@@ -77,7 +71,9 @@ class Ear {
   }
 }
 
-describe("the notification protocol, through the real triggers", () => {
+// The triggers' payloads as pg_notify sends them: under REALTIME_TRANSPORT=nats the same payloads go to the
+// outbox instead (the same SQL builds them; nats-fanout.test.ts checks that path end to end).
+describe.skipIf(onNatsTransport())("the notification protocol, through the real triggers", () => {
   let writer: pg.Client;
   const { logger, lines } = capturingLogger();
   // Not ASCII, with a quote: the channel is md5 of its UTF-8 bytes on both sides.
@@ -111,7 +107,7 @@ describe("the notification protocol, through the real triggers", () => {
   });
 
   it("should name the same channel as todo_realtime_channel() for any user id", async () => {
-    for (const id of [userId, "a", "", "x".repeat(500), "emoji 💪 and \"quotes\" and \\ backslash", "名前"]) {
+    for (const id of [userId, "a", "", "x".repeat(500), 'emoji 💪 and "quotes" and \\ backslash', "名前"]) {
       const { rows } = await writer.query<{ channel: string }>("SELECT todo_realtime_channel($1) AS channel", [id]);
       expect(userChannel(id)).toBe(rows[0]!.channel);
       expect(Buffer.byteLength(userChannel(id))).toBeLessThanOrEqual(63);
@@ -156,7 +152,7 @@ describe("the notification protocol, through the real triggers", () => {
     expect(await one()).toEqual({ kind: "task", op: "DELETE", taskId });
   });
 
-  it("should parse 'turn' from a cancel request and from the turn's end", async () => {
+  it("should parse 'turn' from a turn's start, a cancel request and the turn's end", async () => {
     const conversationId = await insertConversation(writer, userId);
     const userMessage = await insertMessage(writer, { conversationId, userId, role: "user", content: "go", seq: 1 });
     await parsed();
@@ -165,8 +161,8 @@ describe("the notification protocol, through the real triggers", () => {
       [userId, conversationId, userMessage],
     );
     const turnId = rows[0]!.id;
-    // Starting a turn is not announced: only its changes are.
-    expect(await parsed()).toEqual([]);
+    // Its start is announced (turnUpdated follows every status a turn takes, RUNNING first).
+    expect(await one()).toEqual({ kind: "turn", turnId, conversationId, status: "RUNNING", cancelRequested: false });
     await writer.query("UPDATE turns SET cancel_requested_at = now() WHERE id = $1", [turnId]);
     expect(await one()).toEqual({ kind: "turn", turnId, conversationId, status: "RUNNING", cancelRequested: true });
     await writer.query("UPDATE turns SET status = 'CANCELLED', finished_at = now() WHERE id = $1", [turnId]);
@@ -177,8 +173,16 @@ describe("the notification protocol, through the real triggers", () => {
       "INSERT INTO turns (user_id, conversation_id, user_message_id) VALUES ($1, $2, $3) RETURNING id",
       [userId, conversationId, second],
     );
+    expect(await one()).toEqual({ kind: "turn", turnId: next.rows[0]!.id, conversationId, status: "RUNNING", cancelRequested: false });
     await writer.query("UPDATE turns SET status = 'COMPLETED' WHERE id = $1", [next.rows[0]!.id]);
     expect(await one()).toEqual({ kind: "turn", turnId: next.rows[0]!.id, conversationId, status: "COMPLETED", cancelRequested: false });
+    // A decision on one of its held calls is announced too, with the status unchanged; other updates are not.
+    await writer.query("UPDATE turns SET status = 'REQUIRES_ACTION' WHERE id = $1", [next.rows[0]!.id]);
+    expect(await one()).toMatchObject({ turnId: next.rows[0]!.id, status: "REQUIRES_ACTION" });
+    await writer.query("UPDATE turns SET last_decision_at = now() WHERE id = $1", [next.rows[0]!.id]);
+    expect(await one()).toMatchObject({ turnId: next.rows[0]!.id, status: "REQUIRES_ACTION" });
+    await writer.query("UPDATE turns SET input_tokens = 7 WHERE id = $1", [next.rows[0]!.id]);
+    expect(await parsed()).toEqual([]);
   });
 
   it("should keep every payload a trigger builds far below Postgres' 8,000-byte cap, whatever the row holds", async () => {
@@ -224,7 +228,11 @@ describe("the notification parser on payloads no trigger builds", () => {
     ["a null message status", JSON.stringify({ ...message, st: null }), "message: st is not one of STREAMING, COMPLETE, CANCELLED, FAILED"],
     ["a stream without length", JSON.stringify({ ...stream, o: undefined }), "stream: o is not a non-negative integer"],
     ["a turn whose x is a string", JSON.stringify({ ...turn, x: "true" }), "turn: x is not a boolean"],
-    ["a turn with an unknown status", JSON.stringify({ ...turn, st: "PAUSED" }), "turn: st is not one of RUNNING, COMPLETED, CANCELLED, FAILED"],
+    [
+      "a turn with an unknown status",
+      JSON.stringify({ ...turn, st: "PAUSED" }),
+      "turn: st is not one of RUNNING, REQUIRES_ACTION, COMPLETED, CANCELLED, FAILED",
+    ],
   ];
 
   it.each(malformed)("should drop %s, with one warning that gives the reason and not the payload", (_name, payload, reason) => {
@@ -277,9 +285,21 @@ describe("the notification parser on payloads no trigger builds", () => {
   it("should never throw, and give either nothing or a complete notification, for any input", () => {
     const { logger } = capturingLogger();
     const kinds = fc.constantFrom("message", "stream", "task", "turn", "other");
-    const field = fc.oneof(fc.uuid(), fc.string(), fc.integer(), fc.double(), fc.boolean(), fc.constant(null), fc.constantFrom("INSERT", "COMPLETE", "RUNNING"));
+    const field = fc.oneof(
+      fc.uuid(),
+      fc.string(),
+      fc.integer(),
+      fc.double(),
+      fc.boolean(),
+      fc.constant(null),
+      fc.constantFrom("INSERT", "COMPLETE", "RUNNING"),
+    );
     const nearValid = fc.record({ k: kinds, i: field, c: field, s: field, o: field, op: field, st: field, x: field }, { requiredKeys: ["k"] });
-    const payloads = fc.oneof(fc.string(), fc.json(), nearValid.map((value) => JSON.stringify(value)));
+    const payloads = fc.oneof(
+      fc.string(),
+      fc.json(),
+      nearValid.map((value) => JSON.stringify(value)),
+    );
     fc.assert(
       fc.property(payloads, (payload) => {
         const notification = parseNotification(payload, logger);

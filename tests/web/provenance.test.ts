@@ -31,7 +31,11 @@ describe.runIf(browserAvailable())("history and undo in the web client", () => {
     db = testDb();
     const id = newUserId("web-undo");
     owner = { id, token: await tokenFor(id) };
-    server = await startTestServer({ db, assistant: cohereAssistant(fake), webUi: { distDir: WEB_DIST_DIR, devToken: owner.token } });
+    server = await startTestServer({
+      db,
+      assistant: cohereAssistant(fake, { approvalPolicy: "none" }),
+      webUi: { distDir: WEB_DIST_DIR, devToken: owner.token },
+    });
     browser = await launchChromium();
     const context = await browser.newContext({ viewport: { width: 1280, height: 800 } });
     context.setDefaultTimeout(15_000);

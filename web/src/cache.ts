@@ -42,6 +42,7 @@ const keys: CacheExchangeOpts["keys"] = {
   MessageEdge: () => null,
   PageInfo: () => null,
   ToolCall: () => null,
+  ToolApproval: () => null,
   TokenUsage: () => null,
   TaskChangeEvent: () => null,
   MessageStreamEvent: () => null,

@@ -1,5 +1,6 @@
 import { useId, useState, type FormEvent, type KeyboardEvent } from "react";
 import { useClient } from "urql";
+import { ApprovalCards } from "./approval-cards";
 import { ChatProblems } from "./chat-problems";
 import { newClientMessageId, useSender, type Problem } from "./chat-send";
 import type { ConnectionStore } from "./connection";
@@ -8,12 +9,14 @@ import { CANCEL_TURN } from "./documents";
 import { describeError } from "./errors";
 import { MessageList } from "./message-list";
 
-/** The chat: messages paged back on scroll, answers streaming in, Stop while a turn runs. */
+/** The chat: messages paged back on scroll, answers streaming in, Stop while a turn runs, approval cards while it waits. */
 export function Chat(props: { conversationId: string | null; onConversation: (id: string) => void; connection: ConnectionStore }) {
   const log = useConversationLog(props.conversationId, props.connection);
   const [draft, setDraft] = useState("");
   // A send that went through empties the composer, unless the user has typed something else since.
-  const sender = useSender(props.conversationId, props.onConversation, log, (sent) => setDraft((current) => (current === sent.content ? "" : current)));
+  const sender = useSender(props.conversationId, props.onConversation, log, (sent) =>
+    setDraft((current) => (current === sent.content ? "" : current)),
+  );
   const running = log.turn?.status === "RUNNING";
   const inputId = useId();
 
@@ -27,6 +30,7 @@ export function Chat(props: { conversationId: string | null; onConversation: (id
       <h2 id="chat-heading">Chat</h2>
       <MessageList log={log} conversationId={props.conversationId} />
       {running && log.turn && <TurnBar turnId={log.turn.id} onProblem={sender.setProblem} />}
+      {log.turn?.status === "REQUIRES_ACTION" && <ApprovalCards turn={log.turn} />}
       <ChatProblems log={log} sender={sender} />
       <Composer inputId={inputId} draft={draft} onDraft={setDraft} onSubmit={submit} disabled={sender.sending || running || draft.trim() === ""} />
     </section>

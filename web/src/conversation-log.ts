@@ -1,7 +1,7 @@
-import { useCallback, useEffect, useMemo, useState } from "react";
+import { useCallback, useEffect, useMemo, useRef, useState } from "react";
 import { useClient, useQuery, type Client } from "urql";
 import type { ConnectionStore } from "./connection";
-import { MESSAGE_ADDED, MESSAGE_STREAM, MESSAGES_PAGE, TURN, type TurnFields } from "./documents";
+import { MESSAGE_ADDED, MESSAGE_STREAM, MESSAGES_PAGE, TURN, TURN_UPDATED, type TurnFields } from "./documents";
 import type { ResultOf } from "./graphql";
 import { isEnded, type ChatMessage, type MessagePage } from "./message-cache";
 
@@ -15,7 +15,7 @@ export interface ConversationLog {
   hasOlder: boolean;
   loadingOlder: boolean;
   loadOlder: () => void;
-  /** The RUNNING turn (or the last one this view followed, once ended). */
+  /** The turn in progress, RUNNING or waiting for approval (or the last one this view followed, once ended). */
   turn: TurnView | null;
   /** Follows a turn this client started, in this conversation or in the one its send just created. */
   follow: (turn: TurnView, conversationId: string) => void;
@@ -36,6 +36,7 @@ export function useConversationLog(conversationId: string | null, connection: Co
   const page = useNewestPage(conversationId);
   const followed = useFollowedTurn(conversationId, page.loaded ? page.conversation?.activeTurn?.id : undefined);
   useLiveMessages(client, conversationId, page.loaded, connection);
+  useLiveTurns(client, conversationId, page.loaded, connection, followed);
   const edges = page.conversation?.messages.edges;
   const messages = useMemo(() => edges?.map((edge) => edge.node) ?? [], [edges]);
   useRefreshTurnOnAnswer(messages, followed.refreshTurn);
@@ -95,7 +96,11 @@ function useFollowedTurn(conversationId: string | null, activeTurnId: string | u
     return () => clearInterval(timer);
   }, [turn?.status, refreshTurn]);
 
-  const follow = useCallback((next: TurnView, id: string) => setFollowed({ conversationId: id, turnId: next.id }), []);
+  const follow = useCallback(
+    (next: TurnView, id: string) =>
+      setFollowed((current) => (current?.conversationId === id && current.turnId === next.id ? current : { conversationId: id, turnId: next.id })),
+    [],
+  );
   return { turn, follow, refreshTurn };
 }
 
@@ -140,6 +145,37 @@ function useLiveMessages(client: Client, conversationId: string | null, loaded: 
     const stream = client.subscription(MESSAGE_STREAM, { conversationId }).subscribe(() => {});
     return () => stream.unsubscribe();
   }, [client, conversationId, loaded, joins]);
+}
+
+/**
+ * turnUpdated for the open conversation, once its page is in: each event lands
+ * in the cache (the turn with its calls and their approvals), so a pause, a
+ * decision taken in another tab or on another device, and a turn's end show at
+ * once; a turn started elsewhere is followed. After a reconnect the followed
+ * turn is read again, for whatever changed meanwhile.
+ */
+function useLiveTurns(
+  client: Client,
+  conversationId: string | null,
+  loaded: boolean,
+  connection: ConnectionStore,
+  followed: { follow: (turn: TurnView, conversationId: string) => void; refreshTurn: () => void },
+): void {
+  const [generation, setGeneration] = useState(0);
+  useEffect(() => connection.onReconnect(() => setGeneration((g) => g + 1)), [connection]);
+  // The latest callbacks, without subscribing again each time the followed turn changes.
+  const latest = useRef(followed);
+  latest.current = followed;
+
+  useEffect(() => {
+    if (conversationId === null || !loaded) return;
+    if (generation > 0) latest.current.refreshTurn();
+    const turns = client.subscription(TURN_UPDATED, { conversationId }).subscribe((result) => {
+      const turn = result.data?.turnUpdated;
+      if (turn && (turn.status === "RUNNING" || turn.status === "REQUIRES_ACTION")) latest.current.follow(turn, conversationId);
+    });
+    return () => turns.unsubscribe();
+  }, [client, conversationId, loaded, generation]);
 }
 
 /** Older pages on demand: the cache's updater puts each above the list (message-cache.ts). */

@@ -14,7 +14,11 @@ export const TASKS = graphql(
   `
     query Tasks($status: TaskStatusFilter!) {
       tasks(first: 100, status: $status) {
-        edges { node { ...TaskFields } }
+        edges {
+          node {
+            ...TaskFields
+          }
+        }
       }
     }
   `,
@@ -24,7 +28,13 @@ export const TASKS = graphql(
 export const TASK_CHANGED = graphql(
   `
     subscription TaskChanged {
-      taskChanged { kind taskId task { ...TaskFields } }
+      taskChanged {
+        kind
+        taskId
+        task {
+          ...TaskFields
+        }
+      }
     }
   `,
   [TaskFields],
@@ -33,7 +43,9 @@ export const TASK_CHANGED = graphql(
 export const ADD_TASK = graphql(
   `
     mutation AddTask($input: AddTaskInput!) {
-      addTask(input: $input) { ...TaskFields }
+      addTask(input: $input) {
+        ...TaskFields
+      }
     }
   `,
   [TaskFields],
@@ -42,7 +54,9 @@ export const ADD_TASK = graphql(
 export const COMPLETE_TASK = graphql(
   `
     mutation CompleteTask($id: ID!) {
-      completeTask(id: $id) { ...TaskFields }
+      completeTask(id: $id) {
+        ...TaskFields
+      }
     }
   `,
   [TaskFields],
@@ -51,7 +65,9 @@ export const COMPLETE_TASK = graphql(
 export const UPDATE_TASK = graphql(
   `
     mutation UpdateTask($input: UpdateTaskInput!) {
-      updateTask(input: $input) { ...TaskFields }
+      updateTask(input: $input) {
+        ...TaskFields
+      }
     }
   `,
   [TaskFields],
@@ -59,21 +75,33 @@ export const UPDATE_TASK = graphql(
 
 export const DELETE_TASK = graphql(`
   mutation DeleteTask($id: ID!) {
-    deleteTask(id: $id) { id }
+    deleteTask(id: $id) {
+      id
+    }
   }
 `);
 
 export const CONVERSATIONS = graphql(`
   query Conversations {
     conversations(first: 50) {
-      edges { node { id title updatedAt } }
+      edges {
+        node {
+          id
+          title
+          updatedAt
+        }
+      }
     }
   }
 `);
 
 export const CREATE_CONVERSATION = graphql(`
   mutation CreateConversation {
-    createConversation { id title updatedAt }
+    createConversation {
+      id
+      title
+      updatedAt
+    }
   }
 `);
 
@@ -91,18 +119,51 @@ export const MessageFields = graphql(`
     status
     content
     toolCallId
-    toolCalls { id name arguments result error }
-    turn { id }
+    toolCalls {
+      id
+      name
+      arguments
+      result
+      error
+    }
+    turn {
+      id
+    }
   }
 `);
 
-export const TurnFields = graphql(`
-  fragment TurnFields on Turn {
+/** A tool call as an approval card shows it: what it will do (its tasks' titles), and its approval. */
+export const ApprovalCallFields = graphql(`
+  fragment ApprovalCallFields on ToolCall {
     id
-    status
-    stopCode
+    name
+    arguments
+    approval {
+      status
+      expiresAt
+      reason
+      argumentsHash
+    }
+    tasks {
+      id
+      title
+    }
   }
 `);
+
+export const TurnFields = graphql(
+  `
+    fragment TurnFields on Turn {
+      id
+      status
+      stopCode
+      toolCalls {
+        ...ApprovalCallFields
+      }
+    }
+  `,
+  [ApprovalCallFields],
+);
 
 /** One page of a conversation, newest first: `before` pages back. */
 export const MESSAGES_PAGE = graphql(
@@ -111,10 +172,19 @@ export const MESSAGES_PAGE = graphql(
       conversation(id: $id) {
         id
         title
-        activeTurn { ...TurnFields }
+        activeTurn {
+          ...TurnFields
+        }
         messages(last: 30, before: $before) {
-          edges { node { ...MessageFields } }
-          pageInfo { hasPreviousPage startCursor }
+          edges {
+            node {
+              ...MessageFields
+            }
+          }
+          pageInfo {
+            hasPreviousPage
+            startCursor
+          }
         }
       }
     }
@@ -125,7 +195,11 @@ export const MESSAGES_PAGE = graphql(
 export const TURN = graphql(
   `
     query Turn($id: ID!) {
-      node(id: $id) { ... on Turn { ...TurnFields } }
+      node(id: $id) {
+        ... on Turn {
+          ...TurnFields
+        }
+      }
     }
   `,
   [TurnFields],
@@ -135,7 +209,9 @@ export const TURN = graphql(
 export const MESSAGE_ADDED = graphql(
   `
     subscription MessageAdded($conversationId: ID!, $afterSeq: Int!) {
-      messageAdded(conversationId: $conversationId, afterSeq: $afterSeq) { ...MessageFields }
+      messageAdded(conversationId: $conversationId, afterSeq: $afterSeq) {
+        ...MessageFields
+      }
     }
   `,
   [MessageFields],
@@ -153,7 +229,12 @@ export const MESSAGE_STREAM = graphql(`
     messageStream(conversationId: $conversationId) {
       offset
       delta
-      message { id seq role toolCallId }
+      message {
+        id
+        seq
+        role
+        toolCallId
+      }
     }
   }
 `);
@@ -170,19 +251,52 @@ export const SEND_MESSAGE = graphql(
   `
     mutation SendMessage($input: SendMessageInput!) {
       sendMessage(input: $input) {
-        conversation { id title updatedAt }
-        userMessage { ...MessageFields }
-        turn { ...TurnFields }
+        conversation {
+          id
+          title
+          updatedAt
+        }
+        userMessage {
+          ...MessageFields
+        }
+        turn {
+          ...TurnFields
+        }
       }
     }
   `,
   [MessageFields, TurnFields],
 );
 
+/** Every status change of the conversation's turns, and every decision on a held call, from any tab or server. */
+export const TURN_UPDATED = graphql(
+  `
+    subscription TurnUpdated($conversationId: ID!) {
+      turnUpdated(conversationId: $conversationId) {
+        ...TurnFields
+      }
+    }
+  `,
+  [TurnFields],
+);
+
+export const DECIDE_TOOL_CALLS = graphql(
+  `
+    mutation DecideToolCalls($turnId: ID!, $decisions: [ToolCallDecision!]!) {
+      decideToolCalls(turnId: $turnId, decisions: $decisions) {
+        ...TurnFields
+      }
+    }
+  `,
+  [TurnFields],
+);
+
 export const CANCEL_TURN = graphql(
   `
     mutation CancelTurn($id: ID!) {
-      cancelTurn(id: $id) { ...TurnFields }
+      cancelTurn(id: $id) {
+        ...TurnFields
+      }
     }
   `,
   [TurnFields],
@@ -210,8 +324,14 @@ export const TURN_CHANGES = graphql(
           id
           status
           undoneAt
-          taskEvents { ...TaskEventFields }
-          undoCheck { canUndo code reason }
+          taskEvents {
+            ...TaskEventFields
+          }
+          undoCheck {
+            canUndo
+            code
+            reason
+          }
         }
       }
     }
@@ -221,7 +341,12 @@ export const TURN_CHANGES = graphql(
 
 export const UNDO_TURN = graphql(`
   mutation UndoTurn($id: ID!) {
-    undoTurn(id: $id) { turn { id undoneAt } }
+    undoTurn(id: $id) {
+      turn {
+        id
+        undoneAt
+      }
+    }
   }
 `);
 
@@ -230,7 +355,13 @@ export const TASK_HISTORY = graphql(
     query TaskHistory($id: ID!) {
       task(id: $id) {
         id
-        history(first: 20) { edges { node { ...TaskEventFields } } }
+        history(first: 20) {
+          edges {
+            node {
+              ...TaskEventFields
+            }
+          }
+        }
       }
     }
   `,

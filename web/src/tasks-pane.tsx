@@ -36,7 +36,11 @@ export function TasksPane({ connection }: { connection: ConnectionStore }) {
           </button>
         ))}
       </div>
-      {error && !data && <p role="alert" className="error">{describeError(error)}</p>}
+      {error && !data && (
+        <p role="alert" className="error">
+          {describeError(error)}
+        </p>
+      )}
       <ul className="task-list" data-testid="task-list" aria-busy={fetching && !data}>
         {tasks.map((task) => (
           <TaskItem key={task.id} task={task} />
@@ -64,22 +68,53 @@ function AddTask() {
     <form className="add-task" onSubmit={submit}>
       <label htmlFor={id}>New task</label>
       <div className="row">
-        <input id={id} data-testid="new-task-title" value={title} maxLength={200} onChange={(event) => setTitle(event.target.value)} placeholder="Buy milk" />
+        <input
+          id={id}
+          data-testid="new-task-title"
+          value={title}
+          maxLength={200}
+          onChange={(event) => setTitle(event.target.value)}
+          placeholder="Buy milk"
+        />
         <button type="submit" data-testid="add-task" disabled={result.fetching}>
           Add
         </button>
       </div>
-      {problem && <p role="alert" className="error">{problem}</p>}
+      {problem && (
+        <p role="alert" className="error">
+          {problem}
+        </p>
+      )}
     </form>
   );
+}
+
+/** A task's title being edited: Enter or Save keeps it (through `rename`), Escape puts it back. */
+function useTitleEdit(task: Task, rename: (title: string) => Promise<boolean>) {
+  const [editing, setEditing] = useState(false);
+  const [draft, setDraft] = useState(task.title);
+  const start = () => {
+    setDraft(task.title);
+    setEditing(true);
+  };
+  const save = async () => {
+    if (draft.trim() === "" || draft === task.title) return setEditing(false);
+    if (await rename(draft)) setEditing(false);
+  };
+  const onKey = (event: KeyboardEvent<HTMLInputElement>) => {
+    if (event.key === "Enter") void save();
+    if (event.key === "Escape") {
+      setDraft(task.title);
+      setEditing(false);
+    }
+  };
+  return { editing, draft, setDraft, start, save, onKey };
 }
 
 function TaskItem({ task }: { task: Task }) {
   const [, complete] = useMutation(COMPLETE_TASK);
   const [, update] = useMutation(UPDATE_TASK);
   const [, remove] = useMutation(DELETE_TASK);
-  const [editing, setEditing] = useState(false);
-  const [draft, setDraft] = useState(task.title);
   const [problem, setProblem] = useState<string>();
   const checkboxId = useId();
   const history = useTaskHistoryToggle(task.id, task.title);
@@ -90,23 +125,21 @@ function TaskItem({ task }: { task: Task }) {
     return !error;
   };
   const toggle = () => run(task.completed ? update({ input: { id: task.id, completed: false } }) : complete({ id: task.id }));
-  const save = async () => {
-    if (draft.trim() === "" || draft === task.title) return setEditing(false);
-    if (await run(update({ input: { id: task.id, title: draft } }))) setEditing(false);
-  };
-  const onKey = (event: KeyboardEvent<HTMLInputElement>) => {
-    if (event.key === "Enter") void save();
-    if (event.key === "Escape") {
-      setDraft(task.title);
-      setEditing(false);
-    }
-  };
+  const { editing, draft, setDraft, start, save, onKey } = useTitleEdit(task, (title) => run(update({ input: { id: task.id, title } })));
 
   return (
     <li className="task" data-testid="task-item" data-task-id={task.id} data-completed={String(task.completed)}>
       <input id={checkboxId} type="checkbox" data-testid="task-toggle" checked={task.completed} onChange={() => void toggle()} />
       {editing ? (
-        <input className="task-edit" aria-label={`Title of ${task.title}`} value={draft} maxLength={200} autoFocus onChange={(e) => setDraft(e.target.value)} onKeyDown={onKey} />
+        <input
+          className="task-edit"
+          aria-label={`Title of ${task.title}`}
+          value={draft}
+          maxLength={200}
+          autoFocus
+          onChange={(e) => setDraft(e.target.value)}
+          onKeyDown={onKey}
+        />
       ) : (
         <label htmlFor={checkboxId} className="task-title">
           {task.title}
@@ -118,7 +151,7 @@ function TaskItem({ task }: { task: Task }) {
             Save
           </button>
         ) : (
-          <button type="button" aria-label={`Edit ${task.title}`} onClick={() => (setDraft(task.title), setEditing(true))}>
+          <button type="button" aria-label={`Edit ${task.title}`} onClick={start}>
             Edit
           </button>
         )}
@@ -128,7 +161,11 @@ function TaskItem({ task }: { task: Task }) {
         {history.button}
       </div>
       {history.panel}
-      {problem && <p role="alert" className="error">{problem}</p>}
+      {problem && (
+        <p role="alert" className="error">
+          {problem}
+        </p>
+      )}
     </li>
   );
 }

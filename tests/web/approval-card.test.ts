@@ -1,0 +1,159 @@
+import { createRequire } from "node:module";
+import type { Browser, BrowserContext, Page } from "playwright-core";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import type { Db } from "../../src/db/client.js";
+import { ensureWebBuild, WEB_DIST_DIR } from "../../src/server/web-ui/build.js";
+import { browserAvailable, launchChromium } from "../helpers/browser.js";
+import { cohereAssistant } from "../helpers/chat.js";
+import { newUserId, testDb } from "../helpers/db.js";
+import { startFakeCohere, textReply, toolCallReply, type FakeCohere } from "../helpers/fake-cohere.js";
+import { startTestServer, type TestServer, type TestUser } from "../helpers/server.js";
+import { tokenFor } from "../helpers/tokens.js";
+import { toGlobalId } from "../../src/lib/ids.js";
+import { DECIDE, requestsSince, toolResultsSent } from "../chat/approval-support.js";
+
+const require = createRequire(import.meta.url);
+const AXE_SOURCE: string = (require("axe-core") as { source: string }).source;
+
+/**
+ * The web client's approval card (issue 24), in Chromium against a real
+ * server with the fake Cohere: a held call shows what it will do (the task's
+ * title), Approve and Reject with an optional reason, and the time left; it
+ * comes back after a reload, and changes live when the decision is taken
+ * elsewhere.
+ */
+
+async function axeViolations(page: Page): Promise<string[]> {
+  await page.evaluate(AXE_SOURCE);
+  const violations = await page.evaluate(async () => {
+    const axe = (
+      window as unknown as {
+        axe: { run(context: Document): Promise<{ violations: { id: string; impact: string | null; nodes: { target: unknown }[] }[] }> };
+      }
+    ).axe;
+    const result = await axe.run(document);
+    return result.violations.map((v) => ({ id: v.id, impact: v.impact, targets: v.nodes.map((n) => JSON.stringify(n.target)) }));
+  });
+  return violations.filter((v) => v.impact === "serious" || v.impact === "critical").map((v) => `${v.id}: ${v.targets.join(" ")}`);
+}
+
+describe.runIf(browserAvailable())("the approval card, in Chromium", () => {
+  let fake: FakeCohere;
+  let db: Db;
+  let server: TestServer;
+  let browser: Browser;
+  let context: BrowserContext;
+  let page: Page;
+  let owner: TestUser;
+  const pageProblems: string[] = [];
+
+  beforeAll(async () => {
+    await ensureWebBuild();
+    fake = await startFakeCohere();
+    db = testDb();
+    const id = newUserId("web-approval");
+    const token = await tokenFor(id);
+    owner = { id, token, gql: (query, variables) => server.request(query, variables, token) };
+    server = await startTestServer({ db, assistant: cohereAssistant(fake), webUi: { distDir: WEB_DIST_DIR, devToken: token } });
+    browser = await launchChromium();
+    context = await browser.newContext({ viewport: { width: 1280, height: 800 } });
+    context.setDefaultTimeout(15_000);
+    page = await context.newPage();
+    page.on("pageerror", (error) => pageProblems.push(`pageerror: ${error.message}`));
+    page.on("console", (message) => {
+      if (message.type() === "error") pageProblems.push(message.text());
+    });
+    await page.goto(server.baseUrl);
+    await page.locator('[data-testid="connection-status"][data-state="connected"]').waitFor();
+  }, 120_000);
+
+  afterAll(async () => {
+    await browser?.close();
+    await server?.close();
+    await fake?.close();
+    await db?.$disconnect();
+  });
+
+  async function addTask(title: string): Promise<string> {
+    const added = await owner.gql<{ addTask: { id: string } }>(`mutation A($t: String!) { addTask(input: { title: $t }) { id } }`, { t: title });
+    return added.data!.addTask.id;
+  }
+
+  async function say(text: string): Promise<void> {
+    await page.getByTestId("chat-input").fill(text);
+    await page.getByTestId("chat-send").click();
+  }
+
+  const card = (callId: string) => page.locator(`[data-testid="approval-card"][data-tool-call-id="${callId}"]`);
+
+  it("should show each held call with its task's title, time left, Approve and Reject; keep them across a reload; follow a decision taken elsewhere; send a rejection's reason", async () => {
+    const milk = await addTask("Buy milk");
+    const receipts = await addTask("Old receipts");
+    const from = fake.requests.length;
+    fake.enqueue(
+      toolCallReply([
+        { id: "call_web_milk", name: "delete_task", args: { task_id: milk } },
+        { id: "call_web_receipts", name: "delete_task", args: { task_id: receipts } },
+      ]),
+      textReply("Kept the milk, deleted the receipts."),
+    );
+    await say("clear out milk and receipts");
+
+    await card("call_web_milk").waitFor();
+    expect(await card("call_web_milk").getByTestId("approval-title").textContent()).toBe("Delete “Buy milk”");
+    expect(await card("call_web_receipts").getByTestId("approval-title").textContent()).toBe("Delete “Old receipts”");
+    // CHAT_APPROVAL_TTL is 15 minutes by default.
+    expect(await card("call_web_milk").getByTestId("approval-time-left").textContent()).toMatch(/^1[45]:\d\d left$/);
+    expect(await card("call_web_milk").getAttribute("data-status")).toBe("PENDING");
+    await expect(card("call_web_milk").getByTestId("approval-approve").isEnabled()).resolves.toBe(true);
+    await expect(card("call_web_milk").getByTestId("approval-reject").isEnabled()).resolves.toBe(true);
+    expect(await axeViolations(page)).toEqual([]);
+
+    await page.reload();
+    await page.locator('[data-testid="connection-status"][data-state="connected"]').waitFor();
+    await page
+      .getByTestId("conversation-item")
+      .filter({ hasText: "clear out milk and receipts" })
+      .getByRole("button", { name: "clear out milk and receipts", exact: true })
+      .click();
+    await card("call_web_milk").waitFor();
+    await card("call_web_receipts").waitFor();
+
+    // Decided elsewhere (another client): the card follows at once; the turn still waits for the other.
+    const turn = await db.turn.findFirstOrThrow({ where: { userId: owner.id, status: "REQUIRES_ACTION" } });
+    const elsewhere = await owner.gql(DECIDE, {
+      turnId: toGlobalId("Turn", turn.id),
+      decisions: [{ toolCallId: "call_web_receipts", approve: true }],
+    });
+    expect(elsewhere.errors).toBeUndefined();
+    await page.locator('[data-testid="approval-card"][data-tool-call-id="call_web_receipts"][data-status="APPROVED"]').waitFor();
+    expect(await card("call_web_receipts").textContent()).toContain("Approved");
+    expect(await card("call_web_milk").getAttribute("data-status")).toBe("PENDING");
+
+    await card("call_web_milk").getByTestId("approval-reason").fill("I still need milk");
+    await card("call_web_milk").getByTestId("approval-reject").click();
+
+    await page.locator('[data-testid="chat-message"][data-role="assistant"]').filter({ hasText: "Kept the milk, deleted the receipts." }).waitFor();
+    await card("call_web_milk").waitFor({ state: "detached" });
+    expect((await db.task.findMany({ where: { userId: owner.id } })).map((task) => task.title)).toEqual(["Buy milk"]);
+    const results = toolResultsSent(requestsSince(fake, from)[1]!);
+    expect(results.get("call_web_milk")).toEqual({ error: "Not run: the user declined this call. Their reason: I still need milk" });
+    expect(pageProblems).toEqual([]);
+  });
+
+  it("should run the held call when Approve is clicked, and the task leaves the list", async () => {
+    const plants = await addTask("Water the plants");
+    await page.locator(`[data-testid="task-item"][data-task-id="${plants}"]`).waitFor();
+    fake.enqueue(toolCallReply([{ id: "call_web_plants", name: "delete_task", args: { task_id: plants } }]), textReply("Deleted it."));
+    await say("delete the plants task");
+    await card("call_web_plants").waitFor();
+
+    await card("call_web_plants").getByTestId("approval-approve").click();
+
+    await page.locator(`[data-testid="task-item"][data-task-id="${plants}"]`).waitFor({ state: "detached" });
+    await page.locator('[data-testid="chat-message"][data-role="assistant"]').filter({ hasText: "Deleted it." }).waitFor();
+    await card("call_web_plants").waitFor({ state: "detached" });
+    expect(await db.task.count({ where: { userId: owner.id, title: "Water the plants" } })).toBe(0);
+    expect(pageProblems).toEqual([]);
+  });
+});
