@@ -21,7 +21,8 @@ describe("taskChanged's cause", () => {
   const clients: TestWsClient[] = [];
 
   beforeAll(async () => {
-    rig = await startChatRig();
+    // About provenance and undo: the assistant's deletes and undo_turn run at once (approval has its own tests, tests/chat/approval*.test.ts).
+    rig = await startChatRig({ assistant: { approvalPolicy: "none" } });
     sql = new pg.Client({ connectionString: databaseUrl() });
     await sql.connect();
   });

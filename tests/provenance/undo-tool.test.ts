@@ -12,7 +12,8 @@ describe("the assistant's undo_turn", () => {
   let rig: ChatRig;
 
   beforeAll(async () => {
-    rig = await startChatRig();
+    // About provenance and undo: the assistant's deletes and undo_turn run at once (approval has its own tests, tests/chat/approval*.test.ts).
+    rig = await startChatRig({ assistant: { approvalPolicy: "none" } });
   });
 
   afterAll(async () => {

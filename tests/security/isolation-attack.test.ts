@@ -1188,11 +1188,12 @@ describe("isolation attack suite: another user's ids at every entry point", () =
       rig.fake.enqueue(toolCallReply(controls, `${WORD} plan`), textReply(`${WORD} done`));
       const response = await send(alice, { conversationId: a.chat, content: `${WORD} do it all` });
       expect(response.errors).toBeUndefined();
-      // Her delete waits for her approval (CHAT_APPROVAL=destructive); the other four ran.
+      // Her delete and her undo wait for her approval (CHAT_APPROVAL=destructive); the other four ran.
       const paused = response.data!.sendMessage;
       expect(paused.turn.status).toBe("REQUIRES_ACTION");
-      expect(paused.toolCalls.map((call) => call.approval?.status ?? null)).toEqual([null, null, null, null, "PENDING"]);
-      await ok(alice, DECIDE, { id: paused.turn.id, decisions: [{ toolCallId: "c_delete", approve: true }] });
+      expect(paused.toolCalls.map((call) => call.approval?.status ?? null)).toEqual([null, null, null, null, "PENDING", "PENDING"]);
+      const approve = ["c_delete", "c_undo"].map((toolCallId) => ({ toolCallId, approve: true }));
+      await ok(alice, DECIDE, { id: paused.turn.id, decisions: approve });
       const turnId = parseId(paused.turn.id, "id", "Turn");
       await vi.waitFor(
         async () => expect((await rig.server.db.turn.findUniqueOrThrow({ where: { id: turnId } })).status, "Alice's approved turn").toBe("COMPLETED"),
