@@ -50,12 +50,13 @@ const app = buildApp({
   http: config.http,
   shutdownGraceMs: config.shutdownGraceMs,
   realtime: { subscriptionsPerUser: config.realtime.subscriptionsPerUser },
+  transport: config.realtime.transport,
   ws: config.ws,
   graphiql: false,
 });
 const { port } = await app.start(0, "127.0.0.1");
 await new Promise<void>((resolve) => {
-  const waitForListener = () => (app.listener.connected ? resolve() : setTimeout(waitForListener, 10));
+  const waitForListener = () => (app.transport.connected ? resolve() : setTimeout(waitForListener, 10));
   waitForListener();
 });
 

@@ -10,7 +10,8 @@
  *   npm run bench -- --report-only      BENCHMARKS.md again from bench/results.json and bench/notes.md
  *
  * Knobs: BENCH_DURATION (B1/B2 seconds, 10), BENCH_FANOUT (B3 sizes, 1000,5000,15000),
- * BENCH_TURNS (B4, 40), BENCH_STARTS (B6, 3), BENCH_API_ENV (k=v,… added to the API child's env).
+ * BENCH_TURNS (B4, 40), BENCH_STARTS (B6, 3), BENCH_API_ENV (k=v,… added to the API child's env),
+ * BENCH_SCALE (B8: instances=4,sockets=20000,users=2000,rate=500,seconds=60), BENCH_WRITE (B9: seconds=10,rounds=2).
  */
 import { mkdir, readFile, rm } from "node:fs/promises";
 import os from "node:os";
@@ -25,6 +26,7 @@ import type { BenchContext, Scenario } from "./lib/scenario.js";
 import { runFanoutScenario } from "./scenarios/fanout.js";
 import { runHttpLoad } from "./scenarios/http-load.js";
 import { runListPush } from "./scenarios/list-push.js";
+import { runScaleScenario } from "./scenarios/scale.js";
 import { runStartup } from "./scenarios/startup.js";
 import { runStream } from "./scenarios/stream.js";
 import { runTurn } from "./scenarios/turn.js";
@@ -37,6 +39,8 @@ const SCENARIOS: Scenario[] = [
   { ids: ["B7"], run: runStream },
   { ids: ["list", "push"], run: runListPush },
   { ids: ["B3", "B5"], run: runFanoutScenario },
+  // Issue 27: the realtime transports, four API processes and 20,000 sockets; the heaviest, so last.
+  { ids: ["B8", "B9"], run: runScaleScenario },
 ];
 const ALL = SCENARIOS.flatMap((s) => s.ids);
 

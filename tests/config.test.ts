@@ -61,7 +61,7 @@ describe("loadConfig", () => {
       approvalTtlSeconds: 900,
     });
     expect(config.cohere.maxInputTokens).toBe(100_000);
-    expect(config.realtime).toEqual({ subscriptionsPerUser: 50 });
+    expect(config.realtime).toEqual({ subscriptionsPerUser: 50, transport: { kind: "postgres" } });
     expect(config.ws).toStrictEqual({
       connectionsPerUser: 30,
       maxConnections: undefined,
@@ -198,14 +198,42 @@ describe("loadConfig", () => {
   });
 
   it("should read SUBSCRIPTIONS_PER_USER and refuse a bad one", () => {
-    expect(loadConfig({ SUBSCRIPTIONS_PER_USER: "200" }).realtime).toEqual({ subscriptionsPerUser: 200 });
-    expect(loadConfig({ SUBSCRIPTIONS_PER_USER: " " }).realtime).toEqual({ subscriptionsPerUser: 50 });
+    expect(loadConfig({ SUBSCRIPTIONS_PER_USER: "200" }).realtime).toEqual({ subscriptionsPerUser: 200, transport: { kind: "postgres" } });
+    expect(loadConfig({ SUBSCRIPTIONS_PER_USER: " " }).realtime).toEqual({ subscriptionsPerUser: 50, transport: { kind: "postgres" } });
     // 0 would refuse every subscription; there is no "off".
     for (const SUBSCRIPTIONS_PER_USER of ["0", "abc", "-1", "1.5", "10001"]) {
       const error = configError({ SUBSCRIPTIONS_PER_USER });
       expect(error.message).toContain("SUBSCRIPTIONS_PER_USER must be an integer (1–10000)");
       expect(error.message).toContain(`"${SUBSCRIPTIONS_PER_USER}"`);
     }
+  });
+
+  it("should read REALTIME_TRANSPORT with NATS_URL and NATS_SUBJECT_PREFIX, and refuse bad ones, naming the setting and the value", () => {
+    expect(loadConfig({}).realtime.transport).toEqual({ kind: "postgres" });
+    // The NATS settings mean nothing on the default transport.
+    expect(loadConfig({ REALTIME_TRANSPORT: "postgres", NATS_URL: "nats://nats.internal:4222" }).realtime.transport).toEqual({ kind: "postgres" });
+    expect(loadConfig({ REALTIME_TRANSPORT: "nats" }).realtime.transport).toEqual({
+      kind: "nats",
+      servers: ["nats://127.0.0.1:4222"],
+      subjectPrefix: "todo.realtime",
+    });
+    expect(
+      loadConfig({ REALTIME_TRANSPORT: "nats", NATS_URL: " nats://a.internal:4222, tls://b.internal:4222 ,c.internal:4223", NATS_SUBJECT_PREFIX: "acme.todo-prod" })
+        .realtime.transport,
+    ).toEqual({ kind: "nats", servers: ["nats://a.internal:4222", "tls://b.internal:4222", "c.internal:4223"], subjectPrefix: "acme.todo-prod" });
+    const bad: [Record<string, string>, string][] = [
+      [{ REALTIME_TRANSPORT: "redis" }, 'REALTIME_TRANSPORT must be one of postgres, nats, got "redis"'],
+      [{ REALTIME_TRANSPORT: "nats", NATS_URL: "http://nats.internal" }, 'NATS_URL must list servers like nats://host:4222; "http://nats.internal" is not one'],
+      [{ REALTIME_TRANSPORT: "nats", NATS_URL: "nats://" }, 'NATS_URL must list servers like nats://host:4222; "nats://" is not one'],
+      [{ REALTIME_TRANSPORT: "nats", NATS_SUBJECT_PREFIX: "todo.>" }, 'NATS_SUBJECT_PREFIX must be dot-separated tokens'],
+      [{ REALTIME_TRANSPORT: "nats", NATS_SUBJECT_PREFIX: "todo..rt" }, '"todo..rt"'],
+      [{ REALTIME_TRANSPORT: "nats", NATS_SUBJECT_PREFIX: "todo rt" }, '"todo rt"'],
+    ];
+    for (const [env, message] of bad) expect(configError(env).message).toContain(message);
+    // A server list may hold a password: a bad entry is named without it, and the whole value never.
+    const leaky = configError({ REALTIME_TRANSPORT: "nats", NATS_URL: "nats://alice:s3cret@good:4222,https://bob:hunter2@bad" }).message;
+    expect(leaky).toContain('"https://…@bad" is not one');
+    expect(leaky).not.toMatch(/s3cret|hunter2/);
   });
 
   it("should read the WebSocket limits and refuse bad ones, naming the setting and the value", () => {

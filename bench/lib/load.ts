@@ -17,9 +17,9 @@ export interface Load {
   cpuMsPerRequest: number | null;
 }
 
-export async function load(url: string, body: string, headers: Record<string, string>, seconds: number, serverPid?: number): Promise<Load> {
+export async function load(url: string, body: string, headers: Record<string, string>, seconds: number, serverPid?: number, connections = CONNECTIONS): Promise<Load> {
   const cpuBefore = cpuTimeMs(serverPid);
-  const result = await autocannon({ url, method: "POST", body, headers: { "content-type": "application/json", ...headers }, connections: CONNECTIONS, duration: seconds });
+  const result = await autocannon({ url, method: "POST", body, headers: { "content-type": "application/json", ...headers }, connections, duration: seconds });
   // Every answer must be a 200; a fast 500 is not throughput.
   if (result.non2xx > 0) throw new Error(`${url}: ${result.non2xx} non-2xx answers under load`);
   const cpuAfter = cpuTimeMs(serverPid);

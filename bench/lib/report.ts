@@ -58,7 +58,7 @@ export function mergeWithPrevious(figures: StoredFigure[], ran: ReadonlySet<stri
   return [...previous, ...figures];
 }
 
-const ORDER = ["B1", "B2", "B3", "B4", "B5", "B6", "B7", "list", "push"];
+const ORDER = ["B1", "B2", "B3", "B4", "B5", "B6", "B7", "B8", "B9", "list", "push"];
 
 const number = (value: number | null, unit = ""): string => {
   if (value === null || Number.isNaN(value)) return "—";

@@ -4,7 +4,9 @@ import { DEFAULT_QUERY_LIMITS } from "../server/limits/query-limits.js";
 import { DEFAULT_WS_SETTINGS, type HttpSettings, type WsSettings } from "../server/settings.js";
 import { defaultRequestTimeoutMs } from "../server/timeouts.js";
 import { readSettings, type ValuesOf } from "./setting.js";
-import { duration, flag, host, int, oneOf, origins, port, secret, text, url } from "./setting-kinds.js";
+import { prefixProblem } from "../realtime/nats-subjects.js";
+import type { TransportSettings } from "../realtime/transport.js";
+import { duration, flag, host, int, matching, natsServers, oneOf, origins, port, secret, text, url } from "./setting-kinds.js";
 
 export type { HttpSettings, WsSettings } from "../server/settings.js";
 export { DEFAULT_QUERY_LIMITS } from "../server/limits/query-limits.js";
@@ -62,7 +64,7 @@ export const SETTINGS = {
     directUrl: url("DIRECT_URL", {
       protocols: POSTGRES,
       shownDefault: "`DATABASE_URL`",
-      doc: "Unpooled URL, for migrations and the LISTEN connection.",
+      doc: "Unpooled URL, for migrations, the LISTEN connection and the nats relay's advisory lock.",
     }),
     driver: oneOf("DATABASE_DRIVER", ["pg", "neon"], {
       default: undefined,
@@ -158,6 +160,22 @@ export const SETTINGS = {
       doc:
         "Open subscriptions one user may have on one instance, all kinds together " +
         "(`messageAdded`, `taskChanged`, `messageStream`, `turnUpdated`); one more answers `RATE_LIMITED`.",
+    }),
+    transport: oneOf("REALTIME_TRANSPORT", ["postgres", "nats"], {
+      default: "postgres",
+      doc:
+        "How committed changes wake up subscribers: `postgres` (LISTEN/NOTIFY) or `nats` (an outbox relayed to NATS JetStream); " +
+        "see [Realtime transports](#realtime-transports). Every instance must use the same one.",
+    }),
+    natsServers: natsServers("NATS_URL", {
+      default: "nats://127.0.0.1:4222",
+      doc: "`nats` only: the NATS server (2.x with JetStream), or several separated by commas.",
+    }),
+    natsSubjectPrefix: matching("NATS_SUBJECT_PREFIX", {
+      default: "todo.realtime",
+      rule: "dot-separated tokens of letters, digits, _ and - (at most 100 characters)",
+      test: (value) => prefixProblem(value) === undefined,
+      doc: "`nats` only: the prefix of every subject (`<prefix>.u.<channel>`, `<prefix>.tick`, `<prefix>.resync`); the stream is `<PREFIX>_WAKEUPS`.",
     }),
   },
   ws: {
@@ -288,6 +306,7 @@ function resolve(v: Values) {
     chat: { ...v.chat, approvalTtlSeconds: v.chat.approvalTtlSeconds ?? APPROVAL_TTL_SECONDS },
     database: database(v.database),
     http: http(v.http, isProduction),
+    realtime: realtime(v.realtime),
     ws: v.ws satisfies WsSettings,
   };
 }
@@ -295,6 +314,12 @@ function resolve(v: Values) {
 function database(d: Values["database"]): DatabaseSettings {
   const neonHost = d.url !== undefined && new URL(d.url).hostname.endsWith(".neon.tech");
   return { ...d, directUrl: d.directUrl ?? d.url, driver: d.driver ?? (neonHost ? "neon" : "pg") };
+}
+
+function realtime(r: Values["realtime"]): { subscriptionsPerUser: number; transport: TransportSettings } {
+  const transport: TransportSettings =
+    r.transport === "nats" ? { kind: "nats", servers: r.natsServers, subjectPrefix: r.natsSubjectPrefix } : { kind: "postgres" };
+  return { subscriptionsPerUser: r.subscriptionsPerUser, transport };
 }
 
 function http(h: Values["http"], isProduction: boolean): HttpSettings {

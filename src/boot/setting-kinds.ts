@@ -116,3 +116,36 @@ export function origins(env: string, o: Doc): Setting<string[]> {
     .transform((list) => list ?? []);
   return new Setting(env, schema, { rule: "comma-separated origins (scheme://host[:port])", doc: o.doc, shownDefault: o.shownDefault ?? "none", quiet: true }, []);
 }
+
+/** Text that passes `test` (the rule says what that is); `default` when unset. */
+export function matching<D extends string | undefined>(env: string, o: Doc & { default: D; rule: string; test: (value: string) => boolean }): Setting<string | D> {
+  const schema = z
+    .string()
+    .refine(o.test)
+    .optional()
+    .transform((value) => value ?? o.default);
+  return new Setting(env, schema, { rule: o.rule, doc: o.doc, shownDefault: o.shownDefault }, o.default);
+}
+
+/** nats://, tls:// or a bare host:port, as the NATS client takes them. */
+function isNatsServer(value: string): boolean {
+  try {
+    const parsed = new URL(value.includes("://") ? value : `nats://${value}`);
+    return ["nats:", "tls:"].includes(parsed.protocol) && parsed.hostname !== "" && (parsed.pathname === "" || parsed.pathname === "/");
+  } catch {
+    return false;
+  }
+}
+
+/** A comma-separated list of NATS servers (a cluster's seeds); each bad one is named, never the whole value (it may hold a password). */
+export function natsServers(env: string, o: Doc & { default: string }): Setting<string[]> {
+  const entry = z.string().refine(isNatsServer, {
+    error: (issue) => `must list servers like nats://host:4222; ${JSON.stringify(String(issue.input).replace(/\/\/[^@/]*@/, "//…@"))} is not one`,
+  });
+  const schema = z
+    .string()
+    .optional()
+    .transform((list) => (list ?? o.default).split(",").map((server) => server.trim()).filter((server) => server !== ""))
+    .pipe(z.array(entry).min(1));
+  return new Setting(env, schema, { rule: "comma-separated NATS servers (nats://host:port)", doc: o.doc, shownDefault: o.shownDefault, quiet: true }, [o.default]);
+}

@@ -50,6 +50,7 @@ export async function startApi({ config, logger, database, lifecycle }: StartApi
     http: config.http,
     shutdownGraceMs: config.shutdownGraceMs,
     realtime: { subscriptionsPerUser: config.realtime.subscriptionsPerUser },
+    transport: config.realtime.transport,
     ws: config.ws,
     graphiql: config.isProduction ? false : { devHeaders: devToken ? { Authorization: `Bearer ${devToken}` } : undefined },
     webUi: config.webUi ? { distDir: WEB_DIST_DIR, devToken } : false,

@@ -21,7 +21,7 @@ import { runTurn } from "./turn.js";
 import { RETRY_LATER, unavailable } from "./turn-end.js";
 import { TurnStoppedError, type AssistantDeps, type TurnEnd, type TurnRun } from "./turn-run.js";
 
-/** The one thing the assistant needs of the LISTEN connection (PgListener has it). */
+/** The one thing the assistant needs of the realtime transport (src/realtime/transport.ts). */
 export interface ChannelListener {
   listen(channel: string, handler: (notification: Notification) => void): Promise<() => Promise<void>>;
 }

@@ -1,6 +1,6 @@
 import type { Db } from "../db/client.js";
 import type { Logger } from "../lib/logger.js";
-import type { ReconnectInfo } from "./listener.js";
+import type { ReconnectInfo } from "./transport.js";
 
 /**
  * One kind of push (messages, tasks) for one user. A feed keeps its

@@ -5,15 +5,15 @@ import type { Message } from "../generated/prisma/client.js";
 import type { Logger } from "../lib/logger.js";
 import { Admission } from "./admission.js";
 import type { Feed, FeedLimits } from "./feed.js";
-import type { PgListener, ReconnectInfo } from "./listener.js";
 import { MessageFeed, type MessageSubscription } from "./message-feed.js";
 import { userChannel, type Notification } from "./protocol.js";
 import type { StreamEnd } from "./subscriber.js";
 import { TaskFeed, type TaskChangeEvent } from "./task-feed.js";
+import type { RealtimeTransport, ReconnectInfo } from "./transport.js";
 
 /**
- * Fans the listener's notifications out to this process's subscribers, by
- * user. A notification is only a hint (ids, never data): the feeds re-read
+ * Fans the transport's wake-ups (./transport.ts: LISTEN, or NATS) out to this
+ * process's subscribers, by user. A notification is only a hint (ids, never data): the feeds re-read
  * the rows, scoped to the user, so what is pushed is what was committed and
  * authorization applies again. The hub only schedules: each user's feeds
  * flush one at a time, in order, and a flush that fails is retried with
@@ -60,7 +60,7 @@ class UserHub {
 
   constructor(
     private readonly userId: string,
-    private readonly listener: PgListener,
+    private readonly transport: RealtimeTransport,
     private readonly logger: Logger,
     db: Db,
     limits: FeedLimits,
@@ -69,7 +69,7 @@ class UserHub {
   ) {
     const context = { userId, db, logger, established, requestFlush: () => this.requestFlush() };
     this.messages = new MessageFeed(context, limits, retry);
-    this.tasks = new TaskFeed(context, () => listener.healthyAt);
+    this.tasks = new TaskFeed(context, () => transport.healthyAt);
     this.backoff = new Backoff(retry);
   }
 
@@ -81,9 +81,9 @@ class UserHub {
     return this.messages.buffered + this.tasks.buffered;
   }
 
-  /** Resolves once this user's channel is LISTENed to (at once while the listener is down: catch-up covers that). */
+  /** Resolves once this user's channel is subscribed to (at once while the transport is down: catch-up covers that). */
   ensureListening(): Promise<unknown> {
-    this.unlisten ??= this.listener.listen(userChannel(this.userId), (notification) => this.onNotification(notification));
+    this.unlisten ??= this.transport.listen(userChannel(this.userId), (notification) => this.onNotification(notification));
     return this.unlisten;
   }
 
@@ -147,13 +147,13 @@ export class RealtimeHub {
 
   constructor(
     private readonly db: Db,
-    private readonly listener: PgListener,
+    private readonly transport: RealtimeTransport,
     private readonly logger: Logger,
     options: RealtimeOptions = {},
   ) {
     this.options = { ...DEFAULT_REALTIME_OPTIONS, ...options };
     this.admission = new Admission(this.options.subscriptionsPerUser);
-    listener.on("reconnected", (info) => {
+    transport.on("reconnected", (info) => {
       for (const hub of this.users.values()) hub.reconnected(info);
     });
   }
@@ -234,7 +234,7 @@ export class RealtimeHub {
     if (existing) return existing;
     const hub = new UserHub(
       userId,
-      this.listener,
+      this.transport,
       this.logger,
       this.db,
       { bufferLimit: this.options.bufferLimit, pageSize: this.options.pageSize },

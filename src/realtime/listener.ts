@@ -2,10 +2,15 @@ import { EventEmitter } from "node:events";
 import pg from "pg";
 import { Backoff, type BackoffPolicy } from "../lib/backoff.js";
 import type { Logger } from "../lib/logger.js";
-import { parseNotification, type Notification } from "./protocol.js";
+import { Topics } from "./topics.js";
+import type { NotificationHandler, RealtimeTransport, TransportEvents } from "./transport.js";
+import { claimTransport } from "./transport-mode.js";
+
+export type { NotificationHandler, ReconnectInfo } from "./transport.js";
 
 /**
- * One dedicated LISTEN connection per process (on DIRECT_URL: Neon's pooler
+ * The postgres transport (./transport.ts), REALTIME_TRANSPORT=postgres: one
+ * dedicated LISTEN connection per process (on DIRECT_URL: Neon's pooler
  * cannot LISTEN). Topics are counted: a topic is wanted while it has at least
  * one handler. What is wanted and what the connection LISTENs to are kept
  * apart (as graphile's PgSubscriber does) and reconciled on the connection's
@@ -18,9 +23,9 @@ import { parseNotification, type Notification } from "./protocol.js";
  * the database time of the last moment it was known to be listening, so
  * subscribers can catch up from the database.
  *
- * Each notification is parsed once, here, with the protocol's one parser
- * (./protocol.ts), however many handlers its channel has: handlers get it
- * decoded, and a malformed payload is logged once and reaches none of them.
+ * Each notification is parsed once (./topics.ts), with the protocol's one
+ * parser (./protocol.ts), however many handlers its channel has: handlers get
+ * it decoded, and a malformed payload is logged once and reaches none of them.
  */
 
 export interface ListenerOptions {
@@ -29,23 +34,18 @@ export interface ListenerOptions {
   heartbeatIntervalMs?: number;
   heartbeatTimeoutMs?: number;
   backoff?: BackoffPolicy;
+  /**
+   * Sets the database's realtime_settings to postgres on every connect, so the
+   * triggers pg_notify (./transport-mode.ts). The app's transport does; a
+   * listener made on the side (tests, tools) leaves the setting alone.
+   */
+  claimMode?: boolean;
 }
 
-export type NotificationHandler = (notification: Notification) => void;
-
-export interface ReconnectInfo {
-  /** Database time up to which every notification is known to have arrived. */
-  since: Date;
-}
-
-export interface PgListenerEvents {
-  reconnected: [ReconnectInfo];
-  down: [];
-}
-
-export class PgListener extends EventEmitter<PgListenerEvents> {
+export class PgListener extends EventEmitter<TransportEvents> implements RealtimeTransport {
+  readonly kind = "postgres";
   /** Topics with their handlers: what should be LISTENed. */
-  private readonly wanted = new Map<string, Set<NotificationHandler>>();
+  private readonly wanted: Topics;
   /** Topics the current connection LISTENs to. */
   private readonly listening = new Set<string>();
   /** The current connection, from the moment it is open (it may still be setting up). */
@@ -54,7 +54,7 @@ export class PgListener extends EventEmitter<PgListenerEvents> {
   private ready = false;
   /** The current connection's queries, one at a time. */
   private chain: Promise<void> = Promise.resolve();
-  private readonly options: Required<Omit<ListenerOptions, "logger" | "connectionString">> & ListenerOptions;
+  private readonly options: Required<Omit<ListenerOptions, "logger" | "connectionString" | "claimMode">> & ListenerOptions;
   private readonly backoff: Backoff;
   private connecting: Promise<void> | undefined;
   private heartbeat: NodeJS.Timeout | undefined;
@@ -73,6 +73,7 @@ export class PgListener extends EventEmitter<PgListenerEvents> {
       ...options,
     };
     this.backoff = new Backoff(this.options.backoff);
+    this.wanted = new Topics(options.logger);
   }
 
   /** Up, listening to everything wanted when it came up, and heartbeating. */
@@ -105,21 +106,10 @@ export class PgListener extends EventEmitter<PgListenerEvents> {
    * once: the reconnect LISTENs, and "reconnected" tells subscribers to catch up.
    */
   async listen(topic: string, handler: NotificationHandler): Promise<() => Promise<void>> {
-    let handlers = this.wanted.get(topic);
-    if (!handlers) {
-      handlers = new Set();
-      this.wanted.set(topic, handlers);
-    }
-    handlers.add(handler);
+    const remove = this.wanted.add(topic, handler);
     await this.reconcile();
-    let removed = false;
     return async () => {
-      if (removed) return;
-      removed = true;
-      const current = this.wanted.get(topic);
-      if (!current?.delete(handler) || current.size > 0) return;
-      this.wanted.delete(topic);
-      await this.reconcile();
+      if (remove()) await this.reconcile();
     };
   }
 
@@ -144,7 +134,7 @@ export class PgListener extends EventEmitter<PgListenerEvents> {
     if (!client) return Promise.resolve();
     return this.enqueue(client, async () => {
       if (this.client !== client) return;
-      const add = [...this.wanted.keys()].filter((topic) => !this.listening.has(topic));
+      const add = this.wanted.names().filter((topic) => !this.listening.has(topic));
       const remove = [...this.listening].filter((topic) => !this.wanted.has(topic));
       if (add.length === 0 && remove.length === 0) return;
       const statements = [...add.map((topic) => `LISTEN ${quoteIdent(topic)}`), ...remove.map((topic) => `UNLISTEN ${quoteIdent(topic)}`)];
@@ -204,6 +194,7 @@ export class PgListener extends EventEmitter<PgListenerEvents> {
       this.client = client;
       this.listening.clear();
       this.chain = Promise.resolve();
+      if (this.options.claimMode) await this.enqueue(client, () => claimTransport(client, "postgres", this.options.logger));
       await this.reconcile();
       const { rows } = await this.enqueue(client, () => client.query<{ now: Date }>("SELECT now() AS now"));
       if (this.client !== client) throw new Error("the listener connection dropped while it was setting up");
@@ -231,17 +222,8 @@ export class PgListener extends EventEmitter<PgListenerEvents> {
   }
 
   private dispatch(message: pg.Notification): void {
-    const handlers = this.wanted.get(message.channel);
-    if (!handlers || message.payload === undefined) return;
-    const notification = parseNotification(message.payload, this.options.logger);
-    if (!notification) return;
-    for (const handler of [...handlers]) {
-      try {
-        handler(notification);
-      } catch (error) {
-        this.options.logger.error({ err: error }, "notification handler failed");
-      }
-    }
+    if (message.payload === undefined) return;
+    this.wanted.dispatch(message.channel, message.payload);
   }
 
   private startHeartbeat(client: pg.Client): void {

@@ -116,7 +116,9 @@ export class MessageFeed implements Feed {
     const batch = this.roster.waiting();
     if (batch.length === 0) return;
     const needsAll = batch.some((sub) => sub.conversationId === undefined);
-    const needsOne = [...new Set(batch.filter((sub) => sub.afterSeq === undefined && sub.conversationId !== undefined).map((sub) => sub.conversationId as string))];
+    const needsOne = [
+      ...new Set(batch.filter((sub) => sub.afterSeq === undefined && sub.conversationId !== undefined).map((sub) => sub.conversationId as string)),
+    ];
     const lastSeqs = needsAll || needsOne.length > 0 ? await this.lastSeqs(needsAll ? undefined : needsOne) : new Map<string, number>();
     this.roster.started(batch);
     for (const sub of batch) {

@@ -8,7 +8,10 @@ import type { Logger } from "../lib/logger.js";
  * commits, and the one parser every consumer reads it with.
  *
  * The encoder is SQL, not TypeScript: triggers in prisma/migrations build each
- * payload with json_build_object and send it with pg_notify. A notification
+ * payload with json_build_object and send it with todo_realtime_send(channel,
+ * payload) (20261201100000_realtime_outbox), which pg_notify()s it or, when
+ * the database's transport is nats, writes it to realtime_outbox for the relay
+ * to publish on the channel's NATS subject (./transport.ts). A notification
  * is a hint (ids, a seq, a length, a status; never row data or user text):
  * whoever hears it re-reads the rows under the user's scope.
  *
@@ -47,9 +50,11 @@ import type { Logger } from "../lib/logger.js";
  * integer, an enum or a boolean, so a payload stays under 200 bytes whatever
  * the row holds; a field added later must keep it so (no text from the row).
  *
- * Delivery: at commit, in commit order, only to connections LISTENing then;
- * identical payloads on one channel in one transaction arrive once. Hence
- * hints, and catch-up from the rows after a LISTEN outage.
+ * Delivery (postgres): at commit, in commit order, only to connections
+ * LISTENing then; identical payloads on one channel in one transaction arrive
+ * once. (nats): once the relay has published the row, in outbox id order, at
+ * least once; a commit the subscription had seen when it started is dropped.
+ * Hence hints, and catch-up from the rows after a transport outage.
  *
  * Parsing never throws. A payload that is not one of the kinds above, well
  * formed, is logged at warn (length and reason, never the payload) and

@@ -4,10 +4,10 @@ import type { Message } from "../generated/prisma/client.js";
 import { AppError, ErrorCode } from "../lib/errors.js";
 import type { Logger } from "../lib/logger.js";
 import type { Admission } from "./admission.js";
-import type { PgListener } from "./listener.js";
 import { userChannel, type Notification } from "./protocol.js";
 import type { Outlet, StreamEnd } from "./subscriber.js";
 import { isSettled } from "./settled.js";
+import type { RealtimeTransport } from "./transport.js";
 
 /**
  * messageStream: an answer's text as it is written, to every subscriber of
@@ -180,7 +180,7 @@ export class StreamFeed {
 
   constructor(
     private readonly db: Db,
-    private readonly listener: Pick<PgListener, "listen">,
+    private readonly listener: Pick<RealtimeTransport, "listen">,
     private readonly logger: Logger,
     /** The hub's: a messageStream takes one of the user's slots like any other subscription. */
     private readonly admission: Admission,

@@ -1,6 +1,6 @@
 import type { DeletedTask, Task } from "../generated/prisma/client.js";
 import { SubscriberRoster, type Feed, type FeedContext } from "./feed.js";
-import type { ReconnectInfo } from "./listener.js";
+import type { ReconnectInfo } from "./transport.js";
 import type { TaskNotification, TaskOp } from "./protocol.js";
 import type { Outlet } from "./subscriber.js";
 

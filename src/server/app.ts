@@ -9,7 +9,8 @@ import { Assistant } from "../chat/assistant.js";
 import type { AssistantDeps } from "../chat/turn-run.js";
 import type { Context } from "../schema/context.js";
 import { RealtimeHub, type RealtimeOptions } from "../realtime/hub.js";
-import { PgListener, type ListenerOptions } from "../realtime/listener.js";
+import { createTransport, type TransportOptions } from "../realtime/create-transport.js";
+import type { RealtimeTransport, TransportSettings } from "../realtime/transport.js";
 import { StreamFeed } from "../realtime/stream-feed.js";
 import { TurnFeed } from "../realtime/turn-feed.js";
 import { attachGraphQLWs, type GraphQLWs } from "./ws/attach.js";
@@ -20,7 +21,7 @@ import { createFrontDoor, type RequestServerContext } from "./front-door.js";
 import { contextFactory } from "./graphql-context.js";
 import { startApp, stopApp } from "./lifecycle.js";
 import { isSameOriginLoopback } from "./local-request.js";
-import { databaseReady } from "./readiness.js";
+import { ready } from "./readiness.js";
 import type { Route } from "./routes.js";
 import { serverTimeouts } from "./timeouts.js";
 import { webUiRoutes } from "./web-ui/serve.js";
@@ -48,9 +49,12 @@ export interface AppDeps {
   readyTimeoutMs?: number;
   /** How long stop() lets accepted requests finish (SHUTDOWN_GRACE_MS, default 25 s). */
   shutdownGraceMs?: number;
-  /** The unpooled URL the LISTEN connection uses (DIRECT_URL). */
+  /** The unpooled URL the LISTEN connection and the nats relay's session use (DIRECT_URL). */
   listenUrl: string;
-  listener?: Omit<ListenerOptions, "connectionString" | "logger">;
+  /** REALTIME_TRANSPORT and its settings; postgres when unset. */
+  transport?: TransportSettings;
+  /** The transport's heartbeat, reconnect backoff and (nats) relay timings. */
+  listener?: Omit<TransportOptions, "connectionString" | "logger" | "settings" | "db">;
   /** Subscription caps (SUBSCRIPTIONS_PER_USER) and buffers. */
   realtime?: RealtimeOptions;
   /** graphql-ws bounds (WS_*); each unset one has its default. */
@@ -60,7 +64,8 @@ export interface AppDeps {
 export interface App {
   yoga: YogaServerInstance<Record<string, unknown>, Context>;
   server: Server;
-  listener: PgListener;
+  /** How wake-ups reach this instance (REALTIME_TRANSPORT): LISTEN/NOTIFY or NATS. */
+  transport: RealtimeTransport;
   realtime: RealtimeHub;
   /** messageStream's source. */
   streams: StreamFeed;
@@ -77,7 +82,7 @@ export interface App {
   /**
    * Drains, then closes: /ready turns 503 and new requests and sockets are refused at once;
    * subscriptions end (WebSockets close with 1001, SSE streams complete); accepted requests
-   * get up to the grace period to finish; then the server and the LISTEN connection close.
+   * get up to the grace period to finish; then the server and the realtime transport close.
    * Resolves with whether everything finished within the grace period.
    */
   stop(): Promise<boolean>;
@@ -89,8 +94,8 @@ export interface App {
  */
 export function buildApp(deps: AppDeps): App {
   const { db, logger, verifier } = deps;
-  const { listener, realtime, streams, turns } = realtimeFor(deps);
-  const assistant = new Assistant(db, deps.assistant, listener);
+  const { transport, realtime, streams, turns } = realtimeFor(deps);
+  const assistant = new Assistant(db, deps.assistant, transport);
   const drain = new Drain();
   const maskError = createMaskError(logger, { suggestions: deps.http.suggestions });
   const yoga = createYogaServer({
@@ -101,7 +106,7 @@ export function buildApp(deps: AppDeps): App {
     drain,
     routes: routes(deps),
     graphiql: deps.graphiql,
-    ready: () => databaseReady(db, logger, deps.readyTimeoutMs ?? 2000),
+    ready: () => ready(db, transport, logger, deps.readyTimeoutMs ?? 2000),
     context: contextFactory({ db, verifier, assistant, realtime, streams, turns }),
   });
   const server = createServer(serverTimeouts(deps.http.timeouts), createFrontDoor(yoga, logger, drain));
@@ -116,12 +121,12 @@ export function buildApp(deps: AppDeps): App {
     accepting: () => !drain.draining,
     settings: { ...DEFAULT_WS_SETTINGS, ...deps.ws },
   });
-  const parts = { db, logger, server, listener, drain, ws, assistant, graceMs: deps.shutdownGraceMs ?? 25_000 };
+  const parts = { db, logger, server, transport, drain, ws, assistant, graceMs: deps.shutdownGraceMs ?? 25_000 };
   let stopping: Promise<boolean> | undefined;
   return {
     yoga,
     server,
-    listener,
+    transport,
     realtime,
     streams,
     turns,
@@ -134,18 +139,19 @@ export function buildApp(deps: AppDeps): App {
   };
 }
 
-/** The LISTEN connection and what reads from it: the hub (messageAdded, taskChanged), messageStream's and turnUpdated's feeds. */
+/** The realtime transport (REALTIME_TRANSPORT) and what reads from it: the hub (messageAdded, taskChanged), messageStream's and turnUpdated's feeds. */
 function realtimeFor(deps: AppDeps) {
-  const listener = new PgListener({ ...deps.listener, connectionString: deps.listenUrl, logger: deps.logger });
-  const realtime = new RealtimeHub(deps.db, listener, deps.logger, deps.realtime);
+  const settings = deps.transport ?? { kind: "postgres" };
+  const transport = createTransport({ ...deps.listener, settings, connectionString: deps.listenUrl, logger: deps.logger, db: deps.db });
+  const realtime = new RealtimeHub(deps.db, transport, deps.logger, deps.realtime);
   // One admission for every kind of subscription: messageStream counts against the same cap.
-  const streams = new StreamFeed(deps.db, listener, deps.logger, realtime.admission);
-  const turns = new TurnFeed(deps.db, listener, deps.logger, realtime.admission);
-  listener.on("reconnected", () => {
+  const streams = new StreamFeed(deps.db, transport, deps.logger, realtime.admission);
+  const turns = new TurnFeed(deps.db, transport, deps.logger, realtime.admission);
+  transport.on("reconnected", () => {
     streams.catchUp();
     turns.catchUp();
   });
-  return { listener, realtime, streams, turns };
+  return { transport, realtime, streams, turns };
 }
 
 function routes(deps: AppDeps): Route[] {

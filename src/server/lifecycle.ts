@@ -4,7 +4,7 @@ import type { Assistant } from "../chat/assistant.js";
 import type { Db } from "../db/client.js";
 import { sweepInterruptedTurns } from "../domain/conversation-log.js";
 import type { Logger } from "../lib/logger.js";
-import type { PgListener } from "../realtime/listener.js";
+import type { RealtimeTransport } from "../realtime/transport.js";
 import type { Drain } from "./drain.js";
 import type { GraphQLWs } from "./ws/attach.js";
 
@@ -13,7 +13,7 @@ export interface LifecycleParts {
   db: Db;
   logger: Logger;
   server: Server;
-  listener: PgListener;
+  transport: RealtimeTransport;
   drain: Drain;
   ws: Pick<GraphQLWs, "close">;
   assistant: Assistant;
@@ -24,11 +24,13 @@ export interface LifecycleParts {
 /** After the grace period, how long the answers of requests whose turns were just interrupted may take to go out. */
 const ANSWERS_AFTER_STOP_MS = 2000;
 
-/** Starts the background work (LISTEN, the sweep of dead instances' turns), then listens on the port (0 picks a free one). */
+/** Starts the background work (the realtime transport, the sweep of dead instances' turns), then listens on the port (0 picks a free one). */
 export async function startApp(parts: LifecycleParts, port: number, host = "127.0.0.1"): Promise<{ port: number; url: string }> {
-  const { listener, logger, db } = parts;
-  // Subscriptions open even while the listener is still (re)connecting: they stay open and catch up.
-  listener.start().catch((error: unknown) => logger.warn({ err: error }, "listener not connected yet; retrying"));
+  const { transport, logger, db } = parts;
+  // Subscriptions open even while the transport is still (re)connecting: they stay open and catch up.
+  transport
+    .start()
+    .catch((error: unknown) => logger.warn({ err: error, transport: transport.kind }, "realtime transport not connected yet; retrying"));
   // Turns that dead instances left RUNNING (their leases expired) are marked interrupted; requests find any it misses.
   void sweepInterruptedTurns(db).then(
     (count) => count > 0 && logger.info({ count }, "marked turns of stopped instances interrupted"),
@@ -55,7 +57,7 @@ function listen(server: Server, port: number, host: string, logger: Logger): Pro
 
 /**
  * Drains, then closes: new work is refused, WebSockets close, accepted requests and then the
- * running turns get the grace period, the server closes, the LISTEN connection last.
+ * running turns get the grace period, the server closes, the realtime transport last.
  * Resolves with whether everything finished within the grace period.
  */
 export async function stopApp(parts: LifecycleParts): Promise<boolean> {
@@ -70,7 +72,7 @@ export async function stopApp(parts: LifecycleParts): Promise<boolean> {
   // reach their clients before the connections close, or they would see a reset instead.
   if (!finished) await drain.settled(ANSWERS_AFTER_STOP_MS);
   await closeServer(parts.server);
-  await parts.listener.close();
+  await parts.transport.close();
   return finished;
 }
 

@@ -1,6 +1,28 @@
 import { GraphQLError } from "graphql";
 import type { Db } from "../db/client.js";
 import type { Logger } from "../lib/logger.js";
+import type { RealtimeTransport } from "../realtime/transport.js";
+
+/**
+ * /ready's check: the database answers and the realtime transport is connected
+ * (LISTEN, or NATS), each within the timeout: an instance whose subscribers
+ * would hear nothing new is taken out of rotation like one without a database.
+ */
+export async function ready(db: Db, transport: RealtimeTransport, logger: Logger, timeoutMs: number): Promise<boolean> {
+  const [database, connected] = await Promise.all([databaseReady(db, logger, timeoutMs), transportConnected(transport, timeoutMs)]);
+  if (!connected) logger.warn({ transport: transport.kind }, "readiness check failed: the realtime transport is not connected");
+  return database && connected;
+}
+
+/** Whether the transport is connected, or connects within `timeoutMs` (it may be starting, or reconnecting now). */
+async function transportConnected(transport: RealtimeTransport, timeoutMs: number): Promise<boolean> {
+  const deadline = Date.now() + timeoutMs;
+  while (!transport.connected) {
+    if (Date.now() >= deadline) return false;
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+  return true;
+}
 
 /** /ready's check: the database answers within `timeoutMs`. */
 export async function databaseReady(db: Db, logger: Logger, timeoutMs: number): Promise<boolean> {

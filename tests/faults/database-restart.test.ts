@@ -193,7 +193,7 @@ describe("Postgres restarted under mixed load", () => {
         ).toBeGreaterThan(0),
       { timeout: 20_000, interval: 20 },
     );
-    expect(server.app.listener.connected).toBe(false);
+    expect(server.app.transport.connected).toBe(false);
     // Over graphql-ws too, the same answer, without the HTTP-only extensions (status, Retry-After).
     const wsQuery = wsClient(server.wsUrl, user.token);
     clients.push(wsQuery);

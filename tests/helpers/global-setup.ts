@@ -7,6 +7,7 @@ import type { TestProject } from "vitest/node";
 import { startEmbeddedPostgres, type EmbeddedDatabase } from "../../src/db/embedded.js";
 import { applyMigrations } from "../../src/db/migrate.js";
 import { MIGRATIONS_DIR } from "../../src/db/open.js";
+import { startNatsServer, type NatsServer } from "./nats.js";
 
 declare module "vitest" {
   export interface ProvidedContext {
@@ -16,13 +17,17 @@ declare module "vitest" {
     adminUrl: string;
     /** "service" (TEST_DATABASE_URL) or "embedded". */
     databaseKind: string;
+    /** With REALTIME_TRANSPORT=nats: the run's nats-server, which every test server uses; else "". */
+    natsUrl: string;
   }
 }
 
 /**
  * One Postgres for the whole run: the machine's service when TEST_DATABASE_URL
  * is set, otherwise an embedded one in a temporary directory. Each run gets a
- * fresh database, so runs never see each other's rows.
+ * fresh database, so runs never see each other's rows. With
+ * REALTIME_TRANSPORT=nats, one nats-server for the run too: test servers then
+ * use the nats transport (tests/helpers/server.ts).
  */
 export default async function setup(project: TestProject) {
   let embedded: EmbeddedDatabase | undefined;
@@ -50,8 +55,12 @@ export default async function setup(project: TestProject) {
   project.provide("databaseUrl", databaseUrl);
   project.provide("adminUrl", adminUrl);
   project.provide("databaseKind", serviceUrl ? "service" : "embedded");
+  let nats: NatsServer | undefined;
+  if (process.env.REALTIME_TRANSPORT === "nats") nats = await startNatsServer();
+  project.provide("natsUrl", nats?.url ?? "");
 
   return async () => {
+    await nats?.dispose();
     const client = new pg.Client({ connectionString: adminUrl });
     await client.connect();
     await client.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);

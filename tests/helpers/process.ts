@@ -47,6 +47,9 @@ export const SETTINGS = [
   "REQUEST_TIMEOUT_MS",
   "HEADERS_TIMEOUT_MS",
   "KEEP_ALIVE_TIMEOUT_MS",
+  "REALTIME_TRANSPORT",
+  "NATS_URL",
+  "NATS_SUBJECT_PREFIX",
 ];
 
 export interface Exit {

@@ -1,9 +1,11 @@
 import { pino } from "pino";
+import { inject } from "vitest";
 import { buildApp, type App, type AppDeps } from "../../src/server/app.js";
 import type { AssistantDeps } from "../../src/chat/turn-run.js";
 import type { Db } from "../../src/db/client.js";
 import { loadConfig, type HttpSettings } from "../../src/boot/config.js";
 import { createLogger, type Logger } from "../../src/lib/logger.js";
+import type { TransportSettings } from "../../src/realtime/transport.js";
 import { databaseUrl, newUserId, testDb } from "./db.js";
 import { TEST_JWT_SECRET, testVerifier, tokenFor } from "./tokens.js";
 
@@ -41,6 +43,7 @@ export async function startTestServer(options: Partial<AppDeps> & { logger?: Log
     db,
     logger,
     listenUrl: options.listenUrl ?? databaseUrl(),
+    transport: options.transport ?? runTransport(),
     listener: options.listener ?? { heartbeatIntervalMs: 500, heartbeatTimeoutMs: 1000, backoff: { initialMs: 50, maxMs: 500 } },
     assistant: options.assistant ?? testAssistant({ logger }),
     verifier: options.verifier ?? testVerifier(),
@@ -74,6 +77,21 @@ export async function startTestServer(options: Partial<AppDeps> & { logger?: Log
       if (ownDb) await db.$disconnect();
     },
   };
+}
+
+/**
+ * The transport test servers use unless a test says otherwise: postgres, or
+ * nats on the run's nats-server when the run has REALTIME_TRANSPORT=nats
+ * (tests/helpers/global-setup.ts), so the same suites cover both.
+ */
+export function runTransport(): TransportSettings {
+  if (process.env.REALTIME_TRANSPORT !== "nats") return { kind: "postgres" };
+  return { kind: "nats", servers: [inject("natsUrl")], subjectPrefix: "todo.test" };
+}
+
+/** True in a run with REALTIME_TRANSPORT=nats: tests of the LISTEN connection itself are skipped there. */
+export function onNatsTransport(): boolean {
+  return runTransport().kind === "nats";
 }
 
 export async function newUser(server: TestServer, label?: string): Promise<TestUser> {

@@ -8,7 +8,7 @@ import { cohereAssistant, sendMessage } from "../helpers/chat.js";
 import { skewProcessClock } from "../helpers/clock.js";
 import { databaseUrl } from "../helpers/db.js";
 import { startFakeCohere, textReply, type FakeCohere } from "../helpers/fake-cohere.js";
-import { newUser } from "../helpers/server.js";
+import { newUser, onNatsTransport } from "../helpers/server.js";
 import {
   ADD_TASK,
   adminClient,
@@ -164,7 +164,8 @@ describe("an app whose clock runs 60 s behind the database's", () => {
     expect(response.data?.sendMessage.reply?.content).toBe("Noted.");
   });
 
-  it("should deliver, after a listener outage, every task created during it", async () => {
+  // The postgres transport's own LISTEN connection: under REALTIME_TRANSPORT=nats there is none (nats-*.test.ts cover its outages).
+  it.skipIf(onNatsTransport())("should deliver, after a listener outage, every task created during it", async () => {
     await skew();
     const user = await newUser(server, "clock-outage");
     const tasks = await live(server, server.connect(user.token), TASK_CHANGED);
@@ -175,7 +176,7 @@ describe("an app whose clock runs 60 s behind the database's", () => {
       created.push((await user.gql<{ addTask: TaskView }>(ADD_TASK, { title })).data!.addTask);
     }
     expect(tasks.pending()).toEqual([]);
-    const reconnected = nextEvent(server.app.listener, "reconnected");
+    const reconnected = nextEvent(server.app.transport, "reconnected");
     gate.open();
     await reconnected;
 

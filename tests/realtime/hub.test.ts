@@ -4,20 +4,23 @@ import type { Db } from "../../src/db/client.js";
 import type { Message } from "../../src/generated/prisma/client.js";
 import { createLogger } from "../../src/lib/logger.js";
 import { RealtimeHub, StreamEnd } from "../../src/realtime/hub.js";
-import { PgListener, type NotificationHandler } from "../../src/realtime/listener.js";
+import { createTransport } from "../../src/realtime/create-transport.js";
 import { parseNotification } from "../../src/realtime/protocol.js";
+import type { NotificationHandler, RealtimeTransport } from "../../src/realtime/transport.js";
 import { databaseUrl, newUserId, testDb } from "../helpers/db.js";
+import { runTransport } from "../helpers/server.js";
 import { appendVia, newConversation, range, within } from "./support.js";
 
 /**
- * The hub on real Postgres and a real LISTEN connection, with the timing of
- * two races pinned down that a server only hits now and then.
+ * The hub on real Postgres and a real transport (the run's: a LISTEN
+ * connection, or NATS), with the timing of two races pinned down that a
+ * server only hits now and then.
  */
 
 const logger = createLogger("silent");
 
 /**
- * A PgListener whose listen() hands its handler one notification before it
+ * A transport whose listen() hands its handler one notification before it
  * resolves: what happens when Postgres' NotificationResponse arrives in the
  * same read as the LISTEN's ReadyForQuery (pg emits it synchronously, before
  * the LISTEN's promise continues).
@@ -25,7 +28,7 @@ const logger = createLogger("silent");
 class EarlyNotificationListener extends EventEmitter {
   early: string | undefined;
 
-  constructor(private readonly inner: PgListener) {
+  constructor(private readonly inner: RealtimeTransport) {
     super();
   }
 
@@ -54,14 +57,16 @@ async function nextOf<T>(iterator: AsyncIterableIterator<T | StreamEnd>, what: s
 
 describe("the realtime hub", () => {
   let db: Db;
-  let listener: PgListener;
+  let listener: RealtimeTransport;
   const iterators: AsyncIterableIterator<unknown>[] = [];
 
   beforeAll(async () => {
     db = testDb();
-    listener = new PgListener({
+    listener = createTransport({
+      settings: runTransport(),
       connectionString: databaseUrl(),
       logger,
+      db,
       heartbeatIntervalMs: 500,
       heartbeatTimeoutMs: 1000,
       backoff: { initialMs: 50, maxMs: 500 },
@@ -76,7 +81,7 @@ describe("the realtime hub", () => {
 
   it("should replay from afterSeq, not from the start, when a notification arrives together with the LISTEN's reply", async () => {
     const early = new EarlyNotificationListener(listener);
-    const hub = new RealtimeHub(db, early as unknown as PgListener, logger);
+    const hub = new RealtimeHub(db, early as unknown as RealtimeTransport, logger);
     const userId = newUserId();
     const conversation = await newConversation(db, userId);
     const rows = await appendVia(
@@ -98,7 +103,7 @@ describe("the realtime hub", () => {
 
   it("should start at the newest message, not replay the conversation, when a notification arrives together with the LISTEN's reply", async () => {
     const early = new EarlyNotificationListener(listener);
-    const hub = new RealtimeHub(db, early as unknown as PgListener, logger);
+    const hub = new RealtimeHub(db, early as unknown as RealtimeTransport, logger);
     const userId = newUserId();
     const conversation = await newConversation(db, userId);
     const rows = await appendVia(db, userId, conversation.id, ["old 1", "old 2", "old 3"]);

@@ -287,9 +287,9 @@ export async function killListenersBehind(admin: pg.Client, gate: PgGate, expect
  * The gate stays shut, so the listener stays down until it is opened.
  */
 export async function killListener(server: TestServer, gate: PgGate, admin: pg.Client): Promise<number[]> {
-  await vi.waitFor(() => expect(server.app.listener.connected, "the listener is connected").toBe(true), { timeout: 15_000, interval: 10 });
+  await vi.waitFor(() => expect(server.app.transport.connected, "the listener is connected").toBe(true), { timeout: 15_000, interval: 10 });
   gate.shut();
-  const down = nextEvent(server.app.listener, "down");
+  const down = nextEvent(server.app.transport, "down");
   const killed = await killListenersBehind(admin, gate);
   await down;
   return killed;
