@@ -113,4 +113,3 @@ export class ApiProcess {
     await Promise.race([exited, sleep(30_000).then(() => this.child.kill("SIGKILL"))]);
   }
 }
-

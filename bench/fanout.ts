@@ -155,7 +155,12 @@ export async function runFanout(options: { url: string; secret: string; sockets:
     for (const [index, user] of users.entries()) {
       const before = warmups;
       await sql.query("INSERT INTO tasks (user_id, title) VALUES ($1, 'warm-up')", [user]);
-      await pollUntil(() => warmups >= before + Math.floor(sockets / USERS) + (index < sockets % USERS ? 1 : 0), 10_000, "the warm-up commits", 2).catch(() => {});
+      await pollUntil(
+        () => warmups >= before + Math.floor(sockets / USERS) + (index < sockets % USERS ? 1 : 0),
+        10_000,
+        "the warm-up commits",
+        2,
+      ).catch(() => {});
     }
 
     // Socket i belongs to user i % USERS.
@@ -203,4 +208,3 @@ export async function runFanout(options: { url: string; secret: string; sockets:
     await server.stop();
   }
 }
-

@@ -41,17 +41,51 @@ const LEVERS: Record<string, Lever> = {
   /** No change: how far apart two identical servers measure (calibration). */
   "a-a": { env: {} },
   "no-token-cache": {
-    patches: [{ file: "src/auth/verifier.ts", find: "const verifier = cachingVerifier(signatureVerifier(auth, clock), {", replace: "const verifier = signatureVerifier(auth, clock); void ({" }],
+    patches: [
+      {
+        file: "src/auth/verifier.ts",
+        find: "const verifier = cachingVerifier(signatureVerifier(auth, clock), {",
+        replace: "const verifier = signatureVerifier(auth, clock); void ({",
+      },
+    ],
   },
   "graphql-jit": {
     patches: [
-      { file: "src/server/app.ts", find: "      useDrainableSubscriptions(drain.signal),\n", replace: `      useDrainableSubscriptions(drain.signal),\n      useGraphQlJit({}, { enableIf: ${SUBSCRIPTION_FREE} }),\n` },
-      { file: "src/server/app.ts", find: 'import { createServer, type Server } from "node:http";', replace: 'import { useGraphQlJit } from "@envelop/graphql-jit";\nimport { createServer, type Server } from "node:http";' },
+      {
+        file: "src/server/app.ts",
+        find: "      useDrainableSubscriptions(drain.signal),\n",
+        replace: `      useDrainableSubscriptions(drain.signal),\n      useGraphQlJit({}, { enableIf: ${SUBSCRIPTION_FREE} }),\n`,
+      },
+      {
+        file: "src/server/app.ts",
+        find: 'import { createServer, type Server } from "node:http";',
+        replace: 'import { useGraphQlJit } from "@envelop/graphql-jit";\nimport { createServer, type Server } from "node:http";',
+      },
     ],
   },
-  "no-parse-validate-cache": { patches: [{ file: "src/server/app.ts", find: "    multipart: false,\n", replace: "    multipart: false,\n    parserAndValidationCache: false,\n" }] },
-  "no-query-plan-cache": { patches: [{ file: "src/db/client.ts", find: "  const client = new PrismaClient({\n", replace: "  const client = new PrismaClient({\n    queryPlanCacheMaxSize: 0,\n" }] },
-  "select-mode": { patches: [{ file: "src/schema/task.ts", find: 'export const TaskRef = builder.prismaNode("Task", {\n', replace: 'export const TaskRef = builder.prismaNode("Task", {\n  select: { id: true },\n' }] },
+  "no-parse-validate-cache": {
+    patches: [
+      { file: "src/server/app.ts", find: "    multipart: false,\n", replace: "    multipart: false,\n    parserAndValidationCache: false,\n" },
+    ],
+  },
+  "no-query-plan-cache": {
+    patches: [
+      {
+        file: "src/db/client.ts",
+        find: "  const client = new PrismaClient({\n",
+        replace: "  const client = new PrismaClient({\n    queryPlanCacheMaxSize: 0,\n",
+      },
+    ],
+  },
+  "select-mode": {
+    patches: [
+      {
+        file: "src/schema/task.ts",
+        find: 'export const TaskRef = builder.prismaNode("Task", {\n',
+        replace: 'export const TaskRef = builder.prismaNode("Task", {\n  select: { id: true },\n',
+      },
+    ],
+  },
   "pool-5": { env: { DATABASE_POOL_SIZE: "5" } },
   "pool-20": { env: { DATABASE_POOL_SIZE: "20" } },
   "log-warn": { env: { LOG_LEVEL: "warn" } },
@@ -89,7 +123,11 @@ for (const name of names) {
   const tokens = new Map<ApiProcess, string>();
   const start = async (variant: { root?: string; env?: Record<string, string> }) => {
     let token = "";
-    const api = await startApi({ databaseUrl: database.url, token: async (secret) => (token = await signHs256(secret, { sub: userId, expiresIn: "1h" })), ...variant });
+    const api = await startApi({
+      databaseUrl: database.url,
+      token: async (secret) => (token = await signHs256(secret, { sub: userId, expiresIn: "1h" })),
+      ...variant,
+    });
     tokens.set(api, token);
     return api;
   };

@@ -52,7 +52,14 @@ if (values["report-only"]) {
   await writeReports(JSON.parse(await readFile(RESULTS_PATH, "utf8")) as Results);
   process.exit(0);
 }
-const wanted = new Set(values.only ? values.only.split(",").map((id) => id.trim()).filter(Boolean) : ALL);
+const wanted = new Set(
+  values.only
+    ? values.only
+        .split(",")
+        .map((id) => id.trim())
+        .filter(Boolean)
+    : ALL,
+);
 const unknown = [...wanted].filter((id) => !ALL.includes(id));
 if (unknown.length > 0) {
   console.error(`Unknown scenario ${unknown.join(", ")}; known: ${ALL.join(", ")}`);
@@ -88,7 +95,17 @@ for (const scenario of SCENARIOS) {
   } catch (error) {
     // One broken scenario must not lose the others' figures in an unattended run: it is a missed goal.
     log(`  failed: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}`);
-    result = [...ids].map((id) => ({ id, figure: "scenario failed", ours: null, baseline: null, ratio: null, unit: "", goal: "runs", status: "missed", note: String(error).slice(0, 300) }));
+    result = [...ids].map((id) => ({
+      id,
+      figure: "scenario failed",
+      ours: null,
+      baseline: null,
+      ratio: null,
+      unit: "",
+      goal: "runs",
+      status: "missed",
+      note: String(error).slice(0, 300),
+    }));
   }
   const measuredAt = new Date().toISOString();
   figures.push(...result.map((f) => ({ ...f, measuredAt, loadavg })));

@@ -148,7 +148,11 @@ export class Subscribers {
     }
     watcher.received += 1;
     if (watcher.feed === "task") {
-      const event = data.taskChanged as { kind: string; taskId: string; task: { updatedAt: string; title: string; description: string | null; completed: boolean } };
+      const event = data.taskChanged as {
+        kind: string;
+        taskId: string;
+        task: { updatedAt: string; title: string; description: string | null; completed: boolean };
+      };
       const key = `${event.taskId}|${stateKey(event.kind === "DELETED", event.task)}`;
       this.see(watcher, key, event.kind);
       watcher.lastState.set(event.taskId, key);
@@ -182,8 +186,13 @@ export class Subscribers {
     try {
       const iso = (value: Date) => value.toISOString();
       type TaskRow = { id: string; user_id: string; title: string; description: string | null; completed: boolean; updated_at: Date };
-      const live = await sql.query<TaskRow>("SELECT id, user_id, title, description, completed, updated_at FROM tasks WHERE user_id = ANY($1)", [ids]);
-      const gone = await sql.query<TaskRow>("SELECT id, user_id, title, description, completed, updated_at FROM deleted_tasks WHERE user_id = ANY($1)", [ids]);
+      const live = await sql.query<TaskRow>("SELECT id, user_id, title, description, completed, updated_at FROM tasks WHERE user_id = ANY($1)", [
+        ids,
+      ]);
+      const gone = await sql.query<TaskRow>(
+        "SELECT id, user_id, title, description, completed, updated_at FROM deleted_tasks WHERE user_id = ANY($1)",
+        [ids],
+      );
       const messages = await sql.query<{ id: string; user_id: string; conversation_id: string; seq: number; status: string }>(
         "SELECT id, user_id, conversation_id, seq, status FROM messages WHERE user_id = ANY($1) ORDER BY conversation_id, seq",
         [ids],
@@ -191,7 +200,10 @@ export class Subscribers {
 
       // Per user: each task's final state key, by global id.
       const finalStates = ids.map(() => new Map<string, string>());
-      for (const [rows, deleted] of [[live.rows, false], [gone.rows, true]] as const) {
+      for (const [rows, deleted] of [
+        [live.rows, false],
+        [gone.rows, true],
+      ] as const) {
         for (const row of rows) {
           const taskId = toGlobalId("Task", row.id);
           const key = stateKey(deleted, { updatedAt: iso(row.updated_at), title: row.title, description: row.description, completed: row.completed });
@@ -256,7 +268,9 @@ export class Subscribers {
 
   /** The first few early ends, for the report. */
   endings(limit = 5): string[] {
-    return this.watchers.flatMap((watcher) => watcher.ended.map((end) => `${watcher.feed} subscriber of user ${watcher.user}: ${end}`)).slice(0, limit);
+    return this.watchers
+      .flatMap((watcher) => watcher.ended.map((end) => `${watcher.feed} subscriber of user ${watcher.user}: ${end}`))
+      .slice(0, limit);
   }
 }
 

@@ -94,7 +94,12 @@ export function summarize(run: SoakRun, command: string): SoakSummary {
   for (const op of new Set(run.records.map((record) => record.op))) byOperation[op] = tally(run.records.filter((record) => record.op === op));
   const lastFailure = Math.max(...run.records.filter((record) => !record.ok && record.end > outage.upAt).map((record) => record.end));
 
-  const samples = run.rss.map((sample) => ({ t: Math.round(sample.t), mb: round2(sample.rssBytes / MB), heapMb: round2(sample.heapUsedBytes / MB), load1: round2(sample.load1) }));
+  const samples = run.rss.map((sample) => ({
+    t: Math.round(sample.t),
+    mb: round2(sample.rssBytes / MB),
+    heapMb: round2(sample.heapUsedBytes / MB),
+    load1: round2(sample.load1),
+  }));
   const summary: SoakSummary = {
     command,
     finishedAt: new Date().toISOString(),
@@ -134,7 +139,13 @@ export function summarize(run: SoakRun, command: string): SoakSummary {
       endMb: samples.at(-1)?.mb ?? Number.NaN,
       heapFloorMb: heapFloors(samples),
     },
-    events: { ...run.events, convergedAfterMs: Math.round(run.convergedAfterMs), converged: run.converged, subscriberEndings: run.subscriberEndings, duplicateExamples: run.duplicateExamples },
+    events: {
+      ...run.events,
+      convergedAfterMs: Math.round(run.convergedAfterMs),
+      converged: run.converged,
+      subscriberEndings: run.subscriberEndings,
+      duplicateExamples: run.duplicateExamples,
+    },
     writes: run.writes,
     chat: run.chat,
     apiLogs: run.logs,
@@ -147,7 +158,8 @@ export function summarize(run: SoakRun, command: string): SoakSummary {
   if (summary.requests.outsideOutage.successRate < SUCCESS_GOAL) {
     failures.push(`success rate outside the outage ${percent(summary.requests.outsideOutage.successRate)} < ${percent(SUCCESS_GOAL)}`);
   }
-  if (!clean(run.events)) failures.push("subscribers did not get exactly what was committed (lost, duplicated, foreign, out of order or ended events)");
+  if (!clean(run.events))
+    failures.push("subscribers did not get exactly what was committed (lost, duplicated, foreign, out of order or ended events)");
   if (run.writes.missing > 0) failures.push(`${run.writes.missing} acknowledged task writes are not in the database as acknowledged`);
   if (run.chat.missing > 0) failures.push(`${run.chat.missing} acknowledged sendMessage user messages are not stored`);
   if (run.chat.duplicateToolCalls > 0) failures.push(`${run.chat.duplicateToolCalls} chat tool calls ran twice`);
@@ -186,7 +198,9 @@ export function rssPlot(summary: SoakSummary, field: "mb" | "heapMb" = "mb"): st
       height: 12,
       formatY: (value) => `${value.toFixed(0)} MB`,
       xLabel: "seconds since the load started",
-      spans: [{ from: summary.outage.stopAtS, to: summary.outage.upAtS, label: `database down (${summary.outage.stopAtS}–${summary.outage.upAtS} s)` }],
+      spans: [
+        { from: summary.outage.stopAtS, to: summary.outage.upAtS, label: `database down (${summary.outage.stopAtS}–${summary.outage.upAtS} s)` },
+      ],
     },
   );
 }
@@ -233,7 +247,11 @@ export function formatReport(summary: SoakSummary): string {
     `API log lines at warn and above: ${summary.apiLogs.length === 0 ? "none" : ""}`,
     ...summary.apiLogs.slice(0, 12).map((entry) => `  ${entry.level} ×${entry.count}: ${entry.msg}${entry.err ? ` (first: ${entry.err})` : ""}`),
     ...(summary.apiExit
-      ? ["", `The API process EXITED by itself at ${summary.apiExit.atS} s (code ${summary.apiExit.code}, signal ${summary.apiExit.signal}); its last output:`, ...summary.apiExit.tail.map((line) => `  ${line}`)]
+      ? [
+          "",
+          `The API process EXITED by itself at ${summary.apiExit.atS} s (code ${summary.apiExit.code}, signal ${summary.apiExit.signal}); its last output:`,
+          ...summary.apiExit.tail.map((line) => `  ${line}`),
+        ]
       : []),
     "",
     summary.pass ? "PASS" : `FAIL: ${summary.failures.join("; ")}`,

@@ -107,7 +107,12 @@ export async function runSoak(options: SoakOptions): Promise<SoakRun> {
     subscribers = new Subscribers(users);
     const before = (await api.stats()).established;
     await subscribers.open(api.port, options.subscribers);
-    await pollUntil(async () => (await api!.stats()).established >= before + options.subscribers, 120_000, "every subscription to be established", 50);
+    await pollUntil(
+      async () => (await api!.stats()).established >= before + options.subscribers,
+      120_000,
+      "every subscription to be established",
+      50,
+    );
 
     const t0 = performance.now();
     const since = () => performance.now() - t0;
@@ -120,7 +125,13 @@ export async function runSoak(options: SoakOptions): Promise<SoakRun> {
         // A process that has died answers nothing: its death is reported at the end.
         const stats = await Promise.race([api!.stats().catch(() => undefined), sleep(5000).then(() => undefined)]);
         if (stats) {
-          rss.push({ t: since() / 1000, rssBytes: stats.rss, heapUsedBytes: stats.heapUsed, subscribers: stats.subscribers, load1: os.loadavg()[0]! });
+          rss.push({
+            t: since() / 1000,
+            rssBytes: stats.rss,
+            heapUsedBytes: stats.heapUsed,
+            subscribers: stats.subscribers,
+            load1: os.loadavg()[0]!,
+          });
         }
         // The fake keeps every request it got; the soak only needs their number.
         modelCalls += fake.requests.length;
@@ -134,7 +145,9 @@ export async function runSoak(options: SoakOptions): Promise<SoakRun> {
       log(`  ${Math.round(since() / 1000)} s: ${done} requests (${failed} failed), ${load.open} open, ${subscribers!.received} events received`);
     }, 15_000);
 
-    log(`load: ${options.rate} requests/s for ${Math.round(options.durationMs / 1000)} s; the database goes down for ${options.outageMs} ms in the middle`);
+    log(
+      `load: ${options.rate} requests/s for ${Math.round(options.durationMs / 1000)} s; the database goes down for ${options.outageMs} ms in the middle`,
+    );
     const running = load.run(t0 + options.durationMs);
     await sleep(Math.max(0, t0 + options.durationMs / 2 - performance.now()));
     const stopAt = since();
@@ -164,7 +177,13 @@ export async function runSoak(options: SoakOptions): Promise<SoakRun> {
     modelCalls += fake.requests.length;
 
     return {
-      options: { durationMs: options.durationMs, subscribers: options.subscribers, users: options.users, rate: options.rate, outageMs: options.outageMs },
+      options: {
+        durationMs: options.durationMs,
+        subscribers: options.subscribers,
+        users: options.users,
+        rate: options.rate,
+        outageMs: options.outageMs,
+      },
       records: load.records,
       skipped: load.skipped,
       outage: { stopAt, downAt, startAt, upAt },
@@ -228,7 +247,9 @@ function countLogLine(counts: Map<string, { count: number; err?: string }>, line
     return;
   }
   // The first one's error, in short: enough to tell a refused connection from a bug.
-  const err = entry.err ? `${entry.err.type ?? "Error"}${entry.err.code ? ` ${entry.err.code}` : ""}: ${(entry.err.message ?? "").replace(/\s+/g, " ").slice(0, 160)}` : undefined;
+  const err = entry.err
+    ? `${entry.err.type ?? "Error"}${entry.err.code ? ` ${entry.err.code}` : ""}: ${(entry.err.message ?? "").replace(/\s+/g, " ").slice(0, 160)}`
+    : undefined;
   counts.set(key, { count: 1, ...(err === undefined ? {} : { err }) });
 }
 
@@ -264,7 +285,10 @@ async function checkWrites(url: string, acked: Map<string, AckedTask>): Promise<
       }
       if (ok) return;
       missing += 1;
-      if (examples.length < 5) examples.push(`${globalId}: acknowledged ${JSON.stringify(task.state)}, found ${JSON.stringify(row ?? (goneIds.has(id) ? "deleted" : "nothing"))}`);
+      if (examples.length < 5)
+        examples.push(
+          `${globalId}: acknowledged ${JSON.stringify(task.state)}, found ${JSON.stringify(row ?? (goneIds.has(id) ? "deleted" : "nothing"))}`,
+        );
     });
     return { acknowledged: acked.size, checked: certain.length, missing, examples };
   } finally {
@@ -304,4 +328,3 @@ async function checkChat(
     await sql.end();
   }
 }
-

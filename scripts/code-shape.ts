@@ -142,7 +142,13 @@ function report(): void {
   for (const f of longFunctions(files, 60)) console.log(`  ${f.lines}\t${f.file}:${f.line} ${f.name}`);
   console.log("longest functions:");
   for (const f of longFunctions(files, 0).slice(0, 10)) console.log(`  ${f.lines}\t${f.file}:${f.line} ${f.name}`);
-  console.log(`import cycles: ${importCycles(server).map((cycle) => cycle.join(" -> ")).join("; ") || "none"}`);
+  console.log(
+    `import cycles: ${
+      importCycles(server)
+        .map((cycle) => cycle.join(" -> "))
+        .join("; ") || "none"
+    }`,
+  );
   console.log(`upward imports: ${upwardImports(server).join("; ") || "none"}`);
 }
 

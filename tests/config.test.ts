@@ -218,14 +218,20 @@ describe("loadConfig", () => {
       subjectPrefix: "todo.realtime",
     });
     expect(
-      loadConfig({ REALTIME_TRANSPORT: "nats", NATS_URL: " nats://a.internal:4222, tls://b.internal:4222 ,c.internal:4223", NATS_SUBJECT_PREFIX: "acme.todo-prod" })
-        .realtime.transport,
+      loadConfig({
+        REALTIME_TRANSPORT: "nats",
+        NATS_URL: " nats://a.internal:4222, tls://b.internal:4222 ,c.internal:4223",
+        NATS_SUBJECT_PREFIX: "acme.todo-prod",
+      }).realtime.transport,
     ).toEqual({ kind: "nats", servers: ["nats://a.internal:4222", "tls://b.internal:4222", "c.internal:4223"], subjectPrefix: "acme.todo-prod" });
     const bad: [Record<string, string>, string][] = [
       [{ REALTIME_TRANSPORT: "redis" }, 'REALTIME_TRANSPORT must be one of postgres, nats, got "redis"'],
-      [{ REALTIME_TRANSPORT: "nats", NATS_URL: "http://nats.internal" }, 'NATS_URL must list servers like nats://host:4222; "http://nats.internal" is not one'],
+      [
+        { REALTIME_TRANSPORT: "nats", NATS_URL: "http://nats.internal" },
+        'NATS_URL must list servers like nats://host:4222; "http://nats.internal" is not one',
+      ],
       [{ REALTIME_TRANSPORT: "nats", NATS_URL: "nats://" }, 'NATS_URL must list servers like nats://host:4222; "nats://" is not one'],
-      [{ REALTIME_TRANSPORT: "nats", NATS_SUBJECT_PREFIX: "todo.>" }, 'NATS_SUBJECT_PREFIX must be dot-separated tokens'],
+      [{ REALTIME_TRANSPORT: "nats", NATS_SUBJECT_PREFIX: "todo.>" }, "NATS_SUBJECT_PREFIX must be dot-separated tokens"],
       [{ REALTIME_TRANSPORT: "nats", NATS_SUBJECT_PREFIX: "todo..rt" }, '"todo..rt"'],
       [{ REALTIME_TRANSPORT: "nats", NATS_SUBJECT_PREFIX: "todo rt" }, '"todo rt"'],
     ];

@@ -29,7 +29,10 @@ export function pending(id: string, what: string, goal: string, note: string): F
 }
 
 export function percentile(samples: readonly number[], p: number): number {
-  return percentileOfSorted([...samples].sort((a, b) => a - b), p);
+  return percentileOfSorted(
+    [...samples].sort((a, b) => a - b),
+    p,
+  );
 }
 
 /** The p-th percentile (nearest rank) of samples already sorted ascending; NaN when there are none. */

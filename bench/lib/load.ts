@@ -17,12 +17,33 @@ export interface Load {
   cpuMsPerRequest: number | null;
 }
 
-export async function load(url: string, body: string, headers: Record<string, string>, seconds: number, serverPid?: number, connections = CONNECTIONS): Promise<Load> {
+export async function load(
+  url: string,
+  body: string,
+  headers: Record<string, string>,
+  seconds: number,
+  serverPid?: number,
+  connections = CONNECTIONS,
+): Promise<Load> {
   const cpuBefore = cpuTimeMs(serverPid);
-  const result = await autocannon({ url, method: "POST", body, headers: { "content-type": "application/json", ...headers }, connections, duration: seconds });
+  const result = await autocannon({
+    url,
+    method: "POST",
+    body,
+    headers: { "content-type": "application/json", ...headers },
+    connections,
+    duration: seconds,
+  });
   // Every answer must be a 200; a fast 500 is not throughput.
   if (result.non2xx > 0) throw new Error(`${url}: ${result.non2xx} non-2xx answers under load`);
   const cpuAfter = cpuTimeMs(serverPid);
   const cpuMsPerRequest = cpuBefore === undefined || cpuAfter === undefined || result["2xx"] === 0 ? null : (cpuAfter - cpuBefore) / result["2xx"];
-  return { rps: result["2xx"] / result.duration, p50Ms: result.latency.p50, p99Ms: result.latency.p99, requests: result["2xx"], errors: result.errors, cpuMsPerRequest };
+  return {
+    rps: result["2xx"] / result.duration,
+    p50Ms: result.latency.p50,
+    p99Ms: result.latency.p99,
+    requests: result["2xx"],
+    errors: result.errors,
+    cpuMsPerRequest,
+  };
 }

@@ -38,7 +38,10 @@ function origin(url: string): string {
  * tsx's loader thread writes a small one of its own), as shares of the busy (not idle) time,
  * counting only samples `fromMs` or more after the profile began (to leave start-up out).
  */
-export async function summariseProfile(dir: string, options: { fromMs?: number; top?: number } = {}): Promise<{ file: string; frames: Frame[]; origins: Frame[] }> {
+export async function summariseProfile(
+  dir: string,
+  options: { fromMs?: number; top?: number } = {},
+): Promise<{ file: string; frames: Frame[]; origins: Frame[] }> {
   const files = await Promise.all(
     (await readdir(dir)).filter((f) => f.endsWith(".cpuprofile")).map(async (f) => ({ f, size: (await stat(path.join(dir, f))).size })),
   );

@@ -4,7 +4,20 @@ import os from "node:os";
 import type { Figure } from "./figure.js";
 import { ROOT } from "./program.js";
 
-const PACKAGES = ["graphql-yoga", "graphql", "@pothos/core", "@pothos/plugin-prisma", "@prisma/client", "@prisma/adapter-pg", "pg", "graphql-ws", "ws", "jose", "cohere-ai", "autocannon"];
+const PACKAGES = [
+  "graphql-yoga",
+  "graphql",
+  "@pothos/core",
+  "@pothos/plugin-prisma",
+  "@prisma/client",
+  "@prisma/adapter-pg",
+  "pg",
+  "graphql-ws",
+  "ws",
+  "jose",
+  "cohere-ai",
+  "autocannon",
+];
 
 /** A figure as stored: with when it was measured and the machine's load then. */
 export interface StoredFigure extends Figure {
@@ -83,14 +96,18 @@ export async function writeReports(results: Results): Promise<void> {
     `- Machine: ${results.machine.cores} cores (${results.machine.cpu}), ${results.machine.memoryGiB} GiB, ${results.machine.platform}`,
     `- Load average (1 / 5 / 15 min): ${load(results.machine.loadavgAtStart)} at the start, ${load(results.machine.loadavgAtEnd)} at the end; per scenario in the last column`,
     `- Node ${results.node}; ${results.postgres} (${results.database})`,
-    `- Packages: ${Object.entries(results.packages).map(([name, version]) => `${name} ${version}`).join(", ")}`,
+    `- Packages: ${Object.entries(results.packages)
+      .map(([name, version]) => `${name} ${version}`)
+      .join(", ")}`,
     "",
     "| Id | Figure | Ours | Baseline | Ratio | Goal | Met | Load (1 min) |",
     "|---|---|---:|---:|---:|---|---|---:|",
   ];
   for (const f of results.figures) {
     const ratio = f.ratio === null ? "—" : `${f.ratio.toFixed(2)}×`;
-    lines.push(`| ${f.id} | ${f.figure} | ${number(f.ours, f.unit)} | ${number(f.baseline, f.baseline === null ? "" : f.unit)} | ${ratio} | ${f.goal} | ${STATUS[f.status]} | ${f.loadavg[0]?.toFixed(2) ?? ""} |`);
+    lines.push(
+      `| ${f.id} | ${f.figure} | ${number(f.ours, f.unit)} | ${number(f.baseline, f.baseline === null ? "" : f.unit)} | ${ratio} | ${f.goal} | ${STATUS[f.status]} | ${f.loadavg[0]?.toFixed(2) ?? ""} |`,
+    );
   }
   const notes = results.figures.filter((f) => f.note);
   if (notes.length > 0) {

@@ -50,13 +50,23 @@ export async function runHttpLoad(ctx: BenchContext, ids: ReadonlySet<string>): 
   try {
     if (ids.has("B1")) {
       ctx.log(`B1: tasks(first: 20), ${CONNECTIONS} connections, ${DURATION_S} s each…`);
-      const { ours, raw: base } = await compare(ctx, { url: api.url, token, pid: api.program.child.pid }, { url: `${raw.baseUrl}/list`, pid: raw.program.child.pid }, JSON.stringify({ query: LIST }));
+      const { ours, raw: base } = await compare(
+        ctx,
+        { url: api.url, token, pid: api.program.child.pid },
+        { url: `${raw.baseUrl}/list`, pid: raw.program.child.pid },
+        JSON.stringify({ query: LIST }),
+      );
       figures.push(...rows("B1", "tasks(first: 20)", ours, base));
     }
     if (ids.has("B2")) {
       ctx.log(`B2: addTask, ${CONNECTIONS} connections, ${DURATION_S} s each…`);
       const body = JSON.stringify({ query: ADD, variables: { title: "bench" } });
-      const { ours, raw: base } = await compare(ctx, { url: api.url, token, pid: api.program.child.pid }, { url: `${raw.baseUrl}/add`, pid: raw.program.child.pid }, body);
+      const { ours, raw: base } = await compare(
+        ctx,
+        { url: api.url, token, pid: api.program.child.pid },
+        { url: `${raw.baseUrl}/add`, pid: raw.program.child.pid },
+        body,
+      );
       figures.push(...rows("B2", "addTask", ours, base));
       const sides = {
         api: { url: api.url, headers: { authorization: `Bearer ${token}` }, pid: api.program.child.pid },

@@ -69,7 +69,9 @@ export async function runListPush(ctx: BenchContext): Promise<Figure[]> {
     rawPool
       .query("SELECT id, title, completed, created_at FROM tasks WHERE user_id = $1 ORDER BY created_at DESC, id DESC LIMIT 51", [userId])
       .then(({ rows }) => {
-        res.writeHead(200, { "content-type": "application/json" }).end(JSON.stringify({ data: { tasks: { edges: rows.slice(0, 50).map((node) => ({ node })) } } }));
+        res
+          .writeHead(200, { "content-type": "application/json" })
+          .end(JSON.stringify({ data: { tasks: { edges: rows.slice(0, 50).map((node) => ({ node })) } } }));
       })
       .catch(() => res.writeHead(500).end());
   });
@@ -113,7 +115,11 @@ export async function runListPush(ctx: BenchContext): Promise<Figure[]> {
     await received;
   });
 
-  const ws = createClient({ url: `ws://127.0.0.1:${port}/graphql`, webSocketImpl: WebSocket, connectionParams: { authorization: `Bearer ${token}` } });
+  const ws = createClient({
+    url: `ws://127.0.0.1:${port}/graphql`,
+    webSocketImpl: WebSocket,
+    connectionParams: { authorization: `Bearer ${token}` },
+  });
   let onEvent: (() => void) | undefined;
   const before = app.realtime.establishedCount;
   const unsubscribe = ws.subscribe(
@@ -140,7 +146,25 @@ export async function runListPush(ctx: BenchContext): Promise<Figure[]> {
 
   const note = `median of ${ITERATIONS} one-at-a-time requests (push: ${Math.min(ITERATIONS, 100)}), after warm-up`;
   return [
-    figure({ id: "list", figure: "tasks(first: 50), one at a time: median", ours: gqlList, baseline: rawList, unit: "ms", goal: `ratio ≤ ${GOALS.list}`, met: gqlList / rawList <= GOALS.list, note }),
-    figure({ id: "push", figure: "INSERT → taskChanged, one at a time: median", ours: gqlPush, baseline: rawPush, unit: "ms", goal: `ratio ≤ ${GOALS.push}`, met: gqlPush / rawPush <= GOALS.push, note }),
+    figure({
+      id: "list",
+      figure: "tasks(first: 50), one at a time: median",
+      ours: gqlList,
+      baseline: rawList,
+      unit: "ms",
+      goal: `ratio ≤ ${GOALS.list}`,
+      met: gqlList / rawList <= GOALS.list,
+      note,
+    }),
+    figure({
+      id: "push",
+      figure: "INSERT → taskChanged, one at a time: median",
+      ours: gqlPush,
+      baseline: rawPush,
+      unit: "ms",
+      goal: `ratio ≤ ${GOALS.push}`,
+      met: gqlPush / rawPush <= GOALS.push,
+      note,
+    }),
   ];
 }

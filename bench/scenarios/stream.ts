@@ -37,7 +37,6 @@ const TOKENS = Number(process.env.BENCH_TOKENS ?? 500);
 const TOKEN_MS = Number(process.env.BENCH_TOKEN_MS ?? 10);
 const FLUSH_MS = Number(process.env.STREAM_FLUSH_MS ?? 100);
 
-
 const WORDS = ["milk", "eggs", "call", "mom", "report", "plants", "Sunday", "draft", "review", "🙂", "naïve", "list"];
 function tokens(count: number, seed: number): string[] {
   return Array.from({ length: count }, (_, i) => `${i === 0 ? "" : " "}${WORDS[(i * 7 + seed) % WORDS.length]}`);
@@ -94,7 +93,11 @@ export async function runStream(ctx: BenchContext): Promise<Figure[]> {
 
   // Subject ----------------------------------------------------------------------
   const conversation = await dbA.conversation.create({ data: { userId, title: "bench" } });
-  const ws = createClient({ url: `ws://127.0.0.1:${portOf(b)}/graphql`, webSocketImpl: WebSocket, connectionParams: { authorization: `Bearer ${token}` } });
+  const ws = createClient({
+    url: `ws://127.0.0.1:${portOf(b)}/graphql`,
+    webSocketImpl: WebSocket,
+    connectionParams: { authorization: `Bearer ${token}` },
+  });
   const received: { at: number; end: number; status: string }[] = [];
   let onSettled: (() => void) | undefined;
   const before = b.streams.establishedCount;
@@ -206,7 +209,9 @@ export async function runStream(ctx: BenchContext): Promise<Figure[]> {
 
   const maxWrites = Math.max(...perReply.map((r) => r.streamingWrites));
   const maxIntervals = Math.max(...perReply.map((r) => Math.ceil(r.flushIntervals) + 1));
-  ctx.log(`  p99 ${subject.p99.toFixed(1)} ms vs raw ${baseline.p99.toFixed(1)} ms (goal ≤ ${latencyGoal.toFixed(1)}); streaming writes per reply ≤ ${maxWrites}`);
+  ctx.log(
+    `  p99 ${subject.p99.toFixed(1)} ms vs raw ${baseline.p99.toFixed(1)} ms (goal ≤ ${latencyGoal.toFixed(1)}); streaming writes per reply ≤ ${maxWrites}`,
+  );
   const note = `${REPLIES} replies of ${TOKENS} tokens, one every ${TOKEN_MS} ms; STREAM_FLUSH_MS=${FLUSH_MS}; subscriber on another instance; baseline: NOTIFY per delta → LISTEN → bare ws`;
   return [
     figure({ id: "B7", figure: "streamed delta, model → subscriber: p50", ours: subject.p50, baseline: baseline.p50, unit: "ms", goal: "—", note }),

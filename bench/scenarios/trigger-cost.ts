@@ -143,7 +143,9 @@ async function databaseSide(ctx: BenchContext): Promise<DatabaseSide> {
     await insertCpu(client, userId, 200); // warm-up
     const triggerMs = await triggerMsPerRow(client, userId);
     const insertCpuMs = await insertCpu(client, userId, INSERTS);
-    ctx.log(`  task_events trigger per row (EXPLAIN ANALYZE): ${triggerMs.map((ms) => ms.toFixed(4)).join(", ")} ms; Postgres CPU per INSERT ${insertCpuMs?.toFixed(3) ?? "?"} ms`);
+    ctx.log(
+      `  task_events trigger per row (EXPLAIN ANALYZE): ${triggerMs.map((ms) => ms.toFixed(4)).join(", ")} ms; Postgres CPU per INSERT ${insertCpuMs?.toFixed(3) ?? "?"} ms`,
+    );
     return { triggerMs, insertCpuMs };
   } finally {
     await client.query("DELETE FROM tasks WHERE user_id = $1", [userId]);

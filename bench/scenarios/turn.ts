@@ -102,7 +102,16 @@ export async function runTurn(ctx: BenchContext): Promise<Figure[]> {
       met: perTurn <= GOALS.statements,
       note: "Prisma's query events during the sendMessage request (BEGIN counted once per COMMIT), including the reads that build the response; BENCH_SHOW_SQL=1 prints them",
     }),
-    figure({ id: "B4", figure: "server time per turn: median", ours, baseline: raw, unit: "ms", goal: `ratio ≤ ${GOALS.ratio}`, met: ours / raw <= GOALS.ratio, note }),
+    figure({
+      id: "B4",
+      figure: "server time per turn: median",
+      ours,
+      baseline: raw,
+      unit: "ms",
+      goal: `ratio ≤ ${GOALS.ratio}`,
+      met: ours / raw <= GOALS.ratio,
+      note,
+    }),
   ];
 }
 
@@ -128,16 +137,19 @@ async function rawTurns(url: string, userId: string): Promise<number[]> {
 
 async function rawTurn(sql: pg.Client, userId: string, turn: number): Promise<void> {
   const content = `Add Bench task ${turn}`;
-  const { rows: [conversation] } = await sql.query<{ id: string }>(
-    "INSERT INTO conversations (user_id, title) VALUES ($1, $2) RETURNING id",
-    [userId, content],
-  );
+  const {
+    rows: [conversation],
+  } = await sql.query<{ id: string }>("INSERT INTO conversations (user_id, title) VALUES ($1, $2) RETURNING id", [userId, content]);
   const conversationId = conversation!.id;
-  const { rows: [userMessage] } = await sql.query<{ id: string }>(
+  const {
+    rows: [userMessage],
+  } = await sql.query<{ id: string }>(
     "INSERT INTO messages (user_id, conversation_id, seq, role, content) VALUES ($1, $2, 1, 'user', $3) RETURNING id",
     [userId, conversationId, content],
   );
-  const { rows: [turnRow] } = await sql.query<{ id: string }>(
+  const {
+    rows: [turnRow],
+  } = await sql.query<{ id: string }>(
     "INSERT INTO turns (user_id, conversation_id, user_message_id, status) VALUES ($1, $2, $3, 'RUNNING') RETURNING id",
     [userId, conversationId, userMessage!.id],
   );
@@ -145,11 +157,15 @@ async function rawTurn(sql: pg.Client, userId: string, turn: number): Promise<vo
     "INSERT INTO messages (user_id, conversation_id, seq, role, content, tool_calls) VALUES ($1, $2, 2, 'assistant', 'I will use the tools.', $3)",
     [userId, conversationId, JSON.stringify([{ id: `call_${turn}`, name: "add_task", arguments: { title: `Bench task ${turn}` } }])],
   );
-  const { rows: [task] } = await sql.query<{ id: string }>("INSERT INTO tasks (user_id, title) VALUES ($1, $2) RETURNING id", [userId, `Bench task ${turn}`]);
-  await sql.query(
-    "INSERT INTO messages (user_id, conversation_id, seq, role, content, tool_call_id) VALUES ($1, $2, 3, 'tool', $3, $4)",
-    [userId, conversationId, JSON.stringify({ id: task!.id, title: `Bench task ${turn}` }), `call_${turn}`],
-  );
+  const {
+    rows: [task],
+  } = await sql.query<{ id: string }>("INSERT INTO tasks (user_id, title) VALUES ($1, $2) RETURNING id", [userId, `Bench task ${turn}`]);
+  await sql.query("INSERT INTO messages (user_id, conversation_id, seq, role, content, tool_call_id) VALUES ($1, $2, 3, 'tool', $3, $4)", [
+    userId,
+    conversationId,
+    JSON.stringify({ id: task!.id, title: `Bench task ${turn}` }),
+    `call_${turn}`,
+  ]);
   await sql.query("INSERT INTO messages (user_id, conversation_id, seq, role, content) VALUES ($1, $2, 4, 'assistant', $3)", [
     userId,
     conversationId,

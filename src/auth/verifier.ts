@@ -9,15 +9,13 @@ export type { TokenVerifier, Viewer } from "./viewer.js";
 
 /** How tokens are verified (AUTH_* settings; see src/boot/config.ts). */
 export interface AuthSettings {
-    jwtSecret: string | undefined;
-    jwksUrl: string | undefined;
-    issuer: string | undefined;
-    audience: string | undefined;
-    /** AUTH_MAX_TOKEN_AGE: the longest a socket or subscription lives, whatever the token's exp says. */
-    maxTokenAgeSeconds: number | undefined;
+  jwtSecret: string | undefined;
+  jwksUrl: string | undefined;
+  issuer: string | undefined;
+  audience: string | undefined;
+  /** AUTH_MAX_TOKEN_AGE: the longest a socket or subscription lives, whatever the token's exp says. */
+  maxTokenAgeSeconds: number | undefined;
 }
-
-
 
 /** Asymmetric algorithms a JWKS may publish; "none" and HMAC are never taken from a JWKS. */
 const JWKS_ALGORITHMS = ["RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA"];

@@ -43,7 +43,12 @@ export function oneOf<const V extends readonly [string, ...string[]], D extends 
     .enum(values)
     .optional()
     .transform((value): V[number] | D => value ?? o.default);
-  return new Setting<V[number] | D>(env, schema, { rule: o.rule ?? `one of ${values.join(", ")}`, doc: o.doc, shownDefault: o.shownDefault }, o.default);
+  return new Setting<V[number] | D>(
+    env,
+    schema,
+    { rule: o.rule ?? `one of ${values.join(", ")}`, doc: o.doc, shownDefault: o.shownDefault },
+    o.default,
+  );
 }
 
 export function text<D extends string | undefined>(env: string, o: Doc & { default: D }): Setting<string | D> {
@@ -61,7 +66,12 @@ export function secret(env: string, o: Doc & { minBytes?: number }): Setting<str
     .string()
     .refine((value) => Buffer.byteLength(value) >= minBytes)
     .optional();
-  return new Setting(env, schema, { rule: minBytes > 0 ? `at least ${minBytes} bytes` : "any text", doc: o.doc, shownDefault: o.shownDefault, quiet: true });
+  return new Setting(env, schema, {
+    rule: minBytes > 0 ? `at least ${minBytes} bytes` : "any text",
+    doc: o.doc,
+    shownDefault: o.shownDefault,
+    quiet: true,
+  });
 }
 
 /** A URL with one of `protocols` ("https", "postgresql"); not quoted back, as it may hold a password. */
@@ -110,15 +120,28 @@ export function origins(env: string, o: Doc): Setting<string[]> {
   });
   const schema = z
     .string()
-    .transform((list) => list.split(",").map((origin) => origin.trim()).filter((origin) => origin !== ""))
+    .transform((list) =>
+      list
+        .split(",")
+        .map((origin) => origin.trim())
+        .filter((origin) => origin !== ""),
+    )
     .pipe(z.array(entry))
     .optional()
     .transform((list) => list ?? []);
-  return new Setting(env, schema, { rule: "comma-separated origins (scheme://host[:port])", doc: o.doc, shownDefault: o.shownDefault ?? "none", quiet: true }, []);
+  return new Setting(
+    env,
+    schema,
+    { rule: "comma-separated origins (scheme://host[:port])", doc: o.doc, shownDefault: o.shownDefault ?? "none", quiet: true },
+    [],
+  );
 }
 
 /** Text that passes `test` (the rule says what that is); `default` when unset. */
-export function matching<D extends string | undefined>(env: string, o: Doc & { default: D; rule: string; test: (value: string) => boolean }): Setting<string | D> {
+export function matching<D extends string | undefined>(
+  env: string,
+  o: Doc & { default: D; rule: string; test: (value: string) => boolean },
+): Setting<string | D> {
   const schema = z
     .string()
     .refine(o.test)
@@ -145,7 +168,17 @@ export function natsServers(env: string, o: Doc & { default: string }): Setting<
   const schema = z
     .string()
     .optional()
-    .transform((list) => (list ?? o.default).split(",").map((server) => server.trim()).filter((server) => server !== ""))
+    .transform((list) =>
+      (list ?? o.default)
+        .split(",")
+        .map((server) => server.trim())
+        .filter((server) => server !== ""),
+    )
     .pipe(z.array(entry).min(1));
-  return new Setting(env, schema, { rule: "comma-separated NATS servers (nats://host:port)", doc: o.doc, shownDefault: o.shownDefault, quiet: true }, [o.default]);
+  return new Setting(
+    env,
+    schema,
+    { rule: "comma-separated NATS servers (nats://host:port)", doc: o.doc, shownDefault: o.shownDefault, quiet: true },
+    [o.default],
+  );
 }

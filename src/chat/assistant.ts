@@ -1,15 +1,7 @@
 import { setTimeout as sleep } from "node:timers/promises";
 import { backoffDelay, type BackoffPolicy } from "../lib/backoff.js";
 import type { Db } from "../db/client.js";
-import {
-  activeTurn,
-  endTurn,
-  getTurn,
-  interruptIfDead,
-  requestCancel,
-  turnControl,
-  type TurnIdentity,
-} from "../domain/conversation-log.js";
+import { activeTurn, endTurn, getTurn, interruptIfDead, requestCancel, turnControl, type TurnIdentity } from "../domain/conversation-log.js";
 import { cancelWaitingTurn, decideToolCalls, type Decision } from "../domain/decisions.js";
 import { AppError, ErrorCode } from "../lib/errors.js";
 import type { Message, Turn } from "../generated/prisma/client.js";
@@ -173,7 +165,10 @@ export class Assistant {
       await attempt();
       return;
     } catch (error) {
-      this.deps.logger.warn({ err: error, turnId: turn.id }, "releasing the conversation's lease failed; retrying in the background (else it expires by itself)");
+      this.deps.logger.warn(
+        { err: error, turnId: turn.id },
+        "releasing the conversation's lease failed; retrying in the background (else it expires by itself)",
+      );
     }
     const retrying = this.retryHandBack(turn.id, attempt).finally(() => this.handBacks.delete(retrying));
     this.handBacks.add(retrying);

@@ -21,9 +21,7 @@ export interface StreamedAnswer {
 }
 
 /** One model call: the step it returned, or what it threw; either way the answer text that arrived. */
-export type ModelCall =
-  | { ok: true; step: StepResult; answer: StreamedAnswer }
-  | { ok: false; error: unknown; answer: StreamedAnswer };
+export type ModelCall = { ok: true; step: StepResult; answer: StreamedAnswer } | { ok: false; error: unknown; answer: StreamedAnswer };
 
 /** The bounds of each model call, as configured (CHAT_MAX_TOOL_CALLS_PER_STEP, CHAT_MAX_ANSWER_CHARS). */
 export function stepBounds(deps: AssistantDeps): StepBounds {
@@ -63,15 +61,19 @@ export async function callModel(run: TurnRun, model: ChatModel, messages: Messag
   const writer = answerWriter(run);
   let step: StepResult;
   try {
-    step = await streamStep(model, { model: deps.modelName, messages: window.messages, tools: COHERE_TOOLS }, {
-      timeoutMs: deps.callTimeoutMs,
-      deadline: run.deadline,
-      signal: run.signal,
-      policy: deps.retryPolicy,
-      onRetry: (info) => deps.logger.warn({ ...info, conversationId: turn.conversationId }, "retrying the model call"),
-      onText: (delta) => writer.append(delta),
-      bounds: stepBounds(deps),
-    });
+    step = await streamStep(
+      model,
+      { model: deps.modelName, messages: window.messages, tools: COHERE_TOOLS },
+      {
+        timeoutMs: deps.callTimeoutMs,
+        deadline: run.deadline,
+        signal: run.signal,
+        policy: deps.retryPolicy,
+        onRetry: (info) => deps.logger.warn({ ...info, conversationId: turn.conversationId }, "retrying the model call"),
+        onText: (delta) => writer.append(delta),
+        bounds: stepBounds(deps),
+      },
+    );
   } catch (error) {
     await writer.close();
     return { ok: false, error, answer: { id: writer.messageId, content: writer.content } };

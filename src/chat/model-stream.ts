@@ -1,13 +1,6 @@
 import type { TokenUsage } from "../domain/conversation-log.js";
 import type { BackoffPolicy } from "../lib/backoff.js";
-import {
-  chatWithRetries,
-  ModelTimeoutError,
-  ModelUnavailableError,
-  type ChatModel,
-  type ChatRequest,
-  type ChatStreamEvent,
-} from "./cohere.js";
+import { chatWithRetries, ModelTimeoutError, ModelUnavailableError, type ChatModel, type ChatRequest, type ChatStreamEvent } from "./cohere.js";
 import { storableDelta } from "./model-output.js";
 import { callsCounted, CappedText, MAX_TOOL_ARGUMENTS_CHARS, type StepBounds, type StepOverflow } from "./step-bounds.js";
 
@@ -58,10 +51,7 @@ export interface StepOptions {
 export async function streamStep(model: ChatModel, request: ChatRequest, options: StepOptions): Promise<StepResult> {
   const call = new AbortController();
   const signal = AbortSignal.any([options.signal, call.signal]);
-  const timeUp = setTimeout(
-    () => call.abort(new ModelTimeoutError("the turn ran out of time")),
-    Math.max(0, options.deadline - performance.now()),
-  );
+  const timeUp = setTimeout(() => call.abort(new ModelTimeoutError("the turn ran out of time")), Math.max(0, options.deadline - performance.now()));
   let idle: NodeJS.Timeout | undefined;
   try {
     const events = await chatWithRetries(model, request, {

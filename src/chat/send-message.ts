@@ -164,7 +164,8 @@ async function retryTurn(assistant: Assistant, send: Send, original: OpenedTurn)
   // Each pass moves the turn on (RUNNING → ended, FAILED → RUNNING); a few passes settle any race.
   for (let pass = 0; pass < 4; pass += 1) {
     if (turn.status !== "RUNNING" && turn.status !== "FAILED") return result(assistant, userMessage, turn);
-    const step = turn.status === "RUNNING" ? await joinRunning(assistant, send, userMessage, turn) : await resumeFailed(assistant, send, userMessage, turn);
+    const step =
+      turn.status === "RUNNING" ? await joinRunning(assistant, send, userMessage, turn) : await resumeFailed(assistant, send, userMessage, turn);
     if ("done" in step) return step.done;
     turn = step.again;
   }
@@ -231,10 +232,7 @@ function isFinalReply(message: Message): boolean {
 
 async function result(assistant: Assistant, userMessage: Message, turn: Turn): Promise<TurnResult> {
   const { db } = assistant;
-  const [conversation, messages] = await Promise.all([
-    getConversation(db, turn.userId, userMessage.conversationId),
-    turnMessages(db, userMessage),
-  ]);
+  const [conversation, messages] = await Promise.all([getConversation(db, turn.userId, userMessage.conversationId), turnMessages(db, userMessage)]);
   const last = messages.at(-1);
   const reply = turn.status !== "RUNNING" && last && last.seq > userMessage.seq && isFinalReply(last) ? last : null;
   return { conversation, userMessage, messages, reply, stopCode: reply?.stopCode ?? null, turn };

@@ -29,10 +29,7 @@ function boundedText(bounds: { min?: number; max: number }, what: string) {
     .meta({ minLength: min, maxLength: bounds.max });
 }
 
-const taskIdSchema = z
-  .string()
-  .min(1)
-  .describe("The task's id, exactly as add_task or list_tasks returned it.");
+const taskIdSchema = z.string().min(1).describe("The task's id, exactly as add_task or list_tasks returned it.");
 
 /** The raw id of a task_id argument, or undefined when it is not a task id. */
 function maybeTaskId(value: string): string | undefined {
@@ -92,8 +89,7 @@ const completeTaskTool = defineTool({
   input: z.object({ task_id: taskIdSchema }),
   output: TaskOutput,
   annotations: { readOnlyHint: false, destructiveHint: false, idempotentHint: true },
-  run: async ({ db, userId, cause }, input) =>
-    taskOutput(await updateTask(db, userId, taskIdOf(input.task_id), { completed: true }, cause)),
+  run: async ({ db, userId, cause }, input) => taskOutput(await updateTask(db, userId, taskIdOf(input.task_id), { completed: true }, cause)),
   targetsOf: namedTask,
 });
 
@@ -147,9 +143,7 @@ export function outputJsonSchema(tool: ToolDefinition): Record<string, unknown> 
 }
 
 function describeIssues(error: z.ZodError): string {
-  return error.issues
-    .map((issue) => (issue.path.length > 0 ? `${issue.path.join(".")}: ${issue.message}` : issue.message))
-    .join("; ");
+  return error.issues.map((issue) => (issue.path.length > 0 ? `${issue.path.join(".")}: ${issue.message}` : issue.message)).join("; ");
 }
 
 /** Parses a JSON-encoded argument string (Cohere's wire format) into an object, or explains why not. */

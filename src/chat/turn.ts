@@ -95,12 +95,17 @@ async function afterStep(run: TurnRun, step: StepResult, answer: StreamedAnswer)
 
 /** Stores a step that asked for tools (its calls run on the next pass); ends the turn if it may no longer write. */
 async function recordToolStep(run: TurnRun, step: StepResult, answer: StreamedAnswer): Promise<TurnEnd | undefined> {
-  const recorded = await recordStep(run.db, run.turn, {
-    streamedId: answer.id,
-    content: storable(answer.content),
-    toolPlan: storable(step.toolPlan || step.thinking).trim() || undefined,
-    toolCalls: (await normaliseCalls(run, step.toolCalls)) as never,
-  }, step.usage);
+  const recorded = await recordStep(
+    run.db,
+    run.turn,
+    {
+      streamedId: answer.id,
+      content: storable(answer.content),
+      toolPlan: storable(step.toolPlan || step.thinking).trim() || undefined,
+      toolCalls: (await normaliseCalls(run, step.toolCalls)) as never,
+    },
+    step.usage,
+  );
   if (recorded) return undefined;
   await run.checkStop();
   return stopped(run, answer);

@@ -37,7 +37,8 @@ async function targetOf(context: ToolContext, turnId: string | undefined): Promi
   if (turnId !== undefined) return turnIdOf(turnId);
   if (!context.turn) throw new AppError(ErrorCode.BAD_USER_INPUT, "turn_id is required outside a conversation");
   const latest = await latestUndoableTurn(context.db, context.userId, context.turn.conversationId, context.turn.id);
-  if (latest === null) throw new AppError(ErrorCode.BAD_USER_INPUT, "No earlier turn of this conversation changed tasks, so there is nothing to undo");
+  if (latest === null)
+    throw new AppError(ErrorCode.BAD_USER_INPUT, "No earlier turn of this conversation changed tasks, so there is nothing to undo");
   return latest;
 }
 

@@ -105,11 +105,7 @@ export async function applyMigrations(options: MigrateOptions): Promise<MigrateR
   }
 }
 
-async function applyLocked(
-  client: pg.Client,
-  files: MigrationFile[],
-  log: (message: string) => void,
-): Promise<MigrateResult> {
+async function applyLocked(client: pg.Client, files: MigrationFile[], log: (message: string) => void): Promise<MigrateResult> {
   await client.query(CREATE_MIGRATIONS_TABLE);
   const { rows } = await client.query<AppliedRow>(
     `SELECT migration_name, checksum, finished_at FROM "_prisma_migrations"
@@ -162,10 +158,7 @@ async function applyOne(client: pg.Client, file: MigrationFile): Promise<void> {
   try {
     await client.query("BEGIN");
     await client.query(file.sql);
-    await client.query(
-      `UPDATE "_prisma_migrations" SET finished_at = now(), applied_steps_count = 1 WHERE id = $1`,
-      [id],
-    );
+    await client.query(`UPDATE "_prisma_migrations" SET finished_at = now(), applied_steps_count = 1 WHERE id = $1`, [id]);
     await client.query("COMMIT");
   } catch (error) {
     await client.query("ROLLBACK");

@@ -3,16 +3,10 @@ import { notFound } from "../lib/errors.js";
 import type { Prisma } from "../generated/prisma/client.js";
 import { Bounds, optionalText } from "./bounds.js";
 
-export type ConversationQuery =
-  | { select?: Prisma.ConversationSelect }
-  | { include?: Prisma.ConversationInclude }
-  | Record<string, never>;
+export type ConversationQuery = { select?: Prisma.ConversationSelect } | { include?: Prisma.ConversationInclude } | Record<string, never>;
 
 /** Most recently updated first; the id breaks ties so cursors are stable. */
-export const CONVERSATION_ORDER: Prisma.ConversationOrderByWithRelationInput[] = [
-  { updatedAt: "desc" },
-  { id: "desc" },
-];
+export const CONVERSATION_ORDER: Prisma.ConversationOrderByWithRelationInput[] = [{ updatedAt: "desc" }, { id: "desc" }];
 
 /** What Pothos asks of a connection's page: the selection, and where the page starts (`cursor`, `skip`, `take`). */
 export type ConversationPageQuery = Omit<Prisma.ConversationFindManyArgs, "where" | "orderBy">;

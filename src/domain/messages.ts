@@ -29,12 +29,7 @@ export async function getMessage(db: Db, userId: string, id: string, query: Mess
  * writers take turns: seqs are dense, and they commit in seq order. A reader
  * that has seen seq N can never later see a smaller seq appear.
  */
-export async function appendMessages(
-  tx: DbClient,
-  userId: string,
-  conversationId: string,
-  messages: readonly NewMessage[],
-) {
+export async function appendMessages(tx: DbClient, userId: string, conversationId: string, messages: readonly NewMessage[]) {
   const bumped = await tx.conversation.updateManyAndReturn({
     where: { id: conversationId, userId },
     // The conversations_touch_updated_at trigger moves updated_at, by the database's clock.

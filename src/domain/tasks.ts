@@ -111,14 +111,7 @@ function assignments(input: UpdateTaskInput, names: FieldNames | undefined): Pri
 }
 
 /** An update that changes nothing leaves the row (and its updated_at) as it was and records no event. */
-export async function updateTask(
-  db: DbClient,
-  userId: string,
-  id: string,
-  input: UpdateTaskInput,
-  cause: Cause,
-  names?: FieldNames,
-): Promise<Task> {
+export async function updateTask(db: DbClient, userId: string, id: string, input: UpdateTaskInput, cause: Cause, names?: FieldNames): Promise<Task> {
   const sets = assignments(input, names);
   if (sets.length === 0) return getTask(db, userId, id);
   const rows = await db.$queryRaw<TaskRow[]>`

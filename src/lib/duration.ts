@@ -33,10 +33,13 @@ export function durationWithin(text: string, bounds: DurationBounds): number | u
 
 /** "1 second", "90 seconds", "12 hours", "365 days": the largest unit that divides the duration exactly. */
 export function formatDuration(seconds: number): string {
-  const [name, size] = ([["day", 86_400], ["hour", 3600], ["minute", 60]] as const).find(([, unit]) => seconds % unit === 0 && seconds > 0) ?? [
-    "second",
-    1,
-  ];
+  const [name, size] = (
+    [
+      ["day", 86_400],
+      ["hour", 3600],
+      ["minute", 60],
+    ] as const
+  ).find(([, unit]) => seconds % unit === 0 && seconds > 0) ?? ["second", 1];
   const count = seconds / size;
   return `${count} ${name}${count === 1 ? "" : "s"}`;
 }

@@ -83,11 +83,7 @@ export function rateLimited(what: string, retryAfterSeconds: number): AppError {
   });
 }
 
-export function toGraphQLError(
-  error: AppError,
-  base?: GraphQLError,
-  extra: Record<string, unknown> = {},
-): GraphQLError {
+export function toGraphQLError(error: AppError, base?: GraphQLError, extra: Record<string, unknown> = {}): GraphQLError {
   return new GraphQLError(error.message, {
     nodes: base?.nodes,
     source: base?.source,

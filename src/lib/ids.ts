@@ -16,11 +16,7 @@ export function toGlobalId(typename: NodeTypename, id: string): string {
 }
 
 /** Decodes an opaque global ID; `field` names the argument in the BAD_USER_INPUT error. */
-export function parseGlobalId(
-  value: string,
-  field: string,
-  expected: readonly NodeTypename[],
-): { typename: NodeTypename; id: string } {
+export function parseGlobalId(value: string, field: string, expected: readonly NodeTypename[]): { typename: NodeTypename; id: string } {
   let decoded: { typename: string; id: string };
   try {
     decoded = decodeGlobalID(value);

@@ -48,8 +48,15 @@ export async function confirmDestructive(
   if (!review.targets.every((id) => owned.has(id))) return { run: true };
   const tasks = await findOwnedTasks(context.db, context.userId, review.taskIds);
   try {
-    const message = question(name, args, tasks.map((task) => task.title));
-    const answer = await server.elicitInput({ mode: "form", message, requestedSchema: { type: "object", properties: {} } }, { timeout: ELICITATION_TIMEOUT_MS });
+    const message = question(
+      name,
+      args,
+      tasks.map((task) => task.title),
+    );
+    const answer = await server.elicitInput(
+      { mode: "form", message, requestedSchema: { type: "object", properties: {} } },
+      { timeout: ELICITATION_TIMEOUT_MS },
+    );
     if (answer.action === "accept") return { run: true };
     return { run: false, reason: `Not run: the user ${answer.action === "decline" ? "declined" : "dismissed the question"}.` };
   } catch (error) {

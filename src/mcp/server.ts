@@ -1,11 +1,6 @@
 import { Server } from "@modelcontextprotocol/sdk/server/index.js";
 import { Protocol } from "@modelcontextprotocol/sdk/shared/protocol.js";
-import {
-  ErrorCode as RpcErrorCode,
-  ListToolsRequestSchema,
-  McpError,
-  type CallToolResult,
-} from "@modelcontextprotocol/sdk/types.js";
+import { ErrorCode as RpcErrorCode, ListToolsRequestSchema, McpError, type CallToolResult } from "@modelcontextprotocol/sdk/types.js";
 import { inputJsonSchema, outputJsonSchema, runTool, TOOLS } from "../chat/tools.js";
 import type { Db } from "../db/client.js";
 import { MCP_CAUSE } from "../domain/provenance.js";

@@ -70,7 +70,9 @@ builder.mutationField("sendMessage", (t) =>
       if (turn.stopCode !== null) {
         // A bound's reply is the message saying so; a cut answer's reply is the answer itself.
         const message =
-          turn.stopCode === ErrorCode.ASSISTANT_ANSWER_TOO_LONG ? ANSWER_CUT_ERROR : (turn.reply?.content ?? "The assistant stopped before finishing");
+          turn.stopCode === ErrorCode.ASSISTANT_ANSWER_TOO_LONG
+            ? ANSWER_CUT_ERROR
+            : (turn.reply?.content ?? "The assistant stopped before finishing");
         const error = new AppError(turn.stopCode as ErrorCode, message, {
           extensions: { retryable: true },
         });

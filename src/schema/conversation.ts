@@ -1,9 +1,4 @@
-import {
-  createConversation,
-  deleteConversation,
-  getConversation,
-  listConversationPage,
-} from "../domain/conversations.js";
+import { createConversation, deleteConversation, getConversation, listConversationPage } from "../domain/conversations.js";
 import { builder } from "./builder.js";
 import { parseId, toGlobalId } from "../lib/ids.js";
 
@@ -17,12 +12,12 @@ export const ConversationRef = builder.prismaNode("Conversation", {
     messages: t.relatedConnection(
       "messages",
       {
-      cursor: "id",
-      description: "The conversation's messages in seq order. Use `last` for the newest.",
-      query: { orderBy: { seq: "asc" } },
-    },
-    { name: "MessageConnection" },
-    { name: "MessageEdge" },
+        cursor: "id",
+        description: "The conversation's messages in seq order. Use `last` for the newest.",
+        query: { orderBy: { seq: "asc" } },
+      },
+      { name: "MessageConnection" },
+      { name: "MessageEdge" },
     ),
   }),
 });
@@ -36,10 +31,10 @@ const CreateConversationInput = builder.inputType("CreateConversationInput", {
 builder.queryFields((t) => ({
   conversations: t.prismaConnection(
     {
-    type: "Conversation",
-    cursor: "id",
-    description: "The viewer's conversations, most recently updated first.",
-    resolve: (query, _root, _args, ctx) => listConversationPage(ctx.db, ctx.viewer.userId, query),
+      type: "Conversation",
+      cursor: "id",
+      description: "The viewer's conversations, most recently updated first.",
+      resolve: (query, _root, _args, ctx) => listConversationPage(ctx.db, ctx.viewer.userId, query),
     },
     { name: "ConversationConnection" },
     { name: "ConversationEdge" },
@@ -48,8 +43,7 @@ builder.queryFields((t) => ({
     type: "Conversation",
     nullable: true,
     args: { id: t.arg.id({ required: true }) },
-    resolve: (query, _root, args, ctx) =>
-      getConversation(ctx.db, ctx.viewer.userId, parseId(args.id, "id", "Conversation"), query),
+    resolve: (query, _root, args, ctx) => getConversation(ctx.db, ctx.viewer.userId, parseId(args.id, "id", "Conversation"), query),
   }),
 }));
 
@@ -57,8 +51,7 @@ builder.mutationFields((t) => ({
   createConversation: t.prismaField({
     type: "Conversation",
     args: { input: t.arg({ type: CreateConversationInput, required: false }) },
-    resolve: (query, _root, { input }, ctx) =>
-      createConversation(ctx.db, ctx.viewer.userId, { title: input?.title }, query, "input.title"),
+    resolve: (query, _root, { input }, ctx) => createConversation(ctx.db, ctx.viewer.userId, { title: input?.title }, query, "input.title"),
   }),
   deleteConversation: t.field({
     type: "ID",

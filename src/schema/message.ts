@@ -12,7 +12,8 @@ export const MessageRoleEnum = builder.enumType("MessageRole", {
 });
 
 export const MessageStatusEnum = builder.enumType("MessageStatus", {
-  description: "An assistant answer is STREAMING while the model writes it, then COMPLETE, CANCELLED or FAILED (keeping what it had). User and tool messages are always COMPLETE.",
+  description:
+    "An assistant answer is STREAMING while the model writes it, then COMPLETE, CANCELLED or FAILED (keeping what it had). User and tool messages are always COMPLETE.",
   values: ["STREAMING", "COMPLETE", "CANCELLED", "FAILED"] as const,
 });
 
@@ -34,7 +35,10 @@ export const MessageRef = builder.prismaNode("Message", {
         const calls = storedToolCalls(message);
         if (calls.length === 0) return [];
         const results = await ctx.toolResults.loadMany(calls.map((call) => toolResultKey(message.conversationId, call.id)));
-        return toolCallsOf(message, results.map((r) => (r instanceof Error ? null : r)));
+        return toolCallsOf(
+          message,
+          results.map((r) => (r instanceof Error ? null : r)),
+        );
       },
     }),
     toolCallId: t.exposeString("toolCallId", {

@@ -49,7 +49,8 @@ export const TaskEventRef = builder.prismaNode("TaskEvent", {
     turn: t.field({
       type: TurnRef,
       nullable: true,
-      description: "ASSISTANT: the turn whose tool call made the change. UNDO: the turn undone. Otherwise null (also once its conversation is deleted).",
+      description:
+        "ASSISTANT: the turn whose tool call made the change. UNDO: the turn undone. Otherwise null (also once its conversation is deleted).",
       resolve: (event, _args, ctx) => turnOf(ctx, event.actor === "UNDO" ? event.undoneTurnId : event.actor === "ASSISTANT" ? event.turnId : null),
     }),
     undoingTurn: t.field({
@@ -62,8 +63,18 @@ export const TaskEventRef = builder.prismaNode("TaskEvent", {
       nullable: true,
       description: "The tool call that made the change (ASSISTANT), or that asked for the undo (UNDO by the assistant).",
     }),
-    before: t.field({ type: "JSON", nullable: true, description: "The task before the change; null for CREATED.", resolve: (event) => presentRow(event.before) }),
-    after: t.field({ type: "JSON", nullable: true, description: "The task after the change; null for DELETED.", resolve: (event) => presentRow(event.after) }),
+    before: t.field({
+      type: "JSON",
+      nullable: true,
+      description: "The task before the change; null for CREATED.",
+      resolve: (event) => presentRow(event.before),
+    }),
+    after: t.field({
+      type: "JSON",
+      nullable: true,
+      description: "The task after the change; null for DELETED.",
+      resolve: (event) => presentRow(event.after),
+    }),
   }),
 });
 

@@ -1,11 +1,4 @@
-import {
-  addTask,
-  deleteTask,
-  getTask,
-  listTaskPage,
-  updateTask,
-  type TaskStatus,
-} from "../domain/tasks.js";
+import { addTask, deleteTask, getTask, listTaskPage, updateTask, type TaskStatus } from "../domain/tasks.js";
 import { USER_CAUSE } from "../domain/provenance.js";
 import { builder } from "./builder.js";
 import { parseId } from "../lib/ids.js";
@@ -47,11 +40,11 @@ const UpdateTaskInput = builder.inputType("UpdateTaskInput", {
 builder.queryFields((t) => ({
   tasks: t.prismaConnection(
     {
-    type: "Task",
-    cursor: "id",
-    description: "The viewer's tasks, newest first.",
-    args: { status: t.arg({ type: TaskStatusFilter, defaultValue: "ALL", required: false }) },
-    resolve: (query, _root, args, ctx) => listTaskPage(ctx.db, ctx.viewer.userId, args.status ?? "ALL", query),
+      type: "Task",
+      cursor: "id",
+      description: "The viewer's tasks, newest first.",
+      args: { status: t.arg({ type: TaskStatusFilter, defaultValue: "ALL", required: false }) },
+      resolve: (query, _root, args, ctx) => listTaskPage(ctx.db, ctx.viewer.userId, args.status ?? "ALL", query),
     },
     { name: "TaskConnection" },
     { name: "TaskEdge" },

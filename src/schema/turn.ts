@@ -54,9 +54,7 @@ export const TurnRef = builder.prismaNode("Turn", {
       description: "Billed tokens summed over the turn's model calls; null before the first call ends.",
       select: { inputTokens: true, outputTokens: true },
       resolve: (turn) =>
-        turn.inputTokens === null && turn.outputTokens === null
-          ? null
-          : { inputTokens: turn.inputTokens ?? 0, outputTokens: turn.outputTokens ?? 0 },
+        turn.inputTokens === null && turn.outputTokens === null ? null : { inputTokens: turn.inputTokens ?? 0, outputTokens: turn.outputTokens ?? 0 },
     }),
     startedAt: t.expose("startedAt", { type: "DateTime" }),
     finishedAt: t.expose("finishedAt", { type: "DateTime", nullable: true }),

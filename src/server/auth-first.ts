@@ -30,14 +30,10 @@ export function useAuthFirst(options: AuthFirstOptions): Plugin {
       const tooLarge = declaredTooLarge(request, options.maxBodyBytes);
       if (tooLarge) return endResponse(tooLarge);
       try {
-        (serverContext as FrontDoorContext).viewer = await options.verifier.verify(
-          bearerToken(request.headers.get("authorization")),
-        );
+        (serverContext as FrontDoorContext).viewer = await options.verifier.verify(bearerToken(request.headers.get("authorization")));
       } catch (error) {
         const message = error instanceof AppError ? error.message : "Invalid token";
-        endResponse(
-          errorResponse(401, ErrorCode.UNAUTHENTICATED, message, { accept, headers: { "www-authenticate": 'Bearer realm="graphql"' } }),
-        );
+        endResponse(errorResponse(401, ErrorCode.UNAUTHENTICATED, message, { accept, headers: { "www-authenticate": 'Bearer realm="graphql"' } }));
       }
     },
   };

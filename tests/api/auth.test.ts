@@ -13,11 +13,7 @@ const ADD_TASK = `mutation { addTask(input: { title: "Should not exist" }) { id 
 const OTHER_SECRET = `other-${crypto.randomUUID()}-${crypto.randomUUID()}`;
 
 /** POSTs with exactly the headers given, so the Authorization header can be anything (or absent). */
-async function rawRequest(
-  url: string,
-  query: string,
-  authorization: string | undefined,
-): Promise<GraphQLResponse> {
+async function rawRequest(url: string, query: string, authorization: string | undefined): Promise<GraphQLResponse> {
   const headers: Record<string, string> = { "content-type": "application/json", accept: "application/graphql-response+json" };
   if (authorization !== undefined) headers.authorization = authorization;
   const response = await fetch(url, { method: "POST", headers, body: JSON.stringify({ query }) });
@@ -173,10 +169,7 @@ describe("authentication with a JWKS", () => {
     });
   });
 
-  function rs256(
-    key: CryptoKey,
-    claims: { sub: string; iss?: string; aud?: string; kid?: string; exp?: string | number },
-  ): Promise<string> {
+  function rs256(key: CryptoKey, claims: { sub: string; iss?: string; aud?: string; kid?: string; exp?: string | number }): Promise<string> {
     return new SignJWT({})
       .setProtectedHeader({ alg: "RS256", typ: "JWT", kid: claims.kid ?? KID })
       .setSubject(claims.sub)
@@ -249,13 +242,7 @@ describe("authentication with a JWKS", () => {
 
   it("should reject an unsigned alg: none token", async () => {
     const userId = newUserId("jwks");
-    const unsigned = new UnsecuredJWT({})
-      .setSubject(userId)
-      .setIssuer(ISSUER)
-      .setAudience(AUDIENCE)
-      .setIssuedAt()
-      .setExpirationTime("1h")
-      .encode();
+    const unsigned = new UnsecuredJWT({}).setSubject(userId).setIssuer(ISSUER).setAudience(AUDIENCE).setIssuedAt().setExpirationTime("1h").encode();
     await expectRejected(unsigned, userId);
   });
 });

@@ -71,7 +71,7 @@ describe("an unexpected failure", () => {
     expect(error?.message).toBe("Unexpected error");
     expect(error?.path).toEqual(["tasks"]);
     expect(error?.extensions).toEqual({ code: "INTERNAL_SERVER_ERROR" });
-    expectNothingInternal(text, [new URL(fresh.url).pathname.slice(1), "tasks\" does not exist"]);
+    expectNothingInternal(text, [new URL(fresh.url).pathname.slice(1), 'tasks" does not exist']);
   });
 
   it("should leave the server serving", async () => {

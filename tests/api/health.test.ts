@@ -88,9 +88,7 @@ describe("GraphiQL", () => {
     const page = await (await fetch(withGraphiql.url, { headers: { accept: "text/html" } })).text();
     expect(page).not.toContain("unpkg.com");
     const assets = [...page.matchAll(/\/graphiql\/assets\/[\w./-]+/g)].map((match) => match[0]);
-    expect(assets).toEqual(
-      expect.arrayContaining(["/graphiql/assets/yoga-graphiql.umd.js", "/graphiql/assets/graphiql.css"]),
-    );
+    expect(assets).toEqual(expect.arrayContaining(["/graphiql/assets/yoga-graphiql.umd.js", "/graphiql/assets/graphiql.css"]));
     for (const asset of new Set(assets)) {
       const response = await fetch(`${withGraphiql.baseUrl}${asset}`);
       expect(response.status, asset).toBe(200);

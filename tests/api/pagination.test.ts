@@ -66,11 +66,9 @@ describe("pagination", () => {
     async function createTasks(user: TestUser, count: number): Promise<string[]> {
       const ids: string[] = [];
       for (let i = 1; i <= count; i += 1) {
-        const data = await ok<{ addTask: { id: string } }>(
-          user,
-          `mutation($title: String!) { addTask(input: { title: $title }) { id } }`,
-          { title: `T${i}` },
-        );
+        const data = await ok<{ addTask: { id: string } }>(user, `mutation($title: String!) { addTask(input: { title: $title }) { id } }`, {
+          title: `T${i}`,
+        });
         ids.push(data.addTask.id);
         await sleep(5);
       }
@@ -251,9 +249,7 @@ describe("pagination", () => {
 
       // Another append moves the next one to the front.
       await sleep(5);
-      await server.db.$transaction(async (tx) =>
-        appendMessages(tx, user.id, rawId(ids[1] ?? ""), [{ role: "user", content: "again" }]),
-      );
+      await server.db.$transaction(async (tx) => appendMessages(tx, user.id, rawId(ids[1] ?? ""), [{ role: "user", content: "again" }]));
       expect(titles(await page(user, { first: 10 }))).toEqual(["C2", "C1", "C3"]);
     });
   });

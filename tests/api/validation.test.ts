@@ -382,9 +382,12 @@ describe("input validation", () => {
     it("should reject a garbage before cursor on conversation(id).messages", async () => {
       const user = await newUser(server);
       const id = await createConversation(user);
-      const response = await user.gql(`query($id: ID!) { conversation(id: $id) { messages(last: 2, before: "garbage") { edges { node { id } } } } }`, {
-        id,
-      });
+      const response = await user.gql(
+        `query($id: ID!) { conversation(id: $id) { messages(last: 2, before: "garbage") { edges { node { id } } } } }`,
+        {
+          id,
+        },
+      );
       expectBadInput(response, { field: "before", mentions: "before" });
     });
   });

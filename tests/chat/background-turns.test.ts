@@ -9,7 +9,26 @@ import { ACTIVE_TURN, deferred, SEND_LIVE, twoInstances, type LivePayload } from
 const TURN = /* GraphQL */ `
   query Turn($id: ID!) {
     node(id: $id) {
-      ... on Turn { id status stopCode finishedAt userMessage { id } conversation { id activeTurn { id } } messages { role status content } }
+      ... on Turn {
+        id
+        status
+        stopCode
+        finishedAt
+        userMessage {
+          id
+        }
+        conversation {
+          id
+          activeTurn {
+            id
+          }
+        }
+        messages {
+          role
+          status
+          content
+        }
+      }
     }
   }
 `;

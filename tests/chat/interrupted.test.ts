@@ -217,10 +217,13 @@ describe("a turn whose instance died", () => {
     expect(conversation.turnLeaseId).toBeNull();
 
     fake.enqueue(textReply("Answered after the restart."));
-    const resumed = await send({ ...user, gql: (query, variables) => server.request(query, variables, user.token) }, {
-      content: "before shutdown",
-      clientMessageId,
-    });
+    const resumed = await send(
+      { ...user, gql: (query, variables) => server.request(query, variables, user.token) },
+      {
+        content: "before shutdown",
+        clientMessageId,
+      },
+    );
     expect(resumed.turn).toMatchObject({ id: started.data!.sendMessage.turn.id, status: "COMPLETED" });
     expect(resumed.reply?.content).toBe("Answered after the restart.");
     never.resolve();

@@ -17,7 +17,10 @@ describe("the conversation's lease and a turn's clock", () => {
 
   async function rig(overrides: Parameters<typeof startChatRig>[0] = {}): Promise<{ fake: FakeCohere; server: TestServer }> {
     const { fake, server } = await startChatRig(overrides);
-    closers.push(() => fake.close(), () => server.close());
+    closers.push(
+      () => fake.close(),
+      () => server.close(),
+    );
     return { fake, server };
   }
 
@@ -82,9 +85,12 @@ describe("the conversation's lease and a turn's clock", () => {
       const { logger, lines } = capturingLogger();
       const { fake, server } = await rig({ logger });
       const user = await newUser(server);
-      const created = await user.gql<{ createConversation: { id: string } }>(`mutation C($t: String) { createConversation(input: { title: $t }) { id } }`, {
-        t: title,
-      });
+      const created = await user.gql<{ createConversation: { id: string } }>(
+        `mutation C($t: String) { createConversation(input: { title: $t }) { id } }`,
+        {
+          t: title,
+        },
+      );
       fake.enqueue(textReply("Answered all the same."));
 
       const response = await user.gql<{ sendMessage: LivePayload }>(SEND_LIVE, {

@@ -15,11 +15,27 @@ import { newUser, type TestServer, type TestUser } from "../helpers/server.js";
 const SEND = /* GraphQL */ `
   mutation Send($input: SendMessageInput!) {
     sendMessage(input: $input) {
-      conversation { id }
-      userMessage { id content }
-      reply { content }
-      toolCalls { id name arguments result error }
-      turn { status stopCode }
+      conversation {
+        id
+      }
+      userMessage {
+        id
+        content
+      }
+      reply {
+        content
+      }
+      toolCalls {
+        id
+        name
+        arguments
+        result
+        error
+      }
+      turn {
+        status
+        stopCode
+      }
     }
   }
 `;

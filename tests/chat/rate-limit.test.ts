@@ -17,10 +17,7 @@ const SLOW_MAX_WAIT = Math.ceil(60 / SLOW.perMinute);
 
 /** What the user has stored: a refused send must add to neither. */
 async function stored(db: Db, userId: string): Promise<{ conversations: number; messages: number }> {
-  const [conversations, messages] = await Promise.all([
-    db.conversation.count({ where: { userId } }),
-    db.message.count({ where: { userId } }),
-  ]);
+  const [conversations, messages] = await Promise.all([db.conversation.count({ where: { userId } }), db.message.count({ where: { userId } })]);
   return { conversations, messages };
 }
 
@@ -179,9 +176,7 @@ describe("sendMessage rate limit", () => {
     const zero = await serve({ perMinute: 0, burst: 1 });
     for (const server of [unlimited, zero]) {
       const user = await newUser(server);
-      const responses = await Promise.all(
-        Array.from({ length: 2 * SLOW.burst }, (_, i) => sendMessage(user, { content: `free ${i}` })),
-      );
+      const responses = await Promise.all(Array.from({ length: 2 * SLOW.burst }, (_, i) => sendMessage(user, { content: `free ${i}` })));
       for (const response of responses) expectAccepted(response);
       // Off means no bucket either: no write per send.
       expect(await server.db.rateLimitBucket.count({ where: { userId: user.id } })).toBe(0);
@@ -204,9 +199,7 @@ describe("takeToken", () => {
 
   it("should never let more than the burst through under concurrent takes from two clients", async () => {
     const userId = newUserId();
-    const outcomes = await Promise.all(
-      Array.from({ length: 60 }, (_, i) => takeToken(i % 2 === 0 ? first : second, userId, "race", SLOW)),
-    );
+    const outcomes = await Promise.all(Array.from({ length: 60 }, (_, i) => takeToken(i % 2 === 0 ? first : second, userId, "race", SLOW)));
     expect(outcomes.filter((outcome) => outcome.allowed)).toHaveLength(SLOW.burst);
     for (const outcome of outcomes) {
       if (outcome.allowed) continue;

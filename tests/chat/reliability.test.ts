@@ -5,15 +5,7 @@ import type { Db } from "../../src/db/client.js";
 import type { Message } from "../../src/generated/prisma/client.js";
 import type { Logger } from "../../src/lib/logger.js";
 import { toGlobalId } from "../../src/lib/ids.js";
-import {
-  cohereAssistant,
-  messagesIn,
-  sendMessage,
-  startChatRig,
-  type MessageView,
-  type SendPayload,
-  type SendResponse,
-} from "../helpers/chat.js";
+import { cohereAssistant, messagesIn, sendMessage, startChatRig, type MessageView, type SendPayload, type SendResponse } from "../helpers/chat.js";
 import { testDb } from "../helpers/db.js";
 import {
   errorReply,
@@ -35,13 +27,26 @@ const CONVERSATION = /* GraphQL */ `
     conversation(id: $id) {
       id
       title
-      messages { edges { node { id role content seq } } }
+      messages {
+        edges {
+          node {
+            id
+            role
+            content
+            seq
+          }
+        }
+      }
     }
   }
 `;
 
 const CREATE_CONVERSATION = /* GraphQL */ `
-  mutation { createConversation { id } }
+  mutation {
+    createConversation {
+      id
+    }
+  }
 `;
 
 interface Rig {
@@ -428,7 +433,12 @@ describe("sendMessage reliability", () => {
       fake.enqueue(textReply("Answering both."));
       const later = payloadOf(await sendMessage(user, { content: "second", conversationId }));
       // The later turn showed the model the earlier message.
-      expect(fake.requests.at(-1)!.body.messages.slice(1).map((m) => [m.role, m.content])).toEqual([
+      expect(
+        fake.requests
+          .at(-1)!
+          .body.messages.slice(1)
+          .map((m) => [m.role, m.content]),
+      ).toEqual([
         ["user", "first, unanswered"],
         ["user", "second"],
       ]);
@@ -622,9 +632,7 @@ describe("sendMessage reliability", () => {
         {
           role: "assistant",
           tool_plan: "I will add the task.",
-          tool_calls: [
-            { id: "call_before_restart", type: "function", function: { name: "add_task", arguments: '{"title":"Survive restart"}' } },
-          ],
+          tool_calls: [{ id: "call_before_restart", type: "function", function: { name: "add_task", arguments: '{"title":"Survive restart"}' } }],
         },
         {
           role: "tool",

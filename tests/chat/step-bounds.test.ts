@@ -18,17 +18,38 @@ import { deferred, eventsUntilSettled, joined, liveStream, nextStreamEvent } fro
 const SEND = /* GraphQL */ `
   mutation Send($input: SendMessageInput!) {
     sendMessage(input: $input) {
-      conversation { id }
-      userMessage { content }
-      reply { content status }
-      toolCalls { id name }
-      turn { status stopCode }
+      conversation {
+        id
+      }
+      userMessage {
+        content
+      }
+      reply {
+        content
+        status
+      }
+      toolCalls {
+        id
+        name
+      }
+      turn {
+        status
+        stopCode
+      }
     }
   }
 `;
 
 const TASK_COUNT = /* GraphQL */ `
-  query { tasks(first: 100) { edges { node { id } } } }
+  query {
+    tasks(first: 100) {
+      edges {
+        node {
+          id
+        }
+      }
+    }
+  }
 `;
 
 interface Payload {

@@ -60,7 +60,12 @@ describe("stop conditions", () => {
       code: "ASSISTANT_STEP_LIMIT",
       detail: "2",
     });
-    expect(firstStop(rules, answeredSteps([call("list_tasks", read)], [call("complete_task", { task_id: "t" }), call("list_tasks", read), call("list_tasks", read)]))).toEqual({
+    expect(
+      firstStop(
+        rules,
+        answeredSteps([call("list_tasks", read)], [call("complete_task", { task_id: "t" }), call("list_tasks", read), call("list_tasks", read)]),
+      ),
+    ).toEqual({
       code: "ASSISTANT_REPEATED_TOOL_CALL",
       detail: 'list_tasks({"status":"pending"})',
     });
@@ -79,7 +84,12 @@ describe("the steps of a turn", () => {
     expect(markRepeats([call("list_tasks", all), call("complete_task", { task_id: "t" }), call("list_tasks", all)])).toEqual([false, false, false]);
     // A repeated write does not run, so it changes nothing a later read could see.
     const add = { title: "X" };
-    expect(markRepeats([call("add_task", add), call("list_tasks", all), call("add_task", add), call("list_tasks", all)])).toEqual([false, false, true, true]);
+    expect(markRepeats([call("add_task", add), call("list_tasks", all), call("add_task", add), call("list_tasks", all)])).toEqual([
+      false,
+      false,
+      true,
+      true,
+    ]);
   });
 
   it("should compare arguments whatever their key order or spacing, and unparsable ones as text", () => {

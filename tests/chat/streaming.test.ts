@@ -189,7 +189,10 @@ describe("streamed answers", () => {
     const client = connect(b, user);
     const before = b.app.realtime.establishedCount;
     const added = client.subscribe(MESSAGE_ADDED, { conversationId });
-    await vi.waitFor(() => expect(b.app.realtime.establishedCount, "established subscriptions").toBeGreaterThan(before), { timeout: 10_000, interval: 10 });
+    await vi.waitFor(() => expect(b.app.realtime.establishedCount, "established subscriptions").toBeGreaterThan(before), {
+      timeout: 10_000,
+      interval: 10,
+    });
     gate.resolve();
 
     expect((await added.next()).data?.messageAdded).toMatchObject({ role: "ASSISTANT", content: "Settled after you joined." });
@@ -239,7 +242,9 @@ describe("streamed answers", () => {
     let onResult = () => {};
     const before = b.app.streams.establishedCount;
     const subscription = client
-      .subscription(`subscription S($c: ID!) { messageStream(conversationId: $c) { offset delta message { id status content } } }`, { c: conversationId })
+      .subscription(`subscription S($c: ID!) { messageStream(conversationId: $c) { offset delta message { id status content } } }`, {
+        c: conversationId,
+      })
       .subscribe((result) => {
         results.push(result);
         onResult();

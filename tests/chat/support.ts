@@ -12,28 +12,86 @@ import type { QueuedSubscription, TestWsClient } from "../helpers/ws-client.js";
 
 export const MESSAGE_STREAM = /* GraphQL */ `
   subscription Stream($conversationId: ID!) {
-    messageStream(conversationId: $conversationId) { offset delta message { id seq role status content } }
+    messageStream(conversationId: $conversationId) {
+      offset
+      delta
+      message {
+        id
+        seq
+        role
+        status
+        content
+      }
+    }
   }
 `;
 
 export const SEND_LIVE = /* GraphQL */ `
   mutation Send($input: SendMessageInput!) {
     sendMessage(input: $input) {
-      conversation { id }
-      userMessage { id seq content status }
-      reply { id seq content status }
-      messages { id seq role status content }
-      turn { id status stopCode usage { inputTokens outputTokens } startedAt finishedAt }
+      conversation {
+        id
+      }
+      userMessage {
+        id
+        seq
+        content
+        status
+      }
+      reply {
+        id
+        seq
+        content
+        status
+      }
+      messages {
+        id
+        seq
+        role
+        status
+        content
+      }
+      turn {
+        id
+        status
+        stopCode
+        usage {
+          inputTokens
+          outputTokens
+        }
+        startedAt
+        finishedAt
+      }
     }
   }
 `;
 
 export const CANCEL_TURN = /* GraphQL */ `
-  mutation Cancel($id: ID!) { cancelTurn(id: $id) { id status stopCode finishedAt messages { id role status content } } }
+  mutation Cancel($id: ID!) {
+    cancelTurn(id: $id) {
+      id
+      status
+      stopCode
+      finishedAt
+      messages {
+        id
+        role
+        status
+        content
+      }
+    }
+  }
 `;
 
 export const ACTIVE_TURN = /* GraphQL */ `
-  query Active($id: ID!) { conversation(id: $id) { activeTurn { id status } } }
+  query Active($id: ID!) {
+    conversation(id: $id) {
+      activeTurn {
+        id
+        status
+      }
+    }
+  }
 `;
 
 export interface StreamEventView {

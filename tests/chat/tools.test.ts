@@ -2,15 +2,7 @@ import { randomUUID } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { Message, Task } from "../../src/generated/prisma/client.js";
 import { parseId, toGlobalId } from "../../src/lib/ids.js";
-import {
-  cohereAssistant,
-  messagesIn,
-  sendMessage,
-  startChatRig,
-  type SendPayload,
-  type SendResponse,
-  type ToolCallView,
-} from "../helpers/chat.js";
+import { cohereAssistant, messagesIn, sendMessage, startChatRig, type SendPayload, type SendResponse, type ToolCallView } from "../helpers/chat.js";
 import { textReply, toolCallReply, type FakeCohere, type RecordedRequest, type WireMessage } from "../helpers/fake-cohere.js";
 import { newUser, startTestServer, type TestServer, type TestUser } from "../helpers/server.js";
 
@@ -22,19 +14,36 @@ import { newUser, startTestServer, type TestServer, type TestUser } from "../hel
 
 const ADD_TASK = /* GraphQL */ `
   mutation Add($input: AddTaskInput!) {
-    addTask(input: $input) { id title description completed }
+    addTask(input: $input) {
+      id
+      title
+      description
+      completed
+    }
   }
 `;
 
 const COMPLETE_TASK = /* GraphQL */ `
   mutation Complete($id: ID!) {
-    completeTask(id: $id) { id completed }
+    completeTask(id: $id) {
+      id
+      completed
+    }
   }
 `;
 
 const TASKS = /* GraphQL */ `
   query Tasks($status: TaskStatusFilter) {
-    tasks(status: $status, first: 100) { edges { node { id title description completed } } }
+    tasks(status: $status, first: 100) {
+      edges {
+        node {
+          id
+          title
+          description
+          completed
+        }
+      }
+    }
   }
 `;
 
@@ -190,9 +199,7 @@ describe("assistant task tools", () => {
     });
 
     // Every call, in order, with its own result or error, on the payload and on its message.
-    const documents = new Map(
-      expected.flatMap((want) => (want.role === "tool" ? [[want.callId, want.document] as const] : [])),
-    );
+    const documents = new Map(expected.flatMap((want) => (want.role === "tool" ? [[want.callId, want.document] as const] : [])));
     const calls = expected.flatMap((want) => (want.role === "step" ? want.calls : []));
     const views = calls.map((call) => {
       const document = documents.get(call.id);
@@ -309,9 +316,7 @@ describe("assistant task tools", () => {
       expect(wireResult(requests[1]!, "call_add_1")).toEqual(result);
 
       // The id the model saw is the task's GraphQL id.
-      expect(await tasksOf(user)).toEqual([
-        { id: result.id, title: "Buy milk", description: "Two litres, semi-skimmed", completed: false },
-      ]);
+      expect(await tasksOf(user)).toEqual([{ id: result.id, title: "Buy milk", description: "Two litres, semi-skimmed", completed: false }]);
     });
 
     it("should run list_tasks for all, pending and completed with only the caller's tasks", async () => {
@@ -441,7 +446,11 @@ describe("assistant task tools", () => {
     it("should run update_task on the title and description, and clear the description with an empty one", async () => {
       const user = await newUser(server);
       const task = await addTask(user, "Call dentist", "Old note");
-      const rename: WireCall = { id: "call_update", name: "update_task", args: { task_id: task.id, title: "Call the dentist", description: "Ask about Tuesday" } };
+      const rename: WireCall = {
+        id: "call_update",
+        name: "update_task",
+        args: { task_id: task.id, title: "Call the dentist", description: "Ask about Tuesday" },
+      };
       const clear: WireCall = { id: "call_clear", name: "update_task", args: { task_id: task.id, description: "" } };
       fake.enqueue(toolCallReply([rename], "Update it."), toolCallReply([clear], "Clear the note."), textReply("Updated."));
 
@@ -740,7 +749,11 @@ describe("assistant task tools", () => {
       const statuses = ["all", "pending", "completed"] as const;
       const made: WireCall[] = [];
       fake.setFallback(() => {
-        const call: WireCall = { id: `call_loop_${made.length + 1}_${randomUUID()}`, name: "list_tasks", args: { status: statuses[made.length % 3]! } };
+        const call: WireCall = {
+          id: `call_loop_${made.length + 1}_${randomUUID()}`,
+          name: "list_tasks",
+          args: { status: statuses[made.length % 3]! },
+        };
         made.push(call);
         return toolCallReply([call], `Step ${made.length}.`);
       });
@@ -754,7 +767,8 @@ describe("assistant task tools", () => {
       const { response, payload, requests } = sent;
       expect(made).toHaveLength(3);
 
-      const stop = "I stopped before finishing: this request needed more than 3 steps. Changes made so far are kept; please check your tasks or rephrase.";
+      const stop =
+        "I stopped before finishing: this request needed more than 3 steps. Changes made so far are kept; please check your tasks or rephrase.";
       const empty = { tasks: [], count: 0, truncated: false };
       const turn: Expected[] = [
         { role: "user", content: "keep looking" },

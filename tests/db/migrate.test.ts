@@ -124,10 +124,7 @@ describe("applyMigrations", () => {
     await addMigration(dir, "29991231000000_slow", `SELECT pg_sleep(0.3);\nCREATE TABLE slow_probe (id int);\n`);
     const names = await migrationNames(dir);
 
-    const results = await Promise.all([
-      applyMigrations({ url, migrationsDir: dir }),
-      applyMigrations({ url, migrationsDir: dir }),
-    ]);
+    const results = await Promise.all([applyMigrations({ url, migrationsDir: dir }), applyMigrations({ url, migrationsDir: dir })]);
 
     // The lock spans a whole run: one applier did everything, the other found it done.
     const applied = results.flatMap((r) => r.applied).sort();
@@ -325,8 +322,6 @@ describe("applyMigrations", () => {
     const text = await readFile(file, "utf8");
     await writeFile(file, `${text}-- a comment\n`.replaceAll("\n", "\r\n"));
 
-    await expect(applyMigrations({ url, migrationsDir: dir })).rejects.toThrow(
-      new RegExp(`Migration ${edited} was modified after it was applied`),
-    );
+    await expect(applyMigrations({ url, migrationsDir: dir })).rejects.toThrow(new RegExp(`Migration ${edited} was modified after it was applied`));
   });
 });

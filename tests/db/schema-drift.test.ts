@@ -47,20 +47,17 @@ describe("prisma/schema.prisma against the migrated database", () => {
   });
 
   it("should have the schema's columns, types, nullability and defaults", () => {
-    const columns = (shape: SchemaShape) =>
-      Object.fromEntries(Object.entries(shape.tables).map(([name, table]) => [name, table.columns]));
+    const columns = (shape: SchemaShape) => Object.fromEntries(Object.entries(shape.tables).map(([name, table]) => [name, table.columns]));
     expect(columns(actual)).toEqual(columns(expected));
   });
 
   it("should have the schema's primary keys, unique and normal indexes", () => {
-    const indexes = (shape: SchemaShape) =>
-      Object.fromEntries(Object.entries(shape.tables).map(([name, table]) => [name, table.indexes]));
+    const indexes = (shape: SchemaShape) => Object.fromEntries(Object.entries(shape.tables).map(([name, table]) => [name, table.indexes]));
     expect(indexes(actual)).toEqual(indexes(expected));
   });
 
   it("should have the schema's foreign keys", () => {
-    const foreignKeys = (shape: SchemaShape) =>
-      Object.fromEntries(Object.entries(shape.tables).map(([name, table]) => [name, table.foreignKeys]));
+    const foreignKeys = (shape: SchemaShape) => Object.fromEntries(Object.entries(shape.tables).map(([name, table]) => [name, table.foreignKeys]));
     expect(foreignKeys(actual)).toEqual(foreignKeys(expected));
   });
 

@@ -101,7 +101,9 @@ describe("requiredText and optionalText lengths", () => {
     const title = ASTRAL.repeat(200);
     expect(title.length).toBe(400);
     expect(requiredText("input.title", title, Bounds.taskTitle)).toBe(title);
-    expect(badInputOf(() => requiredText("input.title", ASTRAL.repeat(201), Bounds.taskTitle), "input.title")).toBe("must be at most 200 characters (got 201)");
+    expect(badInputOf(() => requiredText("input.title", ASTRAL.repeat(201), Bounds.taskTitle), "input.title")).toBe(
+      "must be at most 200 characters (got 201)",
+    );
     expect(optionalText("input.title", ASTRAL.repeat(200), Bounds.conversationTitle)).toBe(ASTRAL.repeat(200));
     expect(badInputOf(() => optionalText("input.title", ASTRAL.repeat(201), Bounds.conversationTitle), "input.title")).toBe(
       "must be at most 200 characters (got 201)",
@@ -158,7 +160,10 @@ describe("requireStorable", () => {
 
   it("should accept exactly the strings without NUL that survive a round trip through UTF-8", () => {
     // Pieces that make lone surrogates, valid pairs (when a high one meets a low one) and NULs next to text.
-    const unit = fc.oneof(fc.constantFrom("\u0000", "\ud83d", "\ude00", "\udbff", "\udc00", ASTRAL, "a", " "), fc.string({ unit: "binary", maxLength: 1 }));
+    const unit = fc.oneof(
+      fc.constantFrom("\u0000", "\ud83d", "\ude00", "\udbff", "\udc00", ASTRAL, "a", " "),
+      fc.string({ unit: "binary", maxLength: 1 }),
+    );
     fc.assert(
       fc.property(fc.string({ unit, maxLength: 12 }), (value) => {
         const storable = !value.includes("\u0000") && Buffer.from(value, "utf8").toString("utf8") === value;

@@ -43,7 +43,7 @@ describe("the database stopped under requests", () => {
       BEGIN IF NEW.title = 'slow' THEN PERFORM pg_sleep(30); END IF; RETURN NEW; END $$;
       CREATE OR REPLACE TRIGGER test_slow_insert BEFORE INSERT ON tasks FOR EACH ROW EXECUTE FUNCTION test_slow_insert();`);
     const inFlight = server.request(`mutation { addTask(input: { title: "slow" }) { id } }`, {}, token);
-    for (let sleeping = 0; sleeping === 0; ) {
+    for (let sleeping = 0; sleeping === 0;) {
       const { rows } = await admin.query<{ n: number }>("SELECT count(*)::int AS n FROM pg_stat_activity WHERE wait_event = 'PgSleep'");
       sleeping = rows[0]?.n ?? 0;
     }

@@ -15,7 +15,19 @@ import { INTERNALS, record, tally, type Tally } from "./support.js";
 
 const SEND = /* GraphQL */ `
   mutation Send($input: SendMessageInput!) {
-    sendMessage(input: $input) { userMessage { id } reply { id content } turn { id status } }
+    sendMessage(input: $input) {
+      userMessage {
+        id
+      }
+      reply {
+        id
+        content
+      }
+      turn {
+        id
+        status
+      }
+    }
   }
 `;
 const TASKS = "{ tasks(first: 20) { edges { node { id title } } } }";
@@ -204,7 +216,10 @@ describe("Postgres restarted under mixed load", () => {
     phase = "after";
     await vi.waitFor(
       () =>
-        expect(Math.min(...all.map((kind) => okAfter.get(kind) ?? 0)), "successes of the least successful kind after the restart").toBeGreaterThanOrEqual(3),
+        expect(
+          Math.min(...all.map((kind) => okAfter.get(kind) ?? 0)),
+          "successes of the least successful kind after the restart",
+        ).toBeGreaterThanOrEqual(3),
       { timeout: 20_000, interval: 20 },
     );
     loading = false;

@@ -21,7 +21,24 @@ const WS_CLOSE_CODES = new Set([1000, 1001, 1002, 1003, 1007, 1009, 4400, 4401, 
 /** A stack frame ("at fn (file:1:2)", raw or JSON-escaped), or names that only internals carry. */
 const LEAK = /\bat [\w.<>]+ \(.*:\d+:\d+\)|\\n\s+at\s|prisma|invocation|ECONNREFUSED|node_modules|\.ts:\d|\bSELECT\b.+\bFROM\b/i;
 
-const FIELDS = ["tasks", "task", "node", "conversations", "conversation", "addTask", "updateTask", "completeTask", "deleteTask", "sendMessage", "__schema", "__typename", "edges", "id", "title", "x"];
+const FIELDS = [
+  "tasks",
+  "task",
+  "node",
+  "conversations",
+  "conversation",
+  "addTask",
+  "updateTask",
+  "completeTask",
+  "deleteTask",
+  "sendMessage",
+  "__schema",
+  "__typename",
+  "edges",
+  "id",
+  "title",
+  "x",
+];
 const TYPES = ["Task", "Conversation", "Message", "User", "", "Task:"];
 
 const oddString = fc.oneof(
@@ -36,31 +53,47 @@ const globalId = fc.oneof(
   fc.base64String({ maxLength: 60 }),
 );
 
-const argValue: fc.Arbitrary<unknown> = fc.oneof(oddString, globalId, fc.integer(), fc.double(), fc.boolean(), fc.constant(null), fc.array(fc.integer(), { maxLength: 3 }));
-
-/** Documents that are almost GraphQL: real and unknown fields, nesting, wrong argument types, junk. */
-const document: fc.Arbitrary<string> = fc.letrec<{ selection: string }>((tie) => ({
-  selection: fc.oneof(
-    { depthSize: "small", withCrossShrink: true },
-    fc.constantFrom(...FIELDS),
-    fc
-      .tuple(fc.constantFrom(...FIELDS), fc.constantFrom("first", "last", "id", "after", "status", "input"), argValue, tie("selection"))
-      .map(([field, arg, value, inner]) => `${field}(${arg}: ${JSON.stringify(value)}) { ${inner} }`),
-    fc.tuple(fc.constantFrom(...FIELDS), tie("selection")).map(([field, inner]) => `${field} { ${inner} }`),
-  ),
-})).selection.chain((selection) =>
-  fc.oneof(
-    fc.constant(`{ ${selection} }`),
-    fc.constant(`mutation { ${selection} }`),
-    fc.constant(`subscription { ${selection} }`),
-    fc.constant(`query Q($v: ID) { ${selection} }`),
-    fc.string({ maxLength: 80 }),
-    fc.constant("{".repeat(300)),
-  ),
+const argValue: fc.Arbitrary<unknown> = fc.oneof(
+  oddString,
+  globalId,
+  fc.integer(),
+  fc.double(),
+  fc.boolean(),
+  fc.constant(null),
+  fc.array(fc.integer(), { maxLength: 3 }),
 );
 
+/** Documents that are almost GraphQL: real and unknown fields, nesting, wrong argument types, junk. */
+const document: fc.Arbitrary<string> = fc
+  .letrec<{ selection: string }>((tie) => ({
+    selection: fc.oneof(
+      { depthSize: "small", withCrossShrink: true },
+      fc.constantFrom(...FIELDS),
+      fc
+        .tuple(fc.constantFrom(...FIELDS), fc.constantFrom("first", "last", "id", "after", "status", "input"), argValue, tie("selection"))
+        .map(([field, arg, value, inner]) => `${field}(${arg}: ${JSON.stringify(value)}) { ${inner} }`),
+      fc.tuple(fc.constantFrom(...FIELDS), tie("selection")).map(([field, inner]) => `${field} { ${inner} }`),
+    ),
+  }))
+  .selection.chain((selection) =>
+    fc.oneof(
+      fc.constant(`{ ${selection} }`),
+      fc.constant(`mutation { ${selection} }`),
+      fc.constant(`subscription { ${selection} }`),
+      fc.constant(`query Q($v: ID) { ${selection} }`),
+      fc.string({ maxLength: 80 }),
+      fc.constant("{".repeat(300)),
+    ),
+  );
+
 const body: fc.Arbitrary<string | Uint8Array> = fc.oneof(
-  fc.record({ query: document, variables: fc.option(fc.dictionary(fc.string({ maxLength: 8 }), argValue, { maxKeys: 3 })), operationName: fc.option(oddString) }).map((b) => JSON.stringify(b)),
+  fc
+    .record({
+      query: document,
+      variables: fc.option(fc.dictionary(fc.string({ maxLength: 8 }), argValue, { maxKeys: 3 })),
+      operationName: fc.option(oddString),
+    })
+    .map((b) => JSON.stringify(b)),
   fc.json({ maxDepth: 4 }),
   fc.jsonValue({ maxDepth: 3 }).map((value) => JSON.stringify({ query: value })),
   fc.uint8Array({ maxLength: 200 }),
@@ -94,7 +127,10 @@ describe("fuzzing", () => {
 
   it(`should answer ${HTTP_RUNS} generated HTTP requests well formed, with known codes and no leak`, async () => {
     const rssBefore = process.memoryUsage().rss;
-    const samples = fc.sample(fc.tuple(body, fc.boolean(), fc.constantFrom("application/json", "application/json", "application/json", "text/plain")), { numRuns: HTTP_RUNS, seed: 20261127 });
+    const samples = fc.sample(
+      fc.tuple(body, fc.boolean(), fc.constantFrom("application/json", "application/json", "application/json", "text/plain")),
+      { numRuns: HTTP_RUNS, seed: 20261127 },
+    );
     for (let i = 0; i < samples.length; i += BATCH) {
       await Promise.all(samples.slice(i, i + BATCH).map(([payload, withToken, type]) => checkHttp(payload, withToken, type)));
     }
@@ -143,7 +179,10 @@ describe("fuzzing", () => {
   }
 
   it(`should answer ${WS_RUNS} generated graphql-ws sessions, in and out of order, with protocol messages or close codes`, async () => {
-    const samples = fc.sample(fc.tuple(fc.array(wsMessage, { maxLength: 6 }), fc.option(fc.string({ maxLength: 30 }))), { numRuns: WS_RUNS, seed: 27112026 });
+    const samples = fc.sample(fc.tuple(fc.array(wsMessage, { maxLength: 6 }), fc.option(fc.string({ maxLength: 30 }))), {
+      numRuns: WS_RUNS,
+      seed: 27112026,
+    });
     const outcomes = new Map<string, number>();
     for (let i = 0; i < samples.length; i += BATCH * 4) {
       const results = await Promise.all(samples.slice(i, i + BATCH * 4).map(([messages, raw]) => runSocket(messages, raw ?? undefined)));

@@ -5,7 +5,15 @@ import type { Db } from "../../src/db/client.js";
 import { parseId } from "../../src/lib/ids.js";
 import { cohereAssistant } from "../helpers/chat.js";
 import { testDb } from "../helpers/db.js";
-import { errorReply, startFakeCohere, textReply, toolCallReply, type FakeCohere, type RecordedRequest, type ScriptedReply } from "../helpers/fake-cohere.js";
+import {
+  errorReply,
+  startFakeCohere,
+  textReply,
+  toolCallReply,
+  type FakeCohere,
+  type RecordedRequest,
+  type ScriptedReply,
+} from "../helpers/fake-cohere.js";
 import { newUser, startTestServer, type GraphQLResponse, type TestServer, type TestUser } from "../helpers/server.js";
 import { SEND_LIVE, type LivePayload } from "../chat/support.js";
 import { INTERNALS } from "./support.js";
@@ -37,7 +45,12 @@ function faultReply(fault: Fault): ScriptedReply {
     case "truncated":
       return textReply("This answer is cut in the middle of an event.", { truncateAfterEvents: 4 });
     case "garbage-sse":
-      return { status: 200, headers: { "content-type": "text/event-stream" }, body: null, rawBody: "event: content-delta\ndata: {not json\u0000\n\n\u00ff\u00fe<<garbage>>\n\n" };
+      return {
+        status: 200,
+        headers: { "content-type": "text/event-stream" },
+        body: null,
+        rawBody: "event: content-delta\ndata: {not json\u0000\n\n\u00ff\u00fe<<garbage>>\n\n",
+      };
     case "garbage-json":
       return { status: 200, headers: { "content-type": "application/json" }, body: null, rawBody: "}{ certainly not JSON" };
   }
@@ -139,7 +152,10 @@ describe("the model misbehaving under load", () => {
           // The first attempt is sent twice at once, as a double-clicked send would be.
           const sends = attempt === 0 ? [0, 1] : [0];
           const responses = await Promise.all(
-            sends.map(() => conversation.user.gql<{ sendMessage: LivePayload }>(SEND_LIVE, { input }) as Promise<GraphQLResponse<{ sendMessage: LivePayload }>>),
+            sends.map(
+              () =>
+                conversation.user.gql<{ sendMessage: LivePayload }>(SEND_LIVE, { input }) as Promise<GraphQLResponse<{ sendMessage: LivePayload }>>,
+            ),
           );
           attempts += responses.length;
           let done: LivePayload | undefined;
@@ -220,7 +236,9 @@ describe("the model misbehaving under load", () => {
     expect(served.length).toBeGreaterThanOrEqual(CONVERSATIONS);
     if (process.env.FAULT_FIGURES) {
       const byKind = Object.fromEntries(FAULTS.map((fault) => [fault, served.filter((kind) => kind === fault).length]));
-      console.log(`model-faults ${JSON.stringify({ seed, conversations: CONVERSATIONS, sendAttempts: attempts, modelRequests: fake.requests.length, poolBusy: busy, faults: served.length, byKind, writesVerified })}`);
+      console.log(
+        `model-faults ${JSON.stringify({ seed, conversations: CONVERSATIONS, sendAttempts: attempts, modelRequests: fake.requests.length, poolBusy: busy, faults: served.length, byKind, writesVerified })}`,
+      );
     }
   }, 60_000);
 });

@@ -70,10 +70,13 @@ describe("pipelined HTTP requests", () => {
     for (const token of [user.token, undefined]) {
       await burstAndHangUp(port, pipelined(port, 200, token), 20);
       // A timeout shows what is left behind.
-      await vi.waitFor(() => expect(server.app.requestsInFlight(), token === undefined ? "in flight, without a token" : "in flight, with a token").toBe(0), {
-        timeout: 10_000,
-        interval: 20,
-      });
+      await vi.waitFor(
+        () => expect(server.app.requestsInFlight(), token === undefined ? "in flight, without a token" : "in flight, with a token").toBe(0),
+        {
+          timeout: 10_000,
+          interval: 20,
+        },
+      );
     }
   });
 
@@ -87,7 +90,10 @@ describe("pipelined HTTP requests", () => {
     await holder.query("SELECT id FROM tasks WHERE id = $1 FOR UPDATE", [parseId(id, "id", "Task")]);
     const reading = burstAndRead(port, pipelined(port, count, user.token, complete));
     try {
-      await vi.waitFor(() => expect(server.app.requestsInFlight(), "requests in flight").toBeGreaterThanOrEqual(count), { timeout: 10_000, interval: 20 });
+      await vi.waitFor(() => expect(server.app.requestsInFlight(), "requests in flight").toBeGreaterThanOrEqual(count), {
+        timeout: 10_000,
+        interval: 20,
+      });
     } finally {
       await holder.query("ROLLBACK");
     }

@@ -84,9 +84,7 @@ describe("an exhausted pool", () => {
     for (const answer of answers) {
       expect(answer.status).toBe(503);
       expect(answer.retryAfter).toBe("1");
-      expect(JSON.parse(answer.text).errors).toEqual([
-        expect.objectContaining({ extensions: { code: "SERVICE_UNAVAILABLE", retryable: true } }),
-      ]);
+      expect(JSON.parse(answer.text).errors).toEqual([expect.objectContaining({ extensions: { code: "SERVICE_UNAVAILABLE", retryable: true } })]);
       expect(answer.text).not.toMatch(INTERNALS);
     }
     const ready = await fetch(`${server.baseUrl}/ready`);
@@ -101,6 +99,7 @@ describe("an exhausted pool", () => {
     expect(after.status).toBe(200);
     expect(after.data!.tasks.edges).toHaveLength(1);
     expect((await fetch(`${server.baseUrl}/ready`)).status).toBe(200);
-    if (process.env.FAULT_FIGURES) console.log(`pool-exhausted ${JSON.stringify({ requests: attempts + POOL_SIZE + 1, faults: attempts, held: POOL_SIZE })}`);
+    if (process.env.FAULT_FIGURES)
+      console.log(`pool-exhausted ${JSON.stringify({ requests: attempts + POOL_SIZE + 1, faults: attempts, held: POOL_SIZE })}`);
   });
 });

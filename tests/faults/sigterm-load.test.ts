@@ -79,7 +79,8 @@ describe("SIGTERM under load", () => {
     fake.setFallback((request) => {
       const last = request.body.messages.at(-1) as { content?: unknown } | undefined;
       // Held until the test ends: far past the grace period.
-      if (last?.content === HELD && holding) return textReply("This answer never gets to its end.", { gate: { afterDeltas: 2, until: release.promise } });
+      if (last?.content === HELD && holding)
+        return textReply("This answer never gets to its end.", { gate: { afterDeltas: 2, until: release.promise } });
       return textReply("A quick answer.");
     });
     holder = new pg.Client({ connectionString: databaseUrl() });
@@ -198,10 +199,13 @@ describe("SIGTERM under load", () => {
       loop(`mutation { addTask(input: { title: "under load" }) { id title } }`),
       loop(`mutation { addTask(input: { title: "under load" }) { id title } }`),
     ];
-    await vi.waitFor(() => expect(outcomes.filter((outcome) => outcome.kind === "answered").length, "answered load requests").toBeGreaterThanOrEqual(8), {
-      timeout: 20_000,
-      interval: 20,
-    });
+    await vi.waitFor(
+      () => expect(outcomes.filter((outcome) => outcome.kind === "answered").length, "answered load requests").toBeGreaterThanOrEqual(8),
+      {
+        timeout: 20_000,
+        interval: 20,
+      },
+    );
 
     const signalAt = performance.now();
     program.child.kill("SIGTERM");
@@ -292,7 +296,9 @@ describe("SIGTERM under load", () => {
     expect(await db.message.count({ where: { userId, clientMessageId } })).toBe(1);
 
     if (process.env.FAULT_FIGURES) {
-      console.log(`sigterm-load ${JSON.stringify({ requests: outcomes.length + 3, answeredOk, refused, wsClosed1001: closes.length, sse: 1, heldPastGrace: 1, resumed: 1 })}`);
+      console.log(
+        `sigterm-load ${JSON.stringify({ requests: outcomes.length + 3, answeredOk, refused, wsClosed1001: closes.length, sse: 1, heldPastGrace: 1, resumed: 1 })}`,
+      );
     }
   }, 120_000);
 });

@@ -62,7 +62,10 @@ describe("pooled connections terminated under load", () => {
     let killed = 0;
     for (let round = 0; round < ROUNDS; round += 1) {
       const okBefore = reads.ok + writes.ok;
-      await vi.waitFor(() => expect(reads.ok + writes.ok, "answered load requests").toBeGreaterThanOrEqual(okBefore + 5), { timeout: 20_000, interval: 20 });
+      await vi.waitFor(() => expect(reads.ok + writes.ok, "answered load requests").toBeGreaterThanOrEqual(okBefore + 5), {
+        timeout: 20_000,
+        interval: 20,
+      });
       const { rows } = await admin.query<{ ok: boolean }>(
         "SELECT pg_terminate_backend(pid) AS ok FROM pg_stat_activity WHERE application_name = $1",
         [applicationName],
@@ -85,7 +88,12 @@ describe("pooled connections terminated under load", () => {
     const stored = new Set((await db.task.findMany({ where: { userId: user.id }, select: { id: true } })).map((task) => task.id));
     for (const id of created) expect(stored.has(parseId(id, "id", "Task"))).toBe(true);
     if (process.env.FAULT_FIGURES) {
-      const figures = { requests: reads.attempts + writes.attempts, backendsKilled: killed, failed503: reads.unavailable + writes.unavailable, writesVerified: created.size };
+      const figures = {
+        requests: reads.attempts + writes.attempts,
+        backendsKilled: killed,
+        failed503: reads.unavailable + writes.unavailable,
+        writesVerified: created.size,
+      };
       console.log(`terminated-connections ${JSON.stringify(figures)}`);
     }
   });

@@ -20,8 +20,7 @@ export function chromiumPath(): string | undefined {
   return undefined;
 }
 
-export const MISSING_CHROMIUM =
-  "Chromium not found: install it (`apt-get install -y chromium`) or set CHROMIUM_PATH. Browser tests are skipped.";
+export const MISSING_CHROMIUM = "Chromium not found: install it (`apt-get install -y chromium`) or set CHROMIUM_PATH. Browser tests are skipped.";
 
 /** Locally a missing Chromium skips the browser tests; under CI=true it fails the run. */
 export function browserAvailable(): boolean {

@@ -12,11 +12,47 @@ import { startTestServer, testAssistant, type GraphQLResponse, type TestServer, 
 export const SEND = /* GraphQL */ `
   mutation Send($input: SendMessageInput!) {
     sendMessage(input: $input) {
-      conversation { id title }
-      userMessage { id role content seq }
-      reply { id role content seq toolCalls { id } toolCallId }
-      messages { id role content seq toolCallId toolCalls { id name arguments result error } }
-      toolCalls { id name arguments result error }
+      conversation {
+        id
+        title
+      }
+      userMessage {
+        id
+        role
+        content
+        seq
+      }
+      reply {
+        id
+        role
+        content
+        seq
+        toolCalls {
+          id
+        }
+        toolCallId
+      }
+      messages {
+        id
+        role
+        content
+        seq
+        toolCallId
+        toolCalls {
+          id
+          name
+          arguments
+          result
+          error
+        }
+      }
+      toolCalls {
+        id
+        name
+        arguments
+        result
+        error
+      }
     }
   }
 `;

@@ -106,8 +106,7 @@ function registerCrud(getServer: () => TestServer): void {
     const alice = await user("crud-complete");
     const task = await addTask(alice, { title: "Water plants", description: "balcony" });
     const complete = async () =>
-      data(await alice.gql<{ completeTask: Task }>(`mutation($id: ID!) { completeTask(id: $id) { ${TASK} } }`, { id: task.id }))
-        .completeTask;
+      data(await alice.gql<{ completeTask: Task }>(`mutation($id: ID!) { completeTask(id: $id) { ${TASK} } }`, { id: task.id })).completeTask;
     const once = await complete();
     expect(once).toMatchObject({ id: task.id, title: "Water plants", description: "balcony", completed: true });
     const twice = await complete();
@@ -201,10 +200,7 @@ function registerCrud(getServer: () => TestServer): void {
         `{ conversations { edges { node { id title } } } }`,
       ),
     );
-    expect(listed.conversations.edges).toEqual([
-      { node: { id: second.id, title: "Second" } },
-      { node: { id: first.id, title: "First" } },
-    ]);
+    expect(listed.conversations.edges).toEqual([{ node: { id: second.id, title: "Second" } }, { node: { id: first.id, title: "First" } }]);
   });
 
   it("should delete a conversation, return its ID, and then answer NOT_FOUND for it", async () => {
@@ -288,9 +284,7 @@ function expectError(response: GraphQLResponse, code: string, message: string, p
 }
 
 async function addTask(user: TestUser, input: { title: string; description?: string }): Promise<Task> {
-  const task = data(
-    await user.gql<{ addTask: Task }>(`mutation($input: AddTaskInput!) { addTask(input: $input) { ${TASK} } }`, { input }),
-  ).addTask;
+  const task = data(await user.gql<{ addTask: Task }>(`mutation($input: AddTaskInput!) { addTask(input: $input) { ${TASK} } }`, { input })).addTask;
   // Ordering is by a millisecond timestamp: keep each row's instant its own.
   await sleep(3);
   return task;

@@ -159,7 +159,11 @@ function streamEvents(reply: ScriptedReply): Record<string, unknown>[] {
     events.push({ type: "tool-plan-delta", delta: { message: { tool_plan: piece } } });
   }
   (message.tool_calls ?? []).forEach((call, index) => {
-    const start = { ...(call.id === undefined ? {} : { id: call.id }), type: "function", function: { name: call.function?.name ?? "", arguments: "" } };
+    const start = {
+      ...(call.id === undefined ? {} : { id: call.id }),
+      type: "function",
+      function: { name: call.function?.name ?? "", arguments: "" },
+    };
     events.push({ type: "tool-call-start", index, delta: { message: { tool_calls: start } } });
     const args = call.function?.arguments ?? "";
     const third = Math.ceil(args.length / 3) || 1;

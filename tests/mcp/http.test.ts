@@ -288,13 +288,16 @@ describe("MCP over Streamable HTTP", () => {
       { name: "no tool name", params: { arguments: { title: "x" } }, message: "name must be a string (got nothing)" },
     ];
 
-    it.each(malformed)("should answer a tools/call with $name as -32602 invalid params in one line, and write nothing", async ({ params, message }) => {
-      const user = await newUser(server, "mcp-malformed");
-      const { status, body } = await rawToolCall(user.token, params);
-      expect(status).toBe(200);
-      expect(body).toEqual({ jsonrpc: "2.0", id: 7, error: { code: -32602, message: `Invalid tools/call params: ${message}` } });
-      expect(await rowsOf(user.id)).toEqual([]);
-    });
+    it.each(malformed)(
+      "should answer a tools/call with $name as -32602 invalid params in one line, and write nothing",
+      async ({ params, message }) => {
+        const user = await newUser(server, "mcp-malformed");
+        const { status, body } = await rawToolCall(user.token, params);
+        expect(status).toBe(200);
+        expect(body).toEqual({ jsonrpc: "2.0", id: 7, error: { code: -32602, message: `Invalid tools/call params: ${message}` } });
+        expect(await rowsOf(user.id)).toEqual([]);
+      },
+    );
 
     it("should still take a tools/call without arguments as no arguments", async () => {
       const user = await newUser(server, "mcp-no-arguments");

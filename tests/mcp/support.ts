@@ -9,7 +9,18 @@ import type { QueuedSubscription } from "../helpers/ws-client.js";
 export const TOOL_NAMES = ["add_task", "list_tasks", "complete_task", "delete_task", "update_task", "undo_turn"] as const;
 
 export const TASK_CHANGED = /* GraphQL */ `
-  subscription { taskChanged { kind taskId task { id title description completed } } }
+  subscription {
+    taskChanged {
+      kind
+      taskId
+      task {
+        id
+        title
+        description
+        completed
+      }
+    }
+  }
 `;
 
 export interface McpTask {

@@ -8,7 +8,18 @@ import { newUser, type TestServer, type TestUser } from "../helpers/server.js";
 import { tokenFor } from "../helpers/tokens.js";
 import type { TestWsClient } from "../helpers/ws-client.js";
 import { MESSAGE_STREAM } from "../chat/support.js";
-import { ADD_TASK, adminClient, appendVia, MESSAGE_ADDED, newConversation, readSse, startLiveServer, TASK_CHANGED, within, type LiveServer } from "./support.js";
+import {
+  ADD_TASK,
+  adminClient,
+  appendVia,
+  MESSAGE_ADDED,
+  newConversation,
+  readSse,
+  startLiveServer,
+  TASK_CHANGED,
+  within,
+  type LiveServer,
+} from "./support.js";
 
 /**
  * One admission path for every subscription (src/realtime/admission.ts):
@@ -27,7 +38,15 @@ const REFUSED = {
 type Kind = "messageAdded" | "taskChanged" | "messageStream" | "turnUpdated";
 
 const TURN_UPDATED = /* GraphQL */ `
-  subscription Turns($conversationId: ID!) { turnUpdated(conversationId: $conversationId) { id status userMessage { content } } }
+  subscription Turns($conversationId: ID!) {
+    turnUpdated(conversationId: $conversationId) {
+      id
+      status
+      userMessage {
+        content
+      }
+    }
+  }
 `;
 type Transport = "ws" | "sse";
 type Result = { data?: Record<string, any> | null; errors?: readonly { message: string; extensions?: Record<string, unknown>; path?: unknown }[] };
@@ -174,11 +193,46 @@ describe("one admission path for every subscription (SUBSCRIPTIONS_PER_USER=3)",
   );
 
   it.each<[string, [Kind, Transport][]]>([
-    ["one of each kind", [["messageAdded", "ws"], ["taskChanged", "sse"], ["messageStream", "ws"]]],
-    ["two messageStreams and a taskChanged", [["messageStream", "sse"], ["messageStream", "ws"], ["taskChanged", "ws"]]],
-    ["two messageAdded and a messageStream", [["messageAdded", "ws"], ["messageAdded", "sse"], ["messageStream", "sse"]]],
-    ["two taskChanged and a messageAdded", [["taskChanged", "ws"], ["taskChanged", "sse"], ["messageAdded", "ws"]]],
-    ["a turnUpdated, a messageStream and a taskChanged", [["turnUpdated", "sse"], ["messageStream", "ws"], ["taskChanged", "ws"]]],
+    [
+      "one of each kind",
+      [
+        ["messageAdded", "ws"],
+        ["taskChanged", "sse"],
+        ["messageStream", "ws"],
+      ],
+    ],
+    [
+      "two messageStreams and a taskChanged",
+      [
+        ["messageStream", "sse"],
+        ["messageStream", "ws"],
+        ["taskChanged", "ws"],
+      ],
+    ],
+    [
+      "two messageAdded and a messageStream",
+      [
+        ["messageAdded", "ws"],
+        ["messageAdded", "sse"],
+        ["messageStream", "sse"],
+      ],
+    ],
+    [
+      "two taskChanged and a messageAdded",
+      [
+        ["taskChanged", "ws"],
+        ["taskChanged", "sse"],
+        ["messageAdded", "ws"],
+      ],
+    ],
+    [
+      "a turnUpdated, a messageStream and a taskChanged",
+      [
+        ["turnUpdated", "sse"],
+        ["messageStream", "ws"],
+        ["taskChanged", "ws"],
+      ],
+    ],
   ])("should refuse a fourth subscription of any kind, over either transport, with %s open, and keep the three delivering", async (_name, mix) => {
     const f = await fixture(server, admin);
     const three: Open[] = [];
@@ -240,7 +294,11 @@ describe("the drain", () => {
     const admin = await adminClient(databaseUrl());
     try {
       const f = await fixture(server, admin);
-      const opens = [await admitted(server, f, "messageStream", "ws"), await admitted(server, f, "taskChanged", "sse"), await admitted(server, f, "messageAdded", "ws")];
+      const opens = [
+        await admitted(server, f, "messageStream", "ws"),
+        await admitted(server, f, "taskChanged", "sse"),
+        await admitted(server, f, "messageAdded", "ws"),
+      ];
       expect(server.app.realtime.admission.openCount).toBe(CAP);
       await server.app.stop();
       await vi.waitFor(() => expect(server.app.realtime.admission.openCount).toBe(0), { timeout: 10_000, interval: 10 });

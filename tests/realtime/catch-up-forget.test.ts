@@ -49,10 +49,7 @@ describe("the task feed's catch-up after a reconnect", () => {
       closed: false,
       buffered: 0,
     };
-    const feed = new TaskFeed(
-      { userId, db, logger: createLogger("silent"), requestFlush: () => {}, established: () => {} },
-      () => healthy,
-    );
+    const feed = new TaskFeed({ userId, db, logger: createLogger("silent"), requestFlush: () => {}, established: () => {} }, () => healthy);
     feed.add(outlet).start();
     await feed.flush();
 

@@ -94,7 +94,10 @@ describe("subscription limits", () => {
     // A raw graphql-transport-ws socket that stops reading once subscribed.
     const before = server.app.realtime.establishedCount;
     const stalled = await rawSubscriber(server.wsUrl, user.token, { query, variables: { id: conversation.globalId } });
-    await vi.waitFor(() => expect(server.app.realtime.establishedCount, "established subscriptions").toBe(before + 1), { timeout: 15_000, interval: 10 });
+    await vi.waitFor(() => expect(server.app.realtime.establishedCount, "established subscriptions").toBe(before + 1), {
+      timeout: 15_000,
+      interval: 10,
+    });
     stalled.socket.pause();
 
     gc();
@@ -162,7 +165,10 @@ describe("subscription limits", () => {
     });
     response.pause();
     expect(response.statusCode).toBe(200);
-    await vi.waitFor(() => expect(server.app.realtime.establishedCount, "established subscriptions").toBe(before + 1), { timeout: 15_000, interval: 10 });
+    await vi.waitFor(() => expect(server.app.realtime.establishedCount, "established subscriptions").toBe(before + 1), {
+      timeout: 15_000,
+      interval: 10,
+    });
 
     // Its body is not read until the stream has been ended.
     let total = 0;
@@ -177,9 +183,7 @@ describe("subscription limits", () => {
     for (;;) {
       const result = await stream.next(30_000);
       if (result.errors) {
-        expect(result.errors).toEqual([
-          expect.objectContaining({ extensions: expect.objectContaining({ code: "SUBSCRIPTION_OVERFLOW" }) }),
-        ]);
+        expect(result.errors).toEqual([expect.objectContaining({ extensions: expect.objectContaining({ code: "SUBSCRIPTION_OVERFLOW" }) })]);
         break;
       }
       seqs.push((result.data?.messageAdded as { seq: number }).seq);

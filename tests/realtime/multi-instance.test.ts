@@ -97,7 +97,10 @@ describe("two server instances on one database", () => {
     const subs = [];
     for (const server of [a, b]) {
       const client = server.connect(user.token);
-      subs.push({ tasks: await live(server, client, TASK_CHANGED), messages: await live(server, client, MESSAGE_ADDED, { conversationId: conversation.globalId }) });
+      subs.push({
+        tasks: await live(server, client, TASK_CHANGED),
+        messages: await live(server, client, MESSAGE_ADDED, { conversationId: conversation.globalId }),
+      });
     }
 
     // Kill both listeners and keep them down.

@@ -45,8 +45,7 @@ describe("updates that change nothing", () => {
     expect(stored.updatedAt.toISOString()).toBe(once.updatedAt);
 
     // The next real change is the next event: nothing was pushed for the no-ops before it.
-    const renamed = (await user.gql<{ updateTask: TaskView }>(UPDATE_TASK, { input: { id: task.id, title: "Water the plants" } })).data!
-      .updateTask;
+    const renamed = (await user.gql<{ updateTask: TaskView }>(UPDATE_TASK, { input: { id: task.id, title: "Water the plants" } })).data!.updateTask;
     expect(Date.parse(renamed.updatedAt)).toBeGreaterThanOrEqual(Date.parse(once.updatedAt));
     expect(await nextTaskChange(sub)).toEqual({ kind: "UPDATED", taskId: task.id, task: renamed });
     expect(sub.pending()).toEqual([]);

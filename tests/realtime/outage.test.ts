@@ -94,8 +94,7 @@ describe.skipIf(onNatsTransport())("a killed LISTEN connection", () => {
     const keptFinal = (await user.gql<{ completeTask: TaskView }>(COMPLETE_TASK, { id: kept.id })).data!.completeTask;
     const doomedLast = (await user.gql<{ deleteTask: TaskView }>(DELETE_TASK, { id: doomed.id })).data!.deleteTask;
     const fresh = (await user.gql<{ addTask: TaskView }>(ADD_TASK, { title: "Fresh" })).data!.addTask;
-    const freshFinal = (await user.gql<{ updateTask: TaskView }>(UPDATE_TASK, { input: { id: fresh.id, title: "Fresh, edited" } })).data!
-      .updateTask;
+    const freshFinal = (await user.gql<{ updateTask: TaskView }>(UPDATE_TASK, { input: { id: fresh.id, title: "Fresh, edited" } })).data!.updateTask;
     const fleeting = (await user.gql<{ addTask: TaskView }>(ADD_TASK, { title: "Fleeting" })).data!.addTask;
     const fleetingLast = (await user.gql<{ deleteTask: TaskView }>(DELETE_TASK, { id: fleeting.id })).data!.deleteTask;
 
@@ -233,7 +232,10 @@ describe.skipIf(onNatsTransport())("a killed LISTEN connection", () => {
       `subscription T($c: ID!) { turnUpdated(conversationId: $c) { id status } }`,
       { c: conversation.globalId },
     );
-    await vi.waitFor(() => expect(server.app.turns.establishedCount, "turnUpdated listens").toBeGreaterThan(before), { timeout: 10_000, interval: 10 });
+    await vi.waitFor(() => expect(server.app.turns.establishedCount, "turnUpdated listens").toBeGreaterThan(before), {
+      timeout: 10_000,
+      interval: 10,
+    });
 
     await takeListenerDown();
     const paused = await insertTurn("paused while down", "RUNNING");

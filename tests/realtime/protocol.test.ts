@@ -3,13 +3,7 @@ import fc from "fast-check";
 import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { PgListener } from "../../src/realtime/listener.js";
-import {
-  decodeNotification,
-  MAX_PAYLOAD_BYTES,
-  parseNotification,
-  userChannel,
-  type Notification,
-} from "../../src/realtime/protocol.js";
+import { decodeNotification, MAX_PAYLOAD_BYTES, parseNotification, userChannel, type Notification } from "../../src/realtime/protocol.js";
 import { databaseUrl, newUserId } from "../helpers/db.js";
 import { capturingLogger, newUser, onNatsTransport } from "../helpers/server.js";
 import { ADD_TASK, adminClient, live, nextTaskChange, startLiveServer, TASK_CHANGED, within, type LiveServer, type TaskView } from "./support.js";
@@ -113,7 +107,7 @@ describe.skipIf(onNatsTransport())("the notification protocol, through the real 
   });
 
   it("should name the same channel as todo_realtime_channel() for any user id", async () => {
-    for (const id of [userId, "a", "", "x".repeat(500), "emoji 💪 and \"quotes\" and \\ backslash", "名前"]) {
+    for (const id of [userId, "a", "", "x".repeat(500), 'emoji 💪 and "quotes" and \\ backslash', "名前"]) {
       const { rows } = await writer.query<{ channel: string }>("SELECT todo_realtime_channel($1) AS channel", [id]);
       expect(userChannel(id)).toBe(rows[0]!.channel);
       expect(Buffer.byteLength(userChannel(id))).toBeLessThanOrEqual(63);
@@ -234,7 +228,11 @@ describe("the notification parser on payloads no trigger builds", () => {
     ["a null message status", JSON.stringify({ ...message, st: null }), "message: st is not one of STREAMING, COMPLETE, CANCELLED, FAILED"],
     ["a stream without length", JSON.stringify({ ...stream, o: undefined }), "stream: o is not a non-negative integer"],
     ["a turn whose x is a string", JSON.stringify({ ...turn, x: "true" }), "turn: x is not a boolean"],
-    ["a turn with an unknown status", JSON.stringify({ ...turn, st: "PAUSED" }), "turn: st is not one of RUNNING, REQUIRES_ACTION, COMPLETED, CANCELLED, FAILED"],
+    [
+      "a turn with an unknown status",
+      JSON.stringify({ ...turn, st: "PAUSED" }),
+      "turn: st is not one of RUNNING, REQUIRES_ACTION, COMPLETED, CANCELLED, FAILED",
+    ],
   ];
 
   it.each(malformed)("should drop %s, with one warning that gives the reason and not the payload", (_name, payload, reason) => {
@@ -287,9 +285,21 @@ describe("the notification parser on payloads no trigger builds", () => {
   it("should never throw, and give either nothing or a complete notification, for any input", () => {
     const { logger } = capturingLogger();
     const kinds = fc.constantFrom("message", "stream", "task", "turn", "other");
-    const field = fc.oneof(fc.uuid(), fc.string(), fc.integer(), fc.double(), fc.boolean(), fc.constant(null), fc.constantFrom("INSERT", "COMPLETE", "RUNNING"));
+    const field = fc.oneof(
+      fc.uuid(),
+      fc.string(),
+      fc.integer(),
+      fc.double(),
+      fc.boolean(),
+      fc.constant(null),
+      fc.constantFrom("INSERT", "COMPLETE", "RUNNING"),
+    );
     const nearValid = fc.record({ k: kinds, i: field, c: field, s: field, o: field, op: field, st: field, x: field }, { requiredKeys: ["k"] });
-    const payloads = fc.oneof(fc.string(), fc.json(), nearValid.map((value) => JSON.stringify(value)));
+    const payloads = fc.oneof(
+      fc.string(),
+      fc.json(),
+      nearValid.map((value) => JSON.stringify(value)),
+    );
     fc.assert(
       fc.property(payloads, (payload) => {
         const notification = parseNotification(payload, logger);

@@ -76,9 +76,15 @@ describe.skipIf(onNatsTransport())("subscribing while the LISTEN connection reco
       interval: 10,
     });
     subscribe(0);
-    await vi.waitFor(async () => expect(await listenerStatement(), "the listener's statement").toMatch(/^LISTEN/i), { timeout: 15_000, interval: 10 });
+    await vi.waitFor(async () => expect(await listenerStatement(), "the listener's statement").toMatch(/^LISTEN/i), {
+      timeout: 15_000,
+      interval: 10,
+    });
     subscribe(1);
-    await vi.waitFor(async () => expect(await listenerStatement(), "the listener's statement").toMatch(/^SELECT now\(\)/i), { timeout: 15_000, interval: 10 });
+    await vi.waitFor(async () => expect(await listenerStatement(), "the listener's statement").toMatch(/^SELECT now\(\)/i), {
+      timeout: 15_000,
+      interval: 10,
+    });
     subscribe(2);
     await reconnected;
     subscribe(3);

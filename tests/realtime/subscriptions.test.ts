@@ -111,8 +111,7 @@ describe("subscriptions over graphql-ws", () => {
 
     const all: MessageView[] = [];
     for (let i = 0; i < 4; i += 1) all.push(await nextMessage(everything));
-    const by = (conversation: { globalId: string }) =>
-      all.filter((m) => m.conversation.id === conversation.globalId).map((m) => [m.seq, m.content]);
+    const by = (conversation: { globalId: string }) => all.filter((m) => m.conversation.id === conversation.globalId).map((m) => [m.seq, m.content]);
     expect(by(first)).toEqual([
       [1, "hello"],
       [2, "world"],
@@ -189,7 +188,10 @@ describe("subscriptions over graphql-ws", () => {
       task: { id: taskId, title: "From SQL", description: "raw", completed: false },
     });
 
-    const updated = await server.db.$executeRawUnsafe(`UPDATE tasks SET title = 'Renamed in SQL', completed = true WHERE id = $1::uuid`, inserted!.id);
+    const updated = await server.db.$executeRawUnsafe(
+      `UPDATE tasks SET title = 'Renamed in SQL', completed = true WHERE id = $1::uuid`,
+      inserted!.id,
+    );
     expect(updated).toBe(1);
     const update = await nextTaskChange(sub);
     expect(update).toMatchObject({ kind: "UPDATED", taskId, task: { title: "Renamed in SQL", completed: true } });
@@ -227,9 +229,7 @@ describe("subscriptions over graphql-ws", () => {
       for (;;) {
         attempts += 1;
         await Promise.all([first.query("BEGIN"), second.query("BEGIN")]);
-        const [a, b] = await Promise.all(
-          [first, second].map((client) => client.query<{ at: string }>("SELECT now()::timestamptz(3)::text AS at")),
-        );
+        const [a, b] = await Promise.all([first, second].map((client) => client.query<{ at: string }>("SELECT now()::timestamptz(3)::text AS at")));
         if (a!.rows[0]!.at === b!.rows[0]!.at) break;
         await Promise.all([first.query("ROLLBACK"), second.query("ROLLBACK")]);
         if (attempts === 200) throw new Error("could not start two transactions in the same millisecond");
@@ -353,16 +353,25 @@ describe("a chat turn over subscriptions", () => {
     const messages = await live(server, client, MESSAGE_ADDED, { conversationId });
     const tasks = await live(server, client, TASK_CHANGED);
 
-    fake.enqueue(
-      toolCallReply([{ id: "call_milk", name: "add_task", args: { title: "Buy milk" } }], "I will add it."),
-      textReply("Added Buy milk."),
-    );
+    fake.enqueue(toolCallReply([{ id: "call_milk", name: "add_task", args: { title: "Buy milk" } }], "I will add it."), textReply("Added Buy milk."));
     const response = await user.gql(
       /* GraphQL */ `
         mutation Send($input: SendMessageInput!) {
           sendMessage(input: $input) {
-            messages { id seq role content toolCallId conversation { id } }
-            toolCalls { id result }
+            messages {
+              id
+              seq
+              role
+              content
+              toolCallId
+              conversation {
+                id
+              }
+            }
+            toolCalls {
+              id
+              result
+            }
           }
         }
       `,

@@ -12,33 +12,82 @@ import { wsClient, type QueuedSubscription, type TestWsClient } from "../helpers
 /** Shared documents and helpers of the realtime tests. */
 
 export const TASK_CHANGED = /* GraphQL */ `
-  subscription { taskChanged { kind taskId task { id title description completed updatedAt } } }
+  subscription {
+    taskChanged {
+      kind
+      taskId
+      task {
+        id
+        title
+        description
+        completed
+        updatedAt
+      }
+    }
+  }
 `;
 
 export const MESSAGE_ADDED = /* GraphQL */ `
   subscription MessageAdded($conversationId: ID, $afterSeq: Int) {
     messageAdded(conversationId: $conversationId, afterSeq: $afterSeq) {
-      id seq role content toolCallId conversation { id }
+      id
+      seq
+      role
+      content
+      toolCallId
+      conversation {
+        id
+      }
     }
   }
 `;
 
 export const ADD_TASK = /* GraphQL */ `
   mutation AddTask($title: String!, $description: String) {
-    addTask(input: { title: $title, description: $description }) { id title description completed updatedAt }
+    addTask(input: { title: $title, description: $description }) {
+      id
+      title
+      description
+      completed
+      updatedAt
+    }
   }
 `;
 
 export const UPDATE_TASK = /* GraphQL */ `
-  mutation UpdateTask($input: UpdateTaskInput!) { updateTask(input: $input) { id title description completed updatedAt } }
+  mutation UpdateTask($input: UpdateTaskInput!) {
+    updateTask(input: $input) {
+      id
+      title
+      description
+      completed
+      updatedAt
+    }
+  }
 `;
 
 export const COMPLETE_TASK = /* GraphQL */ `
-  mutation CompleteTask($id: ID!) { completeTask(id: $id) { id title description completed updatedAt } }
+  mutation CompleteTask($id: ID!) {
+    completeTask(id: $id) {
+      id
+      title
+      description
+      completed
+      updatedAt
+    }
+  }
 `;
 
 export const DELETE_TASK = /* GraphQL */ `
-  mutation DeleteTask($id: ID!) { deleteTask(id: $id) { id title description completed updatedAt } }
+  mutation DeleteTask($id: ID!) {
+    deleteTask(id: $id) {
+      id
+      title
+      description
+      completed
+      updatedAt
+    }
+  }
 `;
 
 export interface TaskView {
@@ -96,7 +145,10 @@ export async function live<T = Record<string, any>>(
 ): Promise<QueuedSubscription<T>> {
   const before = server.app.realtime.establishedCount;
   const sub = client.subscribe<T>(query, variables);
-  await vi.waitFor(() => expect(server.app.realtime.establishedCount, "established subscriptions").toBeGreaterThan(before), { timeout: 10_000, interval: 10 });
+  await vi.waitFor(() => expect(server.app.realtime.establishedCount, "established subscriptions").toBeGreaterThan(before), {
+    timeout: 10_000,
+    interval: 10,
+  });
   return sub;
 }
 

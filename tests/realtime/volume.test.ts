@@ -4,7 +4,18 @@ import type { Db } from "../../src/db/client.js";
 import { toGlobalId } from "../../src/lib/ids.js";
 import { databaseUrl, testDb } from "../helpers/db.js";
 import { newUser } from "../helpers/server.js";
-import { adminClient, appendVia, live, MESSAGE_ADDED, newConversation, nextMessage, nextTaskChange, startLiveServer, TASK_CHANGED, type LiveServer } from "./support.js";
+import {
+  adminClient,
+  appendVia,
+  live,
+  MESSAGE_ADDED,
+  newConversation,
+  nextMessage,
+  nextTaskChange,
+  startLiveServer,
+  TASK_CHANGED,
+  type LiveServer,
+} from "./support.js";
 
 /** Large amounts at once: a long replay, and a burst of commits in one transaction. */
 describe("realtime volume", { timeout: 60_000 }, () => {
@@ -35,9 +46,14 @@ describe("realtime volume", { timeout: 60_000 }, () => {
        SELECT $1::uuid, user_id, 'user', 'm' || g, last_seq - $2 + g FROM bumped, generate_series(1, $2) g`,
       [conversation.id, count],
     );
-    const sub = await live(server, server.connect(user.token), `subscription ($id: ID!) { messageAdded(conversationId: $id, afterSeq: 0) { seq content } }`, {
-      id: conversation.globalId,
-    });
+    const sub = await live(
+      server,
+      server.connect(user.token),
+      `subscription ($id: ID!) { messageAdded(conversationId: $id, afterSeq: 0) { seq content } }`,
+      {
+        id: conversation.globalId,
+      },
+    );
     const seqs: number[] = [];
     let inOrder = true;
     while (seqs.length < count) {

@@ -50,7 +50,11 @@ describe("the configuration's documentation", () => {
   });
 
   it("should start with the settings .env.example leaves uncommented", () => {
-    const active = Object.fromEntries(envExample().filter((line) => !line.commented).map((line) => [line.name, line.value]));
+    const active = Object.fromEntries(
+      envExample()
+        .filter((line) => !line.commented)
+        .map((line) => [line.name, line.value]),
+    );
     expect(Object.keys(active).length).toBeGreaterThan(0);
     expect(() => loadConfig(active)).not.toThrow();
   });

@@ -8,7 +8,11 @@ const EVIL = "http://evil.example";
 const DEV_TOKEN = "dev-token-for-the-graphiql-page-only";
 
 /** A raw request, so Host and Origin can be anything a browser or an attacker could send. */
-function raw(url: string, headers: Record<string, string>, method = "GET"): Promise<{ status: number; headers: Record<string, unknown>; body: string }> {
+function raw(
+  url: string,
+  headers: Record<string, string>,
+  method = "GET",
+): Promise<{ status: number; headers: Record<string, unknown>; body: string }> {
   return new Promise((resolve, reject) => {
     const req = httpRequest(url, { method, headers }, (res) => {
       let body = "";

@@ -3,7 +3,25 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { capturingLogger, newUser, startTestServer, type TestServer, type TestUser } from "../helpers/server.js";
 
 const ROUTES = ["/", "/graphql", "/mcp", "/health", "/ready", "/graphiql/assets/", "/graphiql/assets/graphiql.css", "/nope"];
-const ESCAPES = ["%E0%A4%A", "%", "%%", "%zz", "%00", "%C0%AF", "%E9", "%ED%A0%80", "%F4%90%80%80", "%2e%2e%2f", "..%2f..%2f", "%u0041", "%F0%9F%A7%BE", "?query=%E0", "?%", "#x", ";a=b"];
+const ESCAPES = [
+  "%E0%A4%A",
+  "%",
+  "%%",
+  "%zz",
+  "%00",
+  "%C0%AF",
+  "%E9",
+  "%ED%A0%80",
+  "%F4%90%80%80",
+  "%2e%2e%2f",
+  "..%2f..%2f",
+  "%u0041",
+  "%F0%9F%A7%BE",
+  "?query=%E0",
+  "?%",
+  "#x",
+  ";a=b",
+];
 const METHODS = ["GET", "POST", "HEAD", "OPTIONS", "PUT", "DELETE", "PATCH"];
 const HOSTS = ["[bad", "a b", "%%", "localhost:99999", "[::1", "exa mple:1", "é.example"];
 

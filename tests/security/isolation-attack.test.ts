@@ -63,14 +63,100 @@ const NODE = /* GraphQL */ `
     node(id: $id) {
       id
       __typename
-      ... on Task { taskTitle: title description completed history(first: 10) { edges { node { id before after } } } }
-      ... on Conversation { conversationTitle: title activeTurn { id } messagePage: messages(first: 50) { edges { node { id content } } } }
-      ... on Message { role content toolCallId toolCalls { id name arguments result error } conversation { id title } }
-      ... on Turn {
-        status stopCode undoneAt conversation { id title } userMessage { content } turnMessages: messages { id content } taskEvents { id after }
-        turnToolCalls: toolCalls { id arguments result error approval { status reason argumentsHash } tasks { id title } }
+      ... on Task {
+        taskTitle: title
+        description
+        completed
+        history(first: 10) {
+          edges {
+            node {
+              id
+              before
+              after
+            }
+          }
+        }
       }
-      ... on TaskEvent { kind actor taskId toolCallId before after turn { id status } undoingTurn { id } }
+      ... on Conversation {
+        conversationTitle: title
+        activeTurn {
+          id
+        }
+        messagePage: messages(first: 50) {
+          edges {
+            node {
+              id
+              content
+            }
+          }
+        }
+      }
+      ... on Message {
+        role
+        content
+        toolCallId
+        toolCalls {
+          id
+          name
+          arguments
+          result
+          error
+        }
+        conversation {
+          id
+          title
+        }
+      }
+      ... on Turn {
+        status
+        stopCode
+        undoneAt
+        conversation {
+          id
+          title
+        }
+        userMessage {
+          content
+        }
+        turnMessages: messages {
+          id
+          content
+        }
+        taskEvents {
+          id
+          after
+        }
+        turnToolCalls: toolCalls {
+          id
+          arguments
+          result
+          error
+          approval {
+            status
+            reason
+            argumentsHash
+          }
+          tasks {
+            id
+            title
+          }
+        }
+      }
+      ... on TaskEvent {
+        kind
+        actor
+        taskId
+        toolCallId
+        before
+        after
+        turn {
+          id
+          status
+        }
+        undoingTurn {
+          id
+        }
+      }
     }
   }
 `;
@@ -79,23 +165,59 @@ const TASK_HISTORY = /* GraphQL */ `
   query History($id: ID!, $after: String, $before: String, $first: Int, $last: Int) {
     task(id: $id) {
       history(after: $after, before: $before, first: $first, last: $last) {
-        edges { cursor node { id kind before after } }
-        pageInfo { hasNextPage hasPreviousPage }
+        edges {
+          cursor
+          node {
+            id
+            kind
+            before
+            after
+          }
+        }
+        pageInfo {
+          hasNextPage
+          hasPreviousPage
+        }
       }
     }
   }
 `;
 const CONVERSATION = /* GraphQL */ `
   query Conversation($id: ID!) {
-    conversation(id: $id) { id title activeTurn { id status } messages(first: 50) { edges { node { id role content } } } }
+    conversation(id: $id) {
+      id
+      title
+      activeTurn {
+        id
+        status
+      }
+      messages(first: 50) {
+        edges {
+          node {
+            id
+            role
+            content
+          }
+        }
+      }
+    }
   }
 `;
 const CONVERSATION_PAGE = /* GraphQL */ `
   query Page($id: ID!, $after: String, $before: String, $first: Int, $last: Int) {
     conversation(id: $id) {
       messages(after: $after, before: $before, first: $first, last: $last) {
-        edges { cursor node { id content } }
-        pageInfo { hasNextPage hasPreviousPage }
+        edges {
+          cursor
+          node {
+            id
+            content
+          }
+        }
+        pageInfo {
+          hasNextPage
+          hasPreviousPage
+        }
       }
     }
   }
@@ -103,16 +225,42 @@ const CONVERSATION_PAGE = /* GraphQL */ `
 const TASKS = /* GraphQL */ `
   query Tasks($status: TaskStatusFilter, $after: String, $before: String, $first: Int, $last: Int) {
     tasks(status: $status, after: $after, before: $before, first: $first, last: $last) {
-      edges { cursor node { id title } }
-      pageInfo { hasNextPage hasPreviousPage }
+      edges {
+        cursor
+        node {
+          id
+          title
+        }
+      }
+      pageInfo {
+        hasNextPage
+        hasPreviousPage
+      }
     }
   }
 `;
 const CONVERSATIONS = /* GraphQL */ `
   query Conversations($after: String, $before: String, $first: Int, $last: Int) {
     conversations(after: $after, before: $before, first: $first, last: $last) {
-      edges { cursor node { id title messages(first: 50) { edges { node { id content } } } } }
-      pageInfo { hasNextPage hasPreviousPage }
+      edges {
+        cursor
+        node {
+          id
+          title
+          messages(first: 50) {
+            edges {
+              node {
+                id
+                content
+              }
+            }
+          }
+        }
+      }
+      pageInfo {
+        hasNextPage
+        hasPreviousPage
+      }
     }
   }
 `;
@@ -125,34 +273,125 @@ const DELETE_CONVERSATION = `mutation DeleteConversation($id: ID!) { deleteConve
 const CANCEL_TURN = `mutation Cancel($id: ID!) { cancelTurn(id: $id) { id status stopCode messages { id content } } }`;
 const DECIDE = /* GraphQL */ `
   mutation Decide($id: ID!, $decisions: [ToolCallDecision!]!) {
-    decideToolCalls(turnId: $id, decisions: $decisions) { id status toolCalls { id approval { status reason } tasks { id title } } }
+    decideToolCalls(turnId: $id, decisions: $decisions) {
+      id
+      status
+      toolCalls {
+        id
+        approval {
+          status
+          reason
+        }
+        tasks {
+          id
+          title
+        }
+      }
+    }
   }
 `;
 const TURN_UPDATED = /* GraphQL */ `
-  subscription Turns($c: ID!) { turnUpdated(conversationId: $c) { id status userMessage { content } toolCalls { id approval { status } } } }
+  subscription Turns($c: ID!) {
+    turnUpdated(conversationId: $c) {
+      id
+      status
+      userMessage {
+        content
+      }
+      toolCalls {
+        id
+        approval {
+          status
+        }
+      }
+    }
+  }
 `;
 const UNDO_TURN = /* GraphQL */ `
-  mutation Undo($id: ID!) { undoTurn(id: $id) { turn { id undoneAt } reverted { id kind before after } tasks { id title } } }
+  mutation Undo($id: ID!) {
+    undoTurn(id: $id) {
+      turn {
+        id
+        undoneAt
+      }
+      reverted {
+        id
+        kind
+        before
+        after
+      }
+      tasks {
+        id
+        title
+      }
+    }
+  }
 `;
 const SEND = /* GraphQL */ `
   mutation Send($input: SendMessageInput!) {
     sendMessage(input: $input) {
-      conversation { id title }
-      userMessage { id content }
-      turn { id status }
-      reply { id content }
-      messages { id role content }
-      toolCalls { id name arguments result error approval { status } }
+      conversation {
+        id
+        title
+      }
+      userMessage {
+        id
+        content
+      }
+      turn {
+        id
+        status
+      }
+      reply {
+        id
+        content
+      }
+      messages {
+        id
+        role
+        content
+      }
+      toolCalls {
+        id
+        name
+        arguments
+        result
+        error
+        approval {
+          status
+        }
+      }
     }
   }
 `;
 const MESSAGE_ADDED = /* GraphQL */ `
   subscription Added($c: ID, $afterSeq: Int) {
-    messageAdded(conversationId: $c, afterSeq: $afterSeq) { id seq role content conversation { id title } }
+    messageAdded(conversationId: $c, afterSeq: $afterSeq) {
+      id
+      seq
+      role
+      content
+      conversation {
+        id
+        title
+      }
+    }
   }
 `;
 const MESSAGE_STREAM = /* GraphQL */ `
-  subscription Stream($c: ID!) { messageStream(conversationId: $c) { offset delta message { id seq role status content } } }
+  subscription Stream($c: ID!) {
+    messageStream(conversationId: $c) {
+      offset
+      delta
+      message {
+        id
+        seq
+        role
+        status
+        content
+      }
+    }
+  }
 `;
 const TASK_CHANGED = `subscription { taskChanged { kind taskId task { id title description completed } cause { id actor toolCallId turn { id } before after } } }`;
 
@@ -322,7 +561,10 @@ describe("isolation attack suite: another user's ids at every entry point", () =
 
   /** A turn of Alice's, in her chat, whose model adds one task: a turn of hers to undo in a control. */
   async function aliceAssistantTurn(title: string): Promise<{ id: string }> {
-    rig.fake.enqueue(toolCallReply([{ id: `call_${randomUUID()}`, name: "add_task", args: { title: `${WORD} ${title}` } }], `${WORD} plan`), textReply(`${WORD} added`));
+    rig.fake.enqueue(
+      toolCallReply([{ id: `call_${randomUUID()}`, name: "add_task", args: { title: `${WORD} ${title}` } }], `${WORD} plan`),
+      textReply(`${WORD} added`),
+    );
     const response = await send(alice, { conversationId: a.chat, content: `${WORD} add ${title}` });
     expect(response.errors).toBeUndefined();
     return response.data!.sendMessage.turn;
@@ -371,7 +613,14 @@ describe("isolation attack suite: another user's ids at every entry point", () =
   /** Every row of Alice's, as a cursor, after and before, on a connection of Bob's: the same page as a cursor of no row. */
   async function attackCursors(field: string, document: string, base: Record<string, unknown>, size: number) {
     await each(targets, async (t) => {
-      const form: IdForm = { label: `a cursor of ${t.label}`, value: cursorOf(t.uuid), ghost: cursorOf(randomUUID()), shape: "cursor", code: null, owned: false };
+      const form: IdForm = {
+        label: `a cursor of ${t.label}`,
+        value: cursorOf(t.uuid),
+        ghost: cursorOf(randomUUID()),
+        shape: "cursor",
+        code: null,
+        owned: false,
+      };
       await attackGql("query", field, document, (cursor) => ({ ...base, after: cursor, first: size }), form);
       await attackGql("query", field, document, (cursor) => ({ ...base, before: cursor, last: size }), form);
     });
@@ -556,8 +805,9 @@ describe("isolation attack suite: another user's ids at every entry point", () =
         await unchanged("mutation", "Mutation.sendMessage", async () => {
           await each(formsFor(["Conversation"]), (form) => attackGql("mutation", "Mutation.sendMessage", SEND, into, form));
           // Alice's idempotency key, into her conversation: still nothing of hers.
-          await each(formsFor(["Conversation"]).filter((f) => f.owned), (form) =>
-            attackGql("mutation", "Mutation.sendMessage", SEND, withKey, { ...form, label: `${form.label} with Alice's clientMessageId` }),
+          await each(
+            formsFor(["Conversation"]).filter((f) => f.owned),
+            (form) => attackGql("mutation", "Mutation.sendMessage", SEND, withKey, { ...form, label: `${form.label} with Alice's clientMessageId` }),
           );
           // Alice's idempotency key for a new conversation of Bob's: Bob's own new turn, not hers, not "already used".
           rig.fake.enqueue(textReply("bob's own answer"));
@@ -565,7 +815,9 @@ describe("isolation attack suite: another user's ids at every entry point", () =
           const findings: string[] = [];
           if (response.errors) findings.push(`failed: ${JSON.stringify(response.errors)}`);
           const payload = response.data?.sendMessage;
-          const conversation = payload ? await rig.server.db.conversation.findUnique({ where: { id: parseId(payload.conversation.id, "id", "Conversation") } }) : null;
+          const conversation = payload
+            ? await rig.server.db.conversation.findUnique({ where: { id: parseId(payload.conversation.id, "id", "Conversation") } })
+            : null;
           if (conversation?.userId !== bob.id) findings.push(`answered with conversation ${JSON.stringify(conversation)}`);
           if (payload?.userMessage.content !== "bob's own words") findings.push(`answered with ${JSON.stringify(payload?.userMessage)}`);
           findings.push(...secrets.foundIn(visible(response)).map((marker) => `the answer carries Alice's ${marker}`));
@@ -654,11 +906,15 @@ describe("isolation attack suite: another user's ids at every entry point", () =
         const decisions = (approve: boolean) => [{ toolCallId: aliceCall, approve, reason: "bob decides" }];
         await unchanged("mutation", DECIDE_PATH, async () => {
           for (const approve of [true, false]) {
-            await each(formsFor(["Turn"], [...targets, ...live]), (form) => attackGql("mutation", DECIDE_PATH, DECIDE, (id) => ({ id, decisions: decisions(approve) }), form));
+            await each(formsFor(["Turn"], [...targets, ...live]), (form) =>
+              attackGql("mutation", DECIDE_PATH, DECIDE, (id) => ({ id, decisions: decisions(approve) }), form),
+            );
           }
           await each(formsFor(["Turn"], live), (form) => attackGql("mutation", "Mutation.cancelTurn", CANCEL_TURN, (id) => ({ id }), form));
           await each(formsFor(NODE_TYPES, live), (form) => attackGql("node", "Query.node", NODE, (id) => ({ id }), form));
-          await each(formsFor(["Conversation"], live), (form) => attackSubscription("Subscription.turnUpdated", TURN_UPDATED, (id) => ({ c: id }), form));
+          await each(formsFor(["Conversation"], live), (form) =>
+            attackSubscription("Subscription.turnUpdated", TURN_UPDATED, (id) => ({ c: id }), form),
+          );
           // Alice's call id on Bob's own waiting turn: the answer an id of no call gets, and nothing of hers decided.
           const ghost = await bob.gql(DECIDE, { id: bobWaiting.turn.id, decisions: [{ toolCallId: `call_ghost_${randomUUID()}`, approve: true }] });
           const mine = await bob.gql(DECIDE, { id: bobWaiting.turn.id, decisions: [{ toolCallId: aliceCall, approve: true }] });
@@ -669,10 +925,14 @@ describe("isolation attack suite: another user's ids at every entry point", () =
         await ok(bob, CANCEL_TURN, { id: bobWaiting.turn.id });
         // The control: Alice approves with the ids Bob used, and her turn runs on.
         rig.fake.enqueue(textReply(`${WORD} deleted after approval`));
-        const decided = await ok<{ decideToolCalls: { id: string; status: string } }>(alice, DECIDE, { id: held.turn.id, decisions: [{ toolCallId: aliceCall, approve: true }] });
+        const decided = await ok<{ decideToolCalls: { id: string; status: string } }>(alice, DECIDE, {
+          id: held.turn.id,
+          decisions: [{ toolCallId: aliceCall, approve: true }],
+        });
         expect(decided.decideToolCalls).toMatchObject({ id: held.turn.id, status: "RUNNING" });
         await vi.waitFor(
-          async () => expect((await rig.server.db.turn.findUniqueOrThrow({ where: { id: live[0]!.uuid } })).status, "Alice's approved turn").toBe("COMPLETED"),
+          async () =>
+            expect((await rig.server.db.turn.findUniqueOrThrow({ where: { id: live[0]!.uuid } })).status, "Alice's approved turn").toBe("COMPLETED"),
           { timeout: 15_000, interval: 20 },
         );
         expect(await rig.server.db.task.findUnique({ where: { id: parseId(doomed, "id", "Task") } })).toBeNull();
@@ -684,7 +944,9 @@ describe("isolation attack suite: another user's ids at every entry point", () =
         });
         // The control: Alice undoes a turn of hers that added a task (not one the other cases aim at).
         const turn = await aliceAssistantTurn("to be undone");
-        const data = await ok<{ undoTurn: { turn: { id: string; undoneAt: string | null }; reverted: { kind: string }[] } }>(alice, UNDO_TURN, { id: turn.id });
+        const data = await ok<{ undoTurn: { turn: { id: string; undoneAt: string | null }; reverted: { kind: string }[] } }>(alice, UNDO_TURN, {
+          id: turn.id,
+        });
         expect(data.undoTurn.turn).toMatchObject({ id: turn.id, undoneAt: expect.any(String) });
         expect(data.undoTurn.reverted.map((event) => event.kind)).toEqual(["DELETED"]);
         ledger.control("Mutation.undoTurn");
@@ -704,9 +966,14 @@ describe("isolation attack suite: another user's ids at every entry point", () =
         const made = await ok<{ createConversation: { id: string } }>(alice, CREATE_CONVERSATION, { input: { title: `${WORD} turns` } });
         const before = rig.server.app.turns.establishedCount;
         const aliceTurns = aliceWs.subscribe<{ turnUpdated: { id: string; status: string } }>(TURN_UPDATED, { c: made.createConversation.id });
-        const bobTurns = bobWs.subscribe<{ turnUpdated: { id: string; status: string; userMessage: { content: string } } }>(TURN_UPDATED, { c: b.conversation });
+        const bobTurns = bobWs.subscribe<{ turnUpdated: { id: string; status: string; userMessage: { content: string } } }>(TURN_UPDATED, {
+          c: b.conversation,
+        });
         try {
-          await vi.waitFor(() => expect(rig.server.app.turns.establishedCount - before, "both turnUpdated subscriptions").toBe(2), { timeout: 10_000, interval: 10 });
+          await vi.waitFor(() => expect(rig.server.app.turns.establishedCount - before, "both turnUpdated subscriptions").toBe(2), {
+            timeout: 10_000,
+            interval: 10,
+          });
           rig.fake.enqueue(textReply(`${WORD} turn answer`));
           const sent = await send(alice, { conversationId: made.createConversation.id, content: `${WORD} a turn` });
           expect(sent.errors).toBeUndefined();
@@ -858,7 +1125,8 @@ describe("isolation attack suite: another user's ids at every entry point", () =
       const received = [bobTaskEvent, bobAddedEvent, ...bobStreamEvents, ...bobTasks.pending(), ...bobAdded.pending(), ...bobStream.pending()];
       const text = visible(received);
       const findings = (id: string) => (text.includes(id) ? [`Bob's subscription received ${id}`] : []);
-      for (const event of aliceTaskEvents) ledger.record("subscription", "Subscription.taskChanged", `Alice's ${event.kind} of a task`, findings(event.taskId));
+      for (const event of aliceTaskEvents)
+        ledger.record("subscription", "Subscription.taskChanged", `Alice's ${event.kind} of a task`, findings(event.taskId));
       for (const m of aliceAddedEvents) ledger.record("subscription", "Subscription.messageAdded", "Alice's new message", findings(m.id));
       // One attempt per streamed answer (how many pieces it comes in depends on timing).
       for (const id of new Set(aliceStreamEvents.map((event) => event.message.id))) {
@@ -962,8 +1230,9 @@ describe("isolation attack suite: another user's ids at every entry point", () =
     const sent = await send(alice, { content: `${WORD} add a task please`, clientMessageId: aliceClientMessageId });
     expect(sent.errors).toBeUndefined();
     a.chat = sent.data!.sendMessage.conversation.id;
-    a.emptyChat = (await ok<{ createConversation: { id: string } }>(alice, CREATE_CONVERSATION, { input: { title: `${WORD} empty` } }))
-      .createConversation.id;
+    a.emptyChat = (
+      await ok<{ createConversation: { id: string } }>(alice, CREATE_CONVERSATION, { input: { title: `${WORD} empty` } })
+    ).createConversation.id;
 
     const db = server.db;
     const where = { userId: alice.id };
@@ -1021,7 +1290,10 @@ describe("isolation attack suite: another user's ids at every entry point", () =
     }
     const node = schema.getType("Node");
     if (!isInterfaceType(node)) throw new Error("the schema has no Node interface");
-    const possible = schema.getPossibleTypes(node).map((type) => type.name).sort();
+    const possible = schema
+      .getPossibleTypes(node)
+      .map((type) => type.name)
+      .sort();
     expect(possible).toEqual([...NODE_TYPES].sort());
     expect(new Set(targets.map((t) => t.type))).toEqual(new Set(NODE_TYPES));
     expect(Object.keys(TOOL_ARGS).sort()).toEqual(TOOLS.map((tool) => tool.name).sort());
@@ -1093,9 +1365,7 @@ describe("isolation attack suite: another user's ids at every entry point", () =
   describe("assistant tools", () => {
     /** The tool results the model got back in its request after the tool step, by call id. */
     function toolResultsIn(request: RecordedRequest): Map<string, string> {
-      return new Map(
-        request.body.messages.filter((m) => m.role === "tool").map((m) => [m.tool_call_id ?? "", JSON.stringify(m.content)]),
-      );
+      return new Map(request.body.messages.filter((m) => m.role === "tool").map((m) => [m.tool_call_id ?? "", JSON.stringify(m.content)]));
     }
 
     it("should answer a model that calls every tool with Alice's ids exactly as for ids of nothing, and change nothing of hers", async () => {
@@ -1127,7 +1397,13 @@ describe("isolation attack suite: another user's ids at every entry point", () =
 
       await unchanged("assistant", "assistant tools", async () => {
         const requestsBefore = rig.fake.requests.length;
-        rig.fake.enqueue(toolCallReply(calls.map(({ id, name, args }) => ({ id, name, args })), "I will try Alice's ids."), textReply("bob's tools ran"));
+        rig.fake.enqueue(
+          toolCallReply(
+            calls.map(({ id, name, args }) => ({ id, name, args })),
+            "I will try Alice's ids.",
+          ),
+          textReply("bob's tools ran"),
+        );
         const response = await send(bob, { conversationId: b.conversation, content: "bob asks about tasks" });
         expect(response.errors, JSON.stringify(response.errors)).toBeUndefined();
         const payload = response.data!.sendMessage;
@@ -1164,7 +1440,12 @@ describe("isolation attack suite: another user's ids at every entry point", () =
         }
         const added = inPayload.get("add_as_alice")?.result as { id?: string } | undefined;
         const row = added?.id ? await rig.server.db.task.findUnique({ where: { id: parseId(added.id, "id", "Task") } }) : null;
-        ledger.record("assistant", "assistant.add_task", "Alice's user id as the owner", row?.userId === bob.id ? [] : [`stored ${JSON.stringify(row)}`]);
+        ledger.record(
+          "assistant",
+          "assistant.add_task",
+          "Alice's user id as the owner",
+          row?.userId === bob.id ? [] : [`stored ${JSON.stringify(row)}`],
+        );
 
         // Nothing of Alice's in anything the model was sent for Bob: his history, his tool results.
         const sentIds = calls.flatMap((call) => sentId(call.args) ?? []).concat(alice.id);
@@ -1175,7 +1456,11 @@ describe("isolation attack suite: another user's ids at every entry point", () =
       });
 
       // The control: Alice's model calls every tool with her own ids, and each call works.
-      const [toComplete, toUpdate, toDelete] = [await aliceTask("for the assistant to complete"), await aliceTask("to rename"), await aliceTask("to drop")];
+      const [toComplete, toUpdate, toDelete] = [
+        await aliceTask("for the assistant to complete"),
+        await aliceTask("to rename"),
+        await aliceTask("to drop"),
+      ];
       const toUndo = await aliceAssistantTurn("for the assistant to undo");
       const controls = [
         { id: "c_add", name: "add_task", args: { title: `${WORD} added in the control` } },
@@ -1199,7 +1484,9 @@ describe("isolation attack suite: another user's ids at every entry point", () =
         async () => expect((await rig.server.db.turn.findUniqueOrThrow({ where: { id: turnId } })).status, "Alice's approved turn").toBe("COMPLETED"),
         { timeout: 15_000, interval: 20 },
       );
-      const done = await ok<{ node: { turnToolCalls: { id: string; error: string | null; result: unknown }[] } }>(alice, NODE, { id: paused.turn.id });
+      const done = await ok<{ node: { turnToolCalls: { id: string; error: string | null; result: unknown }[] } }>(alice, NODE, {
+        id: paused.turn.id,
+      });
       const results = new Map(done.node.turnToolCalls.map((call) => [call.id, call]));
       for (const control of controls) {
         expect(results.get(control.id)?.error ?? null, control.name).toBeNull();

@@ -116,7 +116,13 @@ export async function snapshot(db: Db, userId: string): Promise<Record<string, s
 /** The ids (database and global) of every row the user has: none of them may reach the attacker. */
 export async function rowIds(db: Db, userId: string): Promise<string[]> {
   const rows = await snapshot(db, userId);
-  const typeOf: Record<string, NodeTypename> = { tasks: "Task", conversations: "Conversation", messages: "Message", turns: "Turn", task_events: "TaskEvent" };
+  const typeOf: Record<string, NodeTypename> = {
+    tasks: "Task",
+    conversations: "Conversation",
+    messages: "Message",
+    turns: "Turn",
+    task_events: "TaskEvent",
+  };
   const ids: string[] = [];
   for (const [table, texts] of Object.entries(rows)) {
     for (const text of texts) {

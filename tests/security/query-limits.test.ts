@@ -32,7 +32,12 @@ describe("query limits", () => {
     user = await newUser(server, "limits");
     const conversation = await db.conversation.create({ data: { userId: user.id, title: "twenty messages" } });
     await db.$transaction((tx) =>
-      appendMessages(tx, user.id, conversation.id, Array.from({ length: 20 }, (_, i) => ({ role: "user" as const, content: `m${i}` }))),
+      appendMessages(
+        tx,
+        user.id,
+        conversation.id,
+        Array.from({ length: 20 }, (_, i) => ({ role: "user" as const, content: `m${i}` })),
+      ),
     );
     conversationId = toGlobalId("Conversation", conversation.id);
   });

@@ -13,7 +13,10 @@ const SKIPPED: { query: string; variables?: Record<string, unknown>; names: stri
     query: "subscription { ...Root } fragment Root on Subscription { taskChanged @include(if: false) { kind } }",
     names: "@include from taskChanged",
   },
-  { query: "subscription Named { ...Root @skip(if: true) } fragment Root on Subscription { taskChanged { kind } }", names: "@skip from the fragment spread Root" },
+  {
+    query: "subscription Named { ...Root @skip(if: true) } fragment Root on Subscription { taskChanged { kind } }",
+    names: "@skip from the fragment spread Root",
+  },
 ];
 
 type ErrorView = { message: string; extensions?: Record<string, unknown> };

@@ -44,24 +44,30 @@ describe.each([
     await server?.close();
   });
 
-  it.each(BAD_DOCUMENTS)("should answer $name with the same errors as HTTP, BAD_USER_INPUT and no transport details", async ({ name: _name, ...document }) => {
-    const response = await fetch(server.url, {
-      method: "POST",
-      headers: { "content-type": "application/json", authorization: `Bearer ${user.token}` },
-      body: JSON.stringify(document),
-    });
-    const overHttp = ((await response.json()) as { errors: FormattedError[] }).errors;
-    const overWs = await wsErrors(client, document);
+  it.each(BAD_DOCUMENTS)(
+    "should answer $name with the same errors as HTTP, BAD_USER_INPUT and no transport details",
+    async ({ name: _name, ...document }) => {
+      const response = await fetch(server.url, {
+        method: "POST",
+        headers: { "content-type": "application/json", authorization: `Bearer ${user.token}` },
+        body: JSON.stringify(document),
+      });
+      const overHttp = ((await response.json()) as { errors: FormattedError[] }).errors;
+      const overWs = await wsErrors(client, document);
 
-    expect(overHttp.length).toBeGreaterThan(0);
-    for (const error of overHttp) expect(error.extensions?.code).toBe("BAD_USER_INPUT");
-    expect(overWs).toEqual(overHttp);
-    for (const error of overWs) expect(error.extensions).not.toHaveProperty("http");
-  });
+      expect(overHttp.length).toBeGreaterThan(0);
+      for (const error of overHttp) expect(error.extensions?.code).toBe("BAD_USER_INPUT");
+      expect(overWs).toEqual(overHttp);
+      for (const error of overWs) expect(error.extensions).not.toHaveProperty("http");
+    },
+  );
 });
 
 /** The errors graphql-ws answers: an `error` message, or the errors of a `next` result. */
-async function wsErrors(client: TestWsClient, document: { query: string; variables?: Record<string, unknown>; operationName?: string }): Promise<FormattedError[]> {
+async function wsErrors(
+  client: TestWsClient,
+  document: { query: string; variables?: Record<string, unknown>; operationName?: string },
+): Promise<FormattedError[]> {
   return new Promise((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error("no answer over graphql-ws within 10 s")), 10_000);
     client.client.subscribe(

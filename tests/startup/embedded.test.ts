@@ -109,9 +109,7 @@ describe("the embedded database at start-up", () => {
         initdb: path.join(target, "bin", "initdb"),
         postgres: path.join(target, "bin", "postgres"),
       });
-      expect(notices).toEqual([
-        `The postgres system user cannot reach the embedded Postgres in node_modules; running its copy in ${target}`,
-      ]);
+      expect(notices).toEqual([`The postgres system user cannot reach the embedded Postgres in node_modules; running its copy in ${target}`]);
       for (const binary of [copy.postgres, copy.initdb]) {
         const run = spawnSync(binary, ["--version"], { ...user, encoding: "utf8" });
         expect(run.status).toBe(0);

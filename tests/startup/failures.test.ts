@@ -66,11 +66,7 @@ describe("start-up failures of the programs", () => {
   }
 
   it.concurrent("should say PORT is in use, in one line, when another process holds it", async () => {
-    const server = runScript(
-      "src/main.ts",
-      { env: { PORT: String(occupiedPort), HOST: "127.0.0.1", DATABASE_URL: databaseUrl() } },
-      started,
-    );
+    const server = runScript("src/main.ts", { env: { PORT: String(occupiedPort), HOST: "127.0.0.1", DATABASE_URL: databaseUrl() } }, started);
     await expectRefusal(server, `PORT ${occupiedPort} is in use on 127.0.0.1; set PORT to a free port`);
   });
 

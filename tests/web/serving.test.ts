@@ -7,7 +7,11 @@ import { startTestServer, type TestServer } from "../helpers/server.js";
 const DEV_TOKEN = "dev-token-for-same-origin-loopback-pages-only";
 
 /** A raw GET, with exactly these headers (fetch would add its own Sec-Fetch-* and Origin rules). */
-function get(url: string, headers: Record<string, string> = {}, method = "GET"): Promise<{ status: number; headers: Record<string, string | string[] | undefined>; body: string }> {
+function get(
+  url: string,
+  headers: Record<string, string> = {},
+  method = "GET",
+): Promise<{ status: number; headers: Record<string, string | string[] | undefined>; body: string }> {
   return new Promise((resolve, reject) => {
     const req = httpRequest(url, { method, headers }, (res) => {
       const chunks: Buffer[] = [];
@@ -68,7 +72,15 @@ describe("serving the web client (WEB_UI)", () => {
     const head = await get(`${on.baseUrl}${script}`, {}, "HEAD");
     expect(head.status).toBe(200);
     expect(head.body).toBe("");
-    for (const path of ["/assets/nope.js", "/assets/../package.json", "/assets/%2e%2e%2fpackage.json", "/assets/%E0%A4%A", "/assets/", "/.build-hash", "/web/dist/index.html"]) {
+    for (const path of [
+      "/assets/nope.js",
+      "/assets/../package.json",
+      "/assets/%2e%2e%2fpackage.json",
+      "/assets/%E0%A4%A",
+      "/assets/",
+      "/.build-hash",
+      "/web/dist/index.html",
+    ]) {
       const answer = await get(`${on.baseUrl}${path}`);
       expect(answer.status, path).toBe(404);
       expect(answer.body, path).not.toContain("todo-assistant-api");

@@ -55,7 +55,11 @@ async function axeViolations(page: Page): Promise<string[]> {
   // Evaluated through the DevTools protocol, which the page's CSP (no inline script) does not govern.
   await page.evaluate(AXE_SOURCE);
   const violations = await page.evaluate(async () => {
-    const axe = (window as unknown as { axe: { run(context: Document): Promise<{ violations: { id: string; impact: string | null; nodes: { target: unknown }[] }[] }> } }).axe;
+    const axe = (
+      window as unknown as {
+        axe: { run(context: Document): Promise<{ violations: { id: string; impact: string | null; nodes: { target: unknown }[] }[] }> };
+      }
+    ).axe;
     const result = await axe.run(document);
     return result.violations.map((v) => ({ id: v.id, impact: v.impact, targets: v.nodes.map((n) => JSON.stringify(n.target)) }));
   });
@@ -215,7 +219,7 @@ describe.runIf(browserAvailable())("the web client, in Chromium against a real s
     await taskShown;
     const answer = page.locator('[data-testid="chat-message"][data-role="assistant"][data-status="COMPLETE"]').filter({ hasText: "Anything else?" });
     await answer.waitFor({ timeout: 20_000 });
-    expect((await answer.locator(".content").textContent())).toBe(BUY_MILK_REPLY);
+    expect(await answer.locator(".content").textContent()).toBe(BUY_MILK_REPLY);
 
     const answerId = await answer.getAttribute("data-message-id");
     const frames = (await page.evaluate(() => (window as unknown as { frames_: { id: string; status: string; text: string }[] }).frames_)).filter(
@@ -416,7 +420,11 @@ describe.runIf(browserAvailable())("the web client, in Chromium against a real s
   it("should show another user, signed in with token-input, none of the first user's data", async () => {
     const strangerId = newUserId("web-stranger");
     const strangerToken = await tokenFor(strangerId);
-    const added = await server.request<{ addTask: { id: string } }>(`mutation { addTask(input: { title: "Stranger's own task" }) { id } }`, {}, strangerToken);
+    const added = await server.request<{ addTask: { id: string } }>(
+      `mutation { addTask(input: { title: "Stranger's own task" }) { id } }`,
+      {},
+      strangerToken,
+    );
     await owner.gql(`mutation { addTask(input: { title: "Owner's secret errand" }) { id } }`);
     const ownerTasks = await db.task.findMany({ where: { userId: owner.id } });
     const ownerConversations = await db.conversation.findMany({ where: { userId: owner.id } });

@@ -25,7 +25,9 @@ async function manifest(dir: string): Promise<Manifest> {
 async function sourceFiles(dir: string): Promise<string[]> {
   if (/\.(ts|tsx)$/.test(dir)) return [dir];
   const entries = await readdir(dir, { withFileTypes: true, recursive: true });
-  return entries.filter((entry) => entry.isFile() && /\.(ts|tsx|mts|js|mjs)$/.test(entry.name)).map((entry) => path.join(entry.parentPath, entry.name));
+  return entries
+    .filter((entry) => entry.isFile() && /\.(ts|tsx|mts|js|mjs)$/.test(entry.name))
+    .map((entry) => path.join(entry.parentPath, entry.name));
 }
 
 /** The packages a tree's sources load (static, side-effect and dynamic imports, require and require.resolve), by package name. */
@@ -48,7 +50,10 @@ describe("web/ as its own npm workspace", () => {
     const imported = await importedPackages(path.join(ROOT, "src"));
     for (const name of FROM_WEB) imported.delete(name);
     const runtime = Object.keys(root.dependencies ?? {}).sort();
-    expect(runtime.filter((name) => !imported.has(name) && !RUNNERS.includes(name)), "runtime dependencies src/ never imports").toEqual([]);
+    expect(
+      runtime.filter((name) => !imported.has(name) && !RUNNERS.includes(name)),
+      "runtime dependencies src/ never imports",
+    ).toEqual([]);
     expect([...imported].filter((name) => !runtime.includes(name)).sort(), "packages src/ imports that are not runtime dependencies").toEqual([]);
     for (const name of ["react", "react-dom", "vite", "@vitejs/plugin-react", "urql", "@urql/exchange-graphcache", "gql.tada"]) {
       expect(runtime, name).not.toContain(name);

@@ -14,7 +14,9 @@ export function Chat(props: { conversationId: string | null; onConversation: (id
   const log = useConversationLog(props.conversationId, props.connection);
   const [draft, setDraft] = useState("");
   // A send that went through empties the composer, unless the user has typed something else since.
-  const sender = useSender(props.conversationId, props.onConversation, log, (sent) => setDraft((current) => (current === sent.content ? "" : current)));
+  const sender = useSender(props.conversationId, props.onConversation, log, (sent) =>
+    setDraft((current) => (current === sent.content ? "" : current)),
+  );
   const running = log.turn?.status === "RUNNING";
   const inputId = useId();
 

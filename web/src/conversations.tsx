@@ -30,14 +30,28 @@ export function Conversations(props: { selected: string | null; onSelect: (id: s
           New
         </button>
       </div>
-      {error && !data && <p role="alert" className="error">{describeError(error)}</p>}
+      {error && !data && (
+        <p role="alert" className="error">
+          {describeError(error)}
+        </p>
+      )}
       <ul className="conversation-list">
         {conversations.map((conversation) => (
           <li key={conversation.id} data-testid="conversation-item" className={conversation.id === props.selected ? "selected" : undefined}>
-            <button type="button" className="open" aria-current={conversation.id === props.selected ? "page" : undefined} onClick={() => onSelect(conversation.id)}>
+            <button
+              type="button"
+              className="open"
+              aria-current={conversation.id === props.selected ? "page" : undefined}
+              onClick={() => onSelect(conversation.id)}
+            >
               {conversation.title || "Untitled conversation"}
             </button>
-            <button type="button" className="delete" aria-label={`Delete conversation ${conversation.title || "Untitled"}`} onClick={() => void deleteOne(conversation.id)}>
+            <button
+              type="button"
+              className="delete"
+              aria-label={`Delete conversation ${conversation.title || "Untitled"}`}
+              onClick={() => void deleteOne(conversation.id)}
+            >
               ×
             </button>
           </li>

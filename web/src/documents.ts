@@ -14,7 +14,11 @@ export const TASKS = graphql(
   `
     query Tasks($status: TaskStatusFilter!) {
       tasks(first: 100, status: $status) {
-        edges { node { ...TaskFields } }
+        edges {
+          node {
+            ...TaskFields
+          }
+        }
       }
     }
   `,
@@ -24,7 +28,13 @@ export const TASKS = graphql(
 export const TASK_CHANGED = graphql(
   `
     subscription TaskChanged {
-      taskChanged { kind taskId task { ...TaskFields } }
+      taskChanged {
+        kind
+        taskId
+        task {
+          ...TaskFields
+        }
+      }
     }
   `,
   [TaskFields],
@@ -33,7 +43,9 @@ export const TASK_CHANGED = graphql(
 export const ADD_TASK = graphql(
   `
     mutation AddTask($input: AddTaskInput!) {
-      addTask(input: $input) { ...TaskFields }
+      addTask(input: $input) {
+        ...TaskFields
+      }
     }
   `,
   [TaskFields],
@@ -42,7 +54,9 @@ export const ADD_TASK = graphql(
 export const COMPLETE_TASK = graphql(
   `
     mutation CompleteTask($id: ID!) {
-      completeTask(id: $id) { ...TaskFields }
+      completeTask(id: $id) {
+        ...TaskFields
+      }
     }
   `,
   [TaskFields],
@@ -51,7 +65,9 @@ export const COMPLETE_TASK = graphql(
 export const UPDATE_TASK = graphql(
   `
     mutation UpdateTask($input: UpdateTaskInput!) {
-      updateTask(input: $input) { ...TaskFields }
+      updateTask(input: $input) {
+        ...TaskFields
+      }
     }
   `,
   [TaskFields],
@@ -59,21 +75,33 @@ export const UPDATE_TASK = graphql(
 
 export const DELETE_TASK = graphql(`
   mutation DeleteTask($id: ID!) {
-    deleteTask(id: $id) { id }
+    deleteTask(id: $id) {
+      id
+    }
   }
 `);
 
 export const CONVERSATIONS = graphql(`
   query Conversations {
     conversations(first: 50) {
-      edges { node { id title updatedAt } }
+      edges {
+        node {
+          id
+          title
+          updatedAt
+        }
+      }
     }
   }
 `);
 
 export const CREATE_CONVERSATION = graphql(`
   mutation CreateConversation {
-    createConversation { id title updatedAt }
+    createConversation {
+      id
+      title
+      updatedAt
+    }
   }
 `);
 
@@ -91,7 +119,13 @@ export const MessageFields = graphql(`
     status
     content
     toolCallId
-    toolCalls { id name arguments result error }
+    toolCalls {
+      id
+      name
+      arguments
+      result
+      error
+    }
   }
 `);
 
@@ -101,8 +135,16 @@ export const ApprovalCallFields = graphql(`
     id
     name
     arguments
-    approval { status expiresAt reason argumentsHash }
-    tasks { id title }
+    approval {
+      status
+      expiresAt
+      reason
+      argumentsHash
+    }
+    tasks {
+      id
+      title
+    }
   }
 `);
 
@@ -112,7 +154,9 @@ export const TurnFields = graphql(
       id
       status
       stopCode
-      toolCalls { ...ApprovalCallFields }
+      toolCalls {
+        ...ApprovalCallFields
+      }
     }
   `,
   [ApprovalCallFields],
@@ -125,10 +169,19 @@ export const MESSAGES_PAGE = graphql(
       conversation(id: $id) {
         id
         title
-        activeTurn { ...TurnFields }
+        activeTurn {
+          ...TurnFields
+        }
         messages(last: 30, before: $before) {
-          edges { node { ...MessageFields } }
-          pageInfo { hasPreviousPage startCursor }
+          edges {
+            node {
+              ...MessageFields
+            }
+          }
+          pageInfo {
+            hasPreviousPage
+            startCursor
+          }
         }
       }
     }
@@ -139,7 +192,11 @@ export const MESSAGES_PAGE = graphql(
 export const TURN = graphql(
   `
     query Turn($id: ID!) {
-      node(id: $id) { ... on Turn { ...TurnFields } }
+      node(id: $id) {
+        ... on Turn {
+          ...TurnFields
+        }
+      }
     }
   `,
   [TurnFields],
@@ -149,7 +206,9 @@ export const TURN = graphql(
 export const MESSAGE_ADDED = graphql(
   `
     subscription MessageAdded($conversationId: ID!, $afterSeq: Int!) {
-      messageAdded(conversationId: $conversationId, afterSeq: $afterSeq) { ...MessageFields }
+      messageAdded(conversationId: $conversationId, afterSeq: $afterSeq) {
+        ...MessageFields
+      }
     }
   `,
   [MessageFields],
@@ -167,7 +226,12 @@ export const MESSAGE_STREAM = graphql(`
     messageStream(conversationId: $conversationId) {
       offset
       delta
-      message { id seq role toolCallId }
+      message {
+        id
+        seq
+        role
+        toolCallId
+      }
     }
   }
 `);
@@ -184,9 +248,17 @@ export const SEND_MESSAGE = graphql(
   `
     mutation SendMessage($input: SendMessageInput!) {
       sendMessage(input: $input) {
-        conversation { id title updatedAt }
-        userMessage { ...MessageFields }
-        turn { ...TurnFields }
+        conversation {
+          id
+          title
+          updatedAt
+        }
+        userMessage {
+          ...MessageFields
+        }
+        turn {
+          ...TurnFields
+        }
       }
     }
   `,
@@ -197,7 +269,9 @@ export const SEND_MESSAGE = graphql(
 export const TURN_UPDATED = graphql(
   `
     subscription TurnUpdated($conversationId: ID!) {
-      turnUpdated(conversationId: $conversationId) { ...TurnFields }
+      turnUpdated(conversationId: $conversationId) {
+        ...TurnFields
+      }
     }
   `,
   [TurnFields],
@@ -206,7 +280,9 @@ export const TURN_UPDATED = graphql(
 export const DECIDE_TOOL_CALLS = graphql(
   `
     mutation DecideToolCalls($turnId: ID!, $decisions: [ToolCallDecision!]!) {
-      decideToolCalls(turnId: $turnId, decisions: $decisions) { ...TurnFields }
+      decideToolCalls(turnId: $turnId, decisions: $decisions) {
+        ...TurnFields
+      }
     }
   `,
   [TurnFields],
@@ -215,7 +291,9 @@ export const DECIDE_TOOL_CALLS = graphql(
 export const CANCEL_TURN = graphql(
   `
     mutation CancelTurn($id: ID!) {
-      cancelTurn(id: $id) { ...TurnFields }
+      cancelTurn(id: $id) {
+        ...TurnFields
+      }
     }
   `,
   [TurnFields],

@@ -55,7 +55,13 @@ export function streamedText(shown: string, event: Pick<StreamEvent, "offset" | 
   const length = Array.from(shown).length;
   if (event.offset === 0) return event.delta;
   if (event.offset === length) return shown + event.delta;
-  if (event.offset < length) return shown + Array.from(event.delta).slice(length - event.offset).join("");
+  if (event.offset < length)
+    return (
+      shown +
+      Array.from(event.delta)
+        .slice(length - event.offset)
+        .join("")
+    );
   return null;
 }
 

@@ -10,7 +10,12 @@ export function MessageList({ log, conversationId }: { log: ConversationLog; con
   const { ref, onScroll, loadOlder } = useMessageScroll(log, conversationId);
   const toolNames = new Map(log.messages.flatMap((m) => m.toolCalls.map((call) => [call.id, call.name] as const)));
 
-  if (log.error) return <p className="error" role="alert">{log.error}</p>;
+  if (log.error)
+    return (
+      <p className="error" role="alert">
+        {log.error}
+      </p>
+    );
   return (
     <ol className="messages" ref={ref} onScroll={onScroll} aria-label="Messages" aria-busy={conversationId !== null && !log.loaded} tabIndex={0}>
       {log.hasOlder && (
@@ -89,7 +94,14 @@ const ROLE_LABELS = { USER: "You", ASSISTANT: "Assistant", TOOL: "Tool" } as con
 function MessageItem({ message, toolNames }: { message: ChatMessage; toolNames: ReadonlyMap<string, string> }) {
   const role = message.role.toLowerCase();
   return (
-    <li className={`message message-${role} message-${message.status.toLowerCase()}`} data-testid="chat-message" data-role={role} data-status={message.status} data-message-id={message.id} data-seq={message.seq}>
+    <li
+      className={`message message-${role} message-${message.status.toLowerCase()}`}
+      data-testid="chat-message"
+      data-role={role}
+      data-status={message.status}
+      data-message-id={message.id}
+      data-seq={message.seq}
+    >
       <span className="visually-hidden">{ROLE_LABELS[message.role]}: </span>
       {message.role === "TOOL" ? (
         <span className="tool-result-line">↳ {toolNames.get(message.toolCallId ?? "") ?? "tool"} answered</span>

@@ -35,7 +35,11 @@ export function TasksPane({ connection }: { connection: ConnectionStore }) {
           </button>
         ))}
       </div>
-      {error && !data && <p role="alert" className="error">{describeError(error)}</p>}
+      {error && !data && (
+        <p role="alert" className="error">
+          {describeError(error)}
+        </p>
+      )}
       <ul className="task-list" data-testid="task-list" aria-busy={fetching && !data}>
         {tasks.map((task) => (
           <TaskItem key={task.id} task={task} />
@@ -63,12 +67,23 @@ function AddTask() {
     <form className="add-task" onSubmit={submit}>
       <label htmlFor={id}>New task</label>
       <div className="row">
-        <input id={id} data-testid="new-task-title" value={title} maxLength={200} onChange={(event) => setTitle(event.target.value)} placeholder="Buy milk" />
+        <input
+          id={id}
+          data-testid="new-task-title"
+          value={title}
+          maxLength={200}
+          onChange={(event) => setTitle(event.target.value)}
+          placeholder="Buy milk"
+        />
         <button type="submit" data-testid="add-task" disabled={result.fetching}>
           Add
         </button>
       </div>
-      {problem && <p role="alert" className="error">{problem}</p>}
+      {problem && (
+        <p role="alert" className="error">
+          {problem}
+        </p>
+      )}
     </form>
   );
 }
@@ -104,7 +119,15 @@ function TaskItem({ task }: { task: Task }) {
     <li className="task" data-testid="task-item" data-task-id={task.id} data-completed={String(task.completed)}>
       <input id={checkboxId} type="checkbox" data-testid="task-toggle" checked={task.completed} onChange={() => void toggle()} />
       {editing ? (
-        <input className="task-edit" aria-label={`Title of ${task.title}`} value={draft} maxLength={200} autoFocus onChange={(e) => setDraft(e.target.value)} onKeyDown={onKey} />
+        <input
+          className="task-edit"
+          aria-label={`Title of ${task.title}`}
+          value={draft}
+          maxLength={200}
+          autoFocus
+          onChange={(e) => setDraft(e.target.value)}
+          onKeyDown={onKey}
+        />
       ) : (
         <label htmlFor={checkboxId} className="task-title">
           {task.title}
@@ -124,7 +147,11 @@ function TaskItem({ task }: { task: Task }) {
           Delete
         </button>
       </div>
-      {problem && <p role="alert" className="error">{problem}</p>}
+      {problem && (
+        <p role="alert" className="error">
+          {problem}
+        </p>
+      )}
     </li>
   );
 }

@@ -18,9 +18,7 @@ export function summarise(value: unknown, max = 60): string {
     const entries = Object.entries(value as Record<string, unknown>).filter(([, v]) => v !== null && v !== undefined && typeof v !== "object");
     // Ids say little to a reader; show them only when nothing else is there.
     const telling = entries.filter(([k]) => k !== "id" && !k.endsWith("Id"));
-    text = (telling.length > 0 ? telling : entries)
-      .map(([k, v]) => `${k}: ${typeof v === "string" ? JSON.stringify(v) : String(v)}`)
-      .join(", ");
+    text = (telling.length > 0 ? telling : entries).map(([k, v]) => `${k}: ${typeof v === "string" ? JSON.stringify(v) : String(v)}`).join(", ");
     if (text === "") text = `{${Object.keys(value).join(", ")}}`;
   } else text = String(value);
   return text.length > max ? `${text.slice(0, max - 1)}…` : text;

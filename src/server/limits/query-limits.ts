@@ -44,7 +44,12 @@ function reportAs(setting: string) {
 }
 
 export function useCostLimit(maxCost: number): Plugin {
-  const check = (args: { schema: Parameters<typeof operationCost>[0]; document: Parameters<typeof operationCost>[1]; operationName?: string | null; variableValues?: Record<string, unknown> | null }) => {
+  const check = (args: {
+    schema: Parameters<typeof operationCost>[0];
+    document: Parameters<typeof operationCost>[1];
+    operationName?: string | null;
+    variableValues?: Record<string, unknown> | null;
+  }) => {
     const cost = operationCost(args.schema, args.document, args.operationName, args.variableValues);
     if (cost <= maxCost) return undefined;
     return new GraphQLError(

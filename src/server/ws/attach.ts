@@ -70,9 +70,7 @@ export function attachGraphQLWs(options: AttachOptions): GraphQLWs {
   const live = new Set<SocketExtra>();
   const counters = { peakBufferedBytes: 0, closedSendBufferFull: 0 };
   const wss = createWss(options);
-  const server = makeServer(
-    graphqlWsOptions({ ...settings, yoga: options.yoga, verifier: options.verifier, ledger, maskError: options.maskError }),
-  );
+  const server = makeServer(graphqlWsOptions({ ...settings, yoga: options.yoga, verifier: options.verifier, ledger, maskError: options.maskError }));
   const glue = {
     maxBufferedBytes: settings.maxBufferedBytes,
     logger,
@@ -121,12 +119,20 @@ function resolveMaxConnections(settings: WsSettings, logger: Logger): number {
   const fdLimit = openFileLimit();
   const max = settings.maxConnections ?? defaultMaxConnections(fdLimit);
   if (!leavesFdHeadroom(max, fdLimit)) {
-    logger.warn({ maxConnections: max, openFileLimit: fdLimit }, "WS_MAX_CONNECTIONS leaves under a quarter of the open-file limit for the database pool and HTTP; raise `ulimit -n`");
+    logger.warn(
+      { maxConnections: max, openFileLimit: fdLimit },
+      "WS_MAX_CONNECTIONS leaves under a quarter of the open-file limit for the database pool and HTTP; raise `ulimit -n`",
+    );
   }
   return max;
 }
 
-function stats(ledger: ConnectionLedger, live: Set<SocketExtra>, counters: { peakBufferedBytes: number; closedSendBufferFull: number }, maxConnections: number): WsStats {
+function stats(
+  ledger: ConnectionLedger,
+  live: Set<SocketExtra>,
+  counters: { peakBufferedBytes: number; closedSendBufferFull: number },
+  maxConnections: number,
+): WsStats {
   let operationsInFlight = 0;
   let bufferedBytes = 0;
   let peakBufferedBytes = counters.peakBufferedBytes;
