@@ -11,8 +11,12 @@ export interface WebUiOptions {
   trusted: (request: Request, serverContext: Record<string, unknown>) => boolean;
 }
 
-/** Where index.html carries the dev token; empty in the built file. */
-const DEV_TOKEN_META = '<meta name="todo-dev-token" content="">';
+/**
+ * Where index.html carries the dev token; empty in the built file. Matched
+ * however the tag is closed (`>` or ` />`): a formatter rewriting index.html
+ * must not silently stop the token from reaching the page.
+ */
+const DEV_TOKEN_META = /<meta name="todo-dev-token" content=""\s*\/?>/;
 
 /**
  * The page's policy: only this origin's own scripts, styles, images and
