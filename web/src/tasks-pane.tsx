@@ -88,14 +88,14 @@ function AddTask() {
   );
 }
 
-function TaskItem({ task }: { task: Task }) {
+/** One task's mutations and its edit state: what TaskItem shows, apart from how it shows it. */
+function useTaskActions(task: Task) {
   const [, complete] = useMutation(COMPLETE_TASK);
   const [, update] = useMutation(UPDATE_TASK);
-  const [, remove] = useMutation(DELETE_TASK);
+  const [, removeTask] = useMutation(DELETE_TASK);
   const [editing, setEditing] = useState(false);
   const [draft, setDraft] = useState(task.title);
   const [problem, setProblem] = useState<string>();
-  const checkboxId = useId();
 
   const run = async (operation: Promise<{ error?: Parameters<typeof describeError>[0] | undefined }>) => {
     const { error } = await operation;
@@ -114,6 +114,14 @@ function TaskItem({ task }: { task: Task }) {
       setEditing(false);
     }
   };
+  const startEditing = () => (setDraft(task.title), setEditing(true));
+  const remove = () => run(removeTask({ id: task.id }));
+  return { editing, draft, setDraft, problem, toggle, save, onKey, startEditing, remove };
+}
+
+function TaskItem({ task }: { task: Task }) {
+  const { editing, draft, setDraft, problem, toggle, save, onKey, startEditing, remove } = useTaskActions(task);
+  const checkboxId = useId();
 
   return (
     <li className="task" data-testid="task-item" data-task-id={task.id} data-completed={String(task.completed)}>
@@ -139,11 +147,11 @@ function TaskItem({ task }: { task: Task }) {
             Save
           </button>
         ) : (
-          <button type="button" aria-label={`Edit ${task.title}`} onClick={() => (setDraft(task.title), setEditing(true))}>
+          <button type="button" aria-label={`Edit ${task.title}`} onClick={startEditing}>
             Edit
           </button>
         )}
-        <button type="button" data-testid="task-delete" aria-label={`Delete ${task.title}`} onClick={() => void run(remove({ id: task.id }))}>
+        <button type="button" data-testid="task-delete" aria-label={`Delete ${task.title}`} onClick={() => void remove()}>
           Delete
         </button>
       </div>
