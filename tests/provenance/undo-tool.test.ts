@@ -13,7 +13,7 @@ describe("the assistant's undo_turn", () => {
   let rig: ChatRig;
 
   beforeAll(async () => {
-    // Approval (CHAT_APPROVAL, issue 24) would hold delete_task and undo_turn: these tests are about what the writes record.
+    // About provenance and undo: the assistant's deletes and undo_turn run at once (approval has its own tests, tests/chat/approval*.test.ts).
     rig = await startChatRig({ assistant: { approvalPolicy: "none" } });
   });
 

@@ -7,8 +7,11 @@ import { describe, expect, it } from "vitest";
 const ROOT = fileURLToPath(new URL("../..", import.meta.url));
 const WEB = path.join(ROOT, "web");
 
-/** Runs the server without being imported by it: `npm start` is `tsx src/main.ts`. */
-const RUNNERS = ["tsx"];
+/**
+ * Build or run the server without being imported by it: esbuild bundles dist/ at install and before
+ * `npm start` when it is stale (scripts/build.mjs); tsx runs the scripts and `npm run dev`.
+ */
+const RUNNERS = ["tsx", "esbuild"];
 /** src/web-ui/build.ts runs the web workspace's Vite, resolved from web/: a dependency of web/, not of the server. */
 const FROM_WEB = ["vite"];
 
@@ -33,7 +36,8 @@ async function sourceFiles(dir: string): Promise<string[]> {
 /** The packages a tree's sources load (static, side-effect and dynamic imports, require and require.resolve), by package name. */
 async function importedPackages(dir: string): Promise<Set<string>> {
   const packages = new Set<string>();
-  const pattern = /(?:\bfrom\s*|\bimport\s*\(?\s*|\brequire(?:\.resolve)?\(\s*)["']([^"'./][^"']*)["']/g;
+  // createRequire(import.meta.url).resolve("pkg/…") counts too: GraphiQL's assets are found that way.
+  const pattern = /(?:\bfrom\s*|\bimport\s*\(?\s*|\brequire(?:\.resolve)?\(\s*|\)\.resolve\(\s*)["']([^"'./][^"']*)["']/g;
   for (const file of await sourceFiles(dir)) {
     for (const [, specifier] of (await readFile(file, "utf8")).matchAll(pattern)) {
       if (specifier === undefined || specifier.startsWith("node:")) continue;

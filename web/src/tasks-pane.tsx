@@ -89,17 +89,24 @@ function AddTask() {
   );
 }
 
-/** A task's title being edited: Enter or Save keeps it (through `rename`), Escape puts it back. */
-function useTitleEdit(task: Task, rename: (title: string) => Promise<boolean>) {
+/** One task's mutations and its edit state: what TaskItem shows, apart from how it shows it. */
+function useTaskActions(task: Task) {
+  const [, complete] = useMutation(COMPLETE_TASK);
+  const [, update] = useMutation(UPDATE_TASK);
+  const [, removeTask] = useMutation(DELETE_TASK);
   const [editing, setEditing] = useState(false);
   const [draft, setDraft] = useState(task.title);
-  const start = () => {
-    setDraft(task.title);
-    setEditing(true);
+  const [problem, setProblem] = useState<string>();
+
+  const run = async (operation: Promise<{ error?: Parameters<typeof describeError>[0] | undefined }>) => {
+    const { error } = await operation;
+    setProblem(error ? describeError(error) : undefined);
+    return !error;
   };
+  const toggle = () => run(task.completed ? update({ input: { id: task.id, completed: false } }) : complete({ id: task.id }));
   const save = async () => {
     if (draft.trim() === "" || draft === task.title) return setEditing(false);
-    if (await rename(draft)) setEditing(false);
+    if (await run(update({ input: { id: task.id, title: draft } }))) setEditing(false);
   };
   const onKey = (event: KeyboardEvent<HTMLInputElement>) => {
     if (event.key === "Enter") void save();
@@ -108,24 +115,15 @@ function useTitleEdit(task: Task, rename: (title: string) => Promise<boolean>) {
       setEditing(false);
     }
   };
-  return { editing, draft, setDraft, start, save, onKey };
+  const startEditing = () => (setDraft(task.title), setEditing(true));
+  const remove = () => run(removeTask({ id: task.id }));
+  return { editing, draft, setDraft, problem, toggle, save, onKey, startEditing, remove };
 }
 
 function TaskItem({ task }: { task: Task }) {
-  const [, complete] = useMutation(COMPLETE_TASK);
-  const [, update] = useMutation(UPDATE_TASK);
-  const [, remove] = useMutation(DELETE_TASK);
-  const [problem, setProblem] = useState<string>();
+  const { editing, draft, setDraft, problem, toggle, save, onKey, startEditing, remove } = useTaskActions(task);
   const checkboxId = useId();
   const history = useTaskHistoryToggle(task.id, task.title);
-
-  const run = async (operation: Promise<{ error?: Parameters<typeof describeError>[0] | undefined }>) => {
-    const { error } = await operation;
-    setProblem(error ? describeError(error) : undefined);
-    return !error;
-  };
-  const toggle = () => run(task.completed ? update({ input: { id: task.id, completed: false } }) : complete({ id: task.id }));
-  const { editing, draft, setDraft, start, save, onKey } = useTitleEdit(task, (title) => run(update({ input: { id: task.id, title } })));
 
   return (
     <li className="task" data-testid="task-item" data-task-id={task.id} data-completed={String(task.completed)}>
@@ -151,11 +149,11 @@ function TaskItem({ task }: { task: Task }) {
             Save
           </button>
         ) : (
-          <button type="button" aria-label={`Edit ${task.title}`} onClick={start}>
+          <button type="button" aria-label={`Edit ${task.title}`} onClick={startEditing}>
             Edit
           </button>
         )}
-        <button type="button" data-testid="task-delete" aria-label={`Delete ${task.title}`} onClick={() => void run(remove({ id: task.id }))}>
+        <button type="button" data-testid="task-delete" aria-label={`Delete ${task.title}`} onClick={() => void remove()}>
           Delete
         </button>
         {history.button}

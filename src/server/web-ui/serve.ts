@@ -11,7 +11,11 @@ export interface WebUiOptions {
   trusted: (request: Request, serverContext: Record<string, unknown>) => boolean;
 }
 
-/** Where index.html carries the dev token: empty in the built file, however a formatter closed the tag (`>` or ` />`). */
+/**
+ * Where index.html carries the dev token; empty in the built file. Matched
+ * however the tag is closed (`>` or ` />`): a formatter rewriting index.html
+ * must not silently stop the token from reaching the page.
+ */
 const DEV_TOKEN_META = /<meta name="todo-dev-token" content=""\s*\/?>/;
 
 /**
