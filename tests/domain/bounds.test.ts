@@ -31,6 +31,9 @@ describe("Bounds", () => {
       conversationTitle: { max: 200 },
       messageContent: { min: 1, max: 5000 },
       clientMessageId: { min: 1, max: 100 },
+      approvalReason: { max: 1000 },
+      toolCallId: { max: 200 },
+      decisions: { max: 1000 },
     });
   });
 
