@@ -62,7 +62,7 @@ export class Assistant {
 
   /** Starts this instance's sweep of expired approvals (the app does, at start; stop() ends it). */
   startSweeps(): void {
-    this.expiry.start();
+    if (this.deps.approvalSweep !== false) this.expiry.start();
   }
 
   /** Turns running in this instance now. */

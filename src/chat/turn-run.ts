@@ -31,6 +31,8 @@ export interface AssistantDeps {
   approvalPolicy?: ApprovalPolicy | undefined;
   /** CHAT_APPROVAL_TTL: how long a held call waits for a decision before the turn ends APPROVAL_EXPIRED. Default 15 min. */
   approvalTtlMs?: number | undefined;
+  /** False: this instance runs no expiry timer, and a past-due turn ends only when a request touches it. Default true. */
+  approvalSweep?: boolean | undefined;
 }
 
 export const DEFAULT_STREAM_FLUSH_MS = 100;

@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { cohereAssistant } from "../helpers/chat.js";
-import { testDb } from "../helpers/db.js";
+import { migratedDatabase, testDb } from "../helpers/db.js";
 import { startFakeCohere, textReply, toolCallReply, type FakeCohere } from "../helpers/fake-cohere.js";
 import { newUser, startTestServer, type TestServer, type TestUser } from "../helpers/server.js";
 import { wsClient, type TestWsClient } from "../helpers/ws-client.js";
@@ -220,8 +220,8 @@ describe("CHAT_APPROVAL_TTL", () => {
     await fake?.close();
   });
 
-  async function serverWithTtl(ttlMs: number, db = testDb()): Promise<TestServer> {
-    const server = await startTestServer({ db, assistant: cohereAssistant(fake, { approvalTtlMs: ttlMs }) });
+  async function serverWithTtl(ttlMs: number, db = testDb(), approvalSweep = true): Promise<TestServer> {
+    const server = await startTestServer({ db, assistant: cohereAssistant(fake, { approvalTtlMs: ttlMs, approvalSweep }) });
     servers.push(server);
     return server;
   }
@@ -259,11 +259,13 @@ describe("CHAT_APPROVAL_TTL", () => {
   });
 
   it("should find an expiry that no timer saw: the pausing server gone, a decision on another is STALE_DECISION and ends the turn", async () => {
-    const db = testDb();
+    // A database of its own: every other file's servers sweep the shared one, and would end the turn first.
+    const database = await migratedDatabase();
+    const db = testDb({ url: database.url });
     try {
       const pausing = await serverWithTtl(1000, db);
-      // Started first: its sweep sleeps for 30 s, so only the decision can notice the expiry in time.
-      const other = await serverWithTtl(1000, db);
+      // No timer of its own, so only the decision can notice the expiry.
+      const other = await serverWithTtl(1000, db, false);
       const user = await newUser(pausing);
       const task = await addTask(pausing, user, "Orphaned");
       fake.enqueue(toolCallReply([{ id: "call_orphaned", name: "delete_task", args: { task_id: task } }]));
@@ -287,6 +289,7 @@ describe("CHAT_APPROVAL_TTL", () => {
     } finally {
       for (const server of servers.splice(0)) await server.close();
       await db.$disconnect();
+      await database.drop();
     }
   });
 });

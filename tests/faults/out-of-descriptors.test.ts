@@ -37,22 +37,27 @@ function send(agent: Agent, url: string, token: string, method: "GET" | "POST", 
 
 /**
  * Opens idle connections to the server until it holds `limit` descriptors. Bounded: at most
- * twice that many connections, and 15 s for the server to accept them.
+ * twice that many open connections, and 15 s for the server to accept them. A connection the
+ * server closed (libuv accepts and drops them once it meets EMFILE) does not count against the
+ * bound: a descriptor freed later (an idle pool connection let go) is then still taken.
  */
 async function exhaustDescriptors(pid: number, port: number, limit: number): Promise<Socket[]> {
-  const sockets: Socket[] = [];
+  const sockets = new Set<Socket>();
   const deadline = performance.now() + 15_000;
   while (openDescriptors(pid) < limit && performance.now() < deadline) {
-    if (sockets.length >= limit * 2) {
+    if (sockets.size >= limit * 2) {
       await sleep(20);
       continue;
     }
     const socket = connect(port, "127.0.0.1");
     socket.on("error", () => {});
-    sockets.push(socket);
+    socket.once("close", () => sockets.delete(socket));
+    sockets.add(socket);
     await new Promise<void>((resolve) => socket.once("connect", () => resolve()).once("close", () => resolve()));
+    // The server's answer to a connection it cannot keep is to close it: give that a moment to show.
+    await sleep(1);
   }
-  return sockets;
+  return [...sockets];
 }
 
 /**

@@ -2,6 +2,8 @@ import { randomBytes, randomUUID } from "node:crypto";
 import pg from "pg";
 import { inject } from "vitest";
 import { createDb, type Db, type DbOptions } from "../../src/db/client.js";
+import { applyMigrations } from "../../src/db/migrate.js";
+import { MIGRATIONS_DIR } from "../../src/db/open.js";
 
 export function databaseUrl(): string {
   return inject("databaseUrl");
@@ -35,4 +37,20 @@ export async function freshDatabase(): Promise<{ url: string; drop: () => Promis
       await client.end();
     },
   };
+}
+
+/**
+ * A fresh database with the project's migrations applied, for a test that
+ * must not see other files' servers (they share the test database, and their
+ * background sweeps act on every user's rows).
+ */
+export async function migratedDatabase(): Promise<{ url: string; drop: () => Promise<void> }> {
+  const fresh = await freshDatabase();
+  try {
+    await applyMigrations({ url: fresh.url, migrationsDir: MIGRATIONS_DIR });
+    return fresh;
+  } catch (error) {
+    await fresh.drop();
+    throw error;
+  }
 }

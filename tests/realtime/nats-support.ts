@@ -1,12 +1,10 @@
 import { randomBytes } from "node:crypto";
 import pg from "pg";
 import { expect, vi } from "vitest";
-import { applyMigrations } from "../../src/db/migrate.js";
-import { MIGRATIONS_DIR } from "../../src/db/open.js";
 import type { Db } from "../../src/db/client.js";
 import type { AppDeps } from "../../src/server/app.js";
 import type { NatsSettings } from "../../src/realtime/transport.js";
-import { freshDatabase, testDb } from "../helpers/db.js";
+import { migratedDatabase, testDb } from "../helpers/db.js";
 import { startNatsServer, type NatsServer } from "../helpers/nats.js";
 import { startLiveServer, type LiveServer } from "./support.js";
 
@@ -39,8 +37,7 @@ export const FAST_TRANSPORT: NonNullable<AppDeps["listener"]> = {
 };
 
 export async function natsRig(): Promise<NatsRig> {
-  const database = await freshDatabase();
-  await applyMigrations({ url: database.url, migrationsDir: MIGRATIONS_DIR });
+  const database = await migratedDatabase();
   const nats = await startNatsServer();
   const admin = new pg.Client({ connectionString: database.url });
   await admin.connect();
