@@ -1,11 +1,11 @@
 import type { Db } from "../db/client.js";
 import { charLength } from "../domain/bounds.js";
 import type { Message } from "../generated/prisma/client.js";
-import { AppError, ErrorCode } from "../lib/errors.js";
 import type { Logger } from "../lib/logger.js";
 import type { Admission } from "./admission.js";
-import { userChannel, type Notification } from "./protocol.js";
-import type { Outlet, StreamEnd } from "./subscriber.js";
+import { ConversationFeed, type ConversationFollower } from "./conversation-feed.js";
+import type { Notification } from "./protocol.js";
+import type { Outlet } from "./subscriber.js";
 import { isSettled } from "./settled.js";
 import type { RealtimeTransport } from "./transport.js";
 
@@ -45,7 +45,7 @@ export function sliceCodePoints(text: string, from: number): string {
   return text.slice(index);
 }
 
-class ConversationStream {
+class ConversationStream implements ConversationFollower {
   /** Characters delivered, per answer still streaming. */
   private readonly delivered = new Map<string, number>();
   private readonly ended = new Set<string>();
@@ -55,14 +55,12 @@ class ConversationStream {
   private queued = false;
   private quiet: NodeJS.Timeout | undefined;
   private closed = false;
-  unlisten: (() => Promise<void>) | undefined;
 
   constructor(
     private readonly db: Db,
     private readonly userId: string,
     private readonly conversationId: string,
     private readonly logger: Logger,
-    private readonly onClose: () => void,
     /** The subscriber's bounded stream (src/realtime/subscriber.ts); it ends this one when it closes. */
     private readonly outlet: Outlet<MessageStreamEvent>,
   ) {}
@@ -107,13 +105,10 @@ class ConversationStream {
     this.schedule();
   }
 
-  async close(): Promise<void> {
+  async close(unlisten: (() => Promise<void>) | undefined): Promise<void> {
     if (this.closed) return;
     this.closed = true;
-    this.onClose();
     clearTimeout(this.quiet);
-    const unlisten = this.unlisten;
-    this.unlisten = undefined;
     await unlisten?.().catch((error: unknown) => this.logger.warn({ err: error }, "could not stop listening for a stream"));
   }
 
@@ -174,58 +169,18 @@ class ConversationStream {
   }
 }
 
-export class StreamFeed {
-  private established = 0;
-  private readonly streams = new Set<ConversationStream>();
-
-  constructor(
-    private readonly db: Db,
-    private readonly listener: Pick<RealtimeTransport, "listen">,
-    private readonly logger: Logger,
-    /** The hub's: a messageStream takes one of the user's slots like any other subscription. */
-    private readonly admission: Admission,
-    /** Events one subscriber may leave unread before it is ended (the other feeds' bound). */
-    private readonly bufferLimit = 1000,
-  ) {}
-
-  /** Subscriptions whose LISTEN and first read were in place: from then on no text of theirs can be missed. */
-  get establishedCount(): number {
-    return this.established;
-  }
-
-  /** Subscribers open in this process. */
-  get subscriberCount(): number {
-    return this.streams.size;
-  }
-
-  /**
-   * Call when the LISTEN connection (re)connects: notifications sent while it
-   * was down are lost, so every subscriber re-reads where its answers stand.
-   */
-  catchUp(): void {
-    for (const stream of this.streams) stream.catchUp();
-  }
-
-  /**
-   * The conversation's answers as they are written. The caller has checked the conversation is
-   * the user's. Opens on the first pull (graphql-ws and SSE pull at once); a consumer more than
-   * `bufferLimit` events behind is ended with SUBSCRIPTION_OVERFLOW, as the other feeds are. It holds
-   * one of the user's SUBSCRIPTIONS_PER_USER slots while open; one too many is RATE_LIMITED.
-   */
-  follow(userId: string, conversationId: string): AsyncIterableIterator<MessageStreamEvent | StreamEnd> {
-    const limit = this.bufferLimit;
-    const overflow = () =>
-      new AppError(ErrorCode.SUBSCRIPTION_OVERFLOW, `messageStream fell more than ${limit} events behind and was ended; subscribe again`, {
-        extensions: { limit },
-      });
-    return this.admission.stream<MessageStreamEvent>(userId, { limit, overflowError: overflow }, async (outlet) => {
-      const stream = new ConversationStream(this.db, userId, conversationId, this.logger, () => this.streams.delete(stream), outlet);
-      this.streams.add(stream);
-      outlet.onClose(() => void stream.close());
-      // LISTEN first, then read: nothing written after the read can be missed.
-      stream.unlisten = await this.listener.listen(userChannel(userId), (note) => stream.onNotification(note));
-      await stream.start();
-      this.established += 1;
+/**
+ * messageStream subscriptions, each following one conversation's answers. A
+ * consumer more than `bufferLimit` events behind is ended with
+ * SUBSCRIPTION_OVERFLOW; each holds one of the user's SUBSCRIPTIONS_PER_USER
+ * slots while open, and one too many is RATE_LIMITED.
+ */
+export class StreamFeed extends ConversationFeed<MessageStreamEvent> {
+  constructor(db: Db, listener: Pick<RealtimeTransport, "listen">, logger: Logger, admission: Admission, bufferLimit = 1000) {
+    super(listener, admission, {
+      name: "messageStream",
+      bufferLimit,
+      follower: (userId, conversationId, outlet) => new ConversationStream(db, userId, conversationId, logger, outlet),
     });
   }
 }

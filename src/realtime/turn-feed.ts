@@ -1,11 +1,11 @@
 import type { Db } from "../db/client.js";
 import type { Turn } from "../generated/prisma/client.js";
-import { AppError, ErrorCode } from "../lib/errors.js";
 import type { Logger } from "../lib/logger.js";
 import type { Admission } from "./admission.js";
-import type { PgListener } from "./listener.js";
-import { userChannel, type Notification } from "./protocol.js";
-import type { Outlet, StreamEnd } from "./subscriber.js";
+import { ConversationFeed, type ConversationFollower } from "./conversation-feed.js";
+import type { Notification } from "./protocol.js";
+import type { Outlet } from "./subscriber.js";
+import type { RealtimeTransport } from "./transport.js";
 
 /**
  * turnUpdated: the turns of one conversation, each time one starts, changes
@@ -28,11 +28,10 @@ function stateOf(turn: Turn): string {
   return [turn.status, turn.cancelRequestedAt?.getTime() ?? "", turn.lastDecisionAt?.getTime() ?? ""].join("|");
 }
 
-class ConversationTurns {
+class ConversationTurns implements ConversationFollower {
   private readonly sent = new Map<string, string>();
   private chain: Promise<void> = Promise.resolve();
   private closed = false;
-  unlisten: (() => Promise<void>) | undefined;
 
   constructor(
     private readonly db: Db,
@@ -65,11 +64,9 @@ class ConversationTurns {
     });
   }
 
-  async close(): Promise<void> {
+  async close(unlisten: (() => Promise<void>) | undefined): Promise<void> {
     if (this.closed) return;
     this.closed = true;
-    const unlisten = this.unlisten;
-    this.unlisten = undefined;
     await unlisten?.().catch((error: unknown) => this.logger.warn({ err: error }, "could not stop listening for turns"));
   }
 
@@ -90,61 +87,14 @@ class ConversationTurns {
   }
 }
 
-export class TurnFeed {
-  private established = 0;
-  private readonly followers = new Set<ConversationTurns>();
-
-  constructor(
-    private readonly db: Db,
-    private readonly listener: Pick<PgListener, "listen">,
-    private readonly logger: Logger,
-    /** The hub's: a turnUpdated takes one of the user's slots like any other subscription. */
-    private readonly admission: Admission,
-    private readonly bufferLimit = 1000,
-  ) {}
-
-  /** Subscriptions whose LISTEN was in place: from then on no change of theirs can be missed. */
-  get establishedCount(): number {
-    return this.established;
-  }
-
-  get subscriberCount(): number {
-    return this.followers.size;
-  }
-
-  /** Call when the LISTEN connection (re)connects: every subscriber re-reads its conversation's recent turns. */
-  catchUp(): void {
-    for (const follower of this.followers) follower.catchUp();
-  }
-
-  /**
-   * The conversation's turns as they change. The caller has checked the
-   * conversation is the user's. Holds one of the user's SUBSCRIPTIONS_PER_USER
-   * slots while open; a consumer `bufferLimit` events behind is ended with
-   * SUBSCRIPTION_OVERFLOW, as the other feeds are.
-   */
-  follow(userId: string, conversationId: string): AsyncIterableIterator<Turn | StreamEnd> {
-    const limit = this.bufferLimit;
-    const overflow = () =>
-      new AppError(
-        ErrorCode.SUBSCRIPTION_OVERFLOW,
-        `turnUpdated fell more than ${limit} events behind and was ended; subscribe again and re-read the turn`,
-        {
-          extensions: { limit },
-        },
-      );
-    return this.admission.stream<Turn>(userId, { limit, overflowError: overflow }, async (outlet) => {
-      const follower = new ConversationTurns(this.db, userId, conversationId, this.logger, outlet);
-      this.followers.add(follower);
-      outlet.onClose(() => {
-        this.followers.delete(follower);
-        void follower.close();
-      });
-      const unlisten = await this.listener.listen(userChannel(userId), (note) => follower.onNotification(note));
-      // Ended while the LISTEN was being set up: nothing else will take it down.
-      if (outlet.closed) return void (await unlisten());
-      follower.unlisten = unlisten;
-      this.established += 1;
+/** turnUpdated subscriptions, each following one conversation's turns. */
+export class TurnFeed extends ConversationFeed<Turn> {
+  constructor(db: Db, listener: Pick<RealtimeTransport, "listen">, logger: Logger, admission: Admission, bufferLimit = 1000) {
+    super(listener, admission, {
+      name: "turnUpdated",
+      overflowAdvice: " and re-read the turn",
+      bufferLimit,
+      follower: (userId, conversationId, outlet) => new ConversationTurns(db, userId, conversationId, logger, outlet),
     });
   }
 }

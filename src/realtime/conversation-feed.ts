@@ -1,0 +1,89 @@
+import { AppError, ErrorCode } from "../lib/errors.js";
+import type { Admission } from "./admission.js";
+import { userChannel, type Notification } from "./protocol.js";
+import type { Outlet, StreamEnd } from "./subscriber.js";
+import type { RealtimeTransport } from "./transport.js";
+
+/** One subscriber's view of one conversation: told of the user's notifications and of reconnects. */
+export interface ConversationFollower {
+  onNotification(note: Notification): void;
+  /** The LISTEN connection was away: re-read whatever may have changed meanwhile. */
+  catchUp(): void;
+  /** The first read, once the LISTEN is in place (optional). */
+  start?(): Promise<void>;
+  /** Stops it; `unlisten` is what its LISTEN handed back. */
+  close(unlisten: (() => Promise<void>) | undefined): Promise<void>;
+}
+
+export interface ConversationFeedOptions<E> {
+  /** The subscription's name, for its overflow error. */
+  name: string;
+  /** What an overflowed subscriber should do, after "subscribe again". */
+  overflowAdvice?: string;
+  follower(userId: string, conversationId: string, outlet: Outlet<E>): ConversationFollower;
+  /** Events one subscriber may leave unread before it is ended (the other feeds' bound). */
+  bufferLimit?: number;
+}
+
+/**
+ * The per-conversation subscriptions (messageStream, turnUpdated): each
+ * subscriber takes one of the user's SUBSCRIPTIONS_PER_USER slots through the
+ * hub's admission, LISTENs on the user's channel, then reads its start, so
+ * nothing written after that read can be missed. A consumer `bufferLimit`
+ * events behind is ended with SUBSCRIPTION_OVERFLOW, as the hub's feeds are.
+ */
+export class ConversationFeed<E> {
+  private established = 0;
+  private readonly followers = new Set<ConversationFollower>();
+
+  constructor(
+    private readonly listener: Pick<RealtimeTransport, "listen">,
+    private readonly admission: Admission,
+    private readonly options: ConversationFeedOptions<E>,
+  ) {}
+
+  /** Subscriptions whose LISTEN and first read were in place: from then on nothing of theirs can be missed. */
+  get establishedCount(): number {
+    return this.established;
+  }
+
+  /** Subscribers open in this process. */
+  get subscriberCount(): number {
+    return this.followers.size;
+  }
+
+  /** Call when the LISTEN connection (re)connects: notifications sent while it was down are lost. */
+  catchUp(): void {
+    for (const follower of this.followers) follower.catchUp();
+  }
+
+  /** The conversation's events. The caller has checked the conversation is the user's. */
+  follow(userId: string, conversationId: string): AsyncIterableIterator<E | StreamEnd> {
+    const limit = this.options.bufferLimit ?? 1000;
+    const advice = this.options.overflowAdvice ?? "";
+    const overflow = () =>
+      new AppError(
+        ErrorCode.SUBSCRIPTION_OVERFLOW,
+        `${this.options.name} fell more than ${limit} events behind and was ended; subscribe again${advice}`,
+        {
+          extensions: { limit },
+        },
+      );
+    return this.admission.stream<E>(userId, { limit, overflowError: overflow }, async (outlet) => {
+      const follower = this.options.follower(userId, conversationId, outlet);
+      this.followers.add(follower);
+      let unlisten: (() => Promise<void>) | undefined;
+      outlet.onClose(() => {
+        this.followers.delete(follower);
+        void follower.close(unlisten);
+      });
+      // LISTEN first, then read: nothing written after the read can be missed.
+      const listening = await this.listener.listen(userChannel(userId), (note) => follower.onNotification(note));
+      // Ended while the LISTEN was being set up: nothing else will take it down.
+      if (outlet.closed) return void (await listening());
+      unlisten = listening;
+      await follower.start?.();
+      this.established += 1;
+    });
+  }
+}
