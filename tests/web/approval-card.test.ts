@@ -1,9 +1,8 @@
-import { createRequire } from "node:module";
 import type { Browser, BrowserContext, Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { Db } from "../../src/db/client.js";
 import { ensureWebBuild, WEB_DIST_DIR } from "../../src/server/web-ui/build.js";
-import { browserAvailable, launchChromium } from "../helpers/browser.js";
+import { axeViolations, browserAvailable, launchChromium, watchedPage } from "../helpers/browser.js";
 import { cohereAssistant } from "../helpers/chat.js";
 import { newUserId, testDb } from "../helpers/db.js";
 import { startFakeCohere, textReply, toolCallReply, type FakeCohere } from "../helpers/fake-cohere.js";
@@ -12,9 +11,6 @@ import { tokenFor } from "../helpers/tokens.js";
 import { toGlobalId } from "../../src/lib/ids.js";
 import { DECIDE, requestsSince, toolResultsSent } from "../chat/approval-support.js";
 
-const require = createRequire(import.meta.url);
-const AXE_SOURCE: string = (require("axe-core") as { source: string }).source;
-
 /**
  * The web client's approval card (issue 24), in Chromium against a real
  * server with the fake Cohere: a held call shows what it will do (the task's
@@ -22,20 +18,6 @@ const AXE_SOURCE: string = (require("axe-core") as { source: string }).source;
  * comes back after a reload, and changes live when the decision is taken
  * elsewhere.
  */
-
-async function axeViolations(page: Page): Promise<string[]> {
-  await page.evaluate(AXE_SOURCE);
-  const violations = await page.evaluate(async () => {
-    const axe = (
-      window as unknown as {
-        axe: { run(context: Document): Promise<{ violations: { id: string; impact: string | null; nodes: { target: unknown }[] }[] }> };
-      }
-    ).axe;
-    const result = await axe.run(document);
-    return result.violations.map((v) => ({ id: v.id, impact: v.impact, targets: v.nodes.map((n) => JSON.stringify(n.target)) }));
-  });
-  return violations.filter((v) => v.impact === "serious" || v.impact === "critical").map((v) => `${v.id}: ${v.targets.join(" ")}`);
-}
 
 describe.runIf(browserAvailable())("the approval card, in Chromium", () => {
   let fake: FakeCohere;
@@ -56,13 +38,7 @@ describe.runIf(browserAvailable())("the approval card, in Chromium", () => {
     owner = { id, token, gql: (query, variables) => server.request(query, variables, token) };
     server = await startTestServer({ db, assistant: cohereAssistant(fake), webUi: { distDir: WEB_DIST_DIR, devToken: token } });
     browser = await launchChromium();
-    context = await browser.newContext({ viewport: { width: 1280, height: 800 } });
-    context.setDefaultTimeout(15_000);
-    page = await context.newPage();
-    page.on("pageerror", (error) => pageProblems.push(`pageerror: ${error.message}`));
-    page.on("console", (message) => {
-      if (message.type() === "error") pageProblems.push(message.text());
-    });
+    ({ context, page } = await watchedPage(browser, pageProblems));
     await page.goto(server.baseUrl);
     await page.locator('[data-testid="connection-status"][data-state="connected"]').waitFor();
   }, 120_000);

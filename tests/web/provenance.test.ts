@@ -3,7 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { Db } from "../../src/db/client.js";
 import { parseId, toGlobalId } from "../../src/lib/ids.js";
 import { ensureWebBuild, WEB_DIST_DIR } from "../../src/server/web-ui/build.js";
-import { browserAvailable, launchChromium } from "../helpers/browser.js";
+import { browserAvailable, launchChromium, watchedPage } from "../helpers/browser.js";
 import { cohereAssistant } from "../helpers/chat.js";
 import { newUserId, testDb } from "../helpers/db.js";
 import { startFakeCohere, textReply, toolCallReply, type FakeCohere } from "../helpers/fake-cohere.js";
@@ -37,10 +37,7 @@ describe.runIf(browserAvailable())("history and undo in the web client", () => {
       webUi: { distDir: WEB_DIST_DIR, devToken: owner.token },
     });
     browser = await launchChromium();
-    const context = await browser.newContext({ viewport: { width: 1280, height: 800 } });
-    context.setDefaultTimeout(15_000);
-    page = await context.newPage();
-    page.on("pageerror", (error) => pageProblems.push(`pageerror: ${error.message}`));
+    ({ page } = await watchedPage(browser, pageProblems));
     await page.goto(server.baseUrl);
     await page.locator('[data-testid="connection-status"][data-state="connected"]').waitFor();
   }, 120_000);

@@ -1,5 +1,4 @@
 import { mkdir } from "node:fs/promises";
-import { createRequire } from "node:module";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import type { Browser, BrowserContext, Page } from "playwright-core";
@@ -7,7 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { Db } from "../../src/db/client.js";
 import { toGlobalId } from "../../src/lib/ids.js";
 import { ensureWebBuild, WEB_DIST_DIR } from "../../src/server/web-ui/build.js";
-import { browserAvailable, launchChromium } from "../helpers/browser.js";
+import { axeViolations, browserAvailable, launchChromium, watchedPage } from "../helpers/browser.js";
 import { cohereAssistant } from "../helpers/chat.js";
 import { newUserId, testDb } from "../helpers/db.js";
 import { errorReply, startFakeCohere, textReply, toolCallReply, wordChunks, type FakeCohere } from "../helpers/fake-cohere.js";
@@ -15,9 +14,6 @@ import { startTestServer, type TestServer, type TestUser } from "../helpers/serv
 import { tokenFor } from "../helpers/tokens.js";
 import { deferred } from "../chat/support.js";
 import { appendVia, newConversation } from "../realtime/support.js";
-
-const require = createRequire(import.meta.url);
-const AXE_SOURCE: string = (require("axe-core") as { source: string }).source;
 
 const BUY_MILK_REPLY = "Done: I added buy milk to your tasks, so you will not forget it on the way home tonight. Anything else?";
 const LONG_STORY = "Once upon a time there was a list of tasks that grew and grew until nobody could see the end of it any more.";
@@ -48,22 +44,6 @@ async function shownMessages(page: Page): Promise<ShownMessage[]> {
 
 async function openConversation(page: Page, title: string): Promise<void> {
   await page.getByTestId("conversation-item").filter({ hasText: title }).getByRole("button", { name: title, exact: true }).click();
-}
-
-/** Runs axe-core in the page; the serious and critical violations, by rule. */
-async function axeViolations(page: Page): Promise<string[]> {
-  // Evaluated through the DevTools protocol, which the page's CSP (no inline script) does not govern.
-  await page.evaluate(AXE_SOURCE);
-  const violations = await page.evaluate(async () => {
-    const axe = (
-      window as unknown as {
-        axe: { run(context: Document): Promise<{ violations: { id: string; impact: string | null; nodes: { target: unknown }[] }[] }> };
-      }
-    ).axe;
-    const result = await axe.run(document);
-    return result.violations.map((v) => ({ id: v.id, impact: v.impact, targets: v.nodes.map((n) => JSON.stringify(n.target)) }));
-  });
-  return violations.filter((v) => v.impact === "serious" || v.impact === "critical").map((v) => `${v.id}: ${v.targets.join(" ")}`);
 }
 
 describe.runIf(browserAvailable())("the web client, in Chromium against a real server", () => {
@@ -100,21 +80,7 @@ describe.runIf(browserAvailable())("the web client, in Chromium against a real s
     server = await startServer();
     other = await startTestServer({ db, assistant: cohereAssistant(fake) });
     browser = await launchChromium();
-    context = await browser.newContext({ viewport: { width: 1280, height: 800 } });
-    // Shorter than the test's own timeout, so a wait that fails names what it waited for.
-    context.setDefaultTimeout(15_000);
-    page = await context.newPage();
-    await page.addInitScript(() => {
-      document.addEventListener("securitypolicyviolation", (event) => {
-        console.error(`CSP violation: ${event.violatedDirective} ${event.blockedURI}`);
-      });
-    });
-    page.on("pageerror", (error) => pageProblems.push(`pageerror: ${error.message}`));
-    page.on("console", (message) => {
-      if (message.type() !== "error") return;
-      consoleErrors.push(message.text());
-      if (message.text().startsWith("CSP violation")) pageProblems.push(message.text());
-    });
+    ({ context, page } = await watchedPage(browser, pageProblems, consoleErrors));
   }, 120_000);
 
   afterAll(async () => {
