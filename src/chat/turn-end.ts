@@ -37,10 +37,16 @@ export function unavailable(message: string, retryable: boolean, userMessage: Me
 
 export const RETRY_LATER = "The assistant is unavailable right now; your message is saved, so retry with the same clientMessageId";
 
-/** Ends the turn in the log; when someone else ended it first (a cancel, or its lease taken as dead), follows them. */
+/**
+ * Ends the turn in the log (the lease given back in the same statement); when
+ * someone else ended it first (a cancel, or its lease taken as dead), follows them.
+ */
 async function end(run: TurnRun, ending: TurnEnding, error?: AppError): Promise<TurnEnd> {
   const outcome = await endTurn(run.db, run.turn, ending);
-  if (outcome.kind === "ended") return { turn: outcome.turn, error };
+  if (outcome.kind === "ended") {
+    run.log.add(outcome);
+    return { turn: outcome.turn, error, held: run.log.held(), leaseReleased: true };
+  }
   if (outcome.kind === "cancel-requested") {
     return end(run, {
       status: "CANCELLED",
