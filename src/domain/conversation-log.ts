@@ -477,16 +477,16 @@ function endingMessages(ending: TurnEnding): { settle?: Settle; append: NewMessa
 
 /**
  * Ends a RUNNING turn: its status, stop code and usage, its answer's final
- * text and status, any closing message, and the conversation's lease given
- * back, in one statement, so a reader never sees a COMPLETE answer in a
+ * text and status, any closing message, and (with `releaseLease`) the
+ * conversation's lease given back, in one statement, so a reader never sees a COMPLETE answer in a
  * RUNNING turn, nor the reverse.
  */
-export async function endTurn(db: Db, turn: TurnIdentity, ending: TurnEnding): Promise<EndOutcome> {
+export async function endTurn(db: Db, turn: TurnIdentity, ending: TurnEnding, releaseLease = true): Promise<EndOutcome> {
   const written = await writeAsTurn(db, turn, {
     end: { status: ending.status, stopCode: ending.stopCode, yieldToCancel: ending.yieldToCancel === true },
     usage: ending.usage,
     ...endingMessages(ending),
-    releaseLease: true,
+    releaseLease,
   });
   if (typeof written !== "string") return { kind: "ended", ...written };
   const current = await db.turn.findUnique({ where: { id: turn.id } });

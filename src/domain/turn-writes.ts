@@ -173,9 +173,12 @@ export async function writeAsTurn(db: DbClient, turn: TurnScope, write: TurnWrit
 
 /**
  * Stores the first text of a streamed answer as a STREAMING message at the
- * next seq, leaving last_seq where it is (see insertStreamingMessage), in one
- * statement that checks and locks the turn, then the conversation. Null when
- * the turn may no longer write.
+ * next seq, in one statement that checks and locks the turn, then the
+ * conversation (its row lock hands out the seq, as a bump does). last_seq
+ * stays where it is: it is the newest *settled* message, so anyone who starts
+ * following the conversation from last_seq meets this answer when it settles
+ * (the `settled` CTE of writeAsTurn moves last_seq over it), and a row above
+ * last_seq is always one still streaming. Null when the turn may no longer write.
  */
 export async function startAnswerRow(db: Db, turn: TurnScope, content: string): Promise<Message | null> {
   const [row] = await db.$queryRaw<{ message: Record<string, unknown> }[]>`
