@@ -4,12 +4,13 @@ import type { Db } from "../db/client.js";
 import { activeTurn, endTurn, getTurn, interruptIfDead, requestCancel, turnControl, type TurnIdentity } from "../domain/conversation-log.js";
 import { cancelWaitingTurn, decideToolCalls, type Decision } from "../domain/decisions.js";
 import { AppError, ErrorCode } from "../lib/errors.js";
-import type { Message, Turn } from "../generated/prisma/client.js";
+import type { Conversation, Message, Turn } from "../generated/prisma/client.js";
 import { userChannel, type Notification } from "../realtime/protocol.js";
 import { DEFAULT_APPROVAL_TTL_MS } from "./approval-policy.js";
 import { ApprovalExpiry } from "./approval-expiry.js";
 import { leaseHandle, leaseTtlMs, newLeaseId, type Lease } from "./lease.js";
 import { runTurn } from "./turn.js";
+import { TurnLog } from "./turn-log.js";
 import { RETRY_LATER, unavailable } from "./turn-end.js";
 import { TurnStoppedError, type AssistantDeps, type TurnEnd, type TurnRun } from "./turn-run.js";
 
@@ -18,8 +19,13 @@ export interface ChannelListener {
   listen(channel: string, handler: (notification: Notification) => void): Promise<() => Promise<void>>;
 }
 
-/** How often a running turn reads its row, in case a cancel notification was lost. */
+/**
+ * How stale a running turn's knowledge of its row may get before it reads it,
+ * in case a cancel notification was lost: every write checks the row too, so
+ * the read is made only after this long without one (looked at every tick).
+ */
 const STOP_POLL_MS = 500;
+const STOP_POLL_TICK_MS = 100;
 /** How often a waiter on another instance's turn reads it, in case the end's notification was lost. */
 const WAIT_POLL_MS = 1000;
 /** How long cancelTurn waits for the turn to end before it answers with the turn as it is. */
@@ -34,6 +40,8 @@ export interface OpenedRun {
   userMessage: Message;
   /** The conversation's lease, held: the run releases it when the turn ends. */
   lease: Lease;
+  /** The conversation row as the opening left it: the turn's log is then [userMessage], and is not read. */
+  conversation?: Conversation | undefined;
 }
 
 /**
@@ -75,29 +83,32 @@ export class Assistant {
    * conversation's lease. The promise never rejects: a failure is in `error`.
    */
   launch(opened: OpenedRun): Promise<TurnEnd> {
-    const { turn, userMessage, lease } = opened;
+    const { turn, userMessage, lease, conversation } = opened;
     const identity: TurnIdentity = { id: turn.id, userId: turn.userId, conversationId: turn.conversationId };
     const controller = new AbortController();
+    const log = new TurnLog(this.db, userMessage, conversation && { messages: [userMessage], conversation });
     const run: TurnRun = {
       db: this.db,
       deps: this.deps,
       turn: identity,
       userMessage,
+      log,
       signal: controller.signal,
       // A turn resumed after a pause gets what is left of its time: the wait is not counted.
       deadline: performance.now() + this.deps.turnTimeoutMs - turn.timeUsedMs,
       decided: turn.lastDecisionAt !== null,
-      checkStop: () => this.checkStop(identity.id, controller),
+      checkStop: () => this.checkStop(identity.id, controller, log),
     };
     const done = this.drive(run, controller, lease).finally(() => this.running.delete(turn.id));
     this.running.set(turn.id, { controller, done });
     return done;
   }
 
-  private async checkStop(turnId: string, controller: AbortController): Promise<void> {
+  private async checkStop(turnId: string, controller: AbortController, log: TurnLog): Promise<void> {
     if (controller.signal.aborted) return;
     try {
       const control = await turnControl(this.db, turnId);
+      if (control?.status === "RUNNING" && !control.cancelRequested) log.checked();
       if (control?.cancelRequested) controller.abort(new TurnStoppedError("cancelled"));
       else if (control?.status !== "RUNNING") controller.abort(new TurnStoppedError("interrupted"));
     } catch (error) {
@@ -116,12 +127,16 @@ export class Assistant {
         logger.warn({ err: error, turnId }, "could not listen for a cancel; polling the turn instead");
         return undefined;
       });
-    const poll = setInterval(() => void run.checkStop(), STOP_POLL_MS);
+    const poll = setInterval(() => {
+      if (performance.now() - run.log.checkedAt >= STOP_POLL_MS) void run.checkStop();
+    }, STOP_POLL_TICK_MS);
     poll.unref();
     let endStored = true;
+    let released = false;
     try {
       const end = await runTurn(run);
       if (end.turn?.status === "REQUIRES_ACTION") this.expiry.pausedFor(this.deps.approvalTtlMs ?? DEFAULT_APPROVAL_TTL_MS);
+      released = end.leaseReleased === true;
       return end;
     } catch (error) {
       // An AppError is an expected end (its conversation was deleted meanwhile): the client gets it as it is.
@@ -132,7 +147,8 @@ export class Assistant {
     } finally {
       clearInterval(poll);
       await unlisten?.().catch((error: unknown) => logger.warn({ err: error, turnId }, "could not stop listening for a cancel"));
-      await this.handBack(run.turn, lease, !endStored);
+      // The turn's own end gave the lease back with it, in its statement.
+      if (!released) await this.handBack(run.turn, lease, !endStored);
     }
   }
 

@@ -46,12 +46,26 @@ export function leaseHandle(db: Db, conversationId: string, id: string): Lease {
 /** Waits for the conversation's lease; NOT_FOUND when the conversation is not the user's. */
 export async function acquireLease(db: Db, userId: string, conversationId: string, options: AcquireOptions): Promise<Lease> {
   const id = newLeaseId();
-  for (let attempt = 0; ; attempt += 1) {
+  return retryWhileBusy(options.deadline, async () => {
     const taken = await tryTakeLease(db, userId, conversationId, id, options.ttlMs);
-    if (taken === "taken") return leaseHandle(db, conversationId, id);
     if (taken === "missing") throw notFound("Conversation");
-    const wait = backoffDelay(attempt, LEASE_BACKOFF);
-    if (performance.now() + wait >= options.deadline) {
+    return taken === "busy" ? BUSY : leaseHandle(db, conversationId, id);
+  });
+}
+
+/** What a try at the lease answers while another turn holds it. */
+export const BUSY = Symbol("busy");
+
+/**
+ * Tries `attempt` until it takes the lease (anything but BUSY), backing off
+ * between tries; ASSISTANT_UNAVAILABLE (retryable) once `deadline` would pass.
+ */
+export async function retryWhileBusy<T>(deadline: number, attempt: () => Promise<T | typeof BUSY>): Promise<T> {
+  for (let tries = 0; ; tries += 1) {
+    const outcome = await attempt();
+    if (outcome !== BUSY) return outcome;
+    const wait = backoffDelay(tries, LEASE_BACKOFF);
+    if (performance.now() + wait >= deadline) {
       throw new AppError(ErrorCode.ASSISTANT_UNAVAILABLE, "The conversation is busy with another message; try again shortly", {
         extensions: { retryable: true },
       });

@@ -35,8 +35,16 @@ function answerWriter(run: TurnRun): AnswerWriter {
   const { db, deps, turn } = run;
   return new AnswerWriter(
     {
-      start: (content) => startAnswer(db, turn, content),
-      flush: (id, content) => flushAnswer(db, turn.id, id, content),
+      start: async (content) => {
+        const row = await startAnswer(db, turn, content);
+        if (row) run.log.checked();
+        return row;
+      },
+      flush: async (id, content) => {
+        const ok = await flushAnswer(db, turn.id, id, content);
+        if (ok) run.log.checked();
+        return ok;
+      },
     },
     {
       flushMs: deps.streamFlushMs ?? DEFAULT_STREAM_FLUSH_MS,
@@ -57,6 +65,7 @@ export async function callModel(run: TurnRun, model: ChatModel, messages: Messag
     maxInputTokens: deps.maxInputTokens ?? DEFAULT_MAX_INPUT_TOKENS,
     now: deps.clock(),
     tools: COHERE_TOOLS,
+    history: run.log.earlier(),
   });
   const writer = answerWriter(run);
   let step: StepResult;

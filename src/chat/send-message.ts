@@ -8,16 +8,19 @@ import {
   openTurn,
   openTurnInNewConversation,
   restartTurn,
+  tryOpenTurn,
   turnMessages,
   type OpenedTurn,
+  type OpenRequest,
 } from "../domain/conversation-log.js";
 import { isUniqueViolation } from "../domain/prisma-errors.js";
-import { takeToken } from "../domain/rate-limits.js";
-import { badInput, rateLimited } from "../lib/errors.js";
+import { secondsUntilToken, takeToken } from "../domain/rate-limits.js";
+import type { Opened } from "../domain/turn-open.js";
+import { badInput, notFound, rateLimited, type AppError } from "../lib/errors.js";
 import type { Conversation, Message, Turn } from "../generated/prisma/client.js";
 import type { Assistant } from "./assistant.js";
 import { storedToolCalls } from "./history.js";
-import { acquireLease, leaseHandle, leaseTtlMs, newLeaseId, type AcquireOptions, type Lease } from "./lease.js";
+import { acquireLease, BUSY, leaseHandle, leaseTtlMs, newLeaseId, retryWhileBusy, type AcquireOptions, type Lease } from "./lease.js";
 import type { TurnEnd } from "./turn-run.js";
 
 export interface SendMessageInput {
@@ -88,16 +91,80 @@ function validate(userId: string, input: SendMessageInput): Send {
  * then runs the turn in the background of this instance. With waitForReply
  * it answers when the turn has ended; without, at once, with the turn RUNNING.
  * Either way the turn does not depend on the request: it runs to its end.
+ *
+ * The usual send opens its turn in one statement (token, lease, message,
+ * turn: openFast); a known clientMessageId, or a turn waiting for approval,
+ * takes the slower path, which reads first.
  */
 export async function sendMessage(assistant: Assistant, userId: string, input: SendMessageInput): Promise<TurnResult> {
   const send = validate(userId, input);
-  await chargeSend(assistant, userId);
+  const fast = await openFast(assistant, send);
+  if (fast.kind === "slow") return sendSlowly(assistant, send, fast.paid);
+  const { conversation, userMessage, turn } = fast;
+  return follow(assistant, send, userMessage, turn, assistant.launch(fast), conversation);
+}
 
+/** The rate-limit bucket of sendMessage, in rate_limit_buckets.name. */
+const SEND_MESSAGE_BUCKET = "send_message";
+
+function sendCharge(assistant: Assistant): OpenRequest["charge"] {
+  const limit = assistant.deps.rateLimit;
+  return limit === undefined || limit.perMinute <= 0 ? undefined : { bucket: SEND_MESSAGE_BUCKET, limit };
+}
+
+type FastOpen = ({ kind: "opened"; lease: Lease } & Opened) | { kind: "slow"; paid: boolean };
+
+/**
+ * Opens the turn in one statement per try (domain/turn-open.ts), waiting for
+ * the lease while another turn holds it. The token is taken in the statement
+ * that stores the message, so a refused send leaves no trace; a try that paid
+ * and still found the lease taken (a race) does not pay again.
+ */
+async function openFast(assistant: Assistant, send: Send): Promise<FastOpen> {
+  const { db } = assistant;
+  const options = leaseOptions(assistant);
+  const leaseId = newLeaseId();
+  let charge = sendCharge(assistant);
+  const fields = { userId: send.userId, content: send.content, clientMessageId: send.clientMessageId, leaseId, ttlMs: options.ttlMs };
+  try {
+    return await retryWhileBusy(options.deadline, async (): Promise<FastOpen | typeof BUSY> => {
+      const outcome = await tryOpenTurn(db, send.conversationId, titleFrom(send.content), { ...fields, charge });
+      switch (outcome.kind) {
+        case "opened":
+          return { ...outcome, lease: leaseHandle(db, outcome.conversation.id, leaseId) };
+        case "missing":
+          throw notFound("Conversation");
+        case "limited":
+          throw await limited(assistant, send.userId);
+        case "busy":
+          if (outcome.charged) charge = undefined;
+          return BUSY;
+        default:
+          return { kind: "slow", paid: charge === undefined && sendCharge(assistant) !== undefined };
+      }
+    });
+  } catch (error) {
+    // The same clientMessageId raced in from another request: that one owns the turn.
+    if (send.clientMessageId !== null && isUniqueViolation(error)) return { kind: "slow", paid: false };
+    throw error;
+  }
+}
+
+async function limited(assistant: Assistant, userId: string): Promise<AppError> {
+  const limit = assistant.deps.rateLimit!;
+  const retryAfterSeconds = await secondsUntilToken(assistant.db, userId, SEND_MESSAGE_BUCKET, limit);
+  assistant.deps.logger.info({ retryAfterSeconds }, "sendMessage rate limited");
+  return rateLimited("Too many messages", retryAfterSeconds);
+}
+
+/** The slower path: a clientMessageId seen before (its turn is returned, resumed or waited for), or a waiting turn to end first. */
+async function sendSlowly(assistant: Assistant, send: Send, paid: boolean): Promise<TurnResult> {
+  const { userId } = send;
+  if (!paid) await chargeSend(assistant, userId);
   if (send.clientMessageId !== null) {
     const existing = await findByClientMessageId(assistant.db, userId, send.clientMessageId);
     if (existing) return retryTurn(assistant, send, existing);
   }
-
   let opened: { lease: Lease } & OpenedTurn;
   try {
     opened = await openNew(assistant, send, leaseOptions(assistant));
@@ -111,9 +178,6 @@ export async function sendMessage(assistant: Assistant, userId: string, input: S
   }
   return follow(assistant, send, opened.userMessage, opened.turn, assistant.launch(opened));
 }
-
-/** The rate-limit bucket of sendMessage, in rate_limit_buckets.name. */
-const SEND_MESSAGE_BUCKET = "send_message";
 
 /**
  * Takes a token before anything is read or stored, so a refused send leaves no
@@ -215,24 +279,34 @@ async function resumeFailed(assistant: Assistant, send: Send, userMessage: Messa
 }
 
 /** Answers at once (waitForReply: false) or when the turn has ended. */
-async function follow(assistant: Assistant, send: Send, userMessage: Message, turn: Turn, done: Promise<TurnEnd>): Promise<TurnResult> {
-  if (!send.waitForReply) return result(assistant, userMessage, turn);
+async function follow(
+  assistant: Assistant,
+  send: Send,
+  userMessage: Message,
+  turn: Turn,
+  done: Promise<TurnEnd>,
+  conversation?: Conversation,
+): Promise<TurnResult> {
+  if (!send.waitForReply) return result(assistant, userMessage, turn, conversation && { conversation, messages: [userMessage] });
   return settle(assistant, userMessage, await done);
 }
 
 async function settle(assistant: Assistant, userMessage: Message, end: TurnEnd): Promise<TurnResult> {
   if (end.error !== undefined) throw end.error;
   if (!end.turn) throw new Error("a turn ended with neither a row nor an error");
-  return result(assistant, userMessage, end.turn);
+  return result(assistant, userMessage, end.turn, end.held);
 }
 
 function isFinalReply(message: Message): boolean {
   return message.role === "assistant" && storedToolCalls(message).length === 0 && (message.status === "COMPLETE" || message.status === "CANCELLED");
 }
 
-async function result(assistant: Assistant, userMessage: Message, turn: Turn): Promise<TurnResult> {
+/** The payload: from the rows the turn holds when it has them (its own end, or a send answered at once), else read. */
+async function result(assistant: Assistant, userMessage: Message, turn: Turn, held?: TurnEnd["held"]): Promise<TurnResult> {
   const { db } = assistant;
-  const [conversation, messages] = await Promise.all([getConversation(db, turn.userId, userMessage.conversationId), turnMessages(db, userMessage)]);
+  const [conversation, messages] = held
+    ? [held.conversation, held.messages]
+    : await Promise.all([getConversation(db, turn.userId, userMessage.conversationId), turnMessages(db, userMessage)]);
   const last = messages.at(-1);
   const reply = turn.status !== "RUNNING" && last && last.seq > userMessage.seq && isFinalReply(last) ? last : null;
   return { conversation, userMessage, messages, reply, stopCode: reply?.stopCode ?? null, turn };

@@ -75,7 +75,9 @@ export function planCalls(calls: readonly StepCall[], facts: PlanFacts): Planned
 }
 
 /** What tool execution needs of the turn. */
-export type ToolRun = Pick<TurnRun, "db" | "turn" | "signal" | "checkStop" | "decided"> & { deps: Pick<TurnRun["deps"], "approvalPolicy"> };
+export type ToolRun = Pick<TurnRun, "db" | "turn" | "signal" | "checkStop" | "decided" | "log"> & {
+  deps: Pick<TurnRun["deps"], "approvalPolicy">;
+};
 
 /** Reads what planning needs: the turn's approvals, and which of the tasks the asked-about calls name are the user's. */
 async function planFacts(run: ToolRun, calls: readonly StepCall[]): Promise<PlanFacts> {
@@ -92,7 +94,7 @@ export type Execution = "done" | "stopped" | { held: HeldCall[] };
 
 /**
  * Runs the calls through the tool registry, in order, each in its own
- * transaction with its stored result, none once the turn is asked to stop.
+ * transaction with its stored result (kept in run.log), none once the turn is asked to stop.
  * Held calls are skipped: the calls that need no approval still run, and the
  * held ones are returned for the turn to pause on.
  */
@@ -101,14 +103,15 @@ export async function executeToolCalls(run: ToolRun, calls: readonly StepCall[])
   for (const plan of planned) {
     if (plan.kind === "hold") continue;
     if (run.signal.aborted) return "stopped";
-    const ran = await recordToolCall(run.db, run.turn, async (tx) => {
+    const stored = await recordToolCall(run.db, run.turn, async (tx) => {
       if (plan.kind === "answer") return toolMessage(plan.call, plan.outcome);
       return toolMessage(plan.call, await runCall(toolContext(run.turn, tx, plan.call), plan.call));
     });
-    if (!ran) {
+    if (!stored) {
       await run.checkStop();
       return "stopped";
     }
+    run.log.add({ messages: [stored] });
   }
   const held = planned.flatMap((plan) =>
     plan.kind === "hold" ? [{ toolCallId: plan.call.id, toolName: plan.call.function.name, argumentsHash: plan.argumentsHash }] : [],

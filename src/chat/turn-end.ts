@@ -1,4 +1,4 @@
-import { endTurn, pauseTurn, TurnStopCode, type TokenUsage, type TurnEnding } from "../domain/conversation-log.js";
+import { endTurn, pauseTurn, TurnStopCode, type EndOutcome, type TokenUsage, type TurnEnding } from "../domain/conversation-log.js";
 import type { HeldCall } from "../domain/tool-approvals.js";
 import type { Message } from "../generated/prisma/client.js";
 import { AppError, ErrorCode } from "../lib/errors.js";
@@ -37,10 +37,16 @@ export function unavailable(message: string, retryable: boolean, userMessage: Me
 
 export const RETRY_LATER = "The assistant is unavailable right now; your message is saved, so retry with the same clientMessageId";
 
-/** Ends the turn in the log; when someone else ended it first (a cancel, or its lease taken as dead), follows them. */
+/**
+ * Ends the turn in the log (the lease given back in the same statement); when
+ * someone else ended it first (a cancel, or its lease taken as dead), follows them.
+ */
 async function end(run: TurnRun, ending: TurnEnding, error?: AppError): Promise<TurnEnd> {
-  const outcome = await endTurn(run.db, run.turn, ending);
-  if (outcome.kind === "ended") return { turn: outcome.turn, error };
+  const { outcome, leaseReleased } = await endReleasing(run, ending);
+  if (outcome.kind === "ended") {
+    run.log.add(outcome);
+    return { turn: outcome.turn, error, held: run.log.held(), leaseReleased };
+  }
   if (outcome.kind === "cancel-requested") {
     return end(run, {
       status: "CANCELLED",
@@ -51,6 +57,22 @@ async function end(run: TurnRun, ending: TurnEnding, error?: AppError): Promise<
   }
   const { turn } = outcome;
   return { turn, error: turn.status === "FAILED" ? unavailable(RETRY_LATER, true, run.userMessage) : undefined };
+}
+
+/**
+ * The end, with the lease given back in its statement. Should that statement
+ * fail, the end is stored again without the release (the run hands the lease
+ * back after it, or it expires by itself): a lease that cannot be given back
+ * never fails a turn that could end.
+ */
+async function endReleasing(run: TurnRun, ending: TurnEnding): Promise<{ outcome: EndOutcome; leaseReleased: boolean }> {
+  try {
+    return { outcome: await endTurn(run.db, run.turn, ending, true), leaseReleased: true };
+  } catch (error) {
+    if (error instanceof AppError) throw error;
+    run.deps.logger.warn({ err: error, turnId: run.turn.id }, "ending the turn with its lease failed; ending it without");
+    return { outcome: await endTurn(run.db, run.turn, ending, false), leaseReleased: false };
+  }
 }
 
 export function complete(run: TurnRun, answer: StreamedAnswer, usage: TokenUsage | undefined): Promise<TurnEnd> {

@@ -1,11 +1,12 @@
 import type { Db } from "../db/client.js";
 import type { TurnIdentity } from "../domain/conversation-log.js";
 import type { RateLimit } from "../domain/rate-limits.js";
-import type { Message, Turn } from "../generated/prisma/client.js";
+import type { Conversation, Message, Turn } from "../generated/prisma/client.js";
 import type { BackoffPolicy } from "../lib/backoff.js";
 import type { Logger } from "../lib/logger.js";
 import type { ApprovalPolicy } from "./approval-policy.js";
 import type { ChatModel } from "./cohere.js";
+import type { TurnLog } from "./turn-log.js";
 
 export interface AssistantDeps {
   /** Undefined when COHERE_API_KEY is unset: chat answers ASSISTANT_UNAVAILABLE, everything else works. */
@@ -58,6 +59,10 @@ export interface TurnEnd {
   turn?: Turn | undefined;
   /** What a client waiting for the turn is told, when it ended in a failure. */
   error?: unknown;
+  /** The turn's messages and conversation row as its own end left them: the payload is built from them, not read back. */
+  held?: { messages: Message[]; conversation: Conversation } | undefined;
+  /** The end gave the conversation's lease back itself. */
+  leaseReleased?: boolean | undefined;
 }
 
 /** What one run of the loop works with. */
@@ -66,6 +71,8 @@ export interface TurnRun {
   deps: AssistantDeps;
   turn: TurnIdentity;
   userMessage: Message;
+  /** The log as the turn holds it: read once, kept as it writes. */
+  log: TurnLog;
   /** Aborted with a TurnStoppedError when the turn must stop. */
   signal: AbortSignal;
   /**

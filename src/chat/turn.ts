@@ -1,5 +1,5 @@
 import { randomUUID } from "node:crypto";
-import { recordStep, toolCallIdsInUse, turnMessages } from "../domain/conversation-log.js";
+import { recordStep, toolCallIdsInUse } from "../domain/conversation-log.js";
 import type { Message } from "../generated/prisma/client.js";
 import { ErrorCode } from "../lib/errors.js";
 import { ModelTimeoutError, ModelUnavailableError, type ChatModel } from "./cohere.js";
@@ -14,12 +14,15 @@ import { TurnStoppedError, type TurnEnd, type TurnRun } from "./turn-run.js";
 import { turnSteps, unansweredCalls } from "./turn-steps.js";
 
 /**
- * The step loop of one turn, over the conversation log: each pass reads the
+ * The step loop of one turn, over the conversation log: each pass looks at the
  * turn's messages, runs any tool calls not yet answered (pausing the turn when
  * some wait for the user's approval), checks the stop conditions, or calls the
  * model and stores its step. The log is the state, so a turn resumed on
  * another instance, after a pause or an interruption, picks up where this one
- * left off. It ends or pauses the turn (in the log) and says how.
+ * left off. It reads the log once (run.log keeps what its writes return, as it
+ * holds the lease), and checks whether it may go on in each write: a write
+ * that finds it cancelled or ended stores nothing and stops the loop. It ends
+ * or pauses the turn (in the log) and says how.
  */
 export async function runTurn(run: TurnRun): Promise<TurnEnd> {
   const model = run.deps.model;
@@ -27,9 +30,8 @@ export async function runTurn(run: TurnRun): Promise<TurnEnd> {
   const stopWhen = stopRules(run.deps.maxSteps);
 
   for (;;) {
-    await run.checkStop();
     if (run.signal.aborted) return stopped(run, undefined);
-    const messages = await turnMessages(run.db, run.userMessage);
+    const messages = await run.log.messages();
     const steps = turnSteps(messages);
 
     const unanswered = unansweredCalls(steps);
@@ -95,31 +97,47 @@ async function afterStep(run: TurnRun, step: StepResult, answer: StreamedAnswer)
 
 /** Stores a step that asked for tools (its calls run on the next pass); ends the turn if it may no longer write. */
 async function recordToolStep(run: TurnRun, step: StepResult, answer: StreamedAnswer): Promise<TurnEnd | undefined> {
-  const recorded = await recordStep(
-    run.db,
-    run.turn,
-    {
-      streamedId: answer.id,
-      content: storable(answer.content),
-      toolPlan: storable(step.toolPlan || step.thinking).trim() || undefined,
-      toolCalls: (await normaliseCalls(run, step.toolCalls)) as never,
-    },
-    step.usage,
-  );
-  if (recorded) return undefined;
+  let used = new Set<string>();
+  // The ids are checked against the conversation in the write itself; only when one is in use are they read, and renamed.
+  for (let pass = 0; pass < 2; pass += 1) {
+    const calls = normaliseCalls(step.toolCalls, used);
+    const recorded = await recordStep(
+      run.db,
+      run.turn,
+      {
+        streamedId: answer.id,
+        content: storable(answer.content),
+        toolPlan: storable(step.toolPlan || step.thinking).trim() || undefined,
+        toolCalls: calls as never,
+        callIds: pass === 0 ? calls.map((call) => call.id) : [],
+      },
+      step.usage,
+    );
+    if (recorded === "ids-in-use") {
+      used = await toolCallIdsInUse(run.db, run.turn.conversationId, callIdsOf(step.toolCalls));
+      continue;
+    }
+    if (recorded === "not-writable") break;
+    run.log.add(recorded);
+    return undefined;
+  }
   await run.checkStop();
   return stopped(run, answer);
 }
 
+function callIdsOf(calls: readonly StreamedCall[]): string[] {
+  return calls.map((call) => usableCallId(call.id)).filter((id): id is string => id !== undefined);
+}
+
 /**
  * Tool call ids key their results, so each must be unique in the conversation:
- * a missing id, or one an earlier step already used, would match that step's
- * result and never run. Such calls get a fresh id, as do ids that cannot be
- * kept as they are (see usableCallId); the history we send carries it.
+ * a missing id, or one an earlier step already used (`used`, read only when the
+ * write found one in use), would match that step's result and never run. Such
+ * calls get a fresh id, as do ids that cannot be kept as they are (see
+ * usableCallId), and a repeated id within the step; the history we send carries it.
  */
-async function normaliseCalls(run: TurnRun, calls: readonly StreamedCall[]): Promise<StoredToolCall[]> {
-  const given = calls.map((call) => usableCallId(call.id)).filter((id): id is string => id !== undefined);
-  const used = await toolCallIdsInUse(run.db, run.turn.conversationId, given);
+function normaliseCalls(calls: readonly StreamedCall[], inUse: ReadonlySet<string>): StoredToolCall[] {
+  const used = new Set(inUse);
   return calls.map((call, index) => {
     const usable = usableCallId(call.id);
     const id = usable && !used.has(usable) ? usable : `call_${randomUUID()}_${index}`;

@@ -18,6 +18,8 @@ export interface WindowOptions {
   now: Date;
   /** The tools sent with the request: they count against the budget too. */
   tools: readonly Cohere.ToolV2[];
+  /** The messages before the turn, newest first, by pages: a turn passes the pages it already read (chat/turn-log.ts). */
+  history?: AsyncIterable<Message[]> | undefined;
 }
 
 export interface ContextWindow {
@@ -66,7 +68,7 @@ export async function buildWindow(db: DbClient, turn: readonly Message[], option
   let olderOmitted = false;
   /** Tool results seen (newest first) whose step is further back. */
   let results: Message[] = [];
-  reading: for await (const page of messagesBefore(db, first.conversationId, first.seq)) {
+  reading: for await (const page of options.history ?? messagesBefore(db, first.conversationId, first.seq)) {
     for (const message of page) {
       if (message.role === "tool") {
         results.unshift(message);

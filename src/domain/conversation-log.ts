@@ -1,8 +1,13 @@
 import type { Db, DbClient } from "../db/client.js";
 import { notFound } from "../lib/errors.js";
 import { Prisma, type Message, type MessageStatus, type Turn, type TurnStatus } from "../generated/prisma/client.js";
-import { appendMessages, insertStreamingMessage, settleStreamingMessage, type NewMessage } from "./messages.js";
+import { appendMessages, type NewMessage } from "./messages.js";
 import { expireDueTurns, insertApprovals, settleWaitingTurns, type HeldCall } from "./tool-approvals.js";
+import { openInConversation, openInNewConversation, type OpenOutcome, type OpenRequest } from "./turn-open.js";
+import { startAnswerRow, writeAsTurn, type Settle, type TokenUsage, type TurnWritten } from "./turn-writes.js";
+
+export type { TokenUsage, TurnWritten } from "./turn-writes.js";
+export type { OpenOutcome, OpenRequest } from "./turn-open.js";
 
 /**
  * The conversation log: every database access of a chat turn goes through
@@ -25,11 +30,6 @@ export const TurnStopCode = {
   /** The instance running it died (its lease expired) or shut down. */
   INTERRUPTED: "INTERRUPTED",
 } as const;
-
-export interface TokenUsage {
-  inputTokens: number;
-  outputTokens: number;
-}
 
 /** Which turn the loop runs, and whose: enough to scope every write. */
 export interface TurnIdentity {
@@ -186,6 +186,17 @@ export function openTurnInNewConversation(db: Db, title: string, ttlMs: number, 
   });
 }
 
+/**
+ * One try at opening a turn in one statement (domain/turn-open.ts): in a new
+ * conversation (`conversationId` undefined, titled `title`) or in the given
+ * one, if its lease is free.
+ */
+export function tryOpenTurn(db: Db, conversationId: string | undefined, title: string, request: OpenRequest): Promise<OpenOutcome> {
+  if (conversationId === undefined) return openInNewConversation(db, title, request);
+  const interrupted = interruptedTurns(Prisma.sql`t.conversation_id IN (SELECT id FROM conv)`, { onlyDead: false, settleSeqs: false });
+  return openInConversation(db, conversationId, request, interrupted);
+}
+
 /** The user message a clientMessageId was sent with, and its turn. */
 export async function findByClientMessageId(db: Db, userId: string, clientMessageId: string): Promise<OpenedTurn | null> {
   const userMessage = await db.message.findUnique({
@@ -319,48 +330,49 @@ async function whileRunning<T>(db: Db, turnId: string, work: (tx: DbClient) => P
 
 // The loop's writes --------------------------------------------------------------
 
-/** SET assignments adding a model call's billed tokens to the turn's. */
-function addUsage(usage: TokenUsage): Prisma.Sql {
-  return Prisma.sql`
-    input_tokens = COALESCE(input_tokens, 0) + ${usage.inputTokens}::int,
-    output_tokens = COALESCE(output_tokens, 0) + ${usage.outputTokens}::int`;
-}
-
 export interface Step {
   /** The streamed answer row the step's text went into, if its text reached a flush. */
   streamedId?: string | undefined;
   content: string;
   toolPlan?: string | undefined;
   toolCalls: Prisma.InputJsonValue;
+  /** The ids of its tool calls: the step is not stored if one already answers a call in the conversation. */
+  callIds: readonly string[];
 }
 
 /**
  * Stores an assistant step that asked for tools, and adds the model call's
- * usage to the turn, in one transaction. False (nothing stored) when the turn
- * may no longer write.
+ * usage to the turn, in one statement. "not-writable" (nothing stored) when
+ * the turn may no longer write; "ids-in-use" when a call id already answers
+ * a call in the conversation (the caller gives its calls fresh ids).
  */
-export async function recordStep(db: Db, turn: TurnIdentity, step: Step, usage: TokenUsage | undefined): Promise<boolean> {
-  const done = await whileRunning(db, turn.id, async (tx) => {
-    if (usage) await tx.$executeRaw`UPDATE turns SET ${addUsage(usage)} WHERE id = ${turn.id}::uuid`;
-    const fields = { content: step.content, toolPlan: step.toolPlan ?? null, toolCalls: step.toolCalls, status: "COMPLETE" as const };
-    if (step.streamedId) await settleStreamingMessage(tx, turn.conversationId, step.streamedId, fields);
-    else await appendMessages(tx, turn.userId, turn.conversationId, [{ role: "assistant", ...fields }]);
-    return true;
+export async function recordStep(db: Db, turn: TurnIdentity, step: Step, usage: TokenUsage | undefined) {
+  const fields = { content: step.content, toolPlan: step.toolPlan ?? null, toolCalls: step.toolCalls, status: "COMPLETE" as const };
+  return writeAsTurn(db, turn, {
+    usage,
+    freshCallIds: step.callIds,
+    ...(step.streamedId ? { settle: { id: step.streamedId, ...fields } } : { append: [{ role: "assistant", ...fields }] }),
   });
-  return done === true;
 }
 
 /**
- * Runs one tool call and stores its result in one transaction, which first
- * locks the turn row: a cancel either lands before (the call does not run) or
- * waits for the call to commit. False when the turn may no longer write.
+ * Runs one tool call and stores its result in one transaction: the call's
+ * own statements, then the result, in a statement that checks and locks the
+ * turn row first. A cancel that lands while the call runs rolls the call back
+ * with it (nothing of it commits); one asked for after the check waits for the
+ * commit. Null (nothing stored, nothing changed) when the turn may no longer write.
  */
-export async function recordToolCall(db: Db, turn: TurnIdentity, run: (tx: DbClient) => Promise<NewMessage>): Promise<boolean> {
-  const done = await whileRunning(db, turn.id, async (tx) => {
-    await appendMessages(tx, turn.userId, turn.conversationId, [await run(tx)]);
-    return true;
-  });
-  return done === true;
+export async function recordToolCall(db: Db, turn: TurnIdentity, run: (tx: DbClient) => Promise<NewMessage>): Promise<Message | null> {
+  try {
+    return await db.$transaction(async (tx) => {
+      const written = await writeAsTurn(tx, turn, { append: [await run(tx)] });
+      if (typeof written === "string") throw new TurnNotWritable();
+      return written.messages[0] ?? null;
+    });
+  } catch (error) {
+    if (error instanceof TurnNotWritable) return null;
+    throw error;
+  }
 }
 
 export interface Pause {
@@ -406,9 +418,8 @@ export async function takeFreeLease(tx: DbClient, conversationId: string, leaseI
 }
 
 /** Stores the first text of a streamed answer as a STREAMING message; null when the turn may no longer write. */
-export async function startAnswer(db: Db, turn: TurnIdentity, content: string): Promise<Message | null> {
-  const message = await whileRunning(db, turn.id, (tx) => insertStreamingMessage(tx, turn.userId, turn.conversationId, content));
-  return message ?? null;
+export function startAnswer(db: Db, turn: TurnIdentity, content: string): Promise<Message | null> {
+  return startAnswerRow(db, turn, content);
 }
 
 /**
@@ -444,46 +455,45 @@ export interface TurnEnding {
 }
 
 export type EndOutcome =
-  | { kind: "ended"; turn: Turn }
+  /** Ended here: the rows the end wrote (the lease given back with them). */
+  | ({ kind: "ended" } & TurnWritten)
   /** A cancel was asked for first: end it as CANCELLED instead. */
   | { kind: "cancel-requested" }
   /** Someone else ended it (its lease was taken as dead): the turn as they left it. */
   | { kind: "not-running"; turn: Turn };
 
+/** The messages an ending settles and appends, in that order: the answer (its streamed row, or a new one), then any closing message. */
+function endingMessages(ending: TurnEnding): { settle?: Settle; append: NewMessage[] } {
+  const answer = ending.answer;
+  const append = [...(ending.append ?? [])];
+  if (answer?.id) {
+    return { settle: { id: answer.id, content: answer.content, status: answer.status, stopCode: answer.stopCode ?? null }, append };
+  }
+  if (answer && (answer.content !== "" || answer.status === "COMPLETE")) {
+    append.unshift({ role: "assistant", content: answer.content, status: answer.status, stopCode: answer.stopCode ?? null });
+  }
+  return { append };
+}
+
 /**
  * Ends a RUNNING turn: its status, stop code and usage, its answer's final
- * text and status, and any closing message, in one transaction, so a reader
- * never sees a COMPLETE answer in a RUNNING turn, nor the reverse.
+ * text and status, any closing message, and (with `releaseLease`) the
+ * conversation's lease given back, in one statement, so a reader never sees a COMPLETE answer in a
+ * RUNNING turn, nor the reverse.
  */
-export async function endTurn(db: Db, turn: TurnIdentity, ending: TurnEnding): Promise<EndOutcome> {
-  try {
-    const ended = await db.$transaction(async (tx) => {
-      const guard = ending.yieldToCancel ? Prisma.sql`AND cancel_requested_at IS NULL` : Prisma.empty;
-      const count = await tx.$executeRaw`
-        UPDATE turns SET status = ${ending.status}::turn_status, stop_code = ${ending.stopCode}, finished_at = now()
-          ${ending.usage ? Prisma.sql`, ${addUsage(ending.usage)}` : Prisma.empty}
-        WHERE id = ${turn.id}::uuid AND status = 'RUNNING' ${guard}`;
-      if (count !== 1) throw new TurnNotWritable();
-      const answer = ending.answer;
-      if (answer?.id) {
-        const fields = { content: answer.content, status: answer.status, stopCode: answer.stopCode ?? null };
-        await settleStreamingMessage(tx, turn.conversationId, answer.id, fields);
-      } else if (answer && (answer.content !== "" || answer.status === "COMPLETE")) {
-        const { content, status, stopCode } = answer;
-        await appendMessages(tx, turn.userId, turn.conversationId, [{ role: "assistant", content, status, stopCode: stopCode ?? null }]);
-      }
-      if (ending.append?.length) await appendMessages(tx, turn.userId, turn.conversationId, ending.append);
-      return tx.turn.findUniqueOrThrow({ where: { id: turn.id } });
-    });
-    return { kind: "ended", turn: ended };
-  } catch (error) {
-    if (!(error instanceof TurnNotWritable)) throw error;
-    const current = await db.turn.findUnique({ where: { id: turn.id } });
-    // Its conversation was deleted meanwhile (the turn went with it).
-    if (!current) throw notFound("Conversation");
-    if (current.status === "RUNNING" && current.cancelRequestedAt !== null) return { kind: "cancel-requested" };
-    return { kind: "not-running", turn: current };
-  }
+export async function endTurn(db: Db, turn: TurnIdentity, ending: TurnEnding, releaseLease = true): Promise<EndOutcome> {
+  const written = await writeAsTurn(db, turn, {
+    end: { status: ending.status, stopCode: ending.stopCode, yieldToCancel: ending.yieldToCancel === true },
+    usage: ending.usage,
+    ...endingMessages(ending),
+    releaseLease,
+  });
+  if (typeof written !== "string") return { kind: "ended", ...written };
+  const current = await db.turn.findUnique({ where: { id: turn.id } });
+  // Its conversation was deleted meanwhile (the turn went with it).
+  if (!current) throw notFound("Conversation");
+  if (current.status === "RUNNING" && current.cancelRequestedAt !== null) return { kind: "cancel-requested" };
+  return { kind: "not-running", turn: current };
 }
 
 // History ----------------------------------------------------------------------
@@ -495,7 +505,8 @@ export async function endTurn(db: Db, turn: TurnIdentity, ending: TurnEnding): P
  */
 export async function* messagesBefore(db: DbClient, conversationId: string, beforeSeq: number, pageSize = 50): AsyncGenerator<Message[]> {
   let cursor = beforeSeq;
-  for (;;) {
+  // Seqs start at 1: nothing is before the first message (a new conversation's).
+  while (cursor > 1) {
     const page = await db.message.findMany({
       where: { conversationId, seq: { lt: cursor } },
       orderBy: { seq: "desc" },

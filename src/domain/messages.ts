@@ -56,38 +56,3 @@ export async function appendMessages(tx: DbClient, userId: string, conversationI
   });
   return created.sort((a, b) => a.seq - b.seq);
 }
-
-/**
- * Adds an answer that is about to stream (STREAMING), at the next seq, inside
- * the caller's transaction. It takes the conversation's row lock like
- * appendMessages but leaves `last_seq` where it is: last_seq is the newest
- * *settled* message, so anyone who starts following the conversation from
- * last_seq meets this answer when it settles (settleStreamingMessage), and a
- * row above last_seq is always one still streaming.
- */
-export async function insertStreamingMessage(tx: DbClient, userId: string, conversationId: string, content: string) {
-  const [conversation] = await tx.$queryRaw<{ last_seq: number }[]>`
-    SELECT last_seq FROM conversations WHERE id = ${conversationId}::uuid AND user_id = ${userId} FOR UPDATE`;
-  if (!conversation) throw notFound("Conversation");
-  return tx.message.create({
-    data: { conversationId, userId, seq: conversation.last_seq + 1, role: "assistant", content, status: "STREAMING" },
-  });
-}
-
-/**
- * Gives a STREAMING message its final fields and status, and moves last_seq
- * over it, inside the caller's transaction. False if it was not STREAMING.
- */
-export async function settleStreamingMessage(
-  tx: DbClient,
-  conversationId: string,
-  messageId: string,
-  data: Prisma.MessageUpdateManyMutationInput & { status: Exclude<MessageStatus, "STREAMING"> },
-): Promise<boolean> {
-  const { count } = await tx.message.updateMany({ where: { id: messageId, conversationId, status: "STREAMING" }, data });
-  if (count === 0) return false;
-  await tx.$executeRaw`
-    UPDATE conversations SET last_seq = GREATEST(last_seq, (SELECT seq FROM messages WHERE id = ${messageId}::uuid))
-    WHERE id = ${conversationId}::uuid`;
-  return true;
-}

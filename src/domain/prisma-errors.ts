@@ -1,6 +1,9 @@
 import { Prisma } from "../generated/prisma/client.js";
 
-/** A unique constraint was violated (P2002). */
+/** A unique constraint was violated: P2002, or in a raw query (P2010), Postgres' 23505. */
 export function isUniqueViolation(error: unknown): boolean {
-  return error instanceof Prisma.PrismaClientKnownRequestError && error.code === "P2002";
+  if (!(error instanceof Prisma.PrismaClientKnownRequestError)) return false;
+  if (error.code === "P2002") return true;
+  const cause = (error.meta?.driverAdapterError as { cause?: { originalCode?: unknown } } | undefined)?.cause;
+  return error.code === "P2010" && cause?.originalCode === "23505";
 }

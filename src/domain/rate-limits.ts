@@ -21,6 +21,18 @@ export type TakeOutcome = { allowed: true } | { allowed: false; retryAfterSecond
  * writes nothing.
  */
 export async function takeToken(db: Db, userId: string, name: string, limit: RateLimit): Promise<TakeOutcome> {
+  const taken = await db.$queryRaw<{ tokens: number }[]>(takeTokenSql(userId, name, limit, Prisma.sql`TRUE`));
+  if (taken.length > 0) return { allowed: true };
+  return { allowed: false, retryAfterSeconds: await secondsUntilToken(db, userId, name, limit) };
+}
+
+/**
+ * The INSERT … ON CONFLICT DO UPDATE … RETURNING tokens that takes a token
+ * (see takeToken), trying only when `when` holds: as a CTE, it lets the
+ * statement that needs the token take it (a refused take returns no row and
+ * writes nothing, so the statement writes nothing either).
+ */
+export function takeTokenSql(userId: string, name: string, limit: RateLimit, when: Prisma.Sql): Prisma.Sql {
   if (!(limit.perMinute > 0) || !(limit.burst >= 1)) {
     throw new RangeError(`rate limit "${name}" needs perMinute > 0 and burst >= 1`);
   }
@@ -34,16 +46,14 @@ export async function takeToken(db: Db, userId: string, name: string, limit: Rat
     ${burst}::float8,
     b.tokens + GREATEST(0, EXTRACT(EPOCH FROM EXCLUDED.updated_at - b.updated_at))::float8 * ${rate}::float8
   )`;
-  const taken = await db.$queryRaw<{ tokens: number }[]>`
+  return Prisma.sql`
     INSERT INTO rate_limit_buckets AS b (user_id, name, tokens, updated_at)
-    VALUES (${userId}, ${name}, ${burst}::float8 - 1, clock_timestamp())
+    SELECT ${userId}, ${name}, ${burst}::float8 - 1, clock_timestamp() WHERE ${when}
     ON CONFLICT (user_id, name) DO UPDATE
       SET tokens = ${refilled} - 1,
           updated_at = GREATEST(b.updated_at, EXCLUDED.updated_at)
       WHERE ${refilled} >= 1
     RETURNING tokens`;
-  if (taken.length > 0) return { allowed: true };
-  return { allowed: false, retryAfterSeconds: await secondsUntilToken(db, userId, name, rate, burst) };
 }
 
 /**
@@ -51,7 +61,9 @@ export async function takeToken(db: Db, userId: string, name: string, limit: Rat
  * committed (a fresh snapshot, after the refused take). At least 1: a token
  * that arrived in between is not promised to whoever asks next.
  */
-async function secondsUntilToken(db: Db, userId: string, name: string, rate: number, burst: number): Promise<number> {
+export async function secondsUntilToken(db: Db, userId: string, name: string, limit: RateLimit): Promise<number> {
+  const rate = limit.perMinute / 60;
+  const burst = limit.burst;
   const rows = await db.$queryRaw<{ seconds: number | null }[]>`
     SELECT CEIL(
       (1 - LEAST(

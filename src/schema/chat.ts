@@ -6,6 +6,7 @@ import { builder } from "./builder.js";
 import { ConversationRef } from "./conversation.js";
 import { parseId } from "../lib/ids.js";
 import { MessageRef } from "./message.js";
+import { toolResultKey } from "./loaders.js";
 import { ToolCallRef, toolCallsOfMessages } from "./tool-call.js";
 import { TurnRef } from "./turn.js";
 
@@ -80,6 +81,10 @@ builder.mutationField("sendMessage", (t) =>
         ctx.deferredErrors.push(
           new GraphQLError(error.message, { nodes: info.fieldNodes, path: responsePathAsArray(info.path), originalError: error }),
         );
+      }
+      // The turn's tool results are in hand: the messages' toolCalls need not read them back.
+      for (const message of turn.messages) {
+        if (message.role === "tool" && message.toolCallId) ctx.toolResults.prime(toolResultKey(message.conversationId, message.toolCallId), message);
       }
       return turn;
     },

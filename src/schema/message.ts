@@ -30,7 +30,8 @@ export const MessageRef = builder.prismaNode("Message", {
     toolCalls: t.field({
       type: [ToolCallRef],
       description: "On assistant messages that asked for tools: each call with its result.",
-      select: { toolCalls: true, conversationId: true },
+      // No `select`: Message rows always carry their scalars (toolCalls, conversationId), so a row
+      // the resolver did not load through Prisma (sendMessage's, from the turn) is not read again.
       resolve: async (message, _args, ctx) => {
         const calls = storedToolCalls(message);
         if (calls.length === 0) return [];

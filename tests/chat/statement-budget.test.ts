@@ -1,0 +1,87 @@
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { createDb } from "../../src/db/client.js";
+import { SEND, cohereAssistant } from "../helpers/chat.js";
+import { databaseUrl } from "../helpers/db.js";
+import { startFakeCohere, textReply, toolCallReply, type FakeCohere } from "../helpers/fake-cohere.js";
+import { newUser, startTestServer, type TestServer, type TestUser } from "../helpers/server.js";
+import { startStatementCounter, type StatementCounter } from "../helpers/statement-counter.js";
+
+/**
+ * Issue 26: a chat turn with one tool call sends at most ten statements to
+ * Postgres. Counted at the wire (tests/helpers/statement-counter.ts) between
+ * the API's pool and the database: every statement the server sends on the
+ * pool during the sendMessage request, BEGIN and COMMIT included, the reads
+ * that build the payload included. The LISTEN connection does not go through
+ * the counter (it sends nothing during a turn with no subscriber), and the
+ * approval sweep is off, so only the turn's own statements are seen.
+ */
+const BUDGET = 10;
+
+describe("the statement budget of a chat turn", () => {
+  let fake: FakeCohere;
+  let counter: StatementCounter;
+  let server: TestServer;
+  let user: TestUser;
+
+  beforeAll(async () => {
+    fake = await startFakeCohere();
+    counter = await startStatementCounter(databaseUrl());
+    const db = createDb({ url: counter.url, driver: "pg", poolSize: 5, connectionTimeoutMs: 5000 });
+    server = await startTestServer({
+      db,
+      listenUrl: databaseUrl(),
+      transport: { kind: "postgres" },
+      // On, as in production (its statement is part of a turn's cost), but never the limit here.
+      assistant: cohereAssistant(fake, { approvalSweep: false, rateLimit: { perMinute: 1000, burst: 1000 } }),
+    });
+    user = await newUser(server, "budget");
+    // One turn first, not counted: the server's start-up sweep and the first connections are behind it.
+    fake.enqueue(toolCallReply([{ name: "add_task", args: { title: "Warm-up" } }]), textReply("Added Warm-up."));
+    const warmUp = await user.gql(SEND, { input: { content: "Add warm-up" } });
+    expect(warmUp.errors).toBeUndefined();
+  });
+  afterAll(async () => {
+    await server?.close();
+    await server?.db.$disconnect();
+    await counter?.close();
+    await fake?.close();
+  });
+
+  /** Sends one message whose turn calls add_task once, then answers; returns the statements the turn sent. */
+  async function countedTurn(input: Record<string, unknown>, title: string): Promise<{ statements: string[]; conversationId: string }> {
+    fake.enqueue(toolCallReply([{ name: "add_task", args: { title } }]), textReply(`Added ${title}.`));
+    counter.reset();
+    const response = await user.gql(SEND, { input });
+    const statements = [...counter.statements];
+    expect(response.errors).toBeUndefined();
+    const payload = response.data!.sendMessage;
+    expect(payload.reply.content).toBe(`Added ${title}.`);
+    expect(payload.toolCalls).toHaveLength(1);
+    expect(payload.toolCalls[0].result).toMatchObject({ title });
+    expect(payload.messages.map((m: { role: string }) => m.role)).toEqual(["USER", "ASSISTANT", "TOOL", "ASSISTANT"]);
+    return { statements, conversationId: payload.conversation.id };
+  }
+
+  function listed(statements: readonly string[]): string {
+    return statements.map((sql, index) => `${index + 1}. ${sql.slice(0, 200) + (sql.length > 200 ? " … " + sql.slice(-300) : "")}`).join("\n");
+  }
+
+  it("should send at most ten statements for a turn with one tool call in a new conversation", async () => {
+    const { statements } = await countedTurn({ content: "Add milk" }, "Milk");
+
+    if (process.env.SHOW_SQL) console.log(listed(statements));
+    expect(statements.length, listed(statements)).toBeLessThanOrEqual(BUDGET);
+  });
+
+  it("should send at most ten statements for a turn with one tool call in an existing conversation, with a clientMessageId", async () => {
+    const first = await countedTurn({ content: "Add bread" }, "Bread");
+
+    const { statements } = await countedTurn(
+      { conversationId: first.conversationId, content: "Add butter", clientMessageId: `budget-${Date.now()}` },
+      "Butter",
+    );
+
+    if (process.env.SHOW_SQL) console.log(listed(statements));
+    expect(statements.length, listed(statements)).toBeLessThanOrEqual(BUDGET);
+  });
+});
