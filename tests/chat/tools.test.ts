@@ -1,5 +1,6 @@
 import { randomUUID } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { localIso } from "../../src/lib/zoned-time.js";
 import type { Message, Task } from "../../src/generated/prisma/client.js";
 import { parseId, toGlobalId } from "../../src/lib/ids.js";
 import { cohereAssistant, messagesIn, sendMessage, startChatRig, type SendPayload, type SendResponse, type ToolCallView } from "../helpers/chat.js";
@@ -125,14 +126,20 @@ describe("assistant task tools", () => {
     return server.db.task.findUnique({ where: { id: parseId(globalId, "id", "Task") } });
   }
 
-  /** The tool output shape for a task: the global id, snake_case, ISO created_at. */
+  /** The tool output shape for a task: the global id, snake_case, times local to the user's zone (UTC here) with the offset. */
   function toolTask(row: Task): Record<string, unknown> {
+    const local = (date: Date | null) => (date === null ? null : localIso(date.getTime(), "UTC"));
     return {
       id: toGlobalId("Task", row.id),
       title: row.title,
       description: row.description,
       completed: row.completed,
-      created_at: row.createdAt.toISOString(),
+      created_at: local(row.createdAt),
+      due: local(row.dueAt),
+      priority: row.priority.toLowerCase(),
+      labels: row.labels,
+      completed_at: local(row.completedAt),
+      recurrence: row.recurrence,
     };
   }
 

@@ -1,5 +1,6 @@
 import { randomUUID } from "node:crypto";
 import { Client } from "@modelcontextprotocol/sdk/client/index.js";
+import { localIso } from "../../src/lib/zoned-time.js";
 import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
 import { LATEST_PROTOCOL_VERSION, type Tool } from "@modelcontextprotocol/sdk/types.js";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
@@ -72,13 +73,18 @@ describe("MCP over Streamable HTTP", () => {
         description: "Two litres",
         completed: false,
         created_at: expect.any(String),
+        due: null,
+        priority: "none",
+        labels: [],
+        completed_at: null,
+        recurrence: null,
       });
       const rows = await rowsOf(user.id);
       expect(rows).toHaveLength(1);
       const [row] = rows;
       expect(row).toMatchObject({ id: dbId(added.id), userId: user.id, title: "Buy milk", description: "Two litres", completed: false });
       expect(added.id).toBe(toGlobalId("Task", row!.id));
-      expect(added.created_at).toBe(row!.createdAt.toISOString());
+      expect(added.created_at).toBe(localIso(row!.createdAt.getTime(), "UTC"));
     });
 
     it("should keep the task the caller's when the arguments name another user", async () => {
