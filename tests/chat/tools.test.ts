@@ -603,7 +603,7 @@ describe("assistant task tools", () => {
     expect(otherRow.completed).toBe(false);
     const pendingBefore = wireResult(requests[1]!, "call_list");
     expect((pendingBefore.tasks as { id: string }[]).map((t) => t.id).sort()).toEqual([mom.id, other.id].sort());
-    expect(pendingBefore.tasks).toContainEqual({ ...toolTask(momRow), completed: false });
+    expect(pendingBefore.tasks).toContainEqual({ ...toolTask(momRow), completed: false, completed_at: null });
     expect(pendingBefore.tasks).toContainEqual(toolTask(otherRow));
 
     const turn: Expected[] = [
@@ -875,7 +875,7 @@ describe("assistant task tools", () => {
       const turn: Expected[] = [
         { role: "user", content: "I read the book" },
         step("List.", [list1]),
-        { role: "tool", callId: "call_relist_1", document: { tasks: [{ ...toolTask(row), completed: false }], count: 1, truncated: false } },
+        { role: "tool", callId: "call_relist_1", document: { tasks: [{ ...toolTask(row), completed: false, completed_at: null }], count: 1, truncated: false } },
         step("Complete.", [complete]),
         { role: "tool", callId: "call_relist_done", document: toolTask(row) },
         step("List again to confirm.", [list2]),
@@ -906,7 +906,7 @@ describe("assistant task tools", () => {
     for (const tool of tools) expect((tool.function as { description?: string }).description).toEqual(expect.any(String));
 
     expect(parameters.add_task!.required).toEqual(["title"]);
-    expect(Object.keys(parameters.add_task!.properties).sort()).toEqual(["description", "title"]);
+    expect(Object.keys(parameters.add_task!.properties).sort()).toEqual(["description", "due", "labels", "priority", "recurrence", "title"]);
     expect(parameters.add_task!.properties.title).toMatchObject({ type: "string", minLength: 1, maxLength: 200 });
     expect(parameters.add_task!.properties.description).toMatchObject({ type: "string", maxLength: 1000 });
     expect(parameters.list_tasks!.properties.status).toMatchObject({ enum: ["all", "pending", "completed"], default: "all" });

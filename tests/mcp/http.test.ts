@@ -135,7 +135,7 @@ describe("MCP over Streamable HTTP", () => {
       const { client, tools } = await connect(user);
       const added = await callOk<McpTask>(client, tools, "add_task", { title: "Finish me" });
       const done = await callOk<McpTask>(client, tools, "complete_task", { task_id: added.id });
-      expect(done).toEqual({ ...added, completed: true });
+      expect(done).toEqual({ ...added, completed: true, completed_at: expect.any(String) });
       const row = await server.db.task.findUniqueOrThrow({ where: { id: dbId(added.id) } });
       expect(row).toMatchObject({ userId: user.id, title: "Finish me", completed: true });
 
