@@ -36,10 +36,26 @@ function formatterFor(zone: string): Intl.DateTimeFormat {
 
 let knownZones: Set<string> | undefined;
 
-/** An IANA zone name Intl knows (its canonical list), or UTC. Case-sensitive, as the names are. */
+/** An IANA name's shape: segments that start with a capital or a digit (Europe/Berlin, Etc/GMT+5, EST5EDT), no offsets. */
+const IANA_NAME = /^[A-Z][A-Za-z0-9_+-]*(?:\/[A-Z0-9][A-Za-z0-9_+-]*)*$/;
+
+/**
+ * An IANA zone name Node's zone data knows, spelled as IANA does, or UTC.
+ * Intl.supportedValuesOf lists only CLDR's canonical names (Asia/Calcutta,
+ * not Asia/Kolkata; Europe/Kiev, not Europe/Kyiv), so a name outside it
+ * counts when Intl accepts it as a zone: Intl also takes any case and bare
+ * offsets, which the shape check refuses.
+ */
 export function isTimeZone(name: string): boolean {
   knownZones ??= new Set([...Intl.supportedValuesOf("timeZone"), "UTC"]);
-  return knownZones.has(name);
+  if (knownZones.has(name)) return true;
+  if (!IANA_NAME.test(name)) return false;
+  try {
+    formatterFor(name);
+    return true;
+  } catch {
+    return false;
+  }
 }
 
 /** The wall-clock time at `epochMs` in `zone` (seconds; milliseconds dropped). */

@@ -136,6 +136,10 @@ describe("task fields, recurrence and the viewer's time zone", () => {
       expectBadInput(await user.gql(UPDATE_VIEWER, { input: { timezone: zone } }), "input.timezone", "time zone");
     }
     expect((await user.gql(VIEWER)).data).toEqual({ viewer: { id: user.id, timezone: "Europe/Berlin" } });
+    // IANA's current names, which Intl's canonical list spells the old way (Asia/Calcutta, Europe/Kiev).
+    for (const zone of ["Asia/Kolkata", "Europe/Kyiv", "Etc/GMT+5"]) {
+      expect((await user.gql(UPDATE_VIEWER, { input: { timezone: zone } })).data?.updateViewer.timezone).toBe(zone);
+    }
     expect((await user.gql(UPDATE_VIEWER, { input: { timezone: null } })).data?.updateViewer.timezone).toBe("UTC");
   });
 
