@@ -70,7 +70,9 @@ const scheduleArgs = {
     .array(z.string())
     .nullable()
     .optional()
-    .describe(`Labels (at most ${Bounds.taskLabels.max}, each at most ${Bounds.taskLabel.max} characters); replaces the task's labels. null removes them.`),
+    .describe(
+      `Labels (at most ${Bounds.taskLabels.max}, each at most ${Bounds.taskLabel.max} characters); replaces the task's labels. null removes them.`,
+    ),
   recurrence: z
     .string()
     .nullable()
@@ -78,7 +80,12 @@ const scheduleArgs = {
     .describe("For a repeating task: an RFC 5545 RRULE such as FREQ=WEEKLY;BYDAY=MO,TH (needs due, its first occurrence). null stops it repeating."),
 };
 
-type ScheduleArgs = { due?: string | null | undefined; priority?: string | null | undefined; labels?: string[] | null | undefined; recurrence?: string | null | undefined };
+type ScheduleArgs = {
+  due?: string | null | undefined;
+  priority?: string | null | undefined;
+  labels?: string[] | null | undefined;
+  recurrence?: string | null | undefined;
+};
 
 /** The tool's scheduling arguments as the domain takes them; `due` read in the user's zone. */
 function scheduleInput(args: ScheduleArgs, zone: string): TaskFieldsInput {
@@ -87,7 +94,8 @@ function scheduleInput(args: ScheduleArgs, zone: string): TaskFieldsInput {
   if (args.due === null) input.dueAt = null;
   if (typeof args.due === "string") {
     const due = parseLocalTime(args.due, zone);
-    if (due === undefined) throw badInput("due", `"${args.due.slice(0, 40)}" is not a date (YYYY-MM-DD) or a date-time (YYYY-MM-DDTHH:MM, optionally with an offset)`);
+    if (due === undefined)
+      throw badInput("due", `"${args.due.slice(0, 40)}" is not a date (YYYY-MM-DD) or a date-time (YYYY-MM-DDTHH:MM, optionally with an offset)`);
     input.dueAt = new Date(due.epochMs);
     input.dueAllDay = due.dateOnly;
   }

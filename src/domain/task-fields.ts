@@ -39,7 +39,11 @@ export function touchesSchedule(input: TaskFieldsInput): boolean {
 /** The schedule after `input` is applied to `current`, checked as a whole. */
 export function applySchedule(current: Schedule, input: TaskFieldsInput, zone: string, name: FieldName): Schedule {
   const recurrence =
-    input.recurrence === undefined ? current.recurrence : input.recurrence === null ? null : normalizeRecurrence(name("recurrence"), input.recurrence);
+    input.recurrence === undefined
+      ? current.recurrence
+      : input.recurrence === null
+        ? null
+        : normalizeRecurrence(name("recurrence"), input.recurrence);
   let dueAt = input.dueAt === undefined ? current.dueAt : input.dueAt;
   if (dueAt !== null && Number.isNaN(dueAt.getTime())) throw badInput(name("dueAt"), "is not a valid date-time");
   let dueAllDay = input.dueAllDay === undefined ? current.dueAllDay : input.dueAllDay === true;

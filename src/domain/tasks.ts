@@ -149,7 +149,8 @@ async function currentState(db: DbClient, userId: string, id: string): Promise<C
 function stateSets(current: CurrentState, input: UpdateTaskInput, names: FieldNames | undefined): Prisma.Sql[] {
   const name = (field: string) => fieldName(names, field);
   const schedule = touchesSchedule(input) ? applySchedule(current, input, current.zone, name) : current;
-  const done = input.completed === undefined || input.completed === null ? undefined : completion({ ...current, ...schedule }, input.completed, current.zone);
+  const done =
+    input.completed === undefined || input.completed === null ? undefined : completion({ ...current, ...schedule }, input.completed, current.zone);
   const scheduled = touchesSchedule(input) || done?.advanced === true ? scheduleSets(done?.schedule ?? schedule) : [];
   return [...scheduled, ...(done?.sets ?? [])];
 }

@@ -152,7 +152,14 @@ export function parseLocalTime(text: string, zone: string): ParsedLocalTime | un
   const match = LOCAL_ISO.exec(text.trim());
   if (!match) return undefined;
   const [, y, mo, d, h, mi, s, offset] = match;
-  const wall: WallTime = { year: Number(y), month: Number(mo), day: Number(d), hour: Number(h ?? 0), minute: Number(mi ?? 0), second: Number(s ?? 0) };
+  const wall: WallTime = {
+    year: Number(y),
+    month: Number(mo),
+    day: Number(d),
+    hour: Number(h ?? 0),
+    minute: Number(mi ?? 0),
+    second: Number(s ?? 0),
+  };
   const probe = new Date(wallAsUtc(wall));
   const exists = probe.getUTCFullYear() === wall.year && probe.getUTCMonth() + 1 === wall.month && probe.getUTCDate() === wall.day;
   if (!exists || wall.hour > 23 || wall.minute > 59 || wall.second > 59) return undefined;

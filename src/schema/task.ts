@@ -27,7 +27,9 @@ export const TaskRef = builder.prismaNode("Task", {
     }),
     dueAllDay: t.exposeBoolean("dueAllDay", { description: "Due on a day rather than at a time." }),
     priority: t.expose("priority", { type: TaskPriorityEnum }),
-    labels: t.exposeStringList("labels", { description: `At most ${Bounds.taskLabels.max}, each 1–${Bounds.taskLabel.max} characters, unique ignoring case.` }),
+    labels: t.exposeStringList("labels", {
+      description: `At most ${Bounds.taskLabels.max}, each 1–${Bounds.taskLabel.max} characters, unique ignoring case.`,
+    }),
     completedAt: t.expose("completedAt", {
       type: "DateTime",
       nullable: true,
@@ -54,7 +56,8 @@ export const TaskStatusFilter = builder.enumType("TaskStatusFilter", {
 });
 
 const DUE_AT = "When the task is due. With dueAllDay, any instant of the due day (in the viewer's time zone): it is kept as the day's start.";
-const RECURRENCE = "An RFC 5545 RRULE value (e.g. FREQ=WEEKLY;BYDAY=MO,TH; no DTSTART: dueAt is the start). Needs dueAt. Completing the task moves it to its next occurrence.";
+const RECURRENCE =
+  "An RFC 5545 RRULE value (e.g. FREQ=WEEKLY;BYDAY=MO,TH; no DTSTART: dueAt is the start). Needs dueAt. Completing the task moves it to its next occurrence.";
 const LABELS = `At most ${Bounds.taskLabels.max}, each 1–${Bounds.taskLabel.max} characters, trimmed; repeats ignoring case are dropped (the first spelling stays).`;
 
 const AddTaskInput = builder.inputType("AddTaskInput", {
@@ -76,7 +79,9 @@ const UpdateTaskInput = builder.inputType("UpdateTaskInput", {
     id: t.id({ required: true }),
     title: t.string(),
     description: t.string(),
-    completed: t.boolean({ description: "true on a recurring task moves it to its next occurrence (recording completedAt) unless its rule has none left." }),
+    completed: t.boolean({
+      description: "true on a recurring task moves it to its next occurrence (recording completedAt) unless its rule has none left.",
+    }),
     dueAt: t.field({ type: "DateTime", description: DUE_AT }),
     dueAllDay: t.boolean(),
     priority: t.field({ type: TaskPriorityEnum }),

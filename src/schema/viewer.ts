@@ -11,7 +11,8 @@ const ViewerRef = builder.objectRef<ViewerShape>("Viewer").implement({
   fields: (t) => ({
     id: t.id({ description: "The token's subject (sub).", resolve: (viewer) => viewer.userId }),
     timezone: t.exposeString("timezone", {
-      description: "An IANA time zone name (e.g. Europe/Berlin), UTC by default: where the assistant's today and tomorrow are, and a recurrence's local hour.",
+      description:
+        "An IANA time zone name (e.g. Europe/Berlin), UTC by default: where the assistant's today and tomorrow are, and a recurrence's local hour.",
     }),
   }),
 });

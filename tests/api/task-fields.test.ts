@@ -115,7 +115,11 @@ describe("task fields, recurrence and the viewer's time zone", () => {
       "input.recurrence",
       "single RRULE",
     );
-    expectBadInput(await user.gql(ADD, { input: { title: "t", dueAt: due, recurrence: "FREQ=YEARLY;BYMONTH=2;BYMONTHDAY=30" } }), "input.recurrence", "no occurrence");
+    expectBadInput(
+      await user.gql(ADD, { input: { title: "t", dueAt: due, recurrence: "FREQ=YEARLY;BYMONTH=2;BYMONTHDAY=30" } }),
+      "input.recurrence",
+      "no occurrence",
+    );
     expectBadInput(await user.gql(ADD, { input: { title: "t", recurrence: "FREQ=DAILY" } }), "input.recurrence", "needs a dueAt");
     expectBadInput(await user.gql(ADD, { input: { title: "t", dueAllDay: true } }), "input.dueAllDay", "needs a dueAt");
     const recurring = await add(user, { dueAt: due, recurrence: "FREQ=DAILY" });
@@ -181,7 +185,10 @@ describe("task fields, recurrence and the viewer's time zone", () => {
     expect(reopened).toMatchObject({ completed: false, completedAt: null });
 
     // Each completion is in the task's history: completedAt set, the due date moved on.
-    const events = await server.db.taskEvent.findMany({ where: { userId: user.id, taskId: parseId(task.id, "id", "Task") }, orderBy: { seq: "asc" } });
+    const events = await server.db.taskEvent.findMany({
+      where: { userId: user.id, taskId: parseId(task.id, "id", "Task") },
+      orderBy: { seq: "asc" },
+    });
     const advances = events.filter((event) => (event.after as { completed_at?: string | null } | null)?.completed_at != null);
     expect(advances.map((event) => (event.after as { due_at: string }).due_at)).toEqual([
       "2026-04-02T07:00:00+00:00",
@@ -200,10 +207,13 @@ describe("task fields, recurrence and the viewer's time zone", () => {
     try {
       await holder.query("BEGIN");
       await holder.query("SELECT id FROM tasks WHERE id = $1 FOR UPDATE", [id]);
-      const racing = [user.gql<{ completeTask: TaskView }>(COMPLETE, { id: task.id }), user.gql<{ updateTask: TaskView }>(UPDATE, { input: { id: task.id, completed: true } })];
+      const racing = Promise.all([
+        user.gql<{ completeTask: TaskView }>(COMPLETE, { id: task.id }),
+        user.gql<{ updateTask: TaskView }>(UPDATE, { input: { id: task.id, completed: true } }),
+      ]);
       await waitForLockWaiters(holder, id, 2);
       await holder.query("COMMIT");
-      const [a, b] = await Promise.all(racing);
+      const [a, b] = await racing;
       expect(a.errors).toBeUndefined();
       expect(b.errors).toBeUndefined();
       expect(a.data?.completeTask.dueAt).toBe("2026-06-02T09:00:00.000Z");

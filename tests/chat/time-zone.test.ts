@@ -40,7 +40,9 @@ describe("the assistant in the user's time zone", () => {
 
     const system = rig.fake.requests.at(-2)?.body.messages[0];
     expect(system?.role).toBe("system");
-    expect(String(system?.content)).toContain("The user's time zone is Europe/Berlin. It is now Sunday 2026-03-29, 00:30 there (2026-03-29T00:30:00+01:00).");
+    expect(String(system?.content)).toContain(
+      "The user's time zone is Europe/Berlin. It is now Sunday 2026-03-29, 00:30 there (2026-03-29T00:30:00+01:00).",
+    );
 
     const rows = await rig.server.db.task.findMany({ where: { userId: user.id }, orderBy: { title: "asc" } });
     expect(rows.map((row) => [row.title, row.dueAt?.toISOString(), row.recurrence])).toEqual([
@@ -49,13 +51,18 @@ describe("the assistant in the user's time zone", () => {
       ["Water the plants", "2026-03-30T06:00:00.000Z", "FREQ=WEEKLY;BYDAY=MO,TH"],
     ]);
     const conversationId = sent.data!.sendMessage.conversation.id;
-    const results = new Map((await messagesIn(rig.server.db, conversationId)).filter((m) => m.role === "tool").map((m) => [m.toolCallId, JSON.parse(m.content)]));
+    const results = new Map(
+      (await messagesIn(rig.server.db, conversationId)).filter((m) => m.role === "tool").map((m) => [m.toolCallId, JSON.parse(m.content)]),
+    );
     expect(results.get("call_add")).toMatchObject({ due: "2026-03-30T17:00:00+02:00", priority: "high", labels: ["health"] });
     expect(results.get("call_bad")).toEqual({ error: expect.stringContaining("due:") });
 
     // Completing it through the tool moves it on to Thursday, same local hour.
     const plants = rows.find((row) => row.title === "Water the plants")!;
-    rig.fake.enqueue(toolCallReply([{ id: "call_done", name: "complete_task", args: { task_id: toGlobalId("Task", plants.id) } }]), textReply("Watered."));
+    rig.fake.enqueue(
+      toolCallReply([{ id: "call_done", name: "complete_task", args: { task_id: toGlobalId("Task", plants.id) } }]),
+      textReply("Watered."),
+    );
     expect((await sendMessage(user, { conversationId, content: "I watered them" })).errors).toBeUndefined();
     const after = await rig.server.db.task.findUniqueOrThrow({ where: { id: plants.id } });
     expect(after).toMatchObject({ completed: false });

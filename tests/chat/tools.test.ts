@@ -875,7 +875,11 @@ describe("assistant task tools", () => {
       const turn: Expected[] = [
         { role: "user", content: "I read the book" },
         step("List.", [list1]),
-        { role: "tool", callId: "call_relist_1", document: { tasks: [{ ...toolTask(row), completed: false, completed_at: null }], count: 1, truncated: false } },
+        {
+          role: "tool",
+          callId: "call_relist_1",
+          document: { tasks: [{ ...toolTask(row), completed: false, completed_at: null }], count: 1, truncated: false },
+        },
         step("Complete.", [complete]),
         { role: "tool", callId: "call_relist_done", document: toolTask(row) },
         step("List again to confirm.", [list2]),

@@ -77,7 +77,15 @@ export function expectToolCatalogue(tools: Tool[]): void {
     expect(tool(name).inputSchema.required, name).toEqual(["task_id"]);
     expect(tool(name).inputSchema.properties, name).toMatchObject({ task_id: { type: "string" } });
   }
-  expect(Object.keys(tool("update_task").inputSchema.properties ?? {}).sort()).toEqual(["description", "due", "labels", "priority", "recurrence", "task_id", "title"]);
+  expect(Object.keys(tool("update_task").inputSchema.properties ?? {}).sort()).toEqual([
+    "description",
+    "due",
+    "labels",
+    "priority",
+    "recurrence",
+    "task_id",
+    "title",
+  ]);
   expect(tool("list_tasks").inputSchema.required ?? []).toEqual([]);
   expect(tool("list_tasks").inputSchema.properties).toMatchObject({
     status: { type: "string", enum: ["all", "pending", "completed"] },

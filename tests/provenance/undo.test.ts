@@ -88,11 +88,24 @@ describe("undoTurn", () => {
     const id = added.addTask.id;
     const fields = async () => {
       const task = await row(id);
-      return task && { dueAt: task.dueAt, dueAllDay: task.dueAllDay, priority: task.priority, labels: task.labels, completedAt: task.completedAt, recurrence: task.recurrence };
+      return (
+        task && {
+          dueAt: task.dueAt,
+          dueAllDay: task.dueAllDay,
+          priority: task.priority,
+          labels: task.labels,
+          completedAt: task.completedAt,
+          recurrence: task.recurrence,
+        }
+      );
     };
     const before = await fields();
     const turn = await assistantTurn(rig, user, [
-      { id: "call_fields", name: "update_task", args: { task_id: id, due: "2026-06-03", priority: "urgent", labels: ["home", "later"], recurrence: "FREQ=WEEKLY" } },
+      {
+        id: "call_fields",
+        name: "update_task",
+        args: { task_id: id, due: "2026-06-03", priority: "urgent", labels: ["home", "later"], recurrence: "FREQ=WEEKLY" },
+      },
       { id: "call_done", name: "complete_task", args: { task_id: id } },
     ]);
     const changed = await fields();

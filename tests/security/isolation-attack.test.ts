@@ -789,12 +789,24 @@ describe("isolation attack suite: another user's ids at every entry point", () =
         await ok(alice, UPDATE_VIEWER, { input: { timezone: "Pacific/Chatham" } });
         await unchanged("mutation", "Mutation.updateViewer", async () => {
           const own = await bob.gql<{ updateViewer: { id: string; timezone: string } }>(UPDATE_VIEWER, { input: { timezone: "Asia/Kolkata" } });
-          ledger.record("mutation", "Mutation.updateViewer", "its own input", own.data?.updateViewer.id === bob.id ? [] : [`answered ${JSON.stringify(own)}`]);
+          ledger.record(
+            "mutation",
+            "Mutation.updateViewer",
+            "its own input",
+            own.data?.updateViewer.id === bob.id ? [] : [`answered ${JSON.stringify(own)}`],
+          );
           // No argument names a user: one smuggled in is refused, and Alice's setting stays.
           const smuggled = await bob.gql(UPDATE_VIEWER, { input: { timezone: "Asia/Kolkata", userId: alice.id } });
-          ledger.record("mutation", "Mutation.updateViewer", "input.userId set to Alice's", smuggled.data?.updateViewer ? [`updated ${JSON.stringify(smuggled)}`] : []);
+          ledger.record(
+            "mutation",
+            "Mutation.updateViewer",
+            "input.userId set to Alice's",
+            smuggled.data?.updateViewer ? [`updated ${JSON.stringify(smuggled)}`] : [],
+          );
         });
-        expect((await ok<{ updateViewer: { timezone: string } }>(alice, UPDATE_VIEWER, { input: { timezone: "Europe/Berlin" } })).updateViewer.timezone).toBe("Europe/Berlin");
+        expect(
+          (await ok<{ updateViewer: { timezone: string } }>(alice, UPDATE_VIEWER, { input: { timezone: "Europe/Berlin" } })).updateViewer.timezone,
+        ).toBe("Europe/Berlin");
         ledger.control("Mutation.updateViewer");
       },
       updateTask: async () => {
@@ -1210,7 +1222,15 @@ describe("isolation attack suite: another user's ids at every entry point", () =
     delete_task: { accepts: ["Task"], args: (id) => ({ task_id: id }) },
     update_task: {
       accepts: ["Task"],
-      args: (id) => ({ task_id: id, title: "bob-hijack", description: "bob was here", due: "2026-06-01", priority: "urgent", labels: ["bob"], recurrence: "FREQ=DAILY" }),
+      args: (id) => ({
+        task_id: id,
+        title: "bob-hijack",
+        description: "bob was here",
+        due: "2026-06-01",
+        priority: "urgent",
+        labels: ["bob"],
+        recurrence: "FREQ=DAILY",
+      }),
     },
     undo_turn: { accepts: ["Turn"], args: (id) => ({ turn_id: id }) },
   };
