@@ -919,7 +919,15 @@ describe("assistant task tools", () => {
       expect(parameters[name]!.required).toEqual(["task_id"]);
       expect(parameters[name]!.properties.task_id).toMatchObject({ type: "string" });
     }
-    expect(Object.keys(parameters.update_task!.properties).sort()).toEqual(["description", "task_id", "title"]);
+    expect(Object.keys(parameters.update_task!.properties).sort()).toEqual([
+      "description",
+      "due",
+      "labels",
+      "priority",
+      "recurrence",
+      "task_id",
+      "title",
+    ]);
     expect(Object.keys(parameters.undo_turn!.properties)).toEqual(["turn_id"]);
     expect(parameters.undo_turn!.required ?? []).toEqual([]);
 
