@@ -144,6 +144,28 @@ describe("MCP over Streamable HTTP", () => {
       expect(await server.db.task.findUniqueOrThrow({ where: { id: dbId(added.id) } })).toMatchObject({ completed: true });
     });
 
+    it("should move a recurring task to its next occurrence when complete_task is called over MCP", async () => {
+      const user = await newUser(server, "mcp-recurring");
+      const { client, tools } = await connect(user);
+      const added = await callOk<McpTask>(client, tools, "add_task", {
+        title: "Stand-up",
+        due: "2026-06-01T09:00",
+        recurrence: "FREQ=DAILY;COUNT=2",
+      });
+      expect(added).toMatchObject({ due: "2026-06-01T09:00:00+00:00", recurrence: "FREQ=DAILY;COUNT=2" });
+      const moved = await callOk<McpTask>(client, tools, "complete_task", { task_id: added.id });
+      expect(moved).toMatchObject({
+        completed: false,
+        due: "2026-06-02T09:00:00+00:00",
+        recurrence: "FREQ=DAILY;COUNT=1",
+        completed_at: expect.any(String),
+      });
+      const done = await callOk<McpTask>(client, tools, "complete_task", { task_id: added.id });
+      expect(done).toMatchObject({ completed: true, due: "2026-06-02T09:00:00+00:00" });
+      const events = await server.db.taskEvent.findMany({ where: { userId: user.id, taskId: dbId(added.id) } });
+      expect(events.map((event) => event.actor)).toEqual(["MCP", "MCP", "MCP"]);
+    });
+
     it("should update a task's title and description, and clear the description with an empty string", async () => {
       const user = await newUser(server, "mcp-update");
       const { client, tools } = await connect(user);
