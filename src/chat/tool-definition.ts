@@ -2,6 +2,7 @@ import { z } from "zod";
 import type { DbClient } from "../db/client.js";
 import type { Cause } from "../domain/provenance.js";
 import { toGlobalId } from "../lib/ids.js";
+import { localDate, localIso } from "../lib/zoned-time.js";
 
 /**
  * What every tool of the registry is made of (tools.ts holds the registry).
@@ -65,15 +66,42 @@ export const TaskOutput = z.object({
   description: z.string().nullable(),
   completed: z.boolean(),
   created_at: z.string(),
+  due: z.string().nullable().describe("Local ISO 8601 time with offset in the user's zone, or a date (YYYY-MM-DD) for an all-day task."),
+  priority: z.enum(["none", "low", "medium", "high", "urgent"]),
+  labels: z.array(z.string()),
+  completed_at: z.string().nullable(),
+  recurrence: z.string().nullable(),
 });
 export type TaskOutput = z.infer<typeof TaskOutput>;
 
-export function taskOutput(task: { id: string; title: string; description: string | null; completed: boolean; createdAt: Date }): TaskOutput {
+/** The task fields a tool shows. */
+export interface ShownTask {
+  id: string;
+  title: string;
+  description: string | null;
+  completed: boolean;
+  createdAt: Date;
+  dueAt: Date | null;
+  dueAllDay: boolean;
+  priority: string;
+  labels: string[];
+  completedAt: Date | null;
+  recurrence: string | null;
+}
+
+/** A task as the model sees it: times local to the user's zone, with their offsets. */
+export function taskOutput(task: ShownTask, zone: string): TaskOutput {
+  const local = (date: Date | null) => (date === null ? null : localIso(date.getTime(), zone));
   return {
     id: toGlobalId("Task", task.id),
     title: task.title,
     description: task.description,
     completed: task.completed,
-    created_at: task.createdAt.toISOString(),
+    created_at: localIso(task.createdAt.getTime(), zone),
+    due: task.dueAt === null ? null : task.dueAllDay ? localDate(task.dueAt.getTime(), zone) : localIso(task.dueAt.getTime(), zone),
+    priority: task.priority.toLowerCase() as TaskOutput["priority"],
+    labels: task.labels,
+    completed_at: local(task.completedAt),
+    recurrence: task.recurrence,
   };
 }

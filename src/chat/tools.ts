@@ -1,7 +1,9 @@
 import { z } from "zod";
 import { Bounds, charLength } from "../domain/bounds.js";
-import { addTask, deleteTask, listTasks, updateTask, type TaskStatus } from "../domain/tasks.js";
-import { AppError, ErrorCode } from "../lib/errors.js";
+import { addTask, deleteTask, listTasks, updateTask, type TaskFieldsInput, type TaskStatus } from "../domain/tasks.js";
+import { userTimezone } from "../domain/user-settings.js";
+import { AppError, badInput, ErrorCode } from "../lib/errors.js";
+import { parseLocalTime } from "../lib/zoned-time.js";
 import { parseId } from "../lib/ids.js";
 import { defineTool, TaskOutput, taskOutput, type CallTargets, type ToolContext, type ToolDefinition } from "./tool-definition.js";
 import { undoTurnTool } from "./undo-tool.js";
@@ -54,16 +56,69 @@ function taskIdOf(value: string): string {
   }
 }
 
+/** The scheduling arguments add_task and update_task share; null clears (update_task). */
+const scheduleArgs = {
+  due: z
+    .string()
+    .nullable()
+    .optional()
+    .describe(
+      "When it is due, in the user's time zone: 2026-03-30T17:00 (local), 2026-03-30T17:00:00+02:00 (with offset), or 2026-03-30 (all day). null clears it.",
+    ),
+  priority: z.enum(["none", "low", "medium", "high", "urgent"]).nullable().optional().describe("How important it is; null is none."),
+  labels: z
+    .array(z.string())
+    .nullable()
+    .optional()
+    .describe(
+      `Labels (at most ${Bounds.taskLabels.max}, each at most ${Bounds.taskLabel.max} characters); replaces the task's labels. null removes them.`,
+    ),
+  recurrence: z
+    .string()
+    .nullable()
+    .optional()
+    .describe("For a repeating task: an RFC 5545 RRULE such as FREQ=WEEKLY;BYDAY=MO,TH (needs due, its first occurrence). null stops it repeating."),
+};
+
+type ScheduleArgs = {
+  due?: string | null | undefined;
+  priority?: string | null | undefined;
+  labels?: string[] | null | undefined;
+  recurrence?: string | null | undefined;
+};
+
+/** The tool's scheduling arguments as the domain takes them; `due` read in the user's zone. */
+function scheduleInput(args: ScheduleArgs, zone: string): TaskFieldsInput {
+  const input: TaskFieldsInput = { labels: args.labels, recurrence: args.recurrence };
+  if (args.priority !== undefined) input.priority = args.priority === null ? null : (args.priority.toUpperCase() as TaskFieldsInput["priority"]);
+  if (args.due === null) input.dueAt = null;
+  if (typeof args.due === "string") {
+    const due = parseLocalTime(args.due, zone);
+    if (due === undefined)
+      throw badInput("due", `"${args.due.slice(0, 40)}" is not a date (YYYY-MM-DD) or a date-time (YYYY-MM-DDTHH:MM, optionally with an offset)`);
+    input.dueAt = new Date(due.epochMs);
+    input.dueAllDay = due.dateOnly;
+  }
+  return input;
+}
+
+/** How the domain's field names read to the model, which calls the due date `due`. */
+const TOOL_FIELDS = { rename: { dueAt: "due", dueAllDay: "due" } };
+
 const addTaskTool = defineTool({
   name: "add_task",
-  description: "Create a new task for the user.",
+  description: "Create a new task for the user, optionally with a due time, priority, labels and a recurrence rule.",
   input: z.object({
     title: boundedText(Bounds.taskTitle, "title").describe("Short title, 1–200 characters."),
     description: boundedText(Bounds.taskDescription, "description").optional().describe("Optional details, at most 1000 characters."),
+    ...scheduleArgs,
   }),
   output: TaskOutput,
   annotations: { readOnlyHint: false, destructiveHint: false, idempotentHint: false },
-  run: async ({ db, userId, cause }, input) => taskOutput(await addTask(db, userId, input, cause)),
+  run: async ({ db, userId, cause }, { title, description, ...args }) => {
+    const zone = await userTimezone(db, userId);
+    return taskOutput(await addTask(db, userId, { title, description, ...scheduleInput(args, zone) }, cause, TOOL_FIELDS), zone);
+  },
   targetsOf: () => ({}),
 });
 
@@ -77,19 +132,22 @@ const listTasksTool = defineTool({
   annotations: { readOnlyHint: true, destructiveHint: false, idempotentHint: true },
   run: async ({ db, userId }, input) => {
     const status = input.status.toUpperCase() as TaskStatus;
-    const rows = await listTasks(db, userId, status, MAX_LISTED + 1);
-    const tasks = rows.slice(0, MAX_LISTED).map(taskOutput);
+    const [rows, zone] = await Promise.all([listTasks(db, userId, status, MAX_LISTED + 1), userTimezone(db, userId)]);
+    const tasks = rows.slice(0, MAX_LISTED).map((task) => taskOutput(task, zone));
     return { tasks, count: tasks.length, truncated: rows.length > MAX_LISTED };
   },
 });
 
 const completeTaskTool = defineTool({
   name: "complete_task",
-  description: "Mark a task as completed.",
+  description: "Mark a task as completed. A recurring task moves on to its next occurrence instead (and stays pending) unless its rule has ended.",
   input: z.object({ task_id: taskIdSchema }),
   output: TaskOutput,
   annotations: { readOnlyHint: false, destructiveHint: false, idempotentHint: true },
-  run: async ({ db, userId, cause }, input) => taskOutput(await updateTask(db, userId, taskIdOf(input.task_id), { completed: true }, cause)),
+  run: async ({ db, userId, cause }, input) => {
+    const task = await updateTask(db, userId, taskIdOf(input.task_id), { completed: true }, cause);
+    return taskOutput(task, await userTimezone(db, userId));
+  },
   targetsOf: namedTask,
 });
 
@@ -99,22 +157,29 @@ const deleteTaskTool = defineTool({
   input: z.object({ task_id: taskIdSchema }),
   output: z.object({ deleted: TaskOutput }),
   annotations: { readOnlyHint: false, destructiveHint: true, idempotentHint: false },
-  run: async ({ db, userId, cause }, input) => ({ deleted: taskOutput(await deleteTask(db, userId, taskIdOf(input.task_id), cause)) }),
+  run: async ({ db, userId, cause }, input) => {
+    const deleted = await deleteTask(db, userId, taskIdOf(input.task_id), cause);
+    return { deleted: taskOutput(deleted, await userTimezone(db, userId)) };
+  },
   targetsOf: namedTask,
 });
 
 const updateTaskTool = defineTool({
   name: "update_task",
-  description: "Change a task's title and/or description.",
+  description: "Change a task's title, description, due time, priority, labels or recurrence. Omitted arguments stay as they are; null clears.",
   input: z.object({
     task_id: taskIdSchema,
     title: boundedText(Bounds.taskTitle, "title").optional().describe("New title, 1–200 characters."),
     description: boundedText(Bounds.taskDescription, "description").optional().describe("New description, at most 1000 characters; empty clears it."),
+    ...scheduleArgs,
   }),
   output: TaskOutput,
   annotations: { readOnlyHint: false, destructiveHint: false, idempotentHint: true },
-  run: async ({ db, userId, cause }, input) =>
-    taskOutput(await updateTask(db, userId, taskIdOf(input.task_id), { title: input.title, description: input.description }, cause)),
+  run: async ({ db, userId, cause }, { task_id, title, description, ...args }) => {
+    const zone = await userTimezone(db, userId);
+    const task = await updateTask(db, userId, taskIdOf(task_id), { title, description, ...scheduleInput(args, zone) }, cause, TOOL_FIELDS);
+    return taskOutput(task, zone);
+  },
   targetsOf: namedTask,
 });
 

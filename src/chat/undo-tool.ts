@@ -1,4 +1,5 @@
 import { z } from "zod";
+import { userTimezone } from "../domain/user-settings.js";
 import { latestUndoableTurn, undoTurn, type UndoOutcome, type UndoRequest } from "../domain/undo.js";
 import { AppError, ErrorCode } from "../lib/errors.js";
 import { parseId, toGlobalId } from "../lib/ids.js";
@@ -42,12 +43,12 @@ async function targetOf(context: ToolContext, turnId: string | undefined): Promi
   return latest;
 }
 
-function undoOutput(context: ToolContext, outcome: UndoOutcome): z.infer<typeof UndoOutput> {
+function undoOutput(context: ToolContext, outcome: UndoOutcome, zone: string): z.infer<typeof UndoOutput> {
   return {
     undone_turn_id: toGlobalId("Turn", outcome.turn.id),
     undo_turn_id: context.turn ? toGlobalId("Turn", context.turn.id) : null,
     reverted: outcome.reverted.map((event) => ({ task_id: toGlobalId("Task", event.taskId), kind: event.kind })),
-    tasks: outcome.tasks.map(taskOutput),
+    tasks: outcome.tasks.map((task) => taskOutput(task, zone)),
   };
 }
 
@@ -73,6 +74,7 @@ export const undoTurnTool = defineTool({
     const turnId = await targetOf(context, input.turn_id);
     const request: UndoRequest = { userId: context.userId, turnId, conversationId: context.turn?.conversationId };
     if (context.cause.actor === "ASSISTANT") request.requestedBy = { turnId: context.cause.turnId, toolCallId: context.cause.toolCallId };
-    return undoOutput(context, await context.atomically((tx) => undoTurn(tx, request)));
+    const outcome = await context.atomically((tx) => undoTurn(tx, request));
+    return undoOutput(context, outcome, await userTimezone(context.db, context.userId));
   },
 });

@@ -2,7 +2,7 @@ import type { Cohere } from "cohere-ai";
 import type { DbClient } from "../db/client.js";
 import { messagesBefore } from "../domain/conversation-log.js";
 import type { Message } from "../generated/prisma/client.js";
-import { buildHistory, isShownToModel, storedToolCalls, systemPreamble } from "./history.js";
+import { buildHistory, isShownToModel, storedToolCalls, systemPreamble, type ModelTime } from "./history.js";
 
 /**
  * The context window: what one model call is shown. The system preamble, the
@@ -15,7 +15,8 @@ import { buildHistory, isShownToModel, storedToolCalls, systemPreamble } from ".
 
 export interface WindowOptions {
   maxInputTokens: number;
-  now: Date;
+  /** When, and in which zone the user is: the preamble says so. */
+  time: ModelTime;
   /** The tools sent with the request: they count against the budget too. */
   tools: readonly Cohere.ToolV2[];
   /** The messages before the turn, newest first, by pages: a turn passes the pages it already read (chat/turn-log.ts). */
@@ -61,7 +62,7 @@ export async function buildWindow(db: DbClient, turn: readonly Message[], option
   const first = turn[0];
   if (!first) throw new Error("a turn has at least its user message");
   // The note costs the same whether or not it is said: count it, so adding it never overflows.
-  const fixed = estimateTokens(systemPreamble(options.now, true)) + estimateTokens(JSON.stringify(options.tools)) + unitTokens(turn);
+  const fixed = estimateTokens(systemPreamble(options.time, true)) + estimateTokens(JSON.stringify(options.tools)) + unitTokens(turn);
   let budget = options.maxInputTokens - fixed;
 
   const units: Message[][] = [];
@@ -91,5 +92,5 @@ export async function buildWindow(db: DbClient, turn: readonly Message[], option
     units.shift();
     olderOmitted = true;
   }
-  return { messages: buildHistory([...units.flat(), ...turn], options.now, olderOmitted), olderOmitted };
+  return { messages: buildHistory([...units.flat(), ...turn], options.time, olderOmitted), olderOmitted };
 }

@@ -11,6 +11,13 @@ export const Bounds = {
   approvalReason: { max: 1000 },
   toolCallId: { max: 200 },
   decisions: { max: 1000 },
+  /** A task's labels: how many, and each one's length (after trimming). */
+  taskLabels: { max: 20 },
+  taskLabel: { min: 1, max: 40 },
+  /** An RRULE value (FREQ=WEEKLY;BYDAY=MO,TH …). */
+  recurrence: { max: 200 },
+  /** Task.nextOccurrences(first:). */
+  nextOccurrences: { min: 1, max: 50 },
 } as const;
 
 /** Length in characters as Postgres counts them (code points), not UTF-16 units. */
@@ -50,4 +57,19 @@ export function optionalText(field: string, value: string | null, bounds: { max:
 export function requireStorable(field: string, value: string): void {
   if (value.includes("\u0000")) throw badInput(field, "must not contain the NUL character (U+0000)");
   if (!value.isWellFormed()) throw badInput(field, "must be well-formed Unicode (it has a lone surrogate, e.g. an unpaired \\ud800 escape)");
+}
+
+/**
+ * A task's labels as stored: each trimmed and bounded, duplicates that differ
+ * only in case dropped (the first spelling stays), in the order given.
+ */
+export function normalizeLabels(field: string, labels: readonly string[]): string[] {
+  const kept = new Map<string, string>();
+  labels.forEach((label, index) => {
+    const value = requiredText(`${field}[${index}]`, label, Bounds.taskLabel);
+    const key = value.toLowerCase();
+    if (!kept.has(key)) kept.set(key, value);
+  });
+  if (kept.size > Bounds.taskLabels.max) throw badInput(field, `must have at most ${Bounds.taskLabels.max} labels (got ${kept.size})`);
+  return [...kept.values()];
 }

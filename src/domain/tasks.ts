@@ -1,8 +1,20 @@
 import type { DbClient } from "../db/client.js";
-import { badInput, notFound } from "../lib/errors.js";
+import { AppError, ErrorCode, badInput, notFound } from "../lib/errors.js";
 import { Prisma, type Task } from "../generated/prisma/client.js";
 import { Bounds, optionalText, requiredText } from "./bounds.js";
 import { causeFrom, type Cause } from "./provenance.js";
+import {
+  applySchedule,
+  completion,
+  plainSets,
+  plainValues,
+  scheduleSets,
+  touchesSchedule,
+  type CompletionState,
+  type Schedule,
+  type TaskFieldsInput,
+} from "./task-fields.js";
+import { userTimezone } from "./user-settings.js";
 
 /** Every function takes the caller's userId; a row of another user is NOT_FOUND, never FORBIDDEN. */
 
@@ -11,24 +23,29 @@ export type TaskStatus = "ALL" | "PENDING" | "COMPLETED";
 /** A Prisma select/include from Pothos, so the row carries what the GraphQL query asked for. */
 export type TaskQuery = { select?: Prisma.TaskSelect };
 
-export interface AddTaskInput {
+export type { TaskFieldsInput, TaskPriority } from "./task-fields.js";
+export { TASK_PRIORITIES } from "./task-fields.js";
+
+export interface AddTaskInput extends TaskFieldsInput {
   title: string;
   description?: string | null | undefined;
 }
 
-export interface UpdateTaskInput {
+export interface UpdateTaskInput extends TaskFieldsInput {
   title?: string | null | undefined;
   description?: string | null | undefined;
   completed?: boolean | null | undefined;
 }
 
-/** `prefix` lets each entry point name fields as its client spelled them ("input.title", "title"). */
+/** `prefix` and `rename` let each entry point name fields as its client spelled them ("input.title", "title", "due"). */
 export interface FieldNames {
   prefix?: string;
+  rename?: Record<string, string>;
 }
 
 function fieldName(names: FieldNames | undefined, field: string): string {
-  return names?.prefix ? `${names.prefix}.${field}` : field;
+  const renamed = names?.rename?.[field] ?? field;
+  return names?.prefix ? `${names.prefix}.${renamed}` : renamed;
 }
 
 export function taskWhere(userId: string, status: TaskStatus = "ALL"): Prisma.TaskWhereInput {
@@ -83,18 +100,24 @@ function taskFromRow(row: TaskRow | undefined): Task {
  * (provenance.ts): one statement each, whoever calls, in a transaction or not.
  */
 
+const NO_SCHEDULE: Schedule = { dueAt: null, dueAllDay: false, recurrence: null };
+
 export async function addTask(db: DbClient, userId: string, input: AddTaskInput, cause: Cause, names?: FieldNames): Promise<Task> {
-  const title = requiredText(fieldName(names, "title"), input.title, Bounds.taskTitle);
-  const description = optionalText(fieldName(names, "description"), input.description ?? null, Bounds.taskDescription);
+  const name = (field: string) => fieldName(names, field);
+  const title = requiredText(name("title"), input.title, Bounds.taskTitle);
+  const description = optionalText(name("description"), input.description ?? null, Bounds.taskDescription);
+  const { priority = "NONE", labels = [] } = plainValues(input, name);
+  const schedule = touchesSchedule(input) ? applySchedule(NO_SCHEDULE, input, await userTimezone(db, userId), name) : NO_SCHEDULE;
   const rows = await db.$queryRaw<TaskRow[]>`
-    INSERT INTO tasks (user_id, title, description)
-    SELECT ${userId}, ${title}, ${description} FROM ${causeFrom(cause)}
+    INSERT INTO tasks (user_id, title, description, priority, labels, due_at, due_all_day, recurrence)
+    SELECT ${userId}, ${title}, ${description}, ${priority}::task_priority, ${labels}::text[], ${schedule.dueAt}::timestamptz, ${schedule.dueAllDay}, ${schedule.recurrence}
+    FROM ${causeFrom(cause)}
     RETURNING tasks.*`;
   return taskFromRow(rows[0]);
 }
 
-/** The SET list of an update; empty when the input changes nothing. */
-function assignments(input: UpdateTaskInput, names: FieldNames | undefined): Prisma.Sql[] {
+/** The SET list items for title, description; each checked. */
+function textSets(input: UpdateTaskInput, names: FieldNames | undefined): Prisma.Sql[] {
   const sets: Prisma.Sql[] = [];
   if (input.title !== undefined) {
     if (input.title === null) throw notNullable(names, "title");
@@ -103,22 +126,73 @@ function assignments(input: UpdateTaskInput, names: FieldNames | undefined): Pri
   if (input.description !== undefined) {
     sets.push(Prisma.sql`description = ${optionalText(fieldName(names, "description"), input.description, Bounds.taskDescription)}`);
   }
-  if (input.completed !== undefined) {
-    if (input.completed === null) throw notNullable(names, "completed");
-    sets.push(Prisma.sql`completed = ${input.completed}`);
-  }
   return sets;
 }
 
-/** An update that changes nothing leaves the row (and its updated_at) as it was and records no event. */
+/** The task's schedule and completion as they are now, and the user's zone: what a schedule change or a completion is checked against. */
+interface CurrentState extends CompletionState {
+  completedAt: Date | null;
+  zone: string;
+}
+
+async function currentState(db: DbClient, userId: string, id: string): Promise<CurrentState> {
+  const [row] = await db.$queryRaw<CurrentState[]>`
+    SELECT t.completed, t.due_at AS "dueAt", t.due_all_day AS "dueAllDay", t.recurrence, t.completed_at AS "completedAt",
+           COALESCE(s.timezone, 'UTC') AS zone
+    FROM tasks t LEFT JOIN user_settings s ON s.user_id = t.user_id
+    WHERE t.id = ${id}::uuid AND t.user_id = ${userId}`;
+  if (!row) throw notFound("Task");
+  return row;
+}
+
+/** The SET items the schedule and completion parts of `input` make on a task now in `current`. */
+function stateSets(current: CurrentState, input: UpdateTaskInput, names: FieldNames | undefined): Prisma.Sql[] {
+  const name = (field: string) => fieldName(names, field);
+  const schedule = touchesSchedule(input) ? applySchedule(current, input, current.zone, name) : current;
+  const done =
+    input.completed === undefined || input.completed === null ? undefined : completion({ ...current, ...schedule }, input.completed, current.zone);
+  const scheduled = touchesSchedule(input) || done?.advanced === true ? scheduleSets(done?.schedule ?? schedule) : [];
+  return [...scheduled, ...(done?.sets ?? [])];
+}
+
+/**
+ * An update that changes nothing leaves the row (and its updated_at) as it
+ * was and records no event. One that changes the schedule or completion is
+ * checked against the row as read, and written only if the row is still so
+ * (a conditional update): two completions of a recurring task racing each
+ * other move it on once; the later one finds it completed meanwhile and
+ * answers the task as it now is.
+ */
 export async function updateTask(db: DbClient, userId: string, id: string, input: UpdateTaskInput, cause: Cause, names?: FieldNames): Promise<Task> {
-  const sets = assignments(input, names);
-  if (sets.length === 0) return getTask(db, userId, id);
-  const rows = await db.$queryRaw<TaskRow[]>`
+  if (input.completed === null) throw notNullable(names, "completed");
+  const sets = [...textSets(input, names), ...plainSets(input, (field) => fieldName(names, field))];
+  if (!touchesSchedule(input) && input.completed === undefined) {
+    if (sets.length === 0) return getTask(db, userId, id);
+    return taskFromRow((await writeUpdate(db, userId, id, sets, cause))[0]);
+  }
+  for (let attempt = 1; attempt <= 3; attempt += 1) {
+    const current = await currentState(db, userId, id);
+    const all = [...sets, ...stateSets(current, input, names)];
+    if (all.length === 0) return getTask(db, userId, id);
+    const [row] = await writeUpdate(db, userId, id, all, cause, current);
+    if (row !== undefined) return taskFromRow(row);
+    const now = await currentState(db, userId, id);
+    // Completed by someone else since it was read: this completion is that one.
+    if (input.completed === true && now.completedAt?.getTime() !== current.completedAt?.getTime()) return getTask(db, userId, id);
+  }
+  throw new AppError(ErrorCode.CONFLICT, "The task kept changing while it was being updated; nothing was changed. Try again.");
+}
+
+/** One UPDATE, with the cause; with `expected`, only if the task's schedule and completion are still those. */
+function writeUpdate(db: DbClient, userId: string, id: string, sets: Prisma.Sql[], cause: Cause, expected?: CompletionState) {
+  const unchanged = expected
+    ? Prisma.sql`AND tasks.completed = ${expected.completed} AND tasks.due_at IS NOT DISTINCT FROM ${expected.dueAt}::timestamptz
+        AND tasks.due_all_day = ${expected.dueAllDay} AND tasks.recurrence IS NOT DISTINCT FROM ${expected.recurrence}`
+    : Prisma.empty;
+  return db.$queryRaw<TaskRow[]>`
     UPDATE tasks SET ${Prisma.join(sets, ", ")} FROM ${causeFrom(cause)}
-    WHERE tasks.id = ${id}::uuid AND tasks.user_id = ${userId}
+    WHERE tasks.id = ${id}::uuid AND tasks.user_id = ${userId} ${unchanged}
     RETURNING tasks.*`;
-  return taskFromRow(rows[0]);
 }
 
 /** Deletes the task and returns it as it was. */

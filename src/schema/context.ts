@@ -4,6 +4,7 @@ import type { Viewer } from "../auth/verifier.js";
 import type { Assistant } from "../chat/assistant.js";
 import type { Db } from "../db/client.js";
 import type { Message, Task, ToolApproval } from "../generated/prisma/client.js";
+import type { UserSettings } from "../domain/user-settings.js";
 import type { RealtimeHub } from "../realtime/hub.js";
 import type { StreamFeed } from "../realtime/stream-feed.js";
 import type { TurnFeed } from "../realtime/turn-feed.js";
@@ -26,6 +27,8 @@ export interface Context {
   toolApprovals: DataLoader<string, ToolApproval | null>;
   /** The viewer's tasks by raw id: what tool calls name. */
   tasks: DataLoader<string, Task | null>;
+  /** The viewer's settings (by user id): the time zone a recurrence is evaluated in. */
+  settings: DataLoader<string, UserSettings>;
   /** Errors to report beside a field's data (a chat turn that ended at a bound). */
   deferredErrors: GraphQLError[];
 }

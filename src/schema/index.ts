@@ -3,6 +3,7 @@ import "./scalars.js";
 import "./root.js";
 import "./node.js";
 import "./task.js";
+import "./viewer.js";
 import "./conversation.js";
 import "./message.js";
 import "./tool-approval.js";

@@ -1,6 +1,7 @@
 import DataLoader from "dataloader";
 import type { Db } from "../db/client.js";
 import { findOwnedTasks } from "../domain/tasks.js";
+import { getUserSettings, type UserSettings } from "../domain/user-settings.js";
 import { approvalsOfCalls } from "../domain/tool-approvals.js";
 import type { Message, Task, ToolApproval } from "../generated/prisma/client.js";
 
@@ -51,6 +52,20 @@ export function createTaskLoader(db: Db, userId: string): DataLoader<string, Tas
       const rows = await findOwnedTasks(db, userId, ids);
       const byId = new Map(rows.map((row) => [row.id, row]));
       return ids.map((id) => byId.get(id) ?? null);
+    },
+    { cache: false },
+  );
+}
+
+/** The viewer's settings (its time zone), read once per tick however many tasks ask; never cached, as a subscription's context outlives a change. */
+export function createSettingsLoader(db: Db): DataLoader<string, UserSettings> {
+  return new DataLoader(
+    async (userIds) => {
+      // Uncached, a batch repeats its key once per asking task: read each user once.
+      const unique = [...new Set(userIds)];
+      const settings = await Promise.all(unique.map((userId) => getUserSettings(db, userId)));
+      const byUser = new Map(unique.map((userId, index) => [userId, settings[index]]));
+      return userIds.map((userId) => byUser.get(userId) ?? new Error("settings not read"));
     },
     { cache: false },
   );

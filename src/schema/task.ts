@@ -1,7 +1,14 @@
-import { addTask, deleteTask, getTask, listTaskPage, updateTask, type TaskStatus } from "../domain/tasks.js";
+import { addTask, deleteTask, getTask, listTaskPage, TASK_PRIORITIES, updateTask, type TaskStatus } from "../domain/tasks.js";
+import { upcomingOccurrences } from "../domain/task-fields.js";
+import { Bounds } from "../domain/bounds.js";
 import { USER_CAUSE } from "../domain/provenance.js";
 import { builder } from "./builder.js";
 import { parseId } from "../lib/ids.js";
+
+export const TaskPriorityEnum = builder.enumType("TaskPriority", {
+  description: "In ascending order: ordering by priority puts NONE first and URGENT last.",
+  values: TASK_PRIORITIES,
+});
 
 export const TaskRef = builder.prismaNode("Task", {
   id: { field: "id" },
@@ -13,6 +20,34 @@ export const TaskRef = builder.prismaNode("Task", {
     completed: t.exposeBoolean("completed"),
     createdAt: t.expose("createdAt", { type: "DateTime" }),
     updatedAt: t.expose("updatedAt", { type: "DateTime" }),
+    dueAt: t.expose("dueAt", {
+      type: "DateTime",
+      nullable: true,
+      description: "When the task is due. With dueAllDay, the start of the due day in the viewer's time zone.",
+    }),
+    dueAllDay: t.exposeBoolean("dueAllDay", { description: "Due on a day rather than at a time." }),
+    priority: t.expose("priority", { type: TaskPriorityEnum }),
+    labels: t.exposeStringList("labels", {
+      description: `At most ${Bounds.taskLabels.max}, each 1–${Bounds.taskLabel.max} characters, unique ignoring case.`,
+    }),
+    completedAt: t.expose("completedAt", {
+      type: "DateTime",
+      nullable: true,
+      description: "When the task was last completed. A recurring task that moved on to its next occurrence keeps it while pending again.",
+    }),
+    recurrence: t.exposeString("recurrence", {
+      nullable: true,
+      description: "An RFC 5545 RRULE (e.g. FREQ=WEEKLY;BYDAY=MO,TH) repeating from dueAt, in the viewer's time zone.",
+    }),
+    nextOccurrences: t.field({
+      type: ["DateTime"],
+      description: `The occurrences after dueAt: where completing the task moves it, and on from there. Empty when it does not recur (or is done). first: ${Bounds.nextOccurrences.min}–${Bounds.nextOccurrences.max}.`,
+      args: { first: t.arg.int({ defaultValue: 5, required: false }) },
+      resolve: async (task, args, ctx) => {
+        const { timezone } = await ctx.settings.load(ctx.viewer.userId);
+        return upcomingOccurrences(task, timezone, args.first ?? 5);
+      },
+    }),
   }),
 });
 
@@ -20,20 +55,38 @@ export const TaskStatusFilter = builder.enumType("TaskStatusFilter", {
   values: ["ALL", "PENDING", "COMPLETED"] as const satisfies readonly TaskStatus[],
 });
 
+const DUE_AT = "When the task is due. With dueAllDay, any instant of the due day (in the viewer's time zone): it is kept as the day's start.";
+const RECURRENCE =
+  "An RFC 5545 RRULE value (e.g. FREQ=WEEKLY;BYDAY=MO,TH; no DTSTART: dueAt is the start). Needs dueAt. Completing the task moves it to its next occurrence.";
+const LABELS = `At most ${Bounds.taskLabels.max}, each 1–${Bounds.taskLabel.max} characters, trimmed; repeats ignoring case are dropped (the first spelling stays).`;
+
 const AddTaskInput = builder.inputType("AddTaskInput", {
   fields: (t) => ({
     title: t.string({ required: true, description: "1–200 characters; surrounding whitespace is trimmed." }),
     description: t.string({ description: "At most 1000 characters. Empty means none." }),
+    dueAt: t.field({ type: "DateTime", description: DUE_AT }),
+    dueAllDay: t.boolean({ description: "Due on a day rather than at a time (needs dueAt)." }),
+    priority: t.field({ type: TaskPriorityEnum, description: "NONE when omitted." }),
+    labels: t.stringList({ description: LABELS }),
+    recurrence: t.string({ description: RECURRENCE }),
   }),
 });
 
 const UpdateTaskInput = builder.inputType("UpdateTaskInput", {
-  description: "Omitted fields stay as they are; `description: null` clears the description.",
+  description:
+    "Omitted fields stay as they are; null clears a field (dueAt, description, recurrence) or puts it back to its default (priority NONE, no labels, dueAllDay false). title and completed cannot be null.",
   fields: (t) => ({
     id: t.id({ required: true }),
     title: t.string(),
     description: t.string(),
-    completed: t.boolean(),
+    completed: t.boolean({
+      description: "true on a recurring task moves it to its next occurrence (recording completedAt) unless its rule has none left.",
+    }),
+    dueAt: t.field({ type: "DateTime", description: DUE_AT }),
+    dueAllDay: t.boolean(),
+    priority: t.field({ type: TaskPriorityEnum }),
+    labels: t.stringList({ description: LABELS }),
+    recurrence: t.string({ description: RECURRENCE }),
   }),
 });
 
@@ -73,7 +126,8 @@ builder.mutationFields((t) => ({
   }),
   completeTask: t.field({
     type: TaskRef,
-    description: "Marks the task completed. Completing a completed task is a no-op.",
+    description:
+      "Marks the task completed; a recurring task moves to its next occurrence instead (completedAt records the completion) unless its rule has none left. Completing a completed task is a no-op.",
     args: { id: t.arg.id({ required: true }) },
     resolve: (_root, args, ctx) => updateTask(ctx.db, ctx.viewer.userId, parseId(args.id, "id", "Task"), { completed: true }, USER_CAUSE),
   }),

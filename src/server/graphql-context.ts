@@ -7,7 +7,7 @@ import { currentRequestId, requestIdFrom } from "../lib/request-context.js";
 import type { RealtimeHub } from "../realtime/hub.js";
 import type { StreamFeed } from "../realtime/stream-feed.js";
 import type { TurnFeed } from "../realtime/turn-feed.js";
-import { createTaskLoader, createToolApprovalLoader, createToolResultLoader } from "../schema/loaders.js";
+import { createSettingsLoader, createTaskLoader, createToolApprovalLoader, createToolResultLoader } from "../schema/loaders.js";
 import type { Context } from "../schema/context.js";
 import type { FrontDoorContext } from "./auth-first.js";
 
@@ -39,6 +39,7 @@ export function contextFactory(services: ContextServices) {
       toolResults: createToolResultLoader(db, viewer.userId),
       toolApprovals: createToolApprovalLoader(db, viewer.userId),
       tasks: createTaskLoader(db, viewer.userId),
+      settings: createSettingsLoader(db),
       deferredErrors: [],
     };
   };

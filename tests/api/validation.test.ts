@@ -288,10 +288,11 @@ describe("input validation", () => {
 
     it("should reject an unknown input field, inline or in a variable, and persist nothing", async () => {
       const user = await newUser(server);
-      const inline = await user.gql(`mutation { addTask(input: { title: "x", priority: 1 }) { id } }`);
-      expectBadInput(inline, { mentions: "priority" });
-      const variable = await user.gql(ADD_TASK, { input: { title: "x", priority: 1 } });
-      expectBadInput(variable, { mentions: "priority" });
+      // (priority was the unknown field until tasks had one.)
+      const inline = await user.gql(`mutation { addTask(input: { title: "x", colour: 1 }) { id } }`);
+      expectBadInput(inline, { mentions: "colour" });
+      const variable = await user.gql(ADD_TASK, { input: { title: "x", colour: 1 } });
+      expectBadInput(variable, { mentions: "colour" });
       expect(variable.errors?.[0]?.message).toContain("$input");
       expect(await taskCount(user)).toBe(0);
     });

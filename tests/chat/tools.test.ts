@@ -1,5 +1,6 @@
 import { randomUUID } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { localIso } from "../../src/lib/zoned-time.js";
 import type { Message, Task } from "../../src/generated/prisma/client.js";
 import { parseId, toGlobalId } from "../../src/lib/ids.js";
 import { cohereAssistant, messagesIn, sendMessage, startChatRig, type SendPayload, type SendResponse, type ToolCallView } from "../helpers/chat.js";
@@ -125,14 +126,20 @@ describe("assistant task tools", () => {
     return server.db.task.findUnique({ where: { id: parseId(globalId, "id", "Task") } });
   }
 
-  /** The tool output shape for a task: the global id, snake_case, ISO created_at. */
+  /** The tool output shape for a task: the global id, snake_case, times local to the user's zone (UTC here) with the offset. */
   function toolTask(row: Task): Record<string, unknown> {
+    const local = (date: Date | null) => (date === null ? null : localIso(date.getTime(), "UTC"));
     return {
       id: toGlobalId("Task", row.id),
       title: row.title,
       description: row.description,
       completed: row.completed,
-      created_at: row.createdAt.toISOString(),
+      created_at: local(row.createdAt),
+      due: local(row.dueAt),
+      priority: row.priority.toLowerCase(),
+      labels: row.labels,
+      completed_at: local(row.completedAt),
+      recurrence: row.recurrence,
     };
   }
 
@@ -596,7 +603,7 @@ describe("assistant task tools", () => {
     expect(otherRow.completed).toBe(false);
     const pendingBefore = wireResult(requests[1]!, "call_list");
     expect((pendingBefore.tasks as { id: string }[]).map((t) => t.id).sort()).toEqual([mom.id, other.id].sort());
-    expect(pendingBefore.tasks).toContainEqual({ ...toolTask(momRow), completed: false });
+    expect(pendingBefore.tasks).toContainEqual({ ...toolTask(momRow), completed: false, completed_at: null });
     expect(pendingBefore.tasks).toContainEqual(toolTask(otherRow));
 
     const turn: Expected[] = [
@@ -868,7 +875,11 @@ describe("assistant task tools", () => {
       const turn: Expected[] = [
         { role: "user", content: "I read the book" },
         step("List.", [list1]),
-        { role: "tool", callId: "call_relist_1", document: { tasks: [{ ...toolTask(row), completed: false }], count: 1, truncated: false } },
+        {
+          role: "tool",
+          callId: "call_relist_1",
+          document: { tasks: [{ ...toolTask(row), completed: false, completed_at: null }], count: 1, truncated: false },
+        },
         step("Complete.", [complete]),
         { role: "tool", callId: "call_relist_done", document: toolTask(row) },
         step("List again to confirm.", [list2]),
@@ -899,7 +910,7 @@ describe("assistant task tools", () => {
     for (const tool of tools) expect((tool.function as { description?: string }).description).toEqual(expect.any(String));
 
     expect(parameters.add_task!.required).toEqual(["title"]);
-    expect(Object.keys(parameters.add_task!.properties).sort()).toEqual(["description", "title"]);
+    expect(Object.keys(parameters.add_task!.properties).sort()).toEqual(["description", "due", "labels", "priority", "recurrence", "title"]);
     expect(parameters.add_task!.properties.title).toMatchObject({ type: "string", minLength: 1, maxLength: 200 });
     expect(parameters.add_task!.properties.description).toMatchObject({ type: "string", maxLength: 1000 });
     expect(parameters.list_tasks!.properties.status).toMatchObject({ enum: ["all", "pending", "completed"], default: "all" });
@@ -908,7 +919,15 @@ describe("assistant task tools", () => {
       expect(parameters[name]!.required).toEqual(["task_id"]);
       expect(parameters[name]!.properties.task_id).toMatchObject({ type: "string" });
     }
-    expect(Object.keys(parameters.update_task!.properties).sort()).toEqual(["description", "task_id", "title"]);
+    expect(Object.keys(parameters.update_task!.properties).sort()).toEqual([
+      "description",
+      "due",
+      "labels",
+      "priority",
+      "recurrence",
+      "task_id",
+      "title",
+    ]);
     expect(Object.keys(parameters.undo_turn!.properties)).toEqual(["turn_id"]);
     expect(parameters.undo_turn!.required ?? []).toEqual([]);
 

@@ -34,6 +34,10 @@ describe("Bounds", () => {
       approvalReason: { max: 1000 },
       toolCallId: { max: 200 },
       decisions: { max: 1000 },
+      taskLabels: { max: 20 },
+      taskLabel: { min: 1, max: 40 },
+      recurrence: { max: 200 },
+      nextOccurrences: { min: 1, max: 50 },
     });
   });
 

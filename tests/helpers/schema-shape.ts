@@ -241,6 +241,13 @@ function baseType(model: DmmfModel, field: DmmfField, enumsByName: Map<string, D
   }
 }
 
+/**
+ * Scalar lists the migrations make NOT NULL (an empty array, never NULL).
+ * Prisma cannot declare a required list, so the schema says so in the field's
+ * comment and this names them.
+ */
+const REQUIRED_LISTS = new Set(["tasks.labels", "deleted_tasks.labels"]);
+
 function expectedColumn(model: DmmfModel, field: DmmfField, enumsByName: Map<string, DmmfEnum>): ColumnShape {
   const base = baseType(model, field, enumsByName);
   const type = field.isList
@@ -250,7 +257,7 @@ function expectedColumn(model: DmmfModel, field: DmmfField, enumsByName: Map<str
   return {
     ...type,
     // Prisma writes scalar lists without NOT NULL.
-    nullable: field.isList ? true : !field.isRequired,
+    nullable: field.isList ? !REQUIRED_LISTS.has(`${model.dbName ?? model.name}.${field.dbName ?? field.name}`) : !field.isRequired,
     default: expectedDefault(model, field, base, enumsByName),
   };
 }
@@ -260,7 +267,11 @@ function expectedDefault(model: DmmfModel, field: DmmfField, base: BaseType, enu
   const where = `${model.name}.${field.name}`;
   if (!field.hasDefaultValue || field.default === undefined) return null;
   const value = field.default;
-  if (Array.isArray(value)) throw new Error(`schema-shape: list default on ${where}; teach schema-shape.ts`);
+  if (Array.isArray(value)) {
+    // Prisma writes @default([]) as ARRAY[]::<type>[], which Postgres deparses in lower case.
+    if (value.length === 0) return `ARRAY[]::${base.castName}[]`;
+    throw new Error(`schema-shape: non-empty list default on ${where}; teach schema-shape.ts`);
+  }
   if (typeof value === "object" && value !== null && "name" in value) {
     switch (value.name) {
       case "dbgenerated":

@@ -1,5 +1,6 @@
 import { randomUUID } from "node:crypto";
 import { Client } from "@modelcontextprotocol/sdk/client/index.js";
+import { localIso } from "../../src/lib/zoned-time.js";
 import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
 import { LATEST_PROTOCOL_VERSION, type Tool } from "@modelcontextprotocol/sdk/types.js";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
@@ -72,13 +73,18 @@ describe("MCP over Streamable HTTP", () => {
         description: "Two litres",
         completed: false,
         created_at: expect.any(String),
+        due: null,
+        priority: "none",
+        labels: [],
+        completed_at: null,
+        recurrence: null,
       });
       const rows = await rowsOf(user.id);
       expect(rows).toHaveLength(1);
       const [row] = rows;
       expect(row).toMatchObject({ id: dbId(added.id), userId: user.id, title: "Buy milk", description: "Two litres", completed: false });
       expect(added.id).toBe(toGlobalId("Task", row!.id));
-      expect(added.created_at).toBe(row!.createdAt.toISOString());
+      expect(added.created_at).toBe(localIso(row!.createdAt.getTime(), "UTC"));
     });
 
     it("should keep the task the caller's when the arguments name another user", async () => {
@@ -129,13 +135,35 @@ describe("MCP over Streamable HTTP", () => {
       const { client, tools } = await connect(user);
       const added = await callOk<McpTask>(client, tools, "add_task", { title: "Finish me" });
       const done = await callOk<McpTask>(client, tools, "complete_task", { task_id: added.id });
-      expect(done).toEqual({ ...added, completed: true });
+      expect(done).toEqual({ ...added, completed: true, completed_at: expect.any(String) });
       const row = await server.db.task.findUniqueOrThrow({ where: { id: dbId(added.id) } });
       expect(row).toMatchObject({ userId: user.id, title: "Finish me", completed: true });
 
       const again = await callOk<McpTask>(client, tools, "complete_task", { task_id: added.id });
       expect(again).toEqual(done);
       expect(await server.db.task.findUniqueOrThrow({ where: { id: dbId(added.id) } })).toMatchObject({ completed: true });
+    });
+
+    it("should move a recurring task to its next occurrence when complete_task is called over MCP", async () => {
+      const user = await newUser(server, "mcp-recurring");
+      const { client, tools } = await connect(user);
+      const added = await callOk<McpTask>(client, tools, "add_task", {
+        title: "Stand-up",
+        due: "2026-06-01T09:00",
+        recurrence: "FREQ=DAILY;COUNT=2",
+      });
+      expect(added).toMatchObject({ due: "2026-06-01T09:00:00+00:00", recurrence: "FREQ=DAILY;COUNT=2" });
+      const moved = await callOk<McpTask>(client, tools, "complete_task", { task_id: added.id });
+      expect(moved).toMatchObject({
+        completed: false,
+        due: "2026-06-02T09:00:00+00:00",
+        recurrence: "FREQ=DAILY;COUNT=1",
+        completed_at: expect.any(String),
+      });
+      const done = await callOk<McpTask>(client, tools, "complete_task", { task_id: added.id });
+      expect(done).toMatchObject({ completed: true, due: "2026-06-02T09:00:00+00:00" });
+      const events = await server.db.taskEvent.findMany({ where: { userId: user.id, taskId: dbId(added.id) } });
+      expect(events.map((event) => event.actor)).toEqual(["MCP", "MCP", "MCP"]);
     });
 
     it("should update a task's title and description, and clear the description with an empty string", async () => {

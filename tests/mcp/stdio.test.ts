@@ -1,5 +1,6 @@
 import { spawn, type ChildProcessWithoutNullStreams } from "node:child_process";
 import { randomUUID } from "node:crypto";
+import { localIso } from "../../src/lib/zoned-time.js";
 import { fileURLToPath } from "node:url";
 import { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { StdioClientTransport } from "@modelcontextprotocol/sdk/client/stdio.js";
@@ -215,7 +216,12 @@ describe("MCP over stdio", () => {
       title: "From stdio",
       description: "over a pipe",
       completed: false,
-      created_at: row.createdAt.toISOString(),
+      created_at: localIso(row.createdAt.getTime(), "UTC"),
+      due: null,
+      priority: "none",
+      labels: [],
+      completed_at: null,
+      recurrence: null,
     });
 
     const listed = await callOk<{ tasks: McpTask[]; count: number; truncated: boolean }>(client, tools, "list_tasks", { status: "pending" });

@@ -29,6 +29,11 @@ export interface McpTask {
   description: string | null;
   completed: boolean;
   created_at: string;
+  due: string | null;
+  priority: string;
+  labels: string[];
+  completed_at: string | null;
+  recurrence: string | null;
 }
 
 export interface TaskChange {
@@ -72,13 +77,21 @@ export function expectToolCatalogue(tools: Tool[]): void {
     expect(tool(name).inputSchema.required, name).toEqual(["task_id"]);
     expect(tool(name).inputSchema.properties, name).toMatchObject({ task_id: { type: "string" } });
   }
-  expect(Object.keys(tool("update_task").inputSchema.properties ?? {}).sort()).toEqual(["description", "task_id", "title"]);
+  expect(Object.keys(tool("update_task").inputSchema.properties ?? {}).sort()).toEqual([
+    "description",
+    "due",
+    "labels",
+    "priority",
+    "recurrence",
+    "task_id",
+    "title",
+  ]);
   expect(tool("list_tasks").inputSchema.required ?? []).toEqual([]);
   expect(tool("list_tasks").inputSchema.properties).toMatchObject({
     status: { type: "string", enum: ["all", "pending", "completed"] },
   });
 
-  const taskFields = ["completed", "created_at", "description", "id", "title"];
+  const taskFields = ["completed", "completed_at", "created_at", "description", "due", "id", "labels", "priority", "recurrence", "title"];
   for (const name of ["add_task", "complete_task", "update_task"] as const) {
     expect(Object.keys(tool(name).outputSchema?.properties ?? {}).sort(), name).toEqual(taskFields);
     expect([...(tool(name).outputSchema?.required ?? [])].sort(), name).toEqual(taskFields);

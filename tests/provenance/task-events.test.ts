@@ -88,11 +88,17 @@ describe("task events: every change, with its cause", () => {
       completed: false,
       createdAt: expect.any(String),
       updatedAt: expect.any(String),
+      dueAt: null,
+      dueAllDay: false,
+      priority: "NONE",
+      labels: [],
+      completedAt: null,
+      recurrence: null,
     });
     expect(renamed!.before).toMatchObject({ title: "Buy milk" });
     expect(renamed!.after).toMatchObject({ title: "Buy oat milk", completed: false });
     expect(completed!.before).toMatchObject({ completed: false });
-    expect(completed!.after).toMatchObject({ title: "Buy oat milk", completed: true });
+    expect(completed!.after).toMatchObject({ title: "Buy oat milk", completed: true, completedAt: expect.any(String) });
     expect(gone!.before).toMatchObject({ id: task.id, title: "Buy oat milk", description: "2 litres", completed: true });
     expect(gone!.after).toBeNull();
     // The owner is the viewer: never in the recorded row as shown.

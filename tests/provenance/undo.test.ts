@@ -9,6 +9,7 @@ import { textReply, toolCallReply } from "../helpers/fake-cohere.js";
 import { newUser, type TestUser } from "../helpers/server.js";
 import { snapshot } from "../security/isolation-support.js";
 import {
+  ADD,
   addTask,
   assistantTurn,
   COMPLETE,
@@ -77,6 +78,47 @@ describe("undoTurn", () => {
       ["ASSISTANT", "call_update"],
     ]);
     expect((await historyOf(user, mom.id)).map((event) => event.actor)).toEqual(["UNDO", "ASSISTANT", "USER"]);
+  });
+
+  it("should set back the scheduling fields an update and a recurring completion changed, and bring them back with a deleted task", async () => {
+    const user = await newUser(rig.server, "undo-fields");
+    const added = await ok<{ addTask: { id: string } }>(user, ADD, {
+      input: { title: "Stand-up", dueAt: "2026-06-01T09:00:00Z", priority: "LOW", labels: ["work"], recurrence: "FREQ=DAILY;COUNT=5" },
+    });
+    const id = added.addTask.id;
+    const fields = async () => {
+      const task = await row(id);
+      return (
+        task && {
+          dueAt: task.dueAt,
+          dueAllDay: task.dueAllDay,
+          priority: task.priority,
+          labels: task.labels,
+          completedAt: task.completedAt,
+          recurrence: task.recurrence,
+        }
+      );
+    };
+    const before = await fields();
+    const turn = await assistantTurn(rig, user, [
+      {
+        id: "call_fields",
+        name: "update_task",
+        args: { task_id: id, due: "2026-06-03", priority: "urgent", labels: ["home", "later"], recurrence: "FREQ=WEEKLY" },
+      },
+      { id: "call_done", name: "complete_task", args: { task_id: id } },
+    ]);
+    const changed = await fields();
+    expect(changed).toMatchObject({ dueAllDay: true, priority: "URGENT", labels: ["home", "later"], recurrence: "FREQ=WEEKLY" });
+    expect(changed?.dueAt?.toISOString()).toBe("2026-06-10T00:00:00.000Z");
+    expect(changed?.completedAt).not.toBeNull();
+
+    await undo(user, turn.turnId);
+    expect(await fields()).toEqual(before);
+
+    const gone = await assistantTurn(rig, user, [{ name: "delete_task", args: { task_id: id } }]);
+    await undo(user, gone.turnId);
+    expect(await fields()).toEqual(before);
   });
 
   it("should bring a deleted task back with the same id, title, description, state and creation time", async () => {

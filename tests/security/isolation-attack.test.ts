@@ -277,6 +277,8 @@ const CONVERSATIONS = /* GraphQL */ `
 const ADD_TASK = `mutation Add($input: AddTaskInput!) { addTask(input: $input) { id title description completed } }`;
 const UPDATE_TASK = `mutation Update($input: UpdateTaskInput!) { updateTask(input: $input) { id title description completed } }`;
 const COMPLETE_TASK = `mutation Complete($id: ID!) { completeTask(id: $id) { id title completed } }`;
+const VIEWER = `query { viewer { id timezone } }`;
+const UPDATE_VIEWER = `mutation Tz($input: UpdateViewerInput!) { updateViewer(input: $input) { id timezone } }`;
 const DELETE_TASK = `mutation Delete($id: ID!) { deleteTask(id: $id) { id title description } }`;
 const CREATE_CONVERSATION = `mutation Create($input: CreateConversationInput) { createConversation(input: $input) { id title } }`;
 const DELETE_CONVERSATION = `mutation DeleteConversation($id: ID!) { deleteConversation(id: $id) }`;
@@ -689,6 +691,21 @@ describe("isolation attack suite: another user's ids at every entry point", () =
         expect(page.conversation.messages.edges.map((edge) => edge.node.id)).toEqual(rest.map((t) => t.globalId));
         ledger.control("Query.conversation");
       },
+      viewer: async () => {
+        // Alice's own zone, which Bob's viewer must never show.
+        await ok(alice, UPDATE_VIEWER, { input: { timezone: "Pacific/Chatham" } });
+        await unchanged("query", "Query.viewer", async () => {
+          const seen = await bob.gql<{ viewer: { id: string; timezone: string } }>(VIEWER);
+          const findings = [
+            ...(seen.data?.viewer.id === bob.id ? [] : [`answered ${JSON.stringify(seen)}`]),
+            ...(seen.data?.viewer.timezone === "Pacific/Chatham" ? ["Alice's time zone"] : []),
+            ...secrets.foundIn(visible(seen, bob.id)).map((marker) => `the answer carries Alice's ${marker}`),
+          ];
+          ledger.record("query", "Query.viewer", "its own", findings);
+        });
+        expect((await ok<{ viewer: { id: string; timezone: string } }>(alice, VIEWER)).viewer).toEqual({ id: alice.id, timezone: "Pacific/Chatham" });
+        ledger.control("Query.viewer");
+      },
       tasks: async () => {
         await unchanged("query", "Query.tasks", async () => {
           const expected = { ALL: [...b.pending, ...b.done], PENDING: b.pending, COMPLETED: b.done };
@@ -768,8 +785,44 @@ describe("isolation attack suite: another user's ids at every entry point", () =
         await ok(alice, CREATE_CONVERSATION, { input: { title: `${WORD} control chat` } });
         ledger.control("Mutation.createConversation");
       },
+      updateViewer: async () => {
+        await ok(alice, UPDATE_VIEWER, { input: { timezone: "Pacific/Chatham" } });
+        await unchanged("mutation", "Mutation.updateViewer", async () => {
+          const own = await bob.gql<{ updateViewer: { id: string; timezone: string } }>(UPDATE_VIEWER, { input: { timezone: "Asia/Kolkata" } });
+          ledger.record(
+            "mutation",
+            "Mutation.updateViewer",
+            "its own input",
+            own.data?.updateViewer.id === bob.id ? [] : [`answered ${JSON.stringify(own)}`],
+          );
+          // No argument names a user: one smuggled in is refused, and Alice's setting stays.
+          const smuggled = await bob.gql(UPDATE_VIEWER, { input: { timezone: "Asia/Kolkata", userId: alice.id } });
+          ledger.record(
+            "mutation",
+            "Mutation.updateViewer",
+            "input.userId set to Alice's",
+            smuggled.data?.updateViewer ? [`updated ${JSON.stringify(smuggled)}`] : [],
+          );
+        });
+        expect(
+          (await ok<{ updateViewer: { timezone: string } }>(alice, UPDATE_VIEWER, { input: { timezone: "Europe/Berlin" } })).updateViewer.timezone,
+        ).toBe("Europe/Berlin");
+        ledger.control("Mutation.updateViewer");
+      },
       updateTask: async () => {
-        const input = (id: string) => ({ input: { id, title: "bob-hijack", description: "bob was here", completed: true } });
+        // Every field the input takes, the scheduling ones included: none may reach her task.
+        const input = (id: string) => ({
+          input: {
+            id,
+            title: "bob-hijack",
+            description: "bob was here",
+            completed: true,
+            dueAt: "2026-06-01T09:00:00Z",
+            priority: "URGENT",
+            labels: ["bob"],
+            recurrence: "FREQ=DAILY",
+          },
+        });
         await unchanged("mutation", "Mutation.updateTask", async () => {
           await each(formsFor(["Task"]), (form) => attackGql("mutation", "Mutation.updateTask", UPDATE_TASK, input, form));
         });
@@ -1167,7 +1220,18 @@ describe("isolation attack suite: another user's ids at every entry point", () =
     list_tasks: null,
     complete_task: { accepts: ["Task"], args: (id) => ({ task_id: id }) },
     delete_task: { accepts: ["Task"], args: (id) => ({ task_id: id }) },
-    update_task: { accepts: ["Task"], args: (id) => ({ task_id: id, title: "bob-hijack", description: "bob was here" }) },
+    update_task: {
+      accepts: ["Task"],
+      args: (id) => ({
+        task_id: id,
+        title: "bob-hijack",
+        description: "bob was here",
+        due: "2026-06-01",
+        priority: "urgent",
+        labels: ["bob"],
+        recurrence: "FREQ=DAILY",
+      }),
+    },
     undo_turn: { accepts: ["Turn"], args: (id) => ({ turn_id: id }) },
   };
 
