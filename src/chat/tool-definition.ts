@@ -46,6 +46,12 @@ export interface ToolDefinition<Input extends z.ZodType = z.ZodType, Output = un
    * Undefined when a named id is not an id of its kind (the call cannot run).
    */
   targetsOf?(input: z.infer<Input>): CallTargets | undefined;
+  /**
+   * The tasks (raw ids, the user's own) a call would change if it ran now,
+   * where its arguments alone do not say (a bulk call by filter): what an
+   * approval card and MCP's question name. Unset: the tasks of targetsOf.
+   */
+  tasksToTouch?(context: { db: DbClient; userId: string }, input: z.infer<Input>): Promise<string[]>;
 }
 
 /** The rows a call names, as raw ids. */

@@ -1,9 +1,12 @@
 import { z } from "zod";
 import { Bounds, charLength } from "../domain/bounds.js";
-import { addTask, deleteTask, listTasks, updateTask, type TaskStatus } from "../domain/tasks.js";
+import { DEFAULT_TASK_ORDER } from "../domain/task-order.js";
+import { searchTasks } from "../domain/task-list.js";
+import { addTask, deleteTask, updateTask, type TaskStatus } from "../domain/tasks.js";
 import { AppError, ErrorCode } from "../lib/errors.js";
 import { parseId } from "../lib/ids.js";
 import { defineTool, TaskOutput, taskOutput, type CallTargets, type ToolContext, type ToolDefinition } from "./tool-definition.js";
+import { TASK_SEARCH_TOOLS } from "./task-bulk-tools.js";
 import { undoTurnTool } from "./undo-tool.js";
 
 /**
@@ -77,9 +80,9 @@ const listTasksTool = defineTool({
   annotations: { readOnlyHint: true, destructiveHint: false, idempotentHint: true },
   run: async ({ db, userId }, input) => {
     const status = input.status.toUpperCase() as TaskStatus;
-    const rows = await listTasks(db, userId, status, MAX_LISTED + 1);
-    const tasks = rows.slice(0, MAX_LISTED).map(taskOutput);
-    return { tasks, count: tasks.length, truncated: rows.length > MAX_LISTED };
+    const found = await searchTasks(db, userId, { status }, DEFAULT_TASK_ORDER, MAX_LISTED);
+    const tasks = found.tasks.map(taskOutput);
+    return { tasks, count: tasks.length, truncated: found.total > tasks.length };
   },
 });
 
@@ -118,7 +121,15 @@ const updateTaskTool = defineTool({
   targetsOf: namedTask,
 });
 
-export const TOOLS: readonly ToolDefinition[] = [addTaskTool, listTasksTool, completeTaskTool, deleteTaskTool, updateTaskTool, undoTurnTool];
+export const TOOLS: readonly ToolDefinition[] = [
+  addTaskTool,
+  listTasksTool,
+  completeTaskTool,
+  deleteTaskTool,
+  updateTaskTool,
+  ...TASK_SEARCH_TOOLS,
+  undoTurnTool,
+];
 
 const byName = new Map(TOOLS.map((tool) => [tool.name, tool]));
 

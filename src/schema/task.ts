@@ -1,7 +1,11 @@
-import { addTask, deleteTask, getTask, listTaskPage, updateTask, type TaskStatus } from "../domain/tasks.js";
+import { addTask, deleteTask, getTask, updateTask } from "../domain/tasks.js";
+import { listTaskPage } from "../domain/task-list.js";
+import { checkTaskFilter } from "../domain/task-query.js";
 import { USER_CAUSE } from "../domain/provenance.js";
+import { badInput } from "../lib/errors.js";
 import { builder } from "./builder.js";
 import { parseId } from "../lib/ids.js";
+import { TaskFilterInput, TaskOrderInput, TaskStatusFilter, taskOrderOf } from "./task-filter.js";
 
 export const TaskRef = builder.prismaNode("Task", {
   id: { field: "id" },
@@ -14,10 +18,6 @@ export const TaskRef = builder.prismaNode("Task", {
     createdAt: t.expose("createdAt", { type: "DateTime" }),
     updatedAt: t.expose("updatedAt", { type: "DateTime" }),
   }),
-});
-
-export const TaskStatusFilter = builder.enumType("TaskStatusFilter", {
-  values: ["ALL", "PENDING", "COMPLETED"] as const satisfies readonly TaskStatus[],
 });
 
 const AddTaskInput = builder.inputType("AddTaskInput", {
@@ -38,13 +38,23 @@ const UpdateTaskInput = builder.inputType("UpdateTaskInput", {
 });
 
 builder.queryFields((t) => ({
-  tasks: t.prismaConnection(
+  tasks: t.connection(
     {
-      type: "Task",
-      cursor: "id",
-      description: "The viewer's tasks, newest first.",
-      args: { status: t.arg({ type: TaskStatusFilter, defaultValue: "ALL", required: false }) },
-      resolve: (query, _root, args, ctx) => listTaskPage(ctx.db, ctx.viewer.userId, args.status ?? "ALL", query),
+      type: TaskRef,
+      description:
+        "The viewer's tasks matching `filter`, in `orderBy` (default: newest first). A cursor belongs to the order it came from: another order's is BAD_USER_INPUT. `status` is filter.status for older clients.",
+      args: {
+        filter: t.arg({ type: TaskFilterInput }),
+        orderBy: t.arg({ type: TaskOrderInput }),
+        status: t.arg({ type: TaskStatusFilter, defaultValue: "ALL", required: false }),
+      },
+      resolve: (_root, args, ctx) => {
+        const filterStatus = args.filter?.status ?? null;
+        const status = args.status ?? "ALL";
+        if (filterStatus !== null && status !== "ALL" && filterStatus !== status) throw badInput("status", "contradicts filter.status; give one of them");
+        const filter = checkTaskFilter({ ...args.filter, status: filterStatus ?? status }, "filter");
+        return listTaskPage(ctx.db, ctx.viewer.userId, filter, taskOrderOf(args.orderBy), args);
+      },
     },
     { name: "TaskConnection" },
     { name: "TaskEdge" },

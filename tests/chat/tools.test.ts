@@ -47,7 +47,17 @@ const TASKS = /* GraphQL */ `
   }
 `;
 
-const TOOL_NAMES = ["add_task", "list_tasks", "complete_task", "delete_task", "update_task", "undo_turn"];
+const TOOL_NAMES = [
+  "add_task",
+  "list_tasks",
+  "complete_task",
+  "delete_task",
+  "update_task",
+  "search_tasks",
+  "complete_tasks",
+  "delete_tasks",
+  "undo_turn",
+];
 const NOT_FOUND = "Task not found. List the tasks to get valid ids.";
 const NOT_RUN = "Not run: this exact call was already made in this turn. Use its earlier result.";
 
@@ -882,7 +892,7 @@ describe("assistant task tools", () => {
 
   // ---------------------------------------------------------------- tool schemas and the user
 
-  it("should send the six tools with JSON-schema parameters and no user parameter", async () => {
+  it("should send the nine tools with JSON-schema parameters and no user parameter", async () => {
     const user = await newUser(server);
     fake.enqueue(textReply("Hello."));
 
