@@ -96,7 +96,8 @@ export function taskFilterSql(userId: string, filter: TaskFilter): Prisma.Sql {
   if (filter.dueBefore) conditions.push(Prisma.sql`tasks.due_at < ${filter.dueBefore}`);
   if (filter.dueAfter) conditions.push(Prisma.sql`tasks.due_at >= ${filter.dueAfter}`);
   if (filter.overdue === true) conditions.push(OVERDUE);
-  if (filter.overdue === false) conditions.push(Prisma.sql`NOT ${OVERDUE}`);
+  // coalesce: a task without a due date is not overdue (the comparison alone is NULL).
+  if (filter.overdue === false) conditions.push(Prisma.sql`NOT coalesce(${OVERDUE}, false)`);
   if (filter.priority && filter.priority.length > 0) {
     conditions.push(Prisma.sql`tasks.priority::text = ANY(${[...new Set(filter.priority)]}::text[])`);
   }
