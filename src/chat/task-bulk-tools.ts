@@ -52,7 +52,10 @@ const BulkInput = z
     filter: TaskFilterToolInput.optional().describe(`Instead of task_ids: every task matching this filter (refused if more than ${MAX_BULK} match).`),
   })
   .refine((input) => (input.task_ids === undefined) !== (input.filter === undefined), { message: "give either task_ids or filter, not both" })
-  .refine((input) => input.filter === undefined || hasCondition(input.filter), { message: "filter must have at least one condition", path: ["filter"] });
+  .refine((input) => input.filter === undefined || hasCondition(input.filter), {
+    message: "filter must have at least one condition",
+    path: ["filter"],
+  });
 type BulkInput = z.infer<typeof BulkInput>;
 
 function maybeTaskId(value: string): string | undefined {

@@ -9,22 +9,25 @@ import { taskOrder, type TaskOrder, type TaskOrderField } from "../domain/task-o
  */
 
 const instant = (what: string) =>
-  z.iso
-    .datetime({ offset: true })
-    .optional()
-    .describe(`${what}: an ISO 8601 date-time with its offset, e.g. 2026-03-01T17:00:00+01:00.`);
+  z.iso.datetime({ offset: true }).optional().describe(`${what}: an ISO 8601 date-time with its offset, e.g. 2026-03-01T17:00:00+01:00.`);
 
 export const taskFilterShape = {
   query: z
     .string()
     .max(FilterBounds.search.max)
     .optional()
-    .describe('Words to find in the title or description ("dentist"); stems match, the last word also as a prefix. Web-search syntax: "a phrase", or, -word.'),
+    .describe(
+      'Words to find in the title or description ("dentist"); stems match, the last word also as a prefix. Web-search syntax: "a phrase", or, -word.',
+    ),
   status: z.enum(["all", "pending", "completed"]).optional().describe("Which tasks: all (default), pending or completed."),
   due_before: instant("Only tasks due strictly before this"),
   due_after: instant("Only tasks due at or after this"),
   overdue: z.boolean().optional().describe("true: only pending tasks past their due time; false: only the others."),
-  priority: z.array(z.enum(["none", "low", "medium", "high", "urgent"])).max(5).optional().describe("Only tasks with one of these priorities."),
+  priority: z
+    .array(z.enum(["none", "low", "medium", "high", "urgent"]))
+    .max(5)
+    .optional()
+    .describe("Only tasks with one of these priorities."),
   labels: z
     .array(z.string().min(1).max(FilterBounds.label.max))
     .max(FilterBounds.labels.max)

@@ -54,8 +54,20 @@ const isInstant = (key: unknown) => typeof key === "string" && !Number.isNaN(Dat
 const instant = (key: string) => Prisma.sql`${key}::timestamptz`;
 
 const COLUMNS: Record<TaskOrderField, OrderColumn> = {
-  CREATED_AT: { column: Prisma.sql`tasks.created_at`, nullable: false, keyOf: (row) => row.createdAt.toISOString(), value: instant, valid: isInstant },
-  UPDATED_AT: { column: Prisma.sql`tasks.updated_at`, nullable: false, keyOf: (row) => row.updatedAt.toISOString(), value: instant, valid: isInstant },
+  CREATED_AT: {
+    column: Prisma.sql`tasks.created_at`,
+    nullable: false,
+    keyOf: (row) => row.createdAt.toISOString(),
+    value: instant,
+    valid: isInstant,
+  },
+  UPDATED_AT: {
+    column: Prisma.sql`tasks.updated_at`,
+    nullable: false,
+    keyOf: (row) => row.updatedAt.toISOString(),
+    value: instant,
+    valid: isInstant,
+  },
   DUE_AT: {
     column: Prisma.sql`tasks.due_at`,
     nullable: true,

@@ -17,7 +17,7 @@ export const TaskFilterInput = builder.inputType("TaskFilter", {
     status: t.field({ type: TaskStatusFilter }),
     search: t.string({
       description:
-        "Full-text search of title and description (at most 200 characters): words match their stems (\"dentists\" finds \"dentist\"), the last word also as a prefix (\"dent\"), titles also with small typos. Web-search syntax: \"a phrase\", or, -word.",
+        'Full-text search of title and description (at most 200 characters): words match their stems ("dentists" finds "dentist"), the last word also as a prefix ("dent"), titles also with small typos. Web-search syntax: "a phrase", or, -word.',
     }),
     dueBefore: t.field({ type: "DateTime", description: "Due strictly before this instant." }),
     dueAfter: t.field({ type: "DateTime", description: "Due at or after this instant." }),

@@ -51,7 +51,8 @@ builder.queryFields((t) => ({
       resolve: (_root, args, ctx) => {
         const filterStatus = args.filter?.status ?? null;
         const status = args.status ?? "ALL";
-        if (filterStatus !== null && status !== "ALL" && filterStatus !== status) throw badInput("status", "contradicts filter.status; give one of them");
+        if (filterStatus !== null && status !== "ALL" && filterStatus !== status)
+          throw badInput("status", "contradicts filter.status; give one of them");
         const filter = checkTaskFilter({ ...args.filter, status: filterStatus ?? status }, "filter");
         return listTaskPage(ctx.db, ctx.viewer.userId, filter, taskOrderOf(args.orderBy), args);
       },

@@ -57,10 +57,14 @@ describe("task search, filters and orders", () => {
       );
       const id = response.data!.addTask.id;
       ids.set(task.title, id);
-      await sql.query(
-        `UPDATE tasks SET due_at = $2, due_all_day = $3, priority = $4::task_priority, labels = $5, completed = $6 WHERE id = $1`,
-        [parseId(id, "id", "Task"), task.dueAt ?? null, task.allDay ?? false, task.priority ?? "NONE", task.labels ?? [], task.completed ?? false],
-      );
+      await sql.query(`UPDATE tasks SET due_at = $2, due_all_day = $3, priority = $4::task_priority, labels = $5, completed = $6 WHERE id = $1`, [
+        parseId(id, "id", "Task"),
+        task.dueAt ?? null,
+        task.allDay ?? false,
+        task.priority ?? "NONE",
+        task.labels ?? [],
+        task.completed ?? false,
+      ]);
     }
     return ids;
   }
@@ -193,7 +197,10 @@ describe("task search, filters and orders", () => {
       [{ first: 1, after: byDue.pageInfo.endCursor }, "after"],
       [{ orderBy: { field: "DUE_AT", direction: "DESC" }, first: 1, after: byDue.pageInfo.endCursor }, "after"],
       [{ orderBy: { field: "PRIORITY" }, last: 1, before: byDue.pageInfo.endCursor }, "before"],
-      [{ first: 1, after: Buffer.from('TaskCursor:["PRIORITY","DESC","SUPREME","00000000-0000-0000-0000-000000000000"]').toString("base64") }, "after"],
+      [
+        { first: 1, after: Buffer.from('TaskCursor:["PRIORITY","DESC","SUPREME","00000000-0000-0000-0000-000000000000"]').toString("base64") },
+        "after",
+      ],
       [{ first: 1, after: "garbage" }, "after"],
       [{ filter: { search: "x".repeat(201) }, first: 1 }, "filter.search"],
       [{ filter: { search: "nul\u0000" }, first: 1 }, "filter.search"],

@@ -34,7 +34,11 @@ describe("search_tasks and the bulk tools", () => {
     fake.enqueue(toolCallReply([{ id: "find_reports", name: "search_tasks", args: { query: "reports", limit: 25 } }]), textReply("Found them."));
     const done = await sent(a, user, { content: "which reports?" });
     expect(done.turn.status).toBe("COMPLETED");
-    const result = toolResultsSent(requestsSince(fake, from)[1]!).get("find_reports") as { tasks: { title: string }[]; total_matched: number; more_matched: number };
+    const result = toolResultsSent(requestsSince(fake, from)[1]!).get("find_reports") as {
+      tasks: { title: string }[];
+      total_matched: number;
+      more_matched: number;
+    };
     expect(result.tasks).toHaveLength(MAX_FOUND);
     expect(result.tasks.every((task) => task.title.startsWith("quarterly report"))).toBe(true);
     expect(result).toMatchObject({ total_matched: 40, more_matched: 15 });
@@ -45,7 +49,10 @@ describe("search_tasks and the bulk tools", () => {
     await addTask(a, user, "Pay rent");
     await addTask(a, user, "Pay tax");
     await addTask(a, user, "Buy milk");
-    fake.enqueue(toolCallReply([{ id: "pay_all", name: "complete_tasks", args: { filter: { query: "pay", status: "pending" } } }]), textReply("Done."));
+    fake.enqueue(
+      toolCallReply([{ id: "pay_all", name: "complete_tasks", args: { filter: { query: "pay", status: "pending" } } }]),
+      textReply("Done."),
+    );
     const paused = await sent(a, user, { content: "I paid everything" });
     expect(paused.turn.status).toBe("REQUIRES_ACTION");
     const [call] = paused.turn.toolCalls;

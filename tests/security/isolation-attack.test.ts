@@ -642,9 +642,17 @@ describe("isolation attack suite: another user's ids at every entry point", () =
    * exactly as a ghost id with the same key does.
    */
   async function attackTaskCursors(size: number) {
-    const taskCursor = (uuid: string) => Buffer.from(`TaskCursor:${JSON.stringify(["CREATED_AT", "DESC", "2000-01-01T00:00:00.000Z", uuid])}`).toString("base64");
+    const taskCursor = (uuid: string) =>
+      Buffer.from(`TaskCursor:${JSON.stringify(["CREATED_AT", "DESC", "2000-01-01T00:00:00.000Z", uuid])}`).toString("base64");
     await each(targets, async (t) => {
-      const form: IdForm = { label: `a task cursor of ${t.label}`, value: taskCursor(t.uuid), ghost: taskCursor(randomUUID()), shape: "cursor", code: null, owned: false };
+      const form: IdForm = {
+        label: `a task cursor of ${t.label}`,
+        value: taskCursor(t.uuid),
+        ghost: taskCursor(randomUUID()),
+        shape: "cursor",
+        code: null,
+        owned: false,
+      };
       await attackGql("query", "Query.tasks", TASKS, (cursor) => ({ after: cursor, first: size }), form);
       await attackGql("query", "Query.tasks", TASKS, (cursor) => ({ before: cursor, last: size }), form);
     });
@@ -713,7 +721,13 @@ describe("isolation attack suite: another user's ids at every entry point", () =
           // The filter and the orders: Alice's words find nothing of hers, and every order lists only Bob's.
           await attackList("Query.tasks", "a search for Alice's word", TASKS, { filter: { search: WORD }, first: 100 }, []);
           await attackList("Query.tasks", "a search for Alice's word as a prefix", TASKS, { filter: { search: WORD.slice(0, 10) }, first: 100 }, []);
-          await attackList("Query.tasks", "overdue, priorities and labels", TASKS, { filter: { overdue: false, priority: ["NONE"], labels: [] }, first: 100 }, expected.ALL);
+          await attackList(
+            "Query.tasks",
+            "overdue, priorities and labels",
+            TASKS,
+            { filter: { overdue: false, priority: ["NONE"], labels: [] }, first: 100 },
+            expected.ALL,
+          );
           for (const field of ["CREATED_AT", "DUE_AT", "PRIORITY", "UPDATED_AT"]) {
             await attackList("Query.tasks", `orderBy ${field}`, TASKS, { orderBy: { field }, first: 100 }, expected.ALL);
           }
@@ -1548,7 +1562,17 @@ describe("isolation attack suite: another user's ids at every entry point", () =
       // Her delete, her bulk calls and her undo wait for her approval (CHAT_APPROVAL=destructive); the others ran.
       const paused = response.data!.sendMessage;
       expect(paused.turn.status).toBe("REQUIRES_ACTION");
-      expect(paused.toolCalls.map((call) => call.approval?.status ?? null)).toEqual([null, null, null, null, "PENDING", null, "PENDING", "PENDING", "PENDING"]);
+      expect(paused.toolCalls.map((call) => call.approval?.status ?? null)).toEqual([
+        null,
+        null,
+        null,
+        null,
+        "PENDING",
+        null,
+        "PENDING",
+        "PENDING",
+        "PENDING",
+      ]);
       const approve = ["c_delete", "c_complete_many", "c_delete_many", "c_undo"].map((toolCallId) => ({ toolCallId, approve: true }));
       await ok(alice, DECIDE, { id: paused.turn.id, decisions: approve });
       const turnId = parseId(paused.turn.id, "id", "Turn");
