@@ -659,7 +659,8 @@ describe("assistant task tools", () => {
     const { response, payload, requests } = await send(user, "email my boss", { expectedCalls: 2 });
     expect(response.errors).toBeUndefined();
 
-    const error = 'Unknown tool "send_email". Available tools: add_task, list_tasks, complete_task, delete_task, update_task, undo_turn.';
+    const error =
+      'Unknown tool "send_email". Available tools: add_task, list_tasks, complete_task, delete_task, update_task, search_tasks, complete_tasks, delete_tasks, undo_turn.';
     expect(callById(payload, "call_unknown")).toEqual({
       id: "call_unknown",
       name: "send_email",
