@@ -27,6 +27,7 @@ import { runFanoutScenario } from "./scenarios/fanout.js";
 import { runHttpLoad } from "./scenarios/http-load.js";
 import { runListPush } from "./scenarios/list-push.js";
 import { runScaleScenario } from "./scenarios/scale.js";
+import { runSearch } from "./scenarios/search.js";
 import { runStartup } from "./scenarios/startup.js";
 import { runStream } from "./scenarios/stream.js";
 import { runTurn } from "./scenarios/turn.js";
@@ -37,6 +38,8 @@ const SCENARIOS: Scenario[] = [
   { ids: ["B4"], run: runTurn },
   { ids: ["B6"], run: runStartup },
   { ids: ["B7"], run: runStream },
+  // Issue 25: search and the overdue filter among one user's 10,000 tasks.
+  { ids: ["B10"], run: runSearch },
   { ids: ["list", "push"], run: runListPush },
   { ids: ["B3", "B5"], run: runFanoutScenario },
   // Issue 27: the realtime transports, four API processes and 20,000 sockets; the heaviest, so last.

@@ -4,6 +4,8 @@ import type { Db } from "../db/client.js";
 import { activeTurn, endTurn, getTurn, interruptIfDead, requestCancel, turnControl, type TurnIdentity } from "../domain/conversation-log.js";
 import { cancelWaitingTurn, decideToolCalls, type Decision } from "../domain/decisions.js";
 import { AppError, ErrorCode } from "../lib/errors.js";
+import { memoized } from "../lib/memo.js";
+import { userTimezone } from "../domain/user-settings.js";
 import type { Conversation, Message, Turn } from "../generated/prisma/client.js";
 import { userChannel, type Notification } from "../realtime/protocol.js";
 import { DEFAULT_APPROVAL_TTL_MS } from "./approval-policy.js";
@@ -98,6 +100,7 @@ export class Assistant {
       deadline: performance.now() + this.deps.turnTimeoutMs - turn.timeUsedMs,
       decided: turn.lastDecisionAt !== null,
       checkStop: () => this.checkStop(identity.id, controller, log),
+      zone: memoized(() => userTimezone(this.db, identity.userId)),
     };
     const done = this.drive(run, controller, lease).finally(() => this.running.delete(turn.id));
     this.running.set(turn.id, { controller, done });

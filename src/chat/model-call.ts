@@ -1,6 +1,5 @@
 import type { Cohere } from "cohere-ai";
 import { flushAnswer, startAnswer } from "../domain/conversation-log.js";
-import { userTimezone } from "../domain/user-settings.js";
 import type { Message } from "../generated/prisma/client.js";
 import { AnswerWriter } from "./answer-writer.js";
 import type { ChatModel } from "./cohere.js";
@@ -64,7 +63,7 @@ export async function callModel(run: TurnRun, model: ChatModel, messages: Messag
   const { db, deps, turn } = run;
   const window = await buildWindow(db, messages, {
     maxInputTokens: deps.maxInputTokens ?? DEFAULT_MAX_INPUT_TOKENS,
-    time: { now: deps.clock(), timezone: await userTimezone(db, turn.userId) },
+    time: { now: deps.clock(), timezone: await run.zone() },
     tools: COHERE_TOOLS,
     history: run.log.earlier(),
   });

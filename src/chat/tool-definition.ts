@@ -18,6 +18,8 @@ export interface ToolContext {
   turn?: { id: string; conversationId: string } | undefined;
   /** Runs `work` all or nothing: a savepoint in the chat's tool-call transaction, a transaction of its own for MCP. */
   atomically<T>(work: (tx: DbClient) => Promise<T>): Promise<T>;
+  /** The user's time zone, read once per turn or MCP call: the tools take and give local times in it. */
+  zone(): Promise<string>;
 }
 
 export interface ToolAnnotations {
@@ -47,6 +49,12 @@ export interface ToolDefinition<Input extends z.ZodType = z.ZodType, Output = un
    * Undefined when a named id is not an id of its kind (the call cannot run).
    */
   targetsOf?(input: z.infer<Input>): CallTargets | undefined;
+  /**
+   * The tasks (raw ids, the user's own) a call would change if it ran now,
+   * where its arguments alone do not say (a bulk call by filter): what an
+   * approval card and MCP's question name. Unset: the tasks of targetsOf.
+   */
+  tasksToTouch?(context: { db: DbClient; userId: string }, input: z.infer<Input>): Promise<string[]>;
 }
 
 /** The rows a call names, as raw ids. */

@@ -75,7 +75,7 @@ export function planCalls(calls: readonly StepCall[], facts: PlanFacts): Planned
 }
 
 /** What tool execution needs of the turn. */
-export type ToolRun = Pick<TurnRun, "db" | "turn" | "signal" | "checkStop" | "decided" | "log"> & {
+export type ToolRun = Pick<TurnRun, "db" | "turn" | "signal" | "checkStop" | "decided" | "log" | "zone"> & {
   deps: Pick<TurnRun["deps"], "approvalPolicy">;
 };
 
@@ -105,7 +105,7 @@ export async function executeToolCalls(run: ToolRun, calls: readonly StepCall[])
     if (run.signal.aborted) return "stopped";
     const stored = await recordToolCall(run.db, run.turn, async (tx) => {
       if (plan.kind === "answer") return toolMessage(plan.call, plan.outcome);
-      return toolMessage(plan.call, await runCall(toolContext(run.turn, tx, plan.call), plan.call));
+      return toolMessage(plan.call, await runCall(toolContext(run, tx, plan.call), plan.call));
     });
     if (!stored) {
       await run.checkStop();
@@ -120,8 +120,9 @@ export async function executeToolCalls(run: ToolRun, calls: readonly StepCall[])
 }
 
 /** A tool call of this turn: its writes are the assistant's, in this turn, by this call. */
-function toolContext(turn: TurnIdentity, tx: DbClient, call: StoredToolCall): ToolContext {
+function toolContext({ turn, zone }: ToolRun, tx: DbClient, call: StoredToolCall): ToolContext {
   return {
+    zone,
     db: tx,
     userId: turn.userId,
     cause: { actor: "ASSISTANT", turnId: turn.id, toolCallId: call.id },

@@ -1,11 +1,13 @@
 import { z } from "zod";
 import { Bounds, charLength } from "../domain/bounds.js";
-import { addTask, deleteTask, listTasks, updateTask, type TaskFieldsInput, type TaskStatus } from "../domain/tasks.js";
-import { userTimezone } from "../domain/user-settings.js";
+import { DEFAULT_TASK_ORDER } from "../domain/task-order.js";
+import { searchTasks } from "../domain/task-list.js";
+import { addTask, deleteTask, updateTask, type TaskFieldsInput, type TaskStatus } from "../domain/tasks.js";
 import { AppError, badInput, ErrorCode } from "../lib/errors.js";
 import { parseLocalTime } from "../lib/zoned-time.js";
 import { parseId } from "../lib/ids.js";
 import { defineTool, TaskOutput, taskOutput, type CallTargets, type ToolContext, type ToolDefinition } from "./tool-definition.js";
+import { TASK_SEARCH_TOOLS } from "./task-bulk-tools.js";
 import { undoTurnTool } from "./undo-tool.js";
 
 /**
@@ -115,8 +117,8 @@ const addTaskTool = defineTool({
   }),
   output: TaskOutput,
   annotations: { readOnlyHint: false, destructiveHint: false, idempotentHint: false },
-  run: async ({ db, userId, cause }, { title, description, ...args }) => {
-    const zone = await userTimezone(db, userId);
+  run: async ({ db, userId, cause, zone: userZone }, { title, description, ...args }) => {
+    const zone = await userZone();
     return taskOutput(await addTask(db, userId, { title, description, ...scheduleInput(args, zone) }, cause, TOOL_FIELDS), zone);
   },
   targetsOf: () => ({}),
@@ -130,11 +132,11 @@ const listTasksTool = defineTool({
   }),
   output: z.object({ tasks: z.array(TaskOutput), count: z.number().int(), truncated: z.boolean() }),
   annotations: { readOnlyHint: true, destructiveHint: false, idempotentHint: true },
-  run: async ({ db, userId }, input) => {
+  run: async ({ db, userId, zone: userZone }, input) => {
     const status = input.status.toUpperCase() as TaskStatus;
-    const [rows, zone] = await Promise.all([listTasks(db, userId, status, MAX_LISTED + 1), userTimezone(db, userId)]);
-    const tasks = rows.slice(0, MAX_LISTED).map((task) => taskOutput(task, zone));
-    return { tasks, count: tasks.length, truncated: rows.length > MAX_LISTED };
+    const [found, zone] = await Promise.all([searchTasks(db, userId, { status }, DEFAULT_TASK_ORDER, MAX_LISTED), userZone()]);
+    const tasks = found.tasks.map((task) => taskOutput(task, zone));
+    return { tasks, count: tasks.length, truncated: found.total > tasks.length };
   },
 });
 
@@ -144,9 +146,9 @@ const completeTaskTool = defineTool({
   input: z.object({ task_id: taskIdSchema }),
   output: TaskOutput,
   annotations: { readOnlyHint: false, destructiveHint: false, idempotentHint: true },
-  run: async ({ db, userId, cause }, input) => {
+  run: async ({ db, userId, cause, zone }, input) => {
     const task = await updateTask(db, userId, taskIdOf(input.task_id), { completed: true }, cause);
-    return taskOutput(task, await userTimezone(db, userId));
+    return taskOutput(task, await zone());
   },
   targetsOf: namedTask,
 });
@@ -157,9 +159,9 @@ const deleteTaskTool = defineTool({
   input: z.object({ task_id: taskIdSchema }),
   output: z.object({ deleted: TaskOutput }),
   annotations: { readOnlyHint: false, destructiveHint: true, idempotentHint: false },
-  run: async ({ db, userId, cause }, input) => {
+  run: async ({ db, userId, cause, zone }, input) => {
     const deleted = await deleteTask(db, userId, taskIdOf(input.task_id), cause);
-    return { deleted: taskOutput(deleted, await userTimezone(db, userId)) };
+    return { deleted: taskOutput(deleted, await zone()) };
   },
   targetsOf: namedTask,
 });
@@ -175,15 +177,23 @@ const updateTaskTool = defineTool({
   }),
   output: TaskOutput,
   annotations: { readOnlyHint: false, destructiveHint: false, idempotentHint: true },
-  run: async ({ db, userId, cause }, { task_id, title, description, ...args }) => {
-    const zone = await userTimezone(db, userId);
+  run: async ({ db, userId, cause, zone: userZone }, { task_id, title, description, ...args }) => {
+    const zone = await userZone();
     const task = await updateTask(db, userId, taskIdOf(task_id), { title, description, ...scheduleInput(args, zone) }, cause, TOOL_FIELDS);
     return taskOutput(task, zone);
   },
   targetsOf: namedTask,
 });
 
-export const TOOLS: readonly ToolDefinition[] = [addTaskTool, listTasksTool, completeTaskTool, deleteTaskTool, updateTaskTool, undoTurnTool];
+export const TOOLS: readonly ToolDefinition[] = [
+  addTaskTool,
+  listTasksTool,
+  completeTaskTool,
+  deleteTaskTool,
+  updateTaskTool,
+  ...TASK_SEARCH_TOOLS,
+  undoTurnTool,
+];
 
 const byName = new Map(TOOLS.map((tool) => [tool.name, tool]));
 

@@ -89,4 +89,6 @@ export interface TurnRun {
   decided: boolean;
   /** Reads the turn row and aborts `signal` if the turn was asked to stop: the backstop to the notification. */
   checkStop(): Promise<void>;
+  /** The user's time zone, read once per turn (the system message and the tools' local times). */
+  zone(): Promise<string>;
 }

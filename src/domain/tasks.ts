@@ -18,7 +18,7 @@ import { userTimezone } from "./user-settings.js";
 
 /** Every function takes the caller's userId; a row of another user is NOT_FOUND, never FORBIDDEN. */
 
-export type TaskStatus = "ALL" | "PENDING" | "COMPLETED";
+export type { TaskStatus } from "./task-query.js";
 
 /** A Prisma select/include from Pothos, so the row carries what the GraphQL query asked for. */
 export type TaskQuery = { select?: Prisma.TaskSelect };
@@ -48,45 +48,28 @@ function fieldName(names: FieldNames | undefined, field: string): string {
   return names?.prefix ? `${names.prefix}.${renamed}` : renamed;
 }
 
-export function taskWhere(userId: string, status: TaskStatus = "ALL"): Prisma.TaskWhereInput {
-  if (status === "PENDING") return { userId, completed: false };
-  if (status === "COMPLETED") return { userId, completed: true };
-  return { userId };
-}
-
-/** Newest first, with the id as a tiebreaker so cursors are stable. */
-export const TASK_ORDER: Prisma.TaskOrderByWithRelationInput[] = [{ createdAt: "desc" }, { id: "desc" }];
-
 export async function getTask(db: DbClient, userId: string, id: string, query: TaskQuery = {}) {
   const task = await db.task.findFirst({ ...query, where: { id, userId } });
   if (!task) throw notFound("Task");
   return task;
 }
 
-/** What Pothos asks of a connection's page: the selection, and where the page starts (`cursor`, `skip`, `take`). */
-export type TaskPageQuery = Omit<Prisma.TaskFindManyArgs, "where" | "orderBy">;
+/** A task row as `RETURNING ${TASK_COLUMNS}` gives it: snake_case columns, which Prisma's model names in camelCase. */
+export type TaskRow = Record<string, unknown>;
 
 /**
- * One page of the user's tasks. The cursor row is looked up with the user in
- * the filter: Prisma finds a cursor by its unique id alone and pages from
- * wherever that row sits, so another user's task id as a cursor would return a
- * different page than an unknown one, revealing that the task exists and when
- * it was created. Scoped, it is an unknown cursor: an empty page.
+ * The model's columns, for RETURNING and SELECT: every field of the Task model
+ * (so a column added to the model comes along), and not `tasks.*`, which has
+ * search_vector too, a tsvector the driver adapter cannot read.
  */
-export function listTaskPage(db: DbClient, userId: string, status: TaskStatus, query: TaskPageQuery) {
-  const cursor = query.cursor === undefined ? undefined : { ...query.cursor, userId };
-  return db.task.findMany({ ...query, cursor, where: taskWhere(userId, status), orderBy: TASK_ORDER });
-}
-
-export async function listTasks(db: DbClient, userId: string, status: TaskStatus, limit: number) {
-  return db.task.findMany({ where: taskWhere(userId, status), orderBy: TASK_ORDER, take: limit });
-}
-
-/** A task row as `RETURNING tasks.*` gives it: snake_case columns, which Prisma's model names in camelCase. */
-type TaskRow = Record<string, unknown>;
+export const TASK_COLUMNS = Prisma.raw(
+  Object.values(Prisma.TaskScalarFieldEnum)
+    .map((field) => `tasks.${field.replace(/[A-Z]/g, (letter) => `_${letter.toLowerCase()}`)}`)
+    .join(", "),
+);
 
 /** The row in the model's shape, for every column there is (a column added later comes along). */
-function taskFromRow(row: TaskRow | undefined): Task {
+export function taskFromRow(row: TaskRow | undefined): Task {
   if (row === undefined) throw notFound("Task");
   const task: Record<string, unknown> = {};
   for (const [column, value] of Object.entries(row)) {
@@ -112,7 +95,7 @@ export async function addTask(db: DbClient, userId: string, input: AddTaskInput,
     INSERT INTO tasks (user_id, title, description, priority, labels, due_at, due_all_day, recurrence)
     SELECT ${userId}, ${title}, ${description}, ${priority}::task_priority, ${labels}::text[], ${schedule.dueAt}::timestamptz, ${schedule.dueAllDay}, ${schedule.recurrence}
     FROM ${causeFrom(cause)}
-    RETURNING tasks.*`;
+    RETURNING ${TASK_COLUMNS}`;
   return taskFromRow(rows[0]);
 }
 
@@ -192,7 +175,7 @@ function writeUpdate(db: DbClient, userId: string, id: string, sets: Prisma.Sql[
   return db.$queryRaw<TaskRow[]>`
     UPDATE tasks SET ${Prisma.join(sets, ", ")} FROM ${causeFrom(cause)}
     WHERE tasks.id = ${id}::uuid AND tasks.user_id = ${userId} ${unchanged}
-    RETURNING tasks.*`;
+    RETURNING ${TASK_COLUMNS}`;
 }
 
 /** Deletes the task and returns it as it was. */
@@ -200,7 +183,7 @@ export async function deleteTask(db: DbClient, userId: string, id: string, cause
   const rows = await db.$queryRaw<TaskRow[]>`
     DELETE FROM tasks USING ${causeFrom(cause)}
     WHERE tasks.id = ${id}::uuid AND tasks.user_id = ${userId}
-    RETURNING tasks.*`;
+    RETURNING ${TASK_COLUMNS}`;
   return taskFromRow(rows[0]);
 }
 

@@ -1,5 +1,6 @@
 import type { Server } from "@modelcontextprotocol/sdk/server/index.js";
 import { ownedTargets, reviewCall } from "../chat/approval-policy.js";
+import { findTool } from "../chat/tools.js";
 import type { DbClient } from "../db/client.js";
 import { findOwnedTasks } from "../domain/tasks.js";
 import type { Logger } from "../lib/logger.js";
@@ -22,7 +23,7 @@ import type { Logger } from "../lib/logger.js";
 /** How long the user has to answer the question before the call is refused. */
 const ELICITATION_TIMEOUT_MS = 10 * 60_000;
 
-const VERBS: Record<string, string> = { delete_task: "Delete" };
+const VERBS: Record<string, string> = { delete_task: "Delete", delete_tasks: "Delete" };
 
 /** What the user is asked: the tasks by title where the call names them, else the call itself. */
 function question(name: string, args: unknown, titles: readonly string[]): string {
@@ -46,7 +47,10 @@ export async function confirmDestructive(
   if (!review.asks) return { run: true };
   const owned = await ownedTargets(context.db, context.userId, review.targets);
   if (!review.targets.every((id) => owned.has(id))) return { run: true };
-  const tasks = await findOwnedTasks(context.db, context.userId, review.taskIds);
+  const tool = findTool(name);
+  const parsed = tool?.input.safeParse(args);
+  const taskIds = tool?.tasksToTouch && parsed?.success ? await tool.tasksToTouch(context, parsed.data) : review.taskIds;
+  const tasks = await findOwnedTasks(context.db, context.userId, taskIds);
   try {
     const message = question(
       name,

@@ -1,4 +1,6 @@
 import { Server } from "@modelcontextprotocol/sdk/server/index.js";
+import { userTimezone } from "../domain/user-settings.js";
+import { memoized } from "../lib/memo.js";
 import { Protocol } from "@modelcontextprotocol/sdk/shared/protocol.js";
 import { ErrorCode as RpcErrorCode, ListToolsRequestSchema, McpError, type CallToolResult } from "@modelcontextprotocol/sdk/types.js";
 import { inputJsonSchema, outputJsonSchema, runTool, TOOLS } from "../chat/tools.js";
@@ -44,7 +46,13 @@ export function createMcpServer(options: { db: Db; userId: string; logger: Logge
       const confirmation = await confirmDestructive(server, options, name, args);
       if (!confirmation.run) return { isError: true, content: [{ type: "text", text: confirmation.reason }] };
       outcome = await runTool(
-        { db: options.db, userId: options.userId, cause: MCP_CAUSE, atomically: (work) => options.db.$transaction(work) },
+        {
+          db: options.db,
+          userId: options.userId,
+          cause: MCP_CAUSE,
+          atomically: (work) => options.db.$transaction(work),
+          zone: memoized(() => userTimezone(options.db, options.userId)),
+        },
         name,
         args,
       );

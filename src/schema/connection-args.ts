@@ -13,6 +13,7 @@ import {
 } from "graphql";
 import type { Plugin } from "graphql-yoga";
 import { ErrorCode } from "../lib/errors.js";
+import { isTaskCursor } from "../domain/task-order.js";
 import { isValidCursor } from "../lib/ids.js";
 
 export const MAX_PAGE_SIZE = 100;
@@ -45,12 +46,21 @@ export function connectionArgsProblems(
     }
     for (const name of ["after", "before"] as const) {
       const value = args[name];
-      if (typeof value === "string" && !isValidCursor(value)) {
+      if (typeof value === "string" && !cursorCheck(field)(value)) {
         problems.push(problem(node, name, `${where} ${name} is not a cursor from this connection`));
       }
     }
   }
   return problems;
+}
+
+/**
+ * The cursor shape of a connection: Pothos' (GPC:) for the Prisma connections,
+ * the keyset cursor of domain/task-order.ts for the task list (its resolver
+ * checks that it is of the order asked for).
+ */
+function cursorCheck(field: GraphQLField<unknown, unknown>): (cursor: string) => boolean {
+  return getNamedType(field.type).name === "TaskConnection" ? isTaskCursor : isValidCursor;
 }
 
 interface ConnectionField {

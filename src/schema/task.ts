@@ -1,14 +1,13 @@
-import { addTask, deleteTask, getTask, listTaskPage, TASK_PRIORITIES, updateTask, type TaskStatus } from "../domain/tasks.js";
+import { addTask, deleteTask, getTask, updateTask } from "../domain/tasks.js";
+import { listTaskPage } from "../domain/task-list.js";
+import { checkTaskFilter } from "../domain/task-query.js";
 import { upcomingOccurrences } from "../domain/task-fields.js";
 import { Bounds } from "../domain/bounds.js";
 import { USER_CAUSE } from "../domain/provenance.js";
+import { badInput } from "../lib/errors.js";
 import { builder } from "./builder.js";
 import { parseId } from "../lib/ids.js";
-
-export const TaskPriorityEnum = builder.enumType("TaskPriority", {
-  description: "In ascending order: ordering by priority puts NONE first and URGENT last.",
-  values: TASK_PRIORITIES,
-});
+import { TaskFilterInput, TaskOrderInput, TaskPriorityEnum, TaskStatusFilter, taskOrderOf } from "./task-filter.js";
 
 export const TaskRef = builder.prismaNode("Task", {
   id: { field: "id" },
@@ -51,10 +50,6 @@ export const TaskRef = builder.prismaNode("Task", {
   }),
 });
 
-export const TaskStatusFilter = builder.enumType("TaskStatusFilter", {
-  values: ["ALL", "PENDING", "COMPLETED"] as const satisfies readonly TaskStatus[],
-});
-
 const DUE_AT = "When the task is due. With dueAllDay, any instant of the due day (in the viewer's time zone): it is kept as the day's start.";
 const RECURRENCE =
   "An RFC 5545 RRULE value (e.g. FREQ=WEEKLY;BYDAY=MO,TH; no DTSTART: dueAt is the start). Needs dueAt. Completing the task moves it to its next occurrence.";
@@ -91,13 +86,24 @@ const UpdateTaskInput = builder.inputType("UpdateTaskInput", {
 });
 
 builder.queryFields((t) => ({
-  tasks: t.prismaConnection(
+  tasks: t.connection(
     {
-      type: "Task",
-      cursor: "id",
-      description: "The viewer's tasks, newest first.",
-      args: { status: t.arg({ type: TaskStatusFilter, defaultValue: "ALL", required: false }) },
-      resolve: (query, _root, args, ctx) => listTaskPage(ctx.db, ctx.viewer.userId, args.status ?? "ALL", query),
+      type: TaskRef,
+      description:
+        "The viewer's tasks matching `filter`, in `orderBy` (default: newest first). A cursor belongs to the order it came from: another order's is BAD_USER_INPUT. `status` is filter.status for older clients.",
+      args: {
+        filter: t.arg({ type: TaskFilterInput }),
+        orderBy: t.arg({ type: TaskOrderInput }),
+        status: t.arg({ type: TaskStatusFilter, defaultValue: "ALL", required: false }),
+      },
+      resolve: (_root, args, ctx) => {
+        const filterStatus = args.filter?.status ?? null;
+        const status = args.status ?? "ALL";
+        if (filterStatus !== null && status !== "ALL" && filterStatus !== status)
+          throw badInput("status", "contradicts filter.status; give one of them");
+        const filter = checkTaskFilter({ ...args.filter, status: filterStatus ?? status }, "filter");
+        return listTaskPage(ctx.db, ctx.viewer.userId, filter, taskOrderOf(args.orderBy), args);
+      },
     },
     { name: "TaskConnection" },
     { name: "TaskEdge" },

@@ -1,5 +1,6 @@
 import { parseArguments, findTool } from "../chat/tools.js";
 import { storedToolCalls, toolDocument } from "../chat/history.js";
+import type { DbClient } from "../db/client.js";
 import type { Message, Task } from "../generated/prisma/client.js";
 import { builder } from "./builder.js";
 import { toolResultKey } from "./loaders.js";
@@ -16,12 +17,17 @@ export interface ToolCallShape {
   conversationId: string;
 }
 
-/** The raw ids of the tasks a call names, as its tool reads its arguments; none when they are invalid. */
-function namedTaskIds(call: ToolCallShape): string[] {
+/**
+ * The raw ids of the tasks a call would touch, as its tool reads its
+ * arguments: those it names, or (a bulk call by filter) those the filter
+ * matches now; none when its arguments are invalid.
+ */
+async function touchedTaskIds(call: ToolCallShape, context: { db: DbClient; userId: string }): Promise<string[]> {
   const tool = findTool(call.name);
   const parsed = tool?.input.safeParse(call.arguments);
-  if (!tool?.targetsOf || !parsed?.success) return [];
-  return tool.targetsOf(parsed.data)?.taskIds ?? [];
+  if (!tool || !parsed?.success) return [];
+  if (tool.tasksToTouch) return tool.tasksToTouch(context, parsed.data);
+  return tool.targetsOf?.(parsed.data)?.taskIds ?? [];
 }
 
 export const ToolCallRef = builder.objectRef<ToolCallShape>("ToolCall").implement({
@@ -45,9 +51,9 @@ export const ToolCallRef = builder.objectRef<ToolCallShape>("ToolCall").implemen
     tasks: t.field({
       type: [TaskRef],
       description:
-        "The viewer's tasks this call names (its task_id), as they are now: what an approval card shows. A task that no longer exists is left out.",
+        "The viewer's tasks this call names (its task_id or task_ids), as they are now, or for a bulk call by filter the tasks the filter matches now (none when more match than the call may change): what an approval card shows. A task that no longer exists is left out.",
       resolve: async (call, _args, ctx) => {
-        const tasks = await ctx.tasks.loadMany(namedTaskIds(call));
+        const tasks = await ctx.tasks.loadMany(await touchedTaskIds(call, { db: ctx.db, userId: ctx.viewer.userId }));
         return tasks.filter((task): task is Task => task !== null && !(task instanceof Error));
       },
     }),

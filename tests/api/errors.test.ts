@@ -10,7 +10,7 @@ const GRAPHQL_RESPONSE = "application/graphql-response+json";
 interface LogEntry {
   msg: string;
   path?: unknown;
-  err?: { type?: string; message?: string; code?: string; stack?: string };
+  err?: { type?: string; message?: string; code?: string; stack?: string; meta?: { driverAdapterError?: { cause?: Record<string, unknown> } } };
 }
 
 /** The parts of a response body that would leak internals. */
@@ -88,7 +88,9 @@ describe("an unexpected failure", () => {
     const logged = entries.find((entry) => entry.msg === "unexpected error in a GraphQL operation");
     expect(logged?.path).toEqual(["tasks"]);
     expect(logged?.err?.type).toBe("PrismaClientKnownRequestError");
-    expect(logged?.err?.code).toBe("P2021");
+    // The list is a raw query (domain/task-list.ts): Prisma's P2010, with the driver's own cause.
+    expect(logged?.err?.code).toBe("P2010");
+    expect(logged?.err?.meta?.driverAdapterError?.cause).toMatchObject({ originalCode: "42P01", kind: "TableDoesNotExist", table: "tasks" });
     expect(logged?.err?.stack).toBeTruthy();
 
     const all = captured.lines.join("\n");
@@ -141,7 +143,8 @@ describe("an unreachable database", () => {
     const entries = captured.lines.map((line) => JSON.parse(line) as LogEntry & { level: number });
     const logged = entries.find((entry) => entry.msg === "database unavailable");
     expect(logged?.level).toBe(40);
-    expect(logged?.err?.code).toBe("P1001");
+    expect(logged?.err?.code).toBe("P2010");
+    expect(logged?.err?.meta?.driverAdapterError?.cause).toMatchObject({ kind: "DatabaseNotReachable", port });
     const all = captured.lines.join("\n");
     expect(all).not.toContain("not-the-password");
     expect(all).not.toContain(token);

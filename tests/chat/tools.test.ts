@@ -48,7 +48,17 @@ const TASKS = /* GraphQL */ `
   }
 `;
 
-const TOOL_NAMES = ["add_task", "list_tasks", "complete_task", "delete_task", "update_task", "undo_turn"];
+const TOOL_NAMES = [
+  "add_task",
+  "list_tasks",
+  "complete_task",
+  "delete_task",
+  "update_task",
+  "search_tasks",
+  "complete_tasks",
+  "delete_tasks",
+  "undo_turn",
+];
 const NOT_FOUND = "Task not found. List the tasks to get valid ids.";
 const NOT_RUN = "Not run: this exact call was already made in this turn. Use its earlier result.";
 
@@ -656,7 +666,8 @@ describe("assistant task tools", () => {
     const { response, payload, requests } = await send(user, "email my boss", { expectedCalls: 2 });
     expect(response.errors).toBeUndefined();
 
-    const error = 'Unknown tool "send_email". Available tools: add_task, list_tasks, complete_task, delete_task, update_task, undo_turn.';
+    const error =
+      'Unknown tool "send_email". Available tools: add_task, list_tasks, complete_task, delete_task, update_task, search_tasks, complete_tasks, delete_tasks, undo_turn.';
     expect(callById(payload, "call_unknown")).toEqual({
       id: "call_unknown",
       name: "send_email",
@@ -893,7 +904,7 @@ describe("assistant task tools", () => {
 
   // ---------------------------------------------------------------- tool schemas and the user
 
-  it("should send the six tools with JSON-schema parameters and no user parameter", async () => {
+  it("should send the nine tools with JSON-schema parameters and no user parameter", async () => {
     const user = await newUser(server);
     fake.enqueue(textReply("Hello."));
 

@@ -87,12 +87,29 @@ export async function expectedShape(schemaFile = SCHEMA_FILE): Promise<SchemaSha
   return shapeFromDatamodel(await readDatamodel(schemaFile));
 }
 
+/**
+ * Columns the schema declares as Unsupported(), which the DMMF leaves out
+ * (its indexes still name them): model → field → column and shape. A stored
+ * generated tsvector has no column default in information_schema (its
+ * expression is in the migration).
+ */
+const GENERATED_COLUMNS: Record<string, Record<string, { column: string; shape: ColumnShape }>> = {
+  Task: {
+    searchVector: {
+      column: "search_vector",
+      shape: { dataType: "tsvector", udtName: "tsvector", maxLength: null, datetimePrecision: null, nullable: true, default: null },
+    },
+  },
+};
+
 export function shapeFromDatamodel(datamodel: Datamodel): SchemaShape {
   const enumsByName = new Map(datamodel.enums.map((e) => [e.name, e]));
   const modelsByName = new Map(datamodel.models.map((m) => [m.name, m]));
   const tableOf = (model: DmmfModel) => model.dbName ?? model.name;
   const columnOf = (model: DmmfModel, fieldName: string) => {
     const field = model.fields.find((f) => f.name === fieldName);
+    const generated = GENERATED_COLUMNS[model.name]?.[fieldName];
+    if (generated) return generated.column;
     if (!field) throw new Error(`schema-shape: ${model.name} has no field ${fieldName}`);
     return field.dbName ?? field.name;
   };
@@ -107,6 +124,7 @@ export function shapeFromDatamodel(datamodel: Datamodel): SchemaShape {
     const tableShape: TableShape = { columns: {}, indexes: {}, foreignKeys: {} };
     shape.tables[table] = tableShape;
 
+    for (const generated of Object.values(GENERATED_COLUMNS[model.name] ?? {})) tableShape.columns[generated.column] = generated.shape;
     for (const field of model.fields) {
       if (field.kind === "object") {
         const from = field.relationFromFields ?? [];

@@ -258,7 +258,7 @@ describe("MCP over Streamable HTTP", () => {
       const user = await newUser(server, "mcp-unknown");
       const { client } = await connect(user);
       expect(await callError(client, "drop_database", { title: "x" })).toBe(
-        'Unknown tool "drop_database". Available tools: add_task, list_tasks, complete_task, delete_task, update_task, undo_turn.',
+        'Unknown tool "drop_database". Available tools: add_task, list_tasks, complete_task, delete_task, update_task, search_tasks, complete_tasks, delete_tasks, undo_turn.',
       );
       expect(await rowsOf(user.id)).toEqual([]);
     });

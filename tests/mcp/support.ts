@@ -6,7 +6,17 @@ import type { QueuedSubscription } from "../helpers/ws-client.js";
 
 /** Shared checks of the MCP tests (HTTP and stdio). */
 
-export const TOOL_NAMES = ["add_task", "list_tasks", "complete_task", "delete_task", "update_task", "undo_turn"] as const;
+export const TOOL_NAMES = [
+  "add_task",
+  "list_tasks",
+  "complete_task",
+  "delete_task",
+  "update_task",
+  "search_tasks",
+  "complete_tasks",
+  "delete_tasks",
+  "undo_turn",
+] as const;
 
 export const TASK_CHANGED = /* GraphQL */ `
   subscription {
@@ -112,6 +122,14 @@ export function expectToolCatalogue(tools: Tool[]): void {
   }
   for (const name of ["add_task", "complete_task", "update_task", "list_tasks"] as const) {
     expect(tool(name).annotations?.destructiveHint, name).not.toBe(true);
+  }
+  expect(tool("search_tasks").annotations).toMatchObject({ readOnlyHint: true, idempotentHint: true });
+  expect(tool("search_tasks").outputSchema?.required).toEqual(["tasks", "total_matched", "more_matched"]);
+  expect(tool("complete_tasks").annotations).toMatchObject({ readOnlyHint: false, destructiveHint: false });
+  expect(tool("delete_tasks").annotations).toMatchObject({ readOnlyHint: false, destructiveHint: true });
+  for (const name of ["complete_tasks", "delete_tasks"] as const) {
+    expect(Object.keys(tool(name).inputSchema.properties ?? {}).sort(), name).toEqual(["filter", "task_ids"]);
+    expect(tool(name).inputSchema.properties, name).toMatchObject({ task_ids: { type: "array", maxItems: 50 } });
   }
   // undo_turn deletes what a turn created: destructive, and not idempotent (a second call is refused).
   expect(Object.keys(tool("undo_turn").inputSchema.properties ?? {})).toEqual(["turn_id"]);

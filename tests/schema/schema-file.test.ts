@@ -11,7 +11,7 @@ describe("schema.graphql", () => {
   it("should keep the public contract's names", () => {
     const printed = printSchemaSorted();
     for (const line of [
-      "tasks(after: String, before: String, first: Int, last: Int, status: TaskStatusFilter = ALL): TaskConnection!",
+      "tasks(after: String, before: String, filter: TaskFilter, first: Int, last: Int, orderBy: TaskOrder, status: TaskStatusFilter = ALL): TaskConnection!",
       "conversations(after: String, before: String, first: Int, last: Int): ConversationConnection!",
       "messages(after: String, before: String, first: Int, last: Int): MessageConnection!",
       "node(id: ID!): Node",

@@ -233,8 +233,8 @@ const CONVERSATION_PAGE = /* GraphQL */ `
   }
 `;
 const TASKS = /* GraphQL */ `
-  query Tasks($status: TaskStatusFilter, $after: String, $before: String, $first: Int, $last: Int) {
-    tasks(status: $status, after: $after, before: $before, first: $first, last: $last) {
+  query Tasks($status: TaskStatusFilter, $after: String, $before: String, $first: Int, $last: Int, $filter: TaskFilter, $orderBy: TaskOrder) {
+    tasks(status: $status, after: $after, before: $before, first: $first, last: $last, filter: $filter, orderBy: $orderBy) {
       edges {
         cursor
         node {
@@ -638,6 +638,28 @@ describe("isolation attack suite: another user's ids at every entry point", () =
     });
   }
 
+  /**
+   * The task list's keyset cursors (domain/task-order.ts) carry a key and an id
+   * and never make the database look the row up: Alice's row's id in one pages
+   * exactly as a ghost id with the same key does.
+   */
+  async function attackTaskCursors(size: number) {
+    const taskCursor = (uuid: string) =>
+      Buffer.from(`TaskCursor:${JSON.stringify(["CREATED_AT", "DESC", "2000-01-01T00:00:00.000Z", uuid])}`).toString("base64");
+    await each(targets, async (t) => {
+      const form: IdForm = {
+        label: `a task cursor of ${t.label}`,
+        value: taskCursor(t.uuid),
+        ghost: taskCursor(randomUUID()),
+        shape: "cursor",
+        code: null,
+        owned: false,
+      };
+      await attackGql("query", "Query.tasks", TASKS, (cursor) => ({ after: cursor, first: size }), form);
+      await attackGql("query", "Query.tasks", TASKS, (cursor) => ({ before: cursor, last: size }), form);
+    });
+  }
+
   const CASES: Record<RootType, Record<string, () => Promise<void>>> = {
     Query: {
       node: async () => {
@@ -713,17 +735,33 @@ describe("isolation attack suite: another user's ids at every entry point", () =
             await attackList("Query.tasks", `status ${status}`, TASKS, { status, first: 100 }, expected[status]);
           }
           await attackList("Query.tasks", "the default status", TASKS, { first: 100 }, expected.ALL);
-          await attackCursors("Query.tasks", TASKS, {}, 100);
+          // The filter and the orders: Alice's words find nothing of hers, and every order lists only Bob's.
+          await attackList("Query.tasks", "a search for Alice's word", TASKS, { filter: { search: WORD }, first: 100 }, []);
+          await attackList("Query.tasks", "a search for Alice's word as a prefix", TASKS, { filter: { search: WORD.slice(0, 10) }, first: 100 }, []);
+          await attackList(
+            "Query.tasks",
+            "overdue, priorities and labels",
+            TASKS,
+            { filter: { overdue: false, priority: ["NONE"], labels: [] }, first: 100 },
+            expected.ALL,
+          );
+          for (const field of ["CREATED_AT", "DUE_AT", "PRIORITY", "UPDATED_AT"]) {
+            await attackList("Query.tasks", `orderBy ${field}`, TASKS, { orderBy: { field }, first: 100 }, expected.ALL);
+          }
+          await attackTaskCursors(100);
         });
         const all = await ok<{ tasks: { edges: { node: { id: string } }[] } }>(alice, TASKS, { first: 100 });
         const ids = all.tasks.edges.map((edge) => edge.node.id);
         for (const t of ofType("Task")) expect(ids).toContain(t.globalId);
-        const [newest, ...older] = ids;
+        const [, ...older] = ids;
         const page = await ok<{ tasks: { edges: { node: { id: string } }[] } }>(alice, TASKS, {
-          after: cursorOf(parseId(newest!, "id", "Task")),
+          after: (all.tasks.edges[0] as unknown as { cursor: string }).cursor,
           first: 100,
         });
         expect(page.tasks.edges.map((edge) => edge.node.id)).toEqual(older);
+        // Her search finds her task by her word.
+        const found = await ok<{ tasks: { edges: { node: { id: string } }[] } }>(alice, TASKS, { filter: { search: WORD }, first: 100 });
+        expect(found.tasks.edges.length).toBeGreaterThan(0);
         ledger.control("Query.tasks");
       },
       conversations: async () => {
@@ -1232,12 +1270,15 @@ describe("isolation attack suite: another user's ids at every entry point", () =
         recurrence: "FREQ=DAILY",
       }),
     },
+    search_tasks: null,
+    complete_tasks: { accepts: ["Task"], args: (id) => ({ task_ids: [id] }) },
+    delete_tasks: { accepts: ["Task"], args: (id) => ({ task_ids: [id] }) },
     undo_turn: { accepts: ["Turn"], args: (id) => ({ turn_id: id }) },
   };
 
   /** The id a planned call sends, whichever argument carries it. */
   function sentId(args: Record<string, unknown>): string | undefined {
-    const id = args.task_id ?? args.turn_id;
+    const id = args.task_id ?? args.turn_id ?? (Array.isArray(args.task_ids) ? args.task_ids[0] : undefined);
     return typeof id === "string" ? id : undefined;
   }
 
@@ -1245,6 +1286,7 @@ describe("isolation attack suite: another user's ids at every entry point", () =
     if (text === NOT_FOUND_TOOL_TEXT || text === TURN_NOT_FOUND_TOOL_TEXT) return "NOT_FOUND";
     if (/^task_id ".*" is not a task id; use an id that add_task or list_tasks returned$/.test(text)) return "BAD_USER_INPUT";
     if (/^turn_id ".*" is not a turn id$/.test(text)) return "BAD_USER_INPUT";
+    if (text === "task_ids: one of them is not a task id; use ids that search_tasks returned") return "BAD_USER_INPUT";
     return text;
   }
 
@@ -1412,6 +1454,22 @@ describe("isolation attack suite: another user's ids at every entry point", () =
           ];
           ledger.record("mcp", "mcp.list_tasks", `status ${status}`, findings);
         }
+        // search_tasks for Alice's word: nothing of hers, and a filter-form bulk call touches nothing of hers.
+        for (const args of [{ query: WORD }, { query: WORD.slice(0, 10), status: "all" }]) {
+          const answer = await mcpAnswer(bobMcp, "search_tasks", args);
+          const ids = ((answer.structuredContent?.tasks ?? []) as { id: string }[]).map((task) => task.id);
+          const findings = [
+            ...(answer.isError ? [toolText(answer)] : []),
+            ...ids.map((id) => `listed ${id}`),
+            ...secrets.foundIn(visible(answer)).map((marker) => `the answer carries Alice's ${marker}`),
+          ];
+          ledger.record("mcp", "mcp.search_tasks", `search ${JSON.stringify(args)}`, findings);
+        }
+        for (const name of ["complete_tasks", "delete_tasks"]) {
+          const answer = await mcpAnswer(bobMcp, name, { filter: { query: WORD } });
+          const count = (answer.structuredContent as { count?: number } | undefined)?.count;
+          ledger.record("mcp", `mcp.${name}`, "a filter of Alice's word", count === 0 ? [] : [`answered ${toolText(answer)}`]);
+        }
         // add_task with Alice named as the owner: Bob's task (the arguments cannot choose the user).
         const added = await mcpAnswer(bobMcp, "add_task", { title: "bob via mcp", user_id: alice.id, userId: alice.id, owner: alice.id });
         const id = (added.structuredContent as { id?: string } | undefined)?.id;
@@ -1430,7 +1488,11 @@ describe("isolation attack suite: another user's ids at every entry point", () =
       expect((await call("list_tasks", { status: "all" })).tasks.map((task: { id: string }) => task.id)).toContain(added.id);
       expect((await call("update_task", { task_id: added.id, title: `${WORD} renamed via mcp` })).title).toBe(`${WORD} renamed via mcp`);
       expect((await call("complete_task", { task_id: added.id })).completed).toBe(true);
-      expect((await call("delete_task", { task_id: added.id })).deleted.id).toBe(added.id);
+      expect((await call("search_tasks", { query: `${WORD} renamed` })).tasks.map((task: { id: string }) => task.id)).toContain(added.id);
+      expect((await call("complete_tasks", { task_ids: [added.id] })).count).toBe(1);
+      expect((await call("delete_tasks", { task_ids: [added.id] })).tasks[0].id).toBe(added.id);
+      const again = await call("add_task", { title: `${WORD} again via mcp` });
+      expect((await call("delete_task", { task_id: again.id })).deleted.id).toBe(again.id);
       const turn = await aliceAssistantTurn("to be undone over MCP");
       expect((await call("undo_turn", { turn_id: turn.id })).undone_turn_id).toBe(turn.id);
     });
@@ -1468,6 +1530,8 @@ describe("isolation attack suite: another user's ids at every entry point", () =
       }
       for (const status of ["all", "pending", "completed"]) calls.push({ id: `list_${status}`, name: "list_tasks", args: { status } });
       calls.push({ id: "add_as_alice", name: "add_task", args: { title: "bob via the assistant", user_id: alice.id, userId: alice.id } });
+      // Her word's shared part (the whole word in Bob's own call would read as a leak of it): every one of her tasks matches it.
+      calls.push({ id: "search_alice", name: "search_tasks", args: { query: WORD.slice(0, "alice-secret".length) } });
 
       await unchanged("assistant", "assistant tools", async () => {
         const requestsBefore = rig.fake.requests.length;
@@ -1512,6 +1576,13 @@ describe("isolation attack suite: another user's ids at every entry point", () =
           ];
           ledger.record("assistant", "assistant.list_tasks", `status ${status}`, findings);
         }
+        const searched = inPayload.get("search_alice")?.result as { tasks?: { id: string }[]; total_matched?: number } | undefined;
+        ledger.record(
+          "assistant",
+          "assistant.search_tasks",
+          "a search for Alice's word",
+          searched?.tasks?.length === 0 && searched.total_matched === 0 ? [] : [`answered ${JSON.stringify(answerOf("search_alice"))}`],
+        );
         const added = inPayload.get("add_as_alice")?.result as { id?: string } | undefined;
         const row = added?.id ? await rig.server.db.task.findUnique({ where: { id: parseId(added.id, "id", "Task") } }) : null;
         ledger.record(
@@ -1530,10 +1601,12 @@ describe("isolation attack suite: another user's ids at every entry point", () =
       });
 
       // The control: Alice's model calls every tool with her own ids, and each call works.
-      const [toComplete, toUpdate, toDelete] = [
+      const [toComplete, toUpdate, toDelete, toBulkComplete, toBulkDelete] = [
         await aliceTask("for the assistant to complete"),
         await aliceTask("to rename"),
         await aliceTask("to drop"),
+        await aliceTask("to complete in bulk"),
+        await aliceTask("to drop in bulk"),
       ];
       const toUndo = await aliceAssistantTurn("for the assistant to undo");
       const controls = [
@@ -1542,16 +1615,29 @@ describe("isolation attack suite: another user's ids at every entry point", () =
         { id: "c_complete", name: "complete_task", args: { task_id: toComplete } },
         { id: "c_update", name: "update_task", args: { task_id: toUpdate, title: `${WORD} renamed by the assistant` } },
         { id: "c_delete", name: "delete_task", args: { task_id: toDelete } },
+        { id: "c_search", name: "search_tasks", args: { query: "rename" } },
+        { id: "c_complete_many", name: "complete_tasks", args: { task_ids: [toBulkComplete] } },
+        { id: "c_delete_many", name: "delete_tasks", args: { task_ids: [toBulkDelete] } },
         { id: "c_undo", name: "undo_turn", args: { turn_id: toUndo.id } },
       ];
       rig.fake.enqueue(toolCallReply(controls, `${WORD} plan`), textReply(`${WORD} done`));
       const response = await send(alice, { conversationId: a.chat, content: `${WORD} do it all` });
       expect(response.errors).toBeUndefined();
-      // Her delete and her undo wait for her approval (CHAT_APPROVAL=destructive); the other four ran.
+      // Her delete, her bulk calls and her undo wait for her approval (CHAT_APPROVAL=destructive); the others ran.
       const paused = response.data!.sendMessage;
       expect(paused.turn.status).toBe("REQUIRES_ACTION");
-      expect(paused.toolCalls.map((call) => call.approval?.status ?? null)).toEqual([null, null, null, null, "PENDING", "PENDING"]);
-      const approve = ["c_delete", "c_undo"].map((toolCallId) => ({ toolCallId, approve: true }));
+      expect(paused.toolCalls.map((call) => call.approval?.status ?? null)).toEqual([
+        null,
+        null,
+        null,
+        null,
+        "PENDING",
+        null,
+        "PENDING",
+        "PENDING",
+        "PENDING",
+      ]);
+      const approve = ["c_delete", "c_complete_many", "c_delete_many", "c_undo"].map((toolCallId) => ({ toolCallId, approve: true }));
       await ok(alice, DECIDE, { id: paused.turn.id, decisions: approve });
       const turnId = parseId(paused.turn.id, "id", "Turn");
       await vi.waitFor(
@@ -1567,6 +1653,7 @@ describe("isolation attack suite: another user's ids at every entry point", () =
         ledger.control(`assistant.${control.name}`);
       }
       expect(JSON.stringify(results.get("c_list")?.result)).toContain(toUpdate);
+      expect(JSON.stringify(results.get("c_search")?.result)).toContain(toUpdate);
     });
   });
 
