@@ -163,9 +163,10 @@ describe.skipIf(onNatsTransport())("the notification protocol, through the real 
     expect(await one()).toEqual({ kind: "conversation", op: "UPDATE", conversationId });
     // Silent: an unchanged title, the turn lease taken and given back, and an answer's streaming flushes.
     await writer.query("UPDATE conversations SET title = 'renamed' WHERE id = $1", [conversationId]);
-    await writer.query("UPDATE conversations SET turn_lease_id = gen_random_uuid(), turn_lease_expires_at = now() + interval '1 minute' WHERE id = $1", [
-      conversationId,
-    ]);
+    await writer.query(
+      "UPDATE conversations SET turn_lease_id = gen_random_uuid(), turn_lease_expires_at = now() + interval '1 minute' WHERE id = $1",
+      [conversationId],
+    );
     await writer.query("UPDATE conversations SET turn_lease_id = NULL, turn_lease_expires_at = NULL WHERE id = $1", [conversationId]);
     const answer = await insertMessage(writer, { conversationId, userId, role: "assistant", content: "a", seq: 2, status: "STREAMING" });
     await writer.query("UPDATE messages SET content = content || 'b' WHERE id = $1", [answer]);
