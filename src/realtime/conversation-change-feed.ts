@@ -30,7 +30,9 @@ export class ConversationChangeFeed extends ChangeFeed<Conversation, Conversatio
       readGone: async (ids) => (await db.deletedConversation.findMany({ where: { userId, id: { in: ids } }, select: tombstone })).map(gone),
       changedSince: (from) => db.conversation.findMany({ where: { userId, updatedAt: { gte: from } }, orderBy: { updatedAt: "asc" } }),
       deletedSince: async (from) =>
-        (await db.deletedConversation.findMany({ where: { userId, deletedAt: { gte: from } }, orderBy: { deletedAt: "asc" }, select: tombstone })).map(gone),
+        (
+          await db.deletedConversation.findMany({ where: { userId, deletedAt: { gte: from } }, orderBy: { deletedAt: "asc" }, select: tombstone })
+        ).map(gone),
       event: (kind, conversationId, conversation) => ({ kind, conversationId, conversation }),
       // What the list shows; the lease columns change without moving updated_at and are left out.
       state: (row) => JSON.stringify([row.updatedAt.toISOString(), row.title, row.lastSeq]),
