@@ -1,5 +1,7 @@
 import type pg from "pg";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
+import type { ConversationChangeEvent } from "../../src/realtime/hub.js";
+import { StreamEnd } from "../../src/realtime/subscriber.js";
 import { parseId, toGlobalId } from "../../src/lib/ids.js";
 import { cohereAssistant } from "../helpers/chat.js";
 import { databaseUrl } from "../helpers/db.js";
@@ -11,9 +13,11 @@ import {
   appendVia,
   CONVERSATION_CHANGED,
   live,
+  newConversation,
   nextConversationChange,
   startLiveServer,
   type ConversationChangeView,
+  within,
   type LiveServer,
 } from "./support.js";
 
@@ -171,3 +175,34 @@ describe("conversationChanged", () => {
 function parseRaw(globalId: string): string {
   return parseId(globalId, "id", "Conversation");
 }
+
+describe("a conversationChanged subscriber that stops reading", () => {
+  it("should be ended with SUBSCRIPTION_OVERFLOW past its bound, like every other subscription", async () => {
+    const server = await startLiveServer({ realtime: { bufferLimit: 5 } });
+    try {
+      const user = await newUser(server);
+      const realtime = server.app.realtime;
+      const before = realtime.establishedCount;
+      const changes = realtime.conversationChanges(user.id);
+      // A stream opens when it is first pulled, as graphql-ws and SSE do at once.
+      const first = changes.next();
+      await vi.waitFor(() => expect(realtime.establishedCount, "established subscriptions").toBe(before + 1), { timeout: 10_000, interval: 10 });
+      for (let index = 0; index < 12; index += 1) await newConversation(server.db, user.id, `unread ${index}`);
+      expect(((await first).value as ConversationChangeEvent).kind).toBe("CREATED");
+      let end: StreamEnd | undefined;
+      for (let reads = 0; reads < 12 && end === undefined; reads += 1) {
+        const { value, done } = await within(changes.next(), 10_000, "the next event or the end");
+        if (done) break;
+        if (value instanceof StreamEnd) end = value;
+      }
+      expect(end?.error).toMatchObject({
+        code: "SUBSCRIPTION_OVERFLOW",
+        message: expect.stringContaining("conversationChanged fell more than 5 events behind"),
+      });
+      expect((await changes.next()).done).toBe(true);
+      await vi.waitFor(() => expect(realtime.admission.heldBy(user.id)).toBe(0), { timeout: 10_000, interval: 10 });
+    } finally {
+      await server.close();
+    }
+  });
+});
