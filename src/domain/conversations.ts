@@ -38,6 +38,27 @@ export async function createConversation(
   return db.conversation.create({ ...query, data: { userId, title } });
 }
 
+/**
+ * Renames the conversation: `title: null` (or blank) clears it, an omitted
+ * title leaves it. A title equal to the current one changes nothing: the
+ * triggers see an unchanged row, so updated_at stays and nothing is pushed.
+ */
+export async function updateConversation(
+  db: Db,
+  userId: string,
+  id: string,
+  input: { title?: string | null | undefined },
+  query: ConversationQuery = {},
+  prefix?: string,
+) {
+  if (input.title !== undefined) {
+    const title = optionalText(prefix ? `${prefix}.title` : "title", input.title, Bounds.conversationTitle);
+    const { count } = await db.conversation.updateMany({ where: { id, userId }, data: { title } });
+    if (count === 0) throw notFound("Conversation");
+  }
+  return getConversation(db, userId, id, query);
+}
+
 /** Deletes the conversation and, by the foreign key's cascade, its messages. */
 export async function deleteConversation(db: Db, userId: string, id: string): Promise<void> {
   const { count } = await db.conversation.deleteMany({ where: { id, userId } });

@@ -7,8 +7,9 @@ import { Admission } from "./admission.js";
 import type { Feed, FeedLimits } from "./feed.js";
 import { MessageFeed, type MessageSubscription } from "./message-feed.js";
 import { userChannel, type Notification } from "./protocol.js";
-import type { StreamEnd } from "./subscriber.js";
+import type { Outlet, StreamEnd } from "./subscriber.js";
 import { TaskFeed, type TaskChangeEvent } from "./task-feed.js";
+import { ConversationChangeFeed, type ConversationChangeEvent } from "./conversation-change-feed.js";
 import type { RealtimeTransport, ReconnectInfo } from "./transport.js";
 
 /**
@@ -25,6 +26,7 @@ import type { RealtimeTransport, ReconnectInfo } from "./transport.js";
 export { StreamEnd } from "./subscriber.js";
 export type { MessageSubscription } from "./message-feed.js";
 export type { TaskChangeEvent, TaskChangeKind } from "./task-feed.js";
+export type { ConversationChangeEvent, ConversationChangeKind } from "./conversation-change-feed.js";
 
 export interface RealtimeOptions {
   /**
@@ -51,6 +53,7 @@ export const DEFAULT_REALTIME_OPTIONS: Required<RealtimeOptions> = {
 class UserHub {
   readonly messages: MessageFeed;
   readonly tasks: TaskFeed;
+  readonly conversations: ConversationChangeFeed;
   private chain: Promise<void> = Promise.resolve();
   private flushQueued = false;
   private readonly backoff: Backoff;
@@ -70,15 +73,20 @@ class UserHub {
     const context = { userId, db, logger, established, requestFlush: () => this.requestFlush() };
     this.messages = new MessageFeed(context, limits, retry);
     this.tasks = new TaskFeed(context, () => transport.healthyAt);
+    this.conversations = new ConversationChangeFeed(context, () => transport.healthyAt);
     this.backoff = new Backoff(retry);
   }
 
   get size(): number {
-    return this.messages.size + this.tasks.size;
+    return this.feeds.reduce((sum, feed) => sum + feed.size, 0);
   }
 
   get buffered(): number {
-    return this.messages.buffered + this.tasks.buffered;
+    return this.feeds.reduce((sum, feed) => sum + feed.buffered, 0);
+  }
+
+  private get feeds(): Feed[] {
+    return [this.messages, this.tasks, this.conversations];
   }
 
   /** Resolves once this user's channel is subscribed to (at once while the transport is down: catch-up covers that). */
@@ -90,10 +98,11 @@ class UserHub {
   reconnected(info: ReconnectInfo): void {
     this.messages.reconnected();
     this.tasks.reconnected(info);
+    this.conversations.reconnected(info);
     this.requestFlush();
   }
 
-  /** Queues one flush of both feeds behind the user's earlier work; a pending retry covers it. */
+  /** Queues one flush of the feeds behind the user's earlier work; a pending retry covers it. */
   requestFlush(): void {
     if (this.flushQueued || this.retryTimer !== undefined || this.disposed) return;
     this.flushQueued = true;
@@ -111,12 +120,13 @@ class UserHub {
     // Other kinds (stream, turn) are the stream feed's and the assistant's.
     if (notification.kind === "message") this.messages.hint(notification);
     else if (notification.kind === "task") this.tasks.hint(notification);
+    else if (notification.kind === "conversation") this.conversations.hint(notification);
   }
 
   private async flush(): Promise<void> {
     this.flushQueued = false;
     let failure: unknown;
-    for (const feed of [this.messages, this.tasks] satisfies Feed[]) {
+    for (const feed of this.feeds) {
       try {
         await feed.flush();
       } catch (error) {
@@ -209,16 +219,29 @@ export class RealtimeHub {
 
   /** Changes to the user's tasks, whoever made them. */
   taskChanges(userId: string): AsyncIterableIterator<TaskChangeEvent | StreamEnd> {
+    return this.changes(userId, "taskChanged", "re-read your tasks", (hub) => hub.tasks);
+  }
+
+  /** The user's conversations created, changed (renamed, a new message) or deleted, whoever did it. */
+  conversationChanges(userId: string): AsyncIterableIterator<ConversationChangeEvent | StreamEnd> {
+    return this.changes(userId, "conversationChanged", "re-read your conversations", (hub) => hub.conversations);
+  }
+
+  /** A change feed's subscription, admitted like every other, LISTENing before it starts. */
+  private changes<E>(
+    userId: string,
+    name: string,
+    advice: string,
+    feedOf: (hub: UserHub) => { add(outlet: Outlet<E>): { start(): void; remove(): void } },
+  ): AsyncIterableIterator<E | StreamEnd> {
     const limit = this.options.bufferLimit;
     const overflow = () =>
-      new AppError(
-        ErrorCode.SUBSCRIPTION_OVERFLOW,
-        `taskChanged fell more than ${limit} events behind and was ended; subscribe again and re-read your tasks`,
-        { extensions: { limit } },
-      );
-    return this.admission.stream<TaskChangeEvent>(userId, { limit, overflowError: overflow }, async (outlet) => {
+      new AppError(ErrorCode.SUBSCRIPTION_OVERFLOW, `${name} fell more than ${limit} events behind and was ended; subscribe again and ${advice}`, {
+        extensions: { limit },
+      });
+    return this.admission.stream<E>(userId, { limit, overflowError: overflow }, async (outlet) => {
       const hub = this.userHub(userId);
-      const sub = hub.tasks.add(outlet);
+      const sub = feedOf(hub).add(outlet);
       outlet.onClose(() => {
         sub.remove();
         this.release(userId, hub);

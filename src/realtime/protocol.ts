@@ -44,6 +44,15 @@ import type { Logger } from "../lib/logger.js";
  *   decision on one of its held calls) and turns_notify_insert (AFTER
  *   INSERT: a turn starts RUNNING; both 20261208100000_tool_approvals).
  *   i → turnId, c → conversationId, st → status, x → cancelRequested.
+ * - "conversation": todo_notify_conversation() on conversations_notify
+ *   (AFTER INSERT OR DELETE) and conversations_notify_update (AFTER UPDATE
+ *   that moves updated_at: a rename, a settled message bumping last_seq;
+ *   not the turn lease, and not an answer's streaming flushes, which write
+ *   the message row only; 20261209400000_conversation_notify). op is TG_OP;
+ *   a deletion leaves a deleted_conversations tombstone; a conversation
+ *   moved to another user (raw SQL only) is a DELETE on the old owner's
+ *   channel, then an UPDATE on the new one's.
+ *   op → op, i → conversationId.
  *
  * Size: Postgres refuses a payload of 8,000 bytes or more, and the refusal
  * aborts the transaction that wrote the row. Every field above is an id, an
@@ -67,7 +76,9 @@ import type { Logger } from "../lib/logger.js";
 /** Postgres' limit: a NOTIFY payload must be shorter than this many bytes. */
 export const MAX_PAYLOAD_BYTES = 8000;
 
-export type TaskOp = "INSERT" | "UPDATE" | "DELETE";
+/** A row's change, as the trigger's TG_OP names it (tasks and conversations). */
+export type RowOp = "INSERT" | "UPDATE" | "DELETE";
+export type TaskOp = RowOp;
 
 export interface MessageNotification {
   kind: "message";
@@ -101,7 +112,13 @@ export interface TurnNotification {
   cancelRequested: boolean;
 }
 
-export type Notification = MessageNotification | StreamNotification | TaskNotification | TurnNotification;
+export interface ConversationNotification {
+  kind: "conversation";
+  op: RowOp;
+  conversationId: string;
+}
+
+export type Notification = MessageNotification | StreamNotification | TaskNotification | TurnNotification | ConversationNotification;
 
 /** Must match todo_realtime_channel() in the realtime migration. */
 export function userChannel(userId: string): string {
@@ -147,7 +164,7 @@ const DECODERS: { [K in Notification["kind"]]: (fields: Fields) => Extract<Notif
     status: f.optionalOf("st", MESSAGE_STATUSES),
   }),
   stream: (f) => ({ kind: "stream", messageId: f.uuid("i"), conversationId: f.uuid("c"), seq: f.count("s"), length: f.count("o") }),
-  task: (f) => ({ kind: "task", op: f.oneOf("op", TASK_OPS), taskId: f.uuid("i") }),
+  task: (f) => ({ kind: "task", op: f.oneOf("op", ROW_OPS), taskId: f.uuid("i") }),
   turn: (f) => ({
     kind: "turn",
     turnId: f.uuid("i"),
@@ -155,12 +172,13 @@ const DECODERS: { [K in Notification["kind"]]: (fields: Fields) => Extract<Notif
     status: f.oneOf("st", TURN_STATUSES),
     cancelRequested: f.boolean("x"),
   }),
+  conversation: (f) => ({ kind: "conversation", op: f.oneOf("op", ROW_OPS), conversationId: f.uuid("i") }),
 };
 
 // Records, not arrays: a value added to the enum in schema.prisma fails the type check here until it is listed.
 const MESSAGE_STATUSES: Record<MessageStatus, true> = { STREAMING: true, COMPLETE: true, CANCELLED: true, FAILED: true };
 const TURN_STATUSES: Record<TurnStatus, true> = { RUNNING: true, REQUIRES_ACTION: true, COMPLETED: true, CANCELLED: true, FAILED: true };
-const TASK_OPS: Record<TaskOp, true> = { INSERT: true, UPDATE: true, DELETE: true };
+const ROW_OPS: Record<RowOp, true> = { INSERT: true, UPDATE: true, DELETE: true };
 
 /** Reads a payload's fields; the first one that is wrong is kept in `problem` (the value read is then a placeholder). */
 class Fields {

@@ -1,4 +1,4 @@
-import { createConversation, deleteConversation, getConversation, listConversationPage } from "../domain/conversations.js";
+import { createConversation, deleteConversation, getConversation, listConversationPage, updateConversation } from "../domain/conversations.js";
 import { builder } from "./builder.js";
 import { parseId, toGlobalId } from "../lib/ids.js";
 
@@ -28,6 +28,14 @@ const CreateConversationInput = builder.inputType("CreateConversationInput", {
   }),
 });
 
+const UpdateConversationInput = builder.inputType("UpdateConversationInput", {
+  description: "Omitted fields stay as they are; `title: null` (or blank) clears the title.",
+  fields: (t) => ({
+    id: t.id({ required: true }),
+    title: t.string({ description: "At most 200 characters." }),
+  }),
+});
+
 builder.queryFields((t) => ({
   conversations: t.prismaConnection(
     {
@@ -52,6 +60,13 @@ builder.mutationFields((t) => ({
     type: "Conversation",
     args: { input: t.arg({ type: CreateConversationInput, required: false }) },
     resolve: (query, _root, { input }, ctx) => createConversation(ctx.db, ctx.viewer.userId, { title: input?.title }, query, "input.title"),
+  }),
+  updateConversation: t.prismaField({
+    type: "Conversation",
+    description: "Renames a conversation. Its subscribers (conversationChanged) see the change; an unchanged title changes nothing.",
+    args: { input: t.arg({ type: UpdateConversationInput, required: true }) },
+    resolve: (query, _root, { input }, ctx) =>
+      updateConversation(ctx.db, ctx.viewer.userId, parseId(input.id, "input.id", "Conversation"), { title: input.title }, query, "input"),
   }),
   deleteConversation: t.field({
     type: "ID",

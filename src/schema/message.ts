@@ -26,6 +26,11 @@ export const MessageRef = builder.prismaNode("Message", {
     status: t.expose("status", { type: MessageStatusEnum }),
     seq: t.exposeInt("seq", { description: "1, 2, 3… within the conversation: the order the assistant saw." }),
     createdAt: t.expose("createdAt", { type: "DateTime" }),
+    clientMessageId: t.exposeString("clientMessageId", {
+      nullable: true,
+      description:
+        "On user messages sent with one: the clientMessageId. Sending the same content with it again resumes this message's turn if it FAILED (the message is not stored twice), from any client, after a reload too.",
+    }),
     conversation: t.relation("conversation"),
     toolCalls: t.field({
       type: [ToolCallRef],

@@ -2,10 +2,11 @@ import { getConversation } from "../domain/conversations.js";
 import { findTaskEvent } from "../domain/task-events.js";
 import { badInput } from "../lib/errors.js";
 import { untilExpiry } from "../realtime/expiry.js";
-import type { TaskChangeEvent } from "../realtime/hub.js";
+import type { ConversationChangeEvent, TaskChangeEvent } from "../realtime/hub.js";
 import { valueOrEnd } from "../realtime/subscriber.js";
 import { builder } from "./builder.js";
 import { parseId, toGlobalId } from "../lib/ids.js";
+import { ConversationRef } from "./conversation.js";
 import { MessageRef } from "./message.js";
 import { TaskRef } from "./task.js";
 import { TaskChangeKindEnum, TaskEventRef } from "./task-event.js";
@@ -30,6 +31,27 @@ const TaskChangeEventRef = builder.objectRef<TaskChangeEvent>("TaskChangeEvent")
         const id = event.task?.lastEventId;
         return id ? findTaskEvent(ctx.db, ctx.viewer.userId, id) : null;
       },
+    }),
+  }),
+});
+
+const ConversationChangeKindEnum = builder.enumType("ConversationChangeKind", {
+  description:
+    "CREATED: a new conversation. UPDATED: renamed, or new activity (a message settled: its `updatedAt` moved). DELETED: gone with its messages.",
+  values: ["CREATED", "UPDATED", "DELETED"] as const,
+});
+
+const ConversationChangeEventRef = builder.objectRef<ConversationChangeEvent>("ConversationChangeEvent").implement({
+  description: "A committed change to one of the viewer's conversations, whoever made it.",
+  fields: (t) => ({
+    kind: t.field({ type: ConversationChangeKindEnum, resolve: (event) => event.kind }),
+    conversationId: t.field({ type: "ID", resolve: (event) => toGlobalId("Conversation", event.conversationId) }),
+    conversation: t.field({
+      type: ConversationRef,
+      nullable: true,
+      description:
+        "The conversation as committed; null for DELETED (its messages and turns went with it: remove it from the list by `conversationId`).",
+      resolve: (event) => event.conversation,
     }),
   }),
 });
@@ -63,6 +85,13 @@ builder.subscriptionFields((t) => ({
     type: TaskChangeEventRef,
     description: "Every committed change to the viewer's tasks: from the API, the assistant, MCP, another instance or SQL.",
     subscribe: (_root, _args, ctx) => untilExpiry(ctx.realtime.taskChanges(ctx.viewer.userId), ctx.viewer.expiresAt),
+    resolve: valueOrEnd,
+  }),
+  conversationChanged: t.field({
+    type: ConversationChangeEventRef,
+    description:
+      "Every committed change to the viewer's conversation list: created, renamed, new activity (a settled message, not each streamed flush), deleted; from the API, a chat turn, another instance or SQL.",
+    subscribe: (_root, _args, ctx) => untilExpiry(ctx.realtime.conversationChanges(ctx.viewer.userId), ctx.viewer.expiresAt),
     resolve: valueOrEnd,
   }),
 }));

@@ -23,8 +23,8 @@ import {
 
 /**
  * One admission path for every subscription (src/realtime/admission.ts):
- * with SUBSCRIPTIONS_PER_USER=3, messageAdded, taskChanged, messageStream and
- * turnUpdated share the user's three slots, over graphql-ws and SSE alike; a fourth of
+ * with SUBSCRIPTIONS_PER_USER=3, messageAdded, taskChanged, messageStream,
+ * turnUpdated and conversationChanged share the user's three slots, over graphql-ws and SSE alike; a fourth of
  * any kind gets the same RATE_LIMITED error while the three keep delivering;
  * and a slot comes back exactly once, however its subscription ends.
  */
@@ -35,7 +35,19 @@ const REFUSED = {
   extensions: { code: "RATE_LIMITED", limit: CAP },
 };
 
-type Kind = "messageAdded" | "taskChanged" | "messageStream" | "turnUpdated";
+type Kind = "messageAdded" | "taskChanged" | "messageStream" | "turnUpdated" | "conversationChanged";
+
+const CONVERSATION_CHANGED = /* GraphQL */ `
+  subscription {
+    conversationChanged {
+      kind
+      conversationId
+      conversation {
+        title
+      }
+    }
+  }
+`;
 
 const TURN_UPDATED = /* GraphQL */ `
   subscription Turns($conversationId: ID!) {
@@ -89,6 +101,7 @@ function documentOf(kind: Kind, f: Fixture): { query: string; variables?: Record
   if (kind === "messageAdded") return { query: MESSAGE_ADDED, variables: { conversationId: f.added.globalId } };
   if (kind === "messageStream") return { query: MESSAGE_STREAM, variables: { conversationId: f.streamed.globalId } };
   if (kind === "turnUpdated") return { query: TURN_UPDATED, variables: { conversationId: f.added.globalId } };
+  if (kind === "conversationChanged") return { query: CONVERSATION_CHANGED };
   return { query: TASK_CHANGED };
 }
 
@@ -138,6 +151,8 @@ async function expectDelivering(admin: pg.Client, server: TestServer, f: Fixture
   // A turn for it starts: turnUpdated's change.
   await admin.query("INSERT INTO turns (user_id, conversation_id, user_message_id) VALUES ($1, $2, $3)", [f.user.id, f.added.id, message!.id]);
   await admin.query("UPDATE messages SET content = content || $2 WHERE id = $1", [f.answerId, marker]);
+  // A rename: conversationChanged's change.
+  await admin.query("UPDATE conversations SET title = $2 WHERE id = $1", [f.added.id, marker]);
   for (const open of opens) {
     // A messageStream that joined mid-answer first gets the answer so far: read on to the marker.
     let reads = 0;
@@ -156,6 +171,7 @@ function carries(kind: Kind, result: Result, marker: string): boolean {
   if (kind === "taskChanged") return data.taskChanged?.task?.title === marker;
   if (kind === "messageAdded") return data.messageAdded?.content === marker;
   if (kind === "turnUpdated") return data.turnUpdated?.userMessage?.content === marker;
+  if (kind === "conversationChanged") return data.conversationChanged?.conversation?.title === marker;
   return typeof data.messageStream?.message?.content === "string" && data.messageStream.message.content.endsWith(marker);
 }
 
@@ -180,7 +196,7 @@ describe("one admission path for every subscription (SUBSCRIPTIONS_PER_USER=3)",
     await admin.end();
   });
 
-  it.each<Kind>(["messageAdded", "taskChanged", "messageStream", "turnUpdated"])(
+  it.each<Kind>(["messageAdded", "taskChanged", "messageStream", "turnUpdated", "conversationChanged"])(
     "should refuse a fourth %s after three of the same kind with the one RATE_LIMITED error, while the three keep delivering",
     async (kind) => {
       const f = await fixture(server, admin);
@@ -226,6 +242,14 @@ describe("one admission path for every subscription (SUBSCRIPTIONS_PER_USER=3)",
       ],
     ],
     [
+      "a conversationChanged, a turnUpdated and a messageAdded",
+      [
+        ["conversationChanged", "sse"],
+        ["turnUpdated", "ws"],
+        ["messageAdded", "ws"],
+      ],
+    ],
+    [
       "a turnUpdated, a messageStream and a taskChanged",
       [
         ["turnUpdated", "sse"],
@@ -237,7 +261,7 @@ describe("one admission path for every subscription (SUBSCRIPTIONS_PER_USER=3)",
     const f = await fixture(server, admin);
     const three: Open[] = [];
     for (const [kind, transport] of mix) three.push(await admit(f, kind, transport));
-    for (const kind of ["messageStream", "messageAdded", "taskChanged", "turnUpdated"] as const) {
+    for (const kind of ["messageStream", "messageAdded", "taskChanged", "turnUpdated", "conversationChanged"] as const) {
       for (const transport of ["ws", "sse"] as const) expect(await refused(server, f, kind, transport)).toEqual(REFUSED);
     }
     expect(server.app.realtime.admission.heldBy(f.user.id)).toBe(CAP);

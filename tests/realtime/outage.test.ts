@@ -8,6 +8,7 @@ import {
   adminClient,
   appendVia,
   COMPLETE_TASK,
+  CONVERSATION_CHANGED,
   DELETE_TASK,
   killListener,
   listenerPidsBehind,
@@ -16,6 +17,7 @@ import {
   messagesUntil,
   newConversation,
   nextEvent,
+  nextConversationChange,
   nextMessage,
   nextTaskChange,
   promiseState,
@@ -27,6 +29,7 @@ import {
   within,
   type LiveServer,
   type PgGate,
+  type ConversationChangeView,
   type TaskChangeView,
   type TaskView,
 } from "./support.js";
@@ -140,6 +143,43 @@ describe.skipIf(onNatsTransport())("a killed LISTEN connection", () => {
     expect(tasks.pending()).toEqual([]);
     messages.dispose();
     tasks.dispose();
+  });
+
+  it("should catch up conversationChanged with one event per conversation, its latest state, and deletions from their tombstones", async () => {
+    const user = await newUser(server);
+    const sub = await live(server, server.connect(user.token), CONVERSATION_CHANGED);
+    const kept = await newConversation(server.db, user.id, "Kept");
+    const doomed = await newConversation(server.db, user.id, "Doomed");
+    expect(await nextConversationChange(sub)).toMatchObject({ kind: "CREATED", conversationId: kept.globalId });
+    expect(await nextConversationChange(sub)).toMatchObject({ kind: "CREATED", conversationId: doomed.globalId });
+
+    await takeListenerDown();
+    await admin.query("UPDATE conversations SET title = 'Kept, renamed' WHERE id = $1", [kept.id]);
+    await appendVia(server.db, user.id, kept.id, ["new activity"]);
+    await admin.query("DELETE FROM conversations WHERE id = $1", [doomed.id]);
+    const fresh = await newConversation(server.db, user.id, "Fresh");
+    await admin.query("UPDATE conversations SET title = 'Fresh, renamed' WHERE id = $1", [fresh.id]);
+    const fleeting = await newConversation(server.db, user.id, "Fleeting");
+    await admin.query("DELETE FROM conversations WHERE id = $1", [fleeting.id]);
+    expect(sub.pending()).toEqual([]);
+    await bringListenerBack();
+
+    const caughtUp = new Map<string, ConversationChangeView>();
+    for (let i = 0; i < 4; i += 1) {
+      const event = await nextConversationChange(sub);
+      expect(caughtUp.has(event.conversationId)).toBe(false);
+      caughtUp.set(event.conversationId, event);
+    }
+    expect(caughtUp.get(kept.globalId)).toMatchObject({ kind: "UPDATED", conversation: { title: "Kept, renamed" } });
+    expect(caughtUp.get(doomed.globalId)).toEqual({ kind: "DELETED", conversationId: doomed.globalId, conversation: null });
+    expect(caughtUp.get(fresh.globalId)).toMatchObject({ kind: "CREATED", conversation: { title: "Fresh, renamed" } });
+    expect(caughtUp.get(fleeting.globalId)).toEqual({ kind: "DELETED", conversationId: fleeting.globalId, conversation: null });
+
+    // Live again, with nothing repeated in between.
+    const after = await newConversation(server.db, user.id, "After");
+    expect(await nextConversationChange(sub)).toMatchObject({ kind: "CREATED", conversationId: after.globalId });
+    expect(sub.pending()).toEqual([]);
+    sub.dispose();
   });
 
   it("should deliver to subscriptions that started while the listener was down", async () => {

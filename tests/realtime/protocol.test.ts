@@ -116,6 +116,7 @@ describe.skipIf(onNatsTransport())("the notification protocol, through the real 
 
   it("should parse 'message' from a settled message's insert and 'stream' from a streaming one's writes, then 'message' when it settles", async () => {
     const conversationId = await insertConversation(writer, userId);
+    expect(await one()).toEqual({ kind: "conversation", op: "INSERT", conversationId });
     const userMessage = await insertMessage(writer, { conversationId, userId, role: "user", content: "hello", seq: 1 });
     expect(await one()).toEqual({ kind: "message", messageId: userMessage, conversationId, seq: 1, status: "COMPLETE" });
 
@@ -150,6 +151,39 @@ describe.skipIf(onNatsTransport())("the notification protocol, through the real 
     await parsed();
     await writer.query("DELETE FROM tasks WHERE id = $1", [taskId]);
     expect(await one()).toEqual({ kind: "task", op: "DELETE", taskId });
+  });
+
+  it("should parse 'conversation' from a conversation's insert, rename, new message and delete, and from its move to another user on both channels", async () => {
+    const conversationId = await insertConversation(writer, userId);
+    expect(await one()).toEqual({ kind: "conversation", op: "INSERT", conversationId });
+    await writer.query("UPDATE conversations SET title = 'renamed' WHERE id = $1", [conversationId]);
+    expect(await one()).toEqual({ kind: "conversation", op: "UPDATE", conversationId });
+    // New activity: a settled message moves last_seq (as appendMessages does).
+    await writer.query("UPDATE conversations SET last_seq = last_seq + 1 WHERE id = $1", [conversationId]);
+    expect(await one()).toEqual({ kind: "conversation", op: "UPDATE", conversationId });
+    // Silent: an unchanged title, the turn lease taken and given back, and an answer's streaming flushes.
+    await writer.query("UPDATE conversations SET title = 'renamed' WHERE id = $1", [conversationId]);
+    await writer.query(
+      "UPDATE conversations SET turn_lease_id = gen_random_uuid(), turn_lease_expires_at = now() + interval '1 minute' WHERE id = $1",
+      [conversationId],
+    );
+    await writer.query("UPDATE conversations SET turn_lease_id = NULL, turn_lease_expires_at = NULL WHERE id = $1", [conversationId]);
+    const answer = await insertMessage(writer, { conversationId, userId, role: "assistant", content: "a", seq: 2, status: "STREAMING" });
+    await writer.query("UPDATE messages SET content = content || 'b' WHERE id = $1", [answer]);
+    expect((await parsed()).map((heard) => heard.notification?.kind)).toEqual(["stream", "stream"]);
+
+    await writer.query("UPDATE conversations SET user_id = $2 WHERE id = $1", [conversationId, otherUserId]);
+    expect((await parsed()).map(({ channel, notification }) => ({ channel, notification }))).toEqual([
+      { channel: userChannel(userId), notification: { kind: "conversation", op: "DELETE", conversationId } },
+      { channel: userChannel(otherUserId), notification: { kind: "conversation", op: "UPDATE", conversationId } },
+    ]);
+    await writer.query("UPDATE conversations SET user_id = $2 WHERE id = $1", [conversationId, userId]);
+    await parsed();
+    await writer.query("DELETE FROM conversations WHERE id = $1", [conversationId]);
+    expect(await one()).toEqual({ kind: "conversation", op: "DELETE", conversationId });
+    // The tombstone a catch-up reads when this wake-up was missed.
+    const tombstone = await writer.query("SELECT user_id FROM deleted_conversations WHERE id = $1", [conversationId]);
+    expect(tombstone.rows).toEqual([{ user_id: userId }]);
   });
 
   it("should parse 'turn' from a turn's start, a cancel request and the turn's end", async () => {
@@ -187,6 +221,7 @@ describe.skipIf(onNatsTransport())("the notification protocol, through the real 
 
   it("should keep every payload a trigger builds far below Postgres' 8,000-byte cap, whatever the row holds", async () => {
     const conversationId = await insertConversation(writer, userId);
+    await parsed();
     const big = "💪".repeat(100_000);
     const answer = await insertMessage(writer, { conversationId, userId, role: "assistant", content: big, seq: 1, status: "STREAMING" });
     await writer.query("UPDATE messages SET status = 'COMPLETE' WHERE id = $1", [answer]);
@@ -206,6 +241,7 @@ describe("the notification parser on payloads no trigger builds", () => {
   const message = { k: "message", i: randomUUID(), c: randomUUID(), s: 3, st: "COMPLETE" };
   const stream = { k: "stream", i: randomUUID(), c: randomUUID(), s: 3, o: 12 };
   const turn = { k: "turn", i: randomUUID(), c: randomUUID(), st: "RUNNING", x: false };
+  const conversation = { k: "conversation", op: "UPDATE", i: randomUUID() };
   const malformed: [string, string, string][] = [
     ["not JSON", "{k: task}", "not JSON"],
     ["empty", "", "not JSON"],
@@ -227,6 +263,8 @@ describe("the notification parser on payloads no trigger builds", () => {
     ["an unknown message status", JSON.stringify({ ...message, st: "DONE" }), "message: st is not one of STREAMING, COMPLETE, CANCELLED, FAILED"],
     ["a null message status", JSON.stringify({ ...message, st: null }), "message: st is not one of STREAMING, COMPLETE, CANCELLED, FAILED"],
     ["a stream without length", JSON.stringify({ ...stream, o: undefined }), "stream: o is not a non-negative integer"],
+    ["a conversation id that is not a uuid", JSON.stringify({ ...conversation, i: "c1" }), "conversation: i is not a uuid"],
+    ["a conversation without op", JSON.stringify({ ...conversation, op: undefined }), "conversation: op is not one of INSERT, UPDATE, DELETE"],
     ["a turn whose x is a string", JSON.stringify({ ...turn, x: "true" }), "turn: x is not a boolean"],
     [
       "a turn with an unknown status",
@@ -246,7 +284,7 @@ describe("the notification parser on payloads no trigger builds", () => {
   });
 
   it("should drop a well-formed notification of a kind it does not know at debug, not warn, including inherited property names", () => {
-    for (const kind of ["conversation", "constructor", "toString", "__proto__", "hasOwnProperty"]) {
+    for (const kind of ["reminder", "constructor", "toString", "__proto__", "hasOwnProperty"]) {
       const { logger, lines } = capturingLogger();
       const payload = JSON.stringify({ k: kind, i: randomUUID() });
       expect(parseNotification(payload, logger)).toBeUndefined();
@@ -279,12 +317,13 @@ describe("the notification parser on payloads no trigger builds", () => {
       status: "RUNNING",
       cancelRequested: false,
     });
+    expect(parseNotification(JSON.stringify(conversation), logger)).toEqual({ kind: "conversation", op: "UPDATE", conversationId: conversation.i });
     expect(lines).toEqual([]);
   });
 
   it("should never throw, and give either nothing or a complete notification, for any input", () => {
     const { logger } = capturingLogger();
-    const kinds = fc.constantFrom("message", "stream", "task", "turn", "other");
+    const kinds = fc.constantFrom("message", "stream", "task", "turn", "conversation", "other");
     const field = fc.oneof(
       fc.uuid(),
       fc.string(),
@@ -367,6 +406,8 @@ function complete(notification: Notification): boolean {
       return uuid(notification.taskId) && ["INSERT", "UPDATE", "DELETE"].includes(notification.op);
     case "turn":
       return uuid(notification.turnId) && uuid(notification.conversationId) && typeof notification.cancelRequested === "boolean";
+    case "conversation":
+      return uuid(notification.conversationId) && ["INSERT", "UPDATE", "DELETE"].includes(notification.op) && Object.keys(notification).length === 3;
   }
 }
 

@@ -458,3 +458,30 @@ export async function within<T>(promise: Promise<T>, ms: number, what: string): 
     clearTimeout(timer);
   }
 }
+
+export const CONVERSATION_CHANGED = /* GraphQL */ `
+  subscription {
+    conversationChanged {
+      kind
+      conversationId
+      conversation {
+        id
+        title
+        updatedAt
+      }
+    }
+  }
+`;
+
+export interface ConversationChangeView {
+  kind: "CREATED" | "UPDATED" | "DELETED";
+  conversationId: string;
+  conversation: { id: string; title: string | null; updatedAt: string } | null;
+}
+
+/** The next event of a conversationChanged subscription; fails on an error result. */
+export async function nextConversationChange(sub: QueuedSubscription, timeoutMs?: number): Promise<ConversationChangeView> {
+  const result = await sub.next(timeoutMs);
+  if (result.errors) throw new Error(`conversationChanged errored: ${JSON.stringify(result.errors)}`);
+  return result.data?.conversationChanged as ConversationChangeView;
+}

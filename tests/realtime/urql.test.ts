@@ -3,7 +3,17 @@ import { createClient as createWsClient, type Client as WsClient } from "graphql
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { WebSocket } from "ws";
 import { newUser, startTestServer, type TestServer, type TestUser } from "../helpers/server.js";
-import { ADD_TASK, appendVia, DELETE_TASK, MESSAGE_ADDED, newConversation, TASK_CHANGED, within, type TaskView } from "./support.js";
+import {
+  ADD_TASK,
+  appendVia,
+  CONVERSATION_CHANGED,
+  DELETE_TASK,
+  MESSAGE_ADDED,
+  newConversation,
+  TASK_CHANGED,
+  within,
+  type TaskView,
+} from "./support.js";
 
 /** An urql client as an app would set it up: HTTP for queries and mutations, graphql-ws for subscriptions. */
 function urqlFor(server: TestServer, user: TestUser): { client: Client; ws: WsClient } {
@@ -105,6 +115,37 @@ describe("subscriptions through urql", () => {
     expect(messages.pending()).toEqual([]);
     tasks.unsubscribe();
     messages.unsubscribe();
+  });
+
+  it("should receive conversationChanged through subscriptionExchange: created, renamed and deleted through fetchExchange", async () => {
+    const user = await newUser(server);
+    const { client, ws } = urqlFor(server, user);
+    wsClients.push(ws);
+    const before = server.app.realtime.establishedCount;
+    const changes = collect(client.subscription(CONVERSATION_CHANGED, {}));
+    await vi.waitFor(() => expect(server.app.realtime.establishedCount, "established subscriptions").toBeGreaterThan(before), {
+      timeout: 10_000,
+      interval: 10,
+    });
+
+    const created = await client.mutation(`mutation { createConversation(input: { title: "Through urql" }) { id } }`, {}).toPromise();
+    expect(created.error).toBeUndefined();
+    const id = created.data.createConversation.id as string;
+    expect((await changes.next("CREATED")).data).toMatchObject({
+      conversationChanged: { kind: "CREATED", conversationId: id, conversation: { id, title: "Through urql" } },
+    });
+    const renamed = await client
+      .mutation(`mutation Rename($id: ID!) { updateConversation(input: { id: $id, title: "Renamed through urql" }) { id } }`, { id })
+      .toPromise();
+    expect(renamed.error).toBeUndefined();
+    expect((await changes.next("UPDATED")).data).toMatchObject({
+      conversationChanged: { kind: "UPDATED", conversation: { title: "Renamed through urql" } },
+    });
+    const deleted = await client.mutation(`mutation Delete($id: ID!) { deleteConversation(id: $id) }`, { id }).toPromise();
+    expect(deleted.error).toBeUndefined();
+    expect((await changes.next("DELETED")).data).toMatchObject({ conversationChanged: { kind: "DELETED", conversationId: id, conversation: null } });
+    expect(changes.pending()).toEqual([]);
+    changes.unsubscribe();
   });
 
   it("should surface a subscription error as a CombinedError with its code", async () => {

@@ -52,8 +52,8 @@ const TURN_NOT_FOUND_TOOL_TEXT = "Turn not found in this conversation. Omit turn
 const EXPECTED_ATTEMPTS: Record<EntryPoint, number> = {
   query: 263,
   node: 114,
-  mutation: 351,
-  subscription: 124,
+  mutation: 541,
+  subscription: 125,
   mcp: 174,
   assistant: 174,
 };
@@ -282,6 +282,8 @@ const UPDATE_VIEWER = `mutation Tz($input: UpdateViewerInput!) { updateViewer(in
 const DELETE_TASK = `mutation Delete($id: ID!) { deleteTask(id: $id) { id title description } }`;
 const CREATE_CONVERSATION = `mutation Create($input: CreateConversationInput) { createConversation(input: $input) { id title } }`;
 const DELETE_CONVERSATION = `mutation DeleteConversation($id: ID!) { deleteConversation(id: $id) }`;
+const UPDATE_CONVERSATION = `mutation UpdateConversation($input: UpdateConversationInput!) { updateConversation(input: $input) { id title } }`;
+const CONVERSATION_CHANGED = `subscription { conversationChanged { kind conversationId conversation { id title } } }`;
 const CANCEL_TURN = `mutation Cancel($id: ID!) { cancelTurn(id: $id) { id status stopCode messages { id content } } }`;
 const DECIDE = /* GraphQL */ `
   mutation Decide($id: ID!, $decisions: [ToolCallDecision!]!) {
@@ -899,6 +901,26 @@ describe("isolation attack suite: another user's ids at every entry point", () =
         expect((await ok<{ deleteConversation: string }>(alice, DELETE_CONVERSATION, { id })).deleteConversation).toBe(id);
         ledger.control("Mutation.deleteConversation");
       },
+      updateConversation: async () => {
+        const input = (id: string) => ({ input: { id, title: "bob-hijack" } });
+        const clear = (id: string) => ({ input: { id, title: null } });
+        await unchanged("mutation", "Mutation.updateConversation", async () => {
+          await each(formsFor(["Conversation"]), async (form) => {
+            await attackGql("mutation", "Mutation.updateConversation", UPDATE_CONVERSATION, input, form);
+            await attackGql("mutation", "Mutation.updateConversation", UPDATE_CONVERSATION, clear, {
+              ...form,
+              label: `${form.label}, clearing its title`,
+            });
+          });
+        });
+        const made = await ok<{ createConversation: { id: string } }>(alice, CREATE_CONVERSATION, { input: { title: `${WORD} to rename` } });
+        const id = made.createConversation.id;
+        const renamed = await ok<{ updateConversation: { id: string; title: string } }>(alice, UPDATE_CONVERSATION, {
+          input: { id, title: `${WORD} renamed` },
+        });
+        expect(renamed.updateConversation).toEqual({ id, title: `${WORD} renamed` });
+        ledger.control("Mutation.updateConversation");
+      },
       sendMessage: async () => {
         const content = "bob writes into someone else's conversation";
         const into = (id: string) => ({ input: { conversationId: id, content, waitForReply: false } });
@@ -1139,8 +1161,54 @@ describe("isolation attack suite: another user's ids at every entry point", () =
       taskChanged: async () => {
         await broadcast();
       },
+      conversationChanged: async () => {
+        await conversationBroadcast();
+      },
     },
   };
+
+  /**
+   * Alice's conversation list changes (created, renamed, a message, deleted)
+   * while both follow theirs: Alice gets each change (the control), and Bob's
+   * first event is his own sentinel conversation, nothing of hers.
+   */
+  async function conversationBroadcast(): Promise<void> {
+    const PATH = "Subscription.conversationChanged";
+    type Change = { conversationChanged: { kind: string; conversationId: string; conversation: { id: string; title: string | null } | null } };
+    const before = rig.server.app.realtime.establishedCount;
+    const aliceList = aliceWs.subscribe<Change>(CONVERSATION_CHANGED);
+    const bobList = bobWs.subscribe<Change>(CONVERSATION_CHANGED);
+    try {
+      await vi.waitFor(
+        () => expect(rig.server.app.realtime.establishedCount - before, "both conversationChanged subscriptions").toBeGreaterThanOrEqual(2),
+        {
+          timeout: 10_000,
+          interval: 10,
+        },
+      );
+      const made = await ok<{ createConversation: { id: string } }>(alice, CREATE_CONVERSATION, { input: { title: `${WORD} listed` } });
+      const id = made.createConversation.id;
+      expect((await nextOf(aliceList, "Alice's new conversation")).conversationChanged).toMatchObject({ kind: "CREATED", conversationId: id });
+      await ok(alice, UPDATE_CONVERSATION, { input: { id, title: `${WORD} listed, renamed` } });
+      expect((await nextOf(aliceList, "Alice's rename")).conversationChanged).toMatchObject({
+        kind: "UPDATED",
+        conversation: { title: `${WORD} listed, renamed` },
+      });
+      await ok(alice, DELETE_CONVERSATION, { id });
+      expect((await nextOf(aliceList, "Alice's deletion")).conversationChanged).toEqual({ kind: "DELETED", conversationId: id, conversation: null });
+      ledger.control(PATH);
+      const sentinel = await ok<{ createConversation: { id: string } }>(bob, CREATE_CONVERSATION, { input: { title: "bob's sentinel chat" } });
+      const first = await nextOf(bobList, "Bob's sentinel conversation");
+      const findings = [
+        ...(first.conversationChanged.conversationId === sentinel.createConversation.id ? [] : [`Bob's first event was ${JSON.stringify(first)}`]),
+        ...secrets.foundIn(visible([first, ...bobList.pending()])).map((marker) => `Bob received Alice's ${marker}`),
+      ];
+      ledger.record("subscription", PATH, "Alice's conversations created, renamed and deleted while Bob follows his list", findings);
+    } finally {
+      aliceList.dispose();
+      bobList.dispose();
+    }
+  }
 
   /**
    * Alice changes tasks and chats while both users subscribe: her

@@ -45,6 +45,7 @@ const keys: CacheExchangeOpts["keys"] = {
   ToolApproval: () => null,
   TokenUsage: () => null,
   TaskChangeEvent: () => null,
+  ConversationChangeEvent: () => null,
   MessageStreamEvent: () => null,
   SendMessagePayload: () => null,
   TaskEventConnection: () => null,
@@ -63,8 +64,8 @@ const resolvers: CacheExchangeOpts["resolvers"] = {
 };
 
 /**
- * Lists are re-read when a change could alter them (a taskChanged event, a
- * mutation), so the panes show the server's order and filters rather than a
+ * Lists are re-read when a change could alter them (a taskChanged or
+ * conversationChanged event, a mutation), so the panes show the server's order and filters rather than a
  * guess; a conversation's messages are kept in order here (message-cache.ts).
  */
 function updates(connection: ConnectionStore): CacheExchangeOpts["updates"] {
@@ -83,6 +84,12 @@ function updates(connection: ConnectionStore): CacheExchangeOpts["updates"] {
         invalidateField(cache, "tasks");
         // What each turn's Undo may do, and each task's history, can have changed with it.
         signalTaskChange();
+      },
+      // A conversation created, renamed, with new activity or deleted, here or anywhere: the list is read again, in the server's order.
+      conversationChanged: (result, _args, cache) => {
+        const event = (result as { conversationChanged?: { kind: string; conversationId: string } }).conversationChanged;
+        if (event?.kind === "DELETED") cache.invalidate({ __typename: "Conversation", id: event.conversationId });
+        invalidateField(cache, "conversations");
       },
       messageAdded: (result, args, cache) => {
         const { messageAdded } = result as ResultOf<typeof MESSAGE_ADDED>;

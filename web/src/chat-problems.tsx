@@ -1,21 +1,31 @@
 import { useEffect, useState } from "react";
-import type { Problem, PendingSend, Sender } from "./chat-send";
-import type { ConversationLog } from "./conversation-log";
+import { newClientMessageId, type Problem, type PendingSend, type Sender } from "./chat-send";
+import type { ConversationLog, TurnView } from "./conversation-log";
 
 /** What went wrong, with Retry where a retry can help: a turn that failed after sendMessage answered, then the send's own problem. */
-export function ChatProblems({ log, sender }: { log: ConversationLog; sender: Sender }) {
-  const { problem, lastSend, send } = sender;
-  // A turn that failed after sendMessage answered (the model was unavailable, its server went away) can be resumed.
+export function ChatProblems({ log, sender, conversationId }: { log: ConversationLog; sender: Sender; conversationId: string | null }) {
+  const { problem, send } = sender;
+  // The conversation's last turn failed (the model was unavailable, its server went away): it can be resumed, after a reload too.
   const turn = log.turn;
-  const failedTurn = turn?.status === "FAILED" && lastSend.current !== undefined && problem === undefined;
+  const retry = turn?.status === "FAILED" && problem === undefined ? resumeSend(turn, conversationId) : undefined;
   return (
     <>
-      {failedTurn && lastSend.current && (
-        <ProblemBar message={turnFailure(turn.stopCode)} onRetry={() => void send(lastSend.current as PendingSend)} />
-      )}
+      {turn && retry && <ProblemBar message={turnFailure(turn.stopCode)} onRetry={() => void send(retry)} />}
       {problem && <ProblemView problem={problem} onRetry={(pending) => void send(pending)} />}
     </>
   );
+}
+
+/**
+ * The send that resumes a failed turn: its user message as the server keeps
+ * it, with the clientMessageId it was sent with, so the server resumes that
+ * turn instead of storing the message again; the id is read back from the
+ * server, so the Retry works after a reload or on another device. A message
+ * sent without one (by another client) is sent again as a new message.
+ */
+function resumeSend(turn: TurnView, conversationId: string | null): PendingSend {
+  const { content, clientMessageId } = turn.userMessage;
+  return { content, conversationId, clientMessageId: clientMessageId ?? newClientMessageId() };
 }
 
 function turnFailure(stopCode: string | null): string {

@@ -1,4 +1,4 @@
-import { useEffect, useRef, useState, type RefObject } from "react";
+import { useEffect, useState } from "react";
 import { useClient, type CombinedError } from "urql";
 import type { ConversationLog } from "./conversation-log";
 import { SEND_MESSAGE } from "./documents";
@@ -21,8 +21,6 @@ export interface Sender {
   /** What went wrong with the last send or stop, until the next success or another conversation. */
   problem: Problem | undefined;
   setProblem: (problem: Problem | undefined) => void;
-  /** The last send, which a failed turn's Retry repeats. */
-  lastSend: RefObject<PendingSend | undefined>;
   send: (pending: PendingSend) => Promise<void>;
 }
 
@@ -43,14 +41,12 @@ export function useSender(
   const client = useClient();
   const [sending, setSending] = useState(false);
   const [problem, setProblem] = useState<Problem>();
-  const lastSend = useRef<PendingSend | undefined>(undefined);
 
   // A new conversation from the list: what was wrong in the other one no longer applies.
   useEffect(() => setProblem(undefined), [conversationId]);
 
   const send = async (pending: PendingSend) => {
     setSending(true);
-    lastSend.current = pending;
     const result = await client.mutation(SEND_MESSAGE, { input: sendInput(pending) }).toPromise();
     setSending(false);
     const payload = result.data?.sendMessage;
@@ -65,7 +61,7 @@ export function useSender(
     setProblem(problemFrom(result.error, pending));
   };
 
-  return { sending, problem, setProblem, lastSend, send };
+  return { sending, problem, setProblem, send };
 }
 
 function sendInput(pending: PendingSend) {

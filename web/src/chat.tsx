@@ -31,7 +31,7 @@ export function Chat(props: { conversationId: string | null; onConversation: (id
       <MessageList log={log} conversationId={props.conversationId} />
       {running && log.turn && <TurnBar turnId={log.turn.id} onProblem={sender.setProblem} />}
       {log.turn?.status === "REQUIRES_ACTION" && <ApprovalCards turn={log.turn} />}
-      <ChatProblems log={log} sender={sender} />
+      <ChatProblems log={log} sender={sender} conversationId={props.conversationId} />
       <Composer inputId={inputId} draft={draft} onDraft={setDraft} onSubmit={submit} disabled={sender.sending || running || draft.trim() === ""} />
     </section>
   );

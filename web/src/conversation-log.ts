@@ -15,7 +15,7 @@ export interface ConversationLog {
   hasOlder: boolean;
   loadingOlder: boolean;
   loadOlder: () => void;
-  /** The turn in progress, RUNNING or waiting for approval (or the last one this view followed, once ended). */
+  /** The turn in progress, RUNNING or waiting for approval, else the conversation's last turn (or the last one this view followed). */
   turn: TurnView | null;
   /** Follows a turn this client started, in this conversation or in the one its send just created. */
   follow: (turn: TurnView, conversationId: string) => void;
@@ -34,11 +34,13 @@ export interface ConversationLog {
 export function useConversationLog(conversationId: string | null, connection: ConnectionStore): ConversationLog {
   const client = useClient();
   const page = useNewestPage(conversationId);
-  const followed = useFollowedTurn(conversationId, page.loaded ? page.conversation?.activeTurn?.id : undefined);
-  useLiveMessages(client, conversationId, page.loaded, connection);
-  useLiveTurns(client, conversationId, page.loaded, connection, followed);
   const edges = page.conversation?.messages.edges;
   const messages = useMemo(() => edges?.map((edge) => edge.node) ?? [], [edges]);
+  // The turn in progress, else the last one: a failed last turn offers Retry, after a reload too.
+  const lastTurnId = page.conversation?.activeTurn?.id ?? messages.findLast((message) => message.role === "USER")?.turn?.id;
+  const followed = useFollowedTurn(conversationId, page.loaded ? lastTurnId : undefined);
+  useLiveMessages(client, conversationId, page.loaded, connection);
+  useLiveTurns(client, conversationId, page.loaded, connection, followed);
   useRefreshTurnOnAnswer(messages, followed.refreshTurn);
   const older = useOlderPages(client, conversationId, page.conversation?.messages.pageInfo);
   return { messages, loaded: page.loaded, error: page.error, ...older, ...followed };
@@ -72,7 +74,7 @@ function useNewestPage(conversationId: string | null) {
 
 /**
  * Which turn this view follows (only its id is kept here; the turn itself is
- * read from the cache): the page's running turn, or one this client started.
+ * read from the cache): the page's running or last turn, or one this client started.
  * Opening another conversation forgets it, unless a send there just started it.
  */
 function useFollowedTurn(conversationId: string | null, activeTurnId: string | undefined) {

@@ -1,14 +1,20 @@
 import { useEffect } from "react";
-import { useMutation, useQuery } from "urql";
+import { useMutation, useQuery, useSubscription } from "urql";
 import type { ConnectionStore } from "./connection";
-import { CONVERSATIONS, CREATE_CONVERSATION, DELETE_CONVERSATION } from "./documents";
+import { CONVERSATION_CHANGED, CONVERSATIONS, CREATE_CONVERSATION, DELETE_CONVERSATION } from "./documents";
 import { describeError } from "./errors";
 
-/** The viewer's conversations, most recent first: open, start and delete. */
+/**
+ * The viewer's conversations, most recent first: open, start and delete. The
+ * list follows conversationChanged (created, renamed, new activity, deleted,
+ * from this tab, another one, the API or SQL); after a reconnect it is read
+ * again, for whatever changed while the socket was away.
+ */
 export function Conversations(props: { selected: string | null; onSelect: (id: string | null) => void; connection: ConnectionStore }) {
   const [{ data, error }, reexecute] = useQuery({ query: CONVERSATIONS });
   const [, create] = useMutation(CREATE_CONVERSATION);
   const [, remove] = useMutation(DELETE_CONVERSATION);
+  useSubscription({ query: CONVERSATION_CHANGED });
   const { connection, onSelect } = props;
   useEffect(() => connection.onReconnect(() => reexecute({ requestPolicy: "network-only" })), [connection, reexecute]);
 

@@ -95,6 +95,21 @@ export const CONVERSATIONS = graphql(`
   }
 `);
 
+/** Every change to the viewer's conversation list: the cache's updater re-reads the list (cache.ts). */
+export const CONVERSATION_CHANGED = graphql(`
+  subscription ConversationChanged {
+    conversationChanged {
+      kind
+      conversationId
+      conversation {
+        id
+        title
+        updatedAt
+      }
+    }
+  }
+`);
+
 export const CREATE_CONVERSATION = graphql(`
   mutation CreateConversation {
     createConversation {
@@ -157,6 +172,11 @@ export const TurnFields = graphql(
       id
       status
       stopCode
+      userMessage {
+        id
+        content
+        clientMessageId
+      }
       toolCalls {
         ...ApprovalCallFields
       }
