@@ -31,6 +31,14 @@ export interface FeedContext {
   requestFlush: () => void;
   /** Called once per subscription when nothing committed from now on can be missed. */
   established: () => void;
+  /** Called when an event reached subscribers, with the database time its change committed at (the metrics' notification lag). */
+  delivered?: ((committedAt: Date) => void) | undefined;
+}
+
+/** What the hub reports of its deliveries: the realtime metrics' hook (src/telemetry/metrics.ts), or nothing. */
+export interface DeliveryObserver {
+  /** An event of `kind` reached its subscribers; its change committed at `committedAt` (database time). */
+  delivered(kind: "taskChanged", committedAt: Date): void;
 }
 
 export interface FeedLimits {

@@ -4,7 +4,7 @@ import { AppError, ErrorCode } from "../lib/errors.js";
 import type { Message } from "../generated/prisma/client.js";
 import type { Logger } from "../lib/logger.js";
 import { Admission } from "./admission.js";
-import type { Feed, FeedLimits } from "./feed.js";
+import type { DeliveryObserver, Feed, FeedLimits } from "./feed.js";
 import { MessageFeed, type MessageSubscription } from "./message-feed.js";
 import { userChannel, type Notification } from "./protocol.js";
 import type { StreamEnd } from "./subscriber.js";
@@ -66,8 +66,10 @@ class UserHub {
     limits: FeedLimits,
     retry: BackoffPolicy,
     established: () => void,
+    observer: DeliveryObserver | undefined,
   ) {
-    const context = { userId, db, logger, established, requestFlush: () => this.requestFlush() };
+    const delivered = observer && ((committedAt: Date) => observer.delivered("taskChanged", committedAt));
+    const context = { userId, db, logger, established, delivered, requestFlush: () => this.requestFlush() };
     this.messages = new MessageFeed(context, limits, retry);
     this.tasks = new TaskFeed(context, () => transport.healthyAt);
     this.backoff = new Backoff(retry);
@@ -150,6 +152,8 @@ export class RealtimeHub {
     private readonly transport: RealtimeTransport,
     private readonly logger: Logger,
     options: RealtimeOptions = {},
+    /** Told of deliveries (the notification lag metric); none without metrics. */
+    private readonly observer?: DeliveryObserver,
   ) {
     this.options = { ...DEFAULT_REALTIME_OPTIONS, ...options };
     this.admission = new Admission(this.options.subscriptionsPerUser);
@@ -195,7 +199,7 @@ export class RealtimeHub {
         `messageAdded fell more than ${limit} messages behind and was ended; subscribe again with afterSeq set to the last seq you received`,
         { extensions: { limit } },
       );
-    return this.admission.stream<Message>(userId, { limit, overflowError: overflow }, async (outlet) => {
+    return this.admission.stream<Message>(userId, { limit, overflowError: overflow, kind: "messageAdded" }, async (outlet) => {
       const hub = this.userHub(userId);
       const sub = hub.messages.add(outlet, options);
       outlet.onClose(() => {
@@ -216,7 +220,7 @@ export class RealtimeHub {
         `taskChanged fell more than ${limit} events behind and was ended; subscribe again and re-read your tasks`,
         { extensions: { limit } },
       );
-    return this.admission.stream<TaskChangeEvent>(userId, { limit, overflowError: overflow }, async (outlet) => {
+    return this.admission.stream<TaskChangeEvent>(userId, { limit, overflowError: overflow, kind: "taskChanged" }, async (outlet) => {
       const hub = this.userHub(userId);
       const sub = hub.tasks.add(outlet);
       outlet.onClose(() => {
@@ -242,6 +246,7 @@ export class RealtimeHub {
       () => {
         this.established += 1;
       },
+      this.observer,
     );
     this.users.set(userId, hub);
     return hub;

@@ -218,7 +218,7 @@ export class StreamFeed {
       new AppError(ErrorCode.SUBSCRIPTION_OVERFLOW, `messageStream fell more than ${limit} events behind and was ended; subscribe again`, {
         extensions: { limit },
       });
-    return this.admission.stream<MessageStreamEvent>(userId, { limit, overflowError: overflow }, async (outlet) => {
+    return this.admission.stream<MessageStreamEvent>(userId, { limit, overflowError: overflow, kind: "messageStream" }, async (outlet) => {
       const stream = new ConversationStream(this.db, userId, conversationId, this.logger, () => this.streams.delete(stream), outlet);
       this.streams.add(stream);
       outlet.onClose(() => void stream.close());

@@ -153,7 +153,13 @@ export class TaskFeed implements Feed {
     const version = versionOf(event);
     if (this.delivered.get(event.taskId)?.version === version) return;
     this.remember(event.taskId, version, at);
-    for (const sub of this.roster.all) sub.outlet.push(event);
+    let pushed = 0;
+    for (const sub of this.roster.all) {
+      sub.outlet.push(event);
+      pushed += 1;
+    }
+    // `at` is the row's database time (the writing transaction's now()): commit to delivery, about.
+    if (pushed > 0) this.context.delivered?.(at);
   }
 
   private remember(taskId: string, version: string, at: Date): void {

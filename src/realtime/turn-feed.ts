@@ -133,7 +133,7 @@ export class TurnFeed {
           extensions: { limit },
         },
       );
-    return this.admission.stream<Turn>(userId, { limit, overflowError: overflow }, async (outlet) => {
+    return this.admission.stream<Turn>(userId, { limit, overflowError: overflow, kind: "turnUpdated" }, async (outlet) => {
       const follower = new ConversationTurns(this.db, userId, conversationId, this.logger, outlet);
       this.followers.add(follower);
       outlet.onClose(() => {
