@@ -1,4 +1,4 @@
-import { context, SpanStatusCode, type Span } from "@opentelemetry/api";
+import { context, propagation, SpanStatusCode, trace, type Span } from "@opentelemetry/api";
 import { ExportResultCode, type ExportResult } from "@opentelemetry/core";
 import { PrismaInstrumentation } from "@prisma/instrumentation";
 import { resourceFromAttributes } from "@opentelemetry/resources";
@@ -25,11 +25,16 @@ export interface TracingSettings {
   logger: Logger;
   /** Spans per batch export, and how long a span may wait for one (ms). Defaults: the SDK's. */
   batch?: { maxExportBatchSize?: number; scheduledDelayMillis?: number };
+  /** How long one export may take, retries included (ms). Default 10 s, the SDK's. */
+  exportTimeoutMs?: number;
 }
+
+/** At shutdown, how long the last spans may take to go out: a collector that is down must not hold the exit. */
+const SHUTDOWN_EXPORT_MS = 2000;
 
 export interface TracingHandle {
   tracing: Tracing;
-  /** Exports what is buffered now. */
+  /** Exports what is buffered now (never rejects: a failed export is logged). */
   flush(): Promise<void>;
   /** Exports what is left, then stops (the last step of a shutdown). */
   shutdown(): Promise<void>;
@@ -37,7 +42,8 @@ export interface TracingHandle {
 
 export async function startTracing(settings: TracingSettings): Promise<TracingHandle> {
   const url = `${settings.endpoint.replace(/\/+$/, "")}/v1/traces`;
-  const exporter = new ReportingExporter(await otlpExporter(settings.protocol, url), settings.logger, new URL(url).origin);
+  const inner = await otlpExporter(settings.protocol, { url, timeoutMillis: settings.exportTimeoutMs });
+  const exporter = new ReportingExporter(inner, settings.logger, new URL(url).origin);
   const provider = new NodeTracerProvider({
     resource: resourceFromAttributes({ "service.name": settings.serviceName }),
     spanProcessors: [new BatchSpanProcessor(exporter, settings.batch)],
@@ -51,22 +57,40 @@ export async function startTracing(settings: TracingSettings): Promise<TracingHa
   settings.logger.info({ endpoint: new URL(url).origin, protocol: settings.protocol }, "tracing on: spans are exported over OTLP/HTTP");
   return {
     tracing: otelTracing(provider.getTracer("todo-assistant-api")),
-    flush: () => provider.forceFlush(),
+    // A failed export was logged by the exporter already; flushing and stopping never fail for it.
+    flush: () => provider.forceFlush().catch(() => {}),
     shutdown: async () => {
       prisma.disable();
-      await provider.shutdown();
+      let timer: NodeJS.Timeout | undefined;
+      const late = new Promise<void>((resolve) => (timer = setTimeout(resolve, SHUTDOWN_EXPORT_MS)));
+      await Promise.race([provider.shutdown().catch(() => {}), late]);
+      clearTimeout(timer);
+      // Hands the process' globals back, so a later start (a test's) can register its own.
+      trace.disable();
+      context.disable();
+      propagation.disable();
     },
   };
 }
 
 /** The exporter of the protocol asked for; each is loaded only when used. */
-async function otlpExporter(protocol: TracingSettings["protocol"], url: string): Promise<SpanExporter> {
-  if (protocol === "http/json") {
-    const { OTLPTraceExporter } = await import("@opentelemetry/exporter-trace-otlp-http");
-    return new OTLPTraceExporter({ url });
-  }
-  const { OTLPTraceExporter } = await import("@opentelemetry/exporter-trace-otlp-proto");
-  return new OTLPTraceExporter({ url });
+async function otlpExporter(
+  protocol: TracingSettings["protocol"],
+  options: { url: string; timeoutMillis?: number | undefined },
+): Promise<SpanExporter> {
+  const module =
+    protocol === "http/json" ? await import("@opentelemetry/exporter-trace-otlp-http") : await import("@opentelemetry/exporter-trace-otlp-proto");
+  return new (commonJsExports(module).OTLPTraceExporter)(options);
+}
+
+type ExporterModule = typeof import("@opentelemetry/exporter-trace-otlp-http");
+
+/**
+ * The exporters are CommonJS, and how a dynamic import's exports arrive depends on who loads
+ * it: Node's loader gives them named, the dist/ bundle's chunk as `default` only.
+ */
+function commonJsExports(module: ExporterModule & { default?: ExporterModule }): ExporterModule {
+  return module.OTLPTraceExporter === undefined && module.default !== undefined ? module.default : module;
 }
 
 function otelTracing(tracer: ReturnType<NodeTracerProvider["getTracer"]>): Tracing {
