@@ -1,3 +1,5 @@
+import { createServer, type Server } from "node:http";
+import type { AddressInfo } from "node:net";
 import type { AppDeps } from "../../src/server/app.js";
 import { AppMetrics } from "../../src/telemetry/metrics.js";
 
@@ -39,4 +41,47 @@ export async function scrape(metricsUrl: string | undefined): Promise<{ text: st
   if (response.status !== 200) throw new Error(`GET /metrics answered ${response.status}`);
   const text = await response.text();
   return { text, samples: parseExposition(text) };
+}
+
+export interface OtlpSpan {
+  traceId: string;
+  spanId: string;
+  parentSpanId?: string;
+  name: string;
+  attributes?: { key: string; value: { stringValue?: string; intValue?: string | number; boolValue?: boolean } }[];
+}
+
+export interface Receiver {
+  url: string;
+  bodies: { contentType: string; body: Buffer }[];
+  close(): Promise<void>;
+}
+
+/** An OTLP/HTTP collector: keeps every body POSTed to /v1/traces and answers as a collector does. */
+export async function startReceiver(): Promise<Receiver> {
+  const bodies: Receiver["bodies"] = [];
+  const server: Server = createServer((request, response) => {
+    const chunks: Buffer[] = [];
+    request.on("data", (chunk: Buffer) => chunks.push(chunk));
+    request.on("end", () => {
+      if (request.method !== "POST" || request.url !== "/v1/traces") return void response.writeHead(404).end();
+      const contentType = request.headers["content-type"] ?? "";
+      bodies.push({ contentType, body: Buffer.concat(chunks) });
+      if (contentType.includes("json")) response.writeHead(200, { "content-type": "application/json" }).end("{}");
+      else response.writeHead(200, { "content-type": "application/x-protobuf" }).end();
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  return {
+    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
+    bodies,
+    close: () => new Promise((resolve) => server.close(() => resolve())),
+  };
+}
+
+export function spansOf(receiver: Receiver): OtlpSpan[] {
+  return receiver.bodies.flatMap(({ body }) => {
+    const exported = JSON.parse(body.toString("utf8")) as { resourceSpans: { scopeSpans: { spans: OtlpSpan[] }[] }[] };
+    return exported.resourceSpans.flatMap((resource) => resource.scopeSpans.flatMap((scope) => scope.spans));
+  });
 }

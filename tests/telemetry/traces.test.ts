@@ -1,60 +1,16 @@
-import { createServer, type Server } from "node:http";
-import type { AddressInfo } from "node:net";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { parseId } from "../../src/lib/ids.js";
 import { startTracing, type TracingHandle } from "../../src/telemetry/tracing.js";
 import { cohereAssistant, sendMessage, TEST_COHERE_KEY } from "../helpers/chat.js";
 import { startFakeCohere, textReply, toolCallReply, type FakeCohere } from "../helpers/fake-cohere.js";
 import { capturingLogger, newUser, startTestServer, type TestServer, type TestUser } from "../helpers/server.js";
+import { spansOf, startReceiver, type OtlpSpan, type Receiver } from "./support.js";
 
 /**
  * Traces end to end: the real server with OpenTelemetry on, exporting over
  * OTLP/HTTP to a collector played by a node:http server in this process,
  * a chat turn through the real cohere-ai SDK against the fake Cohere.
  */
-
-interface OtlpSpan {
-  traceId: string;
-  spanId: string;
-  parentSpanId?: string;
-  name: string;
-  attributes?: { key: string; value: { stringValue?: string; intValue?: string | number; boolValue?: boolean } }[];
-}
-
-interface Receiver {
-  url: string;
-  bodies: { contentType: string; body: Buffer }[];
-  close(): Promise<void>;
-}
-
-/** An OTLP/HTTP collector: keeps every body POSTed to /v1/traces and answers as a collector does. */
-async function startReceiver(): Promise<Receiver> {
-  const bodies: Receiver["bodies"] = [];
-  const server: Server = createServer((request, response) => {
-    const chunks: Buffer[] = [];
-    request.on("data", (chunk: Buffer) => chunks.push(chunk));
-    request.on("end", () => {
-      if (request.method !== "POST" || request.url !== "/v1/traces") return void response.writeHead(404).end();
-      const contentType = request.headers["content-type"] ?? "";
-      bodies.push({ contentType, body: Buffer.concat(chunks) });
-      if (contentType.includes("json")) response.writeHead(200, { "content-type": "application/json" }).end("{}");
-      else response.writeHead(200, { "content-type": "application/x-protobuf" }).end();
-    });
-  });
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-  return {
-    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
-    bodies,
-    close: () => new Promise((resolve) => server.close(() => resolve())),
-  };
-}
-
-function spansOf(receiver: Receiver): OtlpSpan[] {
-  return receiver.bodies.flatMap(({ body }) => {
-    const exported = JSON.parse(body.toString("utf8")) as { resourceSpans: { scopeSpans: { spans: OtlpSpan[] }[] }[] };
-    return exported.resourceSpans.flatMap((resource) => resource.scopeSpans.flatMap((scope) => scope.spans));
-  });
-}
 
 function attribute(span: OtlpSpan, key: string): unknown {
   const value = span.attributes?.find((entry) => entry.key === key)?.value;
