@@ -12,7 +12,7 @@ import ts from "typescript";
 export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
 
 /** Folders of src/, top to bottom: a folder may import only its own or those below it. */
-export const LAYERS = ["boot", "server", "mcp", "schema", "chat", "realtime", "domain", "db", "auth", "lib"] as const;
+export const LAYERS = ["boot", "server", "telemetry", "mcp", "schema", "chat", "realtime", "domain", "db", "auth", "lib"] as const;
 
 export interface LongFunction {
   file: string;

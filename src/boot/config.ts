@@ -159,7 +159,7 @@ export const SETTINGS = {
       max: 10_000,
       doc:
         "Open subscriptions one user may have on one instance, all kinds together " +
-        "(`messageAdded`, `taskChanged`, `messageStream`, `turnUpdated`); one more answers `RATE_LIMITED`.",
+        "(`messageAdded`, `taskChanged`, `conversationChanged`, `messageStream`, `turnUpdated`); one more answers `RATE_LIMITED`.",
     }),
     transport: oneOf("REALTIME_TRANSPORT", ["postgres", "nats"], {
       default: "postgres",
@@ -279,6 +279,32 @@ export const SETTINGS = {
       doc: "The estimated budget of the history window sent to the model (preamble, tools, newest messages).",
     }),
   },
+  metrics: {
+    port: int("METRICS_PORT", {
+      default: undefined,
+      min: 1,
+      max: 65_535,
+      rule: "a port number (1–65535)",
+      shownDefault: "unset: no metrics",
+      doc: "Serve Prometheus metrics at `/metrics` on a listener of its own on this port, never on `PORT` (see [Metrics](#metrics)). A port in use is logged and the API serves without it.",
+    }),
+    host: host("METRICS_HOST", {
+      shownDefault: "`127.0.0.1`",
+      doc: "The address the metrics listener binds; set `0.0.0.0` only where the network keeps `/metrics` private.",
+    }),
+  },
+  tracing: {
+    endpoint: url("OTEL_EXPORTER_OTLP_ENDPOINT", {
+      protocols: WEB,
+      shownDefault: "unset: no traces",
+      doc: "OpenTelemetry collector's OTLP/HTTP base URL; spans go to `<endpoint>/v1/traces` (see [Traces](#traces)). `OTEL_EXPORTER_OTLP_HEADERS` is read as the exporter reads it.",
+    }),
+    protocol: oneOf("OTEL_EXPORTER_OTLP_PROTOCOL", ["http/protobuf", "http/json"], {
+      default: "http/protobuf",
+      doc: "How spans are encoded: `http/protobuf` or `http/json`.",
+    }),
+    serviceName: text("OTEL_SERVICE_NAME", { default: "todo-assistant-api", doc: "The traces' `service.name`." }),
+  },
   mcp: {
     authToken: secret("MCP_AUTH_TOKEN", { doc: "`npm run mcp` only: the JWT of the user the stdio MCP server acts for." }),
   },
@@ -308,6 +334,7 @@ function resolve(v: Values) {
     http: http(v.http, isProduction),
     realtime: realtime(v.realtime),
     ws: v.ws satisfies WsSettings,
+    metrics: v.metrics.port === undefined ? undefined : { port: v.metrics.port, host: v.metrics.host ?? "127.0.0.1" },
   };
 }
 
@@ -340,6 +367,8 @@ function conflicts(c: Config): string[] {
     problems.push("In production, AUTH_JWT_SECRET or AUTH_JWKS_URL must be set");
   }
   if (database.directUrl !== undefined && database.url === undefined) problems.push("DIRECT_URL is set but DATABASE_URL is not");
+  // /metrics is never on the public port.
+  if (c.metrics !== undefined && c.metrics.port === c.port) problems.push(`METRICS_PORT must differ from PORT (${c.port})`);
   // Node refuses a headers timeout longer than the request's; say so in the settings' own names.
   const { headersMs, requestMs } = http.timeouts;
   if (headersMs > requestMs) problems.push(`HEADERS_TIMEOUT_MS (${headersMs}) must not exceed REQUEST_TIMEOUT_MS (${requestMs})`);

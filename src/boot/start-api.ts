@@ -3,7 +3,8 @@ import type { AuthSettings } from "../auth/verifier.js";
 import { createDb } from "../db/client.js";
 import type { OpenDatabase } from "../db/open.js";
 import type { Logger } from "../lib/logger.js";
-import { buildApp } from "../server/app.js";
+import type { Tracing } from "../lib/tracing.js";
+import { buildApp, type AppDeps } from "../server/app.js";
 import { WEB_DIST_DIR } from "../server/web-ui/paths.js";
 import { assistantFromConfig } from "./assistant-from-config.js";
 import type { Config } from "./config.js";
@@ -27,8 +28,29 @@ async function authWithDevToken(auth: AuthSettings): Promise<{ auth: AuthSetting
   return { auth: { ...auth, jwtSecret }, devToken: await signHs256(jwtSecret, { sub: "dev-user", expiresIn: "12h" }) };
 }
 
+/**
+ * Traces (OTEL_EXPORTER_OTLP_ENDPOINT): the OpenTelemetry SDK is loaded only then. Stopped after
+ * the API and the pool (registered before them), so the drain's last spans are exported.
+ */
+async function tracingFromConfig(config: Config, logger: Logger, lifecycle: Lifecycle): Promise<Tracing | undefined> {
+  const { endpoint, protocol, serviceName } = config.tracing;
+  if (endpoint === undefined) return undefined;
+  const { startTracing } = await import("../telemetry/tracing.js");
+  const handle = await startTracing({ endpoint, protocol, serviceName, logger });
+  lifecycle.onStop("traces", () => handle.shutdown());
+  return handle.tracing;
+}
+
+/** Metrics (METRICS_PORT): prom-client is loaded only then. */
+async function metricsFromConfig(config: Config): Promise<AppDeps["metrics"]> {
+  if (config.metrics === undefined) return undefined;
+  const { AppMetrics } = await import("../telemetry/metrics.js");
+  return { ...config.metrics, create: (sources) => new AppMetrics(sources) };
+}
+
 /** Builds the app on `database`, registers its shutdown steps and listens; resolves with the API's URL. */
 export async function startApi({ config, logger, database, lifecycle }: StartApiOptions): Promise<string> {
+  const [tracing, metrics] = await Promise.all([tracingFromConfig(config, logger, lifecycle), metricsFromConfig(config)]);
   const db = createDb({
     url: database.url,
     driver: config.database.driver,
@@ -54,6 +76,8 @@ export async function startApi({ config, logger, database, lifecycle }: StartApi
     ws: config.ws,
     graphiql: config.isProduction ? false : { devHeaders: devToken ? { Authorization: `Bearer ${devToken}` } : undefined },
     webUi: config.webUi ? { distDir: WEB_DIST_DIR, devToken } : false,
+    metrics,
+    tracing,
   });
   logger.debug("app built");
   lifecycle.onStop("API", async () => {

@@ -14,7 +14,7 @@ import { leaseHandle, leaseTtlMs, newLeaseId, type Lease } from "./lease.js";
 import { runTurn } from "./turn.js";
 import { TurnLog } from "./turn-log.js";
 import { RETRY_LATER, unavailable } from "./turn-end.js";
-import { TurnStoppedError, type AssistantDeps, type TurnEnd, type TurnRun } from "./turn-run.js";
+import { NO_CHAT_TELEMETRY, TurnStoppedError, type AssistantDeps, type TurnEnd, type TurnRun } from "./turn-run.js";
 
 /** The one thing the assistant needs of the realtime transport (src/realtime/transport.ts). */
 export interface ChannelListener {
@@ -102,7 +102,10 @@ export class Assistant {
       checkStop: () => this.checkStop(identity.id, controller, log),
       zone: memoized(() => userTimezone(this.db, identity.userId)),
     };
-    const done = this.drive(run, controller, lease).finally(() => this.running.delete(turn.id));
+    // Launched inside the request (sendMessage, or the decision that resumes it): the turn's
+    // span is a child of that operation's, so one trace holds the turn, however long it runs on.
+    const telemetry = this.deps.telemetry ?? NO_CHAT_TELEMETRY;
+    const done = telemetry.turn(identity, () => this.drive(run, controller, lease)).finally(() => this.running.delete(turn.id));
     this.running.set(turn.id, { controller, done });
     return done;
   }

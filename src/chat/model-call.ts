@@ -6,7 +6,7 @@ import type { ChatModel } from "./cohere.js";
 import { streamStep, type StepResult } from "./model-stream.js";
 import { DEFAULT_STEP_BOUNDS, type StepBounds } from "./step-bounds.js";
 import { inputJsonSchema, TOOLS } from "./tools.js";
-import { DEFAULT_MAX_INPUT_TOKENS, DEFAULT_STREAM_FLUSH_MS, type AssistantDeps, type TurnRun } from "./turn-run.js";
+import { DEFAULT_MAX_INPUT_TOKENS, DEFAULT_STREAM_FLUSH_MS, NO_CHAT_TELEMETRY, type AssistantDeps, type TurnRun } from "./turn-run.js";
 import { buildWindow } from "./window.js";
 
 const COHERE_TOOLS: Cohere.ToolV2[] = TOOLS.map((tool) => ({
@@ -68,20 +68,23 @@ export async function callModel(run: TurnRun, model: ChatModel, messages: Messag
     history: run.log.earlier(),
   });
   const writer = answerWriter(run);
+  const telemetry = deps.telemetry ?? NO_CHAT_TELEMETRY;
   let step: StepResult;
   try {
-    step = await streamStep(
-      model,
-      { model: deps.modelName, messages: window.messages, tools: COHERE_TOOLS },
-      {
-        timeoutMs: deps.callTimeoutMs,
-        deadline: run.deadline,
-        signal: run.signal,
-        policy: deps.retryPolicy,
-        onRetry: (info) => deps.logger.warn({ ...info, conversationId: turn.conversationId }, "retrying the model call"),
-        onText: (delta) => writer.append(delta),
-        bounds: stepBounds(deps),
-      },
+    step = await telemetry.modelCall(turn, () =>
+      streamStep(
+        model,
+        { model: deps.modelName, messages: window.messages, tools: COHERE_TOOLS },
+        {
+          timeoutMs: deps.callTimeoutMs,
+          deadline: run.deadline,
+          signal: run.signal,
+          policy: deps.retryPolicy,
+          onRetry: (info) => deps.logger.warn({ ...info, conversationId: turn.conversationId }, "retrying the model call"),
+          onText: (delta) => writer.append(delta),
+          bounds: stepBounds(deps),
+        },
+      ),
     );
   } catch (error) {
     await writer.close();

@@ -7,7 +7,7 @@ import type { ToolApproval } from "../generated/prisma/client.js";
 import { argumentsHash, DEFAULT_APPROVAL_POLICY, ownedTargets, reviewStoredCall, type ApprovalPolicy } from "./approval-policy.js";
 import type { StoredToolCall } from "./history.js";
 import { parseArguments, runTool, type ToolContext, type ToolOutcome } from "./tools.js";
-import type { TurnRun } from "./turn-run.js";
+import { NO_CHAT_TELEMETRY, type TurnRun } from "./turn-run.js";
 import type { StepCall } from "./turn-steps.js";
 
 /** What the model is told of a call that repeats an earlier one (see markRepeats). */
@@ -76,7 +76,7 @@ export function planCalls(calls: readonly StepCall[], facts: PlanFacts): Planned
 
 /** What tool execution needs of the turn. */
 export type ToolRun = Pick<TurnRun, "db" | "turn" | "signal" | "checkStop" | "decided" | "log" | "zone"> & {
-  deps: Pick<TurnRun["deps"], "approvalPolicy">;
+  deps: Pick<TurnRun["deps"], "approvalPolicy" | "telemetry">;
 };
 
 /** Reads what planning needs: the turn's approvals, and which of the tasks the asked-about calls name are the user's. */
@@ -100,12 +100,14 @@ export type Execution = "done" | "stopped" | { held: HeldCall[] };
  */
 export async function executeToolCalls(run: ToolRun, calls: readonly StepCall[]): Promise<Execution> {
   const planned = planCalls(calls, await planFacts(run, calls));
+  const telemetry = run.deps.telemetry ?? NO_CHAT_TELEMETRY;
   for (const plan of planned) {
     if (plan.kind === "hold") continue;
     if (run.signal.aborted) return "stopped";
     const stored = await recordToolCall(run.db, run.turn, async (tx) => {
       if (plan.kind === "answer") return toolMessage(plan.call, plan.outcome);
-      return toolMessage(plan.call, await runCall(toolContext(run, tx, plan.call), plan.call));
+      const call = { id: plan.call.id, name: plan.call.function.name };
+      return toolMessage(plan.call, await telemetry.toolCall(run.turn, call, () => runCall(toolContext(run, tx, plan.call), plan.call)));
     });
     if (!stored) {
       await run.checkStop();

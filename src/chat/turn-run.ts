@@ -7,6 +7,8 @@ import type { Logger } from "../lib/logger.js";
 import type { ApprovalPolicy } from "./approval-policy.js";
 import type { ChatModel } from "./cohere.js";
 import type { TurnLog } from "./turn-log.js";
+import type { StepResult } from "./model-stream.js";
+import type { ToolOutcome } from "./tools.js";
 
 export interface AssistantDeps {
   /** Undefined when COHERE_API_KEY is unset: chat answers ASSISTANT_UNAVAILABLE, everything else works. */
@@ -34,6 +36,8 @@ export interface AssistantDeps {
   approvalTtlMs?: number | undefined;
   /** False: this instance runs no expiry timer, and a past-due turn ends only when a request touches it. Default true. */
   approvalSweep?: boolean | undefined;
+  /** Metrics and spans around turns, model calls and tool calls (METRICS_PORT, OTEL_EXPORTER_OTLP_ENDPOINT). Default none. */
+  telemetry?: ChatTelemetry | undefined;
 }
 
 export const DEFAULT_STREAM_FLUSH_MS = 100;
@@ -92,3 +96,24 @@ export interface TurnRun {
   /** The user's time zone, read once per turn (the system message and the tools' local times). */
   zone(): Promise<string>;
 }
+
+/**
+ * The turn loop's hooks for metrics and traces, each wrapped around one piece
+ * of work at its call site: a whole turn, one model call, one tool call. The
+ * chat layer knows nothing of Prometheus or OpenTelemetry; the server passes an
+ * implementation (src/telemetry/chat.ts) in AssistantDeps.telemetry, or none.
+ */
+export interface ChatTelemetry {
+  /** A turn run by this instance, from its launch to its end (or pause). */
+  turn(turn: TurnIdentity, run: () => Promise<TurnEnd>): Promise<TurnEnd>;
+  /** One model call, retries included. */
+  modelCall(turn: TurnIdentity, call: () => Promise<StepResult>): Promise<StepResult>;
+  /** One tool call through the registry. */
+  toolCall(turn: TurnIdentity, call: { id: string; name: string }, run: () => Promise<ToolOutcome>): Promise<ToolOutcome>;
+}
+
+export const NO_CHAT_TELEMETRY: ChatTelemetry = {
+  turn: (_turn, run) => run(),
+  modelCall: (_turn, call) => call(),
+  toolCall: (_turn, _call, run) => run(),
+};

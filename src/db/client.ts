@@ -46,8 +46,27 @@ export function configureNeonTransport(overrides: NeonTransportOverrides): void 
   neonConfig.pipelineConnect = false;
 }
 
+/** A pool's connections now: what the metrics read at each scrape. */
+export interface PoolStats {
+  /** Open connections, in use or idle. */
+  total: number;
+  idle: number;
+  /** Queries waiting for a connection. */
+  waiting: number;
+}
+
+/** The pg pool behind each client made here; the Neon driver keeps its pool to itself. */
+const pools = new WeakMap<Db, pg.Pool>();
+
+/** The client's pool counts, or undefined when its driver does not show them (neon). */
+export function poolStats(db: Db): PoolStats | undefined {
+  const pool = pools.get(db);
+  return pool && { total: pool.totalCount, idle: pool.idleCount, waiting: pool.waitingCount };
+}
+
 export function createDb(options: DbOptions): Db {
-  const adapter = options.driver === "neon" ? neonAdapter(options) : pgAdapter(options);
+  const pool = options.driver === "neon" ? undefined : pgPool(options);
+  const adapter = pool ? new PrismaPg(pool) : neonAdapter(options);
   const client = new PrismaClient({
     adapter,
     log: options.onQuery ? [{ emit: "event", level: "query" }] : [],
@@ -59,10 +78,11 @@ export function createDb(options: DbOptions): Db {
     const onQuery = options.onQuery;
     client.$on("query", (event) => onQuery(event.query));
   }
+  if (pool) pools.set(client, pool);
   return client;
 }
 
-function pgAdapter(options: DbOptions): PrismaPg {
+function pgPool(options: DbOptions): pg.Pool {
   const pool = new pg.Pool({
     connectionString: options.url,
     max: options.poolSize,
@@ -73,7 +93,7 @@ function pgAdapter(options: DbOptions): PrismaPg {
   // An idle client that loses its connection emits on the pool; without a
   // listener that would crash the process. The pool discards the client itself.
   pool.on("error", () => {});
-  return new PrismaPg(pool);
+  return pool;
 }
 
 function neonAdapter(options: DbOptions): PrismaNeon {

@@ -1,6 +1,9 @@
 import { AppError, ErrorCode } from "../lib/errors.js";
 import { subscriberStream, type Outlet, type StreamEnd, type StreamOptions } from "./subscriber.js";
 
+/** The subscription root fields, as the slots they hold are counted by kind (the metrics' live subscribers). */
+export type SubscriptionKind = "messageAdded" | "taskChanged" | "conversationChanged" | "messageStream" | "turnUpdated" | "other";
+
 /**
  * The one way a subscription opens: every kind (messageAdded, taskChanged,
  * messageStream, and any added later) takes one of its user's slots here, so
@@ -16,6 +19,7 @@ export class Admission {
   /** Slots held, per user; a user with none has no entry. */
   private readonly held = new Map<string, number>();
   private total = 0;
+  private readonly kinds = new Map<SubscriptionKind, number>();
 
   constructor(
     /** Subscriptions one user may have open at once (SUBSCRIPTIONS_PER_USER). */
@@ -25,6 +29,11 @@ export class Admission {
   /** Slots held now, by every user. */
   get openCount(): number {
     return this.total;
+  }
+
+  /** Slots held now, by the kind of subscription holding them (kinds never opened are absent). */
+  openByKind(): ReadonlyMap<SubscriptionKind, number> {
+    return this.kinds;
   }
 
   /** Slots the user holds now. */
@@ -37,24 +46,30 @@ export class Admission {
    * `open` runs only once the slot is taken; refused, the stream's one result
    * is the RATE_LIMITED error, then it completes.
    */
-  stream<T>(userId: string, options: StreamOptions, open: (outlet: Outlet<T>) => Promise<void>): AsyncIterableIterator<T | StreamEnd> {
+  stream<T>(
+    userId: string,
+    options: StreamOptions & { kind?: SubscriptionKind },
+    open: (outlet: Outlet<T>) => Promise<void>,
+  ): AsyncIterableIterator<T | StreamEnd> {
     return subscriberStream<T>(options, async (outlet) => {
-      outlet.onClose(this.take(userId));
+      outlet.onClose(this.take(userId, options.kind));
       await open(outlet);
     });
   }
 
   /** Takes a slot, or throws RATE_LIMITED. Returns its release, which frees it once however often it is called. */
-  take(userId: string): () => void {
+  take(userId: string, kind: SubscriptionKind = "other"): () => void {
     const held = this.heldBy(userId);
     if (held >= this.perUser) throw tooManySubscriptions(this.perUser);
     this.held.set(userId, held + 1);
     this.total += 1;
+    this.kinds.set(kind, (this.kinds.get(kind) ?? 0) + 1);
     let released = false;
     return () => {
       if (released) return;
       released = true;
       this.total -= 1;
+      this.kinds.set(kind, (this.kinds.get(kind) ?? 1) - 1);
       const left = this.heldBy(userId) - 1;
       if (left > 0) this.held.set(userId, left);
       else this.held.delete(userId);

@@ -38,6 +38,8 @@ export interface Gone<R> {
 
 /** How a feed reads one kind of row, always scoped to the feed's user. */
 export interface ChangeSource<R extends ChangedRow, E> {
+  /** The subscription it feeds (the metrics' label). */
+  name: "taskChanged" | "conversationChanged";
   /** The rows among `ids` that exist now. */
   read(ids: string[]): Promise<R[]>;
   /** The tombstones among `ids`. */
@@ -189,6 +191,8 @@ export class ChangeFeed<R extends ChangedRow, E> implements Feed {
     this.remember(id, version, at);
     const event = this.source.event(kind, id, row);
     for (const sub of this.roster.all) sub.outlet.push(event);
+    // `at` is the row's database time (the writing transaction's now()): commit to delivery, about.
+    if (this.roster.size > 0) this.context.delivered?.(this.source.name, at);
   }
 
   private remember(id: string, version: string, at: Date): void {

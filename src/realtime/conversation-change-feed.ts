@@ -26,6 +26,7 @@ export class ConversationChangeFeed extends ChangeFeed<Conversation, Conversatio
     const { db, userId } = context;
     const tombstone = { id: true, deletedAt: true } as const;
     super(context, healthyAt, {
+      name: "conversationChanged",
       read: (ids) => db.conversation.findMany({ where: { userId, id: { in: ids } } }),
       readGone: async (ids) => (await db.deletedConversation.findMany({ where: { userId, id: { in: ids } }, select: tombstone })).map(gone),
       changedSince: (from) => db.conversation.findMany({ where: { userId, updatedAt: { gte: from } }, orderBy: { updatedAt: "asc" } }),

@@ -1,5 +1,5 @@
 import { AppError, ErrorCode } from "../lib/errors.js";
-import type { Admission } from "./admission.js";
+import type { Admission, SubscriptionKind } from "./admission.js";
 import { userChannel, type Notification } from "./protocol.js";
 import type { Outlet, StreamEnd } from "./subscriber.js";
 import type { RealtimeTransport } from "./transport.js";
@@ -16,8 +16,8 @@ export interface ConversationFollower {
 }
 
 export interface ConversationFeedOptions<E> {
-  /** The subscription's name, for its overflow error. */
-  name: string;
+  /** The subscription's name, for its overflow error and the count of live subscribers by kind. */
+  name: SubscriptionKind;
   /** What an overflowed subscriber should do, after "subscribe again". */
   overflowAdvice?: string;
   follower(userId: string, conversationId: string, outlet: Outlet<E>): ConversationFollower;
@@ -69,7 +69,7 @@ export class ConversationFeed<E> {
           extensions: { limit },
         },
       );
-    return this.admission.stream<E>(userId, { limit, overflowError: overflow }, async (outlet) => {
+    return this.admission.stream<E>(userId, { limit, overflowError: overflow, kind: this.options.name }, async (outlet) => {
       const follower = this.options.follower(userId, conversationId, outlet);
       this.followers.add(follower);
       let unlisten: (() => Promise<void>) | undefined;

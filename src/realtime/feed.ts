@@ -23,6 +23,9 @@ export interface Feed {
   reconnected(info: ReconnectInfo): void;
 }
 
+/** The subscriptions whose deliveries are observed (notification lag). */
+export type ChangeSubscription = "taskChanged" | "conversationChanged";
+
 export interface FeedContext {
   userId: string;
   db: Db;
@@ -31,6 +34,14 @@ export interface FeedContext {
   requestFlush: () => void;
   /** Called once per subscription when nothing committed from now on can be missed. */
   established: () => void;
+  /** Called when an event reached subscribers, with the database time its change committed at (the metrics' notification lag). */
+  delivered?: ((kind: ChangeSubscription, committedAt: Date) => void) | undefined;
+}
+
+/** What the hub reports of its deliveries: the realtime metrics' hook (src/telemetry/metrics.ts), or nothing. */
+export interface DeliveryObserver {
+  /** An event of `kind` reached its subscribers; its change committed at `committedAt` (database time). */
+  delivered(kind: ChangeSubscription, committedAt: Date): void;
 }
 
 export interface FeedLimits {

@@ -4,7 +4,7 @@ import { AppError, ErrorCode } from "../lib/errors.js";
 import type { Message } from "../generated/prisma/client.js";
 import type { Logger } from "../lib/logger.js";
 import { Admission } from "./admission.js";
-import type { Feed, FeedLimits } from "./feed.js";
+import type { ChangeSubscription, DeliveryObserver, Feed, FeedLimits } from "./feed.js";
 import { MessageFeed, type MessageSubscription } from "./message-feed.js";
 import { userChannel, type Notification } from "./protocol.js";
 import type { Outlet, StreamEnd } from "./subscriber.js";
@@ -69,8 +69,10 @@ class UserHub {
     limits: FeedLimits,
     retry: BackoffPolicy,
     established: () => void,
+    observer: DeliveryObserver | undefined,
   ) {
-    const context = { userId, db, logger, established, requestFlush: () => this.requestFlush() };
+    const delivered = observer && ((kind: ChangeSubscription, committedAt: Date) => observer.delivered(kind, committedAt));
+    const context = { userId, db, logger, established, delivered, requestFlush: () => this.requestFlush() };
     this.messages = new MessageFeed(context, limits, retry);
     this.tasks = new TaskFeed(context, () => transport.healthyAt);
     this.conversations = new ConversationChangeFeed(context, () => transport.healthyAt);
@@ -160,6 +162,8 @@ export class RealtimeHub {
     private readonly transport: RealtimeTransport,
     private readonly logger: Logger,
     options: RealtimeOptions = {},
+    /** Told of deliveries (the notification lag metric); none without metrics. */
+    private readonly observer?: DeliveryObserver,
   ) {
     this.options = { ...DEFAULT_REALTIME_OPTIONS, ...options };
     this.admission = new Admission(this.options.subscriptionsPerUser);
@@ -205,7 +209,7 @@ export class RealtimeHub {
         `messageAdded fell more than ${limit} messages behind and was ended; subscribe again with afterSeq set to the last seq you received`,
         { extensions: { limit } },
       );
-    return this.admission.stream<Message>(userId, { limit, overflowError: overflow }, async (outlet) => {
+    return this.admission.stream<Message>(userId, { limit, overflowError: overflow, kind: "messageAdded" }, async (outlet) => {
       const hub = this.userHub(userId);
       const sub = hub.messages.add(outlet, options);
       outlet.onClose(() => {
@@ -230,7 +234,7 @@ export class RealtimeHub {
   /** A change feed's subscription, admitted like every other, LISTENing before it starts. */
   private changes<E>(
     userId: string,
-    name: string,
+    name: ChangeSubscription,
     advice: string,
     feedOf: (hub: UserHub) => { add(outlet: Outlet<E>): { start(): void; remove(): void } },
   ): AsyncIterableIterator<E | StreamEnd> {
@@ -239,7 +243,7 @@ export class RealtimeHub {
       new AppError(ErrorCode.SUBSCRIPTION_OVERFLOW, `${name} fell more than ${limit} events behind and was ended; subscribe again and ${advice}`, {
         extensions: { limit },
       });
-    return this.admission.stream<E>(userId, { limit, overflowError: overflow }, async (outlet) => {
+    return this.admission.stream<E>(userId, { limit, overflowError: overflow, kind: name }, async (outlet) => {
       const hub = this.userHub(userId);
       const sub = feedOf(hub).add(outlet);
       outlet.onClose(() => {
@@ -265,6 +269,7 @@ export class RealtimeHub {
       () => {
         this.established += 1;
       },
+      this.observer,
     );
     this.users.set(userId, hub);
     return hub;

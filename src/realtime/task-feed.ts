@@ -28,6 +28,7 @@ export class TaskFeed extends ChangeFeed<Task, TaskChangeEvent> {
   constructor(context: FeedContext, healthyAt: () => Date | undefined) {
     const { db, userId } = context;
     super(context, healthyAt, {
+      name: "taskChanged",
       read: (ids) => db.task.findMany({ where: { userId, id: { in: ids } } }),
       readGone: async (ids) => (await db.deletedTask.findMany({ where: { userId, id: { in: ids } } })).map(gone),
       changedSince: (from) => db.task.findMany({ where: { userId, updatedAt: { gte: from } }, orderBy: { updatedAt: "asc" } }),

@@ -2,7 +2,7 @@ import { createServer, type Server } from "node:http";
 import type { YogaServerInstance } from "graphql-yoga";
 import type { TokenVerifier } from "../auth/verifier.js";
 import { DEFAULT_WS_SETTINGS, type HttpSettings, type WsSettings } from "./settings.js";
-import type { Db } from "../db/client.js";
+import { poolStats, type Db } from "../db/client.js";
 import type { Logger } from "../lib/logger.js";
 import { createMaskError } from "./mask-error.js";
 import { Assistant } from "../chat/assistant.js";
@@ -26,6 +26,10 @@ import type { Route } from "./routes.js";
 import { serverTimeouts } from "./timeouts.js";
 import { webUiRoutes } from "./web-ui/serve.js";
 import { createYogaServer } from "./yoga.js";
+import type { Tracing } from "../lib/tracing.js";
+import type { AppMetrics, MetricSources } from "../telemetry/metrics.js";
+import { chatTelemetry } from "../telemetry/chat.js";
+import { MetricsListener, type MetricsSettings } from "./metrics-listener.js";
 
 export interface AppDeps {
   db: Db;
@@ -59,6 +63,13 @@ export interface AppDeps {
   realtime?: RealtimeOptions;
   /** graphql-ws bounds (WS_*); each unset one has its default. */
   ws?: Partial<WsSettings>;
+  /**
+   * Prometheus metrics (METRICS_PORT): where their listener binds, and the factory of the
+   * instance's registry (src/telemetry/metrics.ts, loaded only when metrics are on). Unset: none.
+   */
+  metrics?: MetricsSettings & { create: (sources: MetricSources) => AppMetrics };
+  /** Spans (OTEL_EXPORTER_OTLP_ENDPOINT): the GraphQL operation, the chat turn and its calls. Unset: none. */
+  tracing?: Tracing;
 }
 
 export interface App {
@@ -77,8 +88,13 @@ export interface App {
   requestsInFlight(): number;
   /** The graphql-ws transport's counts (sockets, buffered output, operations in flight). */
   ws: Pick<GraphQLWs, "stats" | "connectionsOf">;
-  /** Listens on the port (0 picks a free one) and resolves with the bound address. */
-  start(port: number, host?: string): Promise<{ port: number; url: string }>;
+  /** This instance's metrics, when METRICS_PORT is set. */
+  metrics: AppMetrics | undefined;
+  /**
+   * Listens on the port (0 picks a free one) and resolves with the bound address; with metrics, their
+   * listener's port too (undefined when it could not bind: logged, and the API serves on).
+   */
+  start(port: number, host?: string): Promise<{ port: number; url: string; metricsPort?: number | undefined }>;
   /**
    * Drains, then closes: /ready turns 503 and new requests and sockets are refused at once;
    * subscriptions end (WebSockets close with 1001, SSE streams complete); accepted requests
@@ -94,8 +110,14 @@ export interface App {
  */
 export function buildApp(deps: AppDeps): App {
   const { db, logger, verifier } = deps;
-  const { transport, realtime, streams, turns } = realtimeFor(deps);
-  const assistant = new Assistant(db, deps.assistant, transport);
+  const late: { realtime?: RealtimeHub; ws?: GraphQLWs } = {};
+  const metrics = deps.metrics?.create({
+    subscribers: () => late.realtime?.admission.openByKind() ?? new Map(),
+    webSockets: () => late.ws?.stats().connections ?? 0,
+    pool: () => poolStats(db),
+  });
+  const { transport, realtime, streams, turns } = realtimeFor(deps, metrics);
+  const assistant = new Assistant(db, assistantDeps(deps, metrics), transport);
   const drain = new Drain();
   const maskError = createMaskError(logger, { suggestions: deps.http.suggestions });
   const yoga = createYogaServer({
@@ -108,6 +130,7 @@ export function buildApp(deps: AppDeps): App {
     graphiql: deps.graphiql,
     ready: () => ready(db, transport, logger, deps.readyTimeoutMs ?? 2000),
     context: contextFactory({ db, verifier, assistant, realtime, streams, turns }),
+    telemetry: { metrics: metrics?.graphql, tracing: deps.tracing },
   });
   const server = createServer(serverTimeouts(deps.http.timeouts), createFrontDoor(yoga, logger, drain));
   const ws = attachGraphQLWs({
@@ -121,7 +144,9 @@ export function buildApp(deps: AppDeps): App {
     accepting: () => !drain.draining,
     settings: { ...DEFAULT_WS_SETTINGS, ...deps.ws },
   });
-  const parts = { db, logger, server, transport, drain, ws, assistant, graceMs: deps.shutdownGraceMs ?? 25_000 };
+  Object.assign(late, { realtime, ws });
+  const metricsListener = metrics && deps.metrics && new MetricsListener(metrics, deps.metrics, logger);
+  const parts = { db, logger, server, transport, drain, ws, assistant, graceMs: deps.shutdownGraceMs ?? 25_000, metrics: metricsListener };
   let stopping: Promise<boolean> | undefined;
   return {
     yoga,
@@ -133,23 +158,32 @@ export function buildApp(deps: AppDeps): App {
     assistant,
     requestsInFlight: () => drain.inFlight,
     ws,
+    metrics,
     start: (port, host) => startApp(parts, port, host),
     // Idempotent: a second stop() waits for the first instead of failing.
     stop: () => (stopping ??= stopApp(parts)),
   };
 }
 
+/** The chat settings, with the turn loop's metrics and spans when either is on. */
+function assistantDeps(deps: AppDeps, metrics: AppMetrics | undefined): AssistantDeps {
+  if (!metrics && !deps.tracing) return deps.assistant;
+  return { ...deps.assistant, telemetry: chatTelemetry(metrics?.chat, deps.tracing) };
+}
+
 /** The realtime transport (REALTIME_TRANSPORT) and what reads from it: the hub (messageAdded, taskChanged), messageStream's and turnUpdated's feeds. */
-function realtimeFor(deps: AppDeps) {
+function realtimeFor(deps: AppDeps, metrics: AppMetrics | undefined) {
   const settings = deps.transport ?? { kind: "postgres" };
   const transport = createTransport({ ...deps.listener, settings, connectionString: deps.listenUrl, logger: deps.logger, db: deps.db });
-  const realtime = new RealtimeHub(deps.db, transport, deps.logger, deps.realtime);
+  const realtime = new RealtimeHub(deps.db, transport, deps.logger, deps.realtime, metrics?.realtime);
   // One admission for every kind of subscription: messageStream counts against the same cap.
   const streams = new StreamFeed(deps.db, transport, deps.logger, realtime.admission);
   const turns = new TurnFeed(deps.db, transport, deps.logger, realtime.admission);
-  transport.on("reconnected", () => {
+  transport.on("reconnected", (info) => {
     streams.catchUp();
     turns.catchUp();
+    // A first connection reports `since` as the epoch: only a comeback counts as a reconnect.
+    if (info.since.getTime() > 0) metrics?.realtime.reconnected();
   });
   return { transport, realtime, streams, turns };
 }

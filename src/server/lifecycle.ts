@@ -6,6 +6,7 @@ import { sweepInterruptedTurns } from "../domain/conversation-log.js";
 import type { Logger } from "../lib/logger.js";
 import type { RealtimeTransport } from "../realtime/transport.js";
 import type { Drain } from "./drain.js";
+import type { MetricsListener } from "./metrics-listener.js";
 import type { GraphQLWs } from "./ws/attach.js";
 
 /** What an app instance opens at start and closes at stop, in that order. */
@@ -19,13 +20,19 @@ export interface LifecycleParts {
   assistant: Assistant;
   /** How long stop() lets accepted requests and running turns finish. */
   graceMs: number;
+  /** /metrics on a listener of its own (METRICS_PORT), when set. */
+  metrics?: MetricsListener | undefined;
 }
 
 /** After the grace period, how long the answers of requests whose turns were just interrupted may take to go out. */
 const ANSWERS_AFTER_STOP_MS = 2000;
 
 /** Starts the background work (the realtime transport, the sweep of dead instances' turns), then listens on the port (0 picks a free one). */
-export async function startApp(parts: LifecycleParts, port: number, host = "127.0.0.1"): Promise<{ port: number; url: string }> {
+export async function startApp(
+  parts: LifecycleParts,
+  port: number,
+  host = "127.0.0.1",
+): Promise<{ port: number; url: string; metricsPort?: number | undefined }> {
   const { transport, logger, db } = parts;
   // Subscriptions open even while the transport is still (re)connecting: they stay open and catch up.
   transport
@@ -38,7 +45,10 @@ export async function startApp(parts: LifecycleParts, port: number, host = "127.
   );
   // Turns whose approval expired while no instance was up end now, and each later one when it falls due.
   parts.assistant.startSweeps();
-  return listen(parts.server, port, host, logger);
+  const listening = await listen(parts.server, port, host, logger);
+  // After the API's own port: a metrics port that cannot be bound is a warning, never a failed start.
+  const metricsPort = await parts.metrics?.start();
+  return { ...listening, metricsPort };
 }
 
 function listen(server: Server, port: number, host: string, logger: Logger): Promise<{ port: number; url: string }> {
@@ -73,6 +83,8 @@ export async function stopApp(parts: LifecycleParts): Promise<boolean> {
   if (!finished) await drain.settled(ANSWERS_AFTER_STOP_MS);
   await closeServer(parts.server);
   await parts.transport.close();
+  // Last: the drain can be watched to its end.
+  await parts.metrics?.close();
   return finished;
 }
 

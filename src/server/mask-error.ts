@@ -66,6 +66,21 @@ function maskWith(logger: Logger) {
   };
 }
 
+/**
+ * The code a client gets for `error` once masked, worked out as maskError does
+ * but without logging or building anything: the metrics' error label.
+ */
+export function maskedCode(error: unknown): string {
+  const original = error instanceof GraphQLError ? (error.originalError ?? undefined) : error;
+  const base = error instanceof GraphQLError ? error : undefined;
+  if (original instanceof AppError) return original.code;
+  if (base && isRequestError(base)) return isContractCode(base.extensions.code) ? String(base.extensions.code) : ErrorCode.BAD_USER_INPUT;
+  if (original instanceof GraphQLError && typeof original.extensions.code === "string") return original.extensions.code;
+  if (original instanceof PothosValidationError) return ErrorCode.BAD_USER_INPUT;
+  if (unavailableReason(original ?? error) !== undefined) return ErrorCode.SERVICE_UNAVAILABLE;
+  return ErrorCode.INTERNAL_SERVER_ERROR;
+}
+
 /** The answer when the database cannot be reached: retryable, and naming nothing internal. */
 export function serviceUnavailable(): AppError {
   return new AppError(ErrorCode.SERVICE_UNAVAILABLE, "The service is temporarily unavailable; retry shortly", {

@@ -12,12 +12,15 @@ import { useConnectionArgsGuard } from "../schema/connection-args.js";
 import type { Context } from "../schema/context.js";
 import { useDeferredErrors } from "../schema/deferred-errors.js";
 import { schema } from "../schema/index.js";
+import type { Tracing } from "../lib/tracing.js";
+import type { GraphQLMetrics } from "../telemetry/metrics.js";
 import { useAccessLog } from "./access-log.js";
 import { useAuthFirst } from "./auth-first.js";
 import { corsPolicy } from "./cors.js";
 import { useDrainableSubscriptions, type Drain } from "./drain.js";
 import type { RequestServerContext } from "./front-door.js";
 import { graphiqlOptions, renderLocalGraphiQL } from "./graphiql.js";
+import { useGraphQLTelemetry } from "./graphql-telemetry.js";
 import { useNoIntrospection, useQueryLimits } from "./limits/query-limits.js";
 import { isSameOriginLoopback } from "./local-request.js";
 import { useValidationErrorCode } from "./mask-error.js";
@@ -46,6 +49,8 @@ export interface YogaParts {
   /** Whether /ready answers 200. */
   ready: () => Promise<boolean>;
   context: (initial: YogaInitialContext) => Promise<Context>;
+  /** GraphQL metrics (METRICS_PORT) and operation spans (OTEL_EXPORTER_OTLP_ENDPOINT); neither when unset. */
+  telemetry?: { metrics?: GraphQLMetrics | undefined; tracing?: Tracing | undefined };
 }
 
 export function createYogaServer(parts: YogaParts): AppYoga {
@@ -67,11 +72,12 @@ export function createYogaServer(parts: YogaParts): AppYoga {
   });
 }
 
-/** The plugins in the order a request meets them: log, headers, routes, readiness, auth, body, limits, validation, execution, drain. */
+/** The plugins in the order a request meets them: log, telemetry, headers, routes, readiness, auth, body, limits, validation, execution, drain. */
 export function pipeline(parts: YogaParts): Plugins {
-  const { http, logger } = parts;
+  const { http, logger, telemetry } = parts;
   return [
     useAccessLog(logger),
+    ...(telemetry?.metrics || telemetry?.tracing ? [useGraphQLTelemetry(telemetry.metrics, telemetry.tracing)] : []),
     useSecurityHeaders(),
     useRoutes(parts.routes, logger),
     useReadinessCheck({ endpoint: "/ready", check: parts.ready }),

@@ -22,6 +22,8 @@ export interface TestServer {
   baseUrl: string;
   /** ws://…/graphql for graphql-ws clients. */
   wsUrl: string;
+  /** http://…/metrics on the metrics listener, when the app has metrics and their port could be bound. */
+  metricsUrl: string | undefined;
   /** POSTs an operation, with `token` as the Bearer (omit for none). */
   request<T = Record<string, any>>(query: string, variables?: Record<string, unknown>, token?: string | null): Promise<GraphQLResponse<T>>;
   close(): Promise<void>;
@@ -54,9 +56,11 @@ export async function startTestServer(options: Partial<AppDeps> & { logger?: Log
     ws: options.ws,
     webUi: options.webUi ?? false,
     readyTimeoutMs: options.readyTimeoutMs,
+    metrics: options.metrics,
+    tracing: options.tracing,
   });
   // A given port: a restart on the address clients already use.
-  const { port } = await app.start(options.port ?? 0, "127.0.0.1");
+  const { port, metricsPort } = await app.start(options.port ?? 0, "127.0.0.1");
   const baseUrl = `http://127.0.0.1:${port}`;
   const url = `${baseUrl}/graphql`;
   return {
@@ -65,6 +69,7 @@ export async function startTestServer(options: Partial<AppDeps> & { logger?: Log
     url,
     baseUrl,
     wsUrl: `ws://127.0.0.1:${port}/graphql`,
+    metricsUrl: metricsPort === undefined ? undefined : `http://127.0.0.1:${metricsPort}/metrics`,
     async request(query, variables, token) {
       const headers: Record<string, string> = { "content-type": "application/json", accept: "application/graphql-response+json" };
       if (token) headers.authorization = `Bearer ${token}`;
