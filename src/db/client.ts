@@ -73,13 +73,6 @@ function pgAdapter(options: DbOptions): PrismaPg {
   // An idle client that loses its connection emits on the pool; without a
   // listener that would crash the process. The pool discards the client itself.
   pool.on("error", () => {});
-  // A checked-out client has no listener of the pool's (it removes its own on
-  // checkout), and the adapter adds none while it holds one for an interactive
-  // transaction: a connection ended between two of its queries (a database
-  // restart: 57P01) would emit 'error' on nobody and crash the process, as the
-  // soak saw. Its next query fails instead, and the pool drops the broken
-  // client when it is released (it is no longer queryable).
-  pool.on("connect", (client) => client.on("error", () => {}));
   return new PrismaPg(pool);
 }
 
