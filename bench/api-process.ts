@@ -29,7 +29,7 @@ export interface ApiExit {
 
 export class ApiProcess {
   private nextId = 0;
-  private readonly waiting = new Map<number, { resolve: (stats: ServerStats) => void; reject: (error: Error) => void }>();
+  private readonly waiting = new Map<number, { resolve: (reply: never) => void; reject: (error: Error) => void }>();
   private stopping = false;
   /** Set when the process ended without stop(). */
   unexpectedExit: ApiExit | undefined;
@@ -41,9 +41,9 @@ export class ApiProcess {
     tail: readonly string[],
   ) {
     child.on("message", (message: FromServer) => {
-      if (message.type !== "stats") return;
-      const { type: _type, id, ...stats } = message;
-      this.waiting.get(id)?.resolve(stats);
+      if (message.type === "ready") return;
+      const { type: _type, id, ...reply } = message;
+      (this.waiting.get(id)?.resolve as ((value: unknown) => void) | undefined)?.(message.type === "snapshot" ? message.file : reply);
       this.waiting.delete(id);
     });
     // A send to a process that has just died fails here, not as an uncaught 'error' event.
@@ -93,11 +93,20 @@ export class ApiProcess {
 
   /** With `gc`, after a full garbage collection (for memory figures; slow with many sockets). */
   stats(gc = false): Promise<ServerStats> {
+    return this.ask<ServerStats>((id) => ({ type: "stats", id, gc }));
+  }
+
+  /** A heap snapshot after a full GC, written to `file` (the process stands still meanwhile); resolves with its path. */
+  heapSnapshot(file: string): Promise<string> {
+    return this.ask<string>((id) => ({ type: "snapshot", id, file }));
+  }
+
+  private ask<T>(message: (id: number) => ToServer): Promise<T> {
     if (!this.running) return Promise.reject(new Error("the API process has exited"));
     this.nextId += 1;
     const id = this.nextId;
-    const reply = new Promise<ServerStats>((resolve, reject) => this.waiting.set(id, { resolve, reject }));
-    this.child.send({ type: "stats", id, gc } satisfies ToServer);
+    const reply = new Promise<T>((resolve, reject) => this.waiting.set(id, { resolve: resolve as (reply: never) => void, reject }));
+    this.child.send(message(id));
     return reply;
   }
 

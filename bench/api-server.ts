@@ -4,9 +4,11 @@
  * hand): its settings come from the environment through loadConfig, as for
  * `npm start`, with DATABASE_URL required (the parent owns the database).
  * Answers its parent over IPC: "ready" with the port, "stats" on request
- * (optionally after a full GC), and stops on "stop" the way src/main.ts does:
+ * (optionally after a full GC), "snapshot" (a heap snapshot after a full GC,
+ * written where asked), and stops on "stop" the way src/main.ts does:
  * drain, then the pool.
  */
+import { writeHeapSnapshot } from "node:v8";
 import { buildApp } from "../src/server/app.js";
 import { createVerifier } from "../src/auth/verifier.js";
 import { assistantFromConfig } from "../src/boot/assistant-from-config.js";
@@ -23,8 +25,9 @@ export interface ServerStats {
   subscribers: number;
 }
 
-export type ToServer = { type: "stats"; id: number; gc: boolean } | { type: "stop" };
-export type FromServer = { type: "ready"; port: number; pid: number } | ({ type: "stats"; id: number } & ServerStats);
+export type ToServer = { type: "stats"; id: number; gc: boolean } | { type: "snapshot"; id: number; file: string } | { type: "stop" };
+export type FromServer =
+  { type: "ready"; port: number; pid: number } | ({ type: "stats"; id: number } & ServerStats) | { type: "snapshot"; id: number; file: string };
 
 if (!process.send) throw new Error("bench/api-server.ts is started by bench/api-process.ts");
 const send = (message: FromServer) => process.send?.(message);
@@ -72,6 +75,10 @@ process.on("message", (message: ToServer) => {
       established: app.realtime.establishedCount,
       subscribers: app.realtime.subscriberCount,
     });
+  } else if (message.type === "snapshot") {
+    // After a full GC, so it holds what is retained and nothing else (it stops the process while it writes).
+    (globalThis as { gc?: () => void }).gc?.();
+    send({ type: "snapshot", id: message.id, file: writeHeapSnapshot(message.file) });
   } else if (message.type === "stop") {
     void (async () => {
       await app.stop();

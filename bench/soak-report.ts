@@ -8,6 +8,23 @@ import { OP_KIND, type OpKind, type RequestRecord } from "./soak-load.js";
 /** The least share of requests outside the outage window that must succeed (SC-006). */
 export const SUCCESS_GOAL = 0.99;
 
+/** Heap after a full GC over the last two thirds of the run: flat when its highest is within this of its lowest (issue 22). */
+export const FLAT_HEAP_TOLERANCE = 0.1;
+
+export interface HeapAfterGc {
+  /** Every measurement: seconds since the load started, MB of heap in use after a full GC, RSS then. */
+  samples: { t: number; heapMb: number; rssMb: number }[];
+  /** The last two thirds of the run (from a third of the load's duration to the end sample after it). */
+  window: { fromS: number; toS: number; samples: number };
+  minMb: number;
+  maxMb: number;
+  /** (max − min) / min over the window. */
+  spread: number;
+  /** Least-squares slope over the window, MB per minute. */
+  slopeMbPerMin: number;
+  flat: boolean;
+}
+
 interface Latency {
   p50: number;
   p99: number;
@@ -51,6 +68,7 @@ export interface SoakSummary {
     /** The least heap in use from the second minute on, per minute: where major GCs bring it back to. */
     heapFloorMb: number[];
   };
+  heapAfterGc: HeapAfterGc;
   events: SoakRun["events"] & { convergedAfterMs: number; converged: boolean; subscriberEndings: string[]; duplicateExamples: string[] };
   writes: SoakRun["writes"];
   chat: SoakRun["chat"];
@@ -78,6 +96,7 @@ function tally(records: readonly RequestRecord[]): Tally {
 
 const MB = 1024 * 1024;
 const round2 = (value: number) => Math.round(value * 100) / 100;
+const round4 = (value: number) => Math.round(value * 10_000) / 10_000;
 
 export function summarize(run: SoakRun, command: string): SoakSummary {
   const { outage } = run;
@@ -139,6 +158,7 @@ export function summarize(run: SoakRun, command: string): SoakSummary {
       endMb: samples.at(-1)?.mb ?? Number.NaN,
       heapFloorMb: heapFloors(samples),
     },
+    heapAfterGc: heapAfterGc(run),
     events: {
       ...run.events,
       convergedAfterMs: Math.round(run.convergedAfterMs),
@@ -163,9 +183,49 @@ export function summarize(run: SoakRun, command: string): SoakSummary {
   if (run.writes.missing > 0) failures.push(`${run.writes.missing} acknowledged task writes are not in the database as acknowledged`);
   if (run.chat.missing > 0) failures.push(`${run.chat.missing} acknowledged sendMessage user messages are not stored`);
   if (run.chat.duplicateToolCalls > 0) failures.push(`${run.chat.duplicateToolCalls} chat tool calls ran twice`);
+  if (!summary.heapAfterGc.flat) {
+    failures.push(
+      `heap after GC not flat over the last two thirds: ${summary.heapAfterGc.minMb}–${summary.heapAfterGc.maxMb} MB (${percent(summary.heapAfterGc.spread)} > ${percent(FLAT_HEAP_TOLERANCE)})`,
+    );
+  }
   summary.failures = failures;
   summary.pass = failures.length === 0;
   return summary;
+}
+
+/** The heap-after-GC series and whether it is flat over the last two thirds of the run. */
+export function heapAfterGc(run: Pick<SoakRun, "heapAfterGc" | "options">): HeapAfterGc {
+  const samples = run.heapAfterGc.map((sample) => ({
+    t: Math.round(sample.t),
+    heapMb: round2(sample.heapUsedBytes / MB),
+    rssMb: round2(sample.rssBytes / MB),
+  }));
+  const fromS = run.options.durationMs / 3000;
+  const window = samples.filter((sample) => sample.t >= fromS);
+  const values = window.map((sample) => sample.heapMb);
+  const minMb = Math.min(...values);
+  const maxMb = Math.max(...values);
+  const spread = round4((maxMb - minMb) / minMb);
+  // Two points are no trend: too short a run cannot be called flat.
+  const flat = window.length >= 3 && spread <= FLAT_HEAP_TOLERANCE;
+  return {
+    samples,
+    window: { fromS: round2(fromS), toS: window.at(-1)?.t ?? Number.NaN, samples: window.length },
+    minMb,
+    maxMb,
+    spread,
+    slopeMbPerMin: round2(slope(window.map((sample) => ({ x: sample.t / 60, y: sample.heapMb })))),
+    flat,
+  };
+}
+
+function slope(points: readonly { x: number; y: number }[]): number {
+  if (points.length < 2) return Number.NaN;
+  const meanX = points.reduce((sum, point) => sum + point.x, 0) / points.length;
+  const meanY = points.reduce((sum, point) => sum + point.y, 0) / points.length;
+  const covariance = points.reduce((sum, point) => sum + (point.x - meanX) * (point.y - meanY), 0);
+  const variance = points.reduce((sum, point) => sum + (point.x - meanX) ** 2, 0);
+  return variance === 0 ? Number.NaN : covariance / variance;
 }
 
 /** Per whole minute after the first (a last, partial one left out): the least heap in use sampled in it. */
@@ -203,6 +263,25 @@ export function rssPlot(summary: SoakSummary, field: "mb" | "heapMb" = "mb"): st
       ],
     },
   );
+}
+
+function heapAfterGcLines(summary: SoakSummary): string[] {
+  const heap = summary.heapAfterGc;
+  const series = heap.samples.map((sample) => `${sample.t} s ${sample.heapMb}`).join(", ");
+  return [
+    `API process V8 heap after a full GC (MB), every ${Math.round((heap.samples[1]?.t ?? 0) - (heap.samples[0]?.t ?? 0))} s or so: ${series}`,
+    `  last two thirds (${heap.window.fromS}–${heap.window.toS} s, ${heap.window.samples} samples): ${heap.minMb}–${heap.maxMb} MB, spread ${percent(heap.spread)}, trend ${heap.slopeMbPerMin} MB/min: ${heap.flat ? "FLAT" : "NOT FLAT"} (goal: within ${percent(FLAT_HEAP_TOLERANCE)})`,
+    asciiPlot(
+      heap.samples.map((sample) => ({ x: sample.t, y: sample.heapMb })),
+      {
+        width: 64,
+        height: 8,
+        formatY: (value) => `${value.toFixed(0)} MB`,
+        xLabel: "seconds since the load started",
+        spans: [{ from: summary.outage.stopAtS, to: summary.outage.upAtS, label: "database down" }],
+      },
+    ),
+  ];
 }
 
 export function formatReport(summary: SoakSummary): string {
@@ -243,6 +322,8 @@ export function formatReport(summary: SoakSummary): string {
     "",
     `API process V8 heap in use (MB): lowest per minute after the first ${summary.rss.heapFloorMb.join(", ")} (the floor after major GCs: flat means no leak)`,
     rssPlot(summary, "heapMb"),
+    "",
+    ...heapAfterGcLines(summary),
     "",
     `API log lines at warn and above: ${summary.apiLogs.length === 0 ? "none" : ""}`,
     ...summary.apiLogs.slice(0, 12).map((entry) => `  ${entry.level} ×${entry.count}: ${entry.msg}${entry.err ? ` (first: ${entry.err})` : ""}`),

@@ -9,6 +9,7 @@
  * write is looked for.
  */
 import os from "node:os";
+import path from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import pg from "pg";
 import { startFakeCohere, textReply, toolCallReply, type RecordedRequest, type ScriptedReply } from "../tests/helpers/fake-cohere.js";
@@ -30,6 +31,18 @@ export interface SoakOptions {
   outageMs: number;
   /** Progress lines (default: none). */
   log?: (line: string) => void;
+  /** A folder for two heap snapshots of the API (after a full GC): at a third of the run, and at the end once the load has settled. */
+  heapSnapshots?: string;
+}
+
+/** How often the heap is measured after a full GC (the floor a leak raises); a GC stops the API for a moment. */
+const GC_SAMPLE_MS = 15_000;
+
+export interface GcSample {
+  /** Seconds since the load started. */
+  t: number;
+  heapUsedBytes: number;
+  rssBytes: number;
 }
 
 export interface RssSample {
@@ -51,11 +64,15 @@ export interface OutageTimes {
 }
 
 export interface SoakRun {
-  options: Omit<SoakOptions, "log">;
+  options: Omit<SoakOptions, "log" | "heapSnapshots">;
   records: RequestRecord[];
   skipped: number;
   outage: OutageTimes;
   rss: RssSample[];
+  /** The heap after a full GC, every GC_SAMPLE_MS and once more at the end: what the API retains. */
+  heapAfterGc: GcSample[];
+  /** The heap snapshots written (--heap-snapshots). */
+  snapshots: string[];
   events: EventsVerdict;
   /** ms after the load ended until every subscriber had everything owed (or the wait gave up). */
   convergedAfterMs: number;
@@ -119,8 +136,14 @@ export async function runSoak(options: SoakOptions): Promise<SoakRun> {
     subscribers.clock = since;
     const load = new Load({ port: api.port, users, rate: options.rate, t0 });
     const rss: RssSample[] = [];
+    const heapAfterGc: GcSample[] = [];
+    const gcSample = async () => {
+      const stats = await Promise.race([api!.stats(true).catch(() => undefined), sleep(30_000).then(() => undefined)]);
+      if (stats) heapAfterGc.push({ t: since() / 1000, heapUsedBytes: stats.heapUsed, rssBytes: stats.rss });
+    };
     let sampling = true;
     const sampler = (async () => {
+      let lastGc = 0;
       while (sampling) {
         // A process that has died answers nothing: its death is reported at the end.
         const stats = await Promise.race([api!.stats().catch(() => undefined), sleep(5000).then(() => undefined)]);
@@ -133,12 +156,25 @@ export async function runSoak(options: SoakOptions): Promise<SoakRun> {
             load1: os.loadavg()[0]!,
           });
         }
+        if (since() - lastGc >= GC_SAMPLE_MS) {
+          lastGc = since();
+          await gcSample();
+        }
         // The fake keeps every request it got; the soak only needs their number.
         modelCalls += fake.requests.length;
         fake.requests.length = 0;
         await sleep(2000);
       }
     })();
+    const snapshots: string[] = [];
+    const snapshot = async (name: string) => {
+      if (options.heapSnapshots === undefined) return;
+      const file = await api!.heapSnapshot(path.resolve(options.heapSnapshots, `soak-${name}.heapsnapshot`)).catch(() => undefined);
+      if (file === undefined) return;
+      snapshots.push(file);
+      log(`  heap snapshot (${name}) written to ${file}`);
+    };
+    const thirdSnapshot = sleep(options.durationMs / 3).then(() => snapshot("third"));
     const progress = setInterval(() => {
       const done = load.records.length;
       const failed = load.records.filter((record) => !record.ok).length;
@@ -174,6 +210,10 @@ export async function runSoak(options: SoakOptions): Promise<SoakRun> {
     const convergedAfterMs = performance.now() - loadEnd;
     sampling = false;
     await sampler;
+    await thirdSnapshot;
+    // What is retained once the load is over: the last point of the series, and the end snapshot.
+    await gcSample();
+    await snapshot("end");
     modelCalls += fake.requests.length;
 
     return {
@@ -188,6 +228,8 @@ export async function runSoak(options: SoakOptions): Promise<SoakRun> {
       skipped: load.skipped,
       outage: { stopAt, downAt, startAt, upAt },
       rss,
+      heapAfterGc,
+      snapshots,
       events,
       convergedAfterMs,
       converged: clean(events),

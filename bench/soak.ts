@@ -14,9 +14,14 @@
  *   --users        SOAK_USERS         users the load and the subscribers are spread over (100)
  *   --outage       SOAK_OUTAGE        how long the database stays down (5s)
  *   --out          SOAK_OUT           where the JSON figures go (bench/soak-results.json; "-": nowhere)
+ *   --heap-snapshots SOAK_HEAP_SNAPSHOTS  a folder for two heap snapshots of the API after a full GC,
+ *                                     at a third of the run and at the end (none by default);
+ *                                     compare them with `npx tsx bench/heap-diff.ts a b`
  *
  * Exits 1 when an event is lost, duplicated or leaked, an acknowledged write
- * is missing, or fewer than 99% of the requests outside the outage succeed.
+ * is missing, fewer than 99% of the requests outside the outage succeed, or
+ * the heap after a full GC (measured every 15 s) is not flat within 10% over
+ * the last two thirds of the run.
  */
 import { writeFile } from "node:fs/promises";
 import { parseArgs } from "node:util";
@@ -53,6 +58,7 @@ const { values } = (() => {
         users: { type: "string" },
         outage: { type: "string" },
         out: { type: "string" },
+        "heap-snapshots": { type: "string" },
       },
     });
   } catch (error) {
@@ -77,7 +83,8 @@ const options = (() => {
 const out = setting(values.out, "SOAK_OUT", "bench/soak-results.json");
 const command = ["npm run soak", ...process.argv.slice(2)].join(" ").replace(/^npm run soak (?=-)/, "npm run soak -- ");
 
-const run = await runSoak({ ...options, log: (line) => console.log(line) });
+const heapSnapshots = setting(values["heap-snapshots"], "SOAK_HEAP_SNAPSHOTS", "");
+const run = await runSoak({ ...options, ...(heapSnapshots === "" ? {} : { heapSnapshots }), log: (line) => console.log(line) });
 const summary = summarize(run, command);
 console.log(formatReport(summary));
 if (out !== "-") {

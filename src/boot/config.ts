@@ -1,15 +1,15 @@
 import type { ApprovalPolicy } from "../chat/approval-policy.js";
 import { EMBEDDED_DATA_DIR, type DatabaseSettings } from "../db/settings.js";
-import { DEFAULT_QUERY_LIMITS } from "../server/limits/query-limits.js";
+import { DEFAULT_QUERY_LIMITS } from "../server/limits/query-limit-defaults.js";
 import { DEFAULT_WS_SETTINGS, type HttpSettings, type WsSettings } from "../server/settings.js";
 import { defaultRequestTimeoutMs } from "../server/timeouts.js";
 import { readSettings, type ValuesOf } from "./setting.js";
-import { prefixProblem } from "../realtime/nats-subjects.js";
+import { prefixProblem } from "../realtime/nats-prefix.js";
 import type { TransportSettings } from "../realtime/transport.js";
 import { duration, flag, host, int, matching, natsServers, oneOf, origins, port, secret, text, url } from "./setting-kinds.js";
 
 export type { HttpSettings, WsSettings } from "../server/settings.js";
-export { DEFAULT_QUERY_LIMITS } from "../server/limits/query-limits.js";
+export { DEFAULT_QUERY_LIMITS } from "../server/limits/query-limit-defaults.js";
 
 export class ConfigError extends Error {
   override name = "ConfigError";

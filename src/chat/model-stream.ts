@@ -50,7 +50,14 @@ export interface StepOptions {
  */
 export async function streamStep(model: ChatModel, request: ChatRequest, options: StepOptions): Promise<StepResult> {
   const call = new AbortController();
-  const signal = AbortSignal.any([options.signal, call.signal]);
+  // The turn's stop reaches the call through a listener removed below, not AbortSignal.any: the SDK
+  // leaves a listener on the signal it is given (its Stream never removes it), and Node 20 keeps a
+  // composite signal with a listener alive for good, aborted or not (its gcPersistentSignals), with
+  // the call's whole response behind it: one leak per model call (RELIABILITY.md, Memory).
+  const stop = () => call.abort(options.signal.reason);
+  if (options.signal.aborted) stop();
+  else options.signal.addEventListener("abort", stop, { once: true });
+  const signal = call.signal;
   const timeUp = setTimeout(() => call.abort(new ModelTimeoutError("the turn ran out of time")), Math.max(0, options.deadline - performance.now()));
   let idle: NodeJS.Timeout | undefined;
   try {
@@ -79,6 +86,7 @@ export async function streamStep(model: ChatModel, request: ChatRequest, options
   } finally {
     clearTimeout(timeUp);
     clearTimeout(idle);
+    options.signal.removeEventListener("abort", stop);
     // Closes the connection when the stream was left early; a no-op after its end.
     call.abort();
   }

@@ -26,17 +26,6 @@ export const RESYNC_CHANNEL = "resync";
 /** The header that carries a wake-up's writing transaction id (realtime_outbox.xact_id). */
 export const XACT_HEADER = "Todo-Xact";
 
-/** A subject token as NATS allows it, without wildcards. */
-const TOKEN = /^[A-Za-z0-9_-]+$/;
-
-/** Why a subject prefix is not usable, or undefined when it is. */
-export function prefixProblem(prefix: string): string | undefined {
-  if (prefix.length > 100) return "at most 100 characters";
-  const tokens = prefix.split(".");
-  if (tokens.some((token) => !TOKEN.test(token))) return "dot-separated tokens of letters, digits, _ and - (no wildcards or spaces)";
-  return undefined;
-}
-
 export interface NatsNames {
   stream: string;
   /** The subject of an outbox row's channel (a user's, or RESYNC_CHANNEL). */

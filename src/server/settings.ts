@@ -1,4 +1,4 @@
-import type { QueryLimits } from "./limits/query-limits.js";
+import type { QueryLimits } from "./limits/query-limit-defaults.js";
 
 /** What the front door enforces before any GraphQL work happens. */
 export interface HttpSettings {

@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { toGlobalId } from "../../src/lib/ids.js";
-import type { NatsTransport } from "../../src/realtime/nats-transport.js";
+import type { DeferredNatsTransport } from "../../src/realtime/create-transport.js";
 import { natsServerAvailable, startTcpGate, type TcpGate } from "../helpers/nats.js";
 import { newUser } from "../helpers/server.js";
 import type { QueuedSubscription } from "../helpers/ws-client.js";
@@ -182,5 +182,5 @@ async function expectNothingMore(rig: NatsRig, userId: string, sub: QueuedSubscr
 }
 
 function relayOf(server: LiveServer): { leading: boolean } {
-  return (server.app.transport as NatsTransport).relay;
+  return (server.app.transport as DeferredNatsTransport).relay;
 }

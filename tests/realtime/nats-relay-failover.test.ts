@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { toGlobalId } from "../../src/lib/ids.js";
-import type { NatsTransport } from "../../src/realtime/nats-transport.js";
+import type { DeferredNatsTransport } from "../../src/realtime/create-transport.js";
 import { runScript, stopAll, type Program } from "../helpers/process.js";
 import { newUser } from "../helpers/server.js";
 import { TEST_JWT_SECRET } from "../helpers/tokens.js";
@@ -109,5 +109,5 @@ async function nextChange(sub: QueuedSubscription): Promise<TaskChangeView> {
 }
 
 function relayOf(server: LiveServer): { leading: boolean; publishedCount: number } {
-  return (server.app.transport as NatsTransport).relay;
+  return (server.app.transport as DeferredNatsTransport).relay;
 }

@@ -13,6 +13,7 @@ import {
   embeddedTemplate,
   errorLines,
   gatedCohere,
+  holdBoot,
   inFlight,
   nothingLeft,
   openTempDir,
@@ -144,8 +145,11 @@ describe("npm start under SIGTERM and SIGINT", () => {
       const work = await inFlight(server, token, cohere);
       server.program.signalGroup("SIGTERM");
       expect((await work.subscriber.closed).code).toBe(1001);
-      // The model is still held: the server is draining. Only a signal past the relay window counts as a second one.
-      await sleep(RELAYED_SIGNAL_MS + 200);
+      // The model is still held: the server is draining. Only a signal past the relay window counts as a
+      // second one: the window runs from when the server took the first, which its log line tells.
+      const [drainLine] = await server.program.waitFor(/^\{.*"msg":"shutting down: draining".*$/m, 10_000);
+      const firstTakenAt = (JSON.parse(drainLine) as { time: number }).time;
+      await sleep(Math.max(0, firstTakenAt + RELAYED_SIGNAL_MS + 1 - Date.now()));
       server.program.signalGroup("SIGTERM");
       expect(await server.program.exit(10_000)).toEqual({ code: 1, signal: null });
       expect(server.program.stdout()).toContain("second signal: exiting now");
@@ -172,14 +176,19 @@ describe("npm start under SIGTERM and SIGINT", () => {
   it.concurrent(
     "should stop cleanly when signalled while it starts",
     async ({ expect }) => {
-      const program = runNpm(["start"], { env: serverEnv(cohere, { EMBEDDED_DATA_DIR: await copyCluster() }) }, started);
-      await program.waitFor(/Using the embedded Postgres/, 60_000);
+      const dataDir = await copyCluster();
+      // The postmaster's boot waits for the test: the signal surely comes while the server starts.
+      const hold = await holdBoot(dataDir);
+      const program = runNpm(["start"], { env: serverEnv(cohere, { EMBEDDED_DATA_DIR: dataDir }) }, started);
+      await hold.reached();
       const tree = processTree(program.child.pid!);
       expect(tree.some((entry) => entry.command.includes("bin/postgres"))).toBe(true);
       program.signalGroup("SIGTERM");
+      await program.waitFor(/signal during start-up/, 30_000);
+      hold.release();
       expect(await program.exit(30_000)).toEqual({ code: 0, signal: null });
-      // Taken while starting (the step under way may still have been the last one, so it may have listened first).
-      expect(program.stdout()).toContain("signal during start-up");
+      // It stopped once the database step was done: it never served.
+      expect(program.stdout()).not.toContain("GraphQL API ready");
       expect(errorLines(program)).toEqual([]);
       await nothingLeft(tree);
     },

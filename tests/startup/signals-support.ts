@@ -1,6 +1,7 @@
 import { execFile } from "node:child_process";
 import { randomUUID } from "node:crypto";
-import { chmod, mkdtemp } from "node:fs/promises";
+import { chownSync, closeSync, constants, openSync, renameSync, writeFileSync, writeSync } from "node:fs";
+import { appendFile, chmod, chown, mkdtemp, stat } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { promisify } from "node:util";
@@ -83,6 +84,49 @@ export async function embeddedTemplate(base: string): Promise<() => Promise<stri
     // -a: as root the cluster belongs to the postgres user, and must stay so.
     await run("cp", ["-a", template, copy]);
     return path.join(copy, "postgres");
+  };
+}
+
+export interface HeldBoot {
+  /** Resolves once the postmaster is blocked reading its configuration: the server is then starting, and stays so. */
+  reached(): Promise<void>;
+  /** Lets the postmaster read on (and boot). */
+  release(): void;
+}
+
+/**
+ * Holds the boot of the cluster in `dataDir` at a point the test sees: its postgresql.conf
+ * includes a named pipe, which the postmaster cannot finish reading until release() writes to
+ * it. Whatever the load, a signal sent once reached() resolves comes while the server starts.
+ */
+export async function holdBoot(dataDir: string): Promise<HeldBoot> {
+  const fifo = path.join(dataDir, "start-hold.conf");
+  await run("mkfifo", ["-m", "600", fifo]);
+  // Read by the user the postmaster runs as (the postgres user, when the tests run as root).
+  const owner = await stat(dataDir);
+  await chown(fifo, owner.uid, owner.gid);
+  await appendFile(path.join(dataDir, "postgresql.conf"), "\ninclude 'start-hold.conf'\n");
+  let writer: number | undefined;
+  return {
+    reached: () =>
+      vi.waitFor(
+        () => {
+          // Without a reader, a non-blocking open for writing fails (ENXIO): the postmaster has not got there yet.
+          writer = openSync(fifo, constants.O_WRONLY | constants.O_NONBLOCK);
+        },
+        { timeout: 60_000, interval: 20 },
+      ),
+    release: () => {
+      if (writer === undefined) return;
+      // Postgres reads its configuration twice as it starts: a plain file takes the pipe's place
+      // (renamed over it, so no reader ever finds neither), then the reader held on the pipe gets its end.
+      writeFileSync(`${fifo}.plain`, "# released by the test\n");
+      chownSync(`${fifo}.plain`, owner.uid, owner.gid);
+      renameSync(`${fifo}.plain`, fifo);
+      writeSync(writer, "# released by the test\n");
+      closeSync(writer);
+      writer = undefined;
+    },
   };
 }
 

@@ -6,17 +6,7 @@ import { GraphQLError, NoSchemaIntrospectionCustomRule, type ValidationContext }
 import type { Plugin } from "graphql-yoga";
 import { ErrorCode } from "../../lib/errors.js";
 import { operationCost } from "./query-cost.js";
-
-export interface QueryLimits {
-  depth: number;
-  aliases: number;
-  tokens: number;
-  directives: number;
-  /** Nested page sizes multiply: see src/server/limits/query-cost.ts. */
-  cost: number;
-}
-
-export const DEFAULT_QUERY_LIMITS: QueryLimits = { depth: 10, aliases: 15, tokens: 1000, directives: 50, cost: 5000 };
+import type { QueryLimits } from "./query-limit-defaults.js";
 
 /**
  * Limits a document must pass before anything runs: tokens while parsing
