@@ -9,7 +9,8 @@ import { inputJsonSchema, TOOLS } from "./tools.js";
 import { DEFAULT_MAX_INPUT_TOKENS, DEFAULT_STREAM_FLUSH_MS, NO_CHAT_TELEMETRY, type AssistantDeps, type TurnRun } from "./turn-run.js";
 import { buildWindow } from "./window.js";
 
-const COHERE_TOOLS: Cohere.ToolV2[] = TOOLS.map((tool) => ({
+/** The tools as the model is sent them (they count against the window's budget). */
+export const COHERE_TOOLS: Cohere.ToolV2[] = TOOLS.map((tool) => ({
   type: "function",
   function: { name: tool.name, description: tool.description, parameters: inputJsonSchema(tool) },
 }));

@@ -86,7 +86,7 @@ async function otlpExporter(
 type ExporterModule = typeof import("@opentelemetry/exporter-trace-otlp-http");
 
 /**
- * The exporters are CommonJS, and how a dynamic import's exports arrive depends on who loads
+ * The exporters are CommonJS, and how the exports of a dynamic import arrive depend on who loads
  * it: Node's loader gives them named, the dist/ bundle's chunk as `default` only.
  */
 function commonJsExports(module: ExporterModule & { default?: ExporterModule }): ExporterModule {

@@ -1,5 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { OLDER_MESSAGES_NOTE } from "../../src/chat/history.js";
+import { OLDER_MESSAGES_NOTE, systemPreamble } from "../../src/chat/history.js";
+import { COHERE_TOOLS } from "../../src/chat/model-call.js";
+import { estimateTokens } from "../../src/chat/window.js";
 import { createConversation } from "../../src/domain/conversations.js";
 import { appendMessages, type NewMessage } from "../../src/domain/messages.js";
 import { toGlobalId } from "../../src/lib/ids.js";
@@ -7,7 +9,12 @@ import { sendMessage, startChatRig } from "../helpers/chat.js";
 import { textReply, type FakeCohere, type WireMessage } from "../helpers/fake-cohere.js";
 import { newUser, type TestServer, type TestUser } from "../helpers/server.js";
 
-const BUDGET = 3000;
+/**
+ * About 3,000 estimated tokens for the history, on top of what every call
+ * sends whatever the history (the tools' schemas and the system message):
+ * the window's budget counts those too, and they grow with the tools.
+ */
+const BUDGET = estimateTokens(JSON.stringify(COHERE_TOOLS)) + estimateTokens(systemPreamble({ now: new Date(), timezone: "UTC" }, true)) + 3000;
 const EXCHANGES = 30;
 
 /** One stored exchange: a question, a tool step with its result, an answer. About 250 estimated tokens. */
