@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { Db } from "../../src/db/client.js";
 import { appendMessages, type NewMessage } from "../../src/domain/messages.js";
 import { testDb } from "../helpers/db.js";
-import { newUser, startTestServer, type TestServer, type TestUser } from "../helpers/server.js";
+import { newUser, startTestServer, testAssistant, type TestServer, type TestUser } from "../helpers/server.js";
 
 const CONVERSATIONS = 50;
 const MESSAGES_PER_CONVERSATION = 25;
@@ -40,7 +40,8 @@ describe("conversations with their messages", () => {
 
   beforeAll(async () => {
     db = testDb({ onQuery: (sql) => statements.push(sql) });
-    server = await startTestServer({ db });
+    // No approval sweep: its timer (woken by other files' approvals in the shared database) would add statements to the count.
+    server = await startTestServer({ db, assistant: testAssistant({ approvalSweep: false }) });
     user = await newUser(server, "statement-count");
     for (let c = 0; c < CONVERSATIONS; c++) {
       const conversation = await db.conversation.create({ data: { userId: user.id, title: `conversation ${c}` } });

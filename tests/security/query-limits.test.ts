@@ -3,7 +3,7 @@ import type { Db } from "../../src/db/client.js";
 import { appendMessages } from "../../src/domain/messages.js";
 import { toGlobalId } from "../../src/lib/ids.js";
 import { testDb } from "../helpers/db.js";
-import { newUser, startTestServer, type TestServer, type TestUser } from "../helpers/server.js";
+import { newUser, startTestServer, testAssistant, type TestServer, type TestUser } from "../helpers/server.js";
 import { wsClient } from "../helpers/ws-client.js";
 
 /** `conversation { messages(first: 100) { … conversation { messages(first: 100) { … } } } }`, nested `levels` times. */
@@ -28,7 +28,8 @@ describe("query limits", () => {
 
   beforeAll(async () => {
     db = testDb({ onQuery: (sql) => statements.push(sql) });
-    server = await startTestServer({ db });
+    // No approval sweep: its timer (woken by other files' approvals in the shared database) would add statements to the count.
+    server = await startTestServer({ db, assistant: testAssistant({ approvalSweep: false }) });
     user = await newUser(server, "limits");
     const conversation = await db.conversation.create({ data: { userId: user.id, title: "twenty messages" } });
     await db.$transaction((tx) =>
