@@ -1,6 +1,6 @@
 import { Prisma, type TaskPriority } from "../generated/prisma/client.js";
 import { badInput } from "../lib/errors.js";
-import { charLength, requireStorable } from "./bounds.js";
+import { Bounds, charLength, requireStorable } from "./bounds.js";
 import { taskSearchCondition } from "./task-search.js";
 
 /**
@@ -33,8 +33,9 @@ export interface TaskFilter {
 /** The filter's own bounds: what a client may ask in one filter. */
 export const FilterBounds = {
   search: { max: 200 },
-  labels: { max: 20 },
-  label: { max: 40 },
+  // A filter names at most the labels a task can carry, each as long as a task's label may be.
+  labels: Bounds.taskLabels,
+  label: Bounds.taskLabel,
 } as const;
 
 /** `prefix` names fields as the client spelled them ("filter.search", "search"). */
