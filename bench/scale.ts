@@ -111,7 +111,11 @@ function startInstance(options: ScaleOptions): Promise<ApiProcess> {
       LOG_LEVEL: process.env.BENCH_LOG_LEVEL ?? "silent",
       SUBSCRIPTIONS_PER_USER: "10000",
       WS_CONNECTIONS_PER_USER: "10000",
-      WS_MAX_CONNECTIONS: String(Math.ceil(options.sockets / options.instances) + 100),
+      // The busiest instance's share: the placement is by blocks of `users`, so it is uneven when
+      // sockets / users is not a multiple of the instances (20,000 / 2,000 on 4 gives 6,000, 6,000, 4,000, 4,000).
+      WS_MAX_CONNECTIONS: String(busiestInstance(options) + 100),
+      // Every simulated client comes from 127.0.0.1, where real ones come from many addresses.
+      WS_UNAUTHENTICATED_PER_ADDRESS: String(busiestInstance(options) + 100),
       ...options.transportEnv,
     },
   });
@@ -133,6 +137,12 @@ function placement(options: ScaleOptions): { user: number; instance: number }[] 
     user: k % options.users,
     instance: Math.floor(k / options.users) % options.instances,
   }));
+}
+
+function busiestInstance(options: ScaleOptions): number {
+  const counts = new Array<number>(options.instances).fill(0);
+  for (const { instance } of placement(options)) counts[instance] = (counts[instance] ?? 0) + 1;
+  return Math.max(...counts);
 }
 
 async function openClients(options: ScaleOptions, servers: readonly ApiProcess[], users: readonly string[]): Promise<Clients> {
