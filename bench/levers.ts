@@ -22,6 +22,8 @@ import { ADD, LIST, load } from "./scenarios/http-load.js";
 
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 4);
 const SECONDS = Number(process.env.BENCH_ROUND_SECONDS ?? 5);
+/** Which figures to load (BENCH_LEVER_IDS=B1 for a read-path lever): both by default. */
+const IDS = (process.env.BENCH_LEVER_IDS ?? "B1,B2").split(",").filter((id): id is "B1" | "B2" => id === "B1" || id === "B2");
 
 interface Patch {
   file: string;
@@ -86,6 +88,31 @@ const LEVERS: Record<string, Lever> = {
       },
     ],
   },
+  /** The list read through Prisma's `$queryRaw` again instead of the pg pool (src/domain/direct-read.ts). */
+  "no-direct-read": {
+    patches: [
+      {
+        file: "src/domain/direct-read.ts",
+        find: "  const pool = directPool(db);\n",
+        replace: "  const pool = undefined as ReturnType<typeof directPool>;\n",
+      },
+    ],
+  },
+  /** Every edge's cursor encoded up front, and the column names mapped by a regex per cell, as before. */
+  "no-lazy-mapping": {
+    patches: [
+      {
+        file: "src/domain/task-list.ts",
+        find: "tasks.map((node) => lazyEdge(order, node))",
+        replace: "tasks.map((node) => ({ cursor: encodeTaskCursor(order, node), node }))",
+      },
+      {
+        file: "src/domain/tasks.ts",
+        find: "  let field = FIELDS.get(column);\n",
+        replace: "  let field = FIELDS.get(column);\n  FIELDS.clear();\n  field = undefined;\n",
+      },
+    ],
+  },
   "pool-5": { env: { DATABASE_POOL_SIZE: "5" } },
   "pool-20": { env: { DATABASE_POOL_SIZE: "20" } },
   "log-warn": { env: { LOG_LEVEL: "warn" } },
@@ -134,7 +161,7 @@ for (const name of names) {
   const a = await start({});
   const b = await start({ root, env: lever.env });
   try {
-    for (const id of ["B1", "B2"] as const) {
+    for (const id of IDS) {
       const sides = {
         A: () => load(a.url, bodies[id], { authorization: `Bearer ${tokens.get(a)}` }, SECONDS, a.program.child.pid),
         B: () => load(b.url, bodies[id], { authorization: `Bearer ${tokens.get(b)}` }, SECONDS, b.program.child.pid),
