@@ -19,6 +19,7 @@ import { median } from "./lib/figure.js";
 import { ROOT } from "./lib/program.js";
 import { startApi, startRaw, type ApiProcess } from "./lib/servers.js";
 import { ADD, LIST, load } from "./scenarios/http-load.js";
+import { trustedManifest } from "./lib/trusted-manifest.js";
 
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 4);
 const SECONDS = Number(process.env.BENCH_ROUND_SECONDS ?? 5);
@@ -36,8 +37,6 @@ interface Lever {
   env?: Record<string, string>;
 }
 
-const SUBSCRIPTION_FREE = `(args) => !args.document.definitions.some((d) => d.kind === "OperationDefinition" && d.operation === "subscription")`;
-
 /** Each lever as the change from the code as it is. */
 const LEVERS: Record<string, Lever> = {
   /** No change: how far apart two identical servers measure (calibration). */
@@ -48,20 +47,6 @@ const LEVERS: Record<string, Lever> = {
         file: "src/auth/verifier.ts",
         find: "const verifier = cachingVerifier(signatureVerifier(auth, clock), {",
         replace: "const verifier = signatureVerifier(auth, clock); void ({",
-      },
-    ],
-  },
-  "graphql-jit": {
-    patches: [
-      {
-        file: "src/server/app.ts",
-        find: "      useDrainableSubscriptions(drain.signal),\n",
-        replace: `      useDrainableSubscriptions(drain.signal),\n      useGraphQlJit({}, { enableIf: ${SUBSCRIPTION_FREE} }),\n`,
-      },
-      {
-        file: "src/server/app.ts",
-        find: 'import { createServer, type Server } from "node:http";',
-        replace: 'import { useGraphQlJit } from "@envelop/graphql-jit";\nimport { createServer, type Server } from "node:http";',
       },
     ],
   },
@@ -113,6 +98,12 @@ const LEVERS: Record<string, Lever> = {
       },
     ],
   },
+  /** The bench's two documents not registered as trusted: parsed (cached), validated (cached), limited and run on graphql-js. */
+  untrusted: { env: { TRUSTED_DOCUMENTS_FILE: "" } },
+  /** Trusted documents without the compiled executor (graphql-js executes them; parsing and validation still skipped). */
+  "no-jit": {
+    patches: [{ file: "src/server/compiled-execution.ts", find: "      if (!documents.has(args.document)) return;\n", replace: "      return;\n" }],
+  },
   "pool-5": { env: { DATABASE_POOL_SIZE: "5" } },
   "pool-20": { env: { DATABASE_POOL_SIZE: "20" } },
   "log-warn": { env: { LOG_LEVEL: "warn" } },
@@ -139,6 +130,11 @@ const sql = new pg.Client({ connectionString: database.url });
 await sql.connect();
 await sql.query("INSERT INTO tasks (user_id, title) SELECT $1, 'Task ' || i FROM generate_series(1, 200) AS i", [userId]);
 const raw = await startRaw(database.url, userId);
+const manifest = trustedManifest([LIST, ADD]);
+
+function withoutEmpty(env: Record<string, string>): Record<string, string> {
+  return Object.fromEntries(Object.entries(env).filter(([, value]) => value !== ""));
+}
 
 const bodies = { B1: JSON.stringify({ query: LIST }), B2: JSON.stringify({ query: ADD, variables: { title: "bench" } }) };
 const rawPaths = { B1: "/list", B2: "/add" };
@@ -153,7 +149,9 @@ for (const name of names) {
     const api = await startApi({
       databaseUrl: database.url,
       token: async (secret) => (token = await signHs256(secret, { sub: userId, expiresIn: "1h" })),
-      ...variant,
+      root: variant.root,
+      // As in B1/B2 (http-load.ts); a lever's empty TRUSTED_DOCUMENTS_FILE leaves the setting unset.
+      env: withoutEmpty({ TRUSTED_DOCUMENTS_FILE: manifest, ...variant.env }),
     });
     tokens.set(api, token);
     return api;
