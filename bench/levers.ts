@@ -124,18 +124,6 @@ const LEVERS: Record<string, Lever> = {
       },
     ],
   },
-  /** The list's rows as pg objects then remapped, and timestamps through postgres-date, as before. */
-  "no-array-rows": {
-    patches: [
-      { file: "src/domain/direct-read.ts", find: '    rowMode: "array",\n    types: TYPES,\n', replace: "" },
-      {
-        file: "src/domain/direct-read.ts",
-        find: "  const fields = result.fields.map((field) => fieldOf(field.name));\n",
-        replace:
-          "  if (result.fields) return result.rows.map((row) => renamed(row as unknown as Record<string, unknown>, fieldOf) as T);\n  const fields = result.fields.map((field) => fieldOf(field.name));\n",
-      },
-    ],
-  },
   "pool-5": { env: { DATABASE_POOL_SIZE: "5" } },
   "pool-20": { env: { DATABASE_POOL_SIZE: "20" } },
   "log-warn": { env: { LOG_LEVEL: "warn" } },

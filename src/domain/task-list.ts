@@ -4,7 +4,7 @@ import { badInput } from "../lib/errors.js";
 import { readRows } from "./direct-read.js";
 import { beyondCursor, decodeTaskCursor, encodeTaskCursor, orderBySql, type TaskOrder } from "./task-order.js";
 import { taskFilterSql, userZoneFrom, type TaskFilter } from "./task-query.js";
-import { TASK_COLUMNS, taskFieldOf, taskFromRow, type TaskRow } from "./tasks.js";
+import { TASK_COLUMNS, taskFromRow, type TaskRow } from "./tasks.js";
 
 /** A connection's page arguments, as GraphQL has them. */
 export interface PageArgs {
@@ -35,17 +35,16 @@ export async function listTaskPage(db: DbClient, userId: string, filter: TaskFil
   const conditions = [taskFilterSql(userId, filter)];
   if (page.after) conditions.push(beyondCursor(order, decodeTaskCursor(page.after, order, "after")));
   if (page.before) conditions.push(beyondCursor(order, decodeTaskCursor(page.before, order, "before"), true));
-  const rows = await readRows<Task>(
+  const rows = await readRows<TaskRow>(
     db,
     Prisma.sql`
     SELECT ${TASK_COLUMNS} FROM tasks, ${userZoneFrom(userId)}
     WHERE ${Prisma.join(conditions, " AND ")}
     ORDER BY ${orderBySql(order, backward)}
     LIMIT ${size + 1}`,
-    taskFieldOf,
   );
   const more = rows.length > size;
-  const tasks = rows.slice(0, size);
+  const tasks = rows.slice(0, size).map(taskFromRow);
   if (backward) tasks.reverse();
   const edges = tasks.map((node) => lazyEdge(order, node));
   return {

@@ -72,14 +72,14 @@ export const TASK_COLUMNS = Prisma.raw(
 export function taskFromRow(row: TaskRow | undefined): Task {
   if (row === undefined) throw notFound("Task");
   const task: Record<string, unknown> = {};
-  for (const column in row) task[taskFieldOf(column)] = row[column];
+  for (const column in row) task[fieldOf(column)] = row[column];
   return task as Task;
 }
 
 /** snake_case column → camelCase field, each worked out once: a page of rows maps the same few names over and over (a regex per cell was 3 % of a list read's CPU). */
 const FIELDS = new Map<string, string>();
 
-export function taskFieldOf(column: string): string {
+function fieldOf(column: string): string {
   let field = FIELDS.get(column);
   if (field === undefined) {
     field = column.replace(/_([a-z])/g, (_match, letter: string) => letter.toUpperCase());
