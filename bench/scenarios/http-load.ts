@@ -98,7 +98,7 @@ function rows(id: string, what: string, ours: Load, base: Load): Figure[] {
       unit: "req/s",
       goal: `ratio ≥ ${GOAL}`,
       met: ours.rps / base.rps >= GOAL,
-      note: `autocannon, ${CONNECTIONS} connections, ${DURATION_S} s after a ${WARMUP_S} s warm-up; ${ours.requests} answers (${ours.errors} connection errors or timeouts) vs ${base.requests} (${base.errors})`,
+      note: `autocannon, ${CONNECTIONS} connections, ${DURATION_S} s after a ${WARMUP_S} s warm-up, the document a trusted one (TRUSTED_DOCUMENTS_FILE) sent as its text; ${ours.requests} answers (${ours.errors} connection errors or timeouts) vs ${base.requests} (${base.errors})`,
     }),
     figure({
       id,

@@ -197,3 +197,40 @@ describe("the compiled executor when the database is unreachable", () => {
     expect(await post(jit, token, { query: LIST, variables: { first: 2 } })).toEqual(expected);
   });
 });
+
+describe("another user's task through a trusted document (the compiled executor)", () => {
+  let server: TestServer;
+  let alice: string;
+  let bob: string;
+  let aliceTask: string;
+
+  beforeAll(async () => {
+    server = await startTestServer({ operations: { allowArbitrary: false, manifests: [EXTRA] } });
+    alice = await tokenFor(newUserId("alice"));
+    bob = await tokenFor(newUserId("bob"));
+    const added = await post(server, alice, { documentId: sha256Hex(ADD), variables: { title: "alice's" } });
+    aliceTask = added.body.data?.addTask.id as string;
+  });
+  afterAll(async () => {
+    await server?.close();
+  });
+
+  it("should answer NOT_FOUND exactly as for an id that names nothing, by hash and by text, and change nothing", async () => {
+    const nothing = toGlobalId("Task", randomUUID());
+    for (const [query, variables] of [
+      [ONE, (id: string) => ({ id })],
+      [UPDATE, (id: string) => ({ id, title: "bob's" })],
+    ] as const) {
+      const none = await post(server, bob, { documentId: sha256Hex(query), variables: variables(nothing) });
+      expect(none.body.errors?.[0]?.extensions).toEqual({ code: "NOT_FOUND" });
+      const byHash = await post(server, bob, { documentId: sha256Hex(query), variables: variables(aliceTask) });
+      const byText = await post(server, bob, { query, variables: variables(aliceTask) });
+      expect(byHash).toEqual(none);
+      expect(byText).toEqual(none);
+    }
+    const mine = await post(server, alice, { documentId: sha256Hex(ONE), variables: { id: aliceTask } });
+    expect(mine.body.data?.task).toEqual({ id: aliceTask, title: "alice's" });
+    const theirs = await post(server, bob, { documentId: sha256Hex(LIST), variables: { first: 10 } });
+    expect(theirs.body.data?.tasks.edges).toEqual([]);
+  });
+});
