@@ -155,6 +155,36 @@ describe("task fields, recurrence and the viewer's time zone", () => {
     expect(task).toMatchObject({ dueAt: "2026-05-04T04:00:00.000Z", dueAllDay: true });
   });
 
+  it("should keep all-day tasks on their calendar day when the viewer's zone changes, and timed tasks at their instant", async () => {
+    const user = await newUser(server);
+    await setZone(user, "Europe/Berlin");
+    const allDay = await add(user, { title: "Dentist day", dueAt: "2026-05-04T10:00:00+02:00", dueAllDay: true });
+    const timed = await add(user, { title: "Call at five", dueAt: "2026-05-04T17:00:00+02:00" });
+    const winter = await add(user, { title: "Done all-day", dueAt: "2026-01-10T12:00:00+01:00", dueAllDay: true });
+    const done = await update(user, { id: winter.id, completed: true });
+    expect(allDay.dueAt).toBe("2026-05-03T22:00:00.000Z");
+    await setZone(user, "America/New_York");
+    const read = async (id: string) => (await user.gql<{ task: TaskView }>(`query($id: ID!) { task(id: $id) { ${FIELDS} } }`, { id })).data!.task;
+    // Still the 4th of May, now from New York's midnight (EDT, UTC-4); winter's 10th of January from EST's (UTC-5).
+    expect(await read(allDay.id)).toMatchObject({ dueAt: "2026-05-04T04:00:00.000Z", dueAllDay: true });
+    expect(await read(done.id)).toMatchObject({ dueAt: "2026-01-10T05:00:00.000Z", completed: true });
+    expect((await read(timed.id)).dueAt).toBe("2026-05-04T15:00:00.000Z");
+    // Setting the same zone again moves nothing; the move is recorded as the user's change.
+    await setZone(user, "America/New_York");
+    expect((await read(allDay.id)).dueAt).toBe("2026-05-04T04:00:00.000Z");
+    const sql = new pg.Client({ connectionString: databaseUrl() });
+    await sql.connect();
+    try {
+      const { rows } = await sql.query<{ actor: string }>(
+        "SELECT actor::text AS actor FROM task_events WHERE task_id = $1 AND kind = 'UPDATED' ORDER BY seq",
+        [parseId(allDay.id, "id", "Task")],
+      );
+      expect(rows.map((row) => row.actor)).toEqual(["USER"]);
+    } finally {
+      await sql.end();
+    }
+  });
+
   it("should keep a weekly rule on the same local hour across both DST changes in Europe/Berlin", async () => {
     const user = await newUser(server);
     await setZone(user, "Europe/Berlin");
