@@ -10,6 +10,7 @@ import { TaskForm } from "./task-form";
 import { TaskItem } from "./task-item";
 import { DEFAULT_VIEW, taskVariables, useTaskView, type TaskView } from "./task-view";
 import { useDebounced, useNow } from "./use-debounced";
+import { knownZone } from "./zoned-date";
 
 /** How long typing in the search or label box pauses before the list is asked for again. */
 const TYPING_PAUSE_MS = 250;
@@ -25,7 +26,9 @@ export function TasksPane({ connection }: { connection: ConnectionStore }) {
   const label = useDebounced(view.label, TYPING_PAUSE_MS);
   const [{ data, error, fetching }, reexecute] = useQuery({ query: TASKS, variables: taskVariables({ ...view, search, label }) });
   const [viewer] = useQuery({ query: VIEWER });
-  const zone = viewer.data?.viewer.timezone;
+  const viewerZone = viewer.data?.viewer.timezone;
+  // A zone the server accepts but this browser's Intl does not know: shown in UTC, and said so.
+  const zone = viewerZone === undefined || knownZone(viewerZone) ? viewerZone : "UTC";
   const now = useNow(30_000);
   // Its results land in the cache, whose update re-reads the lists.
   useSubscription({ query: TASK_CHANGED });
@@ -36,6 +39,7 @@ export function TasksPane({ connection }: { connection: ConnectionStore }) {
   return (
     <section className="pane tasks" aria-labelledby="tasks-heading">
       <h2 id="tasks-heading">Tasks</h2>
+      {zone !== viewerZone && <p className="hint">This browser does not know your time zone ({viewerZone}): times are shown in UTC.</p>}
       <AddTask zone={zone} />
       <TaskFilters view={view} onChange={setView} />
       {error && !data && (
