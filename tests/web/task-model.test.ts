@@ -19,6 +19,7 @@ const ZONE = "Asia/Tokyo";
 const DAY_MS = 86_400_000;
 const ADD = `mutation Add($input: AddTaskInput!) { addTask(input: $input) { id } }`;
 const COMPLETE = `mutation Complete($id: ID!) { completeTask(id: $id) { id } }`;
+const UPDATE = `mutation Update($input: UpdateTaskInput!) { updateTask(input: $input) { id } }`;
 
 /** The date in Tokyo `days` from now, as a date input takes it. */
 function tokyoDate(days: number): string {
@@ -161,6 +162,12 @@ describe.runIf(browserAvailable())("the task model in the web client, in Chromiu
 
   it("should filter by a label (any case) and a priority, and keep the filters across a reload", async () => {
     await addTask("Buy stamps", { labels: ["Errands"], priority: "LOW" });
+    // A label chip in the list filters by it.
+    await item("Buy stamps").getByRole("button", { name: "Show tasks labelled Errands" }).click();
+    await waitForList(["Dentist appointment", "Buy stamps"]);
+    await expect(page.getByTestId("filter-label").inputValue()).resolves.toBe("Errands");
+    await page.getByTestId("filter-label").fill("");
+    await item("Someday maybe").waitFor();
     await page.getByTestId("filter-label").fill("ERRANDS");
     await waitForList(["Dentist appointment", "Buy stamps"]);
     await page.getByTestId("filter-priority").selectOption("HIGH");
@@ -242,6 +249,17 @@ describe.runIf(browserAvailable())("the task model in the web client, in Chromiu
     expect(await item("Dentist appointment").getByTestId("task-priority").textContent()).toBe("Urgent priority");
     expect(await item("Dentist appointment").getByTestId("task-label").count()).toBe(0);
     expect((await stored("Dentist appointment")).labels).toEqual([]);
+
+    // An edit sends only what was changed in the form: a rename made elsewhere while it was open stays.
+    await item("Dentist appointment").getByRole("button", { name: "Edit Dentist appointment" }).click();
+    const renamed = await owner.gql(UPDATE, { input: { id: ids["Dentist appointment"], title: "Dentist check-up" } });
+    expect(renamed.errors).toBeUndefined();
+    await editForm().getByRole("textbox", { name: "Title of Dentist check-up" }).waitFor();
+    await fillForm(editForm(), { priority: "MEDIUM" });
+    await editForm().getByTestId("task-save").click();
+    await editForm().waitFor({ state: "detached" });
+    const merged = await stored("Dentist appointment");
+    expect({ title: merged.title, priority: merged.priority }).toEqual({ title: "Dentist check-up", priority: "MEDIUM" });
     expect(pageProblems).toEqual([]);
   });
 });

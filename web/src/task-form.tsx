@@ -12,8 +12,12 @@ interface TaskFormProps {
   initial: TaskDraft;
   /** The title field's accessible name. */
   titleLabel: string;
-  /** Saves the draft; a problem keeps the form open with it shown beside its field. */
-  onSave: (draft: TaskDraft) => Promise<FieldProblem | undefined>;
+  /**
+   * Saves the draft; `start` is the draft the form opened with, so an edit sends
+   * only what the user changed (not a field another tab changed meanwhile). A
+   * problem keeps the form open with it shown beside its field.
+   */
+  onSave: (draft: TaskDraft, start: TaskDraft) => Promise<FieldProblem | undefined>;
   onCancel?: () => void;
   /** Saving is not possible yet (e.g. the viewer's time zone is still loading). */
   disabled?: boolean;
@@ -21,6 +25,7 @@ interface TaskFormProps {
 
 /** A task's title, due day and optional time, priority and labels: adding a task, and editing one. */
 export function TaskForm({ mode, initial, titleLabel, onSave, onCancel, disabled }: TaskFormProps) {
+  const [start] = useState(initial);
   const [draft, setDraft] = useState(initial);
   const [pending, setPending] = useState("");
   const [problem, setProblem] = useState<FieldProblem>();
@@ -37,7 +42,7 @@ export function TaskForm({ mode, initial, titleLabel, onSave, onCancel, disabled
     setDraft(full);
     setPending("");
     setSaving(true);
-    const refused = await onSave(full);
+    const refused = await onSave(full, start);
     setSaving(false);
     setProblem(refused);
     if (!refused && mode === "add") setDraft(initial);

@@ -36,7 +36,15 @@ function useTaskActions(task: Task, zone: string) {
   return { editing, setEditing, problem, toggle, save, remove };
 }
 
-export function TaskItem({ task, zone, now }: { task: Task; zone: string; now: number }) {
+interface TaskItemProps {
+  task: Task;
+  zone: string;
+  now: number;
+  /** Shows only the tasks with this label (a label chip clicked). */
+  onLabel: (label: string) => void;
+}
+
+export function TaskItem({ task, zone, now, onLabel }: TaskItemProps) {
   const { editing, setEditing, problem, toggle, save, remove } = useTaskActions(task, zone);
   const checkboxId = useId();
   const history = useTaskHistoryToggle(task.id, task.title);
@@ -51,7 +59,7 @@ export function TaskItem({ task, zone, now }: { task: Task; zone: string; now: n
           mode="edit"
           initial={initial}
           titleLabel={`Title of ${task.title}`}
-          onSave={(draft) => save(initial, draft)}
+          onSave={(draft, start) => save(start, draft)}
           onCancel={() => setEditing(false)}
         />
       ) : (
@@ -59,7 +67,7 @@ export function TaskItem({ task, zone, now }: { task: Task; zone: string; now: n
           <label htmlFor={checkboxId} className="task-title">
             {task.title}
           </label>
-          <TaskMeta task={task} zone={zone} now={now} overdue={overdue} />
+          <TaskMeta task={task} zone={zone} now={now} overdue={overdue} onLabel={onLabel} />
         </div>
       )}
       <div className="task-actions">
@@ -84,7 +92,7 @@ export function TaskItem({ task, zone, now }: { task: Task; zone: string; now: n
 }
 
 /** Due (overdue said in words, not by colour alone), priority and labels, under the title. */
-function TaskMeta({ task, zone, now, overdue }: { task: Task; zone: string; now: number; overdue: boolean }) {
+function TaskMeta({ task, zone, now, overdue, onLabel }: TaskItemProps & { overdue: boolean }) {
   if (task.dueAt === null && task.priority === "NONE" && task.labels.length === 0) return null;
   return (
     <div className="task-meta">
@@ -104,7 +112,9 @@ function TaskMeta({ task, zone, now, overdue }: { task: Task; zone: string; now:
         <ul className="label-chips" aria-label="Labels">
           {task.labels.map((label) => (
             <li key={label} className="label-chip" data-testid="task-label">
-              {label}
+              <button type="button" aria-label={`Show tasks labelled ${label}`} onClick={() => onLabel(label)}>
+                {label}
+              </button>
             </li>
           ))}
         </ul>

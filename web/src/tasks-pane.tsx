@@ -48,7 +48,8 @@ export function TasksPane({ connection }: { connection: ConnectionStore }) {
         </p>
       )}
       <ul className="task-list" data-testid="task-list" aria-busy={fetching && !data}>
-        {zone !== undefined && tasks.map((task) => <TaskItem key={task.id} task={task} zone={zone} now={now} />)}
+        {zone !== undefined &&
+          tasks.map((task) => <TaskItem key={task.id} task={task} zone={zone} now={now} onLabel={(label) => setView({ label })} />)}
       </ul>
       {data && tasks.length === 0 && <p className="empty">{emptyText(view)}</p>}
     </section>
