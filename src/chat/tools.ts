@@ -119,7 +119,7 @@ const addTaskTool = defineTool({
   annotations: { readOnlyHint: false, destructiveHint: false, idempotentHint: false },
   run: async ({ db, userId, cause, zone: userZone }, { title, description, ...args }) => {
     const zone = await userZone();
-    return taskOutput(await addTask(db, userId, { title, description, ...scheduleInput(args, zone) }, cause, TOOL_FIELDS), zone);
+    return taskOutput(await addTask(db, userId, { title, description, ...scheduleInput(args, zone) }, cause, { ...TOOL_FIELDS, zone }), zone);
   },
   targetsOf: () => ({}),
 });
@@ -146,9 +146,9 @@ const completeTaskTool = defineTool({
   input: z.object({ task_id: taskIdSchema }),
   output: TaskOutput,
   annotations: { readOnlyHint: false, destructiveHint: false, idempotentHint: true },
-  run: async ({ db, userId, cause, zone }, input) => {
-    const task = await updateTask(db, userId, taskIdOf(input.task_id), { completed: true }, cause);
-    return taskOutput(task, await zone());
+  run: async ({ db, userId, cause, zone: userZone }, input) => {
+    const zone = await userZone();
+    return taskOutput(await updateTask(db, userId, taskIdOf(input.task_id), { completed: true }, cause, { zone }), zone);
   },
   targetsOf: namedTask,
 });
@@ -179,7 +179,10 @@ const updateTaskTool = defineTool({
   annotations: { readOnlyHint: false, destructiveHint: false, idempotentHint: true },
   run: async ({ db, userId, cause, zone: userZone }, { task_id, title, description, ...args }) => {
     const zone = await userZone();
-    const task = await updateTask(db, userId, taskIdOf(task_id), { title, description, ...scheduleInput(args, zone) }, cause, TOOL_FIELDS);
+    const task = await updateTask(db, userId, taskIdOf(task_id), { title, description, ...scheduleInput(args, zone) }, cause, {
+      ...TOOL_FIELDS,
+      zone,
+    });
     return taskOutput(task, zone);
   },
   targetsOf: namedTask,

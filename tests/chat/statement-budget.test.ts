@@ -47,9 +47,13 @@ describe("the statement budget of a chat turn", () => {
     await fake?.close();
   });
 
-  /** Sends one message whose turn calls add_task once, then answers; returns the statements the turn sent. */
-  async function countedTurn(input: Record<string, unknown>, title: string): Promise<{ statements: string[]; conversationId: string }> {
-    fake.enqueue(toolCallReply([{ name: "add_task", args: { title } }]), textReply(`Added ${title}.`));
+  /** Sends one message whose turn calls `tool` (add_task by default) once, then answers; returns the statements the turn sent. */
+  async function countedTurn(
+    input: Record<string, unknown>,
+    title: string,
+    tool: { name: string; args: Record<string, unknown> } = { name: "add_task", args: { title } },
+  ): Promise<{ statements: string[]; conversationId: string; result: Record<string, unknown> }> {
+    fake.enqueue(toolCallReply([tool]), textReply(`Added ${title}.`));
     counter.reset();
     const response = await user.gql(SEND, { input });
     const statements = [...counter.statements];
@@ -59,7 +63,7 @@ describe("the statement budget of a chat turn", () => {
     expect(payload.toolCalls).toHaveLength(1);
     expect(payload.toolCalls[0].result).toMatchObject({ title });
     expect(payload.messages.map((m: { role: string }) => m.role)).toEqual(["USER", "ASSISTANT", "TOOL", "ASSISTANT"]);
-    return { statements, conversationId: payload.conversation.id };
+    return { statements, conversationId: payload.conversation.id, result: payload.toolCalls[0].result };
   }
 
   function listed(statements: readonly string[]): string {
@@ -82,6 +86,35 @@ describe("the statement budget of a chat turn", () => {
     );
 
     if (process.env.SHOW_SQL) console.log(listed(statements));
+    expect(statements.length, listed(statements)).toBeLessThanOrEqual(BUDGET);
+  });
+
+  /** The statements that read the user's time zone (user_settings), whatever the form. */
+  function zoneReads(statements: readonly string[]): string[] {
+    return statements.filter((sql) => sql.includes("user_settings"));
+  }
+
+  it("should read the user's time zone once in a turn whose add_task sets a due time", async () => {
+    const { statements, result } = await countedTurn({ content: "Add tea at five" }, "Tea", {
+      name: "add_task",
+      args: { title: "Tea", due: "2026-12-08T17:00" },
+    });
+
+    expect(result).toMatchObject({ title: "Tea", due: "2026-12-08T17:00:00+00:00" });
+    expect(zoneReads(statements), listed(statements)).toHaveLength(1);
+    expect(statements.length, listed(statements)).toBeLessThanOrEqual(BUDGET);
+  });
+
+  it("should read the user's time zone once in a turn whose update_task moves the due time", async () => {
+    const added = await countedTurn({ content: "Add scones" }, "Scones");
+
+    const { statements, result } = await countedTurn({ conversationId: added.conversationId, content: "Scones at six" }, "Scones", {
+      name: "update_task",
+      args: { task_id: added.result.id, due: "2026-12-08T18:00" },
+    });
+
+    expect(result).toMatchObject({ title: "Scones", due: "2026-12-08T18:00:00+00:00" });
+    expect(zoneReads(statements), listed(statements)).toHaveLength(1);
     expect(statements.length, listed(statements)).toBeLessThanOrEqual(BUDGET);
   });
 });
