@@ -117,4 +117,35 @@ describe("the statement budget of a chat turn", () => {
     expect(zoneReads(statements), listed(statements)).toHaveLength(1);
     expect(statements.length, listed(statements)).toBeLessThanOrEqual(BUDGET);
   });
+
+  /** A turn that calls list_tasks once; the statements it sent and the tool's result. */
+  async function listedTurn(lister: TestUser): Promise<{ statements: string[]; result: { tasks: unknown[]; count: number; truncated: boolean } }> {
+    fake.enqueue(toolCallReply([{ name: "list_tasks", args: { status: "all" } }]), textReply("Here they are."));
+    counter.reset();
+    const response = await lister.gql(SEND, { input: { content: "What are my tasks?" } });
+    const statements = [...counter.statements];
+    expect(response.errors).toBeUndefined();
+    expect(response.data!.sendMessage.toolCalls).toHaveLength(1);
+    return { statements, result: response.data!.sendMessage.toolCalls[0].result };
+  }
+
+  it("should learn whether list_tasks left tasks out from one row more, with no count of every match", async () => {
+    const lister = await newUser(server, "budget-list");
+    const titles = Array.from({ length: 51 }, (_, index) => `Listed ${index}`);
+    await server.db.task.createMany({ data: titles.map((title) => ({ userId: lister.id, title })) });
+
+    const over = await listedTurn(lister);
+    expect(over.result).toMatchObject({ count: 50, truncated: true });
+    expect(over.result.tasks).toHaveLength(50);
+    expect(
+      over.statements.filter((sql) => /count\(/i.test(sql)),
+      listed(over.statements),
+    ).toEqual([]);
+
+    // Exactly as many as it shows: nothing left out.
+    await server.db.task.deleteMany({ where: { userId: lister.id, title: "Listed 0" } });
+    const exact = await listedTurn(lister);
+    expect(exact.result).toMatchObject({ count: 50, truncated: false });
+    expect(exact.result.tasks).toHaveLength(50);
+  });
 });
