@@ -11,6 +11,10 @@ import type { ReconnectInfo } from "./transport.js";
  * succeeds or its subscribers leave, so nothing is dropped and, because every
  * delivery is checked against what each subscriber already has, nothing is
  * delivered twice.
+ *
+ * The per-conversation subscriptions (messageStream, turnUpdated) follow the
+ * latest state of a row per subscriber instead: conversation-feed.ts, whose
+ * top comment says why it is a base of its own.
  */
 export interface Feed {
   /** Subscribers registered now (starting, replaying or live). */
