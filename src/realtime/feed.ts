@@ -27,8 +27,8 @@ export interface Feed {
   reconnected(info: ReconnectInfo): void;
 }
 
-/** The subscriptions whose deliveries are observed (notification lag). */
-export type ChangeSubscription = "taskChanged" | "conversationChanged";
+/** The subscriptions whose deliveries are observed (notification lag): those whose rows carry their commit time. */
+export type ChangeSubscription = "messageAdded" | "taskChanged" | "conversationChanged";
 
 export interface FeedContext {
   userId: string;
