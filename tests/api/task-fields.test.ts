@@ -130,6 +130,39 @@ describe("task fields, recurrence and the viewer's time zone", () => {
     expect(await server.db.task.count({ where: { userId: user.id } })).toBe(1);
   });
 
+  it("should refuse a dueAt or a due bound without an offset, saying which value and what to add, and take one with an offset", async () => {
+    const user = await newUser(server);
+    await setZone(user, "Europe/Berlin");
+    const local = "2026-12-08T17:00:00";
+    const needsOffset = 'DateTime needs an offset, e.g. Z or +01:00 ("2026-12-08T17:00:00" has none)';
+    const refused = (response: GraphQLResponse, at: RegExp) => {
+      expect(response.data ?? null).toBeNull();
+      const [error] = response.errors ?? [];
+      expect(error?.extensions?.code).toBe("BAD_USER_INPUT");
+      expect(error?.message).toContain(needsOffset);
+      expect(error?.message).toMatch(at);
+    };
+
+    refused(await user.gql(ADD, { input: { title: "Local", dueAt: local } }), /at "input\.dueAt"/);
+    const task = await add(user, { title: "Offset" });
+    refused(await user.gql(UPDATE, { input: { id: task.id, dueAt: local } }), /at "input\.dueAt"/);
+    const search = `query Due($filter: TaskFilter) { tasks(filter: $filter) { edges { node { id } } } }`;
+    refused(await user.gql(search, { filter: { dueBefore: local } }), /at "filter\.dueBefore"/);
+    // Written in the document: the error points at the value's place in it.
+    const document = `mutation { addTask(input: { title: "Literal", dueAt: "${local}" }) { id } }`;
+    const literal = await user.gql(document);
+    refused(literal, /needs an offset/);
+    expect((literal.errors?.[0] as { locations?: unknown[] } | undefined)?.locations?.[0]).toEqual({
+      line: 1,
+      column: document.indexOf(`"${local}"`) + 1,
+    });
+    expect(await server.db.task.count({ where: { userId: user.id, title: { in: ["Local", "Literal"] } } })).toBe(0);
+    expect((await server.db.task.findUniqueOrThrow({ where: { id: parseId(task.id, "id", "Task") } })).dueAt).toBeNull();
+
+    expect((await update(user, { id: task.id, dueAt: `${local}+01:00` })).dueAt).toBe("2026-12-08T16:00:00.000Z");
+    expect((await update(user, { id: task.id, dueAt: `${local}Z` })).dueAt).toBe("2026-12-08T17:00:00.000Z");
+  });
+
   it("should answer the viewer's time zone, UTC by default, and refuse an unknown zone on timezone", async () => {
     const user = await newUser(server);
     expect((await user.gql(VIEWER)).data).toEqual({ viewer: { id: user.id, timezone: "UTC" } });

@@ -73,6 +73,7 @@ export function attachGraphQLWs(options: AttachOptions): GraphQLWs {
   const server = makeServer(graphqlWsOptions({ ...settings, yoga: options.yoga, verifier: options.verifier, ledger, maskError: options.maskError }));
   const glue = {
     maxBufferedBytes: settings.maxBufferedBytes,
+    keepAliveMs: settings.keepAliveMs,
     logger,
     onSendBufferFull: (extra: SocketExtra, bytes: number) => {
       counters.closedSendBufferFull += 1;
