@@ -23,9 +23,10 @@ import type { RealtimeTransport } from "./transport.js";
  *   delivered of an answer that is rewritten many times a second (a
  *   subscriber that joins mid-answer gets everything so far at offset 0),
  *   turnUpdated's last state sent per turn (intermediate states may collapse
- *   into the latest). A later read supersedes a failed one, so there is no
- *   pending queue: the next notification, the quiet re-sync or a catch-up
- *   reads the row again. Per-subscriber state, in its own order, so a
+ *   into the latest). A later read supersedes a failed one, so the only
+ *   pending state is which rows still need a read: messageStream's quiet
+ *   re-sync reads its row again, turnUpdated keeps the turns whose re-read
+ *   failed and reads them again with backoff. Per-subscriber state, in its own order, so a
  *   stream's deltas never wait behind the user's task and message re-reads
  *   (the B7 latency).
  *

@@ -1,10 +1,12 @@
 import type pg from "pg";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import type { Db } from "../../src/db/client.js";
+import { toGlobalId } from "../../src/lib/ids.js";
 import { databaseUrl, testDb } from "../helpers/db.js";
 import { capturingLogger, newUser } from "../helpers/server.js";
 import {
   adminClient,
+  appendVia,
   live,
   MESSAGE_ADDED,
   newConversation,
@@ -91,5 +93,36 @@ describe("a re-read that fails", () => {
     expect(messages.pending()).toEqual([]);
     tasks.dispose();
     messages.dispose();
+  });
+  it("should deliver a turn's last change to turnUpdated although its re-read failed and no notification follows", async () => {
+    const user = await newUser(server);
+    const conversation = await newConversation(db, user.id);
+    const [message] = await appendVia(db, user.id, conversation.id, ["a turn"]);
+    const { rows } = await admin.query<{ id: string }>(
+      `INSERT INTO turns (user_id, conversation_id, user_message_id, status) VALUES ($1, $2, $3, 'RUNNING') RETURNING id`,
+      [user.id, conversation.id, message!.id],
+    );
+    const turnId = rows[0]!.id;
+    const client = server.connect(user.token);
+    const established = server.app.turns.establishedCount;
+    const turns = client.subscribe<{ turnUpdated: { id: string; status: string } }>(
+      `subscription T($c: ID!) { turnUpdated(conversationId: $c) { id status } }`,
+      { c: conversation.globalId },
+    );
+    await vi.waitFor(() => expect(server.app.turns.establishedCount, "turnUpdated listens").toBeGreaterThan(established), {
+      timeout: 10_000,
+      interval: 10,
+    });
+
+    const release = await holdThePool();
+    const before = failures();
+    // The turn's end: the last change it will ever have, so no later notification would read it again.
+    await admin.query("UPDATE turns SET status = 'COMPLETED', finished_at = now() WHERE id = $1", [turnId]);
+    await vi.waitFor(() => expect(failures(), "failed re-reads").toBeGreaterThan(before), { timeout: 15_000, interval: 10 });
+    await release();
+
+    expect((await turns.next(15_000)).data?.turnUpdated).toEqual({ id: toGlobalId("Turn", turnId), status: "COMPLETED" });
+    expect(turns.pending()).toEqual([]);
+    turns.dispose();
   });
 });
