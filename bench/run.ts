@@ -11,7 +11,7 @@
  *
  * Knobs: BENCH_DURATION (B1/B2 seconds, 10), BENCH_FANOUT (B3 sizes, 1000,5000,15000),
  * BENCH_TURNS (B4, 40), BENCH_STARTS (B6, 3), BENCH_API_ENV (k=v,… added to the API child's env),
- * BENCH_SCALE (B8: instances=4,sockets=20000,users=2000,rate=500,seconds=60), BENCH_WRITE (B9: seconds=10,rounds=2).
+ * BENCH_SCALE (B8: instances=4,sockets=20000,users=2000,rate=100,seconds=60), BENCH_WRITE (B9: seconds=10,rounds=2).
  */
 import { mkdir, readFile, rm } from "node:fs/promises";
 import os from "node:os";

@@ -68,6 +68,7 @@ describe("loadConfig", () => {
       unauthenticatedPerAddress: 256,
       operationsPerSocket: 16,
       maxBufferedBytes: 8 * 1024 * 1024,
+      keepAliveMs: 12_000,
     });
   });
 
@@ -249,6 +250,7 @@ describe("loadConfig", () => {
       WS_UNAUTHENTICATED_PER_ADDRESS: "7",
       WS_OPERATIONS_PER_SOCKET: "3",
       WS_MAX_BUFFERED_BYTES: "1048576",
+      WS_KEEP_ALIVE_MS: "30000",
     });
     expect(config.ws).toEqual({
       connectionsPerUser: 5,
@@ -256,6 +258,7 @@ describe("loadConfig", () => {
       unauthenticatedPerAddress: 7,
       operationsPerSocket: 3,
       maxBufferedBytes: 1048576,
+      keepAliveMs: 30_000,
     });
     const bad: [string, string, string][] = [
       ["WS_CONNECTIONS_PER_USER", "0", "(1–1000000)"],
@@ -263,6 +266,7 @@ describe("loadConfig", () => {
       ["WS_UNAUTHENTICATED_PER_ADDRESS", "lots", "(1–1000000)"],
       ["WS_OPERATIONS_PER_SOCKET", "1.5", "(1–10000)"],
       ["WS_MAX_BUFFERED_BYTES", "1024", "(65536–1073741824)"],
+      ["WS_KEEP_ALIVE_MS", "50", "(100–3600000)"],
     ];
     for (const [name, value, range] of bad) {
       const error = configError({ [name]: value });

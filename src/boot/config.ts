@@ -210,6 +210,12 @@ export const SETTINGS = {
       max: 1024 * 1024 * 1024,
       doc: "Output a socket may leave unread, in bytes; past it the socket is closed with 4413.",
     }),
+    keepAliveMs: int("WS_KEEP_ALIVE_MS", {
+      default: DEFAULT_WS_SETTINGS.keepAliveMs,
+      min: 100,
+      max: 3_600_000,
+      doc: "A ping to every graphql-ws socket this often, in ms; one that has not answered by the next ping is cut.",
+    }),
   },
   chat: {
     rateLimitPerMinute: int("CHAT_RATE_LIMIT", {

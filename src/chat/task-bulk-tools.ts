@@ -113,12 +113,17 @@ async function resolveBulk(tx: DbClient, userId: string, input: BulkInput): Prom
   return ids;
 }
 
-async function runBulk(context: ToolContext, input: BulkInput, write: (tx: DbClient, id: string) => Promise<Parameters<typeof taskOutput>[0]>) {
+/** `write` gets the turn's zone, so a completion does not read it again for each task. */
+async function runBulk(
+  context: ToolContext,
+  input: BulkInput,
+  write: (tx: DbClient, id: string, zone: string) => Promise<Parameters<typeof taskOutput>[0]>,
+) {
   return context.atomically(async (tx) => {
     const ids = await resolveBulk(tx, context.userId, input);
     const zone = await context.zone();
     const tasks = [];
-    for (const id of ids) tasks.push(taskOutput(await write(tx, id), zone));
+    for (const id of ids) tasks.push(taskOutput(await write(tx, id, zone), zone));
     return { tasks, count: tasks.length };
   });
 }
@@ -134,7 +139,8 @@ const completeTasksTool = defineTool({
   changesManyTasks: () => true,
   targetsOf: bulkTargets,
   tasksToTouch: bulkTasksToTouch,
-  run: (context, input) => runBulk(context, input, (tx, id) => updateTask(tx, context.userId, id, { completed: true }, context.cause)),
+  run: (context, input) =>
+    runBulk(context, input, (tx, id, zone) => updateTask(tx, context.userId, id, { completed: true }, context.cause, { zone })),
 });
 
 const deleteTasksTool = defineTool({

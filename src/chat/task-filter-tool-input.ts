@@ -8,8 +8,12 @@ import { taskOrder, type TaskOrder, type TaskOrderField } from "../domain/task-o
  * conditions as GraphQL's TaskFilter (domain/task-query.ts), snake_case.
  */
 
+/** A bound is an instant: with an offset, and the refusal of one without says so (the user's offset is in the system message). */
 const instant = (what: string) =>
-  z.iso.datetime({ offset: true }).optional().describe(`${what}: an ISO 8601 date-time with its offset, e.g. 2026-03-01T17:00:00+01:00.`);
+  z.iso
+    .datetime({ offset: true, error: "needs an offset, e.g. Z or +01:00 (an ISO 8601 date-time such as 2026-03-01T17:00:00+01:00)" })
+    .optional()
+    .describe(`${what}: an ISO 8601 date-time with its offset, e.g. 2026-03-01T17:00:00+01:00.`);
 
 export const taskFilterShape = {
   query: z

@@ -1,7 +1,7 @@
 import { z } from "zod";
 import { Bounds, charLength } from "../domain/bounds.js";
 import { DEFAULT_TASK_ORDER } from "../domain/task-order.js";
-import { searchTasks } from "../domain/task-list.js";
+import { listTaskPage } from "../domain/task-list.js";
 import { addTask, deleteTask, updateTask, type TaskFieldsInput, type TaskStatus } from "../domain/tasks.js";
 import { AppError, badInput, ErrorCode } from "../lib/errors.js";
 import { parseLocalTime } from "../lib/zoned-time.js";
@@ -119,7 +119,7 @@ const addTaskTool = defineTool({
   annotations: { readOnlyHint: false, destructiveHint: false, idempotentHint: false },
   run: async ({ db, userId, cause, zone: userZone }, { title, description, ...args }) => {
     const zone = await userZone();
-    return taskOutput(await addTask(db, userId, { title, description, ...scheduleInput(args, zone) }, cause, TOOL_FIELDS), zone);
+    return taskOutput(await addTask(db, userId, { title, description, ...scheduleInput(args, zone) }, cause, { ...TOOL_FIELDS, zone }), zone);
   },
   targetsOf: () => ({}),
 });
@@ -134,9 +134,10 @@ const listTasksTool = defineTool({
   annotations: { readOnlyHint: true, destructiveHint: false, idempotentHint: true },
   run: async ({ db, userId, zone: userZone }, input) => {
     const status = input.status.toUpperCase() as TaskStatus;
-    const [found, zone] = await Promise.all([searchTasks(db, userId, { status }, DEFAULT_TASK_ORDER, MAX_LISTED), userZone()]);
-    const tasks = found.tasks.map((task) => taskOutput(task, zone));
-    return { tasks, count: tasks.length, truncated: found.total > tasks.length };
+    // The contract says only whether more exist (truncated), not how many: one row more (LIMIT n+1), no count of every match.
+    const [page, zone] = await Promise.all([listTaskPage(db, userId, { status }, DEFAULT_TASK_ORDER, { first: MAX_LISTED }), userZone()]);
+    const tasks = page.edges.map(({ node }) => taskOutput(node, zone));
+    return { tasks, count: tasks.length, truncated: page.pageInfo.hasNextPage };
   },
 });
 
@@ -146,9 +147,9 @@ const completeTaskTool = defineTool({
   input: z.object({ task_id: taskIdSchema }),
   output: TaskOutput,
   annotations: { readOnlyHint: false, destructiveHint: false, idempotentHint: true },
-  run: async ({ db, userId, cause, zone }, input) => {
-    const task = await updateTask(db, userId, taskIdOf(input.task_id), { completed: true }, cause);
-    return taskOutput(task, await zone());
+  run: async ({ db, userId, cause, zone: userZone }, input) => {
+    const zone = await userZone();
+    return taskOutput(await updateTask(db, userId, taskIdOf(input.task_id), { completed: true }, cause, { zone }), zone);
   },
   targetsOf: namedTask,
 });
@@ -179,7 +180,10 @@ const updateTaskTool = defineTool({
   annotations: { readOnlyHint: false, destructiveHint: false, idempotentHint: true },
   run: async ({ db, userId, cause, zone: userZone }, { task_id, title, description, ...args }) => {
     const zone = await userZone();
-    const task = await updateTask(db, userId, taskIdOf(task_id), { title, description, ...scheduleInput(args, zone) }, cause, TOOL_FIELDS);
+    const task = await updateTask(db, userId, taskIdOf(task_id), { title, description, ...scheduleInput(args, zone) }, cause, {
+      ...TOOL_FIELDS,
+      zone,
+    });
     return taskOutput(task, zone);
   },
   targetsOf: namedTask,

@@ -14,7 +14,7 @@ import {
   type Schedule,
   type TaskFieldsInput,
 } from "./task-fields.js";
-import { userTimezone } from "./user-settings.js";
+import { DEFAULT_TIMEZONE, userTimezone } from "./user-settings.js";
 
 /** Every function takes the caller's userId; a row of another user is NOT_FOUND, never FORBIDDEN. */
 
@@ -41,6 +41,15 @@ export interface UpdateTaskInput extends TaskFieldsInput {
 export interface FieldNames {
   prefix?: string;
   rename?: Record<string, string>;
+}
+
+/**
+ * How an entry point calls a write: its field names, and the user's time zone
+ * when it holds it already (a chat turn or an MCP call reads it once), so the
+ * write does not read user_settings again. Without `zone`, the write reads it.
+ */
+export interface TaskWriteOptions extends FieldNames {
+  zone?: string | undefined;
 }
 
 function fieldName(names: FieldNames | undefined, field: string): string {
@@ -96,12 +105,12 @@ function fieldOf(column: string): string {
 
 const NO_SCHEDULE: Schedule = { dueAt: null, dueAllDay: false, recurrence: null };
 
-export async function addTask(db: DbClient, userId: string, input: AddTaskInput, cause: Cause, names?: FieldNames): Promise<Task> {
-  const name = (field: string) => fieldName(names, field);
+export async function addTask(db: DbClient, userId: string, input: AddTaskInput, cause: Cause, options: TaskWriteOptions = {}): Promise<Task> {
+  const name = (field: string) => fieldName(options, field);
   const title = requiredText(name("title"), input.title, Bounds.taskTitle);
   const description = optionalText(name("description"), input.description ?? null, Bounds.taskDescription);
   const { priority = "NONE", labels = [] } = plainValues(input, name);
-  const schedule = touchesSchedule(input) ? applySchedule(NO_SCHEDULE, input, await userTimezone(db, userId), name) : NO_SCHEDULE;
+  const schedule = touchesSchedule(input) ? applySchedule(NO_SCHEDULE, input, options.zone ?? (await userTimezone(db, userId)), name) : NO_SCHEDULE;
   const rows = await db.$queryRaw<TaskRow[]>`
     INSERT INTO tasks (user_id, title, description, priority, labels, due_at, due_all_day, recurrence)
     SELECT ${userId}, ${title}, ${description}, ${priority}::task_priority, ${labels}::text[], ${schedule.dueAt}::timestamptz, ${schedule.dueAllDay}, ${schedule.recurrence}
@@ -129,14 +138,18 @@ interface CurrentState extends CompletionState {
   zone: string;
 }
 
-async function currentState(db: DbClient, userId: string, id: string): Promise<CurrentState> {
+async function currentState(db: DbClient, userId: string, id: string, zone: string | undefined): Promise<CurrentState> {
+  // The zone is read from user_settings only when the caller does not hold it already.
+  const zoneColumn =
+    zone === undefined
+      ? Prisma.sql`, COALESCE((SELECT s.timezone FROM user_settings s WHERE s.user_id = t.user_id), ${DEFAULT_TIMEZONE}) AS zone`
+      : Prisma.empty;
   const [row] = await db.$queryRaw<CurrentState[]>`
-    SELECT t.completed, t.due_at AS "dueAt", t.due_all_day AS "dueAllDay", t.recurrence, t.completed_at AS "completedAt",
-           COALESCE(s.timezone, 'UTC') AS zone
-    FROM tasks t LEFT JOIN user_settings s ON s.user_id = t.user_id
+    SELECT t.completed, t.due_at AS "dueAt", t.due_all_day AS "dueAllDay", t.recurrence, t.completed_at AS "completedAt" ${zoneColumn}
+    FROM tasks t
     WHERE t.id = ${id}::uuid AND t.user_id = ${userId}`;
   if (!row) throw notFound("Task");
-  return row;
+  return { ...row, zone: zone ?? row.zone };
 }
 
 /** The SET items the schedule and completion parts of `input` make on a task now in `current`. */
@@ -157,20 +170,27 @@ function stateSets(current: CurrentState, input: UpdateTaskInput, names: FieldNa
  * other move it on once; the later one finds it completed meanwhile and
  * answers the task as it now is.
  */
-export async function updateTask(db: DbClient, userId: string, id: string, input: UpdateTaskInput, cause: Cause, names?: FieldNames): Promise<Task> {
-  if (input.completed === null) throw notNullable(names, "completed");
-  const sets = [...textSets(input, names), ...plainSets(input, (field) => fieldName(names, field))];
+export async function updateTask(
+  db: DbClient,
+  userId: string,
+  id: string,
+  input: UpdateTaskInput,
+  cause: Cause,
+  options: TaskWriteOptions = {},
+): Promise<Task> {
+  if (input.completed === null) throw notNullable(options, "completed");
+  const sets = [...textSets(input, options), ...plainSets(input, (field) => fieldName(options, field))];
   if (!touchesSchedule(input) && input.completed === undefined) {
     if (sets.length === 0) return getTask(db, userId, id);
     return taskFromRow((await writeUpdate(db, userId, id, sets, cause))[0]);
   }
   for (let attempt = 1; attempt <= 3; attempt += 1) {
-    const current = await currentState(db, userId, id);
-    const all = [...sets, ...stateSets(current, input, names)];
+    const current = await currentState(db, userId, id, options.zone);
+    const all = [...sets, ...stateSets(current, input, options)];
     if (all.length === 0) return getTask(db, userId, id);
     const [row] = await writeUpdate(db, userId, id, all, cause, current);
     if (row !== undefined) return taskFromRow(row);
-    const now = await currentState(db, userId, id);
+    const now = await currentState(db, userId, id, options.zone);
     // Completed by someone else since it was read: this completion is that one.
     if (input.completed === true && now.completedAt?.getTime() !== current.completedAt?.getTime()) return getTask(db, userId, id);
   }

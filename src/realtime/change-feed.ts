@@ -18,6 +18,12 @@ import type { Outlet } from "./subscriber.js";
  * deleting transaction), so one is delivered even when its wake-up was lost:
  * catch-up after a transport outage reads rows by updated_at and tombstones
  * by deleted_at, both database times.
+ *
+ * This and MessageFeed are the hub's feeds (feed.ts): every committed change
+ * owed to every subscriber once, per-user batches, failed reads retried. The
+ * per-conversation subscriptions (messageStream, turnUpdated) have a base of
+ * their own, conversation-feed.ts, which says why; both admit through the same
+ * Admission.
  */
 
 export type ChangeKind = "CREATED" | "UPDATED" | "DELETED";

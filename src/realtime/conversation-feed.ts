@@ -4,6 +4,37 @@ import { userChannel, type Notification } from "./protocol.js";
 import type { Outlet, StreamEnd } from "./subscriber.js";
 import type { RealtimeTransport } from "./transport.js";
 
+/*
+ * Why this is a second base beside the hub's feeds (feed.ts: MessageFeed and
+ * ChangeFeed, for messageAdded, taskChanged, conversationChanged), although
+ * both LISTEN before their first read, re-read under the user's scope and
+ * skip what a subscriber already has. Every subscription of both goes
+ * through the same admission (Admission.stream, the hub's instance): one
+ * slot count, one RATE_LIMITED, one overflow rule. What differs is what is
+ * delivered, and that is why they are two:
+ *
+ * - The hub's feeds owe each subscriber every committed change, once: a
+ *   dense seq or a row version plus tombstones, a catch-up from database
+ *   time after an outage, a failed read kept pending and retried with
+ *   backoff, one query serving all of a user's subscribers, flushed in the
+ *   user's order. That is per-user state, batched.
+ * - Here each subscriber follows the latest state of one row of one
+ *   conversation, and its own position in it: messageStream's characters
+ *   delivered of an answer that is rewritten many times a second (a
+ *   subscriber that joins mid-answer gets everything so far at offset 0),
+ *   turnUpdated's last state sent per turn (intermediate states may collapse
+ *   into the latest). A later read supersedes a failed one, so the only
+ *   pending state is which rows still need a read: messageStream's quiet
+ *   re-sync reads its row again, turnUpdated keeps the turns whose re-read
+ *   failed and reads them again with backoff. Per-subscriber state, in its own order, so a
+ *   stream's deltas never wait behind the user's task and message re-reads
+ *   (the B7 latency).
+ *
+ * Folding these into the hub would mean a per-subscriber state machine
+ * inside a per-user batch, with the two retry rules side by side: one base
+ * in name only.
+ */
+
 /** One subscriber's view of one conversation: told of the user's notifications and of reconnects. */
 export interface ConversationFollower {
   onNotification(note: Notification): void;

@@ -11,6 +11,10 @@ import type { ReconnectInfo } from "./transport.js";
  * succeeds or its subscribers leave, so nothing is dropped and, because every
  * delivery is checked against what each subscriber already has, nothing is
  * delivered twice.
+ *
+ * The per-conversation subscriptions (messageStream, turnUpdated) follow the
+ * latest state of a row per subscriber instead: conversation-feed.ts, whose
+ * top comment says why it is a base of its own.
  */
 export interface Feed {
   /** Subscribers registered now (starting, replaying or live). */
@@ -23,8 +27,8 @@ export interface Feed {
   reconnected(info: ReconnectInfo): void;
 }
 
-/** The subscriptions whose deliveries are observed (notification lag). */
-export type ChangeSubscription = "taskChanged" | "conversationChanged";
+/** The subscriptions whose deliveries are observed (notification lag): those whose rows carry their commit time. */
+export type ChangeSubscription = "messageAdded" | "taskChanged" | "conversationChanged";
 
 export interface FeedContext {
   userId: string;

@@ -175,11 +175,24 @@ export class MessageFeed implements Feed {
       const rows = await this.read(conversationId, floor);
       const settled = settledPrefix(rows);
       for (const sub of interested) deliver(sub, conversationId, settled);
+      this.observeLag(settled);
       if (settled.length < this.page) return;
       floor = settled.at(-1)!.seq;
       interested = interested.filter((sub) => !sub.outlet.closed);
       if (interested.length === 0) return;
     }
+  }
+
+  /**
+   * Every row read here is above the lowest mark, so new to some live
+   * subscriber: one lag observation each, from when it took its final form
+   * (settled_at; created_at on rows older than that column). Replays are
+   * history and are not observed.
+   */
+  private observeLag(rows: readonly Message[]): void {
+    const delivered = this.context.delivered;
+    if (delivered === undefined) return;
+    for (const row of rows) delivered("messageAdded", row.settledAt ?? row.createdAt);
   }
 
   /**

@@ -20,7 +20,10 @@ const ViewerRef = builder.objectRef<ViewerShape>("Viewer").implement({
 const UpdateViewerInput = builder.inputType("UpdateViewerInput", {
   description: "Omitted fields stay as they are; null puts a setting back to its default.",
   fields: (t) => ({
-    timezone: t.string({ description: "An IANA time zone name, e.g. Europe/Berlin, or UTC. An unknown name is BAD_USER_INPUT." }),
+    timezone: t.string({
+      description:
+        "An IANA time zone name, e.g. Europe/Berlin, or UTC. An unknown name is BAD_USER_INPUT. All-day tasks keep their calendar day: their dueAt moves to that day's start in the new zone.",
+    }),
   }),
 });
 

@@ -36,6 +36,8 @@ export interface WsSettings {
   operationsPerSocket: number;
   /** Output a socket may leave unread (WS_MAX_BUFFERED_BYTES); past it the socket is closed with 4413. */
   maxBufferedBytes: number;
+  /** A ping this often (WS_KEEP_ALIVE_MS); a socket that has not answered by the next one is cut. */
+  keepAliveMs: number;
 }
 
 export const DEFAULT_WS_SETTINGS: WsSettings = {
@@ -44,4 +46,6 @@ export const DEFAULT_WS_SETTINGS: WsSettings = {
   unauthenticatedPerAddress: 256,
   operationsPerSocket: 16,
   maxBufferedBytes: 8 * 1024 * 1024,
+  // graphql-ws' useServer default.
+  keepAliveMs: 12_000,
 };

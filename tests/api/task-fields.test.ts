@@ -130,6 +130,39 @@ describe("task fields, recurrence and the viewer's time zone", () => {
     expect(await server.db.task.count({ where: { userId: user.id } })).toBe(1);
   });
 
+  it("should refuse a dueAt or a due bound without an offset, saying which value and what to add, and take one with an offset", async () => {
+    const user = await newUser(server);
+    await setZone(user, "Europe/Berlin");
+    const local = "2026-12-08T17:00:00";
+    const needsOffset = 'DateTime needs an offset, e.g. Z or +01:00 ("2026-12-08T17:00:00" has none)';
+    const refused = (response: GraphQLResponse, at: RegExp) => {
+      expect(response.data ?? null).toBeNull();
+      const [error] = response.errors ?? [];
+      expect(error?.extensions?.code).toBe("BAD_USER_INPUT");
+      expect(error?.message).toContain(needsOffset);
+      expect(error?.message).toMatch(at);
+    };
+
+    refused(await user.gql(ADD, { input: { title: "Local", dueAt: local } }), /at "input\.dueAt"/);
+    const task = await add(user, { title: "Offset" });
+    refused(await user.gql(UPDATE, { input: { id: task.id, dueAt: local } }), /at "input\.dueAt"/);
+    const search = `query Due($filter: TaskFilter) { tasks(filter: $filter) { edges { node { id } } } }`;
+    refused(await user.gql(search, { filter: { dueBefore: local } }), /at "filter\.dueBefore"/);
+    // Written in the document: the error points at the value's place in it.
+    const document = `mutation { addTask(input: { title: "Literal", dueAt: "${local}" }) { id } }`;
+    const literal = await user.gql(document);
+    refused(literal, /needs an offset/);
+    expect((literal.errors?.[0] as { locations?: unknown[] } | undefined)?.locations?.[0]).toEqual({
+      line: 1,
+      column: document.indexOf(`"${local}"`) + 1,
+    });
+    expect(await server.db.task.count({ where: { userId: user.id, title: { in: ["Local", "Literal"] } } })).toBe(0);
+    expect((await server.db.task.findUniqueOrThrow({ where: { id: parseId(task.id, "id", "Task") } })).dueAt).toBeNull();
+
+    expect((await update(user, { id: task.id, dueAt: `${local}+01:00` })).dueAt).toBe("2026-12-08T16:00:00.000Z");
+    expect((await update(user, { id: task.id, dueAt: `${local}Z` })).dueAt).toBe("2026-12-08T17:00:00.000Z");
+  });
+
   it("should answer the viewer's time zone, UTC by default, and refuse an unknown zone on timezone", async () => {
     const user = await newUser(server);
     expect((await user.gql(VIEWER)).data).toEqual({ viewer: { id: user.id, timezone: "UTC" } });
@@ -153,6 +186,36 @@ describe("task fields, recurrence and the viewer's time zone", () => {
     // 02:00 UTC on the 5th is still the 4th in New York (EDT, UTC-4): due that day, from its local midnight.
     const task = await add(user, { dueAt: "2026-05-05T02:00:00Z", dueAllDay: true });
     expect(task).toMatchObject({ dueAt: "2026-05-04T04:00:00.000Z", dueAllDay: true });
+  });
+
+  it("should keep all-day tasks on their calendar day when the viewer's zone changes, and timed tasks at their instant", async () => {
+    const user = await newUser(server);
+    await setZone(user, "Europe/Berlin");
+    const allDay = await add(user, { title: "Dentist day", dueAt: "2026-05-04T10:00:00+02:00", dueAllDay: true });
+    const timed = await add(user, { title: "Call at five", dueAt: "2026-05-04T17:00:00+02:00" });
+    const winter = await add(user, { title: "Done all-day", dueAt: "2026-01-10T12:00:00+01:00", dueAllDay: true });
+    const done = await update(user, { id: winter.id, completed: true });
+    expect(allDay.dueAt).toBe("2026-05-03T22:00:00.000Z");
+    await setZone(user, "America/New_York");
+    const read = async (id: string) => (await user.gql<{ task: TaskView }>(`query($id: ID!) { task(id: $id) { ${FIELDS} } }`, { id })).data!.task;
+    // Still the 4th of May, now from New York's midnight (EDT, UTC-4); winter's 10th of January from EST's (UTC-5).
+    expect(await read(allDay.id)).toMatchObject({ dueAt: "2026-05-04T04:00:00.000Z", dueAllDay: true });
+    expect(await read(done.id)).toMatchObject({ dueAt: "2026-01-10T05:00:00.000Z", completed: true });
+    expect((await read(timed.id)).dueAt).toBe("2026-05-04T15:00:00.000Z");
+    // Setting the same zone again moves nothing; the move is recorded as the user's change.
+    await setZone(user, "America/New_York");
+    expect((await read(allDay.id)).dueAt).toBe("2026-05-04T04:00:00.000Z");
+    const sql = new pg.Client({ connectionString: databaseUrl() });
+    await sql.connect();
+    try {
+      const { rows } = await sql.query<{ actor: string }>(
+        "SELECT actor::text AS actor FROM task_events WHERE task_id = $1 AND kind = 'UPDATED' ORDER BY seq",
+        [parseId(allDay.id, "id", "Task")],
+      );
+      expect(rows.map((row) => row.actor)).toEqual(["USER"]);
+    } finally {
+      await sql.end();
+    }
   });
 
   it("should keep a weekly rule on the same local hour across both DST changes in Europe/Berlin", async () => {

@@ -1,4 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { parseId } from "../../src/lib/ids.js";
 import { cohereAssistant } from "../helpers/chat.js";
 import { migratedDatabase, testDb } from "../helpers/db.js";
 import { startFakeCohere, textReply, toolCallReply, type FakeCohere } from "../helpers/fake-cohere.js";
@@ -294,32 +295,46 @@ describe("CHAT_APPROVAL_TTL", () => {
   });
 });
 
+/**
+ * The turn's own time, in real time: these two cases set their durations from
+ * the bound and from what the turn recorded (turns.time_used_ms at the pause),
+ * not from a guess of how fast this machine is. With a bound barely above the
+ * model's scripted delays, a loaded machine's own overhead (HTTP, SDK, the
+ * turn's writes) ran the first case out of time with no wait counted at all.
+ */
+const BOUND_MS = 4000;
+const CALL_TIMEOUT_MS = 3900;
+
 describe("the turn's time bound across a pause", () => {
   let fake: FakeCohere;
   let server: TestServer;
 
   beforeAll(async () => {
     fake = await startFakeCohere();
-    server = await startTestServer({ assistant: cohereAssistant(fake, { turnTimeoutMs: 1500, callTimeoutMs: 1400 }) });
+    server = await startTestServer({ assistant: cohereAssistant(fake, { turnTimeoutMs: BOUND_MS, callTimeoutMs: CALL_TIMEOUT_MS }) });
   });
   afterAll(async () => {
     await server?.close();
     await fake?.close();
   });
 
-  async function pauseAfter(user: TestUser, delayMs: number): Promise<ApprovalTurn> {
+  /** A turn paused on a delete, its first model call answering after `delayMs`; and the time it recorded as used. */
+  async function pauseAfter(user: TestUser, delayMs: number): Promise<{ turn: ApprovalTurn; usedMs: number }> {
     const task = await addTask(server, user, "Timed");
     fake.enqueue({ ...toolCallReply([{ id: `call_timed_${user.id}`, name: "delete_task", args: { task_id: task } }]), delayMs });
     const paused = await sent(server, user, { content: "delete it" });
     expect(paused.turn.status).toBe("REQUIRES_ACTION");
-    return paused.turn;
+    const row = await server.db.turn.findUniqueOrThrow({ where: { id: parseId(paused.turn.id, "id", "Turn") } });
+    return { turn: paused.turn, usedMs: row.timeUsedMs };
   }
 
   it("should not count the wait for a human: a turn that waited longer than its bound still finishes", async () => {
     const user = await newUser(server);
-    const turn = await pauseAfter(user, 200);
-    await new Promise((resolve) => setTimeout(resolve, 2000));
-    fake.enqueue({ ...textReply("Deleted."), delayMs: 200 });
+    const { turn, usedMs } = await pauseAfter(user, 0);
+    expect(usedMs).toBeLessThan(BOUND_MS);
+    // The wait alone is longer than the whole bound: counted, it would end the turn at once.
+    await new Promise((resolve) => setTimeout(resolve, BOUND_MS + 500));
+    fake.enqueue(textReply("Deleted."));
     await decided(server, user, turn.id, [{ toolCallId: `call_timed_${user.id}`, approve: true }]);
     const done = await turnAfter(server, user, turn.id);
     expect(done).toMatchObject({ status: "COMPLETED", stopCode: null });
@@ -328,9 +343,13 @@ describe("the turn's time bound across a pause", () => {
 
   it("should count the turn's own time before and after the pause together", async () => {
     const user = await newUser(server);
-    const turn = await pauseAfter(user, 900);
-    // 900 ms before the pause, 900 after: over the 1,500 ms bound, though each call is within its own.
-    fake.enqueue({ ...textReply("Too slow."), delayMs: 900 });
+    const { turn, usedMs } = await pauseAfter(user, 1000);
+    // The first call's delay was counted (the rest is this machine's own overhead).
+    expect(usedMs).toBeGreaterThanOrEqual(1000);
+    // A call after the pause that is within the bound and the call timeout on its own, but not with the time used before.
+    const afterMs = BOUND_MS - usedMs + 500;
+    expect(afterMs).toBeLessThan(CALL_TIMEOUT_MS);
+    fake.enqueue({ ...textReply("Too slow."), delayMs: afterMs });
     await decided(server, user, turn.id, [{ toolCallId: `call_timed_${user.id}`, approve: true }]);
     const done = await turnAfter(server, user, turn.id);
     expect(done).toMatchObject({ status: "COMPLETED", stopCode: "ASSISTANT_TIMEOUT" });

@@ -47,9 +47,13 @@ describe("the statement budget of a chat turn", () => {
     await fake?.close();
   });
 
-  /** Sends one message whose turn calls add_task once, then answers; returns the statements the turn sent. */
-  async function countedTurn(input: Record<string, unknown>, title: string): Promise<{ statements: string[]; conversationId: string }> {
-    fake.enqueue(toolCallReply([{ name: "add_task", args: { title } }]), textReply(`Added ${title}.`));
+  /** Sends one message whose turn calls `tool` (add_task by default) once, then answers; returns the statements the turn sent. */
+  async function countedTurn(
+    input: Record<string, unknown>,
+    title: string,
+    tool: { name: string; args: Record<string, unknown> } = { name: "add_task", args: { title } },
+  ): Promise<{ statements: string[]; conversationId: string; result: Record<string, unknown> }> {
+    fake.enqueue(toolCallReply([tool]), textReply(`Added ${title}.`));
     counter.reset();
     const response = await user.gql(SEND, { input });
     const statements = [...counter.statements];
@@ -59,7 +63,7 @@ describe("the statement budget of a chat turn", () => {
     expect(payload.toolCalls).toHaveLength(1);
     expect(payload.toolCalls[0].result).toMatchObject({ title });
     expect(payload.messages.map((m: { role: string }) => m.role)).toEqual(["USER", "ASSISTANT", "TOOL", "ASSISTANT"]);
-    return { statements, conversationId: payload.conversation.id };
+    return { statements, conversationId: payload.conversation.id, result: payload.toolCalls[0].result };
   }
 
   function listed(statements: readonly string[]): string {
@@ -83,5 +87,65 @@ describe("the statement budget of a chat turn", () => {
 
     if (process.env.SHOW_SQL) console.log(listed(statements));
     expect(statements.length, listed(statements)).toBeLessThanOrEqual(BUDGET);
+  });
+
+  /** The statements that read the user's time zone (user_settings), whatever the form. */
+  function zoneReads(statements: readonly string[]): string[] {
+    return statements.filter((sql) => sql.includes("user_settings"));
+  }
+
+  it("should read the user's time zone once in a turn whose add_task sets a due time", async () => {
+    const { statements, result } = await countedTurn({ content: "Add tea at five" }, "Tea", {
+      name: "add_task",
+      args: { title: "Tea", due: "2026-12-08T17:00" },
+    });
+
+    expect(result).toMatchObject({ title: "Tea", due: "2026-12-08T17:00:00+00:00" });
+    expect(zoneReads(statements), listed(statements)).toHaveLength(1);
+    expect(statements.length, listed(statements)).toBeLessThanOrEqual(BUDGET);
+  });
+
+  it("should read the user's time zone once in a turn whose update_task moves the due time", async () => {
+    const added = await countedTurn({ content: "Add scones" }, "Scones");
+
+    const { statements, result } = await countedTurn({ conversationId: added.conversationId, content: "Scones at six" }, "Scones", {
+      name: "update_task",
+      args: { task_id: added.result.id, due: "2026-12-08T18:00" },
+    });
+
+    expect(result).toMatchObject({ title: "Scones", due: "2026-12-08T18:00:00+00:00" });
+    expect(zoneReads(statements), listed(statements)).toHaveLength(1);
+    expect(statements.length, listed(statements)).toBeLessThanOrEqual(BUDGET);
+  });
+
+  /** A turn that calls list_tasks once; the statements it sent and the tool's result. */
+  async function listedTurn(lister: TestUser): Promise<{ statements: string[]; result: { tasks: unknown[]; count: number; truncated: boolean } }> {
+    fake.enqueue(toolCallReply([{ name: "list_tasks", args: { status: "all" } }]), textReply("Here they are."));
+    counter.reset();
+    const response = await lister.gql(SEND, { input: { content: "What are my tasks?" } });
+    const statements = [...counter.statements];
+    expect(response.errors).toBeUndefined();
+    expect(response.data!.sendMessage.toolCalls).toHaveLength(1);
+    return { statements, result: response.data!.sendMessage.toolCalls[0].result };
+  }
+
+  it("should learn whether list_tasks left tasks out from one row more, with no count of every match", async () => {
+    const lister = await newUser(server, "budget-list");
+    const titles = Array.from({ length: 51 }, (_, index) => `Listed ${index}`);
+    await server.db.task.createMany({ data: titles.map((title) => ({ userId: lister.id, title })) });
+
+    const over = await listedTurn(lister);
+    expect(over.result).toMatchObject({ count: 50, truncated: true });
+    expect(over.result.tasks).toHaveLength(50);
+    expect(
+      over.statements.filter((sql) => /count\(/i.test(sql)),
+      listed(over.statements),
+    ).toEqual([]);
+
+    // Exactly as many as it shows: nothing left out.
+    await server.db.task.deleteMany({ where: { userId: lister.id, title: "Listed 0" } });
+    const exact = await listedTurn(lister);
+    expect(exact.result).toMatchObject({ count: 50, truncated: false });
+    expect(exact.result.tasks).toHaveLength(50);
   });
 });

@@ -69,4 +69,27 @@ describe("the assistant in the user's time zone", () => {
     expect(after.dueAt?.toISOString()).toBe("2026-04-02T06:00:00.000Z");
     expect(after.completedAt).not.toBeNull();
   });
+
+  it("should read a due time without an offset in the user's zone, and refuse a filter bound without one, naming it", async () => {
+    const user = await newUser(rig.server, "tz-local");
+    expect((await user.gql(`mutation { updateViewer(input: { timezone: "Europe/Berlin" }) { timezone } }`)).errors).toBeUndefined();
+    rig.fake.enqueue(
+      toolCallReply([{ id: "call_local", name: "add_task", args: { title: "Standup", due: "2026-12-08T17:00:00" } }]),
+      toolCallReply([{ id: "call_bound", name: "search_tasks", args: { due_before: "2026-12-09T00:00:00" } }]),
+      textReply("Done."),
+    );
+    const sent = await sendMessage(user, { content: "Standup on the 8th at five" });
+    expect(sent.errors).toBeUndefined();
+
+    // 17:00 in Berlin in December (CET, UTC+1) is 16:00 UTC, not the server's 17:00.
+    const row = await rig.server.db.task.findFirstOrThrow({ where: { userId: user.id } });
+    expect(row.dueAt?.toISOString()).toBe("2026-12-08T16:00:00.000Z");
+    const results = new Map(
+      (await messagesIn(rig.server.db, sent.data!.sendMessage.conversation.id))
+        .filter((m) => m.role === "tool")
+        .map((m) => [m.toolCallId, JSON.parse(m.content)]),
+    );
+    expect(results.get("call_local")).toMatchObject({ title: "Standup", due: "2026-12-08T17:00:00+01:00" });
+    expect(results.get("call_bound")).toEqual({ error: expect.stringContaining("due_before: needs an offset, e.g. Z or +01:00") });
+  });
 });

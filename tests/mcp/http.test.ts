@@ -190,6 +190,20 @@ describe("MCP over Streamable HTTP", () => {
       });
     });
 
+    it("should read a due time without an offset in the user's zone, through the same tools as the chat", async () => {
+      const user = await newUser(server, "mcp-local-due");
+      expect((await user.gql(`mutation { updateViewer(input: { timezone: "Europe/Berlin" }) { timezone } }`)).errors).toBeUndefined();
+      const { client, tools } = await connect(user);
+
+      const added = await callOk<McpTask>(client, tools, "add_task", { title: "Standup", due: "2026-12-08T17:00:00" });
+      expect(added).toMatchObject({ title: "Standup", due: "2026-12-08T17:00:00+01:00" });
+      const moved = await callOk<McpTask>(client, tools, "update_task", { task_id: added.id, due: "2026-07-08T09:30:00" });
+      // Summer time then (CEST, UTC+2).
+      expect(moved).toMatchObject({ due: "2026-07-08T09:30:00+02:00" });
+      expect((await rowsOf(user.id)).map((row) => row.dueAt?.toISOString())).toEqual(["2026-07-08T07:30:00.000Z"]);
+      expect(await callError(client, "search_tasks", { due_after: "2026-12-08T17:00:00" })).toContain("due_after: needs an offset, e.g. Z or +01:00");
+    });
+
     it("should delete a task and return it as { deleted }", async () => {
       const user = await newUser(server, "mcp-delete");
       const { client, tools } = await connect(user);

@@ -30,7 +30,10 @@ describe("subscription limits", () => {
   let admin: pg.Client;
 
   beforeAll(async () => {
-    server = await startLiveServer();
+    // A socket paused to fill its buffers cannot answer pings either: with the 12 s default the
+    // keep-alive cut it, on a loaded machine, before the test resumed it to read the overflow
+    // error. The keep-alive has its own test below; here it waits for the test's conditions.
+    server = await startLiveServer({ ws: { keepAliveMs: 3_600_000 } });
     admin = await adminClient(databaseUrl());
   });
   afterAll(async () => {
@@ -247,3 +250,39 @@ function exposeGc(): () => void {
   setFlagsFromString("--expose-gc");
   return runInNewContext("gc") as () => void;
 }
+
+describe("the WebSocket keep-alive", () => {
+  let server: LiveServer;
+
+  beforeAll(async () => {
+    server = await startLiveServer({ ws: { keepAliveMs: 200 } });
+  });
+  afterAll(async () => {
+    await server.close();
+  });
+
+  it("should cut a socket that stops reading (and so answering pings) and keep one that reads", async () => {
+    const user = await newUser(server);
+    const payload = { query: TASK_CHANGED, variables: {} };
+    const before = server.app.realtime.establishedCount;
+    const reading = await rawSubscriber(server.wsUrl, user.token, payload);
+    const paused = await rawSubscriber(server.wsUrl, user.token, payload);
+    await vi.waitFor(() => expect(server.app.realtime.establishedCount, "established subscriptions").toBe(before + 2), {
+      timeout: 15_000,
+      interval: 10,
+    });
+    paused.socket.pause();
+
+    // Seen from the server: a paused client reads nothing, not even the close.
+    await vi.waitFor(() => expect(server.app.ws.connectionsOf(user.id), "the user's sockets").toBe(1), { timeout: 15_000, interval: 20 });
+    expect(server.app.realtime.subscriberCount).toBe(1);
+    // Two pings later the reading socket has answered both and is still open.
+    let pings = 0;
+    reading.socket.on("ping", () => (pings += 1));
+    await vi.waitFor(() => expect(pings, "pings answered").toBeGreaterThanOrEqual(2), { timeout: 15_000, interval: 20 });
+    expect(reading.socket.readyState).toBe(WebSocket.OPEN);
+    expect(server.app.ws.connectionsOf(user.id)).toBe(1);
+    reading.socket.close();
+    paused.socket.resume();
+  });
+});

@@ -1386,7 +1386,11 @@ describe("isolation attack suite: another user's ids at every entry point", () =
   beforeAll(async () => {
     // The assistant-tools attack makes every call (about 90) in one model step: the
     // per-step bound (16 by default, tests/chat/step-bounds.test.ts) is raised so all of them run.
-    rig = await startChatRig({ assistant: { maxToolCallsPerStep: 1000 } });
+    // The running-turn attacks (cancelTurn) hold Alice's model call silent on a gate for as long
+    // as Bob's attempts take: the turn must end when that gate opens, not when the test helper's
+    // 5 s silence bound or 20 s turn bound runs out on a loaded machine (which changed her rows
+    // mid-attack: the answer FAILED, a timeout reply). Those bounds are tests/chat's subject.
+    rig = await startChatRig({ assistant: { maxToolCallsPerStep: 1000, callTimeoutMs: 600_000, turnTimeoutMs: 600_000 } });
     const server = rig.server;
     alice = await newUser(server, "alice");
     bob = await newUser(server, "bob");

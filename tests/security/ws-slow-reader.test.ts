@@ -28,7 +28,11 @@ describe("a graphql-ws socket that stops reading", () => {
   let user: TestUser;
 
   beforeAll(async () => {
-    server = await startTestServer();
+    // The paused socket cannot answer pings either. With the 12 s default, on a loaded machine
+    // the keep-alive cut it before its unread output reached the cap (no 4413, closedSendBufferFull
+    // 0); a 100 ms keep-alive does so every time. What ends it here must be the buffer bound, so
+    // the keep-alive (tests/realtime/limits.test.ts has its own case) is out of the way.
+    server = await startTestServer({ ws: { keepAliveMs: 3_600_000 } });
     user = await newUser(server, "ws-slow-reader");
     await server.db.task.createMany({
       data: Array.from({ length: TASK_COUNT }, (_, i) => ({

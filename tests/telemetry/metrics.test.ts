@@ -1,18 +1,21 @@
 import { createServer, type Server } from "node:net";
 import type pg from "pg";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
-import { toGlobalId } from "../../src/lib/ids.js";
+import { parseId, toGlobalId } from "../../src/lib/ids.js";
 import { OPERATION_NAMES_CAP } from "../../src/telemetry/metrics.js";
 import { cohereAssistant, sendMessage } from "../helpers/chat.js";
 import { databaseUrl } from "../helpers/db.js";
-import { startFakeCohere, textReply, toolCallReply, type FakeCohere } from "../helpers/fake-cohere.js";
+import { startFakeCohere, textReply, toolCallReply, wordChunks, type FakeCohere } from "../helpers/fake-cohere.js";
+import { deferred, SEND_LIVE, type LivePayload } from "../chat/support.js";
 import { capturingLogger, newUser, onNatsTransport, startTestServer, type TestServer, type TestUser } from "../helpers/server.js";
 import {
   ADD_TASK,
   adminClient,
   killListener,
   live,
+  MESSAGE_ADDED,
   nextEvent,
+  nextMessage,
   nextTaskChange,
   startLiveServer,
   startPgGate,
@@ -169,6 +172,41 @@ describe("metrics", () => {
         interval: 20,
       },
     );
+  });
+
+  it("should observe the notification lag of messageAdded, a streamed answer's from when it settled", async () => {
+    const client = server.connect(user.token);
+    const added = await live(server, client, MESSAGE_ADDED);
+    const lagBefore = valueOf((await scrape(server.metricsUrl)).samples, "realtime_notification_lag_seconds_count", { kind: "messageAdded" });
+
+    const chunks = wordChunks("Lag probe answer, streamed a word at a time.");
+    const gate = deferred();
+    fake.enqueue(textReply(chunks.join(""), { chunks, eventDelayMs: 5, gate: { afterDeltas: 1, until: gate.promise } }));
+    const started = await server.request<{ sendMessage: LivePayload }>(
+      SEND_LIVE,
+      { input: { content: "Lag probe", waitForReply: false } },
+      user.token,
+    );
+    expect(started.errors).toBeUndefined();
+    const conversationId = parseId(started.data!.sendMessage.conversation.id, "id", "Conversation");
+    expect((await nextMessage(added)).role).toBe("USER");
+    // The answer is stored STREAMING before the gate opens: its created_at is the stream's start, not its settle.
+    await vi.waitFor(
+      async () => expect((await server.db.message.findFirst({ where: { conversationId, role: "assistant" } }))?.status).toBe("STREAMING"),
+      { timeout: 15_000, interval: 20 },
+    );
+    gate.resolve();
+    expect((await nextMessage(added)).role).toBe("ASSISTANT");
+
+    const samples = (await scrape(server.metricsUrl)).samples;
+    expect(valueOf(samples, "realtime_notification_lag_seconds_count", { kind: "messageAdded" }) - lagBefore).toBe(2);
+    // The lag's starting point: stamped by the statement that settled the answer and ended the turn.
+    const answer = await server.db.message.findFirstOrThrow({ where: { conversationId, role: "assistant" } });
+    const turn = await server.db.turn.findFirstOrThrow({ where: { conversationId } });
+    expect(answer.status).toBe("COMPLETE");
+    expect(answer.settledAt).toEqual(turn.finishedAt);
+    expect(answer.settledAt!.getTime()).toBeGreaterThan(answer.createdAt.getTime());
+    added.dispose();
   });
 
   it("should bound the operation names it labels, the rest counted as other", async () => {

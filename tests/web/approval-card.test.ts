@@ -1,13 +1,10 @@
-import type { Browser, BrowserContext, Page } from "playwright-core";
+import type { Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { Db } from "../../src/db/client.js";
-import { ensureWebBuild, WEB_DIST_DIR } from "../../src/server/web-ui/build.js";
-import { axeViolations, browserAvailable, launchChromium, watchedPage } from "../helpers/browser.js";
-import { cohereAssistant } from "../helpers/chat.js";
-import { newUserId, testDb } from "../helpers/db.js";
-import { startFakeCohere, textReply, toolCallReply, type FakeCohere } from "../helpers/fake-cohere.js";
-import { startTestServer, type TestServer, type TestUser } from "../helpers/server.js";
-import { tokenFor } from "../helpers/tokens.js";
+import { axeViolations, browserAvailable } from "../helpers/browser.js";
+import { textReply, toolCallReply, type FakeCohere } from "../helpers/fake-cohere.js";
+import type { TestUser } from "../helpers/server.js";
+import { startWebRig, type WebRig } from "../helpers/web-rig.js";
 import { toGlobalId } from "../../src/lib/ids.js";
 import { DECIDE, requestsSince, toolResultsSent } from "../chat/approval-support.js";
 
@@ -20,35 +17,19 @@ import { DECIDE, requestsSince, toolResultsSent } from "../chat/approval-support
  */
 
 describe.runIf(browserAvailable())("the approval card, in Chromium", () => {
+  let rig: WebRig;
   let fake: FakeCohere;
   let db: Db;
-  let server: TestServer;
-  let browser: Browser;
-  let context: BrowserContext;
   let page: Page;
   let owner: TestUser;
-  const pageProblems: string[] = [];
+  let pageProblems: string[];
 
   beforeAll(async () => {
-    await ensureWebBuild();
-    fake = await startFakeCohere();
-    db = testDb();
-    const id = newUserId("web-approval");
-    const token = await tokenFor(id);
-    owner = { id, token, gql: (query, variables) => server.request(query, variables, token) };
-    server = await startTestServer({ db, assistant: cohereAssistant(fake), webUi: { distDir: WEB_DIST_DIR, devToken: token } });
-    browser = await launchChromium();
-    ({ context, page } = await watchedPage(browser, pageProblems));
-    await page.goto(server.baseUrl);
-    await page.locator('[data-testid="connection-status"][data-state="connected"]').waitFor();
+    rig = await startWebRig({ user: "web-approval" });
+    ({ fake, db, page, owner, pageProblems } = rig);
   }, 120_000);
 
-  afterAll(async () => {
-    await browser?.close();
-    await server?.close();
-    await fake?.close();
-    await db?.$disconnect();
-  });
+  afterAll(() => rig?.close());
 
   async function addTask(title: string): Promise<string> {
     const added = await owner.gql<{ addTask: { id: string } }>(`mutation A($t: String!) { addTask(input: { title: $t }) { id } }`, { t: title });

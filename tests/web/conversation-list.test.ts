@@ -1,14 +1,11 @@
-import type { Browser, BrowserContext, Page } from "playwright-core";
+import type { Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { Db } from "../../src/db/client.js";
 import { parseId } from "../../src/lib/ids.js";
-import { ensureWebBuild, WEB_DIST_DIR } from "../../src/server/web-ui/build.js";
-import { axeViolations, browserAvailable, launchChromium, watchedPage } from "../helpers/browser.js";
-import { cohereAssistant } from "../helpers/chat.js";
-import { newUserId, testDb } from "../helpers/db.js";
-import { errorReply, startFakeCohere, textReply, type FakeCohere } from "../helpers/fake-cohere.js";
-import { startTestServer, type TestServer, type TestUser } from "../helpers/server.js";
-import { tokenFor } from "../helpers/tokens.js";
+import { axeViolations, browserAvailable } from "../helpers/browser.js";
+import { errorReply, textReply, type FakeCohere } from "../helpers/fake-cohere.js";
+import type { TestUser } from "../helpers/server.js";
+import { startWebRig, type WebRig } from "../helpers/web-rig.js";
 
 /**
  * The conversation list follows conversationChanged, and a failed turn's
@@ -24,46 +21,23 @@ function listItem(page: Page, title: string) {
   return page.getByTestId("conversation-item").filter({ has: page.getByRole("button", { name: title, exact: true }) });
 }
 
-async function openPage(context: BrowserContext, server: TestServer): Promise<Page> {
-  const page = await context.newPage();
-  await page.goto(server.baseUrl);
-  await page.locator('[data-testid="connection-status"][data-state="connected"]').waitFor();
-  return page;
-}
-
 describe.runIf(browserAvailable())("the conversation list and Retry, in Chromium against a real server", () => {
+  let rig: WebRig;
   let fake: FakeCohere;
   let db: Db;
-  let server: TestServer;
-  let browser: Browser;
-  let context: BrowserContext;
   let page: Page;
   let owner: TestUser;
-  const pageProblems: string[] = [];
+  let pageProblems: string[];
 
   beforeAll(async () => {
-    await ensureWebBuild();
-    fake = await startFakeCohere();
-    db = testDb();
-    const id = newUserId("web-list");
-    const token = await tokenFor(id);
-    owner = { id, token, gql: (query, variables) => server.request(query, variables, token) };
-    server = await startTestServer({ db, assistant: cohereAssistant(fake), webUi: { distDir: WEB_DIST_DIR, devToken: token } });
-    browser = await launchChromium();
-    ({ context, page } = await watchedPage(browser, pageProblems));
-    await page.goto(server.baseUrl);
-    await page.locator('[data-testid="connection-status"][data-state="connected"]').waitFor();
+    rig = await startWebRig({ user: "web-list" });
+    ({ fake, db, page, owner, pageProblems } = rig);
   }, 120_000);
 
-  afterAll(async () => {
-    await browser?.close();
-    await server?.close();
-    await fake?.close();
-    await db?.$disconnect();
-  });
+  afterAll(() => rig?.close());
 
   it("should show at once a conversation created in another tab, and one created, renamed and deleted through the API", async () => {
-    const other = await openPage(context, server);
+    const other = await rig.openApp();
     const before = await page.getByTestId("conversation-item").count();
     await other.getByTestId("new-conversation").click();
     await page.getByTestId("conversation-item").nth(before).waitFor();
@@ -88,6 +62,36 @@ describe.runIf(browserAvailable())("the conversation list and Retry, in Chromium
     await listItem(page, "Renamed in SQL").waitFor({ state: "detached" });
     expect(await page.getByTestId("conversation-item").count()).toBe(before + 1);
     expect(await axeViolations(page)).toEqual([]);
+    expect(pageProblems).toEqual([]);
+  });
+
+  it("should rename a conversation in place from the list, and a second page shows the new title at once", async () => {
+    const created = await owner.gql<{ createConversation: { id: string } }>(CREATE, { title: "Groceries" });
+    const id = parseId(created.data!.createConversation.id, "id", "Conversation");
+    const second = await rig.openApp();
+    try {
+      await listItem(second, "Groceries").waitFor();
+      await listItem(page, "Groceries").getByRole("button", { name: "Rename conversation Groceries" }).click();
+      const input = page.getByRole("textbox", { name: "New title for Groceries" });
+      await expect(input.inputValue()).resolves.toBe("Groceries");
+      expect(await axeViolations(page)).toEqual([]);
+
+      // Escape leaves it as it was.
+      await input.fill("Not this");
+      await input.press("Escape");
+      await listItem(page, "Groceries").waitFor();
+      expect((await db.conversation.findUniqueOrThrow({ where: { id } })).title).toBe("Groceries");
+
+      await listItem(page, "Groceries").getByRole("button", { name: "Rename conversation Groceries" }).click();
+      await page.getByRole("textbox", { name: "New title for Groceries" }).fill("Weekly shop");
+      await page.getByRole("textbox", { name: "New title for Groceries" }).press("Enter");
+      await listItem(second, "Weekly shop").waitFor();
+      expect(await listItem(second, "Groceries").count()).toBe(0);
+      await listItem(page, "Weekly shop").waitFor();
+      expect((await db.conversation.findUniqueOrThrow({ where: { id } })).title).toBe("Weekly shop");
+    } finally {
+      await second.close();
+    }
     expect(pageProblems).toEqual([]);
   });
 

@@ -110,6 +110,8 @@ function updates(connection: ConnectionStore): CacheExchangeOpts["updates"] {
         invalidateField(cache, "tasks");
       },
       createConversation: invalidateConversations,
+      // A rename also moves it up the list (updatedAt): read the list again, as conversationChanged will.
+      updateConversation: invalidateConversations,
       sendMessage: (result, args, cache) => {
         invalidateConversations(result, args, cache);
         const payload = (result as Partial<ResultOf<typeof SEND_MESSAGE>>).sendMessage;

@@ -1,11 +1,12 @@
 import { useEffect } from "react";
 import { useMutation, useQuery, useSubscription } from "urql";
 import type { ConnectionStore } from "./connection";
+import { ConversationItem } from "./conversation-item";
 import { CONVERSATION_CHANGED, CONVERSATIONS, CREATE_CONVERSATION, DELETE_CONVERSATION } from "./documents";
 import { describeError } from "./errors";
 
 /**
- * The viewer's conversations, most recent first: open, start and delete. The
+ * The viewer's conversations, most recent first: open, start, rename and delete. The
  * list follows conversationChanged (created, renamed, new activity, deleted,
  * from this tab, another one, the API or SQL); after a reconnect it is read
  * again, for whatever changed while the socket was away.
@@ -43,24 +44,13 @@ export function Conversations(props: { selected: string | null; onSelect: (id: s
       )}
       <ul className="conversation-list">
         {conversations.map((conversation) => (
-          <li key={conversation.id} data-testid="conversation-item" className={conversation.id === props.selected ? "selected" : undefined}>
-            <button
-              type="button"
-              className="open"
-              aria-current={conversation.id === props.selected ? "page" : undefined}
-              onClick={() => onSelect(conversation.id)}
-            >
-              {conversation.title || "Untitled conversation"}
-            </button>
-            <button
-              type="button"
-              className="delete"
-              aria-label={`Delete conversation ${conversation.title || "Untitled"}`}
-              onClick={() => void deleteOne(conversation.id)}
-            >
-              ×
-            </button>
-          </li>
+          <ConversationItem
+            key={conversation.id}
+            conversation={conversation}
+            selected={conversation.id === props.selected}
+            onSelect={() => onSelect(conversation.id)}
+            onDelete={() => void deleteOne(conversation.id)}
+          />
         ))}
       </ul>
       {data && conversations.length === 0 && <p className="empty">No conversations yet: say something to the assistant.</p>}

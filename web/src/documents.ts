@@ -6,14 +6,19 @@ export const TaskFields = graphql(`
     title
     description
     completed
+    completedAt
+    dueAt
+    dueAllDay
+    priority
+    labels
     updatedAt
   }
 `);
 
 export const TASKS = graphql(
   `
-    query Tasks($status: TaskStatusFilter!) {
-      tasks(first: 100, status: $status) {
+    query Tasks($filter: TaskFilter, $orderBy: TaskOrder) {
+      tasks(first: 100, filter: $filter, orderBy: $orderBy) {
         edges {
           node {
             ...TaskFields
@@ -24,6 +29,16 @@ export const TASKS = graphql(
   `,
   [TaskFields],
 );
+
+/** The viewer's time zone: due dates are entered and shown in it. */
+export const VIEWER = graphql(`
+  query Viewer {
+    viewer {
+      id
+      timezone
+    }
+  }
+`);
 
 export const TASK_CHANGED = graphql(
   `
@@ -113,6 +128,16 @@ export const CONVERSATION_CHANGED = graphql(`
 export const CREATE_CONVERSATION = graphql(`
   mutation CreateConversation {
     createConversation {
+      id
+      title
+      updatedAt
+    }
+  }
+`);
+
+export const UPDATE_CONVERSATION = graphql(`
+  mutation UpdateConversation($input: UpdateConversationInput!) {
+    updateConversation(input: $input) {
       id
       title
       updatedAt

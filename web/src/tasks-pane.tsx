@@ -1,24 +1,35 @@
-import { useEffect, useId, useState, type FormEvent, type KeyboardEvent } from "react";
+import { useEffect } from "react";
 import { useMutation, useQuery, useSubscription } from "urql";
 import type { ConnectionStore } from "./connection";
-import { ADD_TASK, COMPLETE_TASK, DELETE_TASK, TASK_CHANGED, TASKS, UPDATE_TASK } from "./documents";
+import { ADD_TASK, TASK_CHANGED, TASKS, VIEWER } from "./documents";
 import { describeError } from "./errors";
-import type { ResultOf } from "./graphql";
-import { useTaskHistoryToggle } from "./task-history";
+import { fieldProblem } from "./field-errors";
+import { addInput, EMPTY_DRAFT, type TaskDraft } from "./task-draft";
+import { TaskFilters } from "./task-filters";
+import { TaskForm } from "./task-form";
+import { TaskItem } from "./task-item";
+import { DEFAULT_VIEW, taskVariables, useTaskView, type TaskView } from "./task-view";
+import { useDebounced, useNow } from "./use-debounced";
+import { knownZone } from "./zoned-date";
 
-type Filter = "ALL" | "PENDING" | "COMPLETED";
-type Task = NonNullable<ResultOf<typeof TASKS>["tasks"]["edges"][number]>["node"];
+/** How long typing in the search or label box pauses before the list is asked for again. */
+const TYPING_PAUSE_MS = 250;
 
-const FILTERS: { value: Filter; label: string }[] = [
-  { value: "ALL", label: "All" },
-  { value: "PENDING", label: "Pending" },
-  { value: "COMPLETED", label: "Completed" },
-];
-
-/** The viewer's tasks, live: taskChanged re-reads the list whoever made the change. */
+/**
+ * The viewer's tasks, live: taskChanged re-reads the list whoever made the
+ * change. Filtered and ordered by the server (TaskFilter, TaskOrder), due
+ * date first by default; tasks without one come after those with one.
+ */
 export function TasksPane({ connection }: { connection: ConnectionStore }) {
-  const [filter, setFilter] = useState<Filter>("ALL");
-  const [{ data, error, fetching }, reexecute] = useQuery({ query: TASKS, variables: { status: filter } });
+  const [view, setView] = useTaskView();
+  const search = useDebounced(view.search, TYPING_PAUSE_MS);
+  const label = useDebounced(view.label, TYPING_PAUSE_MS);
+  const [{ data, error, fetching }, reexecute] = useQuery({ query: TASKS, variables: taskVariables({ ...view, search, label }) });
+  const [viewer] = useQuery({ query: VIEWER });
+  const viewerZone = viewer.data?.viewer.timezone;
+  // A zone the server accepts but this browser's Intl does not know: shown in UTC, and said so.
+  const zone = viewerZone === undefined || knownZone(viewerZone) ? viewerZone : "UTC";
+  const now = useNow(30_000);
   // Its results land in the cache, whose update re-reads the lists.
   useSubscription({ query: TASK_CHANGED });
   // Changes made while the socket was down sent no event: read the list again.
@@ -28,142 +39,39 @@ export function TasksPane({ connection }: { connection: ConnectionStore }) {
   return (
     <section className="pane tasks" aria-labelledby="tasks-heading">
       <h2 id="tasks-heading">Tasks</h2>
-      <AddTask />
-      <div className="filters" role="group" aria-label="Show">
-        {FILTERS.map((f) => (
-          <button key={f.value} type="button" aria-pressed={filter === f.value} onClick={() => setFilter(f.value)}>
-            {f.label}
-          </button>
-        ))}
-      </div>
+      {zone !== viewerZone && <p className="hint">This browser does not know your time zone ({viewerZone}): times are shown in UTC.</p>}
+      <AddTask zone={zone} />
+      <TaskFilters view={view} onChange={setView} />
       {error && !data && (
         <p role="alert" className="error">
           {describeError(error)}
         </p>
       )}
       <ul className="task-list" data-testid="task-list" aria-busy={fetching && !data}>
-        {tasks.map((task) => (
-          <TaskItem key={task.id} task={task} />
-        ))}
+        {zone !== undefined &&
+          tasks.map((task) => <TaskItem key={task.id} task={task} zone={zone} now={now} onLabel={(label) => setView({ label })} />)}
       </ul>
-      {data && tasks.length === 0 && <p className="empty">{filter === "ALL" ? "No tasks yet." : `No ${filter.toLowerCase()} tasks.`}</p>}
+      {data && tasks.length === 0 && <p className="empty">{emptyText(view)}</p>}
     </section>
   );
 }
 
-function AddTask() {
-  const [title, setTitle] = useState("");
-  const [result, addTask] = useMutation(ADD_TASK);
-  const [problem, setProblem] = useState<string>();
-  const id = useId();
-  const submit = async (event: FormEvent) => {
-    event.preventDefault();
-    if (title.trim() === "") return;
-    const answer = await addTask({ input: { title } });
-    if (answer.error) return setProblem(describeError(answer.error));
-    setProblem(undefined);
-    setTitle("");
-  };
-  return (
-    <form className="add-task" onSubmit={submit}>
-      <label htmlFor={id}>New task</label>
-      <div className="row">
-        <input
-          id={id}
-          data-testid="new-task-title"
-          value={title}
-          maxLength={200}
-          onChange={(event) => setTitle(event.target.value)}
-          placeholder="Buy milk"
-        />
-        <button type="submit" data-testid="add-task" disabled={result.fetching}>
-          Add
-        </button>
-      </div>
-      {problem && (
-        <p role="alert" className="error">
-          {problem}
-        </p>
-      )}
-    </form>
-  );
+function emptyText(view: TaskView): string {
+  const filtered = view.search.trim() !== "" || view.priority !== "" || view.overdue || view.label.trim() !== "";
+  if (filtered) return "No tasks match these filters.";
+  return view.status === DEFAULT_VIEW.status ? "No tasks yet." : `No ${view.status.toLowerCase()} tasks.`;
 }
 
-/** One task's mutations and its edit state: what TaskItem shows, apart from how it shows it. */
-function useTaskActions(task: Task) {
-  const [, complete] = useMutation(COMPLETE_TASK);
-  const [, update] = useMutation(UPDATE_TASK);
-  const [, removeTask] = useMutation(DELETE_TASK);
-  const [editing, setEditing] = useState(false);
-  const [draft, setDraft] = useState(task.title);
-  const [problem, setProblem] = useState<string>();
-
-  const run = async (operation: Promise<{ error?: Parameters<typeof describeError>[0] | undefined }>) => {
-    const { error } = await operation;
-    setProblem(error ? describeError(error) : undefined);
-    return !error;
+function AddTask({ zone }: { zone: string | undefined }) {
+  const [, addTask] = useMutation(ADD_TASK);
+  const save = async (draft: TaskDraft) => {
+    if (zone === undefined) return { field: undefined, message: "Still loading your time zone: try again in a moment." };
+    const answer = await addTask({ input: addInput(draft, zone) });
+    return answer.error ? fieldProblem(answer.error) : undefined;
   };
-  const toggle = () => run(task.completed ? update({ input: { id: task.id, completed: false } }) : complete({ id: task.id }));
-  const save = async () => {
-    if (draft.trim() === "" || draft === task.title) return setEditing(false);
-    if (await run(update({ input: { id: task.id, title: draft } }))) setEditing(false);
-  };
-  const onKey = (event: KeyboardEvent<HTMLInputElement>) => {
-    if (event.key === "Enter") void save();
-    if (event.key === "Escape") {
-      setDraft(task.title);
-      setEditing(false);
-    }
-  };
-  const startEditing = () => (setDraft(task.title), setEditing(true));
-  const remove = () => run(removeTask({ id: task.id }));
-  return { editing, draft, setDraft, problem, toggle, save, onKey, startEditing, remove };
-}
-
-function TaskItem({ task }: { task: Task }) {
-  const { editing, draft, setDraft, problem, toggle, save, onKey, startEditing, remove } = useTaskActions(task);
-  const checkboxId = useId();
-  const history = useTaskHistoryToggle(task.id, task.title);
-
   return (
-    <li className="task" data-testid="task-item" data-task-id={task.id} data-completed={String(task.completed)}>
-      <input id={checkboxId} type="checkbox" data-testid="task-toggle" checked={task.completed} onChange={() => void toggle()} />
-      {editing ? (
-        <input
-          className="task-edit"
-          aria-label={`Title of ${task.title}`}
-          value={draft}
-          maxLength={200}
-          autoFocus
-          onChange={(e) => setDraft(e.target.value)}
-          onKeyDown={onKey}
-        />
-      ) : (
-        <label htmlFor={checkboxId} className="task-title">
-          {task.title}
-        </label>
-      )}
-      <div className="task-actions">
-        {editing ? (
-          <button type="button" onClick={() => void save()}>
-            Save
-          </button>
-        ) : (
-          <button type="button" aria-label={`Edit ${task.title}`} onClick={startEditing}>
-            Edit
-          </button>
-        )}
-        <button type="button" data-testid="task-delete" aria-label={`Delete ${task.title}`} onClick={() => void remove()}>
-          Delete
-        </button>
-        {history.button}
-      </div>
-      {history.panel}
-      {problem && (
-        <p role="alert" className="error">
-          {problem}
-        </p>
-      )}
-    </li>
+    <div className="add-task">
+      <TaskForm mode="add" initial={EMPTY_DRAFT} titleLabel="New task" onSave={save} disabled={zone === undefined} />
+    </div>
   );
 }

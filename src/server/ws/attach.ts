@@ -78,6 +78,7 @@ export function attachGraphQLWs(options: AttachOptions): GraphQLWs {
   );
   const glue = {
     maxBufferedBytes: settings.maxBufferedBytes,
+    keepAliveMs: settings.keepAliveMs,
     logger,
     onSendBufferFull: (extra: SocketExtra, bytes: number) => {
       counters.closedSendBufferFull += 1;

@@ -3,12 +3,11 @@ import type { WebSocket } from "ws";
 import type { Logger } from "../../lib/logger.js";
 import type { SocketExtra, SocketState } from "./socket-state.js";
 
-/** A ping this often; a socket that has not answered by the next one is cut (graphql-ws' useServer default). */
-const KEEP_ALIVE_MS = 12_000;
-
 export interface GlueOptions {
   /** WS_MAX_BUFFERED_BYTES. */
   maxBufferedBytes: number;
+  /** WS_KEEP_ALIVE_MS: a ping this often; a socket that has not answered by the next one is cut. */
+  keepAliveMs: number;
   logger: Logger;
   /** A send found the socket's unsent output past the cap; the socket must be closed. */
   onSendBufferFull(extra: SocketExtra, bytes: number): void;
@@ -24,7 +23,7 @@ export function serveSocket(server: GraphQLWsServer<SocketExtra>, extra: SocketE
   const { socket } = extra;
   // ws closes the socket itself on a protocol error (1002, 1007, 1009); the event only needs a listener.
   socket.on("error", (error) => options.logger.debug({ err: error }, "WebSocket error"));
-  const stopKeepAlive = keepAlive(socket);
+  const stopKeepAlive = keepAlive(socket, options.keepAliveMs);
   const closed = server.opened(
     {
       protocol: socket.protocol,
@@ -83,7 +82,7 @@ function settlePendingSends(state: SocketState): void {
 }
 
 /** Pings; a socket that does not answer (gone, or not reading) before the next ping is cut. */
-function keepAlive(socket: WebSocket): () => void {
+function keepAlive(socket: WebSocket, intervalMs: number): () => void {
   let awaitingPong = false;
   const onPong = () => (awaitingPong = false);
   socket.on("pong", onPong);
@@ -92,7 +91,7 @@ function keepAlive(socket: WebSocket): () => void {
     if (awaitingPong) return socket.terminate();
     awaitingPong = true;
     socket.ping();
-  }, KEEP_ALIVE_MS);
+  }, intervalMs);
   return () => {
     clearInterval(interval);
     socket.off("pong", onPong);
