@@ -85,6 +85,21 @@ describe("trusted documents with arbitrary documents allowed (the default)", () 
     expect(after.body.data?.tasks.edges).toHaveLength(1);
   });
 
+  it("should refuse a trusted mutation over GET as it refuses any mutation there, and run a trusted query", async () => {
+    const get = async (hash: string, variables: Record<string, unknown>) => {
+      const extensions = encodeURIComponent(JSON.stringify({ persistedQuery: { version: 1, sha256Hash: hash } }));
+      const url = `${server.url}?extensions=${extensions}&variables=${encodeURIComponent(JSON.stringify(variables))}`;
+      const response = await fetch(url, { headers: { authorization: `Bearer ${token}`, accept: "application/json" } });
+      return { status: response.status, body: (await response.json()) as Body };
+    };
+    const mutation = await get(sha256Hex(ADD), { title: "over GET" });
+    expect(mutation.status).toBe(405);
+    expect(mutation.body.data).toBeUndefined();
+    const query = await get(sha256Hex(LIST), { first: 5 });
+    expect(query.status).toBe(200);
+    expect(query.body.data?.tasks.edges.map((edge: { node: { title: string } }) => edge.node.title)).toEqual(["first"]);
+  });
+
   it("should still run an arbitrary document", async () => {
     const { status, body } = await post(server, token, { query: "{ tasks(first: 1) { edges { node { title } } } }" });
     expect(status).toBe(200);
