@@ -19,9 +19,12 @@ import { median } from "./lib/figure.js";
 import { ROOT } from "./lib/program.js";
 import { startApi, startRaw, type ApiProcess } from "./lib/servers.js";
 import { ADD, LIST, load } from "./scenarios/http-load.js";
+import { trustedManifest } from "./lib/trusted-manifest.js";
 
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 4);
 const SECONDS = Number(process.env.BENCH_ROUND_SECONDS ?? 5);
+/** Which figures to load (BENCH_LEVER_IDS=B1 for a read-path lever): both by default. */
+const IDS = (process.env.BENCH_LEVER_IDS ?? "B1,B2").split(",").filter((id): id is "B1" | "B2" => id === "B1" || id === "B2");
 
 interface Patch {
   file: string;
@@ -34,8 +37,6 @@ interface Lever {
   env?: Record<string, string>;
 }
 
-const SUBSCRIPTION_FREE = `(args) => !args.document.definitions.some((d) => d.kind === "OperationDefinition" && d.operation === "subscription")`;
-
 /** Each lever as the change from the code as it is. */
 const LEVERS: Record<string, Lever> = {
   /** No change: how far apart two identical servers measure (calibration). */
@@ -46,20 +47,6 @@ const LEVERS: Record<string, Lever> = {
         file: "src/auth/verifier.ts",
         find: "const verifier = cachingVerifier(signatureVerifier(auth, clock), {",
         replace: "const verifier = signatureVerifier(auth, clock); void ({",
-      },
-    ],
-  },
-  "graphql-jit": {
-    patches: [
-      {
-        file: "src/server/app.ts",
-        find: "      useDrainableSubscriptions(drain.signal),\n",
-        replace: `      useDrainableSubscriptions(drain.signal),\n      useGraphQlJit({}, { enableIf: ${SUBSCRIPTION_FREE} }),\n`,
-      },
-      {
-        file: "src/server/app.ts",
-        find: 'import { createServer, type Server } from "node:http";',
-        replace: 'import { useGraphQlJit } from "@envelop/graphql-jit";\nimport { createServer, type Server } from "node:http";',
       },
     ],
   },
@@ -83,6 +70,57 @@ const LEVERS: Record<string, Lever> = {
         file: "src/schema/task.ts",
         find: 'export const TaskRef = builder.prismaNode("Task", {\n',
         replace: 'export const TaskRef = builder.prismaNode("Task", {\n  select: { id: true },\n',
+      },
+    ],
+  },
+  /** The list read through Prisma's `$queryRaw` again instead of the pg pool (src/domain/direct-read.ts). */
+  "no-direct-read": {
+    patches: [
+      {
+        file: "src/domain/direct-read.ts",
+        find: "  const pool = directPool(db);\n",
+        replace: "  const pool = undefined as ReturnType<typeof directPool>;\n",
+      },
+    ],
+  },
+  /** Every edge's cursor encoded up front, and the column names mapped by a regex per cell, as before. */
+  "no-lazy-mapping": {
+    patches: [
+      {
+        file: "src/domain/task-list.ts",
+        find: "tasks.map((node) => lazyEdge(order, node))",
+        replace: "tasks.map((node) => ({ cursor: encodeTaskCursor(order, node), node }))",
+      },
+      {
+        file: "src/domain/tasks.ts",
+        find: "  let field = FIELDS.get(column);\n",
+        replace: "  let field = FIELDS.get(column);\n  FIELDS.clear();\n  field = undefined;\n",
+      },
+    ],
+  },
+  /** The bench's two documents not registered as trusted: parsed (cached), validated (cached), limited and run on graphql-js. */
+  untrusted: { env: { TRUSTED_DOCUMENTS_FILE: "" } },
+  /** Trusted documents without the compiled executor (graphql-js executes them; parsing and validation still skipped). */
+  "no-jit": {
+    patches: [{ file: "src/server/compiled-execution.ts", find: "      if (!documents.has(args.document)) return;\n", replace: "      return;\n" }],
+  },
+  /** pino writing through a buffered, asynchronous destination (4 KB writes) instead of one write(2) per line. */
+  "log-buffered": {
+    patches: [
+      {
+        file: "src/lib/logger.ts",
+        find: "    destination,\n",
+        replace: "    destination ?? pino.destination({ dest: 1, sync: false, minLength: 4096 }),\n",
+      },
+    ],
+  },
+  /** No AsyncLocalStorage around a request (its promise hooks off; log lines lose their request id): what the request id costs. */
+  "no-als": {
+    patches: [
+      {
+        file: "src/server/front-door.ts",
+        find: "    requestContext.run({ requestId }, () => void serve(yoga, logger, req, res, refused));\n",
+        replace: "    void requestContext;\n    void serve(yoga, logger, req, res, refused);\n",
       },
     ],
   },
@@ -112,6 +150,11 @@ const sql = new pg.Client({ connectionString: database.url });
 await sql.connect();
 await sql.query("INSERT INTO tasks (user_id, title) SELECT $1, 'Task ' || i FROM generate_series(1, 200) AS i", [userId]);
 const raw = await startRaw(database.url, userId);
+const manifest = trustedManifest([LIST, ADD]);
+
+function withoutEmpty(env: Record<string, string>): Record<string, string> {
+  return Object.fromEntries(Object.entries(env).filter(([, value]) => value !== ""));
+}
 
 const bodies = { B1: JSON.stringify({ query: LIST }), B2: JSON.stringify({ query: ADD, variables: { title: "bench" } }) };
 const rawPaths = { B1: "/list", B2: "/add" };
@@ -126,7 +169,9 @@ for (const name of names) {
     const api = await startApi({
       databaseUrl: database.url,
       token: async (secret) => (token = await signHs256(secret, { sub: userId, expiresIn: "1h" })),
-      ...variant,
+      root: variant.root,
+      // As in B1/B2 (http-load.ts); a lever's empty TRUSTED_DOCUMENTS_FILE leaves the setting unset.
+      env: withoutEmpty({ TRUSTED_DOCUMENTS_FILE: manifest, ...variant.env }),
     });
     tokens.set(api, token);
     return api;
@@ -134,7 +179,7 @@ for (const name of names) {
   const a = await start({});
   const b = await start({ root, env: lever.env });
   try {
-    for (const id of ["B1", "B2"] as const) {
+    for (const id of IDS) {
       const sides = {
         A: () => load(a.url, bodies[id], { authorization: `Bearer ${tokens.get(a)}` }, SECONDS, a.program.child.pid),
         B: () => load(b.url, bodies[id], { authorization: `Bearer ${tokens.get(b)}` }, SECONDS, b.program.child.pid),

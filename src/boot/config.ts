@@ -311,6 +311,17 @@ export const SETTINGS = {
     }),
     serviceName: text("OTEL_SERVICE_NAME", { default: "todo-assistant-api", doc: "The traces' `service.name`." }),
   },
+  operations: {
+    allowArbitrary: flag("ALLOW_ARBITRARY_OPERATIONS", {
+      shownDefault: "`true` (development and production)",
+      doc: "Whether documents other than the trusted ones (the web client's, and `TRUSTED_DOCUMENTS_FILE`'s) may run. `false` answers them `PERSISTED_QUERY_REQUIRED`: set it in a production whose clients all send trusted documents; GraphiQL and ad-hoc clients need `true` (see [Trusted documents](#trusted-documents)).",
+    }),
+    trustedDocumentsFile: text("TRUSTED_DOCUMENTS_FILE", {
+      default: undefined,
+      shownDefault: "unset: the web client's only",
+      doc: 'A JSON file of more trusted documents, `{ "<sha256 hex of the text>": "<document text>" }`, checked against the schema at start.',
+    }),
+  },
   mcp: {
     authToken: secret("MCP_AUTH_TOKEN", { doc: "`npm run mcp` only: the JWT of the user the stdio MCP server acts for." }),
   },
@@ -341,6 +352,7 @@ function resolve(v: Values) {
     realtime: realtime(v.realtime),
     ws: v.ws satisfies WsSettings,
     metrics: v.metrics.port === undefined ? undefined : { port: v.metrics.port, host: v.metrics.host ?? "127.0.0.1" },
+    operations: { ...v.operations, allowArbitrary: v.operations.allowArbitrary ?? true },
   };
 }
 

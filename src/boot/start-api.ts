@@ -1,3 +1,4 @@
+import { readFile } from "node:fs/promises";
 import { createVerifier, randomDevSecret, signHs256 } from "../auth/verifier.js";
 import type { AuthSettings } from "../auth/verifier.js";
 import { createDb } from "../db/client.js";
@@ -78,6 +79,10 @@ export async function startApi({ config, logger, database, lifecycle }: StartApi
     webUi: config.webUi ? { distDir: WEB_DIST_DIR, devToken } : false,
     metrics,
     tracing,
+    operations: {
+      allowArbitrary: config.operations.allowArbitrary,
+      manifests: config.operations.trustedDocumentsFile === undefined ? [] : [await readManifest(config.operations.trustedDocumentsFile)],
+    },
   });
   logger.debug("app built");
   lifecycle.onStop("API", async () => {
@@ -92,6 +97,15 @@ export async function startApi({ config, logger, database, lifecycle }: StartApi
   if (config.webUi) logger.info(`Web client at ${new URL("/", url).href}`);
   if (devToken) printDevToken(devToken, url, config.webUi);
   return url;
+}
+
+/** TRUSTED_DOCUMENTS_FILE: `{ hash: text }`; a file that cannot be read or is not such an object stops the start. */
+async function readManifest(file: string): Promise<Record<string, string>> {
+  const parsed: unknown = JSON.parse(await readFile(file, "utf8"));
+  const valid =
+    parsed !== null && typeof parsed === "object" && !Array.isArray(parsed) && Object.values(parsed).every((text) => typeof text === "string");
+  if (!valid) throw new Error(`TRUSTED_DOCUMENTS_FILE ${file}: expected a JSON object of sha256 hash → document text`);
+  return parsed as Record<string, string>;
 }
 
 /** Printed, not logged: a convenience for this process only, signed with a secret that dies with it. */

@@ -58,6 +58,18 @@ export interface PoolStats {
 /** The pg pool behind each client made here; the Neon driver keeps its pool to itself. */
 const pools = new WeakMap<Db, pg.Pool>();
 
+/**
+ * The pools a hot read may query directly, skipping Prisma's raw-query path:
+ * only clients without a query listener, so every statement a test or the
+ * bench counts still goes through Prisma's query events.
+ */
+const directPools = new WeakMap<Db, pg.Pool>();
+
+/** The pg pool under `db` when it is such a client itself (not a transaction, not neon); else undefined. */
+export function directPool(db: DbClient): pg.Pool | undefined {
+  return directPools.get(db as Db);
+}
+
 /** The client's pool counts, or undefined when its driver does not show them (neon). */
 export function poolStats(db: Db): PoolStats | undefined {
   const pool = pools.get(db);
@@ -79,6 +91,7 @@ export function createDb(options: DbOptions): Db {
     client.$on("query", (event) => onQuery(event.query));
   }
   if (pool) pools.set(client, pool);
+  if (pool && !options.onQuery) directPools.set(client, pool);
   return client;
 }
 

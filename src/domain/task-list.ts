@@ -1,6 +1,7 @@
 import type { DbClient } from "../db/client.js";
 import { Prisma, type Task } from "../generated/prisma/client.js";
 import { badInput } from "../lib/errors.js";
+import { readRows } from "./direct-read.js";
 import { beyondCursor, decodeTaskCursor, encodeTaskCursor, orderBySql, type TaskOrder } from "./task-order.js";
 import { taskFilterSql, userZoneFrom, type TaskFilter } from "./task-query.js";
 import { TASK_COLUMNS, taskFromRow, type TaskRow } from "./tasks.js";
@@ -34,15 +35,18 @@ export async function listTaskPage(db: DbClient, userId: string, filter: TaskFil
   const conditions = [taskFilterSql(userId, filter)];
   if (page.after) conditions.push(beyondCursor(order, decodeTaskCursor(page.after, order, "after")));
   if (page.before) conditions.push(beyondCursor(order, decodeTaskCursor(page.before, order, "before"), true));
-  const rows = await db.$queryRaw<TaskRow[]>`
+  const rows = await readRows<TaskRow>(
+    db,
+    Prisma.sql`
     SELECT ${TASK_COLUMNS} FROM tasks, ${userZoneFrom(userId)}
     WHERE ${Prisma.join(conditions, " AND ")}
     ORDER BY ${orderBySql(order, backward)}
-    LIMIT ${size + 1}`;
+    LIMIT ${size + 1}`,
+  );
   const more = rows.length > size;
   const tasks = rows.slice(0, size).map(taskFromRow);
   if (backward) tasks.reverse();
-  const edges = tasks.map((node) => ({ cursor: encodeTaskCursor(order, node), node }));
+  const edges = tasks.map((node) => lazyEdge(order, node));
   return {
     edges,
     pageInfo: {
@@ -50,6 +54,17 @@ export async function listTaskPage(db: DbClient, userId: string, filter: TaskFil
       hasPreviousPage: backward ? more : Boolean(page.after),
       startCursor: edges[0]?.cursor ?? null,
       endCursor: edges.at(-1)?.cursor ?? null,
+    },
+  };
+}
+
+/** An edge whose cursor is encoded when first read: most pages ask for none, or for pageInfo's two only. */
+function lazyEdge(order: TaskOrder, node: Task): TaskPage["edges"][number] {
+  let cursor: string | undefined;
+  return {
+    node,
+    get cursor() {
+      return (cursor ??= encodeTaskCursor(order, node));
     },
   };
 }

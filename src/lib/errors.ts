@@ -36,6 +36,10 @@ export const ErrorCode = {
   TURN_RUNNING: "TURN_RUNNING",
   /** A subscriber fell too far behind and its subscription was ended: subscribe again (messageAdded: with afterSeq). */
   SUBSCRIPTION_OVERFLOW: "SUBSCRIPTION_OVERFLOW",
+  /** A request named a trusted document (extensions.persistedQuery.sha256Hash or documentId) this server does not know. HTTP 404. */
+  PERSISTED_QUERY_NOT_FOUND: "PERSISTED_QUERY_NOT_FOUND",
+  /** ALLOW_ARBITRARY_OPERATIONS=false and the request's document is not a trusted one. HTTP 400. */
+  PERSISTED_QUERY_REQUIRED: "PERSISTED_QUERY_REQUIRED",
   INTERNAL_SERVER_ERROR: "INTERNAL_SERVER_ERROR",
 } as const;
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];

@@ -26,6 +26,10 @@ import type { Route } from "./routes.js";
 import { serverTimeouts } from "./timeouts.js";
 import { webUiRoutes } from "./web-ui/serve.js";
 import { createYogaServer } from "./yoga.js";
+import { schema } from "../schema/index.js";
+import { WEB_DOCUMENTS } from "./trusted-manifest.js";
+import { TrustedDocuments } from "./trusted-documents.js";
+import type { PersistedOperationsOptions } from "./persisted-operations.js";
 import type { Tracing } from "../lib/tracing.js";
 import type { AppMetrics, MetricSources } from "../telemetry/metrics.js";
 import { chatTelemetry } from "../telemetry/chat.js";
@@ -70,6 +74,11 @@ export interface AppDeps {
   metrics?: MetricsSettings & { create: (sources: MetricSources) => AppMetrics };
   /** Spans (OTEL_EXPORTER_OTLP_ENDPOINT): the GraphQL operation, the chat turn and its calls. Unset: none. */
   tracing?: Tracing;
+  /**
+   * Trusted documents: the web client's always; `manifests` add more ({ sha256: text }, TRUSTED_DOCUMENTS_FILE).
+   * `allowArbitrary` (ALLOW_ARBITRARY_OPERATIONS, default true) lets other documents run too.
+   */
+  operations?: { allowArbitrary: boolean; manifests?: Readonly<Record<string, string>>[] };
 }
 
 export interface App {
@@ -120,12 +129,14 @@ export function buildApp(deps: AppDeps): App {
   const assistant = new Assistant(db, assistantDeps(deps, metrics), transport);
   const drain = new Drain();
   const maskError = createMaskError(logger, { suggestions: deps.http.suggestions });
+  const trusted = trustedOperations(deps.operations);
   const yoga = createYogaServer({
     http: deps.http,
     logger,
     verifier,
     maskError,
     drain,
+    trusted,
     routes: routes(deps),
     graphiql: deps.graphiql,
     ready: () => ready(db, transport, logger, deps.readyTimeoutMs ?? 2000),
@@ -140,6 +151,7 @@ export function buildApp(deps: AppDeps): App {
     logger,
     maskError,
     maxPayload: deps.http.maxBodyBytes,
+    trusted,
     allowedOrigins: deps.http.corsOrigins,
     accepting: () => !drain.draining,
     settings: { ...DEFAULT_WS_SETTINGS, ...deps.ws },
@@ -162,6 +174,14 @@ export function buildApp(deps: AppDeps): App {
     start: (port, host) => startApp(parts, port, host),
     // Idempotent: a second stop() waits for the first instead of failing.
     stop: () => (stopping ??= stopApp(parts)),
+  };
+}
+
+/** The web client's documents and the deployment's own, each checked against the schema here; arbitrary ones allowed unless turned off. */
+function trustedOperations(operations: AppDeps["operations"]): PersistedOperationsOptions {
+  return {
+    documents: new TrustedDocuments(schema, [WEB_DOCUMENTS, ...(operations?.manifests ?? [])]),
+    allowArbitrary: operations?.allowArbitrary ?? true,
   };
 }
 

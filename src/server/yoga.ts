@@ -15,6 +15,7 @@ import { schema } from "../schema/index.js";
 import type { Tracing } from "../lib/tracing.js";
 import type { GraphQLMetrics } from "../telemetry/metrics.js";
 import { useAccessLog } from "./access-log.js";
+import { useCompiledExecution } from "./compiled-execution.js";
 import { useAuthFirst } from "./auth-first.js";
 import { corsPolicy } from "./cors.js";
 import { useDrainableSubscriptions, type Drain } from "./drain.js";
@@ -22,6 +23,7 @@ import type { RequestServerContext } from "./front-door.js";
 import { graphiqlOptions, renderLocalGraphiQL } from "./graphiql.js";
 import { useGraphQLTelemetry } from "./graphql-telemetry.js";
 import { useNoIntrospection, useQueryLimits } from "./limits/query-limits.js";
+import { usePersistedOperations, type PersistedOperationsOptions } from "./persisted-operations.js";
 import { isSameOriginLoopback } from "./local-request.js";
 import { useValidationErrorCode } from "./mask-error.js";
 import { useRoutes, type Route } from "./routes.js";
@@ -49,6 +51,8 @@ export interface YogaParts {
   /** Whether /ready answers 200. */
   ready: () => Promise<boolean>;
   context: (initial: YogaInitialContext) => Promise<Context>;
+  /** The trusted documents (the web client's and TRUSTED_DOCUMENTS_FILE's) and whether others may run (ALLOW_ARBITRARY_OPERATIONS). */
+  trusted: PersistedOperationsOptions;
   /** GraphQL metrics (METRICS_PORT) and operation spans (OTEL_EXPORTER_OTLP_ENDPOINT); neither when unset. */
   telemetry?: { metrics?: GraphQLMetrics | undefined; tracing?: Tracing | undefined };
 }
@@ -72,10 +76,12 @@ export function createYogaServer(parts: YogaParts): AppYoga {
   });
 }
 
-/** The plugins in the order a request meets them: log, telemetry, headers, routes, readiness, auth, body, limits, validation, execution, drain. */
+/** The plugins in the order a request meets them: log, telemetry, headers, routes, readiness, auth, body, trusted documents, limits, validation, execution, drain. */
 export function pipeline(parts: YogaParts): Plugins {
   const { http, logger, telemetry } = parts;
   return [
+    // First, so the telemetry's span and every other execute hook wrap the compiled executor rather than being replaced by it.
+    useCompiledExecution(parts.trusted.documents),
     useAccessLog(logger),
     ...(telemetry?.metrics || telemetry?.tracing ? [useGraphQLTelemetry(telemetry.metrics, telemetry.tracing)] : []),
     useSecurityHeaders(),
@@ -83,6 +89,7 @@ export function pipeline(parts: YogaParts): Plugins {
     useReadinessCheck({ endpoint: "/ready", check: parts.ready }),
     useAuthFirst({ graphqlEndpoint: "/graphql", verifier: parts.verifier, maxBodyBytes: http.maxBodyBytes }),
     useStrictRequestParsing(http.maxBodyBytes),
+    usePersistedOperations(parts.trusted),
     ...useQueryLimits(http.limits),
     ...(http.introspection ? [] : [useNoIntrospection()]),
     useUnskippableSubscriptionRoot(),

@@ -58,6 +58,7 @@ export async function startTestServer(options: Partial<AppDeps> & { logger?: Log
     readyTimeoutMs: options.readyTimeoutMs,
     metrics: options.metrics,
     tracing: options.tracing,
+    operations: options.operations,
   });
   // A given port: a restart on the address clients already use.
   const { port, metricsPort } = await app.start(options.port ?? 0, "127.0.0.1");

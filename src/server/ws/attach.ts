@@ -12,6 +12,7 @@ import { ConnectionLedger } from "./connection-ledger.js";
 import type { MaskError } from "./error-format.js";
 import { defaultMaxConnections, leavesFdHeadroom, openFileLimit } from "./fd-limit.js";
 import { graphqlWsOptions } from "./operations.js";
+import type { PersistedOperationsOptions } from "../persisted-operations.js";
 import { serveSocket } from "./socket-glue.js";
 import { upgradeGate } from "./upgrade-gate.js";
 import { newSocketState, type SocketExtra } from "./socket-state.js";
@@ -55,6 +56,8 @@ export interface AttachOptions {
   maskError: MaskError;
   /** The largest message a client may send (MAX_BODY_BYTES). */
   maxPayload: number;
+  /** Trusted documents and ALLOW_ARBITRARY_OPERATIONS, as over HTTP. */
+  trusted: PersistedOperationsOptions;
   /** Browser origins besides the API's own (CORS_ORIGINS). */
   allowedOrigins: readonly string[];
   /** False while the server drains: new sockets are refused. */
@@ -70,7 +73,9 @@ export function attachGraphQLWs(options: AttachOptions): GraphQLWs {
   const live = new Set<SocketExtra>();
   const counters = { peakBufferedBytes: 0, closedSendBufferFull: 0 };
   const wss = createWss(options);
-  const server = makeServer(graphqlWsOptions({ ...settings, yoga: options.yoga, verifier: options.verifier, ledger, maskError: options.maskError }));
+  const server = makeServer(
+    graphqlWsOptions({ ...settings, yoga: options.yoga, verifier: options.verifier, ledger, maskError: options.maskError, trusted: options.trusted }),
+  );
   const glue = {
     maxBufferedBytes: settings.maxBufferedBytes,
     keepAliveMs: settings.keepAliveMs,

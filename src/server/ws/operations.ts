@@ -6,6 +6,7 @@ import { AppError, ErrorCode, toGraphQLError } from "../../lib/errors.js";
 import { armDeadline } from "../../realtime/deadline-timer.js";
 import type { Context } from "../../schema/context.js";
 import type { ConnectionLedger } from "./connection-ledger.js";
+import { resolveOperationText, type PersistedOperationsOptions } from "../persisted-operations.js";
 import { WsCloseCode } from "./close-codes.js";
 import { formatError, withoutHttpExtensions, type MaskError } from "./error-format.js";
 import type { SocketExtra, SocketState } from "./socket-state.js";
@@ -25,6 +26,8 @@ export interface OperationOptions {
   connectionsPerUser: number;
   /** WS_OPERATIONS_PER_SOCKET. */
   operationsPerSocket: number;
+  /** Trusted documents and ALLOW_ARBITRARY_OPERATIONS, as over HTTP. */
+  trusted: PersistedOperationsOptions;
 }
 
 type Ctx = Parameters<NonNullable<ServerOptions<Record<string, unknown> | undefined, SocketExtra>["onConnect"]>>[0];
@@ -85,7 +88,8 @@ async function prepare(ctx: Ctx, payload: SubscribePayload, options: OperationOp
   });
   let document: DocumentNode;
   try {
-    document = parse(payload.query);
+    // A trusted document's hash stands for its text; refused as over HTTP when unknown, or when only trusted documents run.
+    document = parse(resolveOperationText(payload, options.trusted) ?? payload.query);
   } catch (error) {
     return [error instanceof GraphQLError ? error : new GraphQLError("Unexpected error", { originalError: error as Error })];
   }

@@ -1,0 +1,37 @@
+import { directPool, type DbClient } from "../db/client.js";
+import type { Prisma } from "../generated/prisma/client.js";
+
+/**
+ * A read on a hot path, straight on the pg pool when the client has one
+ * (db/client.ts directPool): the same SQL and parameters as `$queryRaw`, as
+ * a named prepared statement, without Prisma's raw-query machinery, which
+ * was most of a task page's ORM cost. Inside a transaction, on the neon
+ * driver, or with a query listener attached, it is `$queryRaw` as before.
+ *
+ * The rows are node-postgres' own: timestamptz as Date, text[] as string[],
+ * enums as strings, as `$queryRaw` gives them for the columns read here.
+ * Errors are node-postgres' too; db/unavailable.ts classifies both kinds.
+ */
+export async function readRows<T>(db: DbClient, query: Prisma.Sql): Promise<T[]> {
+  const pool = directPool(db);
+  if (!pool) return db.$queryRaw<T[]>(query);
+  const result = await pool.query<T & Record<string, unknown>>({ text: query.text, values: query.values, name: statementName(query.text) });
+  return result.rows;
+}
+
+/**
+ * One name per distinct SQL text, so each pooled connection parses and plans it once.
+ * The texts vary only with the shape of a filter and order (values are parameters),
+ * so there are few; past the bound a text runs unnamed rather than growing every
+ * connection's statement cache.
+ */
+const NAMES = new Map<string, string>();
+const MAX_NAMED = 200;
+
+function statementName(text: string): string | undefined {
+  const known = NAMES.get(text);
+  if (known !== undefined || NAMES.size >= MAX_NAMED) return known;
+  const name = `hot_read_${NAMES.size + 1}`;
+  NAMES.set(text, name);
+  return name;
+}
