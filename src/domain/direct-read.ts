@@ -1,3 +1,4 @@
+import { SpanKind, SpanStatusCode, trace } from "@opentelemetry/api";
 import { directPool, type DbClient } from "../db/client.js";
 import type { Prisma } from "../generated/prisma/client.js";
 
@@ -15,9 +16,20 @@ import type { Prisma } from "../generated/prisma/client.js";
 export async function readRows<T>(db: DbClient, query: Prisma.Sql): Promise<T[]> {
   const pool = directPool(db);
   if (!pool) return db.$queryRaw<T[]>(query);
-  const result = await pool.query<T & Record<string, unknown>>({ text: query.text, values: query.values, name: statementName(query.text) });
-  return result.rows;
+  // Prisma's instrumentation sees no query here, so the read gets its span here (a no-op without tracing).
+  const span = tracer.startSpan("pg.query", { kind: SpanKind.CLIENT, attributes: { "db.system.name": "postgresql", "db.query.text": query.text } });
+  try {
+    const result = await pool.query<T & Record<string, unknown>>({ text: query.text, values: query.values, name: statementName(query.text) });
+    return result.rows;
+  } catch (error) {
+    span.setStatus({ code: SpanStatusCode.ERROR });
+    throw error;
+  } finally {
+    span.end();
+  }
 }
+
+const tracer = trace.getTracer("todo-assistant-api/domain");
 
 /**
  * One name per distinct SQL text, so each pooled connection parses and plans it once.

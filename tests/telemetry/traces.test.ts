@@ -115,6 +115,27 @@ describe("traces over OTLP/HTTP (http/json)", () => {
     expect(exported).not.toContain(TEST_COHERE_KEY);
     expect(exported).not.toContain(user.id);
   });
+
+  it("should export the task list's direct read as a database span beneath its operation, without the values", async () => {
+    const response = await user.gql(`query ListForTrace { tasks(first: 5) { edges { node { id } } } }`);
+    expect(response.errors).toBeUndefined();
+    let operation: OtlpSpan | undefined;
+    await vi.waitFor(
+      async () => {
+        await tracing.flush();
+        operation = spansOf(receiver).find((span) => span.name === "query ListForTrace");
+        expect(operation).toBeDefined();
+      },
+      { timeout: 10_000, interval: 100 },
+    );
+    const spans = spansOf(receiver);
+    const byId = new Map(spans.map((span) => [span.spanId, span]));
+    const reads = spans.filter((span) => span.name === "pg.query" && isBeneath(span, operation!, byId));
+    expect(reads.some((span) => /FROM tasks/i.test(String(attribute(span, "db.query.text"))))).toBe(true);
+    for (const read of reads) expect(attribute(read, "db.system.name")).toBe("postgresql");
+    const exported = receiver.bodies.map(({ body }) => body.toString("utf8")).join("\n");
+    expect(exported).not.toContain(user.id);
+  });
 });
 
 describe("traces over OTLP/HTTP (http/protobuf)", () => {
