@@ -8,6 +8,7 @@ import { once } from "node:events";
 import { setTimeout as sleep } from "node:timers/promises";
 import { fileURLToPath } from "node:url";
 import type { FromServer, ServerStats, ToServer } from "./api-server.js";
+import { apiServerBundle } from "./lib/api-bundle.js";
 
 export type { ServerStats } from "./api-server.js";
 
@@ -16,6 +17,12 @@ export interface ApiProcessOptions {
   env: Record<string, string>;
   /** Its stdout and stderr: inherited (default) or handed to this callback, line by line. */
   onLog?: (line: string) => void;
+  /**
+   * "bundle": bench/api-server.ts bundled as dist/main.js is and run by plain `node`, as in
+   * production (bench/lib/api-bundle.ts). "tsx" (default, what the other benches were measured
+   * with): the TypeScript under tsx's loader, which also turns Node's source-map support on.
+   */
+  runtime?: "bundle" | "tsx";
 }
 
 /** How the process ended when nobody asked it to stop, with the last lines it wrote that were not JSON logs (a crash's stack). */
@@ -38,6 +45,8 @@ export class ApiProcess {
     private readonly child: ChildProcess,
     readonly port: number,
     readonly pid: number,
+    /** Its Node, flags and entry point, and whether source maps are on (bench/api-server.ts says). */
+    readonly runtimeDescription: string,
     tail: readonly string[],
   ) {
     child.on("message", (message: FromServer) => {
@@ -66,8 +75,9 @@ export class ApiProcess {
             if (!line.startsWith("{")) tail.splice(0, Math.max(0, tail.push(line) - 40));
             given(line);
           };
-    const child = fork(fileURLToPath(new URL("./api-server.ts", import.meta.url)), {
-      execArgv: ["--expose-gc", "--import", "tsx"],
+    const bundled = options.runtime === "bundle";
+    const child = fork(bundled ? await apiServerBundle() : fileURLToPath(new URL("./api-server.ts", import.meta.url)), {
+      execArgv: bundled ? ["--expose-gc"] : ["--expose-gc", "--import", "tsx"],
       env: { ...process.env, NODE_ENV: "production", LOG_LEVEL: "silent", ...options.env },
       stdio: ["ignore", onLog ? "pipe" : "inherit", onLog ? "pipe" : "inherit", "ipc"],
     });
@@ -88,7 +98,7 @@ export class ApiProcess {
     exited.catch(() => {}); // An exit after start is the caller's business (see running), not a rejection.
     const [ready] = (await Promise.race([once(child, "message"), exited])) as [FromServer];
     if (ready.type !== "ready") throw new Error("the API process did not start");
-    return new ApiProcess(child, ready.port, ready.pid, tail);
+    return new ApiProcess(child, ready.port, ready.pid, ready.runtime, tail);
   }
 
   /** With `gc`, after a full garbage collection (for memory figures; slow with many sockets). */

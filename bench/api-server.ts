@@ -27,7 +27,9 @@ export interface ServerStats {
 
 export type ToServer = { type: "stats"; id: number; gc: boolean } | { type: "snapshot"; id: number; file: string } | { type: "stop" };
 export type FromServer =
-  { type: "ready"; port: number; pid: number } | ({ type: "stats"; id: number } & ServerStats) | { type: "snapshot"; id: number; file: string };
+  | { type: "ready"; port: number; pid: number; runtime: string }
+  | ({ type: "stats"; id: number } & ServerStats)
+  | { type: "snapshot"; id: number; file: string };
 
 if (!process.send) throw new Error("bench/api-server.ts is started by bench/api-process.ts");
 const send = (message: FromServer) => process.send?.(message);
@@ -87,4 +89,6 @@ process.on("message", (message: ToServer) => {
     })();
   }
 });
-send({ type: "ready", port, pid: process.pid });
+// How it runs, so a report can say so: plain node or a loader, and whether source maps are on.
+const runtime = `${process.execPath} ${[...process.execArgv, process.argv[1] ?? ""].join(" ")} (source maps ${process.sourceMapsEnabled ? "on" : "off"})`;
+send({ type: "ready", port, pid: process.pid, runtime });

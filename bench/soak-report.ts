@@ -288,7 +288,7 @@ export function formatReport(summary: SoakSummary): string {
   const { requests, latencyMs, events, machine } = summary;
   const lines = [
     "",
-    `Soak: ${Math.round(summary.options.durationMs / 1000)} s, ${summary.options.rate} requests/s, ${summary.options.subscribers} subscribers over ${summary.options.users} users`,
+    `Soak: ${Math.round(summary.options.durationMs / 1000)} s, ${summary.options.rate} requests/s, ${summary.options.subscribers} subscribers over ${summary.options.users} users, the API ${summary.options.runtime === "tsx" ? "under tsx" : "bundled, plain node"}`,
     `Machine: ${machine.cpus} × ${machine.cpuModel}, ${machine.memoryGb} GB, Node ${machine.node}; load average ${machine.loadAverage.start.join(" ")} at the start, ${machine.loadAverage.end.join(" ")} at the end`,
     "",
     `Requests: ${requests.all.requests} (${requests.sendMessageRetries} of them sendMessage retries; ${requests.skippedByClient} skipped by the client)`,

@@ -29,6 +29,8 @@ export interface SoakOptions {
   rate: number;
   /** How long the database stays down. */
   outageMs: number;
+  /** How the API runs: bundled under plain node as in production, or the TypeScript under tsx (bench/api-process.ts). */
+  runtime: "bundle" | "tsx";
   /** Progress lines (default: none). */
   log?: (line: string) => void;
   /** A folder for two heap snapshots of the API (after a full GC): at a third of the run, and at the end once the load has settled. */
@@ -111,7 +113,9 @@ export async function runSoak(options: SoakOptions): Promise<SoakRun> {
         LOG_LEVEL: "warn",
       },
       onLog: (line) => countLogLine(logCounts, line),
+      runtime: options.runtime,
     });
+    log(`API process ${api.pid}: ${api.runtimeDescription}`);
     const stamp = Date.now().toString(36);
     const users: SoakUser[] = await Promise.all(
       Array.from({ length: options.users }, async (_, index) => {
@@ -223,6 +227,7 @@ export async function runSoak(options: SoakOptions): Promise<SoakRun> {
         users: options.users,
         rate: options.rate,
         outageMs: options.outageMs,
+        runtime: options.runtime,
       },
       records: load.records,
       skipped: load.skipped,

@@ -14,6 +14,10 @@
  *   --users        SOAK_USERS         users the load and the subscribers are spread over (100)
  *   --outage       SOAK_OUTAGE        how long the database stays down (5s)
  *   --out          SOAK_OUT           where the JSON figures go (bench/soak-results.json; "-": nowhere)
+ *   --runtime      SOAK_RUNTIME       how the API runs: "bundle" (default), bench/api-server.ts bundled
+ *                                     with scripts/build.mjs's esbuild options and run by plain
+ *                                     `node --expose-gc`, as `npm start` runs dist/main.js; or "tsx",
+ *                                     the TypeScript under tsx (which turns source maps on)
  *   --heap-snapshots SOAK_HEAP_SNAPSHOTS  a folder for two heap snapshots of the API after a full GC,
  *                                     at a third of the run and at the end (none by default);
  *                                     compare them with `npx tsx bench/heap-diff.ts a b`
@@ -42,6 +46,11 @@ function positiveInt(value: string, name: string): number {
   return number;
 }
 
+function runtime(value: string): "bundle" | "tsx" {
+  if (value !== "bundle" && value !== "tsx") throw new Error(`--runtime (SOAK_RUNTIME) must be "bundle" or "tsx" (got "${value}")`);
+  return value;
+}
+
 /** A bad flag or variable: its message, not a stack. */
 function usageError(error: unknown): never {
   console.error(`npm run soak: ${(error as Error).message}`);
@@ -58,6 +67,7 @@ const { values } = (() => {
         users: { type: "string" },
         outage: { type: "string" },
         out: { type: "string" },
+        runtime: { type: "string" },
         "heap-snapshots": { type: "string" },
       },
     });
@@ -75,6 +85,7 @@ const options = (() => {
       subscribers: positiveInt(setting(values.subscribers, "SOAK_SUBSCRIBERS", "500"), "--subscribers (SOAK_SUBSCRIBERS)"),
       users: positiveInt(setting(values.users, "SOAK_USERS", "100"), "--users (SOAK_USERS)"),
       outageMs: parseDuration(setting(values.outage, "SOAK_OUTAGE", "5s"), "--outage (SOAK_OUTAGE)"),
+      runtime: runtime(setting(values.runtime, "SOAK_RUNTIME", "bundle")),
     };
   } catch (error) {
     return usageError(error);

@@ -80,30 +80,39 @@ async function withLock(work) {
   }
 }
 
+/**
+ * esbuild's options for the production bundle of `entryPoints` (absolute paths) into
+ * `outdir`, laid out as under `outbase`. Shared with the soak (bench/lib/api-bundle.ts),
+ * which bundles bench/api-server.ts exactly as dist/main.js is bundled.
+ */
+export function bundleOptions({ entryPoints, outdir, outbase }) {
+  return {
+    entryPoints,
+    outdir,
+    outbase,
+    bundle: true,
+    // Dynamic imports (the Cohere and MCP SDKs, Prisma's query compiler) stay chunks of their own, loaded on first use.
+    splitting: true,
+    chunkNames: "chunks/[name]-[hash]",
+    format: "esm",
+    platform: "node",
+    target: TARGET,
+    external: EXTERNAL,
+    // CommonJS dependencies call require(); an ES module has none of its own.
+    banner: { js: 'import { createRequire as __createRequire } from "node:module"; const require = __createRequire(import.meta.url);' },
+    // Linked maps: `node --enable-source-maps dist/main.js` shows src/ lines; not loaded otherwise.
+    sourcemap: "linked",
+    sourcesContent: false,
+    logLevel: "warning",
+  };
+}
+
 /** Transpiles into a fresh folder, then swaps it in by renames, so no one ever runs a half-written dist/. */
 async function compile(hash) {
   const { build } = await import("esbuild");
   const temp = path.join(ROOT, `.dist-${process.pid}-${randomBytes(3).toString("hex")}`);
   try {
-    await build({
-      entryPoints: ENTRY_POINTS.map((entry) => path.join(SRC_DIR, entry)),
-      outdir: temp,
-      outbase: SRC_DIR,
-      bundle: true,
-      // Dynamic imports (the Cohere and MCP SDKs, Prisma's query compiler) stay chunks of their own, loaded on first use.
-      splitting: true,
-      chunkNames: "chunks/[name]-[hash]",
-      format: "esm",
-      platform: "node",
-      target: TARGET,
-      external: EXTERNAL,
-      // CommonJS dependencies call require(); an ES module has none of its own.
-      banner: { js: 'import { createRequire as __createRequire } from "node:module"; const require = __createRequire(import.meta.url);' },
-      // Linked maps: `node --enable-source-maps dist/main.js` shows src/ lines; not loaded otherwise.
-      sourcemap: "linked",
-      sourcesContent: false,
-      logLevel: "warning",
-    });
+    await build(bundleOptions({ entryPoints: ENTRY_POINTS.map((entry) => path.join(SRC_DIR, entry)), outdir: temp, outbase: SRC_DIR }));
     await writeFile(path.join(temp, HASH_FILE), `${hash}\n`);
     const old = `${temp}-old`;
     await rename(DIST_DIR, old).catch(() => {});

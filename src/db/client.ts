@@ -106,6 +106,16 @@ function pgPool(options: DbOptions): pg.Pool {
   // An idle client that loses its connection emits on the pool; without a
   // listener that would crash the process. The pool discards the client itself.
   pool.on("error", () => {});
+  // A client checked out of the pool has neither the pool's listener nor, for a
+  // moment, anyone else's: the pool hands a released connection to a waiting
+  // interactive transaction at once, while the adapter adds its listener only
+  // when its `await pool.connect()` resumes. When the backend's 57P01 (a
+  // database restart) is read in the same chunk as the statement's answer that
+  // released it, pg emits 'error' in that gap, on nobody, and the process dies
+  // (tests/faults/connection-error-events.test.ts). With a listener for the
+  // client's life, the transaction's first statement fails instead (retryable,
+  // SERVICE_UNAVAILABLE) and the pool drops the broken client on release.
+  pool.on("connect", (client) => client.on("error", () => {}));
   return pool;
 }
 
