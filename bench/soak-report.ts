@@ -46,11 +46,16 @@ export interface SoakSummary {
   options: SoakRun["options"];
   requests: {
     all: Tally;
-    /** Requests that were not in flight at any moment between the stop and Postgres accepting connections again. */
+    /**
+     * Requests that were not in flight at any moment between the stop and Postgres accepting connections
+     * again, nor while the API stood still writing a heap snapshot (--heap-snapshots).
+     */
     outsideOutage: Tally;
     /** outsideOutage split by read, write and chat. */
     outsideOutageByKind: Partial<Record<OpKind, Tally>>;
     duringOutage: Tally;
+    /** Requests in flight while the API wrote a heap snapshot: the measurement's own pause, not the API's. */
+    duringSnapshots: Tally;
     byOperation: Record<string, Tally>;
     sendMessageRetries: number;
     skippedByClient: number;
@@ -101,8 +106,9 @@ const round4 = (value: number) => Math.round(value * 10_000) / 10_000;
 export function summarize(run: SoakRun, command: string): SoakSummary {
   const { outage } = run;
   const during = (record: RequestRecord) => record.end >= outage.stopAt && record.start <= outage.upAt;
+  const paused = (record: RequestRecord) => run.pauses.some((pause) => record.end >= pause.start && record.start <= pause.end);
   const inside = run.records.filter(during);
-  const outside = run.records.filter((record) => !during(record));
+  const outside = run.records.filter((record) => !during(record) && !paused(record));
   const okOutside = outside.filter((record) => record.ok);
   const byKind: Partial<Record<OpKind, Latency>> = {};
   for (const kind of ["read", "write", "chat"] as const) {
@@ -138,6 +144,7 @@ export function summarize(run: SoakRun, command: string): SoakSummary {
         (["read", "write", "chat"] as const).map((kind) => [kind, tally(outside.filter((record) => OP_KIND[record.op] === kind))]),
       ),
       duringOutage: tally(inside),
+      duringSnapshots: tally(run.records.filter((record) => !during(record) && paused(record))),
       byOperation,
       sendMessageRetries: run.records.filter((record) => record.retry).length,
       skippedByClient: run.skipped,
@@ -299,6 +306,7 @@ export function formatReport(summary: SoakSummary): string {
       return t ? [`    ${kind.padEnd(22)} ${percent(t.successRate)} (${t.succeeded}/${t.requests})${codes(t)}`] : [];
     }),
     `  success, during outage:   ${percent(requests.duringOutage.successRate)} (${requests.duringOutage.succeeded}/${requests.duringOutage.requests})${codes(requests.duringOutage)}`,
+    `  success, during snapshots: ${percent(requests.duringSnapshots.successRate)} (${requests.duringSnapshots.succeeded}/${requests.duringSnapshots.requests}; the API stood still writing a heap snapshot)`,
     `  last failure after Postgres was back: ${requests.lastFailureAfterRestartS === null ? "none" : `${requests.lastFailureAfterRestartS} s`}`,
     `Latency of successful requests outside the outage (ms): p50 ${latencyMs.all.p50}, p99 ${latencyMs.all.p99}, max ${latencyMs.all.max}`,
     ...(["read", "write", "chat"] as const).flatMap((kind) => {

@@ -75,6 +75,8 @@ export interface SoakRun {
   heapAfterGc: GcSample[];
   /** The heap snapshots written (--heap-snapshots). */
   snapshots: string[];
+  /** ms since the load started: when the API stood still writing a heap snapshot (it answers nothing meanwhile). */
+  pauses: { start: number; end: number }[];
   events: EventsVerdict;
   /** ms after the load ended until every subscriber had everything owed (or the wait gave up). */
   convergedAfterMs: number;
@@ -171,9 +173,12 @@ export async function runSoak(options: SoakOptions): Promise<SoakRun> {
       }
     })();
     const snapshots: string[] = [];
+    const pauses: SoakRun["pauses"] = [];
     const snapshot = async (name: string) => {
       if (options.heapSnapshots === undefined) return;
+      const start = since();
       const file = await api!.heapSnapshot(path.resolve(options.heapSnapshots, `soak-${name}.heapsnapshot`)).catch(() => undefined);
+      pauses.push({ start, end: since() });
       if (file === undefined) return;
       snapshots.push(file);
       log(`  heap snapshot (${name}) written to ${file}`);
@@ -235,6 +240,7 @@ export async function runSoak(options: SoakOptions): Promise<SoakRun> {
       rss,
       heapAfterGc,
       snapshots,
+      pauses,
       events,
       convergedAfterMs,
       converged: clean(events),
