@@ -4,7 +4,7 @@ import type { Db } from "../../src/db/client.js";
 import { axeViolations, browserAvailable } from "../helpers/browser.js";
 import { textReply, toolCallReply, type FakeCohere } from "../helpers/fake-cohere.js";
 import type { TestUser } from "../helpers/server.js";
-import { startWebRig, type WebRig } from "../helpers/web-rig.js";
+import { explainFailures, startWebRig, type WebRig } from "../helpers/web-rig.js";
 import { toGlobalId } from "../../src/lib/ids.js";
 import { DECIDE, requestsSince, toolResultsSent } from "../chat/approval-support.js";
 
@@ -30,6 +30,7 @@ describe.runIf(browserAvailable())("the approval card, in Chromium", () => {
   }, 120_000);
 
   afterAll(() => rig?.close());
+  explainFailures(() => rig);
 
   async function addTask(title: string): Promise<string> {
     const added = await owner.gql<{ addTask: { id: string } }>(`mutation A($t: String!) { addTask(input: { title: $t }) { id } }`, { t: title });

@@ -5,7 +5,7 @@ import { parseId } from "../../src/lib/ids.js";
 import { axeViolations, browserAvailable } from "../helpers/browser.js";
 import { errorReply, textReply, type FakeCohere } from "../helpers/fake-cohere.js";
 import type { TestUser } from "../helpers/server.js";
-import { startWebRig, type WebRig } from "../helpers/web-rig.js";
+import { explainFailures, startWebRig, type WebRig } from "../helpers/web-rig.js";
 
 /**
  * The conversation list follows conversationChanged, and a failed turn's
@@ -35,6 +35,7 @@ describe.runIf(browserAvailable())("the conversation list and Retry, in Chromium
   }, 120_000);
 
   afterAll(() => rig?.close());
+  explainFailures(() => rig);
 
   it("should show at once a conversation created in another tab, and one created, renamed and deleted through the API", async () => {
     const other = await rig.openApp();

@@ -4,7 +4,7 @@ import type { Db } from "../../src/db/client.js";
 import { parseId } from "../../src/lib/ids.js";
 import { axeViolations, browserAvailable } from "../helpers/browser.js";
 import type { TestUser } from "../helpers/server.js";
-import { startWebRig, type WebRig } from "../helpers/web-rig.js";
+import { explainFailures, startWebRig, type WebRig } from "../helpers/web-rig.js";
 
 /**
  * The web client's task model (issue 25, item 6), in Chromium against a real
@@ -43,6 +43,7 @@ describe.runIf(browserAvailable())("the task model in the web client, in Chromiu
   }, 120_000);
 
   afterAll(() => rig?.close());
+  explainFailures(() => rig);
 
   async function addTask(name: string, input: Record<string, unknown>): Promise<string> {
     const added = await owner.gql<{ addTask: { id: string } }>(ADD, { input: { title: name, ...input } });
