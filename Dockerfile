@@ -51,4 +51,5 @@ VOLUME /data
 EXPOSE 4000
 HEALTHCHECK --interval=10s --timeout=3s --start-period=30s --retries=3 \
   CMD ["node", "-e", "fetch(`http://127.0.0.1:${process.env.PORT}/ready`).then((r) => process.exit(r.ok ? 0 : 1), () => process.exit(1))"]
-CMD ["node", "dist/main.js"]
+# --max-semi-space-size=32 as in `npm start` (README "Start"): a request's garbage dies young, and a larger young generation collects it less often.
+CMD ["node", "--max-semi-space-size=32", "dist/main.js"]

@@ -9,6 +9,7 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { fileURLToPath } from "node:url";
 import type { FromServer, ServerStats, ToServer } from "./api-server.js";
 import { apiServerBundle } from "./lib/api-bundle.js";
+import { START_NODE_FLAGS } from "./lib/program.js";
 
 export type { ServerStats } from "./api-server.js";
 
@@ -77,7 +78,7 @@ export class ApiProcess {
           };
     const bundled = options.runtime === "bundle";
     const child = fork(bundled ? await apiServerBundle() : fileURLToPath(new URL("./api-server.ts", import.meta.url)), {
-      execArgv: bundled ? ["--expose-gc"] : ["--expose-gc", "--import", "tsx"],
+      execArgv: bundled ? ["--expose-gc", ...START_NODE_FLAGS] : ["--expose-gc", ...START_NODE_FLAGS, "--import", "tsx"],
       env: { ...process.env, NODE_ENV: "production", LOG_LEVEL: "silent", ...options.env },
       stdio: ["ignore", onLog ? "pipe" : "inherit", onLog ? "pipe" : "inherit", "ipc"],
     });

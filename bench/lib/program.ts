@@ -27,6 +27,16 @@ export function startProgram(script: string, options: { env: Record<string, stri
   return spawnNode([...(options.nodeArgs ?? []), "--import", TSX_LOADER, `${options.root ?? ROOT}/${script}`], options);
 }
 
+/**
+ * The node flags of package.json's start script (`exec node <flags> dist/main.js`), so every bench runs
+ * the API, and its raw baseline, with what `npm start` gives it (a V8 heap setting, README "Start").
+ */
+export const START_NODE_FLAGS: string[] = (() => {
+  const { scripts } = JSON.parse(readFileSync(path.join(ROOT, "package.json"), "utf8")) as { scripts: { start: string } };
+  const words = scripts.start.split(/\s+/);
+  return words.slice(words.indexOf("node") + 1, words.indexOf("dist/main.js")).filter((word) => word.startsWith("--"));
+})();
+
 /** Runs a built JavaScript file (an absolute path) with plain Node, as `npm start` runs dist/main.js. */
 export function startBuilt(file: string, options: { env: Record<string, string>; cwd?: string; nodeArgs?: string[] }): Program {
   return spawnNode([...(options.nodeArgs ?? []), file], options);

@@ -23,7 +23,7 @@ import { locateBinaries } from "../../src/db/embedded-binaries.js";
 import { postgresSystemUser } from "../../src/db/embedded-root.js";
 import { freePort } from "../../src/db/embedded.js";
 import { figure, median, type Figure } from "../lib/figure.js";
-import { graphqlOk, ROOT, startBuilt, waitUntil, type Program } from "../lib/program.js";
+import { graphqlOk, ROOT, START_NODE_FLAGS, startBuilt, waitUntil, type Program } from "../lib/program.js";
 import type { BenchContext } from "../lib/scenario.js";
 
 const STARTS = Number(process.env.BENCH_STARTS ?? 5);
@@ -146,12 +146,12 @@ export async function runStartup(ctx: BenchContext): Promise<Figure[]> {
     const rawServer = await buildBaseline(folder);
     const ours = (extra: Record<string, string>, cwd?: string) => () =>
       timeStart(
-        (port) => startBuilt(path.join(ROOT, "dist", "main.js"), { env: { ...env, ...extra, PORT: String(port) }, cwd }),
+        (port) => startBuilt(path.join(ROOT, "dist", "main.js"), { env: { ...env, ...extra, PORT: String(port) }, cwd, nodeArgs: START_NODE_FLAGS }),
         (port) => graphqlOk(`http://127.0.0.1:${port}/graphql`, token, "{ tasks(first: 1) { edges { node { id } } } }"),
       );
     const baseline = (extra: (port: number) => Record<string, string>) => () =>
       timeStart(
-        (port) => startBuilt(rawServer, { env: { BENCH_RAW_USER: userId, PORT: String(port), ...extra(port) } }),
+        (port) => startBuilt(rawServer, { env: { BENCH_RAW_USER: userId, PORT: String(port), ...extra(port) }, nodeArgs: START_NODE_FLAGS }),
         async (port) => (await fetch(`http://127.0.0.1:${port}/list`, { method: "POST", body: "{}" })).status === 200,
       );
     const external = await measure(
