@@ -1,6 +1,3 @@
-import { mkdir } from "node:fs/promises";
-import { tmpdir } from "node:os";
-import path from "node:path";
 import type { Browser, BrowserContext, Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { Db } from "../../src/db/client.js";
@@ -427,12 +424,10 @@ describe.runIf(browserAvailable())("the web client, in Chromium against a real s
     }
   });
 
-  it("should stay readable at phone width (no sideways scrolling), and take desktop and phone screenshots", async () => {
-    const dir = process.env.WEB_SCREENSHOT_DIR ?? path.join(tmpdir(), "todo-web-screenshots");
-    await mkdir(dir, { recursive: true });
+  // The README's screenshots are tests/web/screenshots.test.ts's.
+  it("should stay readable at phone width (no sideways scrolling)", async () => {
     await openConversation(page, "add buy milk");
     await page.locator('[data-testid="chat-message"]').filter({ hasText: "Nothing else is due today." }).waitFor();
-    await page.screenshot({ path: path.join(dir, "web-client-desktop.png") });
 
     await page.setViewportSize({ width: 390, height: 844 });
     const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
@@ -443,7 +438,6 @@ describe.runIf(browserAvailable())("the web client, in Chromium against a real s
       expect(box!.x + box!.width, hook).toBeLessThanOrEqual(390);
     }
     expect(await axeViolations(page)).toEqual([]);
-    await page.screenshot({ path: path.join(dir, "web-client-phone.png"), fullPage: true });
     await page.setViewportSize({ width: 1280, height: 800 });
   });
 });
