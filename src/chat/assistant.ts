@@ -44,6 +44,8 @@ export interface OpenedRun {
   lease: Lease;
   /** The conversation row as the opening left it: the turn's log is then [userMessage], and is not read. */
   conversation?: Conversation | undefined;
+  /** The user's time zone, when the opening read it; else the turn reads it on first use. */
+  timezone?: string | undefined;
 }
 
 /**
@@ -100,7 +102,7 @@ export class Assistant {
       deadline: performance.now() + this.deps.turnTimeoutMs - turn.timeUsedMs,
       decided: turn.lastDecisionAt !== null,
       checkStop: () => this.checkStop(identity.id, controller, log),
-      zone: memoized(() => userTimezone(this.db, identity.userId)),
+      zone: zoneOf(opened.timezone, () => userTimezone(this.db, identity.userId)),
     };
     // Launched inside the request (sendMessage, or the decision that resumes it): the turn's
     // span is a child of that operation's, so one trace holds the turn, however long it runs on.
@@ -343,4 +345,10 @@ export class Assistant {
     ]);
     clearTimeout(timer);
   }
+}
+
+/** The turn's time zone: the one the opening read, else read once on first use. */
+function zoneOf(known: string | undefined, read: () => Promise<string>): () => Promise<string> {
+  if (known !== undefined) return () => Promise.resolve(known);
+  return memoized(read);
 }

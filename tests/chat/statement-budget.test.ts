@@ -94,6 +94,13 @@ describe("the statement budget of a chat turn", () => {
     return statements.filter((sql) => sql.includes("user_settings"));
   }
 
+  it("should read the user's time zone in the statement that opens the turn, not in one of its own", async () => {
+    const { statements } = await countedTurn({ content: "Add jam" }, "Jam");
+
+    const opening = statements.findIndex((sql) => sql.includes("INSERT INTO messages"));
+    expect(zoneReads(statements), listed(statements)).toEqual([statements[opening]]);
+  });
+
   it("should read the user's time zone once in a turn whose add_task sets a due time", async () => {
     const { statements, result } = await countedTurn({ content: "Add tea at five" }, "Tea", {
       name: "add_task",
