@@ -52,8 +52,13 @@ export async function listTaskPage(db: DbClient, userId: string, filter: TaskFil
     pageInfo: {
       hasNextPage: backward ? Boolean(page.before) : more,
       hasPreviousPage: backward ? more : Boolean(page.after),
-      startCursor: edges[0]?.cursor ?? null,
-      endCursor: edges.at(-1)?.cursor ?? null,
+      // Encoded only when asked for, as the edges' own are.
+      get startCursor() {
+        return edges[0]?.cursor ?? null;
+      },
+      get endCursor() {
+        return edges.at(-1)?.cursor ?? null;
+      },
     },
   };
 }

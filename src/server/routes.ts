@@ -20,18 +20,30 @@ export interface Route {
  */
 export function useRoutes(routes: readonly Route[], logger: Logger): Plugin {
   return {
-    async onRequest({ request, url, serverContext, endResponse }) {
+    // Not async: a request for none of the routes (every GraphQL request) goes on at once, without a promise.
+    onRequest({ request, url, serverContext, endResponse }) {
       const route = routes.find((r) => matches(r.path, url.pathname));
       if (!route) return;
-      try {
-        const response = await route.handle(request, serverContext as Record<string, unknown>);
+      return answer(route, request, serverContext as Record<string, unknown>, url.pathname, logger).then((response) => {
         if (response) endResponse(response);
-      } catch (error) {
-        logger.error({ err: error, path: url.pathname }, "route failed");
-        endResponse(internalError(request));
-      }
+      });
     },
   };
+}
+
+async function answer(
+  route: Route,
+  request: Request,
+  serverContext: Record<string, unknown>,
+  path: string,
+  logger: Logger,
+): Promise<Response | undefined> {
+  try {
+    return await route.handle(request, serverContext);
+  } catch (error) {
+    logger.error({ err: error, path }, "route failed");
+    return internalError(request);
+  }
 }
 
 function matches(path: string, pathname: string): boolean {

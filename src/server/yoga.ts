@@ -1,11 +1,4 @@
-import {
-  createYoga,
-  useReadinessCheck,
-  type GraphiQLOptions,
-  type YogaInitialContext,
-  type YogaServerInstance,
-  type YogaServerOptions,
-} from "graphql-yoga";
+import { createYoga, type GraphiQLOptions, type YogaInitialContext, type YogaServerInstance, type YogaServerOptions } from "graphql-yoga";
 import type { TokenVerifier } from "../auth/verifier.js";
 import type { Logger } from "../lib/logger.js";
 import { useConnectionArgsGuard } from "../schema/connection-args.js";
@@ -26,6 +19,7 @@ import { useNoIntrospection, useQueryLimits } from "./limits/query-limits.js";
 import { usePersistedOperations, type PersistedOperationsOptions } from "./persisted-operations.js";
 import { isSameOriginLoopback } from "./local-request.js";
 import { useValidationErrorCode } from "./mask-error.js";
+import { readinessRoute } from "./readiness.js";
 import { useRoutes, type Route } from "./routes.js";
 import { useSecurityHeaders } from "./security-headers.js";
 import type { HttpSettings } from "./settings.js";
@@ -76,7 +70,7 @@ export function createYogaServer(parts: YogaParts): AppYoga {
   });
 }
 
-/** The plugins in the order a request meets them: log, telemetry, headers, routes, readiness, auth, body, trusted documents, limits, validation, execution, drain. */
+/** The plugins in the order a request meets them: log, telemetry, headers, routes (/ready first), auth, body, trusted documents, limits, validation, execution, drain. */
 export function pipeline(parts: YogaParts): Plugins {
   const { http, logger, telemetry } = parts;
   return [
@@ -85,8 +79,7 @@ export function pipeline(parts: YogaParts): Plugins {
     useAccessLog(logger),
     ...(telemetry?.metrics || telemetry?.tracing ? [useGraphQLTelemetry(telemetry.metrics, telemetry.tracing)] : []),
     useSecurityHeaders(),
-    useRoutes(parts.routes, logger),
-    useReadinessCheck({ endpoint: "/ready", check: parts.ready }),
+    useRoutes([readinessRoute(parts.ready), ...parts.routes], logger),
     useAuthFirst({ graphqlEndpoint: "/graphql", verifier: parts.verifier, maxBodyBytes: http.maxBodyBytes }),
     useStrictRequestParsing(http.maxBodyBytes),
     usePersistedOperations(parts.trusted),
