@@ -1,9 +1,11 @@
 import { setTimeout as sleep } from "node:timers/promises";
 import { backoffDelay, type BackoffPolicy } from "../lib/backoff.js";
 import type { Db } from "../db/client.js";
+import { unavailableReason } from "../db/unavailable.js";
 import { activeTurn, endTurn, getTurn, interruptIfDead, requestCancel, turnControl, type TurnIdentity } from "../domain/conversation-log.js";
 import { cancelWaitingTurn, decideToolCalls, type Decision } from "../domain/decisions.js";
 import { AppError, ErrorCode } from "../lib/errors.js";
+import type { Logger } from "../lib/logger.js";
 import { memoized } from "../lib/memo.js";
 import { userTimezone } from "../domain/user-settings.js";
 import type { Conversation, Message, Turn } from "../generated/prisma/client.js";
@@ -15,6 +17,20 @@ import { runTurn } from "./turn.js";
 import { TurnLog } from "./turn-log.js";
 import { RETRY_LATER, unavailable } from "./turn-end.js";
 import { NO_CHAT_TELEMETRY, TurnStoppedError, type AssistantDeps, type TurnEnd, type TurnRun } from "./turn-run.js";
+
+/**
+ * A turn that failed because the database could not serve it (an outage, a
+ * pool that could not connect, a statement timeout) is an operational
+ * condition, retried by the client, not a bug: a warning with the reason,
+ * which is what an operator acts on. Only the reason: no driver text, so
+ * nothing of the turn's content or the statement's values can ride along.
+ * Anything else is a bug: an error, with the whole error.
+ */
+function logFailure(logger: Logger, error: unknown, turnId: string): void {
+  const reason = unavailableReason(error);
+  if (reason !== undefined) logger.warn({ turnId, reason }, "a chat turn failed: the database is unavailable");
+  else logger.error({ err: error, turnId }, "a chat turn failed unexpectedly");
+}
 
 /** The one thing the assistant needs of the realtime transport (src/realtime/transport.ts). */
 export interface ChannelListener {
@@ -149,7 +165,7 @@ export class Assistant {
     } catch (error) {
       // An AppError is an expected end (its conversation was deleted meanwhile): the client gets it as it is.
       if (error instanceof AppError) return { error };
-      logger.error({ err: error, turnId }, "a chat turn failed unexpectedly");
+      logFailure(logger, error, turnId);
       endStored = await this.failUnexpectedly(run);
       return { error };
     } finally {

@@ -35,7 +35,7 @@ builder.scalarType("DateTime", {
   parseValue: (value) => parseDateTime(value),
   parseLiteral: (ast) => {
     if (ast.kind !== Kind.STRING) {
-      throw new GraphQLError("DateTime must be a string", { extensions: { code: "BAD_USER_INPUT" } });
+      throw invalid("DateTime must be a string", ast);
     }
     return parseDateTime(ast.value, ast);
   },

@@ -4,6 +4,7 @@ import { unavailableReason } from "../db/unavailable.js";
 import { AppError, ErrorCode, toGraphQLError } from "../lib/errors.js";
 import type { Plugin } from "graphql-yoga";
 import type { Logger } from "../lib/logger.js";
+import { literalErrorField, variableErrorField } from "./input-field.js";
 import { withoutSuggestions } from "./limits/query-limits.js";
 
 const MASKED_MESSAGE = "Unexpected error";
@@ -32,18 +33,7 @@ function maskWith(logger: Logger) {
     const base = error instanceof GraphQLError ? error : undefined;
 
     if (original instanceof AppError) return toGraphQLError(original, base);
-    if (base && isRequestError(base)) {
-      // graphql-js' own request errors (parse, variable coercion) and Yoga's
-      // (GRAPHQL_PARSE_FAILED, BAD_REQUEST…): the client's fault, in the contract's code.
-      if (isContractCode(base.extensions.code)) return base;
-      return new GraphQLError(base.message, {
-        nodes: base.nodes,
-        source: base.source,
-        positions: base.positions,
-        path: base.path,
-        extensions: { ...base.extensions, code: ErrorCode.BAD_USER_INPUT },
-      });
-    }
+    if (base && isRequestError(base)) return asRequestError(base);
     if (original instanceof GraphQLError && original.extensions.code !== undefined) return original;
     if (original instanceof PothosValidationError) {
       return toGraphQLError(new AppError(ErrorCode.BAD_USER_INPUT, original.message), base);
@@ -64,6 +54,24 @@ function maskWith(logger: Logger) {
       extensions: { code: ErrorCode.INTERNAL_SERVER_ERROR },
     });
   };
+}
+
+/**
+ * graphql-js' own request errors (parse, variable coercion) and Yoga's
+ * (GRAPHQL_PARSE_FAILED, BAD_REQUEST…): the client's fault, in the contract's
+ * code, and a variable that did not coerce names its field, as badInput does.
+ */
+function asRequestError(error: GraphQLError): GraphQLError {
+  const code = isContractCode(error.extensions.code) ? error.extensions.code : ErrorCode.BAD_USER_INPUT;
+  const field = error.extensions.field ?? variableErrorField(error);
+  if (code === error.extensions.code && field === error.extensions.field) return error;
+  return new GraphQLError(error.message, {
+    nodes: error.nodes,
+    source: error.source,
+    positions: error.positions,
+    path: error.path,
+    extensions: { ...error.extensions, code, ...(field === undefined ? {} : { field }) },
+  });
 }
 
 /**
@@ -112,13 +120,18 @@ function isRequestError(error: GraphQLError): boolean {
 /**
  * Validation errors never reach maskError, and Yoga labels them
  * GRAPHQL_VALIDATION_FAILED; the contract's code for a bad document is BAD_USER_INPUT.
+ * A literal that did not coerce names its field, as a variable's error does.
  */
 export function useValidationErrorCode(options: MaskOptions = { suggestions: true }): Plugin {
   return {
-    onValidate() {
+    onValidate({ params }) {
       return ({ valid, result, setResult }) => {
         if (valid) return;
-        for (const error of result) error.extensions.code = ErrorCode.BAD_USER_INPUT;
+        for (const error of result) {
+          error.extensions.code = ErrorCode.BAD_USER_INPUT;
+          const field = error.extensions.field ?? literalErrorField(params.documentAST, error);
+          if (field !== undefined) error.extensions.field = field;
+        }
         if (!options.suggestions) setResult(result.map((error) => (error instanceof GraphQLError ? withoutSuggestions(error) : error)));
       };
     },

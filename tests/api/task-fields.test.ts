@@ -163,6 +163,55 @@ describe("task fields, recurrence and the viewer's time zone", () => {
     expect((await update(user, { id: task.id, dueAt: `${local}Z` })).dueAt).toBe("2026-12-08T17:00:00.000Z");
   });
 
+  it("should name the field of a DateTime without an offset in extensions.field, in variables and in the document", async () => {
+    const user = await newUser(server);
+    const local = "2026-12-24T10:00:00";
+    const task = await add(user, { title: "Field path" });
+    const search = `query Due($filter: TaskFilter) { tasks(filter: $filter) { edges { node { id } } } }`;
+    const viaVariables: [GraphQLResponse, string][] = [
+      [await user.gql(ADD, { input: { title: "Local variable", dueAt: local } }), "input.dueAt"],
+      [await user.gql(UPDATE, { input: { id: task.id, dueAt: local } }), "input.dueAt"],
+      [await user.gql(search, { filter: { dueAfter: local } }), "filter.dueAfter"],
+      // A variable of its own: the bad value is the variable itself, whatever argument it fills.
+      [await user.gql(`mutation Add($due: DateTime) { addTask(input: { title: "Own variable", dueAt: $due }) { id } }`, { due: local }), "due"],
+      // Variables are named by the client: the path is where the value sits in them.
+      [
+        await user.gql(`mutation Add($task: AddTaskInput!) { addTask(input: $task) { id } }`, { task: { title: "Renamed", dueAt: local } }),
+        "task.dueAt",
+      ],
+    ];
+    const inDocument: [GraphQLResponse, string][] = [
+      [await user.gql(`mutation { addTask(input: { title: "Local literal", dueAt: "${local}" }) { id } }`), "input.dueAt"],
+      [await user.gql(`mutation { updateTask(input: { id: "${task.id}", dueAt: "${local}" }) { id } }`), "input.dueAt"],
+      [await user.gql(`{ tasks(filter: { dueBefore: "${local}" }) { edges { node { id } } } }`), "filter.dueBefore"],
+    ];
+    for (const [response, field] of [...viaVariables, ...inDocument]) {
+      expect(response.data ?? null).toBeNull();
+      expect(response.errors).toHaveLength(1);
+      expect(response.errors?.[0]?.message).toContain(`("${local}" has none)`);
+      expect(response.errors?.[0]?.extensions).toMatchObject({ code: "BAD_USER_INPUT", field });
+    }
+    expect(await server.db.task.count({ where: { userId: user.id } })).toBe(1);
+    expect((await server.db.task.findUniqueOrThrow({ where: { id: parseId(task.id, "id", "Task") } })).dueAt).toBeNull();
+  });
+
+  it("should name the field of any value that does not coerce, such as an unknown priority, in variables and in the document", async () => {
+    const user = await newUser(server);
+    const variable = await user.gql(ADD, { input: { title: "Unknown priority", priority: "CRITICAL", labels: ["ok", 7] } });
+    const literal = await user.gql(`mutation { addTask(input: { title: "Unknown priority", labels: ["ok", 7] }) { id } }`);
+    expect(variable.errors?.map((error) => String(error.extensions?.field)).sort()).toEqual(["input.labels[1]", "input.priority"]);
+    expect(literal.errors?.map((error) => error.extensions?.field)).toEqual(["input.labels[1]"]);
+    // The message quotes the value before the path: a value that looks like a path is not taken for one.
+    const lookalike = await user.gql(`mutation Add($due: DateTime) { addTask(input: { title: "Lookalike", dueAt: $due }) { id } }`, {
+      due: 'soon at "due.dueAt"',
+    });
+    expect(lookalike.errors?.map((error) => error.extensions?.field)).toEqual(["due"]);
+    for (const error of [...(variable.errors ?? []), ...(literal.errors ?? []), ...(lookalike.errors ?? [])]) {
+      expect(error.extensions?.code).toBe("BAD_USER_INPUT");
+    }
+    expect(await server.db.task.count({ where: { userId: user.id } })).toBe(0);
+  });
+
   it("should answer the viewer's time zone, UTC by default, and refuse an unknown zone on timezone", async () => {
     const user = await newUser(server);
     expect((await user.gql(VIEWER)).data).toEqual({ viewer: { id: user.id, timezone: "UTC" } });

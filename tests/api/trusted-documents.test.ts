@@ -20,7 +20,8 @@ const LIST = "query Page($first: Int) { tasks(first: $first) { edges { node { id
 const ADD = "mutation Add($title: String!) { addTask(input: { title: $title }) { id title completed } }";
 const ONE = "query One($id: ID!) { task(id: $id) { id title } }";
 const UPDATE = "mutation Rename($id: ID!, $title: String) { updateTask(input: { id: $id, title: $title }) { id title } }";
-const EXTRA = Object.fromEntries([LIST, ADD, ONE, UPDATE].map((text) => [sha256Hex(text), text]));
+const DUE = "mutation Due($id: ID!, $dueAt: DateTime) { updateTask(input: { id: $id, dueAt: $dueAt }) { id dueAt } }";
+const EXTRA = Object.fromEntries([LIST, ADD, ONE, UPDATE, DUE].map((text) => [sha256Hex(text), text]));
 const WEB_TASKS = Object.values(WEB_DOCUMENTS).find((text) => text.startsWith("query Tasks("))!;
 
 interface Body {
@@ -177,6 +178,10 @@ describe("the compiled executor (trusted documents) against graphql-js (the same
     ["a malformed id (BAD_USER_INPUT naming the field)", () => ({ query: ONE, variables: { id: "nope" } })],
     ["a mutation refused by a bound", () => ({ query: UPDATE, variables: { id: taskId, title: "x".repeat(500) } })],
     ["a mutation setting a required field to null", () => ({ query: UPDATE, variables: { id: taskId, title: null } })],
+    [
+      "a DateTime without an offset (BAD_USER_INPUT naming the variable)",
+      () => ({ query: DUE, variables: { id: taskId, dueAt: "2026-12-24T10:00:00" } }),
+    ],
   ];
   for (const [what, body] of cases) {
     it(`should answer ${what} exactly alike`, async () => {
@@ -184,6 +189,12 @@ describe("the compiled executor (trusted documents) against graphql-js (the same
       expect(await post(jit, token, body())).toEqual(expected);
     });
   }
+
+  it("should name the variable of a DateTime without an offset in extensions.field on the compiled executor", async () => {
+    const refused = await post(jit, token, { query: DUE, variables: { id: taskId, dueAt: "2026-12-24T10:00:00" } });
+    expect(refused.status).toBe(400);
+    expect(refused.body.errors?.[0]?.extensions).toMatchObject({ code: "BAD_USER_INPUT", field: "dueAt" });
+  });
 });
 
 describe("the compiled executor when the database is unreachable", () => {

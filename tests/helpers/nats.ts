@@ -1,7 +1,7 @@
 import { spawn, type ChildProcess } from "node:child_process";
 import { existsSync } from "node:fs";
 import { mkdtemp, rm } from "node:fs/promises";
-import { connect, createServer, type AddressInfo, type Socket } from "node:net";
+import { createServer, type AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import path from "node:path";
 
@@ -107,64 +107,4 @@ async function freePort(): Promise<number> {
   const { port } = server.address() as AddressInfo;
   await new Promise<void>((resolve) => server.close(() => resolve()));
   return port;
-}
-
-/**
- * A TCP relay in front of a NATS server, for one instance's connection: cut()
- * drops every relayed connection and refuses new ones (the instance sees its
- * NATS go away while the server, and everyone else on it, stays up), open()
- * lets it reconnect.
- */
-export interface TcpGate {
-  url: string;
-  cut(): void;
-  open(): void;
-  close(): Promise<void>;
-}
-
-export async function startTcpGate(targetUrl: string): Promise<TcpGate> {
-  const target = new URL(targetUrl);
-  const pairs = new Set<{ client: Socket; upstream: Socket }>();
-  let shut = false;
-  const server = createServer((client) => {
-    if (shut) {
-      client.destroy();
-      return;
-    }
-    const upstream = connect(Number(target.port), target.hostname);
-    const pair = { client, upstream };
-    pairs.add(pair);
-    const drop = () => {
-      pairs.delete(pair);
-      client.destroy();
-      upstream.destroy();
-    };
-    client.on("error", drop).on("close", drop);
-    upstream.on("error", drop).on("close", drop);
-    client.pipe(upstream);
-    upstream.pipe(client);
-  });
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-  const { port } = server.address() as AddressInfo;
-  const dropAll = () => {
-    for (const { client, upstream } of pairs) {
-      client.destroy();
-      upstream.destroy();
-    }
-  };
-  return {
-    url: `${target.protocol}//127.0.0.1:${port}`,
-    cut: () => {
-      shut = true;
-      dropAll();
-    },
-    open: () => {
-      shut = false;
-    },
-    close: () =>
-      new Promise<void>((resolve) => {
-        dropAll();
-        server.close(() => resolve());
-      }),
-  };
 }

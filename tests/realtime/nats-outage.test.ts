@@ -1,7 +1,8 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { toGlobalId } from "../../src/lib/ids.js";
 import type { DeferredNatsTransport } from "../../src/realtime/create-transport.js";
-import { natsServerAvailable, startTcpGate, type TcpGate } from "../helpers/nats.js";
+import { natsServerAvailable } from "../helpers/nats.js";
+import { startTcpGate, type TcpGate } from "../helpers/tcp-gate.js";
 import { newUser } from "../helpers/server.js";
 import type { QueuedSubscription } from "../helpers/ws-client.js";
 import { FAST_TRANSPORT, natsRig, until, type NatsRig } from "./nats-support.js";
