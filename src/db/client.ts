@@ -58,7 +58,7 @@ export interface PoolStats {
 /** What a pool's counts are read from: a pg.Pool and the Neon driver's Pool alike. */
 type CountedPool = Pick<pg.Pool, "totalCount" | "idleCount" | "waitingCount">;
 
-/** The pg pool behind each pg client made here. */
+/** The pg pool behind each pg client made here: ours to end (closeDb). */
 const pools = new WeakMap<Db, pg.Pool>();
 
 /** Each client's pool as it is now: the pg pool, or the Neon pool once Prisma has connected. */
@@ -80,6 +80,22 @@ export function directPool(db: DbClient): pg.Pool | undefined {
 export function poolStats(db: Db): PoolStats | undefined {
   const pool = countedPools.get(db)?.();
   return pool && { total: pool.totalCount, idle: pool.idleCount, waiting: pool.waitingCount };
+}
+
+/**
+ * Disconnects the client and ends its pool: the shutdown's step for the database. PrismaPg given
+ * a pool of ours only stops listening to it on $disconnect (its `disposeExternalPool` would end
+ * it, but then a query after $disconnect would reconnect on a new pool of the adapter's own,
+ * without the listeners pgPool adds). Left open, the pool's connections would keep their
+ * backends (a share of the server's max_connections) past this step, through the steps after it
+ * (the traces' export) until the idle timeout or the process's exit. The Neon adapter ends its
+ * own pool on $disconnect.
+ */
+export async function closeDb(db: Db): Promise<void> {
+  await db.$disconnect();
+  const pool = pools.get(db);
+  // A pool ended twice rejects; whoever ended it first, it is ended.
+  if (pool && !pool.ended) await pool.end();
 }
 
 export function createDb(options: DbOptions): Db {
