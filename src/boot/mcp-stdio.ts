@@ -3,7 +3,7 @@ import { StdioServerTransport } from "@modelcontextprotocol/sdk/server/stdio.js"
 import { pino } from "pino";
 import { createVerifier } from "../auth/verifier.js";
 import { ConfigError, loadConfig } from "./config.js";
-import { createDb } from "../db/client.js";
+import { closeDb, createDb } from "../db/client.js";
 import { openDatabase } from "../db/open.js";
 import { createLogger, type Logger } from "../lib/logger.js";
 import { exitOnStartupError } from "./startup-errors.js";
@@ -43,7 +43,7 @@ async function main(): Promise<void> {
     if (stopping) return;
     stopping = true;
     await server.close();
-    await db.$disconnect();
+    await closeDb(db);
     await database.close();
     process.exit(0);
   };

@@ -1,7 +1,7 @@
 import { readFile } from "node:fs/promises";
 import { createVerifier, randomDevSecret, signHs256 } from "../auth/verifier.js";
 import type { AuthSettings } from "../auth/verifier.js";
-import { createDb } from "../db/client.js";
+import { closeDb, createDb } from "../db/client.js";
 import type { OpenDatabase } from "../db/open.js";
 import type { Logger } from "../lib/logger.js";
 import type { Tracing } from "../lib/tracing.js";
@@ -59,7 +59,7 @@ export async function startApi({ config, logger, database, lifecycle }: StartApi
     connectionTimeoutMs: config.database.connectionTimeoutMs,
     statementTimeoutMs: config.database.statementTimeoutMs,
   });
-  lifecycle.onStop("database pool", () => db.$disconnect());
+  lifecycle.onStop("database pool", () => closeDb(db));
   const { auth, devToken } = await authWithDevToken(config.auth);
   if (config.cohere.apiKey === undefined) {
     logger.warn("COHERE_API_KEY is not set: sendMessage answers ASSISTANT_UNAVAILABLE; everything else works");

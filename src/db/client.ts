@@ -1,4 +1,4 @@
-import { neonConfig } from "@neondatabase/serverless";
+import { neonConfig, type Pool as NeonPool, type PoolClient as NeonPoolClient } from "@neondatabase/serverless";
 import { PrismaNeon } from "@prisma/adapter-neon";
 import { PrismaPg } from "@prisma/adapter-pg";
 import pg from "pg";
@@ -55,8 +55,14 @@ export interface PoolStats {
   waiting: number;
 }
 
-/** The pg pool behind each client made here; the Neon driver keeps its pool to itself. */
+/** What a pool's counts are read from: a pg.Pool and the Neon driver's Pool alike. */
+type CountedPool = Pick<pg.Pool, "totalCount" | "idleCount" | "waitingCount">;
+
+/** The pg pool behind each pg client made here: ours to end (closeDb). */
 const pools = new WeakMap<Db, pg.Pool>();
+
+/** Each client's pool as it is now: the pg pool, or the Neon pool once Prisma has connected. */
+const countedPools = new WeakMap<Db, () => CountedPool | undefined>();
 
 /**
  * The pools a hot read may query directly, skipping Prisma's raw-query path:
@@ -70,15 +76,30 @@ export function directPool(db: DbClient): pg.Pool | undefined {
   return directPools.get(db as Db);
 }
 
-/** The client's pool counts, or undefined when its driver does not show them (neon). */
+/** The client's pool counts, or undefined while it has no pool (neon before its first query). */
 export function poolStats(db: Db): PoolStats | undefined {
-  const pool = pools.get(db);
+  const pool = countedPools.get(db)?.();
   return pool && { total: pool.totalCount, idle: pool.idleCount, waiting: pool.waitingCount };
 }
 
+/**
+ * Disconnects the client and ends its pool: the shutdown's step for the database. PrismaPg given
+ * a pool of ours only stops listening to it on $disconnect (its `disposeExternalPool` would end
+ * it, but then a query after $disconnect would reconnect on a new pool of the adapter's own,
+ * without the listeners pgPool adds). Left open, the pool's connections would keep their
+ * backends (a share of the server's max_connections) past this step, through the steps after it
+ * (the traces' export) until the idle timeout or the process's exit. The Neon adapter ends its
+ * own pool on $disconnect.
+ */
+export async function closeDb(db: Db): Promise<void> {
+  await db.$disconnect();
+  const pool = pools.get(db);
+  // A pool ended twice rejects; whoever ended it first, it is ended.
+  if (pool && !pool.ended) await pool.end();
+}
+
 export function createDb(options: DbOptions): Db {
-  const pool = options.driver === "neon" ? undefined : pgPool(options);
-  const adapter = pool ? new PrismaPg(pool) : neonAdapter(options);
+  const { adapter, pool, counted } = driverAdapter(options);
   const client = new PrismaClient({
     adapter,
     log: options.onQuery ? [{ emit: "event", level: "query" }] : [],
@@ -91,8 +112,23 @@ export function createDb(options: DbOptions): Db {
     client.$on("query", (event) => onQuery(event.query));
   }
   if (pool) pools.set(client, pool);
+  countedPools.set(client, counted);
   if (pool && !options.onQuery) directPools.set(client, pool);
   return client;
+}
+
+/** The driver's adapter, with the pg pool when the pool is ours, and how to find the pool whose counts show. */
+function driverAdapter(options: DbOptions): {
+  adapter: PrismaPg | ListenedPrismaNeon;
+  pool?: pg.Pool;
+  counted: () => CountedPool | undefined;
+} {
+  if (options.driver === "neon") {
+    const neon = neonAdapter(options);
+    return { adapter: neon, counted: () => neon.pool };
+  }
+  const pool = pgPool(options);
+  return { adapter: new PrismaPg(pool), pool, counted: () => pool };
 }
 
 function pgPool(options: DbOptions): pg.Pool {
@@ -119,14 +155,39 @@ function pgPool(options: DbOptions): pg.Pool {
   return pool;
 }
 
-function neonAdapter(options: DbOptions): PrismaNeon {
+function neonAdapter(options: DbOptions): ListenedPrismaNeon {
   neonConfig.webSocketConstructor ??= WebSocket;
-  return new PrismaNeon({
+  return new ListenedPrismaNeon({
     connectionString: options.url,
     max: options.poolSize,
     connectionTimeoutMillis: options.connectionTimeoutMs,
     ...statementTimeout(options),
   });
+}
+
+/**
+ * PrismaNeon whose pool gives every client an 'error' listener for the client's life, as pgPool
+ * does for pg and for the same reason: the Neon driver is node-postgres underneath, its pool
+ * hands a released connection straight to a waiting interactive transaction, and the adapter's
+ * startTransaction adds its listener only after its `await pool.connect()` resumes. A 57P01 read
+ * in the same WebSocket message as the answer that released the connection is emitted in that
+ * gap, on nobody, and ends the process (tests/faults/connection-error-events.test.ts, neon).
+ * The factory makes its pool inside connect() with only a pool-level listener; the pool is
+ * reached through the adapter before connect() returns, so before any client can connect.
+ */
+class ListenedPrismaNeon extends PrismaNeon {
+  /** The pool of the adapter connected last (a reconnect after $disconnect makes a new one): for poolStats. */
+  pool: NeonPool | undefined;
+
+  override async connect(): ReturnType<PrismaNeon["connect"]> {
+    const adapter = await super.connect();
+    const pool = adapter.underlyingDriver();
+    // With a listener for the client's life, the transaction's BEGIN fails instead (retryable,
+    // SERVICE_UNAVAILABLE) and the pool drops the broken client on release.
+    pool.on("connect", (client: NeonPoolClient) => client.on("error", () => {}));
+    this.pool = pool;
+    return adapter;
+  }
 }
 
 function statementTimeout(options: DbOptions): { statement_timeout?: number } {

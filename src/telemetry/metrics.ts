@@ -30,7 +30,7 @@ export interface MetricSources {
   subscribers(): ReadonlyMap<SubscriptionKind, number>;
   /** graphql-ws sockets open. */
   webSockets(): number;
-  /** The database pool's counts; undefined with the neon driver. */
+  /** The database pool's counts; undefined while there is no pool yet (the neon driver before its first query). */
   pool(): PoolStats | undefined;
 }
 

@@ -2,10 +2,12 @@ import { spawnSync } from "node:child_process";
 import { randomUUID } from "node:crypto";
 import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
-import { createDb, poolStats, type Db } from "../../src/db/client.js";
+import { configureNeonTransport, createDb, poolStats, type Db } from "../../src/db/client.js";
+import type { DatabaseDriver } from "../../src/db/settings.js";
 import { isDatabaseUnavailable } from "../../src/db/unavailable.js";
 import { deferred } from "../chat/support.js";
 import { databaseUrl } from "../helpers/db.js";
+import { startNeonWsProxy, type NeonWsProxy } from "../helpers/neon-proxy.js";
 import { ROOT } from "../helpers/process.js";
 import { newUser, startTestServer, testAssistant, type TestServer, type TestUser } from "../helpers/server.js";
 import { ADD_TASK } from "../realtime/support.js";
@@ -46,9 +48,12 @@ await admin.end();
  * client whose backend dies when no statement is running; with no listener
  * that is an uncaught exception that ends the process. None may reach the
  * process, and every request answers with its data or SERVICE_UNAVAILABLE.
+ * Both drivers: the Neon driver is node-postgres over WebSockets (here through
+ * a loopback WebSocket-to-TCP relay, as in tests/db/neon.test.ts), with a pool
+ * of its own making.
  */
-describe("pooled connections ended in every state", () => {
-  const applicationName = `conn-errors-${randomUUID()}`;
+describe.each<DatabaseDriver>(["pg", "neon"])("pooled connections ended in every state (%s driver)", (driver) => {
+  const applicationName = `conn-errors-${driver}-${randomUUID()}`;
   const uncaught: unknown[] = [];
   const onUncaught = (error: unknown) => void uncaught.push(error);
   let db: Db;
@@ -56,6 +61,7 @@ describe("pooled connections ended in every state", () => {
   let user: TestUser;
   let admin: pg.Client;
   let holder: pg.Client | undefined;
+  let proxy: NeonWsProxy | undefined;
 
   const killBackends = async () => {
     const { rows } = await admin.query<{ ok: boolean }>("SELECT pg_terminate_backend(pid) AS ok FROM pg_stat_activity WHERE application_name = $1", [
@@ -96,8 +102,12 @@ describe("pooled connections ended in every state", () => {
     const url = new URL(databaseUrl());
     // The test kills this pool's connections only, never another test's.
     url.searchParams.set("application_name", applicationName);
+    if (driver === "neon") {
+      proxy = await startNeonWsProxy({ host: url.hostname, port: Number(url.port || 5432) });
+      configureNeonTransport({ wsProxy: proxy.wsProxy, useSecureWebSocket: false });
+    }
     // One connection, so the test knows which request has it and who waits for it.
-    db = createDb({ url: url.toString(), driver: "pg", poolSize: 1, connectionTimeoutMs: 5000 });
+    db = createDb({ url: url.toString(), driver, poolSize: 1, connectionTimeoutMs: 5000 });
     // No approval sweep: nothing but the test's requests uses the pool.
     server = await startTestServer({ db, assistant: testAssistant({ approvalSweep: false }) });
     user = await newUser(server, "conn-errors");
@@ -110,6 +120,7 @@ describe("pooled connections ended in every state", () => {
     await admin?.end();
     await server?.close();
     await db?.$disconnect();
+    await proxy?.close();
   });
 
   it("should survive a connection ended while idle in the pool", async () => {
@@ -187,6 +198,9 @@ describe("pooled connections ended in every state", () => {
     // waiting transaction, then dies before the transaction has put its own listener on it.
     const response = await completing;
     expect(response.status, JSON.stringify(response)).toBe(200);
+    // Acknowledged, so kept.
+    const { rows } = await admin.query<{ n: number }>("SELECT count(*)::int AS n FROM tasks WHERE user_id = $1 AND completed", [user.id]);
+    expect(rows[0]?.n, "the acknowledged completion").toBe(1);
     // The transaction got the dead connection: its BEGIN fails, as a retryable unavailability.
     const error = await waiting;
     expect(error).not.toBe("committed");
