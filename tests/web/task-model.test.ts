@@ -248,8 +248,8 @@ describe.runIf(browserAvailable())("the task model in the web client, in Chromiu
     // The form closes once the save is answered; only then does the item show its labels again (none).
     await editForm().waitFor({ state: "detached" });
     expect(await item("Dentist appointment").getByTestId("task-priority").textContent()).toBe("Urgent priority");
-    // Waited for, not read at once: the previous edit's taskChanged (labels ["Work"], read before this save
-    // committed) may reach the page after this save's answer and show the old labels until this save's own event.
+    // Waited for, not read at once: the form closing and the item showing the answer's labels are not one
+    // render (under load, once, a label was still shown just after the form had gone).
     await expect.poll(() => item("Dentist appointment").getByTestId("task-label").count(), { timeout: 15_000 }).toBe(0);
     expect((await stored("Dentist appointment")).labels).toEqual([]);
 
