@@ -2,7 +2,7 @@ import { pino } from "pino";
 import { inject } from "vitest";
 import { buildApp, type App, type AppDeps } from "../../src/server/app.js";
 import type { AssistantDeps } from "../../src/chat/turn-run.js";
-import type { Db } from "../../src/db/client.js";
+import { closeDb, type Db } from "../../src/db/client.js";
 import { loadConfig, type HttpSettings } from "../../src/boot/config.js";
 import { createLogger, type Logger } from "../../src/lib/logger.js";
 import type { TransportSettings } from "../../src/realtime/transport.js";
@@ -80,7 +80,7 @@ export async function startTestServer(options: Partial<AppDeps> & { logger?: Log
     },
     async close() {
       await app.stop();
-      if (ownDb) await db.$disconnect();
+      if (ownDb) await closeDb(db);
     },
   };
 }

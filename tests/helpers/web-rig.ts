@@ -1,6 +1,6 @@
 import type { Browser, BrowserContext, Page } from "playwright-core";
 import { afterEach } from "vitest";
-import type { Db } from "../../src/db/client.js";
+import { closeDb, type Db } from "../../src/db/client.js";
 import { ensureWebBuild, WEB_DIST_DIR } from "../../src/server/web-ui/build.js";
 import { launchChromium, watchedPage } from "./browser.js";
 import { cohereAssistant } from "./chat.js";
@@ -48,7 +48,7 @@ export async function startWebRig(options: WebRigOptions): Promise<WebRig> {
     const fake = await startFakeCohere();
     stops.push(() => fake.close());
     const db = testDb();
-    stops.push(() => db.$disconnect());
+    stops.push(() => closeDb(db));
     const id = newUserId(options.user);
     const token = await tokenFor(id);
     const { logger, lines: serverLog } = capturingLogger();
