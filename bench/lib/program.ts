@@ -1,4 +1,4 @@
-import { spawn, type ChildProcess } from "node:child_process";
+import { execFile, spawn, type ChildProcess } from "node:child_process";
 import { once } from "node:events";
 import { closeSync, mkdtempSync, openSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -6,6 +6,7 @@ import path from "node:path";
 import { createRequire } from "node:module";
 import { setTimeout as sleep } from "node:timers/promises";
 import { fileURLToPath, pathToFileURL } from "node:url";
+import { promisify } from "node:util";
 
 /** The repository root. */
 export const ROOT = fileURLToPath(new URL("../..", import.meta.url));
@@ -36,6 +37,12 @@ export const START_NODE_FLAGS: string[] = (() => {
   const words = scripts.start.split(/\s+/);
   return words.slice(words.indexOf("node") + 1, words.indexOf("dist/main.js")).filter((word) => word.startsWith("--"));
 })();
+
+/** Builds dist/ as `npm start`'s prestart does (scripts/build.mjs: a no-op when it is current); returns dist/main.js. */
+export async function buildDist(): Promise<string> {
+  await promisify(execFile)(process.execPath, [path.join(ROOT, "scripts", "build.mjs"), "--quiet"], { cwd: ROOT });
+  return path.join(ROOT, "dist", "main.js");
+}
 
 /** Runs a built JavaScript file (an absolute path) with plain Node, as `npm start` runs dist/main.js. */
 export function startBuilt(file: string, options: { env: Record<string, string>; cwd?: string; nodeArgs?: string[] }): Program {

@@ -1,9 +1,6 @@
 import { randomUUID } from "node:crypto";
 import { freePort } from "../../src/db/embedded.js";
-import { execFile } from "node:child_process";
-import path from "node:path";
-import { promisify } from "node:util";
-import { graphqlOk, ROOT, START_NODE_FLAGS, startBuilt, startProgram, waitUntil, type Program } from "./program.js";
+import { buildDist, graphqlOk, START_NODE_FLAGS, startBuilt, startProgram, waitUntil, type Program } from "./program.js";
 
 /** Settings for the API child; BENCH_API_ENV (k=v,k=v) adds more, for trying a lever without editing code. */
 function extraEnv(): Record<string, string> {
@@ -59,15 +56,14 @@ export async function startApi(options: {
 }
 
 /**
- * What `npm start` runs: dist/main.js (scripts/build.mjs, a no-op when dist/ is current) under
+ * What `npm start` runs: dist/main.js (buildDist) under
  * plain node, without tsx's loader and source maps. A patched copy of the repository (bench/levers.ts)
  * runs from its sources under tsx, as does every run with BENCH_API_RUNTIME=tsx: a lever's A/B then
  * compares like with like.
  */
 async function builtServer(root: string | undefined): Promise<string | undefined> {
   if (root !== undefined || process.env.BENCH_API_RUNTIME === "tsx") return undefined;
-  await promisify(execFile)(process.execPath, [path.join(ROOT, "scripts", "build.mjs")], { cwd: ROOT });
-  return path.join(ROOT, "dist", "main.js");
+  return buildDist();
 }
 
 /** bench/raw-server.ts on a free port, serving `userId`'s tasks. */

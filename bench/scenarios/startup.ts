@@ -11,19 +11,17 @@
  * Median of BENCH_STARTS (default 5) starts each, ours and the baseline's alternating; each
  * process is stopped (SIGTERM) before the next starts.
  */
-import { execFile } from "node:child_process";
 import { randomUUID } from "node:crypto";
 import { chmod, mkdtemp, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
-import { promisify } from "node:util";
 import { build } from "esbuild";
 import { signHs256 } from "../../src/auth/verifier.js";
 import { locateBinaries } from "../../src/db/embedded-binaries.js";
 import { postgresSystemUser } from "../../src/db/embedded-root.js";
 import { freePort } from "../../src/db/embedded.js";
 import { figure, median, type Figure } from "../lib/figure.js";
-import { graphqlOk, ROOT, START_NODE_FLAGS, startBuilt, waitUntil, type Program } from "../lib/program.js";
+import { buildDist, graphqlOk, ROOT, START_NODE_FLAGS, startBuilt, waitUntil, type Program } from "../lib/program.js";
 import type { BenchContext } from "../lib/scenario.js";
 
 const STARTS = Number(process.env.BENCH_STARTS ?? 5);
@@ -134,7 +132,7 @@ function row(id: string, what: string, side: Side, goalMs: number): Figure {
 
 export async function runStartup(ctx: BenchContext): Promise<Figure[]> {
   // What `npm start` runs: built (if stale) as its prestart does.
-  await promisify(execFile)(process.execPath, ["scripts/build.mjs", "--quiet"], { cwd: ROOT });
+  const main = await buildDist();
   const secret = randomUUID() + randomUUID();
   const userId = `bench-start-${randomUUID()}`;
   const token = await signHs256(secret, { sub: userId, expiresIn: "1h" });
@@ -146,7 +144,7 @@ export async function runStartup(ctx: BenchContext): Promise<Figure[]> {
     const rawServer = await buildBaseline(folder);
     const ours = (extra: Record<string, string>, cwd?: string) => () =>
       timeStart(
-        (port) => startBuilt(path.join(ROOT, "dist", "main.js"), { env: { ...env, ...extra, PORT: String(port) }, cwd, nodeArgs: START_NODE_FLAGS }),
+        (port) => startBuilt(main, { env: { ...env, ...extra, PORT: String(port) }, cwd, nodeArgs: START_NODE_FLAGS }),
         (port) => graphqlOk(`http://127.0.0.1:${port}/graphql`, token, "{ tasks(first: 1) { edges { node { id } } } }"),
       );
     const baseline = (extra: (port: number) => Record<string, string>) => () =>
