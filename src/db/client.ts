@@ -58,27 +58,30 @@ export interface PoolStats {
 /** What a pool's counts are read from: a pg.Pool and the Neon driver's Pool alike. */
 type CountedPool = Pick<pg.Pool, "totalCount" | "idleCount" | "waitingCount">;
 
-/** The pg pool behind each pg client made here: ours to end (closeDb). */
-const pools = new WeakMap<Db, pg.Pool>();
+/** What createDb knows of each client's pools. */
+interface ClientPools {
+  /** The pg pool (pg driver): ours to end (closeDb). */
+  own: pg.Pool | undefined;
+  /**
+   * The pool a hot read may query directly, skipping Prisma's raw-query path: only on clients
+   * without a query listener, so every statement a test or the bench counts still goes through
+   * Prisma's query events.
+   */
+  direct: pg.Pool | undefined;
+  /** The pool as it is now: the pg pool, or the Neon pool once Prisma has connected. */
+  counted: () => CountedPool | undefined;
+}
 
-/** Each client's pool as it is now: the pg pool, or the Neon pool once Prisma has connected. */
-const countedPools = new WeakMap<Db, () => CountedPool | undefined>();
-
-/**
- * The pools a hot read may query directly, skipping Prisma's raw-query path:
- * only clients without a query listener, so every statement a test or the
- * bench counts still goes through Prisma's query events.
- */
-const directPools = new WeakMap<Db, pg.Pool>();
+const clientPools = new WeakMap<Db, ClientPools>();
 
 /** The pg pool under `db` when it is such a client itself (not a transaction, not neon); else undefined. */
 export function directPool(db: DbClient): pg.Pool | undefined {
-  return directPools.get(db as Db);
+  return clientPools.get(db as Db)?.direct;
 }
 
 /** The client's pool counts, or undefined while it has no pool (neon before its first query). */
 export function poolStats(db: Db): PoolStats | undefined {
-  const pool = countedPools.get(db)?.();
+  const pool = clientPools.get(db)?.counted();
   return pool && { total: pool.totalCount, idle: pool.idleCount, waiting: pool.waitingCount };
 }
 
@@ -93,7 +96,7 @@ export function poolStats(db: Db): PoolStats | undefined {
  */
 export async function closeDb(db: Db): Promise<void> {
   await db.$disconnect();
-  const pool = pools.get(db);
+  const pool = clientPools.get(db)?.own;
   // A pool ended twice rejects; whoever ended it first, it is ended.
   if (pool && !pool.ended) await pool.end();
 }
@@ -111,9 +114,7 @@ export function createDb(options: DbOptions): Db {
     const onQuery = options.onQuery;
     client.$on("query", (event) => onQuery(event.query));
   }
-  if (pool) pools.set(client, pool);
-  countedPools.set(client, counted);
-  if (pool && !options.onQuery) directPools.set(client, pool);
+  clientPools.set(client, { own: pool, direct: options.onQuery ? undefined : pool, counted });
   return client;
 }
 
