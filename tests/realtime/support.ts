@@ -1,5 +1,4 @@
 import { once } from "node:events";
-import { createServer, connect, type AddressInfo, type Server, type Socket } from "node:net";
 import pg from "pg";
 import { expect, vi } from "vitest";
 import { createConversation } from "../../src/domain/conversations.js";
@@ -7,6 +6,7 @@ import { appendMessages, type NewMessage } from "../../src/domain/messages.js";
 import type { Db } from "../../src/db/client.js";
 import { toGlobalId } from "../../src/lib/ids.js";
 import { startTestServer, type TestServer } from "../helpers/server.js";
+import { startTcpGate, type TcpGate } from "../helpers/tcp-gate.js";
 import { wsClient, type QueuedSubscription, type TestWsClient } from "../helpers/ws-client.js";
 
 /** Shared documents and helpers of the realtime tests. */
@@ -213,98 +213,14 @@ export function nextEvent(emitter: NodeJS.EventEmitter, name: string, timeoutMs 
 }
 
 /**
- * A TCP relay in front of Postgres for the LISTEN connection only. It tells
- * which backend is the listener (pg_stat_activity.client_port is the relay's
- * outbound port) and can refuse new connections, which holds a killed
- * listener down for exactly as long as a test needs.
+ * A TCP relay in front of Postgres (tests/helpers/tcp-gate.ts), here mostly for
+ * the LISTEN connection: it tells which backend is the listener
+ * (pg_stat_activity.client_port is the relay's outbound port) and can refuse
+ * new connections, which holds a killed listener down for exactly as long as a
+ * test needs.
  */
-export interface PgGate {
-  /** The database URL with host and port replaced by the relay's. */
-  url: string;
-  /** Local ports of the relay's open connections to Postgres. */
-  upstreamPorts(): number[];
-  /** New connections are accepted and dropped at once until open() is called. */
-  shut(): void;
-  open(): void;
-  /**
-   * Holds every chunk Postgres sends back for `ms` before passing it on (0:
-   * at once), so each round trip of the relayed connections takes that long.
-   */
-  delayReplies(ms: number): void;
-  /** Connection attempts dropped while shut. */
-  readonly refused: number;
-  close(): Promise<void>;
-}
-
-export async function startPgGate(databaseUrl: string): Promise<PgGate> {
-  const target = new URL(databaseUrl);
-  const targetHost = target.hostname;
-  const targetPort = Number(target.port || 5432);
-  const pairs = new Set<{ client: Socket; upstream: Socket }>();
-  let shut = false;
-  let refused = 0;
-  let replyDelayMs = 0;
-
-  const server: Server = createServer((client) => {
-    if (shut) {
-      refused += 1;
-      client.destroy();
-      return;
-    }
-    const upstream = connect(targetPort, targetHost);
-    const pair = { client, upstream };
-    pairs.add(pair);
-    const drop = () => {
-      pairs.delete(pair);
-      client.destroy();
-      upstream.destroy();
-    };
-    client.on("error", drop).on("close", drop);
-    upstream.on("error", drop).on("close", drop);
-    client.pipe(upstream);
-    // Chunks keep their order: each waits for the one before it.
-    let relayed = Promise.resolve();
-    upstream.on("data", (chunk: Buffer) => {
-      const due = performance.now() + replyDelayMs;
-      relayed = relayed.then(async () => {
-        const wait = due - performance.now();
-        if (wait > 0) await new Promise((resolve) => setTimeout(resolve, wait));
-        if (!client.destroyed) client.write(chunk);
-      });
-    });
-  });
-  server.listen(0, "127.0.0.1");
-  await once(server, "listening");
-  const { port } = server.address() as AddressInfo;
-  const url = new URL(databaseUrl);
-  url.hostname = "127.0.0.1";
-  url.port = String(port);
-
-  return {
-    url: url.toString(),
-    upstreamPorts: () => [...pairs].map(({ upstream }) => upstream.localPort).filter((p): p is number => p !== undefined),
-    shut: () => {
-      shut = true;
-    },
-    open: () => {
-      shut = false;
-    },
-    delayReplies: (ms) => {
-      replyDelayMs = ms;
-    },
-    get refused() {
-      return refused;
-    },
-    close: () =>
-      new Promise<void>((resolve) => {
-        for (const { client, upstream } of pairs) {
-          client.destroy();
-          upstream.destroy();
-        }
-        server.close(() => resolve());
-      }),
-  };
-}
+export type PgGate = TcpGate;
+export const startPgGate = startTcpGate;
 
 /**
  * Terminates the listener backend(s) behind the gate with pg_terminate_backend
