@@ -19,7 +19,7 @@ import { GRAPHIQL_ASSETS_PATH, graphiqlAsset } from "./graphiql.js";
 import { Drain } from "./drain.js";
 import { createFrontDoor, type RequestServerContext } from "./front-door.js";
 import { contextFactory } from "./graphql-context.js";
-import { startApp, stopApp } from "./lifecycle.js";
+import { startApp, stopApp, type StartedApp } from "./lifecycle.js";
 import { isSameOriginLoopback } from "./local-request.js";
 import { ready } from "./readiness.js";
 import type { Route } from "./routes.js";
@@ -103,7 +103,7 @@ export interface App {
    * Listens on the port (0 picks a free one) and resolves with the bound address; with metrics, their
    * listener's port too (undefined when it could not bind: logged, and the API serves on).
    */
-  start(port: number, host?: string): Promise<{ port: number; url: string; metricsPort?: number | undefined }>;
+  start(port: number, host?: string): Promise<StartedApp>;
   /**
    * Drains, then closes: /ready turns 503 and new requests and sockets are refused at once;
    * subscriptions end (WebSockets close with 1001, SSE streams complete); accepted requests

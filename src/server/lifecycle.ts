@@ -27,20 +27,27 @@ export interface LifecycleParts {
 /** After the grace period, how long the answers of requests whose turns were just interrupted may take to go out. */
 const ANSWERS_AFTER_STOP_MS = 2000;
 
+/** Where a started app listens, and when its start-up sweep has ended. */
+export interface StartedApp {
+  port: number;
+  url: string;
+  /** Undefined without METRICS_PORT, or when its listener could not bind (logged). */
+  metricsPort?: number | undefined;
+  /** Settles (never rejects) once the sweep of dead instances' turns has run or failed: the one statement a start issues on its own. */
+  startupSwept: Promise<void>;
+}
+
 /** Starts the background work (the realtime transport, the sweep of dead instances' turns), then listens on the port (0 picks a free one). */
-export async function startApp(
-  parts: LifecycleParts,
-  port: number,
-  host = "127.0.0.1",
-): Promise<{ port: number; url: string; metricsPort?: number | undefined }> {
+export async function startApp(parts: LifecycleParts, port: number, host = "127.0.0.1"): Promise<StartedApp> {
   const { transport, logger, db } = parts;
   // Subscriptions open even while the transport is still (re)connecting: they stay open and catch up.
   transport
     .start()
     .catch((error: unknown) => logger.warn({ err: error, transport: transport.kind }, "realtime transport not connected yet; retrying"));
   // Turns that dead instances left RUNNING (their leases expired) are marked interrupted; requests find any it misses.
-  void sweepInterruptedTurns(db).then(
-    (count) => count > 0 && logger.info({ count }, "marked turns of stopped instances interrupted"),
+  // Not awaited before listening: a database that is down at start must not keep /health and /ready from answering.
+  const startupSwept = sweepInterruptedTurns(db).then(
+    (count) => void (count > 0 && logger.info({ count }, "marked turns of stopped instances interrupted")),
     (error: unknown) => logger.warn({ err: error }, "could not sweep interrupted turns; requests still find them"),
   );
   // Turns whose approval expired while no instance was up end now, and each later one when it falls due.
@@ -48,7 +55,7 @@ export async function startApp(
   const listening = await listen(parts.server, port, host, logger);
   // After the API's own port: a metrics port that cannot be bound is a warning, never a failed start.
   const metricsPort = await parts.metrics?.start();
-  return { ...listening, metricsPort };
+  return { ...listening, metricsPort, startupSwept };
 }
 
 function listen(server: Server, port: number, host: string, logger: Logger): Promise<{ port: number; url: string }> {

@@ -61,7 +61,9 @@ export async function startTestServer(options: Partial<AppDeps> & { logger?: Log
     operations: options.operations,
   });
   // A given port: a restart on the address clients already use.
-  const { port, metricsPort } = await app.start(options.port ?? 0, "127.0.0.1");
+  const { port, metricsPort, startupSwept } = await app.start(options.port ?? 0, "127.0.0.1");
+  // Tests that count statements start counting after the one a start issues on its own.
+  await startupSwept;
   const baseUrl = `http://127.0.0.1:${port}`;
   const url = `${baseUrl}/graphql`;
   return {
