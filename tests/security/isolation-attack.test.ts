@@ -1250,6 +1250,8 @@ describe("isolation attack suite: another user's ids at every entry point", () =
       await ok(alice, COMPLETE_TASK, { id: task });
       await ok(alice, DELETE_TASK, { id: task });
       const answer = `${WORD} streamed answer for Alice only`;
+      // A script left over from an earlier case would answer this turn in its place.
+      expect(rig.fake.pending(), "scripts left in the fake Cohere").toBe(0);
       rig.fake.enqueue(
         toolCallReply([{ id: `call_${randomUUID()}`, name: "add_task", args: { title: `${WORD} added by the assistant` } }], `${WORD} plan`),
         // Slow enough to be stored in several flushes: an answer settled in one is messageAdded's alone.
@@ -1260,8 +1262,19 @@ describe("isolation attack suite: another user's ids at every entry point", () =
       const aliceMessages = sent.data!.sendMessage.messages;
 
       // The control: Alice's subscriptions got all of it.
-      const aliceTaskEvents = [];
-      for (let i = 0; i < 5; i += 1) aliceTaskEvents.push((await nextOf(aliceTasks, `Alice's task event ${i + 1}`)).taskChanged);
+      const aliceTaskEvents: { kind: string; taskId: string }[] = [];
+      for (let i = 0; i < 5; i += 1) {
+        const event = await nextOf(aliceTasks, `Alice's task event ${i + 1}`).catch(async (error: Error) => {
+          // Tells a lost or late event apart from a tool call that never added the task.
+          const added = await rig.server.db.task.count({ where: { userId: alice.id, title: `${WORD} added by the assistant` } });
+          const turn = aliceMessages.map((m) => `${m.role}: ${m.content.slice(0, 80)}`);
+          const calls = sent.data!.sendMessage.toolCalls.map((c) => ({ name: c.name, error: c.error, approval: c.approval?.status }));
+          throw new Error(
+            `${error.message}; events so far ${JSON.stringify(aliceTaskEvents)}; tasks the assistant added: ${added}; the turn: ${JSON.stringify(turn)}; its tool calls: ${JSON.stringify(calls)}`,
+          );
+        });
+        aliceTaskEvents.push(event.taskChanged);
+      }
       expect(aliceTaskEvents.map((event) => event.kind)).toEqual(["CREATED", "UPDATED", "UPDATED", "DELETED", "CREATED"]);
       const aliceAddedEvents = [];
       for (let i = 0; i < aliceMessages.length; i += 1) aliceAddedEvents.push((await nextOf(aliceAdded, `Alice's message ${i + 1}`)).messageAdded);
