@@ -124,6 +124,27 @@ const LEVERS: Record<string, Lever> = {
       },
     ],
   },
+  /** The list read selecting the raw baseline's seven columns, without the user's time zone in its FROM (an experiment: the answer loses fields). */
+  "seven-columns": {
+    patches: [
+      {
+        file: "src/domain/task-list.ts",
+        find: "    SELECT ${TASK_COLUMNS} FROM tasks, ${userZoneFrom(userId)}\n    WHERE ${Prisma.join(conditions",
+        replace:
+          "    SELECT tasks.id, tasks.user_id, tasks.title, tasks.description, tasks.completed, tasks.created_at, tasks.updated_at FROM tasks\n    WHERE ${Prisma.join(conditions",
+      },
+    ],
+  },
+  /** The list read without the user's time zone in its FROM (only the overdue filter reads it). */
+  "no-zone": {
+    patches: [
+      {
+        file: "src/domain/task-list.ts",
+        find: "    SELECT ${TASK_COLUMNS} FROM tasks, ${userZoneFrom(userId)}\n",
+        replace: "    SELECT ${TASK_COLUMNS} FROM tasks\n",
+      },
+    ],
+  },
   "pool-5": { env: { DATABASE_POOL_SIZE: "5" } },
   "pool-20": { env: { DATABASE_POOL_SIZE: "20" } },
   "log-warn": { env: { LOG_LEVEL: "warn" } },
