@@ -19,6 +19,7 @@ import {
   TASK_CHANGED,
   within,
   type LiveServer,
+  insertTurn,
 } from "./support.js";
 
 /**
@@ -149,7 +150,7 @@ async function expectDelivering(admin: pg.Client, server: TestServer, f: Fixture
   await f.user.gql(ADD_TASK, { title: marker });
   const [message] = await appendVia(server.db, f.user.id, f.added.id, [marker]);
   // A turn for it starts: turnUpdated's change.
-  await admin.query("INSERT INTO turns (user_id, conversation_id, user_message_id) VALUES ($1, $2, $3)", [f.user.id, f.added.id, message!.id]);
+  await insertTurn(admin, { userId: f.user.id, conversationId: f.added.id, userMessageId: message!.id });
   await admin.query("UPDATE messages SET content = content || $2 WHERE id = $1", [f.answerId, marker]);
   // A rename: conversationChanged's change.
   await admin.query("UPDATE conversations SET title = $2 WHERE id = $1", [f.added.id, marker]);

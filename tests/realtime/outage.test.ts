@@ -32,6 +32,7 @@ import {
   type ConversationChangeView,
   type TaskChangeView,
   type TaskView,
+  insertTurn,
 } from "./support.js";
 
 /**
@@ -257,15 +258,11 @@ describe.skipIf(onNatsTransport())("a killed LISTEN connection", () => {
   it("should deliver to turnUpdated a turn that started and paused while it was down, and no turn that ended before", async () => {
     const user = await newUser(server);
     const conversation = await newConversation(server.db, user.id);
-    const insertTurn = async (content: string, status: string) => {
+    const turnWith = async (content: string, status: string) => {
       const [message] = await appendVia(server.db, user.id, conversation.id, [content]);
-      const { rows } = await admin.query<{ id: string }>(
-        `INSERT INTO turns (user_id, conversation_id, user_message_id, status) VALUES ($1, $2, $3, $4::turn_status) RETURNING id`,
-        [user.id, conversation.id, message!.id, status],
-      );
-      return rows[0]!.id;
+      return insertTurn(admin, { userId: user.id, conversationId: conversation.id, userMessageId: message!.id, status });
     };
-    await insertTurn("long done", "COMPLETED");
+    await turnWith("long done", "COMPLETED");
     const client = server.connect(user.token);
     const before = server.app.turns.establishedCount;
     const turns = client.subscribe<{ turnUpdated: { id: string; status: string } }>(
@@ -278,7 +275,7 @@ describe.skipIf(onNatsTransport())("a killed LISTEN connection", () => {
     });
 
     await takeListenerDown();
-    const paused = await insertTurn("paused while down", "RUNNING");
+    const paused = await turnWith("paused while down", "RUNNING");
     await admin.query("UPDATE turns SET status = 'REQUIRES_ACTION' WHERE id = $1", [paused]);
     await bringListenerBack();
 

@@ -6,7 +6,18 @@ import { PgListener } from "../../src/realtime/listener.js";
 import { decodeNotification, MAX_PAYLOAD_BYTES, parseNotification, userChannel, type Notification } from "../../src/realtime/protocol.js";
 import { databaseUrl, newUserId } from "../helpers/db.js";
 import { capturingLogger, newUser, onNatsTransport } from "../helpers/server.js";
-import { ADD_TASK, adminClient, live, nextTaskChange, startLiveServer, TASK_CHANGED, within, type LiveServer, type TaskView } from "./support.js";
+import {
+  ADD_TASK,
+  adminClient,
+  insertTurn,
+  live,
+  nextTaskChange,
+  startLiveServer,
+  TASK_CHANGED,
+  within,
+  type LiveServer,
+  type TaskView,
+} from "./support.js";
 
 /**
  * The notification protocol (src/realtime/protocol.ts): every kind the SQL
@@ -190,11 +201,7 @@ describe.skipIf(onNatsTransport())("the notification protocol, through the real 
     const conversationId = await insertConversation(writer, userId);
     const userMessage = await insertMessage(writer, { conversationId, userId, role: "user", content: "go", seq: 1 });
     await parsed();
-    const { rows } = await writer.query<{ id: string }>(
-      "INSERT INTO turns (user_id, conversation_id, user_message_id) VALUES ($1, $2, $3) RETURNING id",
-      [userId, conversationId, userMessage],
-    );
-    const turnId = rows[0]!.id;
+    const turnId = await insertTurn(writer, { userId, conversationId, userMessageId: userMessage });
     // Its start is announced (turnUpdated follows every status a turn takes, RUNNING first).
     expect(await one()).toEqual({ kind: "turn", turnId, conversationId, status: "RUNNING", cancelRequested: false });
     await writer.query("UPDATE turns SET cancel_requested_at = now() WHERE id = $1", [turnId]);
@@ -203,19 +210,16 @@ describe.skipIf(onNatsTransport())("the notification protocol, through the real 
     expect(await one()).toEqual({ kind: "turn", turnId, conversationId, status: "CANCELLED", cancelRequested: true });
     const second = await insertMessage(writer, { conversationId, userId, role: "user", content: "again", seq: 2 });
     await parsed();
-    const next = await writer.query<{ id: string }>(
-      "INSERT INTO turns (user_id, conversation_id, user_message_id) VALUES ($1, $2, $3) RETURNING id",
-      [userId, conversationId, second],
-    );
-    expect(await one()).toEqual({ kind: "turn", turnId: next.rows[0]!.id, conversationId, status: "RUNNING", cancelRequested: false });
-    await writer.query("UPDATE turns SET status = 'COMPLETED' WHERE id = $1", [next.rows[0]!.id]);
-    expect(await one()).toEqual({ kind: "turn", turnId: next.rows[0]!.id, conversationId, status: "COMPLETED", cancelRequested: false });
+    const next = await insertTurn(writer, { userId, conversationId, userMessageId: second });
+    expect(await one()).toEqual({ kind: "turn", turnId: next, conversationId, status: "RUNNING", cancelRequested: false });
+    await writer.query("UPDATE turns SET status = 'COMPLETED' WHERE id = $1", [next]);
+    expect(await one()).toEqual({ kind: "turn", turnId: next, conversationId, status: "COMPLETED", cancelRequested: false });
     // A decision on one of its held calls is announced too, with the status unchanged; other updates are not.
-    await writer.query("UPDATE turns SET status = 'REQUIRES_ACTION' WHERE id = $1", [next.rows[0]!.id]);
-    expect(await one()).toMatchObject({ turnId: next.rows[0]!.id, status: "REQUIRES_ACTION" });
-    await writer.query("UPDATE turns SET last_decision_at = now() WHERE id = $1", [next.rows[0]!.id]);
-    expect(await one()).toMatchObject({ turnId: next.rows[0]!.id, status: "REQUIRES_ACTION" });
-    await writer.query("UPDATE turns SET input_tokens = 7 WHERE id = $1", [next.rows[0]!.id]);
+    await writer.query("UPDATE turns SET status = 'REQUIRES_ACTION' WHERE id = $1", [next]);
+    expect(await one()).toMatchObject({ turnId: next, status: "REQUIRES_ACTION" });
+    await writer.query("UPDATE turns SET last_decision_at = now() WHERE id = $1", [next]);
+    expect(await one()).toMatchObject({ turnId: next, status: "REQUIRES_ACTION" });
+    await writer.query("UPDATE turns SET input_tokens = 7 WHERE id = $1", [next]);
     expect(await parsed()).toEqual([]);
   });
 

@@ -15,6 +15,7 @@ import {
   startLiveServer,
   TASK_CHANGED,
   type LiveServer,
+  insertTurn,
 } from "./support.js";
 
 /**
@@ -98,11 +99,7 @@ describe("a re-read that fails", () => {
     const user = await newUser(server);
     const conversation = await newConversation(db, user.id);
     const [message] = await appendVia(db, user.id, conversation.id, ["a turn"]);
-    const { rows } = await admin.query<{ id: string }>(
-      `INSERT INTO turns (user_id, conversation_id, user_message_id, status) VALUES ($1, $2, $3, 'RUNNING') RETURNING id`,
-      [user.id, conversation.id, message!.id],
-    );
-    const turnId = rows[0]!.id;
+    const turnId = await insertTurn(admin, { userId: user.id, conversationId: conversation.id, userMessageId: message!.id });
     const client = server.connect(user.token);
     const established = server.app.turns.establishedCount;
     const turns = client.subscribe<{ turnUpdated: { id: string; status: string } }>(

@@ -207,6 +207,28 @@ export function appendVia(db: Db, userId: string, conversationId: string, conten
   );
 }
 
+/**
+ * Inserts a turn as SQL would, holding its conversation's lease for an hour: a RUNNING turn without a
+ * live lease is a dead instance's, and any test server starting meanwhile (in another file) would mark
+ * it interrupted, a change the test did not make.
+ */
+export async function insertTurn(
+  client: pg.Client,
+  turn: { userId: string; conversationId: string; userMessageId: string; status?: string },
+): Promise<string> {
+  const { rows } = await client.query<{ id: string }>(
+    `WITH lease AS (
+       UPDATE conversations SET turn_lease_id = gen_random_uuid(), turn_lease_expires_at = now() + interval '1 hour'
+       WHERE id = $2 RETURNING turn_lease_id
+     )
+     INSERT INTO turns (user_id, conversation_id, user_message_id, status, lease_id)
+     SELECT $1, $2, $3, $4::turn_status, turn_lease_id FROM lease RETURNING id`,
+    [turn.userId, turn.conversationId, turn.userMessageId, turn.status ?? "RUNNING"],
+  );
+  if (rows[0] === undefined) throw new Error(`no conversation ${turn.conversationId} to start a turn in`);
+  return rows[0].id;
+}
+
 /** Resolves with the next `name` event of the emitter (registered now, so call it before causing the event). */
 export function nextEvent(emitter: NodeJS.EventEmitter, name: string, timeoutMs = 15_000): Promise<unknown[]> {
   return once(emitter, name, { signal: AbortSignal.timeout(timeoutMs) });
