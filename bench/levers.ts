@@ -145,6 +145,16 @@ const LEVERS: Record<string, Lever> = {
       },
     ],
   },
+  /** Every Node's id through Pothos' own async resolver again (src/schema/sync-node-ids.ts not applied). */
+  "async-node-ids": {
+    patches: [
+      {
+        file: "src/schema/index.ts",
+        find: "export const schema = syncNodeIds(builder.toSchema({ sortSchema: true }));",
+        replace: "export const schema = builder.toSchema({ sortSchema: true });\nvoid syncNodeIds;",
+      },
+    ],
+  },
   "pool-5": { env: { DATABASE_POOL_SIZE: "5" } },
   "pool-20": { env: { DATABASE_POOL_SIZE: "20" } },
   "log-warn": { env: { LOG_LEVEL: "warn" } },

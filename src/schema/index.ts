@@ -1,4 +1,5 @@
 import { builder } from "./builder.js";
+import { syncNodeIds } from "./sync-node-ids.js";
 import "./scalars.js";
 import "./root.js";
 import "./node.js";
@@ -17,4 +18,4 @@ import "./subscriptions.js";
 import "./message-stream.js";
 import "./turn-updated.js";
 
-export const schema = builder.toSchema({ sortSchema: true });
+export const schema = syncNodeIds(builder.toSchema({ sortSchema: true }));
