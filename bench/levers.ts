@@ -207,7 +207,8 @@ for (const name of names) {
     tokens.set(api, token);
     return api;
   };
-  const a = await start({});
+  // A patched B runs from its sources under tsx; A then does too, so the two differ by the patch alone.
+  const a = await start({ root: root === undefined ? undefined : ROOT });
   const b = await start({ root, env: lever.env });
   try {
     for (const id of IDS) {
