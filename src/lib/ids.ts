@@ -5,7 +5,10 @@ import { badInput } from "./errors.js";
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
-export type NodeTypename = "Task" | "Conversation" | "Message" | "Turn" | "TaskEvent";
+/** Every type that implements Node: what node(id) loads, and whose ids src/schema/sync-node-ids.ts encodes. */
+export const NODE_TYPENAMES = ["Task", "Conversation", "Message", "Turn", "TaskEvent"] as const;
+
+export type NodeTypename = (typeof NODE_TYPENAMES)[number];
 
 export function isUuid(value: unknown): value is string {
   return typeof value === "string" && UUID.test(value);

@@ -10,7 +10,7 @@ import { MessageRef } from "./message.js";
 import { TaskRef } from "./task.js";
 import { TaskEventRef } from "./task-event.js";
 import { TurnRef } from "./turn.js";
-import { parseGlobalId, type NodeTypename } from "../lib/ids.js";
+import { NODE_TYPENAMES, parseGlobalId, type NodeTypename } from "../lib/ids.js";
 
 const types = {
   Task: { ref: TaskRef, load: getTask },
@@ -27,7 +27,7 @@ builder.queryField("node", (t) =>
     description: "Any Task, Conversation, Message, Turn or TaskEvent of the viewer by its global ID. Others' are NOT_FOUND.",
     args: { id: t.arg.id({ required: true }) },
     resolve: async (_root, args, ctx) => {
-      const { typename, id } = parseGlobalId(args.id, "id", ["Task", "Conversation", "Message", "Turn", "TaskEvent"]);
+      const { typename, id } = parseGlobalId(args.id, "id", NODE_TYPENAMES);
       const type = types[typename];
       const row = await type.load(ctx.db, ctx.viewer.userId, id);
       // Lets the Node interface resolve the row's concrete type.

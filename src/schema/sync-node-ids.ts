@@ -1,21 +1,19 @@
 import { GraphQLObjectType, type GraphQLFieldResolver, type GraphQLSchema } from "graphql";
-import { toGlobalId, type NodeTypename } from "../lib/ids.js";
-
-/** The Node types there are; a new one is added here once its id is known to be its row's `id`. */
-export const NODE_TYPENAMES: readonly NodeTypename[] = ["Conversation", "Message", "Task", "TaskEvent", "Turn"];
+import { NODE_TYPENAMES, toGlobalId, type NodeTypename } from "../lib/ids.js";
 
 /**
  * Pothos' relay plugin resolves every Node's `id` through an async function (it awaits the
  * model's id before encoding it), so a page of 20 tasks made 20 promises, their microtasks and
  * their AsyncLocalStorage hooks only to encode a uuid already in hand. Every Node here is a
  * prismaNode with `id: { field: "id" }`: its global id is its type name and `parent.id`, encoded
- * at once. A parent without a string id (none today) still goes through Pothos' resolver.
+ * at once. A parent without a string id (none today) still goes through Pothos' resolver. A Node
+ * type that is not in NODE_TYPENAMES stops the build until its id has been checked.
  */
 export function syncNodeIds(schema: GraphQLSchema): GraphQLSchema {
   for (const type of Object.values(schema.getTypeMap())) {
     if (!(type instanceof GraphQLObjectType) || !type.getInterfaces().some((face) => face.name === "Node")) continue;
     if (!NODE_TYPENAMES.includes(type.name as NodeTypename)) {
-      throw new Error(`${type.name} implements Node: check that its id is its row's id, then add it to NODE_TYPENAMES`);
+      throw new Error(`${type.name} implements Node: check that its id is its row's id, then add it to NODE_TYPENAMES (src/lib/ids.ts)`);
     }
     const field = type.getFields().id;
     if (field === undefined) continue;

@@ -1,9 +1,9 @@
 import { randomUUID } from "node:crypto";
 import { buildSchema, GraphQLObjectType, type GraphQLResolveInfo } from "graphql";
 import { describe, expect, it } from "vitest";
-import { parseGlobalId } from "../../src/lib/ids.js";
+import { NODE_TYPENAMES, parseGlobalId } from "../../src/lib/ids.js";
 import { schema } from "../../src/schema/index.js";
-import { NODE_TYPENAMES, syncNodeIds } from "../../src/schema/sync-node-ids.js";
+import { syncNodeIds } from "../../src/schema/sync-node-ids.js";
 
 describe("Node ids", () => {
   const nodeTypes = Object.values(schema.getTypeMap()).filter(
@@ -25,6 +25,8 @@ describe("Node ids", () => {
 
   it("should refuse a Node type whose id it has not been told about", () => {
     const other = buildSchema(`interface Node { id: ID! } type Widget implements Node { id: ID! } type Query { widget: Widget }`);
-    expect(() => syncNodeIds(other)).toThrow("Widget implements Node: check that its id is its row's id, then add it to NODE_TYPENAMES");
+    expect(() => syncNodeIds(other)).toThrow(
+      "Widget implements Node: check that its id is its row's id, then add it to NODE_TYPENAMES (src/lib/ids.ts)",
+    );
   });
 });
