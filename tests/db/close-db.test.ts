@@ -1,10 +1,10 @@
 import { randomUUID } from "node:crypto";
 import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
-import { closeDb, configureNeonTransport, createDb, poolStats, type Db } from "../../src/db/client.js";
+import { closeDb, createDb, poolStats, type Db } from "../../src/db/client.js";
 import type { DatabaseDriver } from "../../src/db/settings.js";
 import { databaseUrl } from "../helpers/db.js";
-import { startNeonWsProxy, type NeonWsProxy } from "../helpers/neon-proxy.js";
+import { proxyNeonTo, type NeonWsProxy } from "../helpers/neon-proxy.js";
 
 /**
  * closeDb is the shutdown's "database pool" step (src/boot/start-api.ts, the MCP server's too).
@@ -38,11 +38,7 @@ describe.each<DatabaseDriver>(["pg", "neon"])("closing the database client (%s d
   };
 
   beforeAll(async () => {
-    if (driver === "neon") {
-      const url = new URL(databaseUrl());
-      proxy = await startNeonWsProxy({ host: url.hostname, port: Number(url.port || 5432) });
-      configureNeonTransport({ wsProxy: proxy.wsProxy, useSecureWebSocket: false });
-    }
+    if (driver === "neon") proxy = await proxyNeonTo(databaseUrl());
     admin = new pg.Client({ connectionString: databaseUrl() });
     await admin.connect();
   });

@@ -2,12 +2,12 @@ import { spawnSync } from "node:child_process";
 import { randomUUID } from "node:crypto";
 import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
-import { configureNeonTransport, createDb, poolStats, type Db } from "../../src/db/client.js";
+import { createDb, poolStats, type Db } from "../../src/db/client.js";
 import type { DatabaseDriver } from "../../src/db/settings.js";
 import { isDatabaseUnavailable } from "../../src/db/unavailable.js";
 import { deferred } from "../chat/support.js";
 import { databaseUrl } from "../helpers/db.js";
-import { startNeonWsProxy, type NeonWsProxy } from "../helpers/neon-proxy.js";
+import { proxyNeonTo, type NeonWsProxy } from "../helpers/neon-proxy.js";
 import { ROOT } from "../helpers/process.js";
 import { newUser, startTestServer, testAssistant, type TestServer, type TestUser } from "../helpers/server.js";
 import { ADD_TASK } from "../realtime/support.js";
@@ -102,10 +102,7 @@ describe.each<DatabaseDriver>(["pg", "neon"])("pooled connections ended in every
     const url = new URL(databaseUrl());
     // The test kills this pool's connections only, never another test's.
     url.searchParams.set("application_name", applicationName);
-    if (driver === "neon") {
-      proxy = await startNeonWsProxy({ host: url.hostname, port: Number(url.port || 5432) });
-      configureNeonTransport({ wsProxy: proxy.wsProxy, useSecureWebSocket: false });
-    }
+    if (driver === "neon") proxy = await proxyNeonTo(url.toString());
     // One connection, so the test knows which request has it and who waits for it.
     db = createDb({ url: url.toString(), driver, poolSize: 1, connectionTimeoutMs: 5000 });
     // No approval sweep: nothing but the test's requests uses the pool.

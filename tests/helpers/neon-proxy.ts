@@ -1,6 +1,7 @@
 import type { AddressInfo } from "node:net";
 import { connect, type Socket } from "node:net";
 import { WebSocketServer, type RawData, type WebSocket } from "ws";
+import { configureNeonTransport } from "../../src/db/client.js";
 
 export interface NeonWsProxyStats {
   /** WebSocket connections accepted. */
@@ -24,6 +25,14 @@ export interface NeonWsProxy {
 }
 
 const PATH = "/v1";
+
+/** A relay to the Postgres `databaseUrl` names, with the Neon driver pointed at it (plain ws://). */
+export async function proxyNeonTo(databaseUrl: string): Promise<NeonWsProxy> {
+  const url = new URL(databaseUrl);
+  const proxy = await startNeonWsProxy({ host: url.hostname, port: Number(url.port || 5432) });
+  configureNeonTransport({ wsProxy: proxy.wsProxy, useSecureWebSocket: false });
+  return proxy;
+}
 
 /**
  * A WebSocket-to-TCP relay like Neon's own, on loopback: each binary frame the
