@@ -10,7 +10,8 @@ import { cohereAssistant } from "../helpers/chat.js";
 import { databaseUrl } from "../helpers/db.js";
 import { newUser, startTestServer, type TestServer, type TestUser } from "../helpers/server.js";
 import { wsClient, type TestWsClient } from "../helpers/ws-client.js";
-import { adminClient, killListener, MESSAGE_ADDED, readSse, startPgGate, within, type PgGate, type SseReader } from "../realtime/support.js";
+import { adminClient, killListener, MESSAGE_ADDED, readSse, within, type SseReader } from "../realtime/support.js";
+import { startTcpGate, type TcpGate } from "../helpers/tcp-gate.js";
 import {
   ACTIVE_TURN,
   deferred,
@@ -316,7 +317,7 @@ describe("streamed answers", () => {
 
 describe("streamed answers across a LISTEN outage", () => {
   let fake: FakeCohere;
-  let gate: PgGate;
+  let gate: TcpGate;
   let admin: pg.Client;
   let a: TestServer;
   let b: TestServer;
@@ -324,7 +325,7 @@ describe("streamed answers across a LISTEN outage", () => {
 
   beforeAll(async () => {
     fake = await startFakeCohere();
-    gate = await startPgGate(databaseUrl());
+    gate = await startTcpGate(databaseUrl());
     admin = await adminClient(databaseUrl());
     a = await startTestServer({ assistant: cohereAssistant(fake) });
     // b's LISTEN connection goes through the gate, which the test can cut.

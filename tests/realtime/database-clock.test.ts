@@ -18,13 +18,12 @@ import {
   nextEvent,
   nextTaskChange,
   startLiveServer,
-  startPgGate,
   TASK_CHANGED,
   type LiveServer,
-  type PgGate,
   type TaskChangeView,
   type TaskView,
 } from "./support.js";
+import { startTcpGate, type TcpGate } from "../helpers/tcp-gate.js";
 
 /** How far this process's clock runs behind the database's in these tests. */
 const SKEW_MS = -60_000;
@@ -35,7 +34,7 @@ const SKEW_MS = -60_000;
  * database's time, still finds everything.
  */
 describe("an app whose clock runs 60 s behind the database's", () => {
-  let gate: PgGate;
+  let gate: TcpGate;
   let fake: FakeCohere;
   let server: LiveServer;
   let assistant: AssistantDeps;
@@ -43,7 +42,7 @@ describe("an app whose clock runs 60 s behind the database's", () => {
   let restoreClock: (() => void) | undefined;
 
   beforeAll(async () => {
-    gate = await startPgGate(databaseUrl());
+    gate = await startTcpGate(databaseUrl());
     fake = await startFakeCohere();
     assistant = cohereAssistant(fake);
     server = await startLiveServer({ listenUrl: gate.url, assistant });

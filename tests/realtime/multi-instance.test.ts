@@ -16,20 +16,19 @@ import {
   nextMessage,
   nextTaskChange,
   startLiveServer,
-  startPgGate,
   TASK_CHANGED,
   UPDATE_TASK,
   type LiveServer,
-  type PgGate,
   type TaskView,
 } from "./support.js";
+import { startTcpGate, type TcpGate } from "../helpers/tcp-gate.js";
 
 /** Two instances of the API on one database, each with its own LISTEN connection (behind its own gate). */
 describe("two server instances on one database", () => {
-  const instances: { server: LiveServer; gate: PgGate }[] = [];
+  const instances: { server: LiveServer; gate: TcpGate }[] = [];
   let admin: pg.Client;
 
-  function instance(index: number): { server: LiveServer; gate: PgGate } {
+  function instance(index: number): { server: LiveServer; gate: TcpGate } {
     const found = instances[index];
     if (!found) throw new Error(`no instance ${index}`);
     return found;
@@ -38,7 +37,7 @@ describe("two server instances on one database", () => {
   beforeAll(async () => {
     admin = await adminClient(databaseUrl());
     for (let i = 0; i < 2; i += 1) {
-      const gate = await startPgGate(databaseUrl());
+      const gate = await startTcpGate(databaseUrl());
       instances.push({ gate, server: await startLiveServer({ listenUrl: gate.url }) });
     }
   });

@@ -23,17 +23,16 @@ import {
   promiseState,
   range,
   startLiveServer,
-  startPgGate,
   TASK_CHANGED,
   UPDATE_TASK,
   within,
   type LiveServer,
-  type PgGate,
   type ConversationChangeView,
   type TaskChangeView,
   type TaskView,
   insertTurn,
 } from "./support.js";
+import { startTcpGate, type TcpGate } from "../helpers/tcp-gate.js";
 
 /**
  * The LISTEN connection goes through a gate: the test kills its backend with
@@ -43,7 +42,7 @@ import {
  */
 // The postgres transport's own LISTEN connection: under REALTIME_TRANSPORT=nats there is none (nats-*.test.ts cover its outages).
 describe.skipIf(onNatsTransport())("a killed LISTEN connection", () => {
-  let gate: PgGate;
+  let gate: TcpGate;
   let server: LiveServer;
   let admin: pg.Client;
 
@@ -63,7 +62,7 @@ describe.skipIf(onNatsTransport())("a killed LISTEN connection", () => {
   }
 
   beforeAll(async () => {
-    gate = await startPgGate(databaseUrl());
+    gate = await startTcpGate(databaseUrl());
     server = await startLiveServer({ listenUrl: gate.url });
     admin = await adminClient(databaseUrl());
   });

@@ -3,18 +3,8 @@ import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { databaseUrl } from "../helpers/db.js";
 import { newUser, onNatsTransport } from "../helpers/server.js";
 import type { QueuedSubscription } from "../helpers/ws-client.js";
-import {
-  adminClient,
-  killListener,
-  live,
-  nextEvent,
-  nextTaskChange,
-  startLiveServer,
-  startPgGate,
-  TASK_CHANGED,
-  type LiveServer,
-  type PgGate,
-} from "./support.js";
+import { adminClient, killListener, live, nextEvent, nextTaskChange, startLiveServer, TASK_CHANGED, type LiveServer } from "./support.js";
+import { startTcpGate, type TcpGate } from "../helpers/tcp-gate.js";
 
 /**
  * Subscriptions that start while the LISTEN connection is coming back. The
@@ -26,12 +16,12 @@ import {
  */
 // The postgres transport's own LISTEN connection: under REALTIME_TRANSPORT=nats there is none (nats-*.test.ts cover its outages).
 describe.skipIf(onNatsTransport())("subscribing while the LISTEN connection reconnects", () => {
-  let gate: PgGate;
+  let gate: TcpGate;
   let server: LiveServer;
   let admin: pg.Client;
 
   beforeAll(async () => {
-    gate = await startPgGate(databaseUrl());
+    gate = await startTcpGate(databaseUrl());
     server = await startLiveServer({ listenUrl: gate.url });
     admin = await adminClient(databaseUrl());
   });

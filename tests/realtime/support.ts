@@ -6,7 +6,7 @@ import { appendMessages, type NewMessage } from "../../src/domain/messages.js";
 import type { Db } from "../../src/db/client.js";
 import { toGlobalId } from "../../src/lib/ids.js";
 import { startTestServer, type TestServer } from "../helpers/server.js";
-import { startTcpGate, type TcpGate } from "../helpers/tcp-gate.js";
+import type { TcpGate } from "../helpers/tcp-gate.js";
 import { wsClient, type QueuedSubscription, type TestWsClient } from "../helpers/ws-client.js";
 
 /** Shared documents and helpers of the realtime tests. */
@@ -235,20 +235,10 @@ export function nextEvent(emitter: NodeJS.EventEmitter, name: string, timeoutMs 
 }
 
 /**
- * A TCP relay in front of Postgres (tests/helpers/tcp-gate.ts), here mostly for
- * the LISTEN connection: it tells which backend is the listener
- * (pg_stat_activity.client_port is the relay's outbound port) and can refuse
- * new connections, which holds a killed listener down for exactly as long as a
- * test needs.
- */
-export type PgGate = TcpGate;
-export const startPgGate = startTcpGate;
-
-/**
  * Terminates the listener backend(s) behind the gate with pg_terminate_backend
  * and returns their pids. Fails unless exactly `expected` are found.
  */
-export async function killListenersBehind(admin: pg.Client, gate: PgGate, expected = 1): Promise<number[]> {
+export async function killListenersBehind(admin: pg.Client, gate: TcpGate, expected = 1): Promise<number[]> {
   const ports = gate.upstreamPorts();
   const { rows } = await admin.query<{ pid: number; killed: boolean }>(
     `SELECT pid, pg_terminate_backend(pid) AS killed
@@ -276,7 +266,7 @@ export async function killListenersBehind(admin: pg.Client, gate: PgGate, expect
  * backend behind it and resolves, with its pid, when the listener has noticed.
  * The gate stays shut, so the listener stays down until it is opened.
  */
-export async function killListener(server: TestServer, gate: PgGate, admin: pg.Client): Promise<number[]> {
+export async function killListener(server: TestServer, gate: TcpGate, admin: pg.Client): Promise<number[]> {
   await vi.waitFor(() => expect(server.app.transport.connected, "the listener is connected").toBe(true), { timeout: 15_000, interval: 10 });
   gate.shut();
   const down = nextEvent(server.app.transport, "down");
@@ -286,7 +276,7 @@ export async function killListener(server: TestServer, gate: PgGate, admin: pg.C
 }
 
 /** The pids of the listener backends behind the gate (those relayed through it, by client port). */
-export async function listenerPidsBehind(admin: pg.Client, gate: PgGate): Promise<number[]> {
+export async function listenerPidsBehind(admin: pg.Client, gate: TcpGate): Promise<number[]> {
   const { rows } = await admin.query<{ pid: number }>(
     `SELECT pid FROM pg_stat_activity
       WHERE application_name = 'todo-api-listener' AND datname = current_database() AND client_port = ANY($1::int[])`,

@@ -18,11 +18,10 @@ import {
   nextMessage,
   nextTaskChange,
   startLiveServer,
-  startPgGate,
   TASK_CHANGED,
   type LiveServer,
-  type PgGate,
 } from "../realtime/support.js";
+import { startTcpGate, type TcpGate } from "../helpers/tcp-gate.js";
 import { scrape, testMetrics, valueOf } from "./support.js";
 
 /**
@@ -251,12 +250,12 @@ describe("metrics listener failures", () => {
 });
 
 describe.skipIf(onNatsTransport())("listener reconnects", () => {
-  let gate: PgGate;
+  let gate: TcpGate;
   let server: LiveServer;
   let admin: pg.Client;
 
   beforeAll(async () => {
-    gate = await startPgGate(databaseUrl());
+    gate = await startTcpGate(databaseUrl());
     server = await startLiveServer({ listenUrl: gate.url, metrics: testMetrics() });
     admin = await adminClient(databaseUrl());
   });
