@@ -7,6 +7,7 @@ import { migratedDatabase } from "../helpers/db.js";
 import { startFakeCohere, textReply, type FakeCohere } from "../helpers/fake-cohere.js";
 import { capturingLogger, newUser, startTestServer, type TestServer } from "../helpers/server.js";
 import { startTcpGate, type TcpGate } from "../helpers/tcp-gate.js";
+import { deferred } from "./support.js";
 
 /**
  * How a chat turn's failure is logged, by what failed it: a database the
@@ -22,14 +23,6 @@ interface LogLine {
   turnId?: string;
   reason?: string;
   err?: unknown;
-}
-
-function deferred(): { promise: Promise<void>; resolve: () => void } {
-  let resolve = () => {};
-  const promise = new Promise<void>((settle) => {
-    resolve = settle;
-  });
-  return { promise, resolve };
 }
 
 describe("a chat turn's failure in the log", () => {

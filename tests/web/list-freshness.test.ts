@@ -1,5 +1,6 @@
 import type { Page, Route } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { deferred } from "../chat/support.js";
 import { browserAvailable } from "../helpers/browser.js";
 import type { TestUser } from "../helpers/server.js";
 import { explainFailures, startWebRig, type WebRig } from "../helpers/web-rig.js";
@@ -27,21 +28,19 @@ describe.runIf(browserAvailable())("the task list after a read that crossed a ch
 
   /** Holds the page's next `Tasks` read: it goes to the server at once, and its answer reaches the page on release(). */
   async function holdNextListRead(): Promise<{ sent: Promise<void>; release: () => void }> {
-    let release!: () => void;
-    const released = new Promise<void>((resolve) => (release = resolve));
-    let sent!: () => void;
-    const sentPromise = new Promise<void>((resolve) => (sent = resolve));
+    const released = deferred();
+    const sent = deferred();
     let holding = false;
     const handler = async (route: Route) => {
       if (holding || !/Tasks/.test(route.request().url() + (route.request().postData() ?? ""))) return route.fallback();
       holding = true;
       const answer = await route.fetch();
-      sent();
-      await released;
+      sent.resolve();
+      await released.promise;
       await route.fulfill({ response: answer });
     };
     await page.route("**/graphql*", handler);
-    return { sent: sentPromise, release };
+    return { sent: sent.promise, release: released.resolve };
   }
 
   it("should show a task's completion that came while an older read of the list was out", async () => {
