@@ -421,6 +421,12 @@ interface SendView {
   toolCalls: { id: string; name: string; arguments: unknown; result: unknown; error: string | null; approval: { status: string } | null }[];
 }
 
+interface TaskChangedView {
+  kind: string;
+  taskId: string;
+  task: { title: string } | null;
+}
+
 /** Whether `items` is `of` with some of its entries left out, in the same order. */
 function isSubsequence(items: readonly string[], of: readonly string[]): boolean {
   let at = 0;
@@ -1242,7 +1248,7 @@ describe("isolation attack suite: another user's ids at every entry point", () =
     const aliceChat = made.createConversation.id;
 
     const before = server.app.realtime.establishedCount;
-    const aliceTasks = aliceWs.subscribe<{ taskChanged: { kind: string; taskId: string; task: { title: string } | null } }>(TASK_CHANGED);
+    const aliceTasks = aliceWs.subscribe<{ taskChanged: TaskChangedView }>(TASK_CHANGED);
     const aliceAdded = aliceWs.subscribe<{ messageAdded: { id: string; content: string } }>(MESSAGE_ADDED, {});
     const bobTasks = bobWs.subscribe<{ taskChanged: { kind: string; taskId: string } }>(TASK_CHANGED);
     const bobAdded = bobWs.subscribe<{ messageAdded: { id: string; content: string } }>(MESSAGE_ADDED, {});
@@ -1261,10 +1267,11 @@ describe("isolation attack suite: another user's ids at every entry point", () =
       await ok(alice, COMPLETE_TASK, { id: task });
       await ok(alice, DELETE_TASK, { id: task });
       const answer = `${WORD} streamed answer for Alice only`;
+      const assistantTitle = `${WORD} added by the assistant`;
       // A script left over from an earlier case would answer this turn in its place.
       expect(rig.fake.pending(), "scripts left in the fake Cohere").toBe(0);
       rig.fake.enqueue(
-        toolCallReply([{ id: `call_${randomUUID()}`, name: "add_task", args: { title: `${WORD} added by the assistant` } }], `${WORD} plan`),
+        toolCallReply([{ id: `call_${randomUUID()}`, name: "add_task", args: { title: assistantTitle } }], `${WORD} plan`),
         // Slow enough to be stored in several flushes: an answer settled in one is messageAdded's alone.
         textReply(answer, { eventDelayMs: 40 }),
       );
@@ -1275,8 +1282,7 @@ describe("isolation attack suite: another user's ids at every entry point", () =
       // The control: Alice's subscriptions got all of it. taskChanged re-reads the row a hint names, so
       // changes that come faster than the re-read arrive collapsed into the newest (the completion into
       // the deletion, say): read until both tasks' last states are in, whatever came between.
-      const assistantTitle = `${WORD} added by the assistant`;
-      const aliceTaskEvents: { kind: string; taskId: string; task: { title: string } | null }[] = [];
+      const aliceTaskEvents: TaskChangedView[] = [];
       const settled = () =>
         aliceTaskEvents.some((event) => event.taskId === task && event.kind === "DELETED") &&
         aliceTaskEvents.some((event) => event.kind === "CREATED" && event.task?.title === assistantTitle);
