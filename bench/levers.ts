@@ -135,6 +135,10 @@ const LEVERS: Record<string, Lever> = {
       },
     ],
   },
+  /** Every column of a task page again, whatever its document reads (src/schema/requested-fields.ts not applied). */
+  "all-columns": {
+    patches: [{ file: "src/schema/task.ts", find: "args, pageFields(info));", replace: "args, void info);" }],
+  },
   /** The list read without the user's time zone in its FROM (only the overdue filter reads it). */
   "no-zone": {
     patches: [

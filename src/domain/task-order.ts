@@ -41,6 +41,12 @@ interface OrderColumn {
   valid(key: unknown): boolean;
 }
 
+/** The field an order's key is read from (with the id, what a cursor is made of). */
+export const ORDER_KEY_FIELD = { CREATED_AT: "createdAt", UPDATED_AT: "updatedAt", DUE_AT: "dueAt", PRIORITY: "priority" } as const satisfies Record<
+  TaskOrderField,
+  keyof TaskKeys
+>;
+
 /** The columns an order reads from a row. */
 export interface TaskKeys {
   id: string;

@@ -71,11 +71,24 @@ export type TaskRow = Record<string, unknown>;
  * (so a column added to the model comes along), and not `tasks.*`, which has
  * search_vector too, a tsvector the driver adapter cannot read.
  */
-export const TASK_COLUMNS = Prisma.raw(
-  Object.values(Prisma.TaskScalarFieldEnum)
-    .map((field) => `tasks.${field.replace(/[A-Z]/g, (letter) => `_${letter.toLowerCase()}`)}`)
-    .join(", "),
-);
+export const TASK_COLUMNS = Prisma.raw(Object.values(Prisma.TaskScalarFieldEnum).map(columnOf).join(", "));
+
+/** A field of the Task model (its camelCase name). */
+export type TaskField = Prisma.TaskScalarFieldEnum;
+
+export function isTaskField(name: string): name is TaskField {
+  return Object.hasOwn(Prisma.TaskScalarFieldEnum, name);
+}
+
+function columnOf(field: TaskField): string {
+  return `tasks.${field.replace(/[A-Z]/g, (letter) => `_${letter.toLowerCase()}`)}`;
+}
+
+/** The columns of `fields` alone, in the model's order (so a set of fields makes one SQL text, whatever order it was built in). */
+export function taskColumns(fields: ReadonlySet<TaskField>): Prisma.Sql {
+  const wanted = Object.values(Prisma.TaskScalarFieldEnum).filter((field) => fields.has(field));
+  return Prisma.raw(wanted.map(columnOf).join(", "));
+}
 
 /** The row in the model's shape, for every column there is (a column added later comes along). */
 export function taskFromRow(row: TaskRow | undefined): Task {

@@ -1,4 +1,4 @@
-import { addTask, deleteTask, getTask, updateTask } from "../domain/tasks.js";
+import { addTask, deleteTask, getTask, isTaskField, updateTask } from "../domain/tasks.js";
 import { listTaskPage } from "../domain/task-list.js";
 import { checkTaskFilter } from "../domain/task-query.js";
 import { upcomingOccurrences } from "../domain/task-fields.js";
@@ -7,6 +7,7 @@ import { USER_CAUSE } from "../domain/provenance.js";
 import { badInput } from "../lib/errors.js";
 import { builder } from "./builder.js";
 import { parseId } from "../lib/ids.js";
+import { requestedFieldsOf } from "./requested-fields.js";
 import { TaskFilterInput, TaskOrderInput, TaskPriorityEnum, TaskStatusFilter, taskOrderOf } from "./task-filter.js";
 
 export const TaskRef = builder.prismaNode("Task", {
@@ -85,6 +86,9 @@ const UpdateTaskInput = builder.inputType("UpdateTaskInput", {
   }),
 });
 
+/** What a task page's document reads from its nodes: the list then selects those columns alone. */
+const pageFields = requestedFieldsOf("Task", ["edges", "node"], isTaskField);
+
 builder.queryFields((t) => ({
   tasks: t.connection(
     {
@@ -96,13 +100,13 @@ builder.queryFields((t) => ({
         orderBy: t.arg({ type: TaskOrderInput }),
         status: t.arg({ type: TaskStatusFilter, defaultValue: "ALL", required: false }),
       },
-      resolve: (_root, args, ctx) => {
+      resolve: (_root, args, ctx, info) => {
         const filterStatus = args.filter?.status ?? null;
         const status = args.status ?? "ALL";
         if (filterStatus !== null && status !== "ALL" && filterStatus !== status)
           throw badInput("status", "contradicts filter.status; give one of them");
         const filter = checkTaskFilter({ ...args.filter, status: filterStatus ?? status }, "filter");
-        return listTaskPage(ctx.db, ctx.viewer.userId, filter, taskOrderOf(args.orderBy), args);
+        return listTaskPage(ctx.db, ctx.viewer.userId, filter, taskOrderOf(args.orderBy), args, pageFields(info));
       },
     },
     { name: "TaskConnection" },
