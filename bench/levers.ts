@@ -73,11 +73,11 @@ const LEVERS: Record<string, Lever> = {
       },
     ],
   },
-  /** The list read through Prisma's `$queryRaw` again instead of the pg pool (src/domain/direct-read.ts). */
+  /** The direct statements (the list read, a turn's opening, step and end) through Prisma's `$queryRaw` again instead of the pg pool (src/domain/direct-statement.ts). */
   "no-direct-read": {
     patches: [
       {
-        file: "src/domain/direct-read.ts",
+        file: "src/domain/direct-statement.ts",
         find: "  const pool = directPool(db);\n",
         replace: "  const pool = undefined as ReturnType<typeof directPool>;\n",
       },

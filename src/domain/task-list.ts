@@ -1,7 +1,7 @@
 import type { DbClient } from "../db/client.js";
 import { Prisma, type Task } from "../generated/prisma/client.js";
 import { badInput } from "../lib/errors.js";
-import { readRows } from "./direct-read.js";
+import { directRows } from "./direct-statement.js";
 import { beyondCursor, decodeTaskCursor, encodeTaskCursor, ORDER_KEY_FIELD, orderBySql, type TaskOrder, type TaskOrderField } from "./task-order.js";
 import { taskFilterSql, userZoneFrom, type TaskFilter } from "./task-query.js";
 import { TASK_COLUMNS, taskColumns, taskFromRow, type TaskField, type TaskRow } from "./tasks.js";
@@ -49,7 +49,7 @@ export async function listTaskPage(
   const conditions = [taskFilterSql(userId, filter)];
   if (page.after) conditions.push(beyondCursor(order, decodeTaskCursor(page.after, order, "after")));
   if (page.before) conditions.push(beyondCursor(order, decodeTaskCursor(page.before, order, "before"), true));
-  const rows = await readRows<TaskRow>(
+  const rows = await directRows<TaskRow>(
     db,
     Prisma.sql`
     SELECT ${pageColumns(fields, order.field)} FROM tasks, ${userZoneFrom(userId)}

@@ -1,6 +1,7 @@
 import type { Db } from "../db/client.js";
 import { Prisma, type Conversation, type Message, type Turn } from "../generated/prisma/client.js";
 import { takeTokenSql, type RateLimit } from "./rate-limits.js";
+import { directRows } from "./direct-statement.js";
 import { DEFAULT_TIMEZONE } from "./user-settings.js";
 import { fromJsonRow, insertMessagesFrom, messagesJson } from "./turn-writes.js";
 
@@ -114,7 +115,9 @@ function outcomeOf(row: OpenRow | undefined, request: OpenRequest): OpenOutcome 
 export async function openInNewConversation(db: Db, title: string, request: OpenRequest): Promise<OpenOutcome> {
   const duplicate = duplicateSql(request);
   const charge = chargeParts(request, Prisma.sql`NOT ${duplicate}`);
-  const [row] = await db.$queryRaw<OpenRow[]>`
+  const [row] = await directRows<OpenRow>(
+    db,
+    Prisma.sql`
     WITH ${charge.cte},
     conv AS (
       INSERT INTO conversations (user_id, title, last_seq, turn_lease_id, turn_lease_expires_at)
@@ -122,7 +125,8 @@ export async function openInNewConversation(db: Db, title: string, request: Open
       WHERE NOT ${duplicate} AND ${charge.taken}
       RETURNING *
     ), ${messageAndTurn(request)}
-    SELECT ${openedColumns(request.userId)}, ${duplicate} AS duplicate, TRUE AS owned, TRUE AS free, FALSE AS waiting`;
+    SELECT ${openedColumns(request.userId)}, ${duplicate} AS duplicate, TRUE AS owned, TRUE AS free, FALSE AS waiting`,
+  );
   return outcomeOf(row, request);
 }
 
@@ -140,7 +144,9 @@ export async function openInConversation(db: Db, conversationId: string, request
   const duplicate = duplicateSql(request);
   const open = Prisma.sql`EXISTS (SELECT 1 FROM conversations c WHERE ${conversation} AND ${free}) AND NOT ${waiting} AND NOT ${duplicate}`;
   const charge = chargeParts(request, open);
-  const [row] = await db.$queryRaw<OpenRow[]>`
+  const [row] = await directRows<OpenRow>(
+    db,
+    Prisma.sql`
     WITH ${charge.cte},
     conv AS (
       UPDATE conversations c
@@ -153,6 +159,7 @@ export async function openInConversation(db: Db, conversationId: string, request
     SELECT ${openedColumns(request.userId)},
       ${duplicate} AS duplicate, ${waiting} AS waiting,
       EXISTS (SELECT 1 FROM conversations c WHERE ${conversation}) AS owned,
-      EXISTS (SELECT 1 FROM conversations c WHERE ${conversation} AND ${free}) AS free`;
+      EXISTS (SELECT 1 FROM conversations c WHERE ${conversation} AND ${free}) AS free`,
+  );
   return outcomeOf(row, request);
 }

@@ -1,5 +1,6 @@
 import type { Db, DbClient } from "../db/client.js";
 import { Prisma, type Conversation, type Message, type MessageStatus, type Turn, type TurnStatus } from "../generated/prisma/client.js";
+import { directRows } from "./direct-statement.js";
 import type { NewMessage } from "./messages.js";
 
 /**
@@ -161,7 +162,7 @@ interface WrittenRow {
  * answer settled, messages appended at the next seqs, the lease given back.
  */
 export async function writeAsTurn(db: DbClient, turn: TurnScope, write: TurnWrite): Promise<TurnWritten | WriteRefused> {
-  const [row] = await db.$queryRaw<WrittenRow[]>(turnWriteSql(turn, write));
+  const [row] = await directRows<WrittenRow>(db, turnWriteSql(turn, write));
   if (!row?.fresh) return "ids-in-use";
   if (!row.turn || !row.conversation) return "not-writable";
   return {
@@ -181,7 +182,9 @@ export async function writeAsTurn(db: DbClient, turn: TurnScope, write: TurnWrit
  * last_seq is always one still streaming. Null when the turn may no longer write.
  */
 export async function startAnswerRow(db: Db, turn: TurnScope, content: string): Promise<Message | null> {
-  const [row] = await db.$queryRaw<{ message: Record<string, unknown> }[]>`
+  const [row] = await directRows<{ message: Record<string, unknown> }>(
+    db,
+    Prisma.sql`
     WITH guard AS (
       SELECT id FROM turns WHERE id = ${turn.id}::uuid AND status = 'RUNNING' AND cancel_requested_at IS NULL FOR UPDATE
     ), conv AS (
@@ -192,6 +195,7 @@ export async function startAnswerRow(db: Db, turn: TurnScope, content: string): 
       SELECT id, ${turn.userId}, last_seq + 1, 'assistant', ${content}, 'STREAMING' FROM conv
       RETURNING *
     )
-    SELECT to_jsonb(inserted) AS message FROM inserted`;
+    SELECT to_jsonb(inserted) AS message FROM inserted`,
+  );
   return row ? fromJsonRow<Message>(row.message) : null;
 }

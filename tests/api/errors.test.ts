@@ -94,7 +94,7 @@ describe("an unexpected failure", () => {
     const entries = captured.lines.map((line) => JSON.parse(line) as LogEntry);
     const logged = entries.find((entry) => entry.msg === "unexpected error in a GraphQL operation");
     expect(logged?.path).toEqual(["tasks"]);
-    // The list is read on the pg pool directly (domain/direct-read.ts): node-postgres' own error, with its SQLSTATE.
+    // The list is read on the pg pool directly (domain/direct-statement.ts): node-postgres' own error, with its SQLSTATE.
     expect(logged?.err?.type).toBe("DatabaseError");
     expect(logged?.err?.code).toBe("42P01");
     expect(logged?.err?.message).toBe('relation "tasks" does not exist');
@@ -150,7 +150,7 @@ describe("an unreachable database", () => {
     const entries = captured.lines.map((line) => JSON.parse(line) as LogEntry & { level: number });
     const logged = entries.find((entry) => entry.msg === "database unavailable");
     expect(logged?.level).toBe(40);
-    // The list's direct read (domain/direct-read.ts): node-postgres' connection error as it is.
+    // The list's direct read (domain/direct-statement.ts): node-postgres' connection error as it is.
     expect(logged?.err?.code).toBe("ECONNREFUSED");
     expect(logged?.err?.port).toBe(port);
     const all = captured.lines.join("\n");

@@ -4,8 +4,10 @@ import type { AddressInfo } from "node:net";
 /**
  * A TCP proxy between a client (the API's pg pool) and Postgres that counts
  * the statements the client sends, at the wire: each simple-protocol Query
- * ('Q') and each extended-protocol Execute ('E', one per Parse/Bind/Execute
- * round) is one statement. BEGIN and COMMIT are statements too (pg sends
+ * ('Q') and each extended-protocol Execute ('E', one per Bind/Execute round)
+ * is one statement, named by the SQL its Bind's prepared statement was parsed
+ * from (a named statement, domain/direct-statement.ts, is parsed once per
+ * connection and then only bound). BEGIN and COMMIT are statements too (pg sends
  * them as simple Queries), so a transaction costs two more than its body:
  * the same count as bench B4's (which adds a BEGIN to each COMMIT Prisma logs).
  * The server's answers pass through untouched and are not parsed.
@@ -23,8 +25,10 @@ export interface StatementCounter {
 function frontendParser(onStatement: (sql: string) => void): (chunk: Buffer) => void {
   let buffered = Buffer.alloc(0);
   let started = false;
-  /** The SQL of the last Parse: Execute runs it (pg sends one unnamed statement per query). */
-  let parsed = "";
+  /** The SQL of each prepared statement this connection parsed, by name ("" the unnamed one). */
+  const parsed = new Map<string, string>();
+  /** The SQL the last Bind bound: Execute runs it. */
+  let bound = "";
   return (chunk) => {
     buffered = Buffer.concat([buffered, chunk]);
     for (;;) {
@@ -44,8 +48,9 @@ function frontendParser(onStatement: (sql: string) => void): (chunk: Buffer) => 
       const body = buffered.subarray(5, 1 + length);
       buffered = buffered.subarray(1 + length);
       if (type === "Q") onStatement(cString(body, 0));
-      if (type === "P") parsed = cString(body, body.indexOf(0) + 1);
-      if (type === "E") onStatement(parsed);
+      if (type === "P") parsed.set(cString(body, 0), cString(body, body.indexOf(0) + 1));
+      if (type === "B") bound = parsed.get(cString(body, body.indexOf(0) + 1)) ?? "";
+      if (type === "E") onStatement(bound);
     }
   };
 }
