@@ -1,7 +1,7 @@
 import type { DbClient } from "../db/client.js";
 import { Prisma, type Task } from "../generated/prisma/client.js";
 import { badInput } from "../lib/errors.js";
-import { directRows } from "./direct-statement.js";
+import { directRows, StatementNames } from "./direct-statement.js";
 import { beyondCursor, decodeTaskCursor, encodeTaskCursor, ORDER_KEY_FIELD, orderBySql, type TaskOrder, type TaskOrderField } from "./task-order.js";
 import { taskFilterSql, userZoneFrom, type TaskFilter } from "./task-query.js";
 import { TASK_COLUMNS, taskColumns, taskFromRow, type TaskField, type TaskRow } from "./tasks.js";
@@ -56,6 +56,8 @@ export async function listTaskPage(
     WHERE ${Prisma.join(conditions, " AND ")}
     ORDER BY ${orderBySql(order, backward)}
     LIMIT ${size + 1}`,
+    // A search's plan depends on its words (how many rows they match): it is planned with them every time.
+    filter.search ? undefined : PAGE_STATEMENTS,
   );
   const more = rows.length > size;
   const tasks = rows.slice(0, size).map(taskFromRow);
@@ -76,6 +78,9 @@ export async function listTaskPage(
     },
   };
 }
+
+/** The names of the pages' statements, apart from the turn's: a client's documents choose a page's columns, filter and order. */
+const PAGE_STATEMENTS = new StatementNames("page", 100);
 
 /** The columns a page reads, per set of fields (the schema hands out one set per document) and order. */
 const PAGE_COLUMNS = new WeakMap<ReadonlySet<TaskField>, Map<TaskOrderField, Prisma.Sql>>();

@@ -98,6 +98,8 @@ interface Cursor {
 }
 
 export function encodeTaskCursor(order: TaskOrder, row: TaskKeys): string {
+  // A row read without its order's key (task-list.ts selects it) would make a cursor that silently points elsewhere.
+  if (row[ORDER_KEY_FIELD[order.field]] === undefined) throw new Error(`a ${order.field} cursor needs the row's ${ORDER_KEY_FIELD[order.field]}`);
   const body = JSON.stringify([order.field, order.direction, COLUMNS[order.field].keyOf(row), row.id]);
   return Buffer.from(CURSOR_PREFIX + body, "utf8").toString("base64");
 }

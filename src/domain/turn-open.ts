@@ -3,7 +3,7 @@ import { Prisma, type Conversation, type Message, type Turn } from "../generated
 import { takeTokenSql, type RateLimit } from "./rate-limits.js";
 import { directRows } from "./direct-statement.js";
 import { DEFAULT_TIMEZONE } from "./user-settings.js";
-import { fromJsonRow, insertMessagesFrom, messagesJson } from "./turn-writes.js";
+import { fromJsonRow, insertMessagesFrom, messagesJson, TURN_STATEMENTS } from "./turn-writes.js";
 
 /**
  * Opening a turn in one statement (issue 26): the rate-limit token, the
@@ -126,6 +126,7 @@ export async function openInNewConversation(db: Db, title: string, request: Open
       RETURNING *
     ), ${messageAndTurn(request)}
     SELECT ${openedColumns(request.userId)}, ${duplicate} AS duplicate, TRUE AS owned, TRUE AS free, FALSE AS waiting`,
+    TURN_STATEMENTS,
   );
   return outcomeOf(row, request);
 }
@@ -160,6 +161,7 @@ export async function openInConversation(db: Db, conversationId: string, request
       ${duplicate} AS duplicate, ${waiting} AS waiting,
       EXISTS (SELECT 1 FROM conversations c WHERE ${conversation}) AS owned,
       EXISTS (SELECT 1 FROM conversations c WHERE ${conversation} AND ${free}) AS free`,
+    TURN_STATEMENTS,
   );
   return outcomeOf(row, request);
 }

@@ -1,6 +1,6 @@
 import type { Db, DbClient } from "../db/client.js";
 import { Prisma, type Conversation, type Message, type MessageStatus, type Turn, type TurnStatus } from "../generated/prisma/client.js";
-import { directRows } from "./direct-statement.js";
+import { directRows, StatementNames } from "./direct-statement.js";
 import type { NewMessage } from "./messages.js";
 
 /**
@@ -149,6 +149,9 @@ function turnWriteSql(turn: TurnScope, write: TurnWrite): Prisma.Sql {
       (SELECT COALESCE(jsonb_agg(to_jsonb(w) ORDER BY w.seq), '[]'::jsonb) FROM (SELECT * FROM settled UNION ALL SELECT * FROM appended) w) AS messages`;
 }
 
+/** The names of a turn's statements: their texts vary only with the code's few shapes (see direct-statement.ts). */
+export const TURN_STATEMENTS = new StatementNames("turn", 64);
+
 interface WrittenRow {
   fresh: boolean;
   turn: Record<string, unknown> | null;
@@ -162,7 +165,7 @@ interface WrittenRow {
  * answer settled, messages appended at the next seqs, the lease given back.
  */
 export async function writeAsTurn(db: DbClient, turn: TurnScope, write: TurnWrite): Promise<TurnWritten | WriteRefused> {
-  const [row] = await directRows<WrittenRow>(db, turnWriteSql(turn, write));
+  const [row] = await directRows<WrittenRow>(db, turnWriteSql(turn, write), TURN_STATEMENTS);
   if (!row?.fresh) return "ids-in-use";
   if (!row.turn || !row.conversation) return "not-writable";
   return {
@@ -196,6 +199,7 @@ export async function startAnswerRow(db: Db, turn: TurnScope, content: string): 
       RETURNING *
     )
     SELECT to_jsonb(inserted) AS message FROM inserted`,
+    TURN_STATEMENTS,
   );
   return row ? fromJsonRow<Message>(row.message) : null;
 }
