@@ -139,6 +139,16 @@ const LEVERS: Record<string, Lever> = {
   "all-columns": {
     patches: [{ file: "src/schema/task.ts", find: "args, pageFields(info));", replace: "args, void info);" }],
   },
+  /** The cost limit walking every document on every request again, variables or not (src/server/limits/query-cost.ts). */
+  "cost-per-request": {
+    patches: [
+      {
+        file: "src/server/limits/query-cost.ts",
+        find: "  if (operation.variableDefinitions?.length) return walk();\n",
+        replace: "  return walk();\n",
+      },
+    ],
+  },
   /** The list read without the user's time zone in its FROM (only the overdue filter reads it). */
   "no-zone": {
     patches: [

@@ -71,6 +71,32 @@ describe("query limits", () => {
     expect(message).toMatch(/^Query cost 20301 exceeds the limit of 5000 \(GRAPHQL_MAX_COST\)/);
   });
 
+  it("should refuse a costly document without variables every time it is sent (its cost is kept per document)", async () => {
+    const query = `query { conversations(first: 100) { edges { node { messages(first: 60) { edges { node { id } } } } } } }`;
+    for (let attempt = 0; attempt < 3; attempt += 1) {
+      const [message] = await refusedWithoutSql(query);
+      expect(message).toMatch(/^Query cost 12301 exceeds the limit of 5000 \(GRAPHQL_MAX_COST\)/);
+    }
+  });
+
+  it("should cost each operation of one document on its own", async () => {
+    const document = `query Big { conversations(first: 100) { edges { node { messages(first: 100) { edges { node { id } } } } } } }
+      query Small { conversations(first: 2) { edges { node { id } } } }`;
+    for (const [operationName, refused] of [
+      ["Big", true],
+      ["Small", false],
+      ["Big", true],
+    ] as const) {
+      const response = await fetch(server.url, {
+        method: "POST",
+        headers: { "content-type": "application/json", authorization: `Bearer ${user.token}` },
+        body: JSON.stringify({ query: document, operationName }),
+      });
+      const body = (await response.json()) as { errors?: { message: string }[] };
+      expect(body.errors?.some((error) => error.message.includes("GRAPHQL_MAX_COST")) ?? false, operationName).toBe(refused);
+    }
+  });
+
   it("should count page sizes given in variables", async () => {
     const query = `query ($a: Int, $b: Int) { conversations(first: $a) { edges { node { messages(last: $b) { edges { node { id } } } } } } }`;
     const [message] = await refusedWithoutSql(query, { a: 100, b: 100 });

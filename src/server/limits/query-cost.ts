@@ -46,8 +46,24 @@ export function operationCost(
   if (!operation) return 0;
   const root = schema.getRootType(operation.operation);
   if (!root) return 0;
-  const walker = new CostWalker(schema, fragments, variables ?? {});
-  return walker.selectionSet(operation.selectionSet, root);
+  const walk = () => new CostWalker(schema, fragments, variables ?? {}).selectionSet(operation.selectionSet, root);
+  // Without variables an operation's cost is its document's: kept per document (the parse cache and
+  // the trusted documents hand the same one out again), it is not walked on every request.
+  if (operation.variableDefinitions?.length) return walk();
+  const known = constantCosts(schema, document);
+  let cost = known.get(operation);
+  if (cost === undefined) known.set(operation, (cost = walk()));
+  return cost;
+}
+
+const CONSTANT_COSTS = new WeakMap<GraphQLSchema, WeakMap<DocumentNode, Map<OperationDefinitionNode, number>>>();
+
+function constantCosts(schema: GraphQLSchema, document: DocumentNode): Map<OperationDefinitionNode, number> {
+  let byDocument = CONSTANT_COSTS.get(schema);
+  if (byDocument === undefined) CONSTANT_COSTS.set(schema, (byDocument = new WeakMap()));
+  let costs = byDocument.get(document);
+  if (costs === undefined) byDocument.set(document, (costs = new Map()));
+  return costs;
 }
 
 class CostWalker {
