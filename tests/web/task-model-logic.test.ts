@@ -1,6 +1,7 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { normalizeLabels } from "../../src/domain/bounds.js";
+import { instantOfWallTime } from "../../src/lib/zoned-time.js";
 import { withLabels } from "../../web/src/labels.js";
 import { localParts, zonedInstant } from "../../web/src/zoned-date.js";
 
@@ -27,6 +28,33 @@ describe("due dates in the viewer's zone (web/src/zoned-date.ts)", () => {
 
   it("should move a time in a spring-forward gap to just after it (02:30 in Berlin on 29 March 2026 is 03:30 CEST)", () => {
     expect(zonedInstant("2026-03-29", "02:30", "Europe/Berlin").toISOString()).toBe("2026-03-29T01:30:00.000Z");
+  });
+
+  it("should take the earlier of a time the clocks show twice (02:30 in Berlin on 25 October 2026 is 02:30 CEST)", () => {
+    expect(zonedInstant("2026-10-25", "02:30", "Europe/Berlin").toISOString()).toBe("2026-10-25T00:30:00.000Z");
+    expect(zonedInstant("2026-11-01", "01:30", "America/New_York").toISOString()).toBe("2026-11-01T05:30:00.000Z");
+  });
+
+  it("should name the instant the server names for every quarter hour of days the clocks change", () => {
+    const days: [string, string][] = [
+      ["Europe/Berlin", "2026-03-29"],
+      ["Europe/Berlin", "2026-10-25"],
+      ["America/New_York", "2026-03-08"],
+      ["America/New_York", "2026-11-01"],
+      // Half-hour shifts, and the southern hemisphere.
+      ["Australia/Lord_Howe", "2026-04-05"],
+      ["Australia/Lord_Howe", "2026-10-04"],
+      ["America/Santiago", "2026-04-05"],
+      ["Asia/Kolkata", "2026-10-25"],
+    ];
+    for (const [zone, date] of days) {
+      for (let minutes = 0; minutes < 24 * 60; minutes += 15) {
+        const time = `${String(Math.floor(minutes / 60)).padStart(2, "0")}:${String(minutes % 60).padStart(2, "0")}`;
+        const [year, month, day] = date.split("-").map(Number) as [number, number, number];
+        const server = instantOfWallTime({ year, month, day, hour: Math.floor(minutes / 60), minute: minutes % 60, second: 0 }, zone);
+        expect(zonedInstant(date, time, zone).getTime(), `${zone} ${date} ${time}`).toBe(server);
+      }
+    }
   });
 });
 

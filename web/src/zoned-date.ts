@@ -53,17 +53,24 @@ export function localParts(instant: Date | string | number, zone: string): Local
   return { date: `${pad(f.year, 4)}-${pad(f.month)}-${pad(f.day)}`, time: `${pad(f.hour)}:${pad(f.minute)}` };
 }
 
+const DAY_MS = 86_400_000;
+
 /**
- * The instant at which the zone's clocks show `date` `time`. Two passes over
- * the offset, so a date across a DST change gets that day's offset; a time in
- * a spring-forward gap lands just after it.
+ * The instant at which the zone's clocks show `date` `time`, resolved as the
+ * server resolves a wall time (src/lib/zoned-time.ts, Temporal's
+ * "compatible"): a time the clocks show twice (they fall back) is the
+ * earlier; one they skip (they spring forward) moves on by the gap. So a due
+ * time typed here and the same words sent to the assistant name one instant.
  */
 export function zonedInstant(date: string, time: string, zone: string): Date {
   const [year = 0, month = 1, day = 1] = date.split("-").map(Number);
   const [hour = 0, minute = 0] = time.split(":").map(Number);
   const wall = Date.UTC(year, month - 1, day, hour, minute);
-  const guess = wall - offsetAt(wall, zone);
-  return new Date(wall - offsetAt(guess, zone));
+  // The offsets a day either side: around one change, the two the wall time can have.
+  const before = offsetAt(wall - DAY_MS, zone);
+  const after = offsetAt(wall + DAY_MS, zone);
+  const shown = [wall - before, wall - after].filter((instant) => instant + offsetAt(instant, zone) === wall);
+  return new Date(shown.length > 0 ? Math.min(...shown) : wall - before);
 }
 
 /** Whether `zone` is a time zone this browser knows. */
