@@ -52,7 +52,7 @@ const LEVERS: Record<string, Lever> = {
   },
   "no-parse-validate-cache": {
     patches: [
-      { file: "src/server/app.ts", find: "    multipart: false,\n", replace: "    multipart: false,\n    parserAndValidationCache: false,\n" },
+      { file: "src/server/yoga.ts", find: "    multipart: false,\n", replace: "    multipart: false,\n    parserAndValidationCache: false,\n" },
     ],
   },
   "no-query-plan-cache": {
@@ -129,7 +129,7 @@ const LEVERS: Record<string, Lever> = {
     patches: [
       {
         file: "src/domain/task-list.ts",
-        find: "    SELECT ${TASK_COLUMNS} FROM tasks, ${userZoneFrom(userId)}\n    WHERE ${Prisma.join(conditions",
+        find: "    SELECT ${pageColumns(fields, order.field)} FROM tasks, ${userZoneFrom(userId)}\n    WHERE ${Prisma.join(conditions",
         replace:
           "    SELECT tasks.id, tasks.user_id, tasks.title, tasks.description, tasks.completed, tasks.created_at, tasks.updated_at FROM tasks\n    WHERE ${Prisma.join(conditions",
       },
@@ -154,8 +154,8 @@ const LEVERS: Record<string, Lever> = {
     patches: [
       {
         file: "src/domain/task-list.ts",
-        find: "    SELECT ${TASK_COLUMNS} FROM tasks, ${userZoneFrom(userId)}\n",
-        replace: "    SELECT ${TASK_COLUMNS} FROM tasks\n",
+        find: "    SELECT ${pageColumns(fields, order.field)} FROM tasks, ${userZoneFrom(userId)}\n",
+        replace: "    SELECT ${pageColumns(fields, order.field)} FROM tasks\n",
       },
     ],
   },
