@@ -41,12 +41,14 @@ export async function directRows<T>(db: DbClient, query: Prisma.Sql, names?: Sta
 const STALE_PLAN = "0A000";
 
 async function run<T>(pool: pg.Pool, query: Prisma.Sql, name: string | undefined): Promise<T[]> {
+  const send = async (as: string | undefined) =>
+    (await pool.query<T & Record<string, unknown>>({ text: query.text, values: query.values, name: as })).rows;
   try {
-    return (await pool.query<T & Record<string, unknown>>({ text: query.text, values: query.values, name })).rows;
+    return await send(name);
   } catch (error) {
     // The pool drops the connection that failed; the statement runs unnamed once, so no request sees a migration.
     if (name === undefined || (error as { code?: unknown }).code !== STALE_PLAN) throw error;
-    return (await pool.query<T & Record<string, unknown>>({ text: query.text, values: query.values })).rows;
+    return send(undefined);
   }
 }
 
